@@ -1,0 +1,78 @@
+/**
+ * Ports: the small interfaces the handlers depend on. Adapters implement them
+ * for AWS (MultiChain on ECS, bitcoind on ECS, DynamoDB) and for the embedded
+ * cloud (embedded ledger, bcoin regtest in memory, dynalite).
+ */
+import type { Json } from '../core/types.ts';
+
+export type StreamName = 'domains' | 'obligations' | 'settlements';
+export const STREAMS: readonly StreamName[] = ['domains', 'obligations', 'settlements'];
+
+export interface LedgerItem {
+  stream: StreamName;
+  keys: string[];
+  data: Json;
+  /** Transaction id (MultiChain txid, or the embedded entry hash). */
+  txid: string;
+  /** Publishing address. */
+  publisher: string;
+  /** Confirmations (embedded ledger: always >= 1). */
+  confirmations: number;
+  /** Block time or append time, epoch ms. */
+  time: number;
+}
+
+export interface PublishResult {
+  txid: string;
+  /** True when an item with the same idempotency id already was on the stream: nothing was written. */
+  duplicate: boolean;
+}
+
+export interface Ledger {
+  /** Create (if missing) and subscribe to every stream. Idempotent. */
+  ensureStreams(): Promise<void>;
+  /**
+   * Publish `data` under `keys`. `id` is the idempotency id: it is added as the
+   * first key, and if an item with that key already is on the stream nothing is
+   * written and `duplicate` is true. Readers also dedupe by id (first wins), so a
+   * race between two publishers is harmless.
+   */
+  publish(stream: StreamName, id: string, keys: string[], data: Json): Promise<PublishResult>;
+  /** Items with this key, oldest first. */
+  listByKey(stream: StreamName, key: string): Promise<LedgerItem[]>;
+  /** All items, oldest first, from position `start` (0-based), at most `count`. */
+  list(stream: StreamName, start?: number, count?: number): Promise<LedgerItem[]>;
+  health(): Promise<{ ok: boolean; detail: string }>;
+  close(): Promise<void>;
+}
+
+export interface IncomingPayment {
+  txid: string;
+  address: string;
+  amount: number; // sats
+  confirmations: number;
+}
+
+export interface PreparedTx {
+  txid: string;
+  /** Signed raw transaction, hex: broadcasting it again is harmless. */
+  hex: string;
+}
+
+export interface Payments {
+  newAddress(label?: string): Promise<string>;
+  /** Confirmed + unconfirmed spendable balance, sats. */
+  balance(): Promise<number>;
+  /** Build, fund and sign (but do not broadcast) one transaction paying every output. */
+  prepareSendMany(outputs: Record<string, number>): Promise<PreparedTx>;
+  /** Broadcast a prepared transaction; idempotent (already-known is success). Returns txid. */
+  broadcast(hex: string): Promise<string>;
+  /** null when the wallet does not know the transaction. */
+  getTransaction(txid: string): Promise<{ txid: string; confirmations: number } | null>;
+  /** Payments received by this wallet's addresses (listsinceblock / listreceived). */
+  receivedSince(cursor?: string): Promise<{ payments: IncomingPayment[]; cursor: string }>;
+  /** Regtest only: mine `blocks` blocks to `address` (or a fresh one). */
+  mine(blocks: number, address?: string): Promise<string[]>;
+  health(): Promise<{ ok: boolean; detail: string }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+/**
+ * Typed rejections, after Interledger's error classes:
+ * - final (F): the request is wrong and will never succeed as sent;
+ * - temporary (T): it may succeed later without change (e.g. credit frees up);
+ * - retry (R): a dependency failed; send the same thing again.
+ * They are mapped to HTTP and MQTT replies in exactly one place (functions/shared/errors.ts).
+ */
+export type ErrorClass = 'final' | 'temporary' | 'retry';
+
+export class ObligationError extends Error {
+  readonly code: string;
+  readonly errorClass: ErrorClass;
+  readonly details: Record<string, unknown> | undefined;
+  constructor(code: string, errorClass: ErrorClass, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.errorClass = errorClass;
+    this.details = details;
+  }
+  toJSON(): { code: string; class: ErrorClass; message: string; details?: Record<string, unknown> } {
+    return this.details === undefined
+      ? { code: this.code, class: this.errorClass, message: this.message }
+      : { code: this.code, class: this.errorClass, message: this.message, details: this.details };
+  }
+}
+
+const define = (code: string, errorClass: ErrorClass) =>
+  class extends ObligationError {
+    static readonly code = code;
+    constructor(message: string, details?: Record<string, unknown>) {
+      super(code, errorClass, message, details);
+    }
+  };
+
+/** Input is not well-formed or not canonical. */
+export class MalformedError extends define('F00_MALFORMED', 'final') {}
+/** A signature does not verify. */
+export class BadSignatureError extends define('F01_BAD_SIGNATURE', 'final') {}
+/** The device credential is invalid, of the wrong domain, or not valid now. */
+export class BadCredentialError extends define('F02_BAD_CREDENTIAL', 'final') {}
+/** The obligation or offer has expired, or its dates are inconsistent. */
+export class ExpiredError extends define('F03_EXPIRED', 'final') {}
+/** The obligation id or device sequence has been seen before. */
+export class ReplayError extends define('F04_REPLAY', 'final') {}
+/** prev/seq do not continue the device's chain. */
+export class ChainBreakError extends define('F05_CHAIN_BREAK', 'final') {}
+/** The obligation does not match the offer (price, provider, service, payTo). */
+export class OfferMismatchError extends define('F06_OFFER_MISMATCH', 'final') {}
+/** An unknown domain (no record on the ledger). */
+export class UnknownDomainError extends define('F07_UNKNOWN_DOMAIN', 'final') {}
+/** The caller is not allowed to do this. */
+export class ForbiddenError extends define('F08_FORBIDDEN', 'final') {}
+/** The thing asked for does not exist. */
+export class NotFoundError extends define('F09_NOT_FOUND', 'final') {}
+/** The consumer domain's reputation is below the provider's threshold. */
+export class ReputationTooLowError extends define('T01_REPUTATION_TOO_LOW', 'temporary') {}
+/** Outstanding + amount would exceed the consumer domain's (or device's) credit limit. */
+export class OverCreditError extends define('T02_OVER_CREDIT', 'temporary') {}
+/** A dependency (ledger, bitcoind, store) is unavailable; retry the same request. */
+export class UnavailableError extends define('R01_UNAVAILABLE', 'retry') {}
+/** A concurrent write won; retry the same request. */
+export class ConflictError extends define('R02_CONFLICT', 'retry') {}

@@ -1,0 +1,130 @@
+/**
+ * The data of the obligation chain. Everything here is plain JSON so that the
+ * canonical encoding (core/canonical.ts) can hash and sign it.
+ * Amounts are integer satoshis; times are epoch milliseconds.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export type KeyAlg = 'ed25519' | 'p256';
+
+/** A public key as published: algorithm plus base64url of its SPKI DER encoding. */
+export interface PublicKeyRef {
+  alg: KeyAlg;
+  spki: string;
+}
+
+/** A value with a detached signature over canonical(body). `by` names the signer (a domain or `domain/device`). */
+export interface Signed<T> {
+  body: T;
+  sig: string; // base64url
+  by: string;
+}
+
+/** Published on the `domains` stream when a back-end joins; self-signed with its root key. */
+export interface DomainRecord {
+  version: 1;
+  domain: string;
+  key: PublicKeyRef;
+  /** Ledger address the back-end publishes from (MultiChain address, or a local name). Used by the Sybil guard. */
+  publisher: string;
+  /** Domains this domain declares it operates (self-dealing guard). */
+  operates: string[];
+  createdAt: number;
+}
+
+/** Issued by an SCB to each of its devices: the bridge between trust domains. */
+export interface DeviceCredential {
+  version: 1;
+  domain: string;
+  deviceId: string;
+  deviceKey: PublicKeyRef;
+  /** Per-device cap on a single obligation's amount (sats). */
+  creditLimit: number;
+  notBefore: number;
+  notAfter: number;
+}
+
+/** Signed by the SP domain, handed by an SPD to a requesting SCD. */
+export interface Offer {
+  version: 1;
+  offerId: string;
+  providerDomain: string;
+  providerDevice: string;
+  service: string;
+  price: number;
+  /** Provider's Bitcoin payment address. */
+  payTo: string;
+  /** The consumer device the offer was made to ("domain/device"). */
+  consumer: string;
+  expiresAt: number;
+}
+
+export interface ObligationBody {
+  version: 1;
+  consumerDomain: string;
+  consumerDevice: string;
+  providerDomain: string;
+  providerDevice: string;
+  service: string;
+  amount: number;
+  payTo: string;
+  offerId: string;
+  issuedAt: number;
+  dueBy: number;
+  /** Per-device sequence number, starting at 1. */
+  seq: number;
+  /** id of the device's previous obligation; GENESIS for seq 1. */
+  prev: string;
+  credential: Signed<DeviceCredential>;
+}
+
+export const GENESIS = '0'.repeat(64);
+
+/** The consumer-signed obligation. id = sha256(canonical(body)) in hex. */
+export interface Obligation {
+  id: string;
+  body: ObligationBody;
+  /** SCD signature over canonical(body). */
+  sig: string;
+}
+
+/** The provider's countersignature, published with the obligation. */
+export interface AcceptanceBody {
+  version: 1;
+  obligationId: string;
+  providerDomain: string;
+  payTo: string;
+  acceptedAt: number;
+}
+
+/** What goes on the `obligations` stream: the obligation and its signed acceptance. */
+export interface AcceptedObligation {
+  obligation: Obligation;
+  acceptance: Signed<AcceptanceBody>;
+}
+
+export type ObligationStatus = 'accepted' | 'settling' | 'fulfilled' | 'defaulted';
+
+/** What goes on the `settlements` stream: intent before broadcast, then broadcast, then confirmed. */
+export interface SettlementRecord {
+  version: 1;
+  settlementId: string;
+  consumerDomain: string;
+  phase: 'intent' | 'broadcast' | 'confirmed';
+  txid: string;
+  /** Per provider address, the amount paid and the obligations it covers. */
+  outputs: { payTo: string; providerDomain: string; amount: number; obligationIds: string[] }[];
+  at: number;
+}
+
+/** Per consumer domain counters kept with atomic ADD; see core/reputation.ts. */
+export interface ReputationCounters {
+  /** Faded, amount-weighted fulfilled evidence, stored scaled by lambda^-(t/day) relative to `epoch`. */
+  rScaled: number;
+  sScaled: number;
+  /** Total paid volume (sats), unfaded. */
+  paidVolume: number;
+  /** Accepted but not yet fulfilled or defaulted (sats). */
+  outstanding: number;
+}
