@@ -76,3 +76,8 @@ export interface Payments {
   health(): Promise<{ ok: boolean; detail: string }>;
   close(): Promise<void>;
 }
+
+/** Pushes a message to a device topic (AWS: IoT data plane Publish; local: the embedded broker). */
+export interface Notifier {
+  publish(topic: string, payload: Json, qos?: 0 | 1): Promise<void>;
+}

@@ -1,0 +1,341 @@
+/**
+ * The embedded ledger: an append-only, hash-linked log with MultiChain's
+ * stream/key semantics, kept in memory and (optionally) persisted as one JSON
+ * line per entry. Used by the embedded cloud and by tests in place of
+ * multichaind, which does not run on this machine.
+ *
+ * - Each entry is `{ seq, stream, keys, data, publisher, time, prev, hash }`,
+ *   hash = sha256(sortedStringify(entry without hash)), prev = previous hash
+ *   (GENESIS for the first). The txid of an item is its hash.
+ * - Streams must be created before use. Creation is itself an entry on the
+ *   reserved stream `$create` (keys = [name]), much like MultiChain records a
+ *   stream's creation in a transaction, so a restart knows which streams exist.
+ * - publish is idempotent by id (first key), and appends are serialized
+ *   through a promise chain, so concurrent publishes of one id write once.
+ * - On open the file is replayed and the chain verified. A broken line ends
+ *   the open with LedgerCorruptError naming the line; an unterminated last
+ *   line (a crash during append) is dropped with a warning and cut off.
+ */
+import { createHash } from 'node:crypto';
+import { appendFile, readFile, truncate } from 'node:fs/promises';
+import type { Json } from '../../core/types.ts';
+import { GENESIS } from '../../core/types.ts';
+import { MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import type { Ledger, LedgerItem, PublishResult, StreamName } from '../ports.ts';
+import { STREAMS } from '../ports.ts';
+import { cloneJson, isJson, isRecord, sortedStringify } from './json.ts';
+import { assertKey, checkPublish, checkRange } from './validate.ts';
+
+/** Reserved stream that records stream creation. */
+export const CREATE_STREAM = '$create';
+
+/** One line of the log. */
+export interface LedgerEntry {
+  /** 0-based position in the log. */
+  seq: number;
+  stream: string;
+  keys: string[];
+  data: Json;
+  publisher: string;
+  /** Append time, epoch ms. */
+  time: number;
+  /** Hash of the previous entry, GENESIS for the first. */
+  prev: string;
+  hash: string;
+}
+
+/** The ledger file does not verify (bad JSON, broken hash chain, bad entry). */
+export class LedgerCorruptError extends MalformedError {}
+
+export interface EmbeddedLedgerOptions {
+  /** JSONL path; undefined keeps the log in memory only. */
+  file?: string;
+  /** Default publisher address (e.g. the back-end's domain or ledger address). */
+  publisher: string;
+  /** Clock, epoch ms. */
+  now?: () => number;
+  /** Where replay warnings go (default console.warn). */
+  warn?: (message: string) => void;
+}
+
+/** sha256 over the canonical encoding of the entry without `hash`. */
+export function entryHash(entry: Omit<LedgerEntry, 'hash'>): string {
+  const body: Json = {
+    seq: entry.seq,
+    stream: entry.stream,
+    keys: entry.keys,
+    data: entry.data,
+    publisher: entry.publisher,
+    time: entry.time,
+    prev: entry.prev,
+  };
+  return createHash('sha256').update(sortedStringify(body)).digest('hex');
+}
+
+interface StreamIndex {
+  /** Log positions of the stream's items, oldest first. */
+  items: number[];
+  /** key -> log positions, oldest first. */
+  byKey: Map<string, number[]>;
+}
+
+/** The shared log behind one or more EmbeddedLedger views. */
+class Log {
+  readonly entries: LedgerEntry[] = [];
+  readonly streams = new Map<string, StreamIndex>();
+  available = true;
+  closed = false;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly file: string | undefined,
+    readonly now: () => number,
+  ) {}
+
+  get lastHash(): string {
+    return this.entries.at(-1)?.hash ?? GENESIS;
+  }
+
+  /** Run `task` after every earlier task; a failure does not block later ones. */
+  serialize<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(task, task);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Wait for queued appends. */
+  async drain(): Promise<void> {
+    await this.tail;
+  }
+
+  /** Add an entry to the in-memory indexes (it is already verified). */
+  index(entry: LedgerEntry): void {
+    this.entries.push(entry);
+    const pos = entry.seq;
+    if (entry.stream === CREATE_STREAM) {
+      const name = entry.keys[0];
+      if (name !== undefined && !this.streams.has(name)) this.streams.set(name, { items: [], byKey: new Map() });
+      return;
+    }
+    const s = this.streams.get(entry.stream);
+    if (!s) return; // verify() rejects this before we get here
+    s.items.push(pos);
+    for (const key of entry.keys) {
+      const list = s.byKey.get(key);
+      if (list) list.push(pos);
+      else s.byKey.set(key, [pos]);
+    }
+  }
+
+  /** Build, persist and index a new entry. Call only inside serialize(). */
+  async append(stream: string, keys: string[], data: Json, publisher: string): Promise<LedgerEntry> {
+    const draft = { seq: this.entries.length, stream, keys, data, publisher, time: this.now(), prev: this.lastHash };
+    const entry: LedgerEntry = { ...draft, hash: entryHash(draft) };
+    // One appendFile per entry, line and newline together (no fsync: a crash
+    // can lose or cut the last line, which open() repairs).
+    if (this.file !== undefined) await appendFile(this.file, `${JSON.stringify(entry)}\n`, 'utf8');
+    this.index(entry);
+    return entry;
+  }
+}
+
+/** Check one parsed line against its position and predecessor; returns a reason or null. */
+function entryProblem(value: unknown, seq: number, prev: string, streams: ReadonlySet<string>): string | null {
+  if (!isRecord(value)) return 'not a JSON object';
+  const { stream, keys, data, publisher, time, hash } = value;
+  if (value.seq !== seq) return `seq is ${String(value.seq)}, expected ${seq}`;
+  if (typeof stream !== 'string' || stream.length === 0) return 'bad stream';
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string')) return 'bad keys';
+  if (!isJson(data)) return 'bad data';
+  if (typeof publisher !== 'string') return 'bad publisher';
+  if (typeof time !== 'number' || !Number.isFinite(time)) return 'bad time';
+  if (value.prev !== prev) return 'prev does not link to the previous entry';
+  if (typeof hash !== 'string') return 'bad hash';
+  const expected = entryHash({ seq, stream, keys: keys as string[], data, publisher, time, prev });
+  if (hash !== expected) return 'hash does not match the entry';
+  if (stream !== CREATE_STREAM && !streams.has(stream)) return `stream "${stream}" was never created`;
+  if (Object.keys(value).length !== 8) return 'unexpected fields';
+  return null;
+}
+
+/** Parse and verify the whole file; returns the good entries and where they end. */
+function replay(
+  text: string,
+  file: string,
+): { entries: LedgerEntry[]; goodBytes: number; droppedTail: boolean; needsNewline: boolean } {
+  const entries: LedgerEntry[] = [];
+  const streams = new Set<string>();
+  let offset = 0;
+  let prev = GENESIS;
+  let lineNo = 0;
+  while (offset < text.length) {
+    lineNo += 1;
+    const nl = text.indexOf('\n', offset);
+    const terminated = nl !== -1;
+    const line = terminated ? text.slice(offset, nl) : text.slice(offset);
+    const next = terminated ? nl + 1 : text.length;
+    let parsed: unknown;
+    let problem: string | null;
+    try {
+      parsed = JSON.parse(line);
+      problem = entryProblem(parsed, entries.length, prev, streams);
+    } catch {
+      problem = 'not valid JSON';
+    }
+    if (problem !== null) {
+      // An unterminated last line is a torn append from a crash: drop it.
+      if (!terminated) return { entries, goodBytes: Buffer.byteLength(text.slice(0, offset), 'utf8'), droppedTail: true, needsNewline: false };
+      throw new LedgerCorruptError(`ledger file ${file} line ${lineNo}: ${problem}`, { file, line: lineNo, reason: problem });
+    }
+    const entry = parsed as LedgerEntry;
+    if (entry.stream === CREATE_STREAM && entry.keys[0] !== undefined) streams.add(entry.keys[0]);
+    entries.push(entry);
+    prev = entry.hash;
+    offset = next;
+    if (!terminated) return { entries, goodBytes: Buffer.byteLength(text, 'utf8'), droppedTail: false, needsNewline: true };
+  }
+  return { entries, goodBytes: Buffer.byteLength(text, 'utf8'), droppedTail: false, needsNewline: false };
+}
+
+/**
+ * Ledger port over the embedded log. Several back-ends may share one instance;
+ * `withPublisher` gives each its own publishing address on the same log.
+ */
+export class EmbeddedLedger implements Ledger {
+  private constructor(
+    private readonly log: Log,
+    /** Address this view publishes with. */
+    readonly publisher: string,
+    private readonly owner: boolean,
+  ) {}
+
+  /** Open (and replay) the ledger; with no `file` it lives in memory only. */
+  static async open(opts: EmbeddedLedgerOptions): Promise<EmbeddedLedger> {
+    const log = new Log(opts.file, opts.now ?? Date.now);
+    const warn = opts.warn ?? ((m: string) => console.warn(m));
+    if (opts.file !== undefined) {
+      let text = '';
+      try {
+        text = await readFile(opts.file, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      const result = replay(text, opts.file);
+      if (result.droppedTail) {
+        warn(`embedded ledger: dropped a torn last line in ${opts.file} (kept ${result.entries.length} entries)`);
+        await truncate(opts.file, result.goodBytes);
+      } else if (result.needsNewline) {
+        await appendFile(opts.file, '\n', 'utf8');
+      }
+      for (const entry of result.entries) log.index(entry);
+    }
+    return new EmbeddedLedger(log, opts.publisher, true);
+  }
+
+  /** A view of the same log that publishes as `address`. Closing a view does not close the log. */
+  withPublisher(address: string): EmbeddedLedger {
+    return new EmbeddedLedger(this.log, address, false);
+  }
+
+  /** Simulate the ledger being down (fault tests): every data call throws UnavailableError. */
+  setAvailable(up: boolean): void {
+    this.log.available = up;
+  }
+
+  /** Number of entries in the log (stream creations included). */
+  size(): number {
+    return this.log.entries.length;
+  }
+
+  /** Recheck the whole in-memory chain; throws LedgerCorruptError on the first bad entry. */
+  verify(): void {
+    const streams = new Set<string>();
+    let prev = GENESIS;
+    this.log.entries.forEach((entry, i) => {
+      const problem = entryProblem(entry, i, prev, streams);
+      if (problem !== null) throw new LedgerCorruptError(`ledger entry ${i}: ${problem}`, { seq: i, reason: problem });
+      if (entry.stream === CREATE_STREAM && entry.keys[0] !== undefined) streams.add(entry.keys[0]);
+      prev = entry.hash;
+    });
+  }
+
+  /** A copy of every entry, oldest first (for audits and tests). */
+  entries(): LedgerEntry[] {
+    return this.log.entries.map((e) => ({ ...e, keys: [...e.keys], data: cloneJson(e.data) }));
+  }
+
+  async ensureStreams(): Promise<void> {
+    this.guard();
+    await this.log.serialize(async () => {
+      for (const name of STREAMS) {
+        if (!this.log.streams.has(name)) await this.log.append(CREATE_STREAM, [name], null, this.publisher);
+      }
+    });
+  }
+
+  async publish(stream: StreamName, id: string, keys: string[], data: Json): Promise<PublishResult> {
+    this.guard();
+    const checked = checkPublish(id, keys, data);
+    const copy = cloneJson(checked.data);
+    return this.log.serialize(async () => {
+      this.guard();
+      const s = this.stream(stream);
+      const existing = s.byKey.get(id)?.[0];
+      if (existing !== undefined) return { txid: this.log.entries[existing]!.hash, duplicate: true };
+      const entry = await this.log.append(stream, checked.keys, copy, this.publisher);
+      return { txid: entry.hash, duplicate: false };
+    });
+  }
+
+  async listByKey(stream: StreamName, key: string): Promise<LedgerItem[]> {
+    this.guard();
+    assertKey(key);
+    const positions = this.stream(stream).byKey.get(key) ?? [];
+    return positions.map((p) => this.item(stream, p));
+  }
+
+  async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {
+    this.guard();
+    checkRange(start, count);
+    const items = this.stream(stream).items;
+    const end = count === Infinity ? items.length : Math.min(items.length, start + count);
+    return items.slice(start, end).map((p) => this.item(stream, p));
+  }
+
+  async health(): Promise<{ ok: boolean; detail: string }> {
+    if (this.log.closed) return { ok: false, detail: 'embedded ledger closed' };
+    if (!this.log.available) return { ok: false, detail: 'embedded ledger marked unavailable' };
+    const where = this.log.file ?? 'memory';
+    return { ok: true, detail: `embedded ledger (${where}): ${this.log.entries.length} entries, head ${this.log.lastHash.slice(0, 12)}` };
+  }
+
+  /** Wait for pending appends, then refuse further calls. A view's close only drains. */
+  async close(): Promise<void> {
+    await this.log.drain();
+    if (this.owner) this.log.closed = true;
+  }
+
+  private guard(): void {
+    if (this.log.closed) throw new UnavailableError('embedded ledger is closed');
+    if (!this.log.available) throw new UnavailableError('embedded ledger is unavailable');
+  }
+
+  private stream(name: string): StreamIndex {
+    const s = name === CREATE_STREAM ? undefined : this.log.streams.get(name);
+    if (!s) throw new NotFoundError(`stream "${name}" does not exist`, { stream: name });
+    return s;
+  }
+
+  private item(stream: StreamName, pos: number): LedgerItem {
+    const e = this.log.entries[pos]!;
+    return {
+      stream,
+      keys: [...e.keys],
+      data: cloneJson(e.data),
+      txid: e.hash,
+      publisher: e.publisher,
+      confirmations: 1,
+      time: e.time,
+    };
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * Ledger port over MultiChain's JSON-RPC API (multichaind on ECS).
+ *
+ * Honest note: no multichaind binary runs on this machine (see
+ * /work/shared/notes/feasibility.md), so this adapter is tested only against
+ * fixtures shaped like MultiChain's documented responses
+ * (test/fixtures/multichain) and a stateful fake server; it has not been run
+ * against a real node.
+ *
+ * API facts relied on (multichain.com/developers/json-rpc-api and the
+ * MultiChain source, src/rpc/rpcprotocol.h, rpcstreams.cpp, rpcwallet*.cpp):
+ * - Transport: HTTP POST of `{"method","params","id","chain_name"}` with basic
+ *   access authentication (rpcuser/rpcpassword from multichain.conf).
+ *   A bad password gets HTTP 401 with no JSON body. A JSON-RPC error comes back
+ *   as HTTP 500 (404 for -32601 method not found, 400 for -32600) with body
+ *   `{"result":null,"error":{"code","message"},"id"}` (JSONErrorReply).
+ * - `liststreams (streams="*" verbose=false count start)` -> [{name, createtxid,
+ *   streamref, subscribed, ...}].
+ * - `create stream <name> false` (false = only addresses with explicit write
+ *   permission may publish; the creator has it). An existing name fails with
+ *   -705 RPC_DUPLICATE_NAME "Stream or asset with this name already exists".
+ * - `subscribe <stream|[streams]> (rescan=true)` -> null.
+ * - `publish stream key(s) data (options)` and `publishfrom from-address stream
+ *   key(s) data`: keys may be an array (MultiChain 2.0+); JSON data is passed
+ *   as `{"json": ...}`. Result: the txid.
+ * - `liststreamkeyitems stream key (verbose=false count=10 start=-count
+ *   local-ordering=false)` and `liststreamitems stream (verbose=false count=10
+ *   start=-count local-ordering=false)`: start is 0-based from the oldest when
+ *   >= 0, and items come oldest first.
+ * - A non-verbose item is `{publishers[], keys[], (key in 1.0-compatible mode),
+ *   offchain, available, data, confirmations, blocktime (only if confirmed),
+ *   txid}`. `data` is `{"json":...}`, `{"text":...}`, a hex string, or, when
+ *   larger than the maxshowndata runtime parameter, `{txid, vout, format, size}`
+ *   to be fetched with `gettxoutdata txid vout`.
+ * - Error codes: -28 RPC_IN_WARMUP, -703 RPC_NOT_SUBSCRIBED, -704
+ *   RPC_INSUFFICIENT_PERMISSIONS, -705 RPC_DUPLICATE_NAME, -706
+ *   RPC_UNCONFIRMED_ENTITY, -708 RPC_ENTITY_NOT_FOUND.
+ * - `getinfo` -> {version, chainname, blocks, ...} (used for health).
+ */
+import type { Json } from '../../core/types.ts';
+import { ForbiddenError, MalformedError, NotFoundError, ObligationError, UnavailableError } from '../../core/errors.ts';
+import type { Ledger, LedgerItem, PublishResult, StreamName } from '../ports.ts';
+import { STREAMS } from '../ports.ts';
+import { isJson, isRecord } from './json.ts';
+import { assertKey, checkPublish, checkRange } from './validate.ts';
+
+export interface MultiChainLedgerOptions {
+  /** JSON-RPC endpoint, e.g. http://multichain.internal:4798/ */
+  url: string;
+  user: string;
+  password: string;
+  chainName: string;
+  /** If set, publish with `publishfrom` from this address; otherwise `publish` picks one. */
+  publisher?: string;
+  /** Retries after the first attempt for transient failures (default 4). */
+  retries?: number;
+  /** Per-request timeout (default 10 000 ms). */
+  timeoutMs?: number;
+  /** Backoff base (default 100 ms): delay n is base * 2^n, half of it jittered. */
+  backoffBaseMs?: number;
+  /** Items per liststream*items page (default 500). */
+  pageSize?: number;
+  fetch?: typeof fetch;
+  /** Clock for unconfirmed items that carry no blocktime (epoch ms). */
+  now?: () => number;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** MultiChain / Bitcoin Core JSON-RPC error codes used here. */
+export const RPC = {
+  IN_WARMUP: -28,
+  NOT_SUBSCRIBED: -703,
+  INSUFFICIENT_PERMISSIONS: -704,
+  DUPLICATE_NAME: -705,
+  UNCONFIRMED_ENTITY: -706,
+  ENTITY_NOT_FOUND: -708,
+} as const;
+
+/** A failure worth retrying (network, timeout, 5xx without an RPC error, warm-up). */
+class TransientError extends Error {}
+
+/** A JSON-RPC error object returned by the node. */
+export class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly method: string,
+  ) {
+    super(message);
+  }
+}
+
+const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class MultiChainLedger implements Ledger {
+  private readonly opts: Required<Omit<MultiChainLedgerOptions, 'publisher'>> & { publisher: string | undefined };
+  private readonly auth: string;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(options: MultiChainLedgerOptions) {
+    this.opts = {
+      retries: 4,
+      timeoutMs: 10_000,
+      backoffBaseMs: 100,
+      pageSize: 500,
+      fetch: globalThis.fetch,
+      now: Date.now,
+      random: Math.random,
+      sleep: sleepMs,
+      ...options,
+      publisher: options.publisher,
+    };
+    this.auth = `Basic ${Buffer.from(`${options.user}:${options.password}`).toString('base64')}`;
+  }
+
+  async ensureStreams(): Promise<void> {
+    const listed = await this.call('liststreams', []);
+    const present = new Map<string, boolean>();
+    if (Array.isArray(listed)) {
+      for (const s of listed) if (isRecord(s) && typeof s.name === 'string') present.set(s.name, s.subscribed === true);
+    }
+    const toSubscribe: string[] = [];
+    for (const name of STREAMS) {
+      if (!present.has(name)) {
+        await this.retrying('create', async () => {
+          try {
+            await this.rpc('create', ['stream', name, false]);
+          } catch (err) {
+            // Someone else created it meanwhile: that is what we wanted.
+            if (!(err instanceof RpcError && err.code === RPC.DUPLICATE_NAME)) throw err;
+          }
+        });
+      }
+      if (present.get(name) !== true) toSubscribe.push(name);
+    }
+    if (toSubscribe.length > 0) await this.call('subscribe', [toSubscribe]);
+  }
+
+  async publish(stream: StreamName, id: string, keys: string[], data: Json): Promise<PublishResult> {
+    const checked = checkPublish(id, keys, data);
+    // Check-then-publish, retried as a unit: after a timeout we look again
+    // before publishing, so a publish that did land is not written twice.
+    return this.retrying('publish', async () => {
+      const existing = await this.rpc('liststreamkeyitems', [stream, id, false, 1, 0]);
+      if (Array.isArray(existing) && existing.length > 0) {
+        const first = existing[0];
+        if (isRecord(first) && typeof first.txid === 'string') return { txid: first.txid, duplicate: true };
+      }
+      const payload = { json: checked.data };
+      const txid = this.opts.publisher
+        ? await this.rpc('publishfrom', [this.opts.publisher, stream, checked.keys, payload])
+        : await this.rpc('publish', [stream, checked.keys, payload]);
+      if (typeof txid !== 'string') throw new UnavailableError('MultiChain publish returned no txid', { result: String(txid) });
+      return { txid, duplicate: false };
+    });
+  }
+
+  async listByKey(stream: StreamName, key: string): Promise<LedgerItem[]> {
+    assertKey(key);
+    return this.paged(stream, Infinity, 0, (count, start) => ['liststreamkeyitems', [stream, key, false, count, start, false]]);
+  }
+
+  async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {
+    checkRange(start, count);
+    return this.paged(stream, count, start, (n, s) => ['liststreamitems', [stream, false, n, s, false]]);
+  }
+
+  async health(): Promise<{ ok: boolean; detail: string }> {
+    try {
+      const info = await this.rpc('getinfo', []);
+      if (!isRecord(info)) return { ok: false, detail: 'getinfo returned no object' };
+      return {
+        ok: true,
+        detail: `multichain ${String(info.version)} chain ${String(info.chainname)} blocks ${String(info.blocks)}`,
+      };
+    } catch (err) {
+      const e = this.typed(err);
+      return { ok: false, detail: e.message };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Read pages of `pageSize` until `count` items or a short page. */
+  private async paged(
+    stream: StreamName,
+    count: number,
+    start: number,
+    request: (count: number, start: number) => [string, Json[]],
+  ): Promise<LedgerItem[]> {
+    const out: LedgerItem[] = [];
+    let at = start;
+    while (out.length < count) {
+      const want = Math.min(this.opts.pageSize, count - out.length);
+      const [method, params] = request(want, at);
+      const page = await this.call(method, params);
+      if (!Array.isArray(page)) throw new UnavailableError(`MultiChain ${method} returned no array`);
+      for (const raw of page) out.push(await this.toItem(stream, raw));
+      if (page.length < want) break;
+      at += page.length;
+    }
+    return out;
+  }
+
+  /** Map one documented stream item to a LedgerItem. */
+  private async toItem(stream: StreamName, raw: unknown): Promise<LedgerItem> {
+    if (!isRecord(raw) || typeof raw.txid !== 'string') throw new MalformedError('MultiChain stream item without txid');
+    const keys = Array.isArray(raw.keys)
+      ? raw.keys.filter((k): k is string => typeof k === 'string')
+      : typeof raw.key === 'string'
+        ? [raw.key]
+        : [];
+    const publishers = Array.isArray(raw.publishers) ? raw.publishers : [];
+    const seconds = typeof raw.blocktime === 'number' ? raw.blocktime : typeof raw.time === 'number' ? raw.time : undefined;
+    return {
+      stream,
+      keys,
+      data: await this.decodeData(raw.data, 0),
+      txid: raw.txid,
+      publisher: typeof publishers[0] === 'string' ? publishers[0] : '',
+      confirmations: typeof raw.confirmations === 'number' ? raw.confirmations : 0,
+      time: seconds === undefined ? this.opts.now() : seconds * 1000,
+    };
+  }
+
+  private async decodeData(data: unknown, depth: number): Promise<Json> {
+    if (isRecord(data)) {
+      if ('json' in data && isJson(data.json)) return data.json;
+      if (typeof data.text === 'string') return data.text;
+      // Larger than maxshowndata: fetch it (documented: gettxoutdata txid vout).
+      if (typeof data.txid === 'string' && typeof data.vout === 'number' && depth === 0) {
+        return this.decodeData(await this.call('gettxoutdata', [data.txid, data.vout]), 1);
+      }
+      throw new MalformedError('MultiChain item data in an unknown form');
+    }
+    if (typeof data === 'string') {
+      // Raw hex (not written by this adapter): JSON text if it parses, else the hex itself.
+      if (/^(?:[0-9a-fA-F]{2})*$/.test(data)) {
+        try {
+          const parsed: unknown = JSON.parse(Buffer.from(data, 'hex').toString('utf8'));
+          if (isJson(parsed)) return parsed;
+        } catch {
+          /* not JSON */
+        }
+      }
+      return data;
+    }
+    if (data === null || data === undefined) return null;
+    throw new MalformedError('MultiChain item data in an unknown form');
+  }
+
+  /** One RPC with retries for transient failures, mapped to typed errors. */
+  private call(method: string, params: Json[]): Promise<unknown> {
+    return this.retrying(method, () => this.rpc(method, params));
+  }
+
+  /** Retry `task` on TransientError with exponential backoff and jitter; map every error to a typed one. */
+  private async retrying<T>(what: string, task: () => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (let attempt = 0; attempt <= this.opts.retries; attempt += 1) {
+      if (attempt > 0) {
+        const cap = this.opts.backoffBaseMs * 2 ** (attempt - 1);
+        await this.opts.sleep(cap / 2 + this.opts.random() * (cap / 2));
+      }
+      try {
+        return await task();
+      } catch (err) {
+        if (!(err instanceof TransientError)) throw this.typed(err);
+        last = err;
+      }
+    }
+    const reason = last instanceof Error ? last.message : String(last);
+    throw new UnavailableError(`MultiChain ${what} failed after ${this.opts.retries + 1} attempts: ${reason}`, {
+      method: what,
+      attempts: this.opts.retries + 1,
+    });
+  }
+
+  /** Map RPC and other errors to core/errors.ts classes. */
+  private typed(err: unknown): ObligationError {
+    if (err instanceof ObligationError) return err;
+    if (err instanceof RpcError) {
+      const details = { rpcCode: err.code, method: err.method };
+      switch (err.code) {
+        case RPC.ENTITY_NOT_FOUND:
+        case RPC.NOT_SUBSCRIBED:
+          return new NotFoundError(`MultiChain ${err.method}: ${err.message}`, details);
+        case RPC.INSUFFICIENT_PERMISSIONS:
+          return new ForbiddenError(`MultiChain ${err.method}: ${err.message}`, details);
+        default:
+          return new UnavailableError(`MultiChain ${err.method}: ${err.message}`, details);
+      }
+    }
+    if (err instanceof TransientError) return new UnavailableError(err.message);
+    return new UnavailableError(`MultiChain call failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  /** A single JSON-RPC request. Throws TransientError, RpcError or ForbiddenError. */
+  private async rpc(method: string, params: Json[]): Promise<unknown> {
+    if (this.closed) throw new UnavailableError('MultiChain ledger is closed');
+    const body = JSON.stringify({ method, params, id: this.nextId++, chain_name: this.opts.chainName });
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.opts.fetch(this.opts.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: this.auth },
+        body,
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      const cause = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      throw new TransientError(`${method}: ${cause}`);
+    }
+    if (res.status === 401 || res.status === 403) {
+      throw new ForbiddenError(`MultiChain rejected the RPC credentials (HTTP ${res.status})`, { status: res.status });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (isRecord(parsed) && isRecord(parsed.error)) {
+      const code = typeof parsed.error.code === 'number' ? parsed.error.code : 0;
+      const message = typeof parsed.error.message === 'string' ? parsed.error.message : 'unknown error';
+      if (code === RPC.IN_WARMUP || code === RPC.UNCONFIRMED_ENTITY) throw new TransientError(`${method}: ${message} (${code})`);
+      throw new RpcError(code, message, method);
+    }
+    if (res.status >= 500) throw new TransientError(`${method}: HTTP ${res.status}`);
+    if (!res.ok || !isRecord(parsed) || !('result' in parsed)) {
+      throw new UnavailableError(`MultiChain ${method}: unexpected HTTP ${res.status} response`, { status: res.status });
+    }
+    return parsed.result;
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * What differs between bitcoind and bcoin behind the same JSON-RPC, kept in one
+ * small object per node kind so BitcoinPayments has a single code path.
+ *
+ * bitcoind (Bitcoin Core RPC docs): wallet calls go to /wallet/<name>;
+ * fundrawtransaction's `lockUnspents` option locks the chosen inputs in the
+ * same call; signrawtransactionwithwallet signs; listsinceblock lists receives
+ * per output, mempool included, and returns `lastblock` = the
+ * target_confirmations-th block from the tip.
+ *
+ * bcoin 1.0.2 (node_modules/bcoin/lib/wallet/rpc.js, node/rpc.js): the wallet
+ * RPC is a separate server whose current wallet is one global set by
+ * `selectwallet`, so every wallet call is a [selectwallet, call] batch under a
+ * process-wide lock; createrawtransaction cannot serialise a zero-input
+ * transaction and there is no signrawtransactionwithwallet, so the wallet
+ * server's REST create path (POST /wallet/:id/create, funded and signed, not
+ * broadcast) builds it and lockunspent locks its inputs; there is no
+ * createwallet RPC either (REST PUT /wallet/:id);
+ * sendrawtransaction relays in the background and swallows errors, so
+ * acceptance is checked afterwards; gettransaction has no `confirmations`;
+ * listsinceblock skips unconfirmed transactions and aggregates outputs, so
+ * receives come from listtransactions + gettransaction details;
+ * getnewaddress takes an account (not a label) and must be given ''.
+ */
+import { btcToSats } from './amount.ts';
+import { withKeyLock } from './lock.ts';
+import { parseTx } from './rawtx.ts';
+import { restCall, type RestAnswer } from './rest.ts';
+import { RpcCaller, RpcRejection, type RpcCall, type RpcEndpoint, type RpcOptions } from './rpc.ts';
+import { UnavailableError } from '../../core/errors.ts';
+import type { IncomingPayment } from '../ports.ts';
+
+export type NodeKind = 'bitcoind' | 'bcoin';
+
+/** gettransaction's answer, as far as we read it. */
+export interface WalletTx {
+  txid: string;
+  confirmations?: number;
+  blockhash?: string | null;
+  hex: string;
+  details: { address?: string | null; category: string; amount: number | string; vout: number }[];
+}
+
+/** listtransactions' entries as bcoin fills them (its `confirmations` there is always 0). */
+interface HistoryEntry {
+  txid: string;
+  category: string;
+  blockheight: number;
+}
+
+export interface Received {
+  payments: IncomingPayment[];
+  cursor: string;
+}
+
+export interface Strategy {
+  readonly kind: NodeKind;
+  /** The node RPC (chain, mempool, raw transactions). */
+  readonly node: RpcCaller;
+  /** Call a method on this adapter's wallet. */
+  wallet<T>(method: string, ...params: unknown[]): Promise<T>;
+  /** getnewaddress parameters for a label. */
+  newAddressParams(label: string | undefined): unknown[];
+  /** Create the wallet if it does not exist, load it if it is not loaded. */
+  ensureWallet(): Promise<void>;
+  /**
+   * Build, fund and sign (never broadcast) a transaction paying `amounts`
+   * (address → BTC number), and lock its inputs so the next build cannot
+   * choose them. Returns the signed hex.
+   */
+  buildSigned(amounts: Record<string, number>): Promise<string>;
+  /** After sendrawtransaction: make sure the node took the transaction. */
+  afterBroadcast(txid: string): Promise<void>;
+  /** After generatetoaddress: make sure the wallet has seen the new blocks. */
+  afterMine(hashes: string[]): Promise<void>;
+  /** A wallet transaction's confirmations, or null when the wallet does not know it. */
+  transaction(txid: string): Promise<{ confirmations: number } | null>;
+  /** Receives to this wallet's own addresses since `cursor`, cursor lagging `depth` blocks behind the tip. */
+  receivedSince(cursor: string | undefined, depth: number): Promise<Received>;
+}
+
+export interface StrategyOptions {
+  node: RpcEndpoint;
+  wallet: RpcEndpoint & { name: string };
+  rpc?: RpcOptions;
+  /** How long to wait for bcoin's background relay and wallet sync (ms, default 3000). */
+  settleTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Poll `probe` every 20 ms until it returns true or `timeoutMs` passes. */
+async function until(probe: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+}
+
+// Bitcoin Core RPC error codes (src/rpc/protocol.h); bcoin uses the same numbers.
+const RPC_INVALID_ADDRESS_OR_KEY = -5;
+const RPC_WALLET_INSUFFICIENT_FUNDS = -6;
+const RPC_WALLET_NOT_FOUND = -18;
+const RPC_WALLET_ALREADY_LOADED = -35;
+
+const isRejection = (err: unknown): err is RpcRejection => err instanceof RpcRejection;
+
+/** A receive entry (category 'receive') → IncomingPayment, or null for anything else. */
+function toPayment(
+  txid: string,
+  entry: { address?: string | null; category: string; amount: number | string },
+  confirmations: number,
+): IncomingPayment | null {
+  if (entry.category !== 'receive' || typeof entry.address !== 'string') return null;
+  return { txid, address: entry.address, amount: btcToSats(entry.amount), confirmations: Math.max(0, confirmations) };
+}
+
+export function bitcoindStrategy(opts: StrategyOptions): Strategy {
+  const node = new RpcCaller(opts.node, opts.rpc);
+  const wallet = new RpcCaller(opts.wallet, { ...opts.rpc, wallet: opts.wallet.name });
+  return {
+    kind: 'bitcoind',
+    node,
+    wallet: (method, ...params) => wallet.call(method, ...params),
+    newAddressParams: (label) => [label ?? ''],
+    async ensureWallet() {
+      try {
+        await node.call('loadwallet', opts.wallet.name);
+      } catch (err) {
+        if (!isRejection(err)) throw err;
+        if (err.rpcCode === RPC_WALLET_ALREADY_LOADED || /already loaded/i.test(err.message)) return;
+        if (err.rpcCode !== RPC_WALLET_NOT_FOUND && !/not found|does not exist/i.test(err.message)) throw err;
+        await node.call('createwallet', opts.wallet.name);
+      }
+    },
+    async buildSigned(amounts) {
+      // createrawtransaction [] {"address":amount,...}; fundrawtransaction picks inputs and adds change,
+      // and `lockUnspents: true` locks them in the same call ("Lock selected unspent outputs").
+      const unsigned = await node.call<string>('createrawtransaction', [], amounts);
+      const funded = await wallet.call<{ hex: string }>('fundrawtransaction', unsigned, { lockUnspents: true });
+      try {
+        const signed = await wallet.call<{ hex: string; complete: boolean }>('signrawtransactionwithwallet', funded.hex);
+        if (!signed.complete) throw new UnavailableError('wallet could not sign every input', { kind: 'bitcoind' });
+        return signed.hex;
+      } catch (err) {
+        // lockunspent unlock=true [{"txid","vout"}]: give the inputs back.
+        await wallet.call('lockunspent', true, parseTx(funded.hex).inputs).catch(() => undefined);
+        throw err;
+      }
+    },
+    afterBroadcast: async () => {},
+    afterMine: async () => {},
+    async transaction(txid) {
+      try {
+        const tx = await wallet.call<WalletTx>('gettransaction', txid);
+        return { confirmations: Math.max(0, tx.confirmations ?? 0) };
+      } catch (err) {
+        // -5 "Invalid or non-wallet transaction id"
+        if (isRejection(err) && err.rpcCode === RPC_INVALID_ADDRESS_OR_KEY) return null;
+        throw err;
+      }
+    },
+    async receivedSince(cursor, depth) {
+      // listsinceblock "blockhash" target_confirmations include_watchonly include_removed
+      const since = await wallet.call<{
+        transactions: { txid: string; address?: string; category: string; amount: number | string; confirmations: number }[];
+        lastblock: string;
+      }>('listsinceblock', cursor ?? '', depth, false, false);
+      const payments = since.transactions
+        .map((t) => toPayment(t.txid, t, t.confirmations))
+        .filter((p): p is IncomingPayment => p !== null);
+      return { payments, cursor: since.lastblock };
+    },
+  };
+}
+
+export function bcoinStrategy(opts: StrategyOptions): Strategy {
+  const node = new RpcCaller(opts.node, opts.rpc);
+  const walletRpc = new RpcCaller(opts.wallet, opts.rpc);
+  const lockKey = `bcoin-wallet-rpc:${opts.wallet.host}:${opts.wallet.port}`;
+  const settleMs = opts.settleTimeoutMs ?? 3000;
+  const rest = async (method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<RestAnswer> => {
+    const answer = await restCall(opts.wallet, method, path, body, opts.rpc?.timeoutMs);
+    if (answer.status === 404 && method === 'GET') return answer;
+    if (answer.status >= 500 && /FundingError|not enough funds/i.test(answer.errorType + ' ' + answer.errorMessage)) {
+      throw new RpcRejection(path, RPC_WALLET_INSUFFICIENT_FUNDS, answer.errorMessage);
+    }
+    if (answer.status >= 400 && /address|base58|bech32|checksum|output/i.test(answer.errorMessage)) {
+      throw new RpcRejection(path, RPC_INVALID_ADDRESS_OR_KEY, answer.errorMessage);
+    }
+    if (answer.status >= 400) throw new UnavailableError(`bcoin wallet ${method} ${path}: ${answer.status} ${answer.errorMessage}`);
+    return answer;
+  };
+  const select: RpcCall = { method: 'selectwallet', params: [opts.wallet.name] };
+
+  /** Several wallet calls in one request, with this wallet selected; results in order. */
+  const walletMany = (calls: RpcCall[]): Promise<unknown[]> =>
+    withKeyLock(lockKey, async () => (await walletRpc.batchAll([select, ...calls])).slice(1));
+  const wallet = async <T>(method: string, ...params: unknown[]): Promise<T> =>
+    (await walletMany([{ method, params }]))[0] as T;
+
+  /**
+   * The wallet's history entry for `txid`. listtransactions rather than
+   * gettransaction: bcoin's gettransaction fails on any transaction with a
+   * send part (it reads a `details.fee` field that does not exist).
+   */
+  const historyEntry = async (txid: string): Promise<HistoryEntry | undefined> =>
+    (await wallet<HistoryEntry[]>('listtransactions', '', 1_000_000, 0)).find((e) => e.txid === txid);
+
+  return {
+    kind: 'bcoin',
+    node,
+    wallet,
+    // bcoin's argument is an account name and only '' (the default account) exists.
+    newAddressParams: () => [''],
+    async ensureWallet() {
+      // No createwallet RPC in bcoin: PUT /wallet/:id on the wallet server (idempotent here).
+      const found = await rest('GET', `/wallet/${encodeURIComponent(opts.wallet.name)}`);
+      if (found.status === 404) await rest('PUT', `/wallet/${encodeURIComponent(opts.wallet.name)}`, {});
+    },
+    async buildSigned(amounts) {
+      // bcoin cannot serialise the zero-input transaction createrawtransaction makes ("Cannot serialize
+      // zero-input tx"), so use the wallet server's create path: POST /wallet/:id/create funds (skipping
+      // locked coins) and signs without broadcasting. Values are in satoshis there.
+      const outputs = Object.entries(amounts).map(([address, btc]) => ({ address, value: btcToSats(btc) }));
+      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/create`, { outputs, sign: true });
+      const hex = (tx.body as { hex?: unknown }).hex;
+      if (typeof hex !== 'string') throw new UnavailableError('bcoin create returned no transaction');
+      await wallet('lockunspent', false, parseTx(hex).inputs);
+      return hex;
+    },
+    async afterBroadcast(txid) {
+      // getrawtransaction finds mempool and (indexTX) chain transactions.
+      const accepted = await until(async () => {
+        try {
+          await node.call('getrawtransaction', txid);
+          return true;
+        } catch (err) {
+          if (isRejection(err)) return false;
+          throw err;
+        }
+      }, settleMs);
+      if (!accepted) throw new UnavailableError('bcoin did not accept the transaction into its mempool', { txid });
+      // Let our wallet index it too, so getTransaction right after broadcast sees it.
+      await until(async () => (await historyEntry(txid)) !== undefined, Math.min(settleMs, 500));
+    },
+    async afterMine(hashes) {
+      const last = hashes[hashes.length - 1];
+      if (last === undefined) return;
+      const block = await node.call<{ tx: string[] }>('getblock', last, true, false);
+      const coinbase = block.tx[0];
+      if (coinbase === undefined) return;
+      // The wallet processes blocks in order: once it has this coinbase in a block it has them all.
+      // Only observable when the coinbase paid this wallet; otherwise wait a bounded time.
+      await until(async () => ((await historyEntry(coinbase))?.blockheight ?? -1) >= 0, settleMs);
+    },
+    async transaction(txid) {
+      const entry = await historyEntry(txid);
+      if (entry === undefined) return null;
+      if (entry.blockheight < 0) return { confirmations: 0 };
+      const tip = await node.call<number>('getblockcount');
+      return { confirmations: Math.max(0, tip - entry.blockheight + 1) };
+    },
+    async receivedSince(cursor, depth) {
+      const tip = await node.call<number>('getblockcount');
+      let since = -1;
+      if (cursor !== undefined && cursor !== '') {
+        try {
+          since = (await node.call<{ height: number }>('getblockheader', cursor, true)).height;
+        } catch (err) {
+          if (!isRejection(err)) throw err; // unknown block (e.g. a fresh regtest chain): start over
+        }
+      }
+      const history = await wallet<HistoryEntry[]>('listtransactions', '', 1_000_000, 0);
+      const heights = new Map<string, number>();
+      for (const entry of history) {
+        // 'receive': none of the inputs is ours, the only case where someone else pays us
+        // (and the only one bcoin's gettransaction can show).
+        if (entry.category !== 'receive') continue;
+        if (entry.blockheight === -1 || entry.blockheight > since) heights.set(entry.txid, entry.blockheight);
+      }
+      const txids = [...heights.keys()];
+      const txs = (await walletMany(txids.map((txid) => ({ method: 'gettransaction', params: [txid] })))) as WalletTx[];
+      const payments: IncomingPayment[] = [];
+      for (const tx of txs) {
+        if (parseTx(tx.hex).isCoinbase) continue;
+        const height = heights.get(tx.txid) ?? -1;
+        const confirmations = height >= 0 ? tip - height + 1 : 0;
+        for (const entry of tx.details) {
+          const payment = toPayment(tx.txid, entry, confirmations);
+          if (payment !== null) payments.push(payment);
+        }
+      }
+      const next = await node.call<string>('getblockhash', Math.max(0, tip - depth + 1));
+      return { payments, cursor: next };
+    },
+  };
+}
+
+export function createStrategy(kind: NodeKind, opts: StrategyOptions): Strategy {
+  return kind === 'bitcoind' ? bitcoindStrategy(opts) : bcoinStrategy(opts);
+}

@@ -1,0 +1,563 @@
+/**
+ * The Store on DynamoDB (one table, see adapters/table.ts). Works the same on
+ * AWS, LocalStack and dynalite: only conditional writes and single-item
+ * updates are used (dynalite has no transactions), so every write is
+ * idempotent by obligation id and every multi-item change is ordered so that a
+ * retry after a crash completes it.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { ConflictError, UnavailableError } from '../../core/errors.ts';
+import type {
+  AcceptedObligation,
+  KeyAlg,
+  ObligationStatus,
+  Offer,
+  Signed,
+  PublicKeyRef,
+  ReputationCounters,
+  SettlementRecord,
+} from '../../core/types.ts';
+
+export interface HostedDomain {
+  domain: string;
+  role: 'consumer' | 'provider' | 'both';
+  publicKey: PublicKeyRef;
+  /** PKCS8 DER, base64url. Locally kept in the table; see README (production: KMS/Secrets Manager). */
+  privateKey: { alg: KeyAlg; pkcs8: string };
+  /** Minimum consumer reputation this domain accepts as a provider. */
+  threshold: number;
+  /** Bitcoin wallet name of the domain. */
+  wallet: string;
+  /** Provider payment address (providers). */
+  payTo?: string;
+  /** Price list of a provider, sats per service. */
+  prices: Record<string, number>;
+  /** Consumers: settle automatically on schedule (false models a domain that never pays). */
+  autoSettle: boolean;
+  createdAt: number;
+}
+
+export interface ObligationItem {
+  id: string;
+  status: ObligationStatus;
+  accepted: AcceptedObligation;
+  consumerDomain: string;
+  consumerDevice: string;
+  providerDomain: string;
+  amount: number;
+  payTo: string;
+  acceptedAt: number;
+  dueBy: number;
+  /** Ledger txid of the accepted obligation once published. */
+  ledgerTxid?: string;
+  /** Ledger txid of the outcome (fulfilled/defaulted) record once published. */
+  outcomeTxid?: string;
+  settlementId?: string;
+  paidTxid?: string;
+  /** Evidence weight applied when fulfilled (Sybil guard). */
+  weight?: number;
+  /** True once the outcome's evidence is in the consumer's counters. */
+  counted?: boolean;
+  closedAt?: number;
+}
+
+export interface StoredCounters extends ReputationCounters {
+  version: number;
+  /** Recently applied event keys (bounded ring): makes counter updates idempotent under retries. */
+  recent: string[];
+}
+
+export interface SettlementItem extends SettlementRecord {
+  /** Signed raw transaction, kept so a crash after intent re-broadcasts the very same payment. */
+  hex: string;
+}
+
+const RECENT_MAX = 256;
+const EMPTY_COUNTERS: StoredCounters = {
+  rScaled: 0,
+  sScaled: 0,
+  paidVolume: 0,
+  outstanding: 0,
+  version: 0,
+  recent: [],
+};
+
+const isConditionFailure = (e: unknown): boolean =>
+  e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+
+/** gsi3 partition of obligations with something still to publish on the ledger. */
+const PENDING = 'PENDING';
+
+export class DynamoStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  close(): void {
+    this.doc.destroy();
+  }
+
+  /** Wraps transport failures as UnavailableError; condition failures pass through. */
+  private async send<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      if (isConditionFailure(e)) throw e;
+      const name = (e as { name?: string } | null)?.name ?? 'Error';
+      if (name === 'ValidationException' || name === 'ResourceNotFoundException') throw e;
+      throw new UnavailableError(`store unavailable: ${name}`, { cause: String((e as Error).message ?? e) });
+    }
+  }
+
+  private async get<T>(pk: string, sk: string, consistent = true): Promise<T | undefined> {
+    const out = await this.send(() =>
+      this.doc.send(new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: consistent })),
+    );
+    return out.Item as T | undefined;
+  }
+
+  /** Put if absent. Returns false (and writes nothing) when the item exists. */
+  private async putNew(item: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.send(() =>
+        this.doc.send(
+          new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
+        ),
+      );
+      return true;
+    } catch (e) {
+      if (isConditionFailure(e)) return false;
+      throw e;
+    }
+  }
+
+  private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.send(() =>
+        this.doc.send(new QueryCommand({ ...input, TableName: this.table, ExclusiveStartKey: start })),
+      );
+      items.push(...((out.Items ?? []) as Record<string, unknown>[]));
+      start = out.LastEvaluatedKey;
+    } while (start && items.length < limit);
+    return items.slice(0, limit);
+  }
+
+  // ---- hosted domains -------------------------------------------------------
+
+  async putHostedDomain(d: HostedDomain): Promise<boolean> {
+    return this.putNew({ pk: `DOM#${d.domain}`, sk: 'CONFIG', gsi1pk: 'HOSTED', gsi1sk: d.domain, ...d });
+  }
+
+  async getHostedDomain(domain: string): Promise<HostedDomain | undefined> {
+    const item = await this.get<HostedDomain & { pk: string }>(`DOM#${domain}`, 'CONFIG');
+    return item && strip(item);
+  }
+
+  async listHostedDomains(): Promise<HostedDomain[]> {
+    const items = await this.queryAll({
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :p',
+      ExpressionAttributeValues: { ':p': 'HOSTED' },
+    });
+    return items.map((i) => strip(i) as unknown as HostedDomain);
+  }
+
+  async setPayTo(domain: string, payTo: string): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
+          UpdateExpression: 'SET payTo = :a',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':a': payTo },
+        }),
+      ),
+    );
+  }
+
+  // ---- counters ---------------------------------------------------------------
+
+  async getCounters(domain: string): Promise<StoredCounters> {
+    const item = await this.get<StoredCounters>(`REP#${domain}`, 'COUNTERS');
+    return item ? { ...EMPTY_COUNTERS, ...strip(item) } : { ...EMPTY_COUNTERS, recent: [] };
+  }
+
+  /**
+   * Apply `delta` to a domain's counters once per `eventKey`, with optimistic
+   * concurrency (version). `guard` sees the current counters before the write
+   * and may throw (e.g. OverCreditError) to refuse it; it is re-run on every
+   * retry, so a check-then-write is never raced by a concurrent writer.
+   * Returns applied=false when this event was already applied.
+   */
+  async applyCounters(
+    domain: string,
+    eventKey: string,
+    delta: Partial<ReputationCounters>,
+    guard?: (current: StoredCounters) => void,
+  ): Promise<{ applied: boolean; counters: StoredCounters }> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const cur = await this.getCounters(domain);
+      if (cur.recent.includes(eventKey)) return { applied: false, counters: cur };
+      guard?.(cur);
+      const next: StoredCounters = {
+        rScaled: cur.rScaled + (delta.rScaled ?? 0),
+        sScaled: cur.sScaled + (delta.sScaled ?? 0),
+        paidVolume: cur.paidVolume + (delta.paidVolume ?? 0),
+        outstanding: cur.outstanding + (delta.outstanding ?? 0),
+        version: cur.version + 1,
+        recent: [...cur.recent, eventKey].slice(-RECENT_MAX),
+      };
+      try {
+        await this.send(() =>
+          this.doc.send(
+            new PutCommand({
+              TableName: this.table,
+              Item: { pk: `REP#${domain}`, sk: 'COUNTERS', domain, ...next },
+              ConditionExpression: cur.version === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
+              ExpressionAttributeValues: cur.version === 0 ? undefined : { ':v': cur.version },
+            }),
+          ),
+        );
+        return { applied: true, counters: next };
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        await sleep(Math.random() * Math.min(50, 2 ** attempt));
+      }
+    }
+    throw new ConflictError(`counters of ${domain} are too contended; retry`, { domain, eventKey });
+  }
+
+  /** Overwrite counters (used by reconciliation from the ledger). */
+  async resetCounters(domain: string, c: ReputationCounters): Promise<void> {
+    const cur = await this.getCounters(domain);
+    await this.send(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: `REP#${domain}`, sk: 'COUNTERS', domain, ...c, version: cur.version + 1, recent: cur.recent },
+        }),
+      ),
+    );
+  }
+
+  // ---- device chains ----------------------------------------------------------
+
+  async getChainHead(domain: string, device: string): Promise<{ seq: number; id: string } | undefined> {
+    const item = await this.get<{ seq: number; id: string }>(`DEV#${domain}/${device}`, 'CHAIN');
+    return item ? { seq: item.seq, id: item.id } : undefined;
+  }
+
+  /**
+   * Move the device's chain head from `prev` (seq-1) to {seq,id}. Idempotent: if
+   * the head already is {seq,id} it succeeds. Returns false when another
+   * obligation took that place first.
+   */
+  async advanceChain(domain: string, device: string, seq: number, id: string, prev: string): Promise<boolean> {
+    try {
+      await this.send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: `DEV#${domain}/${device}`, sk: 'CHAIN' },
+            UpdateExpression: 'SET seq = :seq, id = :id',
+            ConditionExpression:
+              seq === 1 ? 'attribute_not_exists(pk) OR id = :id' : '(seq = :prevSeq AND id = :prev) OR id = :id',
+            ExpressionAttributeValues:
+              seq === 1 ? { ':seq': seq, ':id': id } : { ':seq': seq, ':id': id, ':prevSeq': seq - 1, ':prev': prev },
+          }),
+        ),
+      );
+      return true;
+    } catch (e) {
+      if (isConditionFailure(e)) return false;
+      throw e;
+    }
+  }
+
+  // ---- obligations ------------------------------------------------------------
+
+  /** Store an accepted obligation once; returns false if it was already stored. */
+  async putObligation(item: ObligationItem): Promise<boolean> {
+    return this.putNew({ pk: `OB#${item.id}`, sk: 'OB', ...obligationIndexes(item), ...item });
+  }
+
+  async getObligation(id: string): Promise<ObligationItem | undefined> {
+    const item = await this.get<ObligationItem>(`OB#${id}`, 'OB');
+    return item && (strip(item) as ObligationItem);
+  }
+
+  /**
+   * Move an obligation from one of `from` to `to`, setting `extra`. Returns the
+   * new item, or undefined when it is not in one of `from` (nothing written).
+   */
+  async transition(
+    id: string,
+    from: ObligationStatus[],
+    to: ObligationStatus,
+    extra: Partial<ObligationItem> = {},
+    opts: { pending?: boolean } = {},
+  ): Promise<ObligationItem | undefined> {
+    const current = await this.getObligation(id);
+    if (!current || !from.includes(current.status)) return undefined;
+    const fields: Record<string, unknown> = { ...extra, status: to };
+    if (opts.pending) {
+      fields.gsi3pk = PENDING;
+      fields.gsi3sk = `${String(current.acceptedAt).padStart(15, '0')}#${id}`;
+    }
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets = Object.entries(fields).map(([k, v], i) => {
+      names[`#a${i}`] = k;
+      values[`:a${i}`] = v;
+      return `#a${i} = :a${i}`;
+    });
+    names['#s'] = 'status';
+    from.forEach((s, i) => (values[`:f${i}`] = s));
+    try {
+      await this.send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: `OB#${id}`, sk: 'OB' },
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          }),
+        ),
+      );
+      return { ...current, ...extra, status: to };
+    } catch (e) {
+      if (isConditionFailure(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Record a ledger txid (of the acceptance or of the outcome) once. When
+   * `doneIfStatus` is given and the obligation is still in that status, it
+   * also leaves the pending-publication index; if the status moved meanwhile
+   * (an outcome arrived), it stays pending so the outcome is published too.
+   */
+  async markPublished(
+    id: string,
+    field: 'ledgerTxid' | 'outcomeTxid',
+    txid: string,
+    doneIfStatus?: ObligationStatus,
+  ): Promise<void> {
+    const update = (done: boolean) =>
+      this.send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: `OB#${id}`, sk: 'OB' },
+            UpdateExpression: `SET #f = if_not_exists(#f, :t)${done ? ' REMOVE gsi3pk, gsi3sk' : ''}`,
+            ConditionExpression: done ? 'attribute_exists(pk) AND #s = :s' : 'attribute_exists(pk)',
+            ExpressionAttributeNames: done ? { '#f': field, '#s': 'status' } : { '#f': field },
+            ExpressionAttributeValues: done ? { ':t': txid, ':s': doneIfStatus } : { ':t': txid },
+          }),
+        ),
+      );
+    if (doneIfStatus !== undefined) {
+      try {
+        await update(true);
+        return;
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+      }
+    }
+    await update(false);
+  }
+
+  async markCounted(id: string): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `OB#${id}`, sk: 'OB' },
+          UpdateExpression: 'SET counted = :t',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':t': true },
+        }),
+      ),
+    );
+  }
+
+  /** Obligations with an acceptance or outcome still to publish, oldest first. */
+  async listPendingPublication(limit = 100): Promise<ObligationItem[]> {
+    const items = await this.queryAll(
+      { IndexName: 'gsi3', KeyConditionExpression: 'gsi3pk = :p', ExpressionAttributeValues: { ':p': PENDING } },
+      limit,
+    );
+    return items.map((i) => strip(i) as unknown as ObligationItem);
+  }
+
+  async listByConsumer(domain: string, status?: ObligationStatus): Promise<ObligationItem[]> {
+    return this.listIndex('gsi1', `CONS#${domain}`, status);
+  }
+
+  async listByProvider(domain: string, status?: ObligationStatus): Promise<ObligationItem[]> {
+    return this.listIndex('gsi2', `PROV#${domain}`, status);
+  }
+
+  private async listIndex(index: 'gsi1' | 'gsi2', pk: string, status?: ObligationStatus): Promise<ObligationItem[]> {
+    const items = await this.queryAll({
+      IndexName: index,
+      KeyConditionExpression: `${index}pk = :p`,
+      ...(status
+        ? {
+            FilterExpression: '#s = :s',
+            ExpressionAttributeNames: { '#s': 'status' },
+            ExpressionAttributeValues: { ':p': pk, ':s': status },
+          }
+        : { ExpressionAttributeValues: { ':p': pk } }),
+    });
+    return items.map((i) => strip(i) as unknown as ObligationItem);
+  }
+
+  // ---- offers -----------------------------------------------------------------
+
+  async putOffer(offer: Signed<Offer>): Promise<void> {
+    await this.putNew({ pk: `OFFER#${offer.body.offerId}`, sk: 'OFFER', offer });
+  }
+
+  async getOffer(offerId: string): Promise<{ offer: Signed<Offer>; usedBy?: string } | undefined> {
+    const item = await this.get<{ offer: Signed<Offer>; usedBy?: string }>(`OFFER#${offerId}`, 'OFFER');
+    return item && { offer: item.offer, ...(item.usedBy ? { usedBy: item.usedBy } : {}) };
+  }
+
+  /** Bind an offer to the one obligation that uses it; idempotent for that obligation. */
+  async claimOffer(offerId: string, obligationId: string): Promise<boolean> {
+    try {
+      await this.send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: `OFFER#${offerId}`, sk: 'OFFER' },
+            UpdateExpression: 'SET usedBy = :id',
+            ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(usedBy) OR usedBy = :id)',
+            ExpressionAttributeValues: { ':id': obligationId },
+          }),
+        ),
+      );
+      return true;
+    } catch (e) {
+      if (isConditionFailure(e)) return false;
+      throw e;
+    }
+  }
+
+  // ---- settlements ------------------------------------------------------------
+
+  async putSettlement(s: SettlementItem): Promise<boolean> {
+    return this.putNew({
+      pk: `SET#${s.settlementId}`,
+      sk: 'SET',
+      gsi1pk: `SETC#${s.consumerDomain}`,
+      gsi1sk: `${String(s.at).padStart(15, '0')}#${s.settlementId}`,
+      ...s,
+    });
+  }
+
+  async getSettlement(id: string): Promise<SettlementItem | undefined> {
+    const item = await this.get<SettlementItem>(`SET#${id}`, 'SET');
+    return item && (strip(item) as SettlementItem);
+  }
+
+  async setSettlementPhase(id: string, phase: SettlementRecord['phase']): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `SET#${id}`, sk: 'SET' },
+          UpdateExpression: 'SET phase = :p',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':p': phase },
+        }),
+      ),
+    );
+  }
+
+  async listSettlements(consumerDomain: string): Promise<SettlementItem[]> {
+    const items = await this.queryAll({
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :p',
+      ExpressionAttributeValues: { ':p': `SETC#${consumerDomain}` },
+    });
+    return items.map((i) => strip(i) as unknown as SettlementItem);
+  }
+
+  // ---- payments seen by a provider's watcher ------------------------------------
+
+  /** Remember a payment received to a provider's address (idempotent: same txid, same value). */
+  async putPayment(domain: string, txid: string, amount: number): Promise<void> {
+    await this.send(() =>
+      this.doc.send(new PutCommand({ TableName: this.table, Item: { pk: `PAY#${domain}#${txid}`, sk: 'PAY', txid, amount } })),
+    );
+  }
+
+  async getPayment(domain: string, txid: string): Promise<{ txid: string; amount: number } | undefined> {
+    const item = await this.get<{ txid: string; amount: number }>(`PAY#${domain}#${txid}`, 'PAY');
+    return item && { txid: item.txid, amount: item.amount };
+  }
+
+  /** Consume a received payment for one settlement output, once: false if it was already used. */
+  async consumePayment(domain: string, txid: string, settlementId: string): Promise<boolean> {
+    const ok = await this.putNew({ pk: `USED#${domain}#${txid}`, sk: 'USED', settlementId });
+    if (ok) return true;
+    const item = await this.get<{ settlementId: string }>(`USED#${domain}#${txid}`, 'USED');
+    return item?.settlementId === settlementId;
+  }
+
+  async isPaymentUsed(domain: string, txid: string): Promise<boolean> {
+    return (await this.get(`USED#${domain}#${txid}`, 'USED')) !== undefined;
+  }
+
+  // ---- cursors ----------------------------------------------------------------
+
+  async getCursor(name: string): Promise<string | undefined> {
+    const item = await this.get<{ value: string }>(`CURSOR#${name}`, 'CURSOR');
+    return item?.value;
+  }
+
+  async putCursor(name: string, value: string): Promise<void> {
+    await this.send(() =>
+      this.doc.send(new PutCommand({ TableName: this.table, Item: { pk: `CURSOR#${name}`, sk: 'CURSOR', value } })),
+    );
+  }
+}
+
+function obligationIndexes(item: ObligationItem): Record<string, string> {
+  const at = `${String(item.acceptedAt).padStart(15, '0')}#${item.id}`;
+  const idx: Record<string, string> = {
+    gsi1pk: `CONS#${item.consumerDomain}`,
+    gsi1sk: at,
+    gsi2pk: `PROV#${item.providerDomain}`,
+    gsi2sk: at,
+  };
+  if (item.ledgerTxid === undefined) {
+    idx.gsi3pk = PENDING;
+    idx.gsi3sk = at;
+  }
+  return idx;
+}
+
+function strip<T extends object>(item: T): T {
+  const { pk: _pk, sk: _sk, gsi1pk: _a, gsi1sk: _b, gsi2pk: _c, gsi2sk: _d, gsi3pk: _e, gsi3sk: _f, ...rest } =
+    item as Record<string, unknown>;
+  return rest as T;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

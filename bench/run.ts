@@ -1,0 +1,64 @@
+/**
+ * `npm run bench [filter]`: runs every suite (or the rows whose name, or suite name, contains
+ * `filter`), prints a table and merges the rows into bench/results.json.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { benchCore } from './core.ts';
+import type { BenchRow, BenchSuite } from './types.ts';
+
+/** Suites in run order; add new ones here. */
+export const SUITES: BenchSuite[] = [{ name: 'core', run: benchCore }];
+
+const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
+
+interface Results {
+  at: string;
+  node: string;
+  cpu: string;
+  rows: (BenchRow & { suite: string })[];
+}
+
+function format(rows: readonly (BenchRow & { suite: string })[]): string {
+  const head = ['suite', 'name', 'value', 'unit', 'ratio', 'target', 'ok'];
+  const body = rows.map((r) => [
+    r.suite,
+    r.name,
+    r.value.toLocaleString('en-US'),
+    r.unit,
+    r.ratio === undefined ? '' : `${r.ratio}x`,
+    r.target ?? '',
+    r.ok === undefined ? '' : r.ok ? 'yes' : 'NO',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+function previous(): Results['rows'] {
+  if (!existsSync(RESULTS)) return [];
+  try {
+    return (JSON.parse(readFileSync(RESULTS, 'utf8')) as Results).rows ?? [];
+  } catch {
+    return [];
+  }
+}
+
+async function main(filter: string | undefined): Promise<void> {
+  const rows: Results['rows'] = [];
+  for (const suite of SUITES) {
+    const suiteFilter = filter === undefined || suite.name.toLowerCase().includes(filter.toLowerCase()) ? undefined : filter;
+    const got = await suite.run(suiteFilter);
+    rows.push(...got.map((r) => ({ suite: suite.name, ...r })));
+  }
+  console.log(format(rows));
+  const fresh = new Set(rows.map((r) => `${r.suite}/${r.name}`));
+  const merged = [...previous().filter((r) => !fresh.has(`${r.suite}/${r.name}`)), ...rows];
+  const results: Results = { at: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown', rows: merged };
+  writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+  const failed = rows.filter((r) => r.ok === false);
+  if (failed.length > 0) console.log(`\n${failed.length} row(s) missed their target: ${failed.map((r) => r.name).join('; ')}`);
+}
+
+await main(process.argv[2]);

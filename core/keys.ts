@@ -1,0 +1,134 @@
+/**
+ * Keys and signatures through node:crypto only: Ed25519 (default) or ECDSA P-256.
+ * Keys travel as base64url DER (SPKI for public, PKCS#8 for private); signatures as base64url.
+ * P-256 signatures use the fixed-size r||s form (dsaEncoding 'ieee-p1363', see the
+ * node:crypto docs for crypto.sign/verify) so every signature of an algorithm has one length.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { canonicalize, type JsonLike } from './canonical.ts';
+import { MalformedError } from './errors.ts';
+import type { KeyAlg, PublicKeyRef, Signed } from './types.ts';
+
+/** A private key held by a back-end or device: algorithm plus base64url PKCS#8 DER. */
+export interface PrivateKeyRef {
+  alg: KeyAlg;
+  pkcs8: string;
+}
+
+export interface KeyPair {
+  publicKey: PublicKeyRef;
+  privateKey: PrivateKeyRef;
+}
+
+/** Parsed KeyObjects kept at most; the oldest entry is dropped first. */
+export const KEY_CACHE_SIZE = 4096;
+
+const cache = new Map<string, KeyObject>();
+
+function remember(id: string, key: KeyObject): KeyObject {
+  if (cache.size >= KEY_CACHE_SIZE) {
+    const oldest = cache.keys().next();
+    if (!oldest.done) cache.delete(oldest.value);
+  }
+  cache.set(id, key);
+  return key;
+}
+
+function matchesAlg(key: KeyObject, alg: KeyAlg): boolean {
+  if (alg === 'ed25519') return key.asymmetricKeyType === 'ed25519';
+  return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+}
+
+/** The parsed public key (cached); throws MalformedError if it does not parse or is not of `alg`. */
+export function publicKeyObject(ref: PublicKeyRef): KeyObject {
+  const id = `pub:${ref.alg}:${ref.spki}`;
+  const hit = cache.get(id);
+  if (hit !== undefined) return hit;
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(ref.spki, 'base64url'), format: 'der', type: 'spki' });
+  } catch {
+    throw new MalformedError('public key does not parse as SPKI DER');
+  }
+  if (!matchesAlg(key, ref.alg)) throw new MalformedError(`public key is not ${ref.alg}`);
+  return remember(id, key);
+}
+
+function privateKeyObject(ref: PrivateKeyRef): KeyObject {
+  const id = `priv:${ref.alg}:${ref.pkcs8}`;
+  const hit = cache.get(id);
+  if (hit !== undefined) return hit;
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: Buffer.from(ref.pkcs8, 'base64url'), format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new MalformedError('private key does not parse as PKCS#8 DER');
+  }
+  if (!matchesAlg(key, ref.alg)) throw new MalformedError(`private key is not ${ref.alg}`);
+  return remember(id, key);
+}
+
+/** A fresh key pair of `alg`. */
+export function generateKeyPair(alg: KeyAlg = 'ed25519'): KeyPair {
+  const pair = alg === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    publicKey: { alg, spki: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64url') },
+    privateKey: { alg, pkcs8: pair.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64url') },
+  };
+}
+
+/** The public half of a private key. */
+export function publicKeyOf(privateKey: PrivateKeyRef): PublicKeyRef {
+  const spki = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });
+  return { alg: privateKey.alg, spki: spki.toString('base64url') };
+}
+
+/** True when both refs name the same key. */
+export function sameKey(a: PublicKeyRef, b: PublicKeyRef): boolean {
+  return a.alg === b.alg && a.spki === b.spki;
+}
+
+/** Sign the UTF-8 bytes of `data`; returns base64url. */
+export function signBytes(privateKey: PrivateKeyRef, data: string): string {
+  const key = privateKeyObject(privateKey);
+  const bytes = Buffer.from(data, 'utf8');
+  // Ed25519 takes algorithm null (the key type fixes it); ECDSA hashes with SHA-256.
+  const sig =
+    privateKey.alg === 'ed25519' ? sign(null, bytes, key) : sign('sha256', bytes, { key, dsaEncoding: 'ieee-p1363' });
+  return sig.toString('base64url');
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** True iff `sig` is a valid signature of `data` by `publicKey`. Never throws: garbage gives false. */
+export function verifyBytes(publicKey: PublicKeyRef, data: string, sig: string): boolean {
+  try {
+    if (typeof sig !== 'string' || sig.length === 0 || sig.length > 512 || !BASE64URL.test(sig)) return false;
+    const sigBytes = Buffer.from(sig, 'base64url');
+    // One text per signature: reject non-canonical base64url (stray trailing bits).
+    if (sigBytes.toString('base64url') !== sig) return false;
+    const key = publicKeyObject(publicKey);
+    const bytes = Buffer.from(data, 'utf8');
+    return publicKey.alg === 'ed25519'
+      ? verify(null, bytes, key, sigBytes)
+      : verify('sha256', bytes, { key, dsaEncoding: 'ieee-p1363' }, sigBytes);
+  } catch {
+    return false;
+  }
+}
+
+/** Sign canonical(body). `by` names the signer (a domain, or `domain/device`). */
+export function signValue<T extends JsonLike>(body: T, privateKey: PrivateKeyRef, by: string): Signed<T> {
+  return { body, sig: signBytes(privateKey, canonicalize(body)), by };
+}
+
+/** True iff `signed.sig` is `publicKey`'s signature over canonical(signed.body). Never throws. */
+export function verifySigned<T>(signed: Signed<T>, publicKey: PublicKeyRef): boolean {
+  let text: string;
+  try {
+    text = canonicalize(signed.body as JsonLike);
+  } catch {
+    return false;
+  }
+  return verifyBytes(publicKey, text, signed.sig);
+}

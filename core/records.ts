@@ -1,0 +1,298 @@
+/**
+ * Signed records other than obligations, and the structural validators for every
+ * record that crosses a boundary. Validators check shape, types and lengths only
+ * (no signatures) and reject unknown fields, so the typed value is exactly what is
+ * hashed and signed. Every failure is a MalformedError naming the field.
+ */
+import { randomBytes } from 'node:crypto';
+import { BadCredentialError, BadSignatureError, MalformedError } from './errors.ts';
+import { sameKey, signValue, verifySigned, type KeyPair, type PrivateKeyRef } from './keys.ts';
+import type {
+  AcceptanceBody,
+  AcceptedObligation,
+  DeviceCredential,
+  DomainRecord,
+  KeyAlg,
+  Obligation,
+  ObligationBody,
+  Offer,
+  PublicKeyRef,
+  Signed,
+} from './types.ts';
+
+/** Domain, device and offer names. */
+export const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** Content ids (sha256 hex, lower case). */
+export const ID_RE = /^[0-9a-f]{64}$/;
+/** Service names, e.g. `wifi-access` or `power:kwh`. */
+export const SERVICE_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** Bitcoin addresses: formats differ between networks and node implementations, so only the alphabet is fixed. */
+export const ADDRESS_RE = /^[A-Za-z0-9]{1,100}$/;
+/** Ledger publisher addresses or local names. */
+export const PUBLISHER_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** A signer: `domain` or `domain/device`. */
+export const SIGNER_RE = /^[A-Za-z0-9_-]{1,64}(\/[A-Za-z0-9_-]{1,64})?$/;
+const BASE64URL_RE = /^[A-Za-z0-9_-]+$/;
+/** 21 million BTC in satoshis: no amount can be larger. */
+export const MAX_SATS = 2_100_000_000_000_000;
+const MAX_KEY_CHARS = 256;
+const MAX_SIG_CHARS = 256;
+const MAX_OPERATES = 64;
+
+type Obj = Record<string, unknown>;
+
+function object(value: unknown, path: string, keys: readonly string[]): Obj {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new MalformedError(`${path} must be an object`);
+  }
+  const obj = value as Obj;
+  for (const key of Object.keys(obj)) {
+    if (!keys.includes(key)) throw new MalformedError(`${path}.${key} is not an allowed field`);
+  }
+  return obj;
+}
+
+function string(obj: Obj, key: string, path: string, re: RegExp): string {
+  const value = obj[key];
+  if (typeof value !== 'string' || !re.test(value)) {
+    throw new MalformedError(`${path}.${key} must be a string matching ${re.source}`);
+  }
+  return value;
+}
+
+function integer(obj: Obj, key: string, path: string, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
+  const value = obj[key];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max || Object.is(value, -0)) {
+    throw new MalformedError(`${path}.${key} must be an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+const amount = (obj: Obj, key: string, path: string): number => integer(obj, key, path, 1, MAX_SATS);
+const time = (obj: Obj, key: string, path: string): number => integer(obj, key, path, 0);
+
+function version(obj: Obj, path: string): 1 {
+  if (obj['version'] !== 1) throw new MalformedError(`${path}.version must be 1`);
+  return 1;
+}
+
+function signature(obj: Obj, key: string, path: string): string {
+  const value = obj[key];
+  if (typeof value !== 'string' || value.length > MAX_SIG_CHARS || !BASE64URL_RE.test(value)) {
+    throw new MalformedError(`${path}.${key} must be a base64url signature`);
+  }
+  return value;
+}
+
+/** Validate a published public key reference. */
+export function parsePublicKey(value: unknown, path = 'key'): PublicKeyRef {
+  const obj = object(value, path, ['alg', 'spki']);
+  const alg = obj['alg'];
+  if (alg !== 'ed25519' && alg !== 'p256') throw new MalformedError(`${path}.alg must be ed25519 or p256`);
+  const spki = obj['spki'];
+  if (typeof spki !== 'string' || spki.length > MAX_KEY_CHARS || !BASE64URL_RE.test(spki)) {
+    throw new MalformedError(`${path}.spki must be base64url of at most ${MAX_KEY_CHARS} characters`);
+  }
+  return { alg: alg satisfies KeyAlg, spki };
+}
+
+function parseSigned<T>(value: unknown, path: string, parseBody: (body: unknown, path: string) => T): Signed<T> {
+  const obj = object(value, path, ['body', 'sig', 'by']);
+  const body = parseBody(obj['body'], `${path}.body`);
+  return { body, sig: signature(obj, 'sig', path), by: string(obj, 'by', path, SIGNER_RE) };
+}
+
+function domainRecordBody(value: unknown, path: string): DomainRecord {
+  const obj = object(value, path, ['version', 'domain', 'key', 'publisher', 'operates', 'createdAt']);
+  const operates = obj['operates'];
+  if (!Array.isArray(operates) || operates.length > MAX_OPERATES) {
+    throw new MalformedError(`${path}.operates must be an array of at most ${MAX_OPERATES} names`);
+  }
+  const names = operates.map((name: unknown, i) => {
+    if (typeof name !== 'string' || !NAME_RE.test(name)) throw new MalformedError(`${path}.operates[${i}] must be a name`);
+    return name;
+  });
+  return {
+    version: version(obj, path),
+    domain: string(obj, 'domain', path, NAME_RE),
+    key: parsePublicKey(obj['key'], `${path}.key`),
+    publisher: string(obj, 'publisher', path, PUBLISHER_RE),
+    operates: names,
+    createdAt: time(obj, 'createdAt', path),
+  };
+}
+
+function credentialBody(value: unknown, path: string): DeviceCredential {
+  const obj = object(value, path, ['version', 'domain', 'deviceId', 'deviceKey', 'creditLimit', 'notBefore', 'notAfter']);
+  return {
+    version: version(obj, path),
+    domain: string(obj, 'domain', path, NAME_RE),
+    deviceId: string(obj, 'deviceId', path, NAME_RE),
+    deviceKey: parsePublicKey(obj['deviceKey'], `${path}.deviceKey`),
+    creditLimit: integer(obj, 'creditLimit', path, 0, MAX_SATS),
+    notBefore: time(obj, 'notBefore', path),
+    notAfter: time(obj, 'notAfter', path),
+  };
+}
+
+function offerBody(value: unknown, path: string): Offer {
+  const obj = object(value, path, [
+    'version', 'offerId', 'providerDomain', 'providerDevice', 'service', 'price', 'payTo', 'consumer', 'expiresAt',
+  ]);
+  return {
+    version: version(obj, path),
+    offerId: string(obj, 'offerId', path, NAME_RE),
+    providerDomain: string(obj, 'providerDomain', path, NAME_RE),
+    providerDevice: string(obj, 'providerDevice', path, NAME_RE),
+    service: string(obj, 'service', path, SERVICE_RE),
+    price: amount(obj, 'price', path),
+    payTo: string(obj, 'payTo', path, ADDRESS_RE),
+    consumer: string(obj, 'consumer', path, SIGNER_RE),
+    expiresAt: time(obj, 'expiresAt', path),
+  };
+}
+
+function obligationBody(value: unknown, path: string): ObligationBody {
+  const obj = object(value, path, [
+    'version', 'consumerDomain', 'consumerDevice', 'providerDomain', 'providerDevice', 'service', 'amount', 'payTo',
+    'offerId', 'issuedAt', 'dueBy', 'seq', 'prev', 'credential',
+  ]);
+  return {
+    version: version(obj, path),
+    consumerDomain: string(obj, 'consumerDomain', path, NAME_RE),
+    consumerDevice: string(obj, 'consumerDevice', path, NAME_RE),
+    providerDomain: string(obj, 'providerDomain', path, NAME_RE),
+    providerDevice: string(obj, 'providerDevice', path, NAME_RE),
+    service: string(obj, 'service', path, SERVICE_RE),
+    amount: amount(obj, 'amount', path),
+    payTo: string(obj, 'payTo', path, ADDRESS_RE),
+    offerId: string(obj, 'offerId', path, NAME_RE),
+    issuedAt: time(obj, 'issuedAt', path),
+    dueBy: time(obj, 'dueBy', path),
+    seq: integer(obj, 'seq', path, 1),
+    prev: string(obj, 'prev', path, ID_RE),
+    credential: parseSigned(obj['credential'], `${path}.credential`, credentialBody),
+  };
+}
+
+function acceptanceBody(value: unknown, path: string): AcceptanceBody {
+  const obj = object(value, path, ['version', 'obligationId', 'providerDomain', 'payTo', 'acceptedAt']);
+  return {
+    version: version(obj, path),
+    obligationId: string(obj, 'obligationId', path, ID_RE),
+    providerDomain: string(obj, 'providerDomain', path, NAME_RE),
+    payTo: string(obj, 'payTo', path, ADDRESS_RE),
+    acceptedAt: time(obj, 'acceptedAt', path),
+  };
+}
+
+/** Validate the structure of an obligation (not its signatures). */
+export function parseObligation(json: unknown, path = 'obligation'): Obligation {
+  const obj = object(json, path, ['id', 'body', 'sig']);
+  return {
+    id: string(obj, 'id', path, ID_RE),
+    body: obligationBody(obj['body'], `${path}.body`),
+    sig: signature(obj, 'sig', path),
+  };
+}
+
+/** Validate the structure of a signed offer. */
+export function parseOffer(json: unknown): Signed<Offer> {
+  return parseSigned(json, 'offer', offerBody);
+}
+
+/** Validate the structure of a signed device credential. */
+export function parseCredential(json: unknown): Signed<DeviceCredential> {
+  return parseSigned(json, 'credential', credentialBody);
+}
+
+/** Validate the structure of a signed domain record. */
+export function parseDomainRecord(json: unknown): Signed<DomainRecord> {
+  return parseSigned(json, 'domainRecord', domainRecordBody);
+}
+
+/** Validate the structure of an obligation with its acceptance, as stored on the `obligations` stream. */
+export function parseAccepted(json: unknown): AcceptedObligation {
+  const obj = object(json, 'accepted', ['obligation', 'acceptance']);
+  return {
+    obligation: parseObligation(obj['obligation'], 'accepted.obligation'),
+    acceptance: parseSigned(obj['acceptance'], 'accepted.acceptance', acceptanceBody),
+  };
+}
+
+// ---- builders and verifiers ----
+
+/** A domain's self-signed record, published on the `domains` stream when its back-end joins. */
+export function createDomainRecord(
+  input: { domain: string; publisher: string; operates?: string[]; createdAt: number },
+  keys: KeyPair,
+): Signed<DomainRecord> {
+  const body: DomainRecord = {
+    version: 1,
+    domain: input.domain,
+    key: keys.publicKey,
+    publisher: input.publisher,
+    operates: input.operates ?? [],
+    createdAt: input.createdAt,
+  };
+  domainRecordBody(body, 'domainRecord.body');
+  return signValue(body, keys.privateKey, input.domain);
+}
+
+/** Checks a domain record is self-signed by the key it publishes; BadSignatureError otherwise. */
+export function verifyDomainRecord(record: Signed<DomainRecord>): void {
+  if (record.by !== record.body.domain || !verifySigned(record, record.body.key)) {
+    throw new BadSignatureError(`domain record of ${record.body.domain} is not self-signed`, { domain: record.body.domain });
+  }
+}
+
+/** An SCB enrols a device: the credential binds the device key to the domain, with a per-obligation cap. */
+export function issueCredential(
+  input: Omit<DeviceCredential, 'version'>,
+  domainKey: PrivateKeyRef,
+): Signed<DeviceCredential> {
+  const body: DeviceCredential = { version: 1, ...input };
+  credentialBody(body, 'credential.body');
+  if (body.notAfter < body.notBefore) throw new MalformedError('credential.body.notAfter is before notBefore');
+  return signValue(body, domainKey, input.domain);
+}
+
+/**
+ * Checks the credential is signed by `domainKey` and, when `at` is given, valid at that
+ * time (notBefore <= at <= notAfter). Throws BadCredentialError.
+ */
+export function verifyCredential(credential: Signed<DeviceCredential>, domainKey: PublicKeyRef, at?: number): void {
+  const { domain, deviceId, notBefore, notAfter } = credential.body;
+  if (credential.by !== domain || !verifySigned(credential, domainKey)) {
+    throw new BadCredentialError(`credential of ${domain}/${deviceId} is not signed by its domain`, { domain, deviceId });
+  }
+  if (at !== undefined && (at < notBefore || at > notAfter)) {
+    throw new BadCredentialError(`credential of ${domain}/${deviceId} is not valid at ${at}`, { at, notBefore, notAfter });
+  }
+}
+
+/** A fresh random offer id (32 hex characters). */
+export function newOfferId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** The SP domain's signed offer, handed by an SPD to the requesting SCD. */
+export function createOffer(input: Omit<Offer, 'version'>, providerDomainKey: PrivateKeyRef): Signed<Offer> {
+  const body: Offer = { version: 1, ...input };
+  offerBody(body, 'offer.body');
+  return signValue(body, providerDomainKey, input.providerDomain);
+}
+
+/** Checks the offer is signed by its provider domain's key; BadSignatureError otherwise. */
+export function verifyOffer(offer: Signed<Offer>, providerDomainKey: PublicKeyRef): void {
+  if (offer.by !== offer.body.providerDomain || !verifySigned(offer, providerDomainKey)) {
+    throw new BadSignatureError(`offer ${offer.body.offerId} is not signed by ${offer.body.providerDomain}`, {
+      offerId: offer.body.offerId,
+    });
+  }
+}
+
+/** True when two domain records publish the same key. */
+export function sameDomainKey(a: DomainRecord, b: DomainRecord): boolean {
+  return sameKey(a.key, b.key);
+}

@@ -1,0 +1,209 @@
+/**
+ * The service consumer's device (SCD): asks a provider device for a service,
+ * checks the SP domain's signed offer, signs an obligation linked to its
+ * previous one and sends it; on a signed accept it moves its chain forward.
+ * A refused obligation leaves the chain where it was. Lost messages are sent
+ * again unchanged (the back-end answers duplicates with the same reply).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createObligation } from '../core/obligation.ts';
+import { verifyOffer } from '../core/records.ts';
+import { verifySigned, type PrivateKeyRef } from '../core/keys.ts';
+import {
+  GENESIS,
+  type AcceptanceBody,
+  type DeviceCredential,
+  type Offer,
+  type PublicKeyRef,
+  type Signed,
+} from '../core/types.ts';
+import { topics } from '../service/topics.ts';
+import type { DeviceLink } from './link.ts';
+
+export interface ChainState {
+  seq: number;
+  id: string;
+}
+
+/** Where a device keeps its chain head between runs. */
+export interface ChainStore {
+  load(): Promise<ChainState>;
+  save(state: ChainState): Promise<void>;
+}
+
+export class MemoryChainStore implements ChainStore {
+  private state: ChainState = { seq: 0, id: GENESIS };
+  async load(): Promise<ChainState> {
+    return this.state;
+  }
+  async save(state: ChainState): Promise<void> {
+    this.state = state;
+  }
+}
+
+export class FileChainStore implements ChainStore {
+  constructor(private readonly file: string) {}
+  async load(): Promise<ChainState> {
+    try {
+      return JSON.parse(await readFile(this.file, 'utf8')) as ChainState;
+    } catch {
+      return { seq: 0, id: GENESIS };
+    }
+  }
+  async save(state: ChainState): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    await writeFile(this.file, JSON.stringify(state));
+  }
+  static forDevice(dir: string, deviceId: string): FileChainStore {
+    return new FileChainStore(join(dir, `${deviceId}.chain.json`));
+  }
+}
+
+export interface DeviceError {
+  code: string;
+  class: string;
+  message: string;
+}
+
+export type BuyResult =
+  | { ok: true; obligationId: string; amount: number; seq: number; latencyMs: number; acceptMs: number }
+  | { ok: false; stage: 'offer' | 'accept'; error: DeviceError; latencyMs: number };
+
+export interface ConsumerDeviceOptions {
+  domain: string;
+  deviceId: string;
+  privateKey: PrivateKeyRef;
+  credential: Signed<DeviceCredential>;
+  link: DeviceLink;
+  /** The SP domain's public key, from its record on the ledger. */
+  providerKey: (domain: string) => Promise<PublicKeyRef>;
+  chain?: ChainStore;
+  /** dueBy = issuedAt + payWindowMs. */
+  payWindowMs?: number;
+  /** How long to wait for an answer before sending again. */
+  timeoutMs?: number;
+  attempts?: number;
+  now?: () => number;
+}
+
+type Waiter = { resolve: (v: unknown) => void };
+
+export class ConsumerDevice {
+  private readonly waiting = new Map<string, Waiter>();
+  private readonly chain: ChainStore;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: ConsumerDeviceOptions) {
+    this.chain = o.chain ?? new MemoryChainStore();
+    o.link.onMessage((topic, payload) => this.onMessage(topic, payload));
+  }
+
+  get id(): string {
+    return this.o.deviceId;
+  }
+
+  async start(): Promise<void> {
+    await this.o.link.connect();
+    await this.o.link.subscribe(topics.inbox(this.o.domain, this.o.deviceId), 1);
+  }
+
+  private onMessage(topic: string, payload: unknown): void {
+    const p = payload as { requestId?: string; obligationId?: string } | null;
+    if (!p || typeof p !== 'object') return;
+    const key = topic.endsWith('/in/offer') ? `offer:${p.requestId}` : topic.endsWith('/in/reply') ? `reply:${p.obligationId ?? p.requestId}` : undefined;
+    if (!key) return;
+    const w = this.waiting.get(key);
+    if (w) {
+      this.waiting.delete(key);
+      w.resolve(payload);
+    }
+  }
+
+  /** Send `message` and wait for the answer keyed `key`, sending again on timeout. */
+  private async exchange(key: string, send: () => Promise<void>): Promise<unknown> {
+    const attempts = this.o.attempts ?? 4;
+    const timeout = this.o.timeoutMs ?? 5000;
+    for (let i = 0; i < attempts; i++) {
+      const answer = new Promise<unknown>((resolve) => this.waiting.set(key, { resolve }));
+      await send();
+      let timer: NodeJS.Timeout | undefined;
+      const result = await Promise.race([
+        answer,
+        new Promise<undefined>((r) => {
+          timer = setTimeout(() => r(undefined), timeout * (i + 1));
+        }),
+      ]);
+      clearTimeout(timer);
+      if (result !== undefined) return result;
+    }
+    this.waiting.delete(key);
+    return undefined;
+  }
+
+  /** Buy one service; purchases of one device run one after another (its chain is sequential). */
+  buy(providerDomain: string, providerDevice: string, service: string): Promise<BuyResult> {
+    const run = this.queue.then(() => this.buyNow(providerDomain, providerDevice, service));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async buyNow(providerDomain: string, providerDevice: string, service: string): Promise<BuyResult> {
+    const now = this.o.now ?? Date.now;
+    const started = now();
+    const { domain, deviceId, link } = this.o;
+    const requestId = randomUUID();
+    const offerMsg = (await this.exchange(`offer:${requestId}`, () =>
+      link.publish(topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service }, 1),
+    )) as { offer?: Signed<Offer>; error?: DeviceError } | undefined;
+    if (!offerMsg) return fail('offer', 'TIMEOUT', 'no offer arrived', started, now);
+    if (offerMsg.error || !offerMsg.offer) {
+      return { ok: false, stage: 'offer', error: offerMsg.error ?? err('NO_OFFER', 'empty offer'), latencyMs: now() - started };
+    }
+    const offer = offerMsg.offer;
+    try {
+      verifyOffer(offer, await this.o.providerKey(providerDomain));
+    } catch (e) {
+      return fail('offer', 'BAD_OFFER', (e as Error).message, started, now);
+    }
+    const head = await this.chain.load();
+    const issuedAt = now();
+    const ob = createObligation({
+      credential: this.o.credential,
+      deviceKey: this.o.privateKey,
+      offer: offer.body,
+      seq: head.seq + 1,
+      prev: head.id,
+      issuedAt,
+      dueBy: issuedAt + (this.o.payWindowMs ?? 60_000),
+    });
+    const sentAt = now();
+    const reply = (await this.exchange(`reply:${ob.id}`, () =>
+      link.publish(topics.fromDevice(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
+    )) as { accepted?: boolean; acceptance?: Signed<AcceptanceBody>; error?: DeviceError } | undefined;
+    if (!reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
+    if (!reply.accepted || !reply.acceptance) {
+      return { ok: false, stage: 'accept', error: reply.error ?? err('REFUSED', 'refused'), latencyMs: now() - started };
+    }
+    const providerKey = await this.o.providerKey(providerDomain);
+    if (reply.acceptance.body.obligationId !== ob.id || !verifySigned(reply.acceptance, providerKey)) {
+      return fail('accept', 'BAD_ACCEPTANCE', 'the acceptance is not signed by the provider domain', started, now);
+    }
+    await this.chain.save({ seq: ob.body.seq, id: ob.id });
+    return { ok: true, obligationId: ob.id, amount: ob.body.amount, seq: ob.body.seq, latencyMs: now() - started, acceptMs: now() - sentAt };
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    await this.o.link.close();
+  }
+}
+
+const err = (code: string, message: string): DeviceError => ({ code, class: 'final', message });
+const fail = (stage: 'offer' | 'accept', code: string, message: string, started: number, now: () => number): BuyResult => ({
+  ok: false,
+  stage,
+  error: { code, class: code === 'TIMEOUT' ? 'retry' : 'final', message },
+  latencyMs: now() - started,
+});

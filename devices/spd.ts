@@ -1,0 +1,59 @@
+/**
+ * The service provider's device (SPD): waits for grants from its back-end
+ * (an obligation for it was accepted) and delivers the service, reporting
+ * each delivery on its `out/delivered` topic. Duplicate grants are delivered once.
+ */
+import { topics } from '../service/topics.ts';
+import type { DeviceLink } from './link.ts';
+
+export interface Grant {
+  obligationId: string;
+  consumer: string;
+  service: string;
+  amount: number;
+}
+
+export class ProviderDevice {
+  readonly delivered = new Map<string, Grant>();
+  private readonly listeners: ((g: Grant) => void)[] = [];
+
+  constructor(
+    private readonly domain: string,
+    private readonly deviceId: string,
+    private readonly link: DeviceLink,
+  ) {
+    link.onMessage((topic, payload) => {
+      if (!topic.endsWith('/in/grant')) return;
+      const g = payload as Partial<Grant> | null;
+      if (!g || typeof g.obligationId !== 'string' || this.delivered.has(g.obligationId)) return;
+      const grant: Grant = {
+        obligationId: g.obligationId,
+        consumer: String(g.consumer),
+        service: String(g.service),
+        amount: Number(g.amount),
+      };
+      this.delivered.set(grant.obligationId, grant);
+      for (const l of this.listeners) l(grant);
+      void this.link
+        .publish(topics.fromDevice(this.domain, this.deviceId, 'delivered'), { obligationId: grant.obligationId }, 0)
+        .catch(() => undefined);
+    });
+  }
+
+  get id(): string {
+    return this.deviceId;
+  }
+
+  onGrant(listener: (g: Grant) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async start(): Promise<void> {
+    await this.link.connect();
+    await this.link.subscribe(topics.inbox(this.domain, this.deviceId), 1);
+  }
+
+  close(): Promise<void> {
+    return this.link.close();
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The one place where errors become replies. Typed ObligationErrors keep
+ * their code and class; middy's HTTP errors (415/422 from the body parser)
+ * keep their status; anything else is a generic 500 and is logged, never
+ * serialised to the caller.
+ */
+import { ObligationError } from '../../core/errors.ts';
+
+export interface ErrorReply {
+  statusCode: number;
+  body: { error: { code: string; class: string; message: string; details?: Record<string, unknown> } };
+  headers?: Record<string, string>;
+}
+
+const STATUS_BY_CODE: Record<string, number> = {
+  F04_REPLAY: 409,
+  F07_UNKNOWN_DOMAIN: 404,
+  F08_FORBIDDEN: 403,
+  F09_NOT_FOUND: 404,
+  T01_REPUTATION_TOO_LOW: 403,
+  T02_OVER_CREDIT: 402,
+};
+
+const STATUS_BY_CLASS = { final: 400, temporary: 409, retry: 503 } as const;
+
+export function toReply(error: unknown, log: (msg: string, e: unknown) => void = defaultLog): ErrorReply {
+  if (error instanceof ObligationError) {
+    const statusCode = STATUS_BY_CODE[error.code] ?? STATUS_BY_CLASS[error.errorClass];
+    return {
+      statusCode,
+      body: { error: error.toJSON() },
+      ...(error.errorClass === 'retry' ? { headers: { 'retry-after': '1' } } : {}),
+    };
+  }
+  const e = error as { statusCode?: number; expose?: boolean; message?: string } | null;
+  if (e && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && e.expose !== false) {
+    return {
+      statusCode: e.statusCode,
+      body: { error: { code: `HTTP_${e.statusCode}`, class: 'final', message: e.message ?? 'bad request' } },
+    };
+  }
+  log('unhandled error', error);
+  return {
+    statusCode: 500,
+    body: { error: { code: 'INTERNAL', class: 'retry', message: 'Internal Server Error' } },
+  };
+}
+
+function defaultLog(msg: string, e: unknown): void {
+  console.error(JSON.stringify({ level: 'error', msg, error: e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : String(e) }));
+}

@@ -1,0 +1,116 @@
+/**
+ * One middleware chain per event type: HTTP API (payload 2.0), IoT topic
+ * rule, schedule. Handlers get validated input and their dependencies and
+ * return plain values; the chains turn them (and errors) into replies.
+ */
+import middy from '@middy/core';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { z } from 'zod';
+import { MalformedError } from '../../core/errors.ts';
+import { getDeps, type Deps } from './deps.ts';
+import { toReply } from './errors.ts';
+
+const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 => ({
+  statusCode,
+  headers: { 'content-type': 'application/json', ...headers },
+  body: JSON.stringify(body),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const first = r.error.issues[0];
+    const where = first && first.path.length > 0 ? `${what}.${first.path.join('.')}` : what;
+    throw new MalformedError(`${where}: ${first?.message ?? 'invalid'}`, {
+      issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    });
+  }
+  return r.data;
+}
+
+export interface HttpInput<B, P> {
+  body: B;
+  params: P;
+  query: Record<string, string | undefined>;
+  deps: Deps;
+  event: APIGatewayProxyEventV2;
+}
+
+export interface HttpResult {
+  status?: number;
+  body: unknown;
+}
+
+/** An HTTP API route: JSON body (when `body` is given) and path parameters validated by their schemas. */
+export function httpRoute<B = undefined, P = Record<string, never>>(
+  spec: { body?: z.ZodType<B>; params?: z.ZodType<P> },
+  fn: (input: HttpInput<B, P>) => Promise<HttpResult>,
+) {
+  const chain = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>();
+  if (spec.body) chain.use(httpJsonBodyParser());
+  return chain
+    .use({
+      onError: (request) => {
+        const reply = toReply(request.error);
+        request.response = json(reply.statusCode, reply.body, reply.headers);
+      },
+    })
+    .handler(async (event: APIGatewayProxyEventV2, _context: Context) => {
+      const deps = await getDeps();
+      const body = spec.body ? parse(spec.body, (event as { body?: unknown }).body, 'body') : (undefined as B);
+      const params = spec.params ? parse(spec.params, event.pathParameters ?? {}, 'path') : ({} as P);
+      const out = await fn({ body, params, query: event.queryStringParameters ?? {}, deps, event });
+      return json(out.status ?? 200, out.body);
+    });
+}
+
+/** The event an IoT topic rule delivers: `SELECT *, topic(2) AS domain, topic(3) AS thing, topic() AS topic`. */
+export interface RuleEvent {
+  domain: string;
+  thing: string;
+  topic: string;
+  [field: string]: unknown;
+}
+
+const RuleEventSchema = z.looseObject({ domain: z.string(), thing: z.string(), topic: z.string() });
+
+/**
+ * An IoT topic rule action (asynchronous Lambda invoke). Retry-class errors
+ * are thrown so Lambda retries the event; the handler itself must answer the
+ * device for everything else (it knows the reply topic).
+ */
+export function ruleHandler<R>(fn: (event: RuleEvent, deps: Deps) => Promise<R>) {
+  return middy<unknown, R>().handler(async (raw: unknown, _context: Context) => {
+    const deps = await getDeps();
+    const event = parse(RuleEventSchema, raw, 'event') as RuleEvent;
+    return fn(event, deps);
+  });
+}
+
+/** A scheduled job (EventBridge): logs a one-line JSON summary and returns it. */
+export function scheduledJob<R>(name: string, fn: (deps: Deps, event: unknown) => Promise<R>) {
+  return middy<unknown, R>().handler(async (event: unknown, _context: Context) => {
+    const deps = await getDeps();
+    const started = Date.now();
+    const result = await fn(deps, event);
+    console.log(JSON.stringify({ level: 'info', job: name, ms: Date.now() - started, result }));
+    return result;
+  });
+}
+
+export { parse };
+
+type AnyHandler = (event: never, context: Context) => Promise<unknown>;
+
+const isHttpEvent = (e: unknown): boolean =>
+  typeof e === 'object' && e !== null && (e as { requestContext?: { http?: unknown } }).requestContext?.http !== undefined;
+
+/**
+ * One Lambda entry serving several event types (the same function behind an
+ * HTTP route and an IoT rule or a schedule): the event's shape picks the chain.
+ */
+export function byEvent(chains: { http: AnyHandler; other: AnyHandler }) {
+  return (event: unknown, context: Context): Promise<unknown> =>
+    (isHttpEvent(event) ? chains.http : chains.other)(event as never, context);
+}

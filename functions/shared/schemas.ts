@@ -1,0 +1,53 @@
+/** Boundary schemas: they validate each request and give its static type. */
+import { z } from 'zod';
+
+export const Name = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a name of 1-64 letters, digits, _ or -');
+export const Service = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a service name');
+const Sats = z.number().int().positive().max(2_100_000_000_000_000);
+
+export const PublicKeySchema = z.object({ alg: z.enum(['ed25519', 'p256']), spki: z.string().min(16).max(512) });
+
+export const DomainParams = z.object({ domain: Name });
+
+export const RegisterDomainBody = z.object({
+  domain: Name,
+  role: z.enum(['consumer', 'provider', 'both']),
+  threshold: z.number().min(0).max(1).optional(),
+  alg: z.enum(['ed25519', 'p256']).optional(),
+  operates: z.array(Name).max(64).optional(),
+  prices: z.record(Service, Sats).optional(),
+  autoSettle: z.boolean().optional(),
+});
+
+export const EnrolBody = z.object({
+  deviceId: Name,
+  deviceKey: PublicKeySchema,
+  creditLimit: z.number().int().min(0).max(2_100_000_000_000_000),
+  validForMs: z.number().int().positive().optional(),
+});
+
+export const OfferBody = z.object({
+  requestId: z.string().min(1).max(64).default('http'),
+  consumerDomain: Name,
+  consumerDevice: Name,
+  providerDomain: Name,
+  providerDevice: Name,
+  service: Service,
+});
+
+/** Over MQTT the consumer's names come from the topic (the broker vouches for them), not the payload. */
+export const OfferRequestMessage = z.object({
+  requestId: z.string().min(1).max(64),
+  providerDomain: Name,
+  providerDevice: Name,
+  service: Service,
+});
+
+export const ObligationMessage = z.object({
+  requestId: z.string().max(64).optional(),
+  obligation: z.unknown(),
+});
+
+export const ObligationBodySchema = z.object({ obligation: z.unknown() });
+
+export const SettleBody = z.object({ maxOutputs: z.number().int().min(1).max(1000).optional() }).default({});

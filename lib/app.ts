@@ -1,0 +1,81 @@
+import { App, Tags, Validations, type AppProps, type Environment } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { BackendStack } from './backend-stack.ts';
+import { ChainStack } from './chain-stack.ts';
+import { DataStack } from './data-stack.ts';
+import { IotStack } from './iot-stack.ts';
+
+/**
+ * Default MultiChain chain name (override with `-c chainName=...`). Other
+ * context keys: `multichainSha256` (required to build the MultiChain image at
+ * deploy), `bitcoinSha256` (optional extra pin).
+ */
+export const DEFAULT_CHAIN_NAME = 'oc-chain';
+
+const CROSS_STACK_STRENGTH = '@aws-cdk/core:defaultCrossStackReferences';
+
+export interface ObligationChainAppOptions {
+  /** Passed to `new App()` (tests pass `outdir`, `context`). */
+  readonly appProps?: AppProps;
+  /** Register the cdk-nag AwsSolutions pack as a synth-time validation plugin. */
+  readonly nag?: boolean;
+  /** Leave undefined for environment-agnostic stacks (synth needs no credentials). */
+  readonly env?: Environment;
+}
+
+/** The four stacks, wired. */
+export interface ObligationChainApp {
+  readonly app: App;
+  readonly chain: ChainStack;
+  readonly data: DataStack;
+  readonly backend: BackendStack;
+  readonly iot: IotStack;
+}
+
+/**
+ * Builds the whole deployment: ChainStack (network, ECS nodes, EFS, secrets)
+ * and DataStack (table) hold state and are retained; BackendStack and IotStack
+ * are stateless and depend on them (references go one way only).
+ */
+export function buildApp(options: ObligationChainAppOptions = {}): ObligationChainApp {
+  const app = new App(options.appProps);
+  // Keep the producer-protecting behaviour of cross-stack exports explicit.
+  if (app.node.tryGetContext(CROSS_STACK_STRENGTH) === undefined) app.node.setContext(CROSS_STACK_STRENGTH, 'strong');
+  const chainName = contextString(app, 'chainName') ?? DEFAULT_CHAIN_NAME;
+  const env = options.env;
+  const stackProps = env === undefined ? {} : { env };
+
+  const chain = new ChainStack(app, 'OcChain', {
+    ...stackProps,
+    chainName,
+    multichainSha256: contextString(app, 'multichainSha256'),
+    bitcoinSha256: contextString(app, 'bitcoinSha256'),
+    description: 'obligation-chain: VPC, ECS cluster, MultiChain and bitcoind nodes on EFS',
+  });
+  const data = new DataStack(app, 'OcData', {
+    ...stackProps,
+    description: 'obligation-chain: DynamoDB table (retained)',
+  });
+  const backend = new BackendStack(app, 'OcBackend', {
+    ...stackProps,
+    chain,
+    table: data.table,
+    description: 'obligation-chain: Lambda handlers, HTTP API, schedules',
+  });
+  const iot = new IotStack(app, 'OcIot', {
+    ...stackProps,
+    offer: backend.handlers.functions.offer,
+    accept: backend.handlers.functions.accept,
+    description: 'obligation-chain: IoT thing type, device policy, topic rules',
+  });
+
+  Tags.of(app).add('project', 'obligation-chain');
+  Tags.of(app).add('managed-by', 'cdk');
+  if (options.nag === true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { app, chain, data, backend, iot };
+}
+
+function contextString(app: App, key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}

@@ -1,0 +1,40 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type { Construct } from 'constructs';
+import type { ChainStack } from './chain-stack.ts';
+import { Handlers } from './constructs/handlers.ts';
+import { ObligationHttpApi } from './constructs/http-api.ts';
+import { IotDataEndpoint } from './constructs/iot-endpoint.ts';
+import { Schedules } from './constructs/schedules.ts';
+
+export interface BackendStackProps extends StackProps {
+  readonly chain: ChainStack;
+  readonly table: dynamodb.ITableV2;
+}
+
+/** The serverless back-end: Lambdas, HTTP API, schedules. */
+export class BackendStack extends Stack {
+  readonly handlers: Handlers;
+  readonly httpApi: ObligationHttpApi;
+
+  constructor(scope: Construct, id: string, props: BackendStackProps) {
+    super(scope, id, props);
+    const { chain } = props;
+    const iotEndpoint = new IotDataEndpoint(this, 'IotEndpoint');
+    this.handlers = new Handlers(this, 'Handlers', {
+      vpc: chain.network.vpc,
+      securityGroup: chain.network.lambdaSecurityGroup,
+      table: props.table,
+      multichain: { rpcUrl: chain.multichain.rpcUrl, chainName: chain.chainName, secret: chain.multichain.rpcSecret },
+      bitcoin: { rpcUrl: chain.bitcoind.rpcUrl, secret: chain.bitcoind.rpcSecret },
+      iotDataEndpoint: iotEndpoint.url,
+      cluster: chain.cluster,
+      chainServices: [chain.multichain.service, chain.bitcoind.service],
+    });
+    this.httpApi = new ObligationHttpApi(this, 'Http', { functions: this.handlers.functions });
+    new Schedules(this, 'Schedules', { functions: this.handlers.functions });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.httpApi.api.apiEndpoint, description: 'HTTP API base URL' });
+    new CfnOutput(this, 'IotDataEndpoint', { value: iotEndpoint.host, description: 'IoT Core data endpoint (ATS) for devices' });
+  }
+}

@@ -1,0 +1,62 @@
+import { Stack } from 'aws-cdk-lib';
+import * as iot from 'aws-cdk-lib/aws-iot';
+import { Construct } from 'constructs';
+
+/** The thing type every device is created with (scripts/provision-fleet.sh uses it). */
+export const THING_TYPE_NAME = 'oc-device';
+
+// IoT policy variables. They are literal text in the policy document (IoT
+// substitutes them per connection); CDK leaves `${iot:...}` alone because it is
+// not a token, and formatArn joins it with Fn::Join, not Fn::Sub.
+// Thing variables need the MQTT client id to equal the thing name.
+const THING = '${iot:Connection.Thing.ThingName}';
+const DOMAIN = '${iot:Connection.Thing.Attributes[domain]}';
+
+/** Resource names (after `arn:...:iot:region:account:`) the device policy allows, per action. */
+export const DEVICE_POLICY_RESOURCES = {
+  connect: `client/${THING}`,
+  publish: `topic/oc/${DOMAIN}/${THING}/out/*`,
+  subscribe: `topicfilter/oc/${DOMAIN}/${THING}/in/*`,
+  receive: `topic/oc/${DOMAIN}/${THING}/in/*`,
+} as const;
+
+/**
+ * The thing type and the one IoT policy attached to every device certificate:
+ * a device may connect only as its own thing name, publish only under
+ * `oc/{its domain}/{its name}/out/`, and subscribe/receive only under `.../in/`.
+ */
+export class DevicePolicy extends Construct {
+  readonly policy: iot.CfnPolicy;
+  readonly thingType: iot.CfnThingType;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.thingType = new iot.CfnThingType(this, 'ThingType', {
+      thingTypeName: THING_TYPE_NAME,
+      thingTypeProperties: {
+        thingTypeDescription: 'obligation-chain device (SCD or SPD)',
+        searchableAttributes: ['domain', 'role'],
+      },
+    });
+    const arn = (resource: string): string => {
+      const slash = resource.indexOf('/');
+      return Stack.of(this).formatArn({
+        service: 'iot',
+        resource: resource.slice(0, slash),
+        resourceName: resource.slice(slash + 1),
+      });
+    };
+    const r = DEVICE_POLICY_RESOURCES;
+    this.policy = new iot.CfnPolicy(this, 'Policy', {
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Action: 'iot:Connect', Resource: arn(r.connect) },
+          { Effect: 'Allow', Action: 'iot:Publish', Resource: arn(r.publish) },
+          { Effect: 'Allow', Action: 'iot:Subscribe', Resource: arn(r.subscribe) },
+          { Effect: 'Allow', Action: 'iot:Receive', Resource: arn(r.receive) },
+        ],
+      },
+    });
+  }
+}

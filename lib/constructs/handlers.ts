@@ -1,0 +1,229 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { fileURLToPath } from 'node:url';
+import { TABLE_ENV, TABLE_INDEXES } from '../../adapters/table.ts';
+
+/** The handler entries in functions/{name}.ts, each exporting `handler`. */
+export const HANDLER_NAMES = ['domains', 'enrol', 'offer', 'accept', 'publish', 'watch', 'settle', 'query'] as const;
+export type HandlerName = (typeof HANDLER_NAMES)[number];
+
+/** What one handler may touch: the least-privilege matrix, in one place. */
+export interface HandlerAccess {
+  readonly description: string;
+  /** DynamoDB access: `read` gets no write action at all. */
+  readonly table: 'read' | 'readWrite';
+  /** May read the MultiChain RPC secret (talks to the ledger). */
+  readonly ledger: boolean;
+  /** May read the bitcoind RPC secret (addresses, payments). */
+  readonly bitcoin: boolean;
+  /** May publish replies to devices on `oc/+/+/in/#`. */
+  readonly iotPublish: boolean;
+  /** May call ecs:DescribeServices on the chain services (health). */
+  readonly ecsHealth: boolean;
+  /** Reserved concurrency; 1 serialises a job so two runs never race. */
+  readonly reservedConcurrency?: number;
+  readonly timeout: Duration;
+}
+
+export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
+  domains: { description: 'Host a domain and publish its record', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(30) },
+  enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
+  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: true, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
+  accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
+  // One publisher at a time keeps the ledger order equal to the acceptance order.
+  publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, reservedConcurrency: 1, timeout: Duration.seconds(60) },
+  watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
+  // Two settlements running at once could pay the same obligations twice.
+  settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, reservedConcurrency: 1, timeout: Duration.minutes(2) },
+  query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: true, timeout: Duration.seconds(15) },
+};
+
+/** DynamoDB actions of a reader (no write among them). */
+export const TABLE_READ_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:Scan',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+] as const;
+/** DynamoDB actions a writer adds (conditional puts, atomic ADD counters). */
+export const TABLE_WRITE_ACTIONS = [
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+] as const;
+
+/** The device inbox topics offer/accept may publish replies to (ARN resource name). */
+export const IOT_REPLY_TOPICS = 'topic/oc/*/*/in/*';
+const IOT_REPLY_TOPICS_NAG = `arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:${IOT_REPLY_TOPICS}`;
+
+export interface HandlersProps {
+  readonly vpc: ec2.IVpc;
+  readonly securityGroup: ec2.ISecurityGroup;
+  readonly table: dynamodb.ITableV2;
+  readonly multichain: { readonly rpcUrl: string; readonly chainName: string; readonly secret: secretsmanager.ISecret };
+  readonly bitcoin: { readonly rpcUrl: string; readonly secret: secretsmanager.ISecret };
+  /** `https://{endpointAddress}` of the IoT data plane (ATS). */
+  readonly iotDataEndpoint: string;
+  readonly cluster: ecs.ICluster;
+  readonly chainServices: readonly ecs.IBaseService[];
+  /** Confirmations before a payment counts (1 on regtest). */
+  readonly confirmations?: number;
+  /** Folder holding functions/ and package-lock.json; defaults to this repository. */
+  readonly projectRoot?: string;
+}
+
+/**
+ * The eight backend Lambdas, bundled by esbuild from functions/*.ts as ESM for
+ * Node.js 22 on arm64, inside the VPC, each with its own log group, X-Ray
+ * tracing and exactly the grants of HANDLER_ACCESS.
+ */
+export class Handlers extends Construct {
+  readonly functions: Record<HandlerName, NodejsFunction>;
+
+  constructor(scope: Construct, id: string, props: HandlersProps) {
+    super(scope, id);
+    const root = props.projectRoot ?? fileURLToPath(new URL('../../', import.meta.url));
+    const environment: Record<string, string> = {
+      [TABLE_ENV]: props.table.tableName,
+      LEDGER_KIND: 'multichain',
+      MULTICHAIN_RPC_URL: props.multichain.rpcUrl,
+      MULTICHAIN_CHAIN_NAME: props.multichain.chainName,
+      MULTICHAIN_RPC_SECRET_ARN: props.multichain.secret.secretArn,
+      BITCOIN_KIND: 'bitcoind',
+      BITCOIN_RPC_URL: props.bitcoin.rpcUrl,
+      BITCOIN_RPC_SECRET_ARN: props.bitcoin.secret.secretArn,
+      CONFIRMATIONS: String(props.confirmations ?? 1),
+      IOT_DATA_ENDPOINT: props.iotDataEndpoint,
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+
+    const made: Partial<Record<HandlerName, NodejsFunction>> = {};
+    for (const name of HANDLER_NAMES) {
+      const access = HANDLER_ACCESS[name];
+      const logGroup = new logs.LogGroup(this, `${pascal(name)}Logs`, {
+        retention: logs.RetentionDays.ONE_MONTH,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      const fn = new NodejsFunction(this, pascal(name), {
+        description: `obligation-chain ${name}: ${access.description}`,
+        entry: `${root}functions/${name}.ts`,
+        handler: 'handler',
+        projectRoot: root,
+        depsLockFilePath: `${root}package-lock.json`,
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 512,
+        timeout: access.timeout,
+        tracing: lambda.Tracing.ACTIVE,
+        logGroup,
+        vpc: props.vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        securityGroups: [props.securityGroup],
+        ...(access.reservedConcurrency === undefined ? {} : { reservedConcurrentExecutions: access.reservedConcurrency }),
+        environment: {
+          ...environment,
+          SERVICE: `obligation-chain-${name}`,
+          ...(access.ecsHealth
+            ? {
+                ECS_CLUSTER_ARN: props.cluster.clusterArn,
+                ECS_SERVICES: props.chainServices.map((service) => service.serviceName).join(','),
+              }
+            : {}),
+        },
+        bundling: {
+          format: OutputFormat.ESM,
+          target: 'node22',
+          minify: true,
+          sourceMap: true,
+          mainFields: ['module', 'main'],
+          // CJS dependencies call require(); give ESM output a real one.
+          banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+          // Ship the SDK versions pinned in package-lock.json, not the runtime's.
+          bundleAwsSDK: true,
+          // bitcoin-core → debugnyan → bunyan loads dtrace-provider (a native
+          // add-on) inside try/catch; esbuild cannot bundle its dynamic require,
+          // and bunyan runs without it.
+          externalModules: ['dtrace-provider'],
+        },
+      });
+      this.grant(fn, access, props);
+      made[name] = fn;
+    }
+    this.functions = made as Record<HandlerName, NodejsFunction>;
+    this.acknowledgeFindings();
+  }
+
+  /** cdk-nag findings that are inherent to these functions, each with its reason. */
+  private acknowledgeFindings(): void {
+    const acknowledgements = [
+      {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason: 'The AWS managed basic execution policy only lets the function write its own CloudWatch logs.',
+      },
+      {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+        reason: 'The functions run in the VPC (they call the chain nodes over private DNS); Lambda needs this managed policy to manage their ENIs.',
+      },
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason: 'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords do not support resource-level permissions.',
+      },
+      {
+        id: `AwsSolutions-IAM5[Resource::${IOT_REPLY_TOPICS_NAG}]`,
+        reason: 'offer/accept reply to whichever device asked, so they may publish on any device inbox topic oc/{domain}/{device}/in/{kind} and nowhere else.',
+      },
+      {
+        id: 'AwsSolutions-L1',
+        reason: 'Node.js 22 is the runtime the project targets and tests (bundle target node22); move to the next LTS deliberately, not by default.',
+      },
+    ];
+    for (const fn of Object.values(this.functions)) Validations.of(fn).acknowledge(...acknowledgements);
+  }
+
+  private grant(fn: NodejsFunction, access: HandlerAccess, props: HandlersProps): void {
+    // Explicit statements rather than grantReadWriteData: they name each GSI
+    // instead of `index/*`, and `read` has no write action at all.
+    const tableArn = props.table.tableArn;
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: access.table === 'readWrite' ? [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS] : [...TABLE_READ_ACTIONS],
+        resources: [tableArn, ...TABLE_INDEXES.map((index) => `${tableArn}/index/${index.indexName}`)],
+      }),
+    );
+    if (access.ledger) props.multichain.secret.grantRead(fn);
+    if (access.bitcoin) props.bitcoin.secret.grantRead(fn);
+    if (access.iotPublish) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['iot:Publish'],
+          resources: [
+            Stack.of(this).formatArn({ service: 'iot', resource: 'topic', resourceName: IOT_REPLY_TOPICS.slice('topic/'.length) }),
+          ],
+        }),
+      );
+    }
+    if (access.ecsHealth) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['ecs:DescribeServices'],
+          resources: props.chainServices.map((service) => service.serviceArn),
+        }),
+      );
+    }
+  }
+}
+
+function pascal(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}

@@ -1,0 +1,27 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { Construct } from 'constructs';
+import { DevicePolicy, THING_TYPE_NAME } from './constructs/device-policy.ts';
+import { TopicRules } from './constructs/topic-rules.ts';
+
+export interface IotStackProps extends StackProps {
+  readonly offer: lambda.IFunction;
+  readonly accept: lambda.IFunction;
+}
+
+/** IoT Core: the device thing type and policy, and the rules into the SPB handlers. */
+export class IotStack extends Stack {
+  readonly devicePolicy: DevicePolicy;
+  readonly topicRules: TopicRules;
+
+  constructor(scope: Construct, id: string, props: IotStackProps) {
+    super(scope, id, props);
+    this.devicePolicy = new DevicePolicy(this, 'Devices');
+    this.topicRules = new TopicRules(this, 'Rules', { functions: { offer: props.offer, accept: props.accept } });
+    new CfnOutput(this, 'DevicePolicyName', {
+      value: this.devicePolicy.policy.ref,
+      description: 'IoT policy to attach to each device certificate (scripts/provision-fleet.sh)',
+    });
+    new CfnOutput(this, 'ThingTypeName', { value: THING_TYPE_NAME });
+  }
+}

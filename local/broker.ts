@@ -1,0 +1,349 @@
+/**
+ * The embedded stand-in for AWS IoT Core: an aedes MQTT 3.1.1 broker with
+ * - per-thing authentication (a signed connect token in place of the X.509 client certificate),
+ * - per-thing authorisation mirroring the project's IoT policy (publish only to
+ *   `oc/{domain}/{thing}/out/...`, subscribe/receive only `oc/{domain}/{thing}/in/...`),
+ * - topic rules that invoke handlers asynchronously with Lambda's async retry semantics
+ *   and an error action.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import type { Json, PublicKeyRef } from '../core/types.ts';
+import { ForbiddenError, MalformedError } from '../core/errors.ts';
+import type { Notifier } from '../adapters/ports.ts';
+import { TOKEN_SKEW_MS, verifyConnectPassword } from './certs.ts';
+import { errorMessage, invokeAsync } from './lambda.ts';
+
+export { connectMessage, connectPassword, verifyConnectPassword, type DevicePrivateKey } from './certs.ts';
+
+/** What the registry knows of a thing: its `domain` attribute and its registered device key. */
+export interface ThingRecord {
+  domain: string;
+  key: PublicKeyRef;
+}
+
+/** The thing registry (AWS: IoT things with attributes and attached certificates). */
+export interface ThingRegistry {
+  get(thing: string): ThingRecord | undefined;
+}
+
+/** An in-memory ThingRegistry. */
+export class MapThingRegistry implements ThingRegistry {
+  private readonly things = new Map<string, ThingRecord>();
+  get(thing: string): ThingRecord | undefined {
+    return this.things.get(thing);
+  }
+  put(thing: string, rec: ThingRecord): this {
+    if (!THING_NAME.test(thing)) throw new MalformedError(`invalid thing name: ${thing}`);
+    this.things.set(thing, rec);
+    return this;
+  }
+  delete(thing: string): boolean {
+    return this.things.delete(thing);
+  }
+}
+
+/** The event a topic rule hands its action: `SELECT *, topic(2) AS domain, topic(3) AS thing, topic() AS topic`. */
+export type RuleEvent = Record<string, unknown> & { domain: string; thing: string; topic: string };
+
+/** What the error action receives. */
+export interface RuleFailure {
+  rule: string;
+  topic: string;
+  error: string;
+  /** Handler attempts made (0 when the payload could not be parsed). */
+  attempts: number;
+  at: number;
+}
+
+export interface TopicRule {
+  name: string;
+  /** MQTT filter the rule's SQL selects FROM, e.g. `oc/+/+/out/obligation`. */
+  topicFilter: string;
+  handler: (event: RuleEvent) => Promise<unknown>;
+  /** The rule's error action. Default: publish `{rule, error, topic}` to `oc/$errors`. Failures are recorded in `ruleErrors` either way. */
+  onError?: (failure: RuleFailure) => Promise<void> | void;
+  /** Retries after a failed invocation (Lambda async default: 2). */
+  retries?: number;
+  /** Waits before each retry. Default [50, 100] ms. */
+  backoffMs?: readonly number[];
+}
+
+export interface BrokerStats {
+  connected: number;
+  refusedConnect: number;
+  refusedPublish: number;
+  refusedSubscribe: number;
+  ruleInvocations: number;
+  ruleRetries: number;
+  ruleFailures: number;
+}
+
+export type RefusalKind = 'connect' | 'publish' | 'subscribe';
+
+/** The running broker. As a Notifier it is what handlers use locally to push to devices. */
+export interface LocalBroker extends Notifier {
+  /** `mqtt://127.0.0.1:{port}` */
+  readonly url: string;
+  readonly port: number;
+  readonly stats: Readonly<BrokerStats>;
+  /** Every rule failure that reached the error action, oldest first. */
+  readonly ruleErrors: readonly RuleFailure[];
+  /** Emits `refused` (kind: RefusalKind, clientId: string, detail: string) and `ruleFailed` (RuleFailure). */
+  readonly events: EventEmitter;
+  addRule(rule: TopicRule): void;
+  /**
+   * Publish as the back-end (AWS: iot-data Publish). A string is sent as is, anything else
+   * JSON-encoded. Resolves once the broker has routed it. Default QoS 1.
+   */
+  publish(topic: string, payload: Json | object, qos?: 0 | 1): Promise<void>;
+  /** Resolves when every rule invocation under way (retries included) has finished. */
+  settled(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  /** 0 or absent: a free port. */
+  port?: number;
+  things: ThingRegistry;
+  /** Credentials of the privileged back-end client (may publish/subscribe anywhere). */
+  backend: { username: string; password: string };
+  /** Accepted clock skew of connect tokens. Default 5 min. */
+  tokenSkewMs?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+  /** Where broker-internal errors go. Default console.error. */
+  log?: (message: string, error: unknown) => void;
+}
+
+/** Topic the default error action publishes to. */
+export const ERRORS_TOPIC = 'oc/$errors';
+
+/** AWS IoT thing names: [a-zA-Z0-9:_-]+, at most 128 characters. */
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+// CONNACK return codes (MQTT 3.1.1 §3.2.2.3). aedes declares them as a const enum, unusable with isolatedModules.
+const BAD_USERNAME_OR_PASSWORD = 4;
+const NOT_AUTHORIZED = 5;
+
+/** Who a connected client is. */
+type Identity = { kind: 'backend' } | { kind: 'thing'; thing: string; domain: string };
+
+function connectRefused(returnCode: number, message: string): AuthenticateError {
+  return Object.assign(new ForbiddenError(message), { returnCode }) as unknown as AuthenticateError;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const h = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(h(a), h(b));
+}
+
+/** Split off what the AWS SDK appends to the username (`?SDK=...&Platform=...`). */
+function baseUsername(username: string | undefined): string | undefined {
+  if (username === undefined) return undefined;
+  const q = username.indexOf('?');
+  return q < 0 ? username : username.slice(0, q);
+}
+
+/** Parse a rule payload the way `SELECT *` needs it: a JSON object. */
+function parsePayload(payload: Buffer | string): Record<string, unknown> {
+  const text = typeof payload === 'string' ? payload : payload.toString('utf8');
+  const value: unknown = JSON.parse(text);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new MalformedError('payload is not a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Start the embedded IoT Core broker on 127.0.0.1. */
+export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
+  const now = opts.now ?? Date.now;
+  const skewMs = opts.tokenSkewMs ?? TOKEN_SKEW_MS;
+  const identities = new WeakMap<Client, Identity>();
+  const stats: BrokerStats = {
+    connected: 0,
+    refusedConnect: 0,
+    refusedPublish: 0,
+    refusedSubscribe: 0,
+    ruleInvocations: 0,
+    ruleRetries: 0,
+    ruleFailures: 0,
+  };
+  const ruleErrors: RuleFailure[] = [];
+  const events = new EventEmitter();
+  const inflight = new Set<Promise<void>>();
+  let stopping = false;
+
+  const refuse = (kind: RefusalKind, clientId: string, detail: string): void => {
+    if (kind === 'connect') stats.refusedConnect++;
+    else if (kind === 'publish') stats.refusedPublish++;
+    else stats.refusedSubscribe++;
+    events.emit('refused', kind, clientId, detail);
+  };
+
+  const aedes = await Aedes.createBroker({
+    authenticate(client, rawUsername, password, done) {
+      const username = baseUsername(rawUsername);
+      const secret = password?.toString('utf8') ?? '';
+      if (username === opts.backend.username && sameSecret(secret, opts.backend.password)) {
+        identities.set(client, { kind: 'backend' });
+        return done(null, true);
+      }
+      if (username === undefined || !THING_NAME.test(username)) {
+        refuse('connect', client.id, 'missing or invalid username');
+        return done(connectRefused(BAD_USERNAME_OR_PASSWORD, 'missing or invalid username'), false);
+      }
+      const rec = opts.things.get(username);
+      if (!rec) {
+        refuse('connect', client.id, `unknown thing ${username}`);
+        return done(connectRefused(NOT_AUTHORIZED, 'unknown thing'), false);
+      }
+      // iot:Connect is allowed only on client/${iot:Connection.Thing.ThingName}.
+      if (client.id !== username) {
+        refuse('connect', client.id, `client id ${client.id} is not the thing name ${username}`);
+        return done(connectRefused(NOT_AUTHORIZED, 'client id must equal the thing name'), false);
+      }
+      if (!verifyConnectPassword(username, secret, rec.key, now(), skewMs)) {
+        refuse('connect', client.id, 'bad connect token');
+        return done(connectRefused(BAD_USERNAME_OR_PASSWORD, 'bad connect token'), false);
+      }
+      identities.set(client, { kind: 'thing', thing: username, domain: rec.domain });
+      return done(null, true);
+    },
+
+    authorizePublish(client, packet, done) {
+      if (client === null) return done(null); // broker-internal (e.g. wills are re-checked with the client)
+      const who = identities.get(client);
+      if (who?.kind === 'backend') return done(null);
+      const prefix = who ? `oc/${who.domain}/${who.thing}/out/` : undefined;
+      if (prefix !== undefined && packet.topic.startsWith(prefix) && packet.topic.length > prefix.length) {
+        return done(null);
+      }
+      refuse('publish', client.id, packet.topic);
+      // An error makes aedes drop the client, as IoT Core disconnects on a policy violation.
+      return done(new ForbiddenError(`publish to ${packet.topic} not allowed`));
+    },
+
+    authorizeSubscribe(client, sub, done) {
+      const who = identities.get(client);
+      if (who?.kind === 'backend') return done(null, sub);
+      const prefix = who ? `oc/${who.domain}/${who.thing}/in/` : undefined;
+      // The filter must stay inside the prefix: the prefix is literal, so wildcards can only follow it.
+      if (prefix !== undefined && sub.topic.startsWith(prefix) && sub.topic.length > prefix.length) {
+        return done(null, sub);
+      }
+      refuse('subscribe', client.id, sub.topic);
+      return done(null, null); // SUBACK 0x80 for this filter
+    },
+  });
+
+  const log = opts.log ?? ((msg: string, error: unknown) => console.error(msg, error));
+  // aedes emits 'error' for internal failures (e.g. will processing); unhandled, it would crash the process.
+  (aedes as EventEmitter).on('error', (error: unknown) => log('broker error', error));
+  aedes.on('clientReady', () => {
+    stats.connected++;
+  });
+  aedes.on('clientDisconnect', () => {
+    stats.connected--;
+  });
+
+  const sockets = new Set<Socket>();
+  const server: Server = createServer({ noDelay: true }, (socket) => {
+    // Feasibility 2b: without TCP_NODELAY, QoS1 request/response on one aws-crt connection stalls on Nagle.
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new MalformedError('broker has no TCP address');
+  const port = address.port;
+
+  const publish = (topic: string, payload: Json | object, qos: 0 | 1 = 1): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
+      const packet: PublishPacket = { cmd: 'publish', topic, payload: Buffer.from(body, 'utf8'), qos, retain: false, dup: false };
+      aedes.publish(packet, (err) => (err ? reject(err) : resolve()));
+    });
+
+  const fail = async (rule: TopicRule, failure: RuleFailure): Promise<void> => {
+    stats.ruleFailures++;
+    ruleErrors.push(failure);
+    events.emit('ruleFailed', failure);
+    try {
+      if (rule.onError) await rule.onError(failure);
+      else if (!aedes.closed) await publish(ERRORS_TOPIC, { rule: failure.rule, error: failure.error, topic: failure.topic }, 0);
+    } catch {
+      // An error action that fails is dropped, as IoT Core does.
+    }
+  };
+
+  const runRule = async (rule: TopicRule, packet: AedesPublishPacket): Promise<void> => {
+    const topic = packet.topic;
+    const segments = topic.split('/');
+    let event: RuleEvent;
+    try {
+      // Fields selected by the rule's SQL win over payload fields of the same name.
+      event = { ...parsePayload(packet.payload), domain: segments[1] ?? '', thing: segments[2] ?? '', topic };
+    } catch (error) {
+      return fail(rule, { rule: rule.name, topic, error: `unparsable payload: ${errorMessage(error)}`, attempts: 0, at: now() });
+    }
+    stats.ruleInvocations++;
+    const outcome = await invokeAsync(rule.handler, event, {
+      retries: rule.retries ?? 2,
+      backoffMs: rule.backoffMs ?? [50, 100],
+      functionName: rule.name,
+      onAttemptFailed: (_error, attempt) => {
+        if (attempt <= (rule.retries ?? 2)) stats.ruleRetries++;
+      },
+    });
+    if (!outcome.ok) {
+      await fail(rule, { rule: rule.name, topic, error: errorMessage(outcome.error), attempts: outcome.attempts, at: now() });
+    }
+  };
+
+  const settled = async (): Promise<void> => {
+    while (inflight.size > 0) await Promise.allSettled([...inflight]);
+  };
+
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    stats,
+    ruleErrors,
+    events,
+    addRule(rule) {
+      // The deliver callback is called at once: an IoT rule's Lambda action is an asynchronous invoke.
+      aedes.subscribe(
+        rule.topicFilter,
+        (packet, cb) => {
+          cb();
+          if (stopping && aedes.closed) return;
+          const run = runRule(rule, packet).finally(() => inflight.delete(run));
+          inflight.add(run);
+        },
+        () => {},
+      );
+    },
+    publish,
+    settled,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await settled();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await serverClosed;
+    },
+  };
+}

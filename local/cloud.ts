@@ -1,0 +1,227 @@
+/**
+ * The embedded cloud: every AWS part the system uses, stood in by a real
+ * local implementation, wired to the very Lambda handlers that CDK deploys.
+ *
+ *   DynamoDB      → dynalite (in memory, or on disk with `dataDir`)
+ *   IoT Core      → aedes with per-thing authentication/authorisation and topic rules
+ *   IoT data API  → a node:http front speaking `POST /topics/{topic}` (the handlers use the real IoTDataPlaneClient)
+ *   API Gateway   → a node:http front turning requests into HTTP API 2.0 events
+ *   EventBridge   → an in-process scheduler
+ *   bitcoind      → bcoin regtest in memory
+ *   MultiChain    → the embedded hash-linked ledger (a JSONL file with `dataDir`)
+ *
+ * The handlers read their configuration from the environment, exactly as on
+ * Lambda: this file only sets the endpoints.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { handler as accept } from '../functions/accept.ts';
+import { handler as domains } from '../functions/domains.ts';
+import { handler as enrol } from '../functions/enrol.ts';
+import { handler as offer } from '../functions/offer.ts';
+import { handler as publish } from '../functions/publish.ts';
+import { handler as query } from '../functions/query.ts';
+import { handler as settle } from '../functions/settle.ts';
+import { handler as watch } from '../functions/watch.ts';
+import { getDeps, resetDeps, type Deps } from '../functions/shared/deps.ts';
+import type { PublicKeyRef } from '../core/types.ts';
+import { topics } from '../service/topics.ts';
+import { startRegtest, type RegtestNode } from './bitcoin.ts';
+import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
+import { startDynamo, type LocalDynamo } from './dynamo.ts';
+import { startHttpFront, type HttpFront, type Route } from './http.ts';
+import { lambdaContext } from './lambda.ts';
+import { startScheduler, type Scheduler } from './scheduler.ts';
+
+export interface CloudOptions {
+  /** Keep the ledger (JSONL) and DynamoDB (LevelDB) here; in memory when absent. bcoin is always in memory. */
+  dataDir?: string;
+  /** Job periods in ms; 0 disables a job (tests run them by hand with runJob). */
+  schedule?: Partial<Record<JobName, number>>;
+  /** Extra environment for the handlers (e.g. CONFIRMATIONS, CREDIT_BASE). */
+  env?: Record<string, string>;
+  apiPort?: number;
+  brokerPort?: number;
+}
+
+export type JobName = 'publish' | 'watch' | 'settle' | 'mine';
+
+export interface LocalCloud {
+  /** Base URL of the HTTP API. */
+  readonly api: string;
+  readonly broker: LocalBroker;
+  readonly things: MapThingRegistry;
+  readonly regtest: RegtestNode;
+  readonly dynamo: LocalDynamo;
+  readonly deps: Deps;
+  readonly scheduler: Scheduler;
+  /** Register an IoT thing (AWS: create-thing with attribute domain + its certificate). */
+  registerThing(thing: string, domain: string, key: PublicKeyRef): void;
+  /** Run one scheduled job now (awaits it). */
+  runJob(name: JobName): Promise<void>;
+  /** Regtest faucet: mine `blocks` to the domain's wallet and mature them. */
+  fund(domain: string, blocks?: number): Promise<void>;
+  /** Call the HTTP API like a client would. */
+  call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 500, settle: 2_000, mine: 1_000 };
+
+type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<never>;
+const asRoute = (method: Route['method'], path: string, h: unknown, functionName: string): Route => ({
+  method,
+  path,
+  handler: h as HttpHandler,
+  functionName,
+});
+
+export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
+    const dynamo = await startDynamo(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {});
+    stops.push(() => dynamo.stop());
+    const regtest = await startRegtest();
+    stops.push(() => regtest.stop());
+
+    const things = new MapThingRegistry();
+    const backend = { username: 'backend', password: randomBytes(16).toString('hex') };
+    const broker = await startBroker({ things, backend, ...(opts.brokerPort ? { port: opts.brokerPort } : {}) });
+    stops.push(() => broker.stop());
+
+    // The IoT data plane endpoint: the handlers' IoTDataPlaneClient posts here.
+    const iotData = await startHttpFront({
+      routes: [
+        {
+          method: 'POST',
+          path: '/topics/{topic+}',
+          functionName: 'iot-data',
+          handler: async (event) => {
+            const topic = decodeURIComponent(event.pathParameters?.topic ?? '');
+            const raw = event.body ?? '';
+            const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+            const qos = event.queryStringParameters?.qos === '0' ? 0 : 1;
+            await broker.publish(topic, text, qos);
+            return { statusCode: 200, body: '{}' };
+          },
+        },
+      ],
+    });
+    stops.push(() => iotData.stop());
+
+    const api = await startHttpFront({
+      ...(opts.apiPort ? { port: opts.apiPort } : {}),
+      routes: [
+        asRoute('POST', '/domains', domains, 'domains'),
+        asRoute('POST', '/domains/{domain}/devices', enrol, 'enrol'),
+        asRoute('POST', '/offers', offer, 'offer'),
+        asRoute('POST', '/obligations', accept, 'accept'),
+        asRoute('POST', '/domains/{domain}/settlements', settle, 'settle'),
+        asRoute('GET', '/domains/{domain}/reputation', query, 'query'),
+        asRoute('GET', '/domains/{domain}/obligations', query, 'query'),
+        asRoute('GET', '/domains/{domain}', query, 'query'),
+        asRoute('GET', '/health', query, 'query'),
+      ],
+      static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
+    });
+    stops.push(() => api.stop());
+
+    const env: Record<string, string> = {
+      TABLE_NAME: dynamo.tableName,
+      AWS_REGION: dynamo.region,
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      IOT_DATA_ENDPOINT: iotData.url,
+      LEDGER_KIND: 'embedded',
+      LEDGER_PUBLISHER: 'local-hub',
+      BITCOIN_KIND: 'bcoin',
+      BITCOIN_RPC_URL: `http://${regtest.nodeRpc.host}:${regtest.nodeRpc.port}`,
+      BITCOIN_WALLET_RPC_URL: `http://${regtest.walletRpc.host}:${regtest.walletRpc.port}`,
+      BITCOIN_RPC_USER: regtest.nodeRpc.username,
+      BITCOIN_RPC_PASSWORD: regtest.nodeRpc.password,
+      CONFIRMATIONS: '1',
+      ...(opts.dataDir ? { LEDGER_FILE: join(opts.dataDir, 'ledger.jsonl') } : {}),
+      ...opts.env,
+    };
+    Object.assign(process.env, env);
+    await resetDeps();
+    const deps = await getDeps();
+    stops.push(() => resetDeps());
+
+    broker.addRule({ name: 'offer', topicFilter: topics.rule('request'), handler: (e) => offer(e as never, lambdaContext('offer')) });
+    broker.addRule({ name: 'accept', topicFilter: topics.rule('obligation'), handler: (e) => accept(e as never, lambdaContext('accept')) });
+
+    const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
+    const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
+    const jobs: Record<JobName, () => Promise<unknown>> = {
+      publish: () => publish(scheduled, lambdaContext('publish')),
+      watch: () => watch(scheduled, lambdaContext('watch')),
+      settle: () => settle(scheduled as never, lambdaContext('settle')),
+      // regtest has no miners: a block whenever something waits in the mempool
+      mine: async () => {
+        const info = (await fetchRpc(regtest, 'getmempoolinfo')) as { size?: number } | undefined;
+        if ((info?.size ?? 0) > 0) await regtest.mine(1);
+      },
+    };
+    const scheduler = startScheduler(
+      (Object.keys(jobs) as JobName[]).filter((n) => schedule[n] > 0).map((n) => ({ name: n, everyMs: schedule[n], run: jobs[n] })),
+    );
+    stops.push(() => scheduler.stop());
+
+    const call = async <T>(method: 'GET' | 'POST', path: string, body?: unknown) => {
+      const res = await fetch(`${api.url}${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    };
+
+    return {
+      api: api.url,
+      broker,
+      things,
+      regtest,
+      dynamo,
+      deps,
+      scheduler,
+      registerThing: (thing, domain, key) => {
+        things.put(thing, { domain, key });
+      },
+      runJob: async (name) => {
+        await jobs[name]();
+      },
+      fund: async (domain, blocks = 2) => {
+        const hosted = await deps.store.getHostedDomain(domain);
+        if (!hosted) throw new Error(`no hosted domain ${domain}`);
+        const wallet = await deps.payments(hosted.wallet);
+        await regtest.mine(blocks, await wallet.newAddress('faucet'));
+        await regtest.mine(100); // coinbase maturity
+      },
+      call,
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+async function fetchRpc(node: RegtestNode, method: string, params: unknown[] = []): Promise<unknown> {
+  const { host, port, username, password } = node.nodeRpc;
+  const res = await fetch(`http://${host}:${port}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` },
+    body: JSON.stringify({ method, params, id: 1 }),
+  });
+  const out = (await res.json()) as { result?: unknown };
+  return out.result;
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Provision IoT things for the device fleet with the AWS CLI, against AWS or
+# LocalStack (Pro, for IoT):
+#
+#   scripts/provision-fleet.sh --domain acme --prefix scd --count 3 [--role consumer]
+#   . scripts/localstack/env.sh && scripts/provision-fleet.sh --domain acme ...   # LocalStack
+#
+# For each thing {prefix}-{n}: create-thing (type oc-device, attribute
+# domain=<domain> — the device policy scopes topics by it), create a key pair
+# and an active certificate, attach the device policy (output of the OcIot
+# stack) to the certificate and the certificate to the thing. Files land in
+# .fleet/<thing>/ : cert.pem, private.key, public.key, thing.json, and
+# .fleet/endpoint.txt holds the IoT data endpoint. The MQTT client id must equal
+# the thing name (the policy allows client/${iot:Connection.Thing.ThingName}).
+# Idempotent: an existing thing with a .fleet/<thing>/cert.pem is skipped.
+#
+# Options: --domain D (required) --prefix P (default device) --count N (default 1)
+#          --role R (thing attribute role, default device) --policy NAME (default:
+#          the OcIot stack output DevicePolicyName) --out DIR (default .fleet)
+# Environment: OC_AWS_ENDPOINT (e.g. http://localhost:4566) adds --endpoint-url.
+set -euo pipefail
+
+domain="" prefix="device" count=1 role="device" policy="" out=".fleet"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --domain) domain="$2"; shift 2 ;;
+    --prefix) prefix="$2"; shift 2 ;;
+    --count) count="$2"; shift 2 ;;
+    --role) role="$2"; shift 2 ;;
+    --policy) policy="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$domain" ] || { echo "--domain is required" >&2; exit 2; }
+case "$domain$prefix$role" in *[!A-Za-z0-9_-]*) echo "domain, prefix and role: letters, digits, _ and - only" >&2; exit 2 ;; esac
+case "$count" in ''|*[!0-9]*) echo "--count must be a number" >&2; exit 2 ;; esac
+
+endpoint_args=()
+if [ -n "${OC_AWS_ENDPOINT:-}" ]; then endpoint_args=(--endpoint-url "$OC_AWS_ENDPOINT"); fi
+aws_() { aws "${endpoint_args[@]}" "$@"; }
+
+if [ -z "$policy" ]; then
+  policy=$(aws_ cloudformation describe-stacks --stack-name OcIot \
+    --query "Stacks[0].Outputs[?OutputKey=='DevicePolicyName'].OutputValue | [0]" --output text)
+  [ -n "$policy" ] && [ "$policy" != "None" ] || { echo "no DevicePolicyName output on stack OcIot; pass --policy" >&2; exit 1; }
+fi
+
+mkdir -p "$out"
+chmod 700 "$out"
+aws_ iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text > "$out/endpoint.txt"
+
+for n in $(seq 1 "$count"); do
+  thing="${prefix}-${n}"
+  dir="$out/$thing"
+  if [ -f "$dir/cert.pem" ]; then echo "skip $thing (already provisioned)"; continue; fi
+  mkdir -p "$dir"
+  if ! aws_ iot describe-thing --thing-name "$thing" >/dev/null 2>&1; then
+    aws_ iot create-thing --thing-name "$thing" --thing-type-name oc-device \
+      --attribute-payload "attributes={domain=${domain},role=${role}}" >/dev/null
+  fi
+  aws_ iot create-keys-and-certificate --set-as-active --output json \
+    --certificate-pem-outfile "$dir/cert.pem" \
+    --public-key-outfile "$dir/public.key" \
+    --private-key-outfile "$dir/private.key" > "$dir/certificate.json"
+  chmod 600 "$dir/private.key"
+  cert_arn=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificateArn"])' "$dir/certificate.json")
+  aws_ iot attach-policy --policy-name "$policy" --target "$cert_arn"
+  aws_ iot attach-thing-principal --thing-name "$thing" --principal "$cert_arn"
+  printf '{"thingName":"%s","domain":"%s","role":"%s","certificateArn":"%s"}\n' "$thing" "$domain" "$role" "$cert_arn" > "$dir/thing.json"
+  echo "provisioned $thing ($domain)"
+done

@@ -1,0 +1,49 @@
+/** SPB: sign an offer for a consumer device's request and remember it for acceptance. */
+import { MalformedError, NotFoundError } from '../core/errors.ts';
+import { createOffer, newOfferId } from '../core/records.ts';
+import type { Offer, Signed } from '../core/types.ts';
+import type { Deps } from '../functions/shared/deps.ts';
+import { topics } from './topics.ts';
+
+export interface OfferRequest {
+  requestId: string;
+  consumerDomain: string;
+  consumerDevice: string;
+  providerDomain: string;
+  providerDevice: string;
+  service: string;
+}
+
+export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): Promise<Signed<Offer>> {
+  const provider = await deps.store.getHostedDomain(req.providerDomain);
+  if (!provider || provider.role === 'consumer' || !provider.payTo) {
+    throw new NotFoundError(`provider domain ${req.providerDomain} is not hosted here`, { domain: req.providerDomain });
+  }
+  const price = provider.prices[req.service];
+  if (price === undefined) {
+    throw new MalformedError(`provider ${req.providerDomain} does not sell ${req.service}`, {
+      services: Object.keys(provider.prices),
+    });
+  }
+  const offer = createOffer(
+    {
+      offerId: newOfferId(),
+      providerDomain: provider.domain,
+      providerDevice: req.providerDevice,
+      service: req.service,
+      price,
+      payTo: provider.payTo,
+      consumer: `${req.consumerDomain}/${req.consumerDevice}`,
+      expiresAt: deps.now() + deps.config.offerTtlMs,
+    },
+    provider.privateKey,
+  );
+  await deps.store.putOffer(offer);
+  if (reply) {
+    await deps.notifier.publish(topics.toDevice(req.consumerDomain, req.consumerDevice, 'offer'), {
+      requestId: req.requestId,
+      offer: offer as never,
+    });
+  }
+  return offer;
+}

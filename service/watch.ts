@@ -1,0 +1,149 @@
+/**
+ * SPB payment watcher (DESIGN.md protocol step 6). For each hosted provider:
+ * remember payments received to its address; match them to settlement
+ * records on the ledger that name it; once a payment has N confirmations and
+ * covers the output, fulfil the obligations it lists (each payment output is
+ * consumed once, so no record can reuse another's payment). Obligations past
+ * `dueBy` and unpaid become defaulted. Every step is idempotent by
+ * obligation id, and evidence goes to the consumer's counters once.
+ */
+import { evidenceDelta, evidenceWeight } from '../core/reputation.ts';
+import { UnavailableError } from '../core/errors.ts';
+import type { SettlementRecord } from '../core/types.ts';
+import type { HostedDomain, ObligationItem } from '../adapters/store/dynamo.ts';
+import type { Deps } from '../functions/shared/deps.ts';
+import { ledgerKeys } from './publish.ts';
+
+export interface WatchSummary {
+  domain: string;
+  payments: number;
+  fulfilled: number;
+  defaulted: number;
+  deferred?: string;
+}
+
+function isSettlementRecord(x: unknown): x is SettlementRecord {
+  const r = x as Partial<SettlementRecord> | null;
+  return !!r && typeof r.settlementId === 'string' && typeof r.txid === 'string' && Array.isArray(r.outputs);
+}
+
+/** Apply fulfilled evidence once (the status change is the guard; the counters key makes a retry harmless). */
+async function recordEvidence(deps: Deps, item: ObligationItem): Promise<void> {
+  if (item.counted) return;
+  const at = item.closedAt ?? deps.now();
+  if (item.status === 'fulfilled') {
+    const weight = item.weight ?? 0;
+    const d = evidenceDelta('fulfilled', item.amount, at, weight, deps.config.reputation);
+    await deps.store.applyCounters(item.consumerDomain, `fulfil:${item.id}`, {
+      rScaled: d.rScaled,
+      paidVolume: Math.floor(item.amount * weight),
+      outstanding: -item.amount,
+    });
+  } else if (item.status === 'defaulted') {
+    const d = evidenceDelta('defaulted', item.amount, at, 1, deps.config.reputation);
+    await deps.store.applyCounters(item.consumerDomain, `default:${item.id}`, { sScaled: d.sScaled, outstanding: -item.amount });
+  } else {
+    return;
+  }
+  await deps.store.markCounted(item.id);
+}
+
+async function fulfil(deps: Deps, item: ObligationItem, txid: string): Promise<boolean> {
+  const [consumer, provider] = await Promise.all([
+    deps.directory.get(item.consumerDomain),
+    deps.directory.get(item.providerDomain),
+  ]);
+  const weight = evidenceWeight(consumer?.body, provider?.body);
+  const next = await deps.store.transition(
+    item.id,
+    ['accepted', 'settling'],
+    'fulfilled',
+    { paidTxid: txid, closedAt: deps.now(), weight },
+    { pending: true },
+  );
+  const done = next ?? (await deps.store.getObligation(item.id));
+  if (done?.status === 'fulfilled' && done.paidTxid === txid) await recordEvidence(deps, done);
+  return next !== undefined;
+}
+
+export async function watchProvider(deps: Deps, provider: HostedDomain): Promise<WatchSummary> {
+  const summary: WatchSummary = { domain: provider.domain, payments: 0, fulfilled: 0, defaulted: 0 };
+  const { store } = deps;
+  try {
+    if (provider.payTo) {
+      const payments = await deps.payments(provider.wallet);
+      const cursorName = `recv:${provider.domain}`;
+      const got = await payments.receivedSince(await store.getCursor(cursorName));
+      const byTx = new Map<string, number>();
+      for (const p of got.payments) {
+        if (p.address !== provider.payTo) continue;
+        byTx.set(p.txid, (byTx.get(p.txid) ?? 0) + p.amount);
+      }
+      for (const [txid, amount] of byTx) await store.putPayment(provider.domain, txid, amount);
+      summary.payments = byTx.size;
+      await store.putCursor(cursorName, got.cursor);
+
+      const seen = new Set<string>();
+      for (const item of await deps.ledger.listByKey('settlements', ledgerKeys.provider(provider.domain))) {
+        const rec = item.data;
+        if (!isSettlementRecord(rec) || seen.has(rec.settlementId)) continue;
+        seen.add(rec.settlementId);
+        const out = rec.outputs.find((o) => o.providerDomain === provider.domain && o.payTo === provider.payTo);
+        if (!out || (await store.isPaymentUsed(provider.domain, rec.txid))) continue;
+        const paid = await store.getPayment(provider.domain, rec.txid);
+        if (!paid || paid.amount < out.amount) continue;
+        const tx = await payments.getTransaction(rec.txid);
+        if (!tx || tx.confirmations < deps.config.confirmations) continue;
+        const obligations: ObligationItem[] = [];
+        for (const id of out.obligationIds) {
+          const ob = await store.getObligation(id);
+          if (ob && ob.providerDomain === provider.domain && ob.consumerDomain === rec.consumerDomain && ob.payTo === out.payTo) {
+            obligations.push(ob);
+          }
+        }
+        if (obligations.reduce((sum, o) => sum + o.amount, 0) > paid.amount) continue; // the record claims more than was paid
+        if (!(await store.consumePayment(provider.domain, rec.txid, rec.settlementId))) continue;
+        for (const ob of obligations) if (await fulfil(deps, ob, rec.txid)) summary.fulfilled += 1;
+      }
+    }
+    summary.defaulted = await markDefaults(deps, provider);
+  } catch (e) {
+    if (e instanceof UnavailableError) {
+      summary.deferred = e.message;
+      return summary;
+    }
+    throw e;
+  }
+  return summary;
+}
+
+/** Unpaid obligations past dueBy (in settlement: past dueBy + grace) become defaulted. */
+async function markDefaults(deps: Deps, provider: HostedDomain): Promise<number> {
+  const now = deps.now();
+  let n = 0;
+  for (const ob of await deps.store.listByProvider(provider.domain)) {
+    const late =
+      (ob.status === 'accepted' && ob.dueBy < now) ||
+      (ob.status === 'settling' && ob.dueBy + deps.config.settlementGraceMs < now);
+    if (late) {
+      const next = await deps.store.transition(ob.id, ['accepted', 'settling'], 'defaulted', { closedAt: now }, { pending: true });
+      if (next) {
+        await recordEvidence(deps, next);
+        n += 1;
+      }
+    } else if (ob.status === 'defaulted' || ob.status === 'fulfilled') {
+      // completes evidence a crash may have left unapplied (no-op once counted)
+      if (!ob.counted) await recordEvidence(deps, ob);
+    }
+  }
+  return n;
+}
+
+export async function watchAll(deps: Deps): Promise<WatchSummary[]> {
+  const out: WatchSummary[] = [];
+  for (const d of await deps.store.listHostedDomains()) {
+    if (d.role === 'consumer') continue;
+    out.push(await watchProvider(deps, d));
+  }
+  return out;
+}

@@ -1,0 +1,75 @@
+/** Helpers for tests on the embedded cloud: actors that use the HTTP API as a client would. */
+import { generateKeyPair, type KeyPair } from '../../core/keys.ts';
+import { createObligation } from '../../core/obligation.ts';
+import { GENESIS, type DeviceCredential, type Obligation, type Offer, type Signed } from '../../core/types.ts';
+import type { LocalCloud } from '../../local/cloud.ts';
+
+export interface TestDevice {
+  domain: string;
+  id: string;
+  keys: KeyPair;
+  credential: Signed<DeviceCredential>;
+  head: { seq: number; id: string };
+}
+
+export async function registerDomain(cloud: LocalCloud, domain: string, role: 'consumer' | 'provider' | 'both', extra: Record<string, unknown> = {}) {
+  const r = await cloud.call<{ domain: string; payTo?: string }>('POST', '/domains', { domain, role, ...extra });
+  if (r.status !== 201 && r.status !== 200) throw new Error(`register ${domain}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+export async function enrol(cloud: LocalCloud, domain: string, id: string, creditLimit = 1_000_000): Promise<TestDevice> {
+  const keys = generateKeyPair();
+  const r = await cloud.call<{ credential: Signed<DeviceCredential> }>('POST', `/domains/${domain}/devices`, {
+    deviceId: id,
+    deviceKey: keys.publicKey,
+    creditLimit,
+  });
+  if (r.status !== 201) throw new Error(`enrol ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+  cloud.registerThing(id, domain, keys.publicKey);
+  return { domain, id, keys, credential: r.body.credential, head: { seq: 0, id: GENESIS } };
+}
+
+export async function getOffer(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string, service = 'wifi-access') {
+  const r = await cloud.call<{ offer: Signed<Offer> }>('POST', '/offers', {
+    consumerDomain: dev.domain,
+    consumerDevice: dev.id,
+    providerDomain,
+    providerDevice,
+    service,
+  });
+  if (r.status !== 201) throw new Error(`offer: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.offer;
+}
+
+export function sign(dev: TestDevice, offer: Signed<Offer>, opts: { dueInMs?: number; now?: number; seq?: number; prev?: string } = {}): Obligation {
+  const now = opts.now ?? Date.now();
+  return createObligation({
+    credential: dev.credential,
+    deviceKey: dev.keys.privateKey,
+    offer: offer.body,
+    seq: opts.seq ?? dev.head.seq + 1,
+    prev: opts.prev ?? dev.head.id,
+    issuedAt: now,
+    dueBy: now + (opts.dueInMs ?? 60_000),
+  });
+}
+
+export async function submit(cloud: LocalCloud, dev: TestDevice, ob: Obligation) {
+  const r = await cloud.call<{ obligationId?: string; duplicate?: boolean; error?: { code: string; class: string } }>(
+    'POST',
+    '/obligations',
+    { obligation: ob },
+  );
+  if (r.status === 201) dev.head = { seq: ob.body.seq, id: ob.id };
+  return r;
+}
+
+/** Offer, sign and submit one obligation. */
+export async function buy(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string, opts: { dueInMs?: number; service?: string } = {}) {
+  const offer = await getOffer(cloud, dev, providerDomain, providerDevice, opts.service);
+  const ob = sign(dev, offer, opts);
+  return { ob, res: await submit(cloud, dev, ob) };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,81 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConditionalCheckFailedException, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { startDynamo, type LocalDynamo } from '../../local/dynamo.ts';
+
+const servers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+
+describe('dynalite with the state table', () => {
+  let dynamo: LocalDynamo;
+  let doc: DynamoDBDocumentClient;
+
+  before(async () => {
+    dynamo = await startDynamo();
+    doc = DynamoDBDocumentClient.from(dynamo.client);
+  });
+  after(() => dynamo.stop());
+
+  test('the table exists, ACTIVE, on demand, with pk/sk and gsi1..gsi3 projecting ALL', async () => {
+    const { Table } = await dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.tableName }));
+    assert.equal(Table?.TableStatus, 'ACTIVE');
+    assert.equal(Table?.BillingModeSummary?.BillingMode, 'PAY_PER_REQUEST');
+    assert.deepEqual(Table?.KeySchema, [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    const gsis = (Table?.GlobalSecondaryIndexes ?? []).map((g) => [g.IndexName, g.KeySchema?.map((k) => k.AttributeName), g.Projection?.ProjectionType]);
+    assert.deepEqual(gsis.sort(), [
+      ['gsi1', ['gsi1pk', 'gsi1sk'], 'ALL'],
+      ['gsi2', ['gsi2pk', 'gsi2sk'], 'ALL'],
+      ['gsi3', ['gsi3pk', 'gsi3sk'], 'ALL'],
+    ]);
+  });
+
+  test('a put conditional on attribute_not_exists succeeds once and is refused the second time', async () => {
+    const put = () =>
+      doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'OB#1', sk: 'OB', amount: 5 }, ConditionExpression: 'attribute_not_exists(pk)' }));
+    await put();
+    await assert.rejects(put(), ConditionalCheckFailedException);
+  });
+
+  test('a query on gsi1 returns the consumer domain items in sort key order', async () => {
+    for (const [id, at] of [['a', '0002'], ['b', '0001'], ['c', '0003']] as const) {
+      await doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: `OB#${id}`, sk: 'OB', gsi1pk: 'CONS#c1', gsi1sk: `${at}#${id}` } }));
+    }
+    await doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'OB#z', sk: 'OB', gsi1pk: 'CONS#c2', gsi1sk: '0001#z' } }));
+    const { Items } = await doc.send(
+      new QueryCommand({ TableName: dynamo.tableName, IndexName: 'gsi1', KeyConditionExpression: 'gsi1pk = :p', ExpressionAttributeValues: { ':p': 'CONS#c1' } }),
+    );
+    assert.deepEqual(Items?.map((i) => i.pk), ['OB#b', 'OB#a', 'OB#c']);
+  });
+});
+
+describe('dynalite lifecycle', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oc-dynalite-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test('on disk, data survives a restart, and stop leaves no server handle behind', async () => {
+    const baseline = servers();
+    const first = await startDynamo({ path: join(dir, 'ldb'), tableName: 'oc-test' });
+    assert.equal(servers(), baseline + 1);
+    await DynamoDBDocumentClient.from(first.client).send(new PutCommand({ TableName: 'oc-test', Item: { pk: 'REP#c1', sk: 'COUNTERS', n: 3 } }));
+    await first.stop();
+    assert.equal(servers(), baseline);
+    await assert.rejects(fetch(`${first.endpoint}/`));
+
+    const second = await startDynamo({ path: join(dir, 'ldb'), tableName: 'oc-test' });
+    try {
+      const { Item } = await DynamoDBDocumentClient.from(second.client).send(new GetCommand({ TableName: 'oc-test', Key: { pk: 'REP#c1', sk: 'COUNTERS' } }));
+      assert.equal(Item?.n, 3);
+    } finally {
+      await second.stop();
+    }
+  });
+});

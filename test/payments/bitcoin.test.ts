@@ -1,0 +1,153 @@
+/**
+ * BitcoinPayments against a real bcoin regtest node (in memory, this process).
+ * Tests run in order and share the chain: payer 'scb', payee 'spb'.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { BitcoinPayments, InsufficientFundsError } from '../../adapters/payments/bitcoin.ts';
+import { MalformedError, UnavailableError } from '../../core/errors.ts';
+import { bcoinPaymentsOptions, freePort, startRegtest, type RegtestNode } from '../../local/bitcoin.ts';
+import type { IncomingPayment } from '../../adapters/ports.ts';
+
+let node: RegtestNode;
+let scb: BitcoinPayments;
+let spb: BitcoinPayments;
+
+/** Poll until `probe` returns a value that passes `ok` (bounded; no timing assertion). */
+async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  let last = await probe();
+  for (let i = 0; i < 100 && !ok(last); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    last = await probe();
+  }
+  return last;
+}
+
+const byAddress = (payments: IncomingPayment[], txid: string) =>
+  new Map(payments.filter((p) => p.txid === txid).map((p) => [p.address, p]));
+
+before(async () => {
+  node = await startRegtest({ walletIds: ['scb', 'spb'] });
+  scb = new BitcoinPayments(bcoinPaymentsOptions(node, 'scb'));
+  spb = new BitcoinPayments(bcoinPaymentsOptions(node, 'spb'));
+  await scb.mine(101);
+});
+
+after(async () => {
+  await scb?.close();
+  await spb?.close();
+  await node?.stop();
+});
+
+describe('BitcoinPayments on bcoin regtest', () => {
+  it('reports health and a spendable balance after 101 blocks', async () => {
+    const health = await scb.health();
+    assert.equal(health.ok, true);
+    assert.match(health.detail, /regtest/);
+    assert.ok((await scb.balance()) >= 50 * 1e8);
+  });
+
+  it('prepares without broadcasting, then pays each output exactly once however often the hex is sent', async () => {
+    const [a1, a2] = [await spb.newAddress(), await spb.newAddress()];
+    const before = await spb.balance();
+    const first = await spb.receivedSince();
+
+    const prepared = await scb.prepareSendMany({ [a1]: 12_345, [a2]: 1_000_000 });
+    assert.match(prepared.txid, /^[0-9a-f]{64}$/);
+    assert.equal(await scb.getTransaction(prepared.txid), null, 'prepare must not broadcast');
+
+    assert.equal(await scb.broadcast(prepared.hex), prepared.txid, 'the node reports the prepared txid');
+    assert.equal(await scb.broadcast(prepared.hex), prepared.txid, 'a second broadcast is harmless');
+
+    const unconfirmed = await eventually(
+      () => spb.receivedSince(first.cursor),
+      (r) => byAddress(r.payments, prepared.txid).size === 2,
+    );
+    const seen = byAddress(unconfirmed.payments, prepared.txid);
+    assert.equal(unconfirmed.payments.filter((p) => p.txid === prepared.txid).length, 2, 'one entry per output');
+    assert.deepEqual(seen.get(a1), { txid: prepared.txid, address: a1, amount: 12_345, confirmations: 0 });
+    assert.deepEqual(seen.get(a2), { txid: prepared.txid, address: a2, amount: 1_000_000, confirmations: 0 });
+    assert.equal(await spb.balance(), before + 1_012_345, 'paid once');
+
+    await scb.mine(1);
+    const confirmed = byAddress((await spb.receivedSince(unconfirmed.cursor)).payments, prepared.txid);
+    assert.equal(confirmed.get(a1)?.confirmations, 1);
+    assert.equal(confirmed.get(a2)?.confirmations, 1);
+    assert.equal(confirmed.get(a2)?.amount, 1_000_000);
+    assert.equal((await scb.getTransaction(prepared.txid))?.confirmations, 1);
+
+    await scb.mine(1);
+    assert.equal((await scb.getTransaction(prepared.txid))?.confirmations, 2);
+    assert.equal((await spb.getTransaction(prepared.txid))?.confirmations, 2);
+    assert.equal(await spb.balance(), before + 1_012_345, 'still paid once after more blocks');
+  });
+
+  it('does not hand the same coins to two prepared transactions', async () => {
+    const to = await spb.newAddress();
+    // Both prepared before either is broadcast: without input locks they would double-spend.
+    const one = await scb.prepareSendMany({ [to]: 20_000 });
+    const two = await scb.prepareSendMany({ [to]: 30_000 });
+    assert.notEqual(one.txid, two.txid);
+    await scb.broadcast(one.hex);
+    await scb.broadcast(two.hex);
+    await scb.mine(1);
+    assert.equal((await scb.getTransaction(one.txid))?.confirmations, 1);
+    assert.equal((await scb.getTransaction(two.txid))?.confirmations, 1);
+  });
+
+  it('answers null for a transaction the wallet does not know and rejects a malformed txid', async () => {
+    assert.equal(await scb.getTransaction('ab'.repeat(32)), null);
+    await assert.rejects(scb.getTransaction('not-a-txid'), MalformedError);
+  });
+
+  it('does not count mined coinbase outputs as received payments', async () => {
+    const { payments } = await scb.receivedSince();
+    assert.deepEqual(payments, []);
+  });
+
+  it('rejects a payment the wallet cannot fund with InsufficientFundsError', async () => {
+    const to = await scb.newAddress();
+    await assert.rejects(spb.prepareSendMany({ [to]: 21_000_000 * 1e8 }), (err: unknown) => {
+      assert.ok(err instanceof InsufficientFundsError);
+      assert.equal(err.code, 'T03_INSUFFICIENT_FUNDS');
+      assert.equal(err.errorClass, 'temporary');
+      return true;
+    });
+  });
+
+  it('rejects a bad address, a bad amount and a bad hex as malformed', async () => {
+    await assert.rejects(scb.prepareSendMany({ 'not-an-address': 10_000 }), MalformedError);
+    await assert.rejects(scb.prepareSendMany({ [await spb.newAddress()]: 0.5 }), MalformedError);
+    await assert.rejects(scb.prepareSendMany({}), MalformedError);
+    await assert.rejects(scb.broadcast('deadbeef'), MalformedError);
+  });
+
+  it('creates a missing wallet once and finds it the second time', async () => {
+    const extra = new BitcoinPayments(bcoinPaymentsOptions(node, 'extra'));
+    await extra.ensureWallet();
+    await extra.ensureWallet();
+    assert.equal(await extra.balance(), 0);
+    assert.notEqual(await extra.newAddress(), await spb.newAddress());
+  });
+
+  it('turns an unreachable node into UnavailableError, and recovers when it is back', async () => {
+    const fast = { rpc: { retries: 1, retryDelayMs: 1, timeoutMs: 2000 } };
+    const nowhere = await freePort();
+    const lost = new BitcoinPayments(
+      bcoinPaymentsOptions({ ...node, nodeRpc: { ...node.nodeRpc, port: nowhere }, walletRpc: { ...node.walletRpc, port: nowhere } }, 'scb', fast),
+    );
+    await assert.rejects(lost.balance(), UnavailableError);
+    await assert.rejects(lost.mine(1), UnavailableError);
+    assert.equal((await lost.health()).ok, false);
+
+    const flaky = new BitcoinPayments(bcoinPaymentsOptions(node, 'scb', fast));
+    await node.setAvailable(false);
+    try {
+      await assert.rejects(flaky.balance(), UnavailableError);
+      await assert.rejects(flaky.broadcast('00'.repeat(10)), MalformedError, 'bad input stays a caller error');
+    } finally {
+      await node.setAvailable(true);
+    }
+    assert.ok((await flaky.balance()) > 0);
+  });
+});
