@@ -8,7 +8,7 @@
  * re-subscribe on reconnect, so QoS1 messages survive a broker restart.
  */
 import { iot, io, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
-import { connectPassword, type DevicePrivateKey } from '../local/broker.ts';
+import { connectPassword, type DevicePrivateKey } from '../local/certs.ts';
 
 export type LinkConfig =
   | {
@@ -75,7 +75,7 @@ class Mqtt311Link implements DeviceLink {
       password: connectPassword(cfg.thing, cfg.privateKey),
       disable_metrics: true,
       reconnect_min_sec: 1,
-      reconnect_max_sec: 8,
+      reconnect_max_sec: 4,
     });
     this.conn.on('interrupt', () => {
       this.stats.interrupted += 1;

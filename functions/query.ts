@@ -1,7 +1,8 @@
 /**
  * Queries: GET /domains/{domain}/reputation (O(1) from counters; `?verify=ledger`
  * also recomputes from the ledger alone), GET /domains/{domain}/obligations,
- * GET /domains/{domain} (its record on the ledger), GET /health.
+ * GET /domains/{domain} (its record on the ledger), GET /domains (hosted domains
+ * with their figures), GET /health.
  */
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { z } from 'zod';
@@ -53,6 +54,19 @@ const domain = httpRoute({ params: DomainParams }, async ({ params, deps }) => {
   };
 });
 
+const listDomains = httpRoute({}, async ({ deps }) => {
+  const hosted = await deps.store.listHostedDomains();
+  const domains = await Promise.all(
+    hosted.map(async (d) => ({
+      domain: d.domain,
+      role: d.role,
+      threshold: d.threshold,
+      ...(d.role === 'provider' ? {} : { reputation: await reputationOfDomain(deps, d.domain) }),
+    })),
+  );
+  return { body: { count: domains.length, domains } };
+});
+
 let ecs: ECSClient | undefined;
 
 async function chainServices(deps: Deps): Promise<Record<string, string>> {
@@ -84,6 +98,7 @@ const routes: Record<string, typeof health> = {
   'GET /domains/{domain}/reputation': reputation,
   'GET /domains/{domain}/obligations': obligations,
   'GET /domains/{domain}': domain,
+  'GET /domains': listDomains,
   'GET /health': health,
 };
 

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import { UnavailableError } from '../core/errors.ts';
 
 import type { BitcoinPaymentsOptions, RpcEndpoint } from '../adapters/payments/bitcoin.ts';
 
@@ -79,7 +80,7 @@ export async function freePort(): Promise<number> {
       const address = server.address();
       if (address === null || typeof address === 'string') {
         server.close();
-        reject(new Error('no port from the OS'));
+        reject(new UnavailableError('no free port from the OS'));
         return;
       }
       server.close(() => resolve(address.port));
@@ -124,7 +125,7 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
   await node.open();
 
   const walletPlugin = node.plugins['walletdb'];
-  if (walletPlugin === undefined) throw new Error('bcoin wallet plugin did not load');
+  if (walletPlugin === undefined) throw new UnavailableError('bcoin wallet plugin did not load');
   const wdb = walletPlugin.wdb;
 
   const endpoint = (port: number): RpcEndpoint => ({
@@ -138,7 +139,7 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
     // The wallet follows the chain asynchronously (20-80 ms after a block).
     for (let i = 0; i < 500 && wdb.state.height !== node.chain.height; i++) await sleep(10);
     if (wdb.state.height !== node.chain.height) {
-      throw new Error(`wallet stuck at ${wdb.state.height}, chain at ${node.chain.height}`);
+      throw new UnavailableError(`wallet stuck at ${wdb.state.height}, chain at ${node.chain.height}`);
     }
   };
 

@@ -33,6 +33,7 @@ import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { startDynamo, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type HttpFront, type Route } from './http.ts';
 import { lambdaContext } from './lambda.ts';
+import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
 
 export interface CloudOptions {
@@ -44,6 +45,8 @@ export interface CloudOptions {
   env?: Record<string, string>;
   apiPort?: number;
   brokerPort?: number;
+  /** Where failures of scheduled jobs are reported (default: one line on stderr). */
+  log?: (message: string, error: unknown) => void;
 }
 
 export type JobName = 'publish' | 'watch' | 'settle' | 'mine';
@@ -57,6 +60,8 @@ export interface LocalCloud {
   readonly dynamo: LocalDynamo;
   readonly deps: Deps;
   readonly scheduler: Scheduler;
+  /** The embedded ledger behind the handlers (opened on first use). */
+  ledger(): Promise<EmbeddedLedger>;
   /** Register an IoT thing (AWS: create-thing with attribute domain + its certificate). */
   registerThing(thing: string, domain: string, key: PublicKeyRef): void;
   /** Run one scheduled job now (awaits it). */
@@ -126,6 +131,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
         asRoute('GET', '/domains/{domain}/reputation', query, 'query'),
         asRoute('GET', '/domains/{domain}/obligations', query, 'query'),
         asRoute('GET', '/domains/{domain}', query, 'query'),
+        asRoute('GET', '/domains', query, 'query'),
         asRoute('GET', '/health', query, 'query'),
       ],
       static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
@@ -147,6 +153,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       BITCOIN_RPC_USER: regtest.nodeRpc.username,
       BITCOIN_RPC_PASSWORD: regtest.nodeRpc.password,
       CONFIRMATIONS: '1',
+      LOG_JOBS: 'false',
       ...(opts.dataDir ? { LEDGER_FILE: join(opts.dataDir, 'ledger.jsonl') } : {}),
       ...opts.env,
     };
@@ -172,6 +179,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     };
     const scheduler = startScheduler(
       (Object.keys(jobs) as JobName[]).filter((n) => schedule[n] > 0).map((n) => ({ name: n, everyMs: schedule[n], run: jobs[n] })),
+      { log: opts.log ?? ((msg, e) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`)) },
     );
     stops.push(() => scheduler.stop());
 
@@ -193,6 +201,12 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       dynamo,
       deps,
       scheduler,
+      ledger: async () => {
+        await deps.ledger.health(); // opens it
+        const l = (deps.ledger as { opened?: () => unknown }).opened?.();
+        if (!(l instanceof EmbeddedLedger)) throw new Error('the embedded cloud runs on the embedded ledger');
+        return l;
+      },
       registerThing: (thing, domain, key) => {
         things.put(thing, { domain, key });
       },

@@ -22,7 +22,11 @@ export interface RegisterDomainInput {
   autoSettle?: boolean;
 }
 
-export const DEFAULT_PRICES: Record<string, number> = { 'wifi-access': 2_000, charging: 5_000, 'data-feed': 500 };
+/** Default price list (sats). Every price is above Bitcoin's dust limit, so even one obligation can be paid alone. */
+export const DEFAULT_PRICES: Record<string, number> = { 'wifi-access': 2_000, charging: 5_000, 'data-feed': 1_000 };
+
+/** Smallest price a provider may set: outputs below ~546 sats are dust that nodes refuse to relay. */
+export const MIN_PRICE_SATS = 1_000;
 
 export interface RegisteredDomain {
   domain: string;

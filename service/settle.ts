@@ -126,7 +126,12 @@ export async function settleAll(deps: Deps): Promise<SettleSummary[]> {
   const out: SettleSummary[] = [];
   for (const d of await deps.store.listHostedDomains()) {
     if (d.role === 'provider' || !d.autoSettle) continue;
-    out.push(await settleDomain(deps, d.domain));
+    try {
+      out.push(await settleDomain(deps, d.domain));
+    } catch (e) {
+      // one domain's failure must not stop the others from paying
+      out.push({ domain: d.domain, recovered: 0, settlements: [], deferred: `failed: ${(e as Error).message}` });
+    }
   }
   return out;
 }

@@ -29,6 +29,8 @@ const EnvSchema = z.object({
   IOT_DATA_ENDPOINT: z.string().optional(),
   ECS_CLUSTER_ARN: z.string().optional(),
   ECS_SERVICES: z.string().optional(),
+  /** Log a summary line after every scheduled run ('false' for the embedded cloud, which runs them often). */
+  LOG_JOBS: z.enum(['true', 'false']).default('true'),
   OFFER_TTL_MS: num(60_000),
   /** How long after dueBy an obligation in settlement (paid, unconfirmed) may still be fulfilled. */
   SETTLEMENT_GRACE_MS: num(3_600_000),
@@ -57,6 +59,7 @@ export interface Config {
   confirmations: number;
   iotDataEndpoint?: string | undefined;
   ecs?: { clusterArn: string; services: string[] } | undefined;
+  logJobs: boolean;
   offerTtlMs: number;
   settlementGraceMs: number;
   reputation: ReputationParams;
@@ -102,6 +105,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ecs: e.ECS_CLUSTER_ARN
       ? { clusterArn: e.ECS_CLUSTER_ARN, services: (e.ECS_SERVICES ?? '').split(',').filter(Boolean) }
       : undefined,
+    logJobs: e.LOG_JOBS === 'true',
     offerTtlMs: e.OFFER_TTL_MS,
     settlementGraceMs: e.SETTLEMENT_GRACE_MS,
     reputation: { ...DEFAULT_REPUTATION, lambda: e.REPUTATION_LAMBDA, unit: e.REPUTATION_UNIT },

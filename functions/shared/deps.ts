@@ -70,6 +70,39 @@ function endpointOf(url: string, auth: { user: string; password: string }) {
   return { host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)), username: auth.user, password: auth.password };
 }
 
+/** A Ledger that opens the real one on first use (and again after a failed open). */
+function lazyLedger(open: () => Promise<Ledger>): Ledger & { opened(): Ledger | undefined } {
+  let p: Promise<Ledger> | undefined;
+  let value: Ledger | undefined;
+  const get = () => {
+    p ??= open().then(
+      (l) => (value = l),
+      (e: unknown) => {
+        p = undefined;
+        throw e instanceof UnavailableError ? e : new UnavailableError(`ledger unavailable: ${(e as Error).message}`);
+      },
+    );
+    return p;
+  };
+  return {
+    opened: () => value,
+    ensureStreams: async () => (await get()).ensureStreams(),
+    publish: async (stream, id, keys, data) => (await get()).publish(stream, id, keys, data),
+    listByKey: async (stream, key) => (await get()).listByKey(stream, key),
+    list: async (stream, start, count) => (await get()).list(stream, start, count),
+    health: async () => {
+      try {
+        return await (await get()).health();
+      } catch (e) {
+        return { ok: false, detail: (e as Error).message };
+      }
+    },
+    close: async () => {
+      if (p) await (await p.catch(() => undefined))?.close();
+    },
+  };
+}
+
 export async function buildDeps(config: Config): Promise<Deps> {
   let secretsClient: SecretsManagerClient | undefined;
   const secrets = () => (secretsClient ??= new SecretsManagerClient({}));
@@ -79,25 +112,38 @@ export async function buildDeps(config: Config): Promise<Deps> {
   });
   const store = new DynamoStore(doc, config.tableName);
 
-  let ledger: Ledger;
-  if (config.ledger.kind === 'embedded') {
-    ledger = await EmbeddedLedger.open({ file: config.ledger.file, publisher: config.ledger.publisher });
-  } else {
-    const auth = await credentials(config.ledger, secrets);
-    ledger = new MultiChainLedger({ url: config.ledger.url, chainName: config.ledger.chainName, ...auth });
-  }
-  await ledger.ensureStreams();
+  // The ledger and bitcoind are reached (and their secrets read) on first use only,
+  // so a function that never touches them needs no grant for them.
+  const ledger = lazyLedger(async () => {
+    let l: Ledger;
+    if (config.ledger.kind === 'embedded') {
+      l = await EmbeddedLedger.open({ file: config.ledger.file, publisher: config.ledger.publisher });
+    } else {
+      const auth = await credentials(config.ledger, secrets);
+      l = new MultiChainLedger({ url: config.ledger.url, chainName: config.ledger.chainName, ...auth });
+    }
+    await l.ensureStreams();
+    return l;
+  });
 
-  const btcAuth = await credentials(config.bitcoin.node, secrets);
+  let btcAuth: Promise<{ user: string; password: string }> | undefined;
   const payments = (wallet: string): Promise<Payments> => {
     const cached = wallets.get(wallet);
     if (cached) return cached;
-    const adapter = new BitcoinPayments({
-      kind: config.bitcoin.kind,
-      node: endpointOf(config.bitcoin.node.url, btcAuth),
-      wallet: { ...endpointOf(config.bitcoin.walletUrl, btcAuth), name: wallet },
-    });
-    const ready = adapter.ensureWallet().then(() => adapter as Payments);
+    const ready = (async () => {
+      btcAuth ??= credentials(config.bitcoin.node, secrets);
+      const auth = await btcAuth.catch((e: unknown) => {
+        btcAuth = undefined;
+        throw e;
+      });
+      const adapter = new BitcoinPayments({
+        kind: config.bitcoin.kind,
+        node: endpointOf(config.bitcoin.node.url, auth),
+        wallet: { ...endpointOf(config.bitcoin.walletUrl, auth), name: wallet },
+      });
+      await adapter.ensureWallet();
+      return adapter as Payments;
+    })();
     ready.catch(() => wallets.delete(wallet));
     wallets.set(wallet, ready);
     return ready;

@@ -94,7 +94,7 @@ export function scheduledJob<R>(name: string, fn: (deps: Deps, event: unknown) =
     const deps = await getDeps();
     const started = Date.now();
     const result = await fn(deps, event);
-    console.log(JSON.stringify({ level: 'info', job: name, ms: Date.now() - started, result }));
+    if (deps.config.logJobs) console.log(JSON.stringify({ level: 'info', job: name, ms: Date.now() - started, result }));
     return result;
   });
 }

@@ -1,5 +1,6 @@
 /** Boundary schemas: they validate each request and give its static type. */
 import { z } from 'zod';
+import { MIN_PRICE_SATS } from '../../service/domains.ts';
 
 export const Name = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a name of 1-64 letters, digits, _ or -');
 export const Service = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a service name');
@@ -15,7 +16,7 @@ export const RegisterDomainBody = z.object({
   threshold: z.number().min(0).max(1).optional(),
   alg: z.enum(['ed25519', 'p256']).optional(),
   operates: z.array(Name).max(64).optional(),
-  prices: z.record(Service, Sats).optional(),
+  prices: z.record(Service, Sats.min(MIN_PRICE_SATS, `prices must be at least ${MIN_PRICE_SATS} sats (dust limit)`)).optional(),
   autoSettle: z.boolean().optional(),
 });
 

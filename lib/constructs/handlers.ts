@@ -35,8 +35,8 @@ export interface HandlerAccess {
 
 export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   domains: { description: 'Host a domain and publish its record', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(30) },
-  enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
-  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: true, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
+  enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
+  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
   accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
   // One publisher at a time keeps the ledger order equal to the acceptance order.
   publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, reservedConcurrency: 1, timeout: Duration.seconds(60) },

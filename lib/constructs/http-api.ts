@@ -30,6 +30,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: apigwv2.HttpMethod.POST, path: '/domains/{domain}/settlements', handler: 'settle', admin: true },
   { method: apigwv2.HttpMethod.GET, path: '/domains/{domain}/reputation', handler: 'query', admin: false },
   { method: apigwv2.HttpMethod.GET, path: '/domains/{domain}/obligations', handler: 'query', admin: false },
+  { method: apigwv2.HttpMethod.GET, path: '/domains', handler: 'query', admin: false },
+  { method: apigwv2.HttpMethod.GET, path: '/domains/{domain}', handler: 'query', admin: false },
   { method: apigwv2.HttpMethod.GET, path: '/health', handler: 'query', admin: false },
 ];
 

@@ -1,0 +1,214 @@
+/**
+ * `npm start`: the whole system on the embedded cloud — no AWS account, no
+ * Docker. Starts the stand-ins and the real handlers, runs a fleet of real
+ * SDK devices through a seeded scenario (some consumer domains never pay),
+ * shows progress, then drains (every obligation ends fulfilled or defaulted)
+ * and prints a summary checked against the ledger.
+ *
+ *   npm start -- --consumers 6 --rounds 20 --seed 7 --defaulters 0.3 --serve
+ */
+import { parseArgs } from 'node:util';
+import { createLink } from '../devices/link.ts';
+import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
+import { recomputeFromLedger } from '../service/reputation.ts';
+import { startCloud, type LocalCloud } from './cloud.ts';
+import { renderSummary, type DomainSummary } from './summary.ts';
+
+const HELP = `obligation-chain on the embedded cloud
+
+usage: npm start [-- options]
+  --consumers N      consumer domains (default ${DEFAULT_FLEET.consumers})
+  --devices N        devices per consumer domain (default ${DEFAULT_FLEET.devicesPerConsumer})
+  --providers N      provider domains (default ${DEFAULT_FLEET.providers})
+  --defaulters R     share of consumer domains that never pay, 0..1 (default ${DEFAULT_FLEET.defaulterShare})
+  --rounds N         purchase rounds (default ${DEFAULT_FLEET.rounds})
+  --round-ms MS      pause between rounds (default ${DEFAULT_FLEET.roundMs})
+  --pay-window MS    dueBy − issuedAt of each obligation (default ${DEFAULT_FLEET.payWindowMs})
+  --seed N           PRNG seed (default ${DEFAULT_FLEET.seed})
+  --data DIR         keep the ledger and DynamoDB on disk in DIR (bcoin stays in memory)
+  --port N           HTTP API port (default: a free port)
+  --serve            keep running after the summary (watch the web page; Ctrl-C to stop)
+  --help`;
+
+function config(): { fleet: FleetConfig; data?: string; port?: number; serve: boolean } {
+  const { values } = parseArgs({
+    options: {
+      consumers: { type: 'string' },
+      devices: { type: 'string' },
+      providers: { type: 'string' },
+      defaulters: { type: 'string' },
+      rounds: { type: 'string' },
+      'round-ms': { type: 'string' },
+      'pay-window': { type: 'string' },
+      seed: { type: 'string' },
+      data: { type: 'string' },
+      port: { type: 'string' },
+      serve: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  const int = (v: string | undefined, def: number, name: string, min = 0): number => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min} (got ${v})`);
+    return n;
+  };
+  const fleet: FleetConfig = {
+    ...DEFAULT_FLEET,
+    consumers: int(values.consumers, DEFAULT_FLEET.consumers, 'consumers', 1),
+    devicesPerConsumer: int(values.devices, DEFAULT_FLEET.devicesPerConsumer, 'devices', 1),
+    providers: int(values.providers, DEFAULT_FLEET.providers, 'providers', 1),
+    defaulterShare: Math.min(1, int(values.defaulters, DEFAULT_FLEET.defaulterShare, 'defaulters')),
+    rounds: int(values.rounds, DEFAULT_FLEET.rounds, 'rounds', 1),
+    roundMs: int(values['round-ms'], DEFAULT_FLEET.roundMs, 'round-ms'),
+    payWindowMs: int(values['pay-window'], DEFAULT_FLEET.payWindowMs, 'pay-window', 500),
+    seed: int(values.seed, DEFAULT_FLEET.seed, 'seed'),
+  };
+  return {
+    fleet,
+    ...(values.data ? { data: values.data } : {}),
+    ...(values.port ? { port: int(values.port, 0, 'port', 1) } : {}),
+    serve: values.serve ?? false,
+  };
+}
+
+const pct = (xs: number[], p: number): number => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+};
+
+/** Wait until no obligation of the consumer domains is still open (accepted or settling). */
+async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let open = 0;
+    for (const d of domains) {
+      const r = await cloud.call<{ obligations: { status: string }[] }>('GET', `/domains/${d}/obligations`);
+      open += r.body.obligations.filter((o) => o.status === 'accepted' || o.status === 'settling').length;
+    }
+    if (open === 0 || Date.now() > deadline) return open;
+    process.stdout.write(`\r  draining: ${open} obligation(s) still open…   `);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function main(): Promise<void> {
+  const cfg = config();
+  const t0 = Date.now();
+  console.log('obligation-chain — embedded cloud (dynalite, aedes, bcoin regtest, embedded ledger, real handlers)');
+  const cloud = await startCloud({
+    schedule: { publish: 250, watch: 400, settle: 1_000, mine: 500 },
+    ...(cfg.data ? { dataDir: cfg.data } : {}),
+    ...(cfg.port ? { apiPort: cfg.port } : {}),
+  });
+  let fleet: Fleet | undefined;
+  const shutdown = async () => {
+    await fleet?.close().catch(() => undefined);
+    await cloud.stop();
+  };
+  process.once('SIGINT', () => {
+    console.log('\nstopping…');
+    void shutdown().then(() => process.exit(130));
+  });
+  try {
+    console.log(`  HTTP API      ${cloud.api}`);
+    console.log(`  live page     ${cloud.api}/ui/index.html`);
+    console.log(`  MQTT broker   ${cloud.broker.url}`);
+    const f = cfg.fleet;
+    console.log(
+      `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
+        `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
+    );
+    fleet = new Fleet(f, {
+      api: cloud.api,
+      link: (thing, keys) => createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing, privateKey: keys.privateKey }),
+      registerThing: (thing, domain, key) => cloud.registerThing(thing, domain, key),
+      fund: (domain) => cloud.fund(domain),
+    });
+    process.stdout.write('setting up domains, wallets and devices… ');
+    await fleet.setUp();
+    console.log(`done (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    await fleet.run((p) => {
+      const lat = p.latencies;
+      console.log(
+        `  round ${String(p.round).padStart(2)}/${p.rounds}  accepted ${String(p.accepted).padStart(4)}  refused ${String(p.refused).padStart(4)}` +
+          `  accept p50 ${pct(lat, 50).toFixed(0)} ms  p99 ${pct(lat, 99).toFixed(0)} ms`,
+      );
+    });
+    const consumerDomains = fleet.consumers.map((c) => c.domain);
+    const open = await drain(cloud, consumerDomains, Math.max(15_000, f.payWindowMs * 3));
+    process.stdout.write('\r' + ' '.repeat(60) + '\r');
+    await cloud.runJob('publish');
+
+    // Check what was promised against the ledger alone.
+    const ledger = await recomputeFromLedger(cloud.deps);
+    const summaries: DomainSummary[] = [];
+    for (const c of fleet.consumers) {
+      const report = fleet.reports.get(c.domain);
+      const obligations = (await cloud.call<{ obligations: { id: string; status: string; amount: number; paidTxid?: string }[] }>(
+        'GET',
+        `/domains/${c.domain}/obligations`,
+      )).body.obligations;
+      const rep = (await cloud.call<{ reputation: number; creditLimit: number; rScaled: number; sScaled: number }>(
+        'GET',
+        `/domains/${c.domain}/reputation`,
+      )).body;
+      const accepted = fleet.results.filter((r) => r.consumer === c.domain && r.ok).map((r) => (r.ok ? r.obligationId : ''));
+      let onLedger = 0;
+      for (const id of accepted) onLedger += (await cloud.deps.ledger.listByKey('obligations', id)).length === 1 ? 1 : 0;
+      const l = ledger.get(c.domain);
+      summaries.push({
+        domain: c.domain,
+        defaulter: c.defaulter,
+        history: report?.history.map((h) => h.reputation) ?? [],
+        reputation: rep.reputation,
+        creditLimit: rep.creditLimit,
+        accepted: accepted.length,
+        refused: report?.refused ?? {},
+        timeouts: report?.timeouts ?? 0,
+        fulfilled: obligations.filter((o) => o.status === 'fulfilled').length,
+        defaulted: obligations.filter((o) => o.status === 'defaulted').length,
+        stored: obligations.length,
+        onLedger,
+        payments: new Set(obligations.map((o) => o.paidTxid).filter(Boolean)).size,
+        paidSats: obligations.filter((o) => o.status === 'fulfilled').reduce((s, o) => s + o.amount, 0),
+        ledgerAgrees:
+          l !== undefined &&
+          Math.abs(l.rScaled - rep.rScaled) <= 1e-9 * Math.max(1, rep.rScaled) &&
+          Math.abs(l.sScaled - rep.sScaled) <= 1e-9 * Math.max(1, rep.sScaled),
+      });
+    }
+    const lat = fleet.results.filter((r) => r.ok).map((r) => (r.ok ? r.acceptMs : 0));
+    console.log(
+      renderSummary(summaries, {
+        threshold: f.threshold,
+        open,
+        seconds: (Date.now() - t0) / 1000,
+        p50: pct(lat, 50),
+        p99: pct(lat, 99),
+        brokerRefusals: cloud.broker.stats.refusedPublish + cloud.broker.stats.refusedSubscribe + cloud.broker.stats.refusedConnect,
+        ruleFailures: cloud.broker.stats.ruleFailures,
+      }),
+    );
+    const ok = open === 0 && summaries.every((s) => s.onLedger === s.accepted && s.fulfilled + s.defaulted === s.accepted && s.ledgerAgrees);
+    if (cfg.serve) {
+      console.log(`\nserving ${cloud.api}/ui/index.html — Ctrl-C to stop`);
+      await fleet.close();
+      fleet = undefined;
+      await new Promise(() => undefined);
+    }
+    await shutdown();
+    process.exitCode = ok ? 0 : 1;
+  } catch (e) {
+    console.error(`\nfailed: ${(e as Error).message}`);
+    await shutdown();
+    process.exitCode = 1;
+  }
+}
+
+await main();
