@@ -6,10 +6,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchCore } from './core.ts';
+import { benchSystem } from './system.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 
 /** Suites in run order; add new ones here. */
-export const SUITES: BenchSuite[] = [{ name: 'core', run: benchCore }];
+export const SUITES: BenchSuite[] = [
+  { name: 'core', run: benchCore },
+  { name: 'system', run: async (filter) => (filter === undefined ? benchSystem() : []) },
+];
 
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 

@@ -106,7 +106,7 @@ export class ConsumerDevice {
 
   async start(): Promise<void> {
     await this.o.link.connect();
-    await this.o.link.subscribe(topics.inbox(this.o.domain, this.o.deviceId), 1);
+    await this.o.link.subscribe(topics.inbox(this.o.domain, this.o.deviceId), 0);
   }
 
   private onMessage(topic: string, payload: unknown): void {

@@ -10,7 +10,7 @@ import { ObligationBodySchema, ObligationMessage } from './shared/schemas.ts';
 const rule = ruleHandler(async (event, deps) => {
   const msg = parse(ObligationMessage, event, 'message');
   const outcome = await acceptObligation(deps, msg.obligation, { domain: event.domain, thing: event.thing });
-  await notifyOutcome(deps, msg.obligation, outcome, msg.requestId);
+  await notifyOutcome(deps, msg.obligation, outcome, msg.requestId, { domain: event.domain, thing: event.thing });
   return outcome.accepted
     ? { accepted: true, obligationId: outcome.obligationId, duplicate: outcome.duplicate }
     : { accepted: false, obligationId: outcome.obligationId ?? null, error: outcome.error.code };

@@ -60,6 +60,12 @@ export interface LocalCloud {
   readonly dynamo: LocalDynamo;
   readonly deps: Deps;
   readonly scheduler: Scheduler;
+  /**
+   * Stop the MQTT broker and start a fresh one on the same port with the same
+   * things and rules (fault tests: IoT Core endpoint restart). Sessions are lost,
+   * as on a broker that keeps none; devices reconnect and subscribe again.
+   */
+  restartBroker(): Promise<void>;
   /** The embedded ledger behind the handlers (opened on first use). */
   ledger(): Promise<EmbeddedLedger>;
   /** Register an IoT thing (AWS: create-thing with attribute domain + its certificate). */
@@ -97,7 +103,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 
     const things = new MapThingRegistry();
     const backend = { username: 'backend', password: randomBytes(16).toString('hex') };
-    const broker = await startBroker({ things, backend, ...(opts.brokerPort ? { port: opts.brokerPort } : {}) });
+    let broker = await startBroker({ things, backend, ...(opts.brokerPort ? { port: opts.brokerPort } : {}) });
     stops.push(() => broker.stop());
 
     // The IoT data plane endpoint: the handlers' IoTDataPlaneClient posts here.
@@ -162,8 +168,11 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     const deps = await getDeps();
     stops.push(() => resetDeps());
 
-    broker.addRule({ name: 'offer', topicFilter: topics.rule('request'), handler: (e) => offer(e as never, lambdaContext('offer')) });
-    broker.addRule({ name: 'accept', topicFilter: topics.rule('obligation'), handler: (e) => accept(e as never, lambdaContext('accept')) });
+    const addRules = (b: LocalBroker) => {
+      b.addRule({ name: 'offer', topicFilter: topics.rule('request'), handler: (e) => offer(e as never, lambdaContext('offer')) });
+      b.addRule({ name: 'accept', topicFilter: topics.rule('obligation'), handler: (e) => accept(e as never, lambdaContext('accept')) });
+    };
+    addRules(broker);
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
     const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
@@ -195,7 +204,15 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 
     return {
       api: api.url,
-      broker,
+      get broker() {
+        return broker;
+      },
+      restartBroker: async () => {
+        const port = broker.port;
+        await broker.stop();
+        broker = await startBroker({ things, backend, port });
+        addRules(broker);
+      },
       things,
       regtest,
       dynamo,

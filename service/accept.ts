@@ -138,15 +138,32 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   return { accepted: true, obligationId: ob.id, acceptance: decision.acceptance, duplicate: false };
 }
 
-/** Tell the consumer device the answer and, on acceptance, grant the service on the provider device. */
-export async function notifyOutcome(deps: Deps, raw: unknown, outcome: AcceptOutcome, requestId?: string): Promise<void> {
-  const ob = raw as Partial<Obligation> | undefined;
-  const b = ob?.body;
-  if (!b || typeof b.consumerDomain !== 'string' || typeof b.consumerDevice !== 'string') return;
+/**
+ * Tell the consumer device the answer and, on acceptance, grant the service on the provider device.
+ * `replyTo` is the sender the broker vouches for (MQTT: the topic's domain and thing); without it the
+ * reply goes to the consumer the obligation names, so an obligation too malformed to name one still
+ * gets its typed reject over MQTT.
+ */
+export async function notifyOutcome(
+  deps: Deps,
+  raw: unknown,
+  outcome: AcceptOutcome,
+  requestId?: string,
+  replyTo?: { domain: string; thing: string },
+): Promise<void> {
+  const ob = raw as Partial<Obligation> | null | undefined;
+  const b = typeof ob === 'object' && ob !== null && typeof ob.body === 'object' && ob.body !== null ? ob.body : undefined;
+  const to =
+    replyTo ??
+    (b && typeof b.consumerDomain === 'string' && typeof b.consumerDevice === 'string'
+      ? { domain: b.consumerDomain, thing: b.consumerDevice }
+      : undefined);
+  if (!to) return;
   const reply = outcome.accepted
     ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
     : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
-  await deps.notifier.publish(topics.toDevice(b.consumerDomain, b.consumerDevice, 'reply'), reply as never);
+  await deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never);
+  if (!b) return;
   if (outcome.accepted && !outcome.duplicate && typeof b.providerDomain === 'string' && typeof b.providerDevice === 'string') {
     await deps.notifier.publish(topics.toDevice(b.providerDomain, b.providerDevice, 'grant'), {
       obligationId: outcome.obligationId,

@@ -1,0 +1,148 @@
+/**
+ * System benchmarks on the embedded cloud, through real SDK devices over MQTT:
+ * - device-to-accept latency (obligation sent → signed accept received), p50/p99,
+ *   one device buying sequentially;
+ * - sustained accepted obligations/s with many devices buying at once;
+ * - in the same run, what a pay-per-service design would wait: broadcast a
+ *   regtest payment and wait for one confirmation (the embedded miner mines a
+ *   block every second when the mempool is not empty), as a ratio to acceptance;
+ *   and the same ratio for Bitcoin's 600 s mean block interval.
+ */
+import { performance } from 'node:perf_hooks';
+import { generateKeyPair } from '../core/keys.ts';
+import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
+import { createLink } from '../devices/link.ts';
+import { ConsumerDevice } from '../devices/scd.ts';
+import { ProviderDevice } from '../devices/spd.ts';
+import { startCloud, type LocalCloud } from '../local/cloud.ts';
+import type { BenchRow } from './types.ts';
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+};
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function consumer(cloud: LocalCloud, domain: string, id: string, providerKey: PublicKeyRef): Promise<ConsumerDevice> {
+  const keys = generateKeyPair();
+  const { body } = await cloud.call<{ credential: Signed<DeviceCredential> }>('POST', `/domains/${domain}/devices`, {
+    deviceId: id,
+    deviceKey: keys.publicKey,
+    creditLimit: 1_000_000,
+  });
+  cloud.registerThing(id, domain, keys.publicKey);
+  const scd = new ConsumerDevice({
+    domain,
+    deviceId: id,
+    privateKey: keys.privateKey,
+    credential: body.credential,
+    link: createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: id, privateKey: keys.privateKey }),
+    providerKey: async () => providerKey,
+    payWindowMs: 3_600_000,
+    timeoutMs: 5_000,
+  });
+  await scd.start();
+  return scd;
+}
+
+export async function benchSystem(opts: { devices?: number; domains?: number; seconds?: number; sequential?: number } = {}): Promise<BenchRow[]> {
+  const devicesN = opts.devices ?? 8;
+  const domainsN = opts.domains ?? 4;
+  const seconds = opts.seconds ?? 5;
+  const sequential = opts.sequential ?? 200;
+  const cloud = await startCloud({
+    schedule: { publish: 250, watch: 0, settle: 0, mine: 1_000 },
+    // a large credit line so the benchmark measures acceptance, not refusals
+    env: { CREDIT_BASE: '1000000000000', CREDIT_CAP: '1000000000000' },
+  });
+  const devices: ConsumerDevice[] = [];
+  let spd: ProviderDevice | undefined;
+  try {
+    await cloud.call('POST', '/domains', { domain: 'bc', role: 'consumer' });
+    for (let d = 2; d <= domainsN; d++) await cloud.call('POST', '/domains', { domain: `bc${d}`, role: 'consumer' });
+    await cloud.call('POST', '/domains', { domain: 'bp', role: 'provider', threshold: 0.4 });
+    await cloud.fund('bc', 3);
+    const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/bp')).body.record.body.key;
+    const spdKeys = generateKeyPair();
+    cloud.registerThing('bp-spd-1', 'bp', spdKeys.publicKey);
+    spd = new ProviderDevice('bp', 'bp-spd-1', createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: 'bp-spd-1', privateKey: spdKeys.privateKey }));
+    await spd.start();
+    for (let i = 1; i <= devicesN; i++) {
+      const domain = i % domainsN === 1 || domainsN === 1 ? 'bc' : `bc${(i % domainsN) || domainsN}`;
+      devices.push(await consumer(cloud, domain, `${domain}-scd-${i}`, providerKey));
+    }
+    const first = devices[0];
+    if (!first) throw new Error('no device');
+
+    // 1. latency, one device, sequential
+    for (let i = 0; i < 20; i++) await first.buy('bp', 'bp-spd-1', 'wifi-access'); // warm-up
+    const accept: number[] = [];
+    const purchase: number[] = [];
+    for (let i = 0; i < sequential; i++) {
+      const r = await first.buy('bp', 'bp-spd-1', 'wifi-access');
+      if (!r.ok) throw new Error(`refused during the benchmark: ${r.error.code} ${r.error.message}`);
+      accept.push(r.acceptMs);
+      purchase.push(r.latencyMs);
+    }
+
+    // 2. sustained throughput, all devices at once
+    let accepted = 0;
+    let refused = 0;
+    const until = performance.now() + seconds * 1000;
+    const t0 = performance.now();
+    await Promise.all(
+      devices.map(async (d) => {
+        while (performance.now() < until) {
+          const r = await d.buy('bp', 'bp-spd-1', 'wifi-access');
+          if (r.ok) accepted += 1;
+          else refused += 1;
+        }
+      }),
+    );
+    const elapsed = (performance.now() - t0) / 1000;
+
+    // 3. pay-per-service: broadcast a payment and wait for one confirmation
+    const hosted = await cloud.deps.store.getHostedDomain('bc');
+    const provider = await cloud.deps.store.getHostedDomain('bp');
+    if (!hosted || !provider?.payTo) throw new Error('domains missing');
+    const wallet = await cloud.deps.payments(hosted.wallet);
+    const confirm: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const start = performance.now();
+      const tx = await wallet.prepareSendMany({ [provider.payTo]: 2_000 });
+      await wallet.broadcast(tx.hex);
+      for (;;) {
+        const t = await wallet.getTransaction(tx.txid);
+        if (t && t.confirmations >= 1) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      confirm.push(performance.now() - start);
+    }
+    const p50 = pct(accept, 50);
+    const confirmMs = pct(confirm, 50);
+    return [
+      { name: 'device→accept latency p50 (MQTT, 1 device)', value: round(p50), unit: 'ms' },
+      { name: 'device→accept latency p99 (MQTT, 1 device)', value: round(pct(accept, 99)), unit: 'ms' },
+      { name: 'full purchase (offer + accept) p50', value: round(pct(purchase, 50)), unit: 'ms' },
+      { name: `sustained accepted obligations (${devicesN} devices in ${domainsN} domains, ${seconds} s)`, value: round(accepted / elapsed), unit: 'obligations/s', ...(refused ? { target: `${refused} refused` } : {}) },
+      {
+        name: 'pay-per-service: regtest payment to 1 confirmation (miner every 1 s)',
+        value: round(confirmMs),
+        unit: 'ms',
+        ratio: round(confirmMs / p50, 1),
+        target: 'ratio to obligation acceptance',
+      },
+      {
+        name: 'pay-per-service on Bitcoin: 1 confirmation at 600 s mean block interval',
+        value: 600_000,
+        unit: 'ms',
+        ratio: round(600_000 / p50, 0),
+        target: 'ratio to obligation acceptance',
+      },
+    ];
+  } finally {
+    for (const d of devices) await d.close();
+    await spd?.close();
+    await cloud.stop();
+  }
+}
