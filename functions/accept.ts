@@ -7,7 +7,7 @@ import { acceptObligation, notifyOutcome } from '../service/accept.ts';
 import { byEvent, httpRoute, parse, ruleHandler } from './shared/middleware.ts';
 import { ObligationBodySchema, ObligationMessage } from './shared/schemas.ts';
 
-const rule = ruleHandler(async (event, deps) => {
+const rule = ruleHandler('reply', async (event, deps) => {
   const msg = parse(ObligationMessage, event, 'message');
   const outcome = await acceptObligation(deps, msg.obligation, { domain: event.domain, thing: event.thing });
   await notifyOutcome(deps, msg.obligation, outcome, msg.requestId, { domain: event.domain, thing: event.thing });

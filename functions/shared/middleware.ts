@@ -7,7 +7,8 @@ import middy from '@middy/core';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { MalformedError } from '../../core/errors.ts';
+import { MalformedError, ObligationError } from '../../core/errors.ts';
+import { topics, type InKind } from '../../service/topics.ts';
 import { getDeps, type Deps } from './deps.ts';
 import { toReply } from './errors.ts';
 
@@ -77,14 +78,27 @@ const RuleEventSchema = z.looseObject({ domain: z.string(), thing: z.string(), t
 
 /**
  * An IoT topic rule action (asynchronous Lambda invoke). Retry-class errors
- * are thrown so Lambda retries the event; the handler itself must answer the
- * device for everything else (it knows the reply topic).
+ * are thrown so Lambda retries the event. A final or temporary error that
+ * escapes the handler (e.g. an envelope that fails its schema) will never
+ * succeed by retrying: it is answered on the sender's `in/{replyKind}` topic
+ * (the broker vouched for the topic's domain and thing) and not thrown.
  */
-export function ruleHandler<R>(fn: (event: RuleEvent, deps: Deps) => Promise<R>) {
-  return middy<unknown, R>().handler(async (raw: unknown, _context: Context) => {
+export function ruleHandler<R>(replyKind: InKind, fn: (event: RuleEvent, deps: Deps) => Promise<R>) {
+  return middy<unknown, R | { refused: string }>().handler(async (raw: unknown, _context: Context) => {
     const deps = await getDeps();
     const event = parse(RuleEventSchema, raw, 'event') as RuleEvent;
-    return fn(event, deps);
+    try {
+      return await fn(event, deps);
+    } catch (e) {
+      if (!(e instanceof ObligationError) || e.errorClass === 'retry') throw e;
+      const requestId = typeof event.requestId === 'string' ? event.requestId.slice(0, 64) : null;
+      await deps.notifier.publish(topics.toDevice(event.domain, event.thing, replyKind), {
+        requestId,
+        accepted: false,
+        error: toReply(e).body.error as never,
+      });
+      return { refused: e.code };
+    }
   });
 }
 

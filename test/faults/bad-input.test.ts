@@ -431,6 +431,14 @@ describe('bad input through the embedded cloud', () => {
       assert.equal(r.error?.class, 'final');
     }
 
+    // an envelope that fails its own schema is refused once, not retried by "Lambda"
+    const retriesBefore = cloud.broker.stats.ruleRetries;
+    await link.publish(out, { requestId: 'r'.repeat(100), obligation: {} }, 1); // requestId over 64 characters
+    const envelope = await eventually(() => replies.find((x) => x.requestId === 'r'.repeat(64)));
+    assert.equal(envelope.error?.code, 'F00_MALFORMED');
+    await cloud.broker.settled();
+    assert.equal(cloud.broker.stats.ruleRetries, retriesBefore, 'a final refusal is not retried');
+
     const errorsBefore = cloud.broker.ruleErrors.length;
     await link.publish(out, 'not an object', 1); // the SDK link JSON-encodes: a JSON string, not an object
     const failure = await eventually(() => cloud.broker.ruleErrors.slice(errorsBefore).find((f) => f.rule === 'accept'));
