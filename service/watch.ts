@@ -45,7 +45,7 @@ async function recordEvidence(deps: Deps, item: ObligationItem): Promise<void> {
   } else {
     return;
   }
-  await deps.store.markCounted(item.id);
+  await deps.store.markCounted(item);
 }
 
 async function fulfil(deps: Deps, item: ObligationItem, txid: string): Promise<boolean> {
@@ -66,6 +66,42 @@ async function fulfil(deps: Deps, item: ObligationItem, txid: string): Promise<b
   return next !== undefined;
 }
 
+/**
+ * Fulfil what one settlement record pays for, if its payment is seen with
+ * enough confirmations. Returns true when the record needs no more work.
+ */
+async function settleRecord(
+  deps: Deps,
+  provider: HostedDomain,
+  rec: unknown,
+  seen: Set<string>,
+  summary: WatchSummary,
+): Promise<boolean> {
+  const { store } = deps;
+  if (!isSettlementRecord(rec)) return true;
+  if (seen.has(rec.settlementId)) return true; // the same settlement's other phase
+  seen.add(rec.settlementId);
+  const out = rec.outputs.find((o) => o.providerDomain === provider.domain && o.payTo === provider.payTo);
+  if (!out) return true;
+  if (await store.isPaymentUsed(provider.domain, rec.txid)) return true;
+  const paid = await store.getPayment(provider.domain, rec.txid);
+  if (!paid || paid.amount < out.amount) return false; // not seen (yet)
+  const payments = await deps.payments(provider.wallet);
+  const tx = await payments.getTransaction(rec.txid);
+  if (!tx || tx.confirmations < deps.config.confirmations) return false;
+  const obligations: ObligationItem[] = [];
+  for (const id of out.obligationIds) {
+    const ob = await store.getObligation(id);
+    if (ob && ob.providerDomain === provider.domain && ob.consumerDomain === rec.consumerDomain && ob.payTo === out.payTo) {
+      obligations.push(ob);
+    }
+  }
+  if (obligations.reduce((sum, o) => sum + o.amount, 0) > paid.amount) return true; // claims more than was paid: never honoured
+  if (!(await store.consumePayment(provider.domain, rec.txid, rec.settlementId))) return true;
+  for (const ob of obligations) if (await fulfil(deps, ob, rec.txid)) summary.fulfilled += 1;
+  return true;
+}
+
 export async function watchProvider(deps: Deps, provider: HostedDomain): Promise<WatchSummary> {
   const summary: WatchSummary = { domain: provider.domain, payments: 0, fulfilled: 0, defaulted: 0 };
   const { store } = deps;
@@ -83,28 +119,21 @@ export async function watchProvider(deps: Deps, provider: HostedDomain): Promise
       summary.payments = byTx.size;
       await store.putCursor(cursorName, got.cursor);
 
+      // Settlement records naming this provider, from a low-water mark: every record
+      // before it is done (its payment used, or nothing in it for us), so a long
+      // history is not re-read on every run.
+      const markName = `settlements:${provider.domain}`;
+      const mark = Number((await store.getCursor(markName)) ?? '0');
+      const records = await deps.ledger.listByKey('settlements', ledgerKeys.provider(provider.domain));
       const seen = new Set<string>();
-      for (const item of await deps.ledger.listByKey('settlements', ledgerKeys.provider(provider.domain))) {
-        const rec = item.data;
-        if (!isSettlementRecord(rec) || seen.has(rec.settlementId)) continue;
-        seen.add(rec.settlementId);
-        const out = rec.outputs.find((o) => o.providerDomain === provider.domain && o.payTo === provider.payTo);
-        if (!out || (await store.isPaymentUsed(provider.domain, rec.txid))) continue;
-        const paid = await store.getPayment(provider.domain, rec.txid);
-        if (!paid || paid.amount < out.amount) continue;
-        const tx = await payments.getTransaction(rec.txid);
-        if (!tx || tx.confirmations < deps.config.confirmations) continue;
-        const obligations: ObligationItem[] = [];
-        for (const id of out.obligationIds) {
-          const ob = await store.getObligation(id);
-          if (ob && ob.providerDomain === provider.domain && ob.consumerDomain === rec.consumerDomain && ob.payTo === out.payTo) {
-            obligations.push(ob);
-          }
-        }
-        if (obligations.reduce((sum, o) => sum + o.amount, 0) > paid.amount) continue; // the record claims more than was paid
-        if (!(await store.consumePayment(provider.domain, rec.txid, rec.settlementId))) continue;
-        for (const ob of obligations) if (await fulfil(deps, ob, rec.txid)) summary.fulfilled += 1;
+      let nextMark = mark;
+      let contiguous = true;
+      for (let i = mark; i < records.length; i++) {
+        const done = await settleRecord(deps, provider, records[i]?.data, seen, summary);
+        if (contiguous && done) nextMark = i + 1;
+        else contiguous = false;
       }
+      if (nextMark !== mark) await store.putCursor(markName, String(nextMark));
     }
     summary.defaulted = await markDefaults(deps, provider);
   } catch (e) {
@@ -121,7 +150,7 @@ export async function watchProvider(deps: Deps, provider: HostedDomain): Promise
 async function markDefaults(deps: Deps, provider: HostedDomain): Promise<number> {
   const now = deps.now();
   let n = 0;
-  for (const ob of await deps.store.listByProvider(provider.domain)) {
+  for (const ob of await deps.store.listOpenByProvider(provider.domain)) {
     const late =
       (ob.status === 'accepted' && ob.dueBy < now) ||
       (ob.status === 'settling' && ob.dueBy + deps.config.settlementGraceMs < now);

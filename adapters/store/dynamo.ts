@@ -381,15 +381,24 @@ export class DynamoStore {
     await update(false);
   }
 
-  async markCounted(id: string): Promise<void> {
+  /**
+   * The outcome's evidence is in the counters: the obligation leaves the
+   * "open" partitions of its consumer and provider indexes, so the jobs that
+   * look for open work never read it again.
+   */
+  async markCounted(item: Pick<ObligationItem, 'id' | 'consumerDomain' | 'providerDomain'>): Promise<void> {
     await this.send(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: `OB#${id}`, sk: 'OB' },
-          UpdateExpression: 'SET counted = :t',
+          Key: { pk: `OB#${item.id}`, sk: 'OB' },
+          UpdateExpression: 'SET counted = :t, gsi1pk = :c, gsi2pk = :p',
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':t': true },
+          ExpressionAttributeValues: {
+            ':t': true,
+            ':c': partition('CONS', item.consumerDomain, false),
+            ':p': partition('PROV', item.providerDomain, false),
+          },
         }),
       ),
     );
@@ -404,15 +413,33 @@ export class DynamoStore {
     return items.map((i) => strip(i) as unknown as ObligationItem);
   }
 
+  /** A consumer domain's obligations, oldest first; open statuses read only the open partition. */
   async listByConsumer(domain: string, status?: ObligationStatus): Promise<ObligationItem[]> {
-    return this.listIndex('gsi1', `CONS#${domain}`, status);
+    return this.listIndex('gsi1', 'CONS', domain, status);
   }
 
   async listByProvider(domain: string, status?: ObligationStatus): Promise<ObligationItem[]> {
-    return this.listIndex('gsi2', `PROV#${domain}`, status);
+    return this.listIndex('gsi2', 'PROV', domain, status);
   }
 
-  private async listIndex(index: 'gsi1' | 'gsi2', pk: string, status?: ObligationStatus): Promise<ObligationItem[]> {
+  /** A provider's obligations not yet closed and counted (accepted, settling, or closed but uncounted). */
+  async listOpenByProvider(domain: string): Promise<ObligationItem[]> {
+    return this.queryPartition('gsi2', partition('PROV', domain, true));
+  }
+
+  private async listIndex(
+    index: 'gsi1' | 'gsi2',
+    kind: 'CONS' | 'PROV',
+    domain: string,
+    status?: ObligationStatus,
+  ): Promise<ObligationItem[]> {
+    const open = status === 'accepted' || status === 'settling';
+    const parts = open ? [true] : [true, false];
+    const items = (await Promise.all(parts.map((o) => this.queryPartition(index, partition(kind, domain, o), status)))).flat();
+    return items.sort((a, b) => a.acceptedAt - b.acceptedAt || (a.id < b.id ? -1 : 1));
+  }
+
+  private async queryPartition(index: 'gsi1' | 'gsi2', pk: string, status?: ObligationStatus): Promise<ObligationItem[]> {
     const items = await this.queryAll({
       IndexName: index,
       KeyConditionExpression: `${index}pk = :p`,
@@ -539,12 +566,21 @@ export class DynamoStore {
   }
 }
 
+/**
+ * Index partitions split by openness: `CONS#<d>#open` holds a domain's
+ * obligations until their outcome is counted, `CONS#<d>#closed` the rest, so
+ * the periodic jobs read only open work however long the history grows.
+ */
+function partition(kind: 'CONS' | 'PROV', domain: string, open: boolean): string {
+  return `${kind}#${domain}#${open ? 'open' : 'closed'}`;
+}
+
 function obligationIndexes(item: ObligationItem): Record<string, string> {
   const at = `${String(item.acceptedAt).padStart(15, '0')}#${item.id}`;
   const idx: Record<string, string> = {
-    gsi1pk: `CONS#${item.consumerDomain}`,
+    gsi1pk: partition('CONS', item.consumerDomain, !item.counted),
     gsi1sk: at,
-    gsi2pk: `PROV#${item.providerDomain}`,
+    gsi2pk: partition('PROV', item.providerDomain, !item.counted),
     gsi2sk: at,
   };
   if (item.ledgerTxid === undefined) {
