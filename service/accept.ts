@@ -107,7 +107,7 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
         limit: lim,
       });
     }
-  });
+  }, counters);
   const release = () => store.applyCounters(b.consumerDomain, `release:${ob.id}`, { outstanding: -b.amount });
   if (!(await store.claimOffer(b.offerId, ob.id))) {
     await release();

@@ -97,9 +97,13 @@ const isConditionFailure = (e: unknown): boolean =>
 const PENDING = 'PENDING';
 
 export class DynamoStore {
+  /** Hosted-domain configs, cached briefly: read on every offer and acceptance, changed almost never. */
+  private readonly hosted = new Map<string, { at: number; value: HostedDomain }>();
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
+    private readonly hostedTtlMs = 5_000,
   ) {}
 
   close(): void {
@@ -160,8 +164,12 @@ export class DynamoStore {
   }
 
   async getHostedDomain(domain: string): Promise<HostedDomain | undefined> {
+    const hit = this.hosted.get(domain);
+    if (hit && Date.now() - hit.at < this.hostedTtlMs) return hit.value;
     const item = await this.get<HostedDomain & { pk: string }>(`DOM#${domain}`, 'CONFIG');
-    return item && strip(item);
+    const value = item && strip(item);
+    if (value) this.hosted.set(domain, { at: Date.now(), value });
+    return value;
   }
 
   async listHostedDomains(): Promise<HostedDomain[]> {
@@ -171,20 +179,6 @@ export class DynamoStore {
       ExpressionAttributeValues: { ':p': 'HOSTED' },
     });
     return items.map((i) => strip(i) as unknown as HostedDomain);
-  }
-
-  async setPayTo(domain: string, payTo: string): Promise<void> {
-    await this.send(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
-          UpdateExpression: 'SET payTo = :a',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':a': payTo },
-        }),
-      ),
-    );
   }
 
   // ---- counters ---------------------------------------------------------------
@@ -206,9 +200,11 @@ export class DynamoStore {
     eventKey: string,
     delta: Partial<ReputationCounters>,
     guard?: (current: StoredCounters) => void,
+    snapshot?: StoredCounters,
   ): Promise<{ applied: boolean; counters: StoredCounters }> {
     for (let attempt = 0; attempt < 50; attempt++) {
-      const cur = await this.getCounters(domain);
+      // a caller that just read the counters saves the first read; a conflict re-reads
+      const cur = attempt === 0 && snapshot ? snapshot : await this.getCounters(domain);
       if (cur.recent.includes(eventKey)) return { applied: false, counters: cur };
       guard?.(cur);
       const next: StoredCounters = {
