@@ -119,6 +119,9 @@ async function main(): Promise<void> {
     console.log(`  HTTP API      ${cloud.api}`);
     console.log(`  live page     ${cloud.api}/ui/index.html`);
     console.log(`  MQTT broker   ${cloud.broker.url}`);
+    if (cfg.data) {
+      console.log(`  data          ${cfg.data} (ledger and table kept; bcoin regtest is in memory, so wallets start over each run)`);
+    }
     const f = cfg.fleet;
     console.log(
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
