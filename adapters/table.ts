@@ -19,3 +19,10 @@ export const TABLE_INDEXES = [
 
 /** Environment variable that names the table (set by CDK, or by local/). */
 export const TABLE_ENV = 'TABLE_NAME';
+
+/**
+ * Attribute holding an item's expiry (epoch seconds) for DynamoDB TTL: set on
+ * offers, which are useless once expired. (dynalite ignores TTL; the items stay
+ * locally, harmlessly.)
+ */
+export const TTL_ATTRIBUTE = 'ttl';

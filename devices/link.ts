@@ -24,6 +24,10 @@ export type LinkConfig =
       thing: string;
       certPath: string;
       keyPath: string;
+      /** Broker port; IoT Core's default (8883) when absent. */
+      port?: number;
+      /** PEM file of the CA that signed the broker's certificate; the system trust store when absent. */
+      caPath?: string;
     };
 
 export type MessageHandler = (topic: string, payload: unknown) => void;
@@ -121,6 +125,8 @@ class Mqtt5Link implements DeviceLink {
   constructor(cfg: Extract<LinkConfig, { kind: 'iot-core' }>) {
     this.thing = cfg.thing;
     const builder = iot.AwsIotMqtt5ClientConfigBuilder.newDirectMqttBuilderWithMtlsFromPath(cfg.endpoint, cfg.certPath, cfg.keyPath);
+    if (cfg.port !== undefined) builder.withPort(cfg.port);
+    if (cfg.caPath !== undefined) builder.withCertificateAuthorityFromPath(undefined, cfg.caPath);
     builder.withConnectProperties({ clientId: cfg.thing, keepAliveIntervalSeconds: 60, sessionExpiryIntervalSeconds: 3600 });
     builder.withSessionBehavior(mqtt5.ClientSessionBehavior.RejoinAlways);
     this.client = new mqtt5.Mqtt5Client(builder.build());

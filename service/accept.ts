@@ -15,6 +15,7 @@
  * A crash between any two steps is completed by a retry of the same message.
  */
 import {
+  ExpiredError,
   ObligationError,
   OfferMismatchError,
   OverCreditError,
@@ -29,6 +30,9 @@ import type { AcceptanceBody, Obligation, Signed } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { topics } from './topics.ts';
+
+/** Longest payment term a provider accepts unless it says otherwise: 7 days. */
+export const DEFAULT_MAX_TERM_MS = 7 * 86_400_000;
 
 export type AcceptOutcome =
   | { accepted: true; obligationId: string; acceptance: Signed<AcceptanceBody>; duplicate: boolean }
@@ -66,6 +70,13 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   const provider = await store.getHostedDomain(b.providerDomain);
   if (!provider || provider.role === 'consumer') {
     throw new UnknownDomainError(`provider domain ${b.providerDomain} is not hosted here`, { domain: b.providerDomain });
+  }
+  const maxTerm = provider.maxTermMs ?? DEFAULT_MAX_TERM_MS;
+  if (b.dueBy - b.issuedAt > maxTerm) {
+    throw new ExpiredError(`payment term of ${b.dueBy - b.issuedAt} ms exceeds ${provider.domain}'s ${maxTerm} ms`, {
+      term: b.dueBy - b.issuedAt,
+      maxTerm,
+    });
   }
   const now = deps.now();
   const [consumerRecord, offerItem, head, counters] = await Promise.all([

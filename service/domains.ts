@@ -20,6 +20,7 @@ export interface RegisterDomainInput {
   operates?: string[];
   prices?: Record<string, number>;
   autoSettle?: boolean;
+  maxTermMs?: number;
 }
 
 /** Default price list (sats). Every price is above Bitcoin's dust limit, so even one obligation can be paid alone. */
@@ -61,6 +62,7 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
     ...(payTo ? { payTo } : {}),
     prices: input.prices ?? DEFAULT_PRICES,
     autoSettle: input.autoSettle ?? true,
+    ...(input.maxTermMs ? { maxTermMs: input.maxTermMs } : {}),
     createdAt: deps.now(),
   };
   const created = await deps.store.putHostedDomain(hosted);

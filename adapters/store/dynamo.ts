@@ -15,6 +15,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, UnavailableError } from '../../core/errors.ts';
+import { TTL_ATTRIBUTE } from '../table.ts';
 import type {
   AcceptedObligation,
   KeyAlg,
@@ -42,6 +43,8 @@ export interface HostedDomain {
   prices: Record<string, number>;
   /** Consumers: settle automatically on schedule (false models a domain that never pays). */
   autoSettle: boolean;
+  /** Providers: the longest payment term (dueBy − issuedAt) accepted, ms. */
+  maxTermMs?: number;
   createdAt: number;
 }
 
@@ -453,7 +456,9 @@ export class DynamoStore {
   // ---- offers -----------------------------------------------------------------
 
   async putOffer(offer: Signed<Offer>): Promise<void> {
-    await this.putNew({ pk: `OFFER#${offer.body.offerId}`, sk: 'OFFER', offer });
+    // kept a day past expiry (replies to late duplicates), then removed by TTL
+    const ttl = Math.ceil(offer.body.expiresAt / 1000) + 86_400;
+    await this.putNew({ pk: `OFFER#${offer.body.offerId}`, sk: 'OFFER', offer, [TTL_ATTRIBUTE]: ttl });
   }
 
   async getOffer(offerId: string): Promise<{ offer: Signed<Offer>; usedBy?: string } | undefined> {

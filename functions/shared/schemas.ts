@@ -18,6 +18,8 @@ export const RegisterDomainBody = z.object({
   operates: z.array(Name).max(64).optional(),
   prices: z.record(Service, Sats.min(MIN_PRICE_SATS, `prices must be at least ${MIN_PRICE_SATS} sats (dust limit)`)).optional(),
   autoSettle: z.boolean().optional(),
+  /** Providers: longest payment term accepted (ms), default 7 days. */
+  maxTermMs: z.number().int().positive().optional(),
 });
 
 export const EnrolBody = z.object({

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { TABLE_INDEXES, TABLE_KEYS } from '../../adapters/table.ts';
 import { HANDLER_ACCESS, HANDLER_NAMES, type HandlerName } from '../../lib/constructs/handlers.ts';
 import { ROUTES } from '../../lib/constructs/http-api.ts';
+import { TTL_ATTRIBUTE } from '../../adapters/table.ts';
 import { BITCOIN_RPC_PORT, MULTICHAIN_RPC_PORT, NAMESPACE_NAME } from '../../lib/chain-stack.ts';
 import { actionsOfRole, buildFixture, logicalId, render } from './fixture.ts';
 
@@ -53,6 +54,12 @@ describe('DataStack: the table', () => {
           }),
         ],
       }),
+    });
+  });
+
+  it('expires offers through DynamoDB TTL on the attribute the store writes', () => {
+    templates.data.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
     });
   });
 });

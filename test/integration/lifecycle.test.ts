@@ -72,6 +72,15 @@ describe('obligation lifecycle on the embedded cloud', () => {
     assert.ok(after < before, `${after} < ${before}`);
   });
 
+  it('refuses a payment term longer than the provider accepts (7 days by default)', async () => {
+    const day = 86_400_000;
+    const tooLong = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 8 * day });
+    assert.equal(tooLong.res.status, 400);
+    assert.equal(tooLong.res.body.error?.code, 'F03_EXPIRED');
+    const fine = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 6 * day });
+    assert.equal(fine.res.status, 201);
+  });
+
   it('counters equal a full recomputation from the ledger', async () => {
     await cloud.runJob('publish');
     const r = await cloud.call<{
