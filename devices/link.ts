@@ -8,6 +8,7 @@
  * re-subscribe on reconnect, so QoS1 messages survive a broker restart.
  */
 import { iot, io, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
+import { ForbiddenError, UnavailableError } from '../core/errors.ts';
 import { connectPassword, type DevicePrivateKey } from '../local/certs.ts';
 
 export type LinkConfig =
@@ -116,11 +117,21 @@ class Mqtt311Link implements DeviceLink {
   }
 }
 
+/**
+ * MQTT5 over mTLS (AWS IoT Core). Tested against mosquitto 2.0 with client-certificate
+ * authentication and a per-thing ACL (test/mqtt5). Refusals are typed: a connection that
+ * fails is an UnavailableError; a SUBACK/PUBACK with a failure reason code (>= 0x80, e.g.
+ * 0x87 Not authorized) is a ForbiddenError.
+ */
 class Mqtt5Link implements DeviceLink {
   readonly thing: string;
   readonly stats = { interrupted: 0, resumed: 0 };
   private readonly handlers: MessageHandler[] = [];
+  private readonly subscriptions = new Map<string, 0 | 1>();
   private readonly client: mqtt5.Mqtt5Client;
+  /** Whether start() has been called and stop() not yet completed. */
+  private running = false;
+  private closed = false;
 
   constructor(cfg: Extract<LinkConfig, { kind: 'iot-core' }>) {
     this.thing = cfg.thing;
@@ -137,37 +148,78 @@ class Mqtt5Link implements DeviceLink {
     this.client.on('disconnection', () => {
       this.stats.interrupted += 1;
     });
-    this.client.on('connectionSuccess', () => {
+    this.client.on('connectionSuccess', (e) => {
       this.stats.resumed += 1;
+      // The broker forgot the session (expired, or a broker without persistence): subscribe again.
+      if (!e.connack.sessionPresent) for (const [f, q] of this.subscriptions) void this.subscribe(f, q).catch(() => undefined);
     });
   }
 
+  /**
+   * Starts the client and resolves on the first CONNACK. On the first failure (TLS handshake
+   * refused, CONNACK with a failure code) the client is stopped, so no retry loop is left behind,
+   * and the promise rejects; later drops are retried by the SDK with backoff.
+   */
   connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new UnavailableError(`link of ${this.thing} is closed`));
     return new Promise((resolve, reject) => {
-      this.client.once('connectionSuccess', () => resolve());
-      this.client.once('connectionFailure', (e) => reject(new Error(`IoT Core connection failed: ${e.error.toString()}`)));
+      const onSuccess = (): void => {
+        this.client.off('connectionFailure', onFailure);
+        resolve();
+      };
+      const onFailure = (e: mqtt5.ConnectionFailureEvent): void => {
+        this.client.off('connectionSuccess', onSuccess);
+        const reason = e.connack === undefined ? e.error.toString() : `CONNACK reason code ${e.connack.reasonCode}`;
+        void this.stop().then(() => reject(new UnavailableError(`MQTT5 connection of ${this.thing} failed: ${reason}`, { thing: this.thing })));
+      };
+      this.client.once('connectionSuccess', onSuccess);
+      this.client.once('connectionFailure', onFailure);
+      this.running = true;
       this.client.start();
     });
   }
 
   async subscribe(filter: string, qos: 0 | 1): Promise<void> {
-    await this.client.subscribe({ subscriptions: [{ topicFilter: filter, qos: qos === 1 ? mqtt5.QoS.AtLeastOnce : mqtt5.QoS.AtMostOnce }] });
+    this.subscriptions.set(filter, qos);
+    const suback = await this.client.subscribe({
+      subscriptions: [{ topicFilter: filter, qos: qos === 1 ? mqtt5.QoS.AtLeastOnce : mqtt5.QoS.AtMostOnce }],
+    });
+    const code = suback.reasonCodes[0];
+    if (code === undefined || !mqtt5.isSuccessfulSubackReasonCode(code)) {
+      this.subscriptions.delete(filter);
+      throw new ForbiddenError(`subscription to ${filter} refused by the broker`, { thing: this.thing, filter, reasonCode: code });
+    }
   }
 
+  /** QoS1 resolves on a successful PUBACK (rejects on a failure reason code); QoS0 once written. */
   async publish(topic: string, payload: unknown, qos: 0 | 1): Promise<void> {
-    await this.client.publish({ topicName: topic, payload: JSON.stringify(payload), qos: qos === 1 ? mqtt5.QoS.AtLeastOnce : mqtt5.QoS.AtMostOnce });
+    const puback = await this.client.publish({
+      topicName: topic,
+      payload: JSON.stringify(payload),
+      qos: qos === 1 ? mqtt5.QoS.AtLeastOnce : mqtt5.QoS.AtMostOnce,
+    });
+    if (puback !== undefined && !mqtt5.isSuccessfulPubackReasonCode(puback.reasonCode)) {
+      throw new ForbiddenError(`publish to ${topic} refused by the broker`, { thing: this.thing, topic, reasonCode: puback.reasonCode });
+    }
   }
 
   onMessage(handler: MessageHandler): void {
     this.handlers.push(handler);
   }
 
-  close(): Promise<void> {
+  /** Stops the client (if started) and frees its native resources. Idempotent; safe after a failed connect(). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stop();
+    this.client.close();
+  }
+
+  private stop(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    this.running = false;
     return new Promise((resolve) => {
-      this.client.once('stopped', () => {
-        this.client.close();
-        resolve();
-      });
+      this.client.once('stopped', () => resolve());
       this.client.stop();
     });
   }
