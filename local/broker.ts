@@ -15,6 +15,7 @@ import { ForbiddenError, MalformedError } from '../core/errors.ts';
 import type { Notifier } from '../adapters/ports.ts';
 import { TOKEN_SKEW_MS, verifyConnectPassword } from './certs.ts';
 import { errorMessage, invokeAsync } from './lambda.ts';
+import { listenLoopback } from './net.ts';
 
 export { connectMessage, connectPassword, verifyConnectPassword, type DevicePrivateKey } from './certs.ts';
 
@@ -257,16 +258,7 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     socket.on('close', () => sockets.delete(socket));
     aedes.handle(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new MalformedError('broker has no TCP address');
-  const port = address.port;
+  const port = await listenLoopback(server, opts.port, 'broker');
 
   const publish = (topic: string, payload: Json | object, qos: 0 | 1 = 1): Promise<void> =>
     new Promise<void>((resolve, reject) => {

@@ -16,6 +16,7 @@ import {
 import { UnavailableError } from '../core/errors.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../adapters/table.ts';
 import { LOCAL_REGION } from './lambda.ts';
+import { listenLoopback } from './net.ts';
 
 /** dynalite 4 options we use (it ships no types). */
 interface DynaliteOptions {
@@ -101,16 +102,7 @@ export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo
   const dynaliteOptions: DynaliteOptions = { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 };
   if (opts.path !== undefined) dynaliteOptions.path = opts.path;
   const server = dynalite(dynaliteOptions);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new UnavailableError('dynalite has no TCP address');
-  const endpoint = `http://127.0.0.1:${address.port}`;
+  const endpoint = `http://127.0.0.1:${await listenLoopback(server, opts.port, 'dynalite')}`;
   const tableName = opts.tableName ?? DEFAULT_TABLE_NAME;
   const client = localDynamoClient(endpoint);
   const stop = async (): Promise<void> => {

@@ -11,6 +11,7 @@ import { extname, resolve, sep } from 'node:path';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { MalformedError } from '../core/errors.ts';
 import { LOCAL_ACCOUNT_ID, lambdaContext } from './lambda.ts';
+import { listenLoopback } from './net.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -365,16 +366,7 @@ export async function startHttpFront(opts: HttpFrontOptions): Promise<HttpFront>
       else res.destroy();
     });
   });
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolveListen();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new MalformedError('http front has no TCP address');
-  const port = address.port;
+  const port = await listenLoopback(server, opts.port, 'http front');
 
   return {
     url: `http://127.0.0.1:${port}`,
