@@ -16,6 +16,8 @@ const EnvSchema = z.object({
   LEDGER_PUBLISHER: z.string().default('local-hub'),
   MULTICHAIN_RPC_URL: z.string().url().optional(),
   MULTICHAIN_CHAIN_NAME: z.string().default('oc'),
+  /** The back-end's own publishing address (publishfrom); the node's default address when absent. */
+  MULTICHAIN_PUBLISHER: z.string().optional(),
   MULTICHAIN_RPC_SECRET_ARN: z.string().optional(),
   MULTICHAIN_RPC_USER: z.string().optional(),
   MULTICHAIN_RPC_PASSWORD: z.string().optional(),
@@ -54,7 +56,7 @@ export interface Config {
   tableName: string;
   ledger:
     | { kind: 'embedded'; file?: string | undefined; publisher: string }
-    | ({ kind: 'multichain'; chainName: string } & RpcTarget);
+    | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined } & RpcTarget);
   bitcoin: { kind: 'bitcoind' | 'bcoin'; node: RpcTarget; walletUrl: string };
   confirmations: number;
   iotDataEndpoint?: string | undefined;
@@ -86,6 +88,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             kind: 'multichain',
             url: e.MULTICHAIN_RPC_URL as string,
             chainName: e.MULTICHAIN_CHAIN_NAME,
+            publisher: e.MULTICHAIN_PUBLISHER,
             user: e.MULTICHAIN_RPC_USER,
             password: e.MULTICHAIN_RPC_PASSWORD,
             secretArn: e.MULTICHAIN_RPC_SECRET_ARN,

@@ -120,7 +120,12 @@ export async function buildDeps(config: Config): Promise<Deps> {
       l = await EmbeddedLedger.open({ file: config.ledger.file, publisher: config.ledger.publisher });
     } else {
       const auth = await credentials(config.ledger, secrets);
-      l = new MultiChainLedger({ url: config.ledger.url, chainName: config.ledger.chainName, ...auth });
+      l = new MultiChainLedger({
+        url: config.ledger.url,
+        chainName: config.ledger.chainName,
+        ...auth,
+        ...(config.ledger.publisher ? { publisher: config.ledger.publisher } : {}),
+      });
     }
     await l.ensureStreams();
     return l;

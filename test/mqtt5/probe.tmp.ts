@@ -19,6 +19,6 @@ const nc = new mqtt5.Mqtt5Client({ hostName: '127.0.0.1', port: b.port, tlsCtx: 
 const r = await new Promise(res => { nc.once('connectionSuccess', () => res('ok')); nc.once('connectionFailure', (e) => res(e.error.toString())); nc.start(); });
 console.log('nocert', r);
 await new Promise<void>(res => { nc.once('stopped', () => res()); nc.stop(); }); nc.close();
-await t1.close(); await be.close();
+console.log("closing t1"); await t1.close(); console.log("closing be"); await be.close(); console.log("closed");
 console.log(b.log());
-await b.stop(); await pki.dispose();
+await b.stop(); await pki.dispose(); console.log("all done", (process as any)._getActiveHandles().map((h: any) => h.constructor.name));

@@ -1,0 +1,85 @@
+/** The handler layer's shared parts: configuration from the environment and the one error mapper. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BadSignatureError,
+  ForbiddenError,
+  MalformedError,
+  NotFoundError,
+  OverCreditError,
+  ReplayError,
+  ReputationTooLowError,
+  UnavailableError,
+} from '../../core/errors.ts';
+import { loadConfig } from '../../functions/shared/config.ts';
+import { toReply } from '../../functions/shared/errors.ts';
+
+const base = { TABLE_NAME: 't', BITCOIN_RPC_URL: 'http://127.0.0.1:18443' };
+
+describe('loadConfig', () => {
+  it('reads a MultiChain deployment with its publishing address and defaults', () => {
+    const c = loadConfig({ ...base, MULTICHAIN_RPC_URL: 'http://multichain.oc.internal:8570', MULTICHAIN_PUBLISHER: '1Abc' });
+    assert.equal(c.ledger.kind, 'multichain');
+    assert.equal(c.ledger.kind === 'multichain' ? c.ledger.publisher : undefined, '1Abc');
+    assert.equal(c.confirmations, 1);
+    assert.equal(c.bitcoin.walletUrl, base.BITCOIN_RPC_URL);
+    assert.equal(c.logJobs, true);
+  });
+
+  it('parses numbers from strings', () => {
+    const c = loadConfig({ ...base, LEDGER_KIND: 'embedded', CONFIRMATIONS: '3', CREDIT_BASE: '123' });
+    assert.equal(c.confirmations, 3);
+    assert.equal(c.credit.base, 123);
+  });
+
+  it('names every missing or bad variable', () => {
+    assert.throws(() => loadConfig({ CONFIRMATIONS: 'many' }), (e: Error) => {
+      assert.match(e.message, /TABLE_NAME/);
+      assert.match(e.message, /BITCOIN_RPC_URL/);
+      assert.match(e.message, /CONFIRMATIONS/);
+      return true;
+    });
+  });
+
+  it('refuses a MultiChain ledger without its URL', () => {
+    assert.throws(() => loadConfig(base), /MULTICHAIN_RPC_URL is required/);
+  });
+});
+
+describe('toReply: typed errors to HTTP in one place', () => {
+  const cases: [Error, number, string][] = [
+    [new MalformedError('m'), 400, 'F00_MALFORMED'],
+    [new BadSignatureError('s'), 400, 'F01_BAD_SIGNATURE'],
+    [new ReplayError('r'), 409, 'F04_REPLAY'],
+    [new ForbiddenError('f'), 403, 'F08_FORBIDDEN'],
+    [new NotFoundError('n'), 404, 'F09_NOT_FOUND'],
+    [new ReputationTooLowError('low'), 403, 'T01_REPUTATION_TOO_LOW'],
+    [new OverCreditError('over'), 402, 'T02_OVER_CREDIT'],
+    [new UnavailableError('down'), 503, 'R01_UNAVAILABLE'],
+  ];
+  for (const [error, status, code] of cases) {
+    it(`${code} → ${status}`, () => {
+      const r = toReply(error, () => undefined);
+      assert.equal(r.statusCode, status);
+      assert.equal(r.body.error.code, code);
+    });
+  }
+
+  it('a retry-class error tells the caller when to retry', () => {
+    assert.equal(toReply(new UnavailableError('down'), () => undefined).headers?.['retry-after'], '1');
+  });
+
+  it('keeps middy 4xx errors (415 from the body parser)', () => {
+    const e = Object.assign(new Error('Unsupported Media Type'), { statusCode: 415, expose: true });
+    assert.equal(toReply(e, () => undefined).statusCode, 415);
+  });
+
+  it('never serialises an unexpected error, and logs it', () => {
+    let logged: unknown;
+    const r = toReply(new TypeError('secret path /etc/keys'), (_m, e) => (logged = e));
+    assert.equal(r.statusCode, 500);
+    assert.equal(r.body.error.message, 'Internal Server Error');
+    assert.ok(!JSON.stringify(r).includes('secret'));
+    assert.ok(logged instanceof TypeError);
+  });
+});
