@@ -53,7 +53,10 @@ async function main(filter: string | undefined): Promise<void> {
   const rows: Results['rows'] = [];
   for (const suite of SUITES) {
     const suiteFilter = filter === undefined || suite.name.toLowerCase().includes(filter.toLowerCase()) ? undefined : filter;
+    const started = Date.now();
+    process.stderr.write(`running ${suite.name}… `);
     const got = await suite.run(suiteFilter);
+    process.stderr.write(`${got.length} rows in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     rows.push(...got.map((r) => ({ suite: suite.name, ...r })));
   }
   console.log(format(rows));

@@ -189,8 +189,10 @@ export class Fleet {
         const spd = prov.devices[Math.floor(rand() * prov.devices.length)];
         const service = this.cfg.services[Math.floor(rand() * this.cfg.services.length)] ?? 'wifi-access';
         if (!spd) continue;
+        // devices do not all wake at the same instant: a seeded offset within half a round
+        const offset = rand() * this.cfg.roundMs * 0.5;
         buys.push(
-          scd.buy(prov.domain, spd.id, service).then((r) => {
+          new Promise((r) => setTimeout(r, offset)).then(() => scd.buy(prov.domain, spd.id, service)).then((r) => {
             this.results.push({ ...r, consumer: c.domain, provider: prov.domain, round: n });
             const rep = this.reports.get(c.domain);
             if (!rep) return;

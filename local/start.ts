@@ -85,6 +85,7 @@ const pct = (xs: number[], p: number): number => {
 /** Wait until no obligation of the consumer domains is still open (accepted or settling). */
 async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
+  let last = -1;
   for (;;) {
     let open = 0;
     for (const d of domains) {
@@ -92,7 +93,11 @@ async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): P
       open += r.body.obligations.filter((o) => o.status === 'accepted' || o.status === 'settling').length;
     }
     if (open === 0 || Date.now() > deadline) return open;
-    process.stdout.write(`\r  draining: ${open} obligation(s) still open…   `);
+    if (open !== last) {
+      // on a terminal, one line rewritten in place; in a log, one line per change
+      process.stdout.write(process.stdout.isTTY ? `\r  draining: ${open} obligation(s) still open…   ` : `  draining: ${open} obligation(s) still open…\n`);
+      last = open;
+    }
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -145,7 +150,7 @@ async function main(): Promise<void> {
     });
     const consumerDomains = fleet.consumers.map((c) => c.domain);
     const open = await drain(cloud, consumerDomains, Math.max(15_000, f.payWindowMs * 3));
-    process.stdout.write('\r' + ' '.repeat(60) + '\r');
+    if (process.stdout.isTTY) process.stdout.write('\r' + ' '.repeat(60) + '\r');
     await cloud.runJob('publish');
 
     // Check what was promised against the ledger alone.
