@@ -34,6 +34,8 @@ export interface RegisteredDomain {
   role: HostedDomain['role'];
   record: Signed<DomainRecord>;
   payTo?: string;
+  /** Send coins here so the domain can settle (consumers). */
+  fundingAddress?: string;
   threshold: number;
   created: boolean;
 }
@@ -52,6 +54,7 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
   const wallet = `oc-${input.domain}`;
   const payments = await deps.payments(wallet);
   const payTo = input.role === 'consumer' ? undefined : await payments.newAddress('provider');
+  const fundingAddress = input.role === 'provider' ? undefined : await payments.newAddress('funding');
   const hosted: HostedDomain = {
     domain: input.domain,
     role: input.role,
@@ -60,6 +63,7 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
     threshold: input.threshold ?? DEFAULT_THRESHOLD,
     wallet,
     ...(payTo ? { payTo } : {}),
+    ...(fundingAddress ? { fundingAddress } : {}),
     prices: input.prices ?? DEFAULT_PRICES,
     autoSettle: input.autoSettle ?? true,
     ...(input.maxTermMs ? { maxTermMs: input.maxTermMs } : {}),
@@ -89,6 +93,7 @@ async function describe(deps: Deps, d: HostedDomain, created: boolean, operates?
     threshold: d.threshold,
     created,
     ...(d.payTo ? { payTo: d.payTo } : {}),
+    ...(d.fundingAddress ? { fundingAddress: d.fundingAddress } : {}),
   };
 }
 

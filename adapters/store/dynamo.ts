@@ -39,6 +39,8 @@ export interface HostedDomain {
   wallet: string;
   /** Provider payment address (providers). */
   payTo?: string;
+  /** Where to send coins so the domain can pay its obligations (consumers). */
+  fundingAddress?: string;
   /** Price list of a provider, sats per service. */
   prices: Record<string, number>;
   /** Consumers: settle automatically on schedule (false models a domain that never pays). */

@@ -4,7 +4,8 @@
 # descriptor wallet(s) in WALLETS and mines 101 blocks so the first coinbase
 # is spendable.
 # Environment: RPC_USER, RPC_PASSWORD, RPC_ALLOW_IP (VPC CIDR), DATA_DIR,
-# RPC_PORT, WALLETS (comma-separated, the first one gets the mined coins).
+# RPC_PORT, WALLETS (comma-separated, the first one gets the mined coins),
+# MINE_INTERVAL (seconds between regtest blocks while the mempool is not empty; 30).
 set -eu
 
 : "${RPC_USER:?RPC_USER is required}"
@@ -33,7 +34,21 @@ CONF
 
 bitcoind -datadir="$DATA_DIR" &
 pid=$!
-trap 'bitcoin-cli -datadir="$DATA_DIR" stop >/dev/null 2>&1 || kill "$pid"; wait "$pid"' TERM INT
+trap 'bitcoin-cli -datadir="$DATA_DIR" stop >/dev/null 2>&1 || kill "$pid"; # Regtest has no miners: mine a block whenever a transaction waits in the
+# mempool, every MINE_INTERVAL seconds (0 disables), so settlements confirm.
+MINE_INTERVAL="${MINE_INTERVAL:-30}"
+if [ "$MINE_INTERVAL" -gt 0 ]; then
+  miner=$(cli -rpcwallet="$first" getnewaddress mining bech32)
+  (
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep "$MINE_INTERVAL"
+      size=$(cli getmempoolinfo 2>/dev/null | sed -n 's/.*"size": *\([0-9]*\).*/\1/p')
+      if [ "${size:-0}" -gt 0 ]; then cli generatetoaddress 1 "$miner" >/dev/null 2>&1 || true; fi
+    done
+  ) &
+fi
+
+wait "$pid"' TERM INT
 
 cli() { bitcoin-cli -datadir="$DATA_DIR" "$@"; }
 cli -rpcwait -rpcwaittimeout=120 getblockchaininfo >/dev/null
@@ -53,6 +68,20 @@ if [ ! -f "$DATA_DIR/.oc-initialised" ]; then
   cli generatetoaddress 101 "$address" >/dev/null
   touch "$DATA_DIR/.oc-initialised"
   echo "regtest initialised: 101 blocks mined to wallet $first"
+fi
+
+# Regtest has no miners: mine a block whenever a transaction waits in the
+# mempool, every MINE_INTERVAL seconds (0 disables), so settlements confirm.
+MINE_INTERVAL="${MINE_INTERVAL:-30}"
+if [ "$MINE_INTERVAL" -gt 0 ]; then
+  miner=$(cli -rpcwallet="$first" getnewaddress mining bech32)
+  (
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep "$MINE_INTERVAL"
+      size=$(cli getmempoolinfo 2>/dev/null | sed -n 's/.*"size": *\([0-9]*\).*/\1/p')
+      if [ "${size:-0}" -gt 0 ]; then cli generatetoaddress 1 "$miner" >/dev/null 2>&1 || true; fi
+    done
+  ) &
 fi
 
 wait "$pid"

@@ -25,7 +25,7 @@ const images = [
     download: /https:\/\/bitcoincore\.org\/bin\/bitcoin-core-\$\{BITCOIN_VERSION\}/,
     verify: /sha256sum --ignore-missing -c SHA256SUMS/,
     required: /bitcoin-\$\{BITCOIN_VERSION\}-x86_64-linux-gnu\.tar\.gz/,
-    entrypoint: [/regtest=1/, /txindex=1/, /fallbackfee=/, /createwallet wallet_name="\$wallet" descriptors=true/, /generatetoaddress 101/],
+    entrypoint: [/regtest=1/, /txindex=1/, /fallbackfee=/, /createwallet wallet_name="\$wallet" descriptors=true/, /generatetoaddress 101/, /getmempoolinfo/, /generatetoaddress 1 "\$miner"/],
   },
 ] as const;
 

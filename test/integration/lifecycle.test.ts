@@ -14,8 +14,10 @@ describe('obligation lifecycle on the embedded cloud', () => {
   let scd: TestDevice;
   before(async () => {
     cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
-    await registerDomain(cloud, 'c1', 'consumer');
-    await registerDomain(cloud, 'p1', 'provider', { threshold: 0.3 });
+    const c1 = await registerDomain(cloud, 'c1', 'consumer');
+    const p1 = await registerDomain(cloud, 'p1', 'provider', { threshold: 0.3 });
+    assert.equal(typeof (c1 as { fundingAddress?: string }).fundingAddress, 'string', 'a consumer is told where to fund it');
+    assert.equal(typeof p1.payTo, 'string', 'a provider has a payment address');
     await cloud.fund('c1');
     scd = await enrol(cloud, 'c1', 'c1-scd-1');
   });
