@@ -35,7 +35,7 @@ import { topics } from './topics.ts';
 export const DEFAULT_MAX_TERM_MS = 7 * 86_400_000;
 
 export type AcceptOutcome =
-  | { accepted: true; obligationId: string; acceptance: Signed<AcceptanceBody>; duplicate: boolean }
+  | { accepted: true; obligation: Obligation; obligationId: string; acceptance: Signed<AcceptanceBody>; duplicate: boolean }
   | { accepted: false; obligationId: string | undefined; error: ObligationError };
 
 /** Decide and record. Never throws an ObligationError: refusals are returned (retry-class errors are thrown). */
@@ -65,7 +65,7 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   const { store } = deps;
   const b = ob.body;
   const stored = await store.getObligation(ob.id);
-  if (stored) return { accepted: true, obligationId: ob.id, acceptance: stored.accepted.acceptance, duplicate: true };
+  if (stored) return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: stored.accepted.acceptance, duplicate: true };
 
   const provider = await store.getHostedDomain(b.providerDomain);
   if (!provider || provider.role === 'consumer') {
@@ -144,16 +144,16 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   };
   if (!(await store.putObligation(item))) {
     const again = await store.getObligation(ob.id);
-    if (again) return { accepted: true, obligationId: ob.id, acceptance: again.accepted.acceptance, duplicate: true };
+    if (again) return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: again.accepted.acceptance, duplicate: true };
   }
-  return { accepted: true, obligationId: ob.id, acceptance: decision.acceptance, duplicate: false };
+  return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: decision.acceptance, duplicate: false };
 }
 
 /**
- * Tell the consumer device the answer and, on acceptance, grant the service on the provider device.
- * `replyTo` is the sender the broker vouches for (MQTT: the topic's domain and thing); without it the
- * reply goes to the consumer the obligation names, so an obligation too malformed to name one still
- * gets its typed reject over MQTT.
+ * Tell the consumer device the answer and, on a first acceptance, grant the
+ * service on the provider device (both at once). The answer goes to `replyTo`
+ * (over MQTT: the sender the broker vouched for), else to the consumer the
+ * obligation names, if it is readable enough to name one.
  */
 export async function notifyOutcome(
   deps: Deps,
@@ -162,25 +162,32 @@ export async function notifyOutcome(
   requestId?: string,
   replyTo?: { domain: string; thing: string },
 ): Promise<void> {
-  const ob = raw as Partial<Obligation> | null | undefined;
-  const b = typeof ob === 'object' && ob !== null && typeof ob.body === 'object' && ob.body !== null ? ob.body : undefined;
-  const to =
-    replyTo ??
-    (b && typeof b.consumerDomain === 'string' && typeof b.consumerDevice === 'string'
-      ? { domain: b.consumerDomain, thing: b.consumerDevice }
-      : undefined);
-  if (!to) return;
-  const reply = outcome.accepted
-    ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
-    : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
-  await deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never);
-  if (!b) return;
-  if (outcome.accepted && !outcome.duplicate && typeof b.providerDomain === 'string' && typeof b.providerDevice === 'string') {
-    await deps.notifier.publish(topics.toDevice(b.providerDomain, b.providerDevice, 'grant'), {
-      obligationId: outcome.obligationId,
-      consumer: `${b.consumerDomain}/${b.consumerDevice}`,
-      service: b.service ?? null,
-      amount: b.amount ?? null,
-    });
+  const named = outcome.accepted ? outcome.obligation.body : consumerNamedIn(raw);
+  const to = replyTo ?? (named ? { domain: named.consumerDomain, thing: named.consumerDevice } : undefined);
+  const sends: Promise<void>[] = [];
+  if (to) {
+    const reply = outcome.accepted
+      ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
+      : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
+    sends.push(deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never));
   }
+  if (outcome.accepted && !outcome.duplicate) {
+    const b = outcome.obligation.body;
+    sends.push(
+      deps.notifier.publish(topics.toDevice(b.providerDomain, b.providerDevice, 'grant'), {
+        obligationId: outcome.obligationId,
+        consumer: `${b.consumerDomain}/${b.consumerDevice}`,
+        service: b.service,
+        amount: b.amount,
+      }),
+    );
+  }
+  await Promise.all(sends);
+}
+
+function consumerNamedIn(raw: unknown): { consumerDomain: string; consumerDevice: string } | undefined {
+  const body = (raw as { body?: { consumerDomain?: unknown; consumerDevice?: unknown } } | null)?.body;
+  return body && typeof body.consumerDomain === 'string' && typeof body.consumerDevice === 'string'
+    ? { consumerDomain: body.consumerDomain, consumerDevice: body.consumerDevice }
+    : undefined;
 }
