@@ -25,14 +25,20 @@ if [ ! -e "$POLICY" ]; then
   $SUDO chmod 755 "$POLICY"
   ADDED_POLICY=1
 fi
-cleanup() { if [ -n "$ADDED_POLICY" ]; then $SUDO rm -f "$POLICY"; fi; }
+LOG="$(mktemp)"
+cleanup() {
+  if [ -n "$ADDED_POLICY" ]; then $SUDO rm -f "$POLICY"; fi
+  rm -f "$LOG"
+}
 trap cleanup EXIT
+# Quiet on success; apt's output is shown only when a step fails.
+quietly() { "$@" >"$LOG" 2>&1 || { cat "$LOG" >&2; echo "install-mosquitto: failed: $*" >&2; exit 1; }; }
 
 has_candidate() { apt-cache policy mosquitto 2>/dev/null | grep -Eq 'Candidate: [0-9]'; }
 if ! has_candidate; then
-  $SUDO apt-get update -qq >/dev/null
+  quietly $SUDO apt-get update -qq
 fi
-$SUDO apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+quietly $SUDO apt-get install -y -qq --no-install-recommends mosquitto
 
 # If a default instance started anyway (a system with a working init), stop it.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then

@@ -128,10 +128,15 @@ class Mqtt5Link implements DeviceLink {
   readonly stats = { interrupted: 0, resumed: 0 };
   private readonly handlers: MessageHandler[] = [];
   private readonly subscriptions = new Map<string, 0 | 1>();
-  private readonly client: mqtt5.Mqtt5Client;
-  /** Whether start() has been called and stop() not yet completed. */
+  /**
+   * Dropped on close(): aws-crt releases the client's native callbacks, which hold the
+   * Node event loop open, only when the JS client is garbage-collected (aws-crt-nodejs#600),
+   * so nothing here may keep it reachable afterwards.
+   */
+  private clientRef: mqtt5.Mqtt5Client | undefined;
+  /** Whether start() has been called and stop() not since. */
   private running = false;
-  private closed = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(cfg: Extract<LinkConfig, { kind: 'iot-core' }>) {
     this.thing = cfg.thing;
@@ -140,15 +145,16 @@ class Mqtt5Link implements DeviceLink {
     if (cfg.caPath !== undefined) builder.withCertificateAuthorityFromPath(undefined, cfg.caPath);
     builder.withConnectProperties({ clientId: cfg.thing, keepAliveIntervalSeconds: 60, sessionExpiryIntervalSeconds: 3600 });
     builder.withSessionBehavior(mqtt5.ClientSessionBehavior.RejoinAlways);
-    this.client = new mqtt5.Mqtt5Client(builder.build());
-    this.client.on('messageReceived', (e) => {
+    const client = new mqtt5.Mqtt5Client(builder.build());
+    this.clientRef = client;
+    client.on('messageReceived', (e) => {
       const value = decode(e.message.payload as ArrayBuffer | undefined);
       for (const h of this.handlers) h(e.message.topicName, value);
     });
-    this.client.on('disconnection', () => {
+    client.on('disconnection', () => {
       this.stats.interrupted += 1;
     });
-    this.client.on('connectionSuccess', (e) => {
+    client.on('connectionSuccess', (e) => {
       this.stats.resumed += 1;
       // The broker forgot the session (expired, or a broker without persistence): subscribe again.
       if (!e.connack.sessionPresent) for (const [f, q] of this.subscriptions) void this.subscribe(f, q).catch(() => undefined);
@@ -158,24 +164,41 @@ class Mqtt5Link implements DeviceLink {
   /**
    * Starts the client and resolves on the first CONNACK. On the first failure (TLS handshake
    * refused, CONNACK with a failure code) the client is stopped, so no retry loop is left behind,
-   * and the promise rejects; later drops are retried by the SDK with backoff.
+   * and the promise rejects with an UnavailableError, as it does if close() comes first. Later
+   * drops are retried by the SDK with backoff.
    */
   connect(): Promise<void> {
-    if (this.closed) return Promise.reject(new UnavailableError(`link of ${this.thing} is closed`));
+    let client: mqtt5.Mqtt5Client;
+    try {
+      client = this.client;
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
+      let failure: string | undefined;
+      const done = (): void => {
+        client.off('connectionSuccess', onSuccess);
+        client.off('connectionFailure', onFailure);
+        client.off('stopped', onStopped);
+      };
       const onSuccess = (): void => {
-        this.client.off('connectionFailure', onFailure);
+        done();
         resolve();
       };
       const onFailure = (e: mqtt5.ConnectionFailureEvent): void => {
-        this.client.off('connectionSuccess', onSuccess);
-        const reason = e.connack === undefined ? e.error.toString() : `CONNACK reason code ${e.connack.reasonCode}`;
-        void this.stop().then(() => reject(new UnavailableError(`MQTT5 connection of ${this.thing} failed: ${reason}`, { thing: this.thing })));
+        failure ??= e.connack === undefined ? e.error.toString() : `CONNACK reason code ${e.connack.reasonCode}`;
+        void this.stop(client);
       };
-      this.client.once('connectionSuccess', onSuccess);
-      this.client.once('connectionFailure', onFailure);
+      const onStopped = (): void => {
+        done();
+        const why = failure === undefined ? 'stopped before it connected' : `failed: ${failure}`;
+        reject(new UnavailableError(`MQTT5 connection of ${this.thing} ${why}`, { thing: this.thing }));
+      };
+      client.on('connectionSuccess', onSuccess);
+      client.on('connectionFailure', onFailure);
+      client.on('stopped', onStopped);
       this.running = true;
-      this.client.start();
+      client.start();
     });
   }
 
@@ -209,18 +232,26 @@ class Mqtt5Link implements DeviceLink {
 
   /** Stops the client (if started) and frees its native resources. Idempotent; safe after a failed connect(). */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.stop();
-    this.client.close();
+    const client = this.clientRef;
+    if (client === undefined) return;
+    this.clientRef = undefined;
+    await this.stop(client);
+    client.close();
   }
 
-  private stop(): Promise<void> {
-    if (!this.running) return Promise.resolve();
+  private get client(): mqtt5.Mqtt5Client {
+    if (this.clientRef === undefined) throw new UnavailableError(`the MQTT5 link of ${this.thing} is closed`, { thing: this.thing });
+    return this.clientRef;
+  }
+
+  /** stop(), then the STOPPED event (the SDK's documented order before close()); one stop shared by all callers. */
+  private stop(client: mqtt5.Mqtt5Client): Promise<void> {
+    if (!this.running) return this.stopping ?? Promise.resolve();
     this.running = false;
-    return new Promise((resolve) => {
-      this.client.once('stopped', () => resolve());
-      this.client.stop();
+    this.stopping = new Promise((resolve) => {
+      client.once('stopped', () => resolve());
+      client.stop();
     });
+    return this.stopping;
   }
 }

@@ -54,6 +54,9 @@ async function json(path: string): Promise<unknown> {
   return JSON.parse(await readFile(path, 'utf8')) as unknown;
 }
 
+/** A provider device keeps running after main() returns (it waits for grants). */
+let isProvider = false;
+
 async function main(): Promise<void> {
   const file = process.argv[2];
   if (!file) throw new Error('usage: npm run device -- <config.json> (see devices/main.ts for the format)');
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
       : { kind: 'iot-core', endpoint: cfg.link.endpoint, thing: cfg.thing, certPath: cfg.link.certPath, keyPath: cfg.link.keyPath };
   const link = createLink(linkCfg);
 
+  isProvider = cfg.role === 'spd';
   if (cfg.role === 'spd') {
     const spd = new ProviderDevice(cfg.domain, cfg.thing, link);
     spd.onGrant((g) => console.log(`granted ${g.service} to ${g.consumer} for ${g.amount} sats (obligation ${g.obligationId.slice(0, 12)}…)`));
@@ -108,7 +112,12 @@ async function main(): Promise<void> {
   await scd.close();
 }
 
-main().catch((e: unknown) => {
-  console.error(`device failed: ${(e as Error).message}`);
-  process.exitCode = 1;
-});
+main()
+  .then(() => {
+    // aws-crt can keep the process alive after an MQTT5 client closes (aws-crt-nodejs #600): an SCD that is done exits
+    if (!isProvider) process.exit(process.exitCode ?? 0);
+  })
+  .catch((e: unknown) => {
+    console.error(`device failed: ${(e as Error).message}`);
+    process.exit(1);
+  });

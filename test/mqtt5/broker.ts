@@ -165,12 +165,18 @@ const exited = (child: ChildProcess): Promise<void> =>
   child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
 
 /**
- * Starts `mosquitto -c <conf>` on a free loopback port with mTLS and the ACL for `identities`,
+ * Starts `mosquitto -c <conf>` on a loopback port (a free one unless given) with mTLS and the ACL for `identities`,
  * and resolves once the port accepts TCP connections (rejects, with the broker's log, if it exits first
  * or is not up within `readyMs`).
  */
-export async function startMosquitto(bin: string, pki: Pki, identities: readonly Identity[], readyMs = 5000): Promise<Mosquitto> {
-  const port = await freePort();
+export async function startMosquitto(
+  bin: string,
+  pki: Pki,
+  identities: readonly Identity[],
+  opts: { port?: number; readyMs?: number } = {},
+): Promise<Mosquitto> {
+  const port = opts.port ?? (await freePort());
+  const readyMs = opts.readyMs ?? 5000;
   const aclPath = join(pki.dir, 'acl');
   const confPath = join(pki.dir, 'mosquitto.conf');
   await writeFile(aclPath, aclFor(identities));
