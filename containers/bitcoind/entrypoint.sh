@@ -34,21 +34,7 @@ CONF
 
 bitcoind -datadir="$DATA_DIR" &
 pid=$!
-trap 'bitcoin-cli -datadir="$DATA_DIR" stop >/dev/null 2>&1 || kill "$pid"; # Regtest has no miners: mine a block whenever a transaction waits in the
-# mempool, every MINE_INTERVAL seconds (0 disables), so settlements confirm.
-MINE_INTERVAL="${MINE_INTERVAL:-30}"
-if [ "$MINE_INTERVAL" -gt 0 ]; then
-  miner=$(cli -rpcwallet="$first" getnewaddress mining bech32)
-  (
-    while kill -0 "$pid" 2>/dev/null; do
-      sleep "$MINE_INTERVAL"
-      size=$(cli getmempoolinfo 2>/dev/null | sed -n 's/.*"size": *\([0-9]*\).*/\1/p')
-      if [ "${size:-0}" -gt 0 ]; then cli generatetoaddress 1 "$miner" >/dev/null 2>&1 || true; fi
-    done
-  ) &
-fi
-
-wait "$pid"' TERM INT
+trap 'bitcoin-cli -datadir="$DATA_DIR" stop >/dev/null 2>&1 || kill "$pid"; wait "$pid"' TERM INT
 
 cli() { bitcoin-cli -datadir="$DATA_DIR" "$@"; }
 cli -rpcwait -rpcwaittimeout=120 getblockchaininfo >/dev/null

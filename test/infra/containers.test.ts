@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CHAIN_NODE_UID } from '../../lib/constructs/chain-node.ts';
@@ -74,6 +75,16 @@ describe('container images', () => {
         assert.match(entrypoint, /^#!\/bin\/sh\nset -eu|^#!\/bin\/sh[\s\S]*?\nset -eu\n/);
         for (const step of image.entrypoint) assert.match(entrypoint, step);
         assert.ok((statSync(fileURLToPath(new URL(`../../containers/${image.name}/entrypoint.sh`, import.meta.url))).mode & 0o111) !== 0);
+      });
+
+      it('entrypoint parses as POSIX sh and stops the node cleanly on SIGTERM', () => {
+        const path = fileURLToPath(new URL(`../../containers/${image.name}/entrypoint.sh`, import.meta.url));
+        const check = spawnSync('sh', ['-n', path], { encoding: 'utf8' });
+        assert.equal(check.status, 0, check.stderr);
+        // one trap line, whole: stop the daemon, then wait for it
+        const traps = entrypoint.split('\n').filter((l) => l.startsWith('trap '));
+        assert.equal(traps.length, 1, traps.join('\n'));
+        assert.match(traps[0] ?? '', /^trap '[^'\n]*wait "\$pid"' TERM INT$/);
       });
     });
   }
