@@ -16,11 +16,8 @@ import { ConsumerDevice } from '../devices/scd.ts';
 import { ProviderDevice } from '../devices/spd.ts';
 import { startCloud, type LocalCloud } from '../local/cloud.ts';
 import type { BenchRow } from './types.ts';
+import { percentile } from '../local/stats.ts';
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
-};
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function consumer(cloud: LocalCloud, domain: string, id: string, providerKey: PublicKeyRef): Promise<ConsumerDevice> {
@@ -118,12 +115,12 @@ export async function benchSystem(opts: { devices?: number; domains?: number; se
       }
       confirm.push(performance.now() - start);
     }
-    const p50 = pct(accept, 50);
-    const confirmMs = pct(confirm, 50);
+    const p50 = percentile(accept, 50);
+    const confirmMs = percentile(confirm, 50);
     return [
       { name: 'device→accept latency p50 (MQTT, 1 device)', value: round(p50), unit: 'ms' },
-      { name: 'device→accept latency p99 (MQTT, 1 device)', value: round(pct(accept, 99)), unit: 'ms' },
-      { name: 'full purchase (offer + accept) p50', value: round(pct(purchase, 50)), unit: 'ms' },
+      { name: 'device→accept latency p99 (MQTT, 1 device)', value: round(percentile(accept, 99)), unit: 'ms' },
+      { name: 'full purchase (offer + accept) p50', value: round(percentile(purchase, 50)), unit: 'ms' },
       { name: `sustained accepted obligations (${devicesN} devices in ${domainsN} domains, ${seconds} s)`, value: round(accepted / elapsed), unit: 'obligations/s', ...(refused ? { target: `${refused} refused` } : {}) },
       {
         name: 'pay-per-service: regtest payment to 1 confirmation (miner every 1 s)',

@@ -13,6 +13,7 @@ import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
 import { renderSummary, type DomainSummary } from './summary.ts';
+import { percentile } from './stats.ts';
 
 const HELP = `obligation-chain on the embedded cloud
 
@@ -76,11 +77,8 @@ function config(): { fleet: FleetConfig; data?: string; port?: number; serve: bo
   };
 }
 
-const pct = (xs: number[], p: number): number => {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
-};
+/** Milliseconds for a progress line ('–' when nothing was measured yet). */
+const ms = (x: number): string => (Number.isNaN(x) ? '–' : `${x.toFixed(0)} ms`);
 
 /** Wait until no obligation of the consumer domains is still open (accepted or settling). */
 async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): Promise<number> {
@@ -145,7 +143,7 @@ async function main(): Promise<void> {
       const lat = p.latencies;
       console.log(
         `  round ${String(p.round).padStart(2)}/${p.rounds}  accepted ${String(p.accepted).padStart(4)}  refused ${String(p.refused).padStart(4)}` +
-          `  accept p50 ${pct(lat, 50).toFixed(0)} ms  p99 ${pct(lat, 99).toFixed(0)} ms`,
+          `  accept p50 ${ms(percentile(lat, 50))}  p99 ${ms(percentile(lat, 99))}`,
       );
     });
     const consumerDomains = fleet.consumers.map((c) => c.domain);
@@ -197,8 +195,8 @@ async function main(): Promise<void> {
         threshold: f.threshold,
         open,
         seconds: (Date.now() - t0) / 1000,
-        p50: pct(lat, 50),
-        p99: pct(lat, 99),
+        p50: percentile(lat, 50),
+        p99: percentile(lat, 99),
         brokerRefusals: cloud.broker.stats.refusedPublish + cloud.broker.stats.refusedSubscribe + cloud.broker.stats.refusedConnect,
         ruleFailures: cloud.broker.stats.ruleFailures,
       }),

@@ -42,7 +42,8 @@ const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.len
 export function renderSummary(rows: DomainSummary[], facts: RunFacts): string {
   const lines: string[] = [];
   lines.push('');
-  lines.push(`summary (${facts.seconds.toFixed(1)} s; accept latency p50 ${facts.p50.toFixed(0)} ms, p99 ${facts.p99.toFixed(0)} ms)`);
+  const ms = (x: number) => (Number.isNaN(x) ? '–' : `${x.toFixed(0)} ms`);
+  lines.push(`summary (${facts.seconds.toFixed(1)} s; accept latency p50 ${ms(facts.p50)}, p99 ${ms(facts.p99)})`);
   lines.push('');
   const header = [
     pad('domain', 8),

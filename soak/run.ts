@@ -20,6 +20,7 @@ import { ConsumerDevice, type BuyResult } from '../devices/scd.ts';
 import { ProviderDevice } from '../devices/spd.ts';
 import { startCloud, type LocalCloud } from '../local/cloud.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
+import { percentile } from '../local/stats.ts';
 
 export interface SoakConfig {
   seconds: number;
@@ -81,11 +82,6 @@ interface Row {
   consumer: string;
   provider: string;
   result: BuyResult;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
 
 async function api<T>(cloud: LocalCloud, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
