@@ -38,6 +38,8 @@ interface BcoinHttpServer {
 }
 interface BcoinWalletDB {
   state: { height: number };
+  /** Held by addBlock while it records a block's transactions (after it moved the tip). */
+  txLock: { lock(): Promise<() => void> };
   get(id: string): Promise<unknown>;
   create(options: { id: string }): Promise<unknown>;
   primary: { receiveAddress(): Promise<{ toString(network: unknown): string }> };
@@ -141,6 +143,11 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
     if (wdb.state.height !== node.chain.height) {
       throw new UnavailableError(`wallet stuck at ${wdb.state.height}, chain at ${node.chain.height}`);
     }
+    // bcoin's WalletDB.addBlock moves the tip before it records the block's
+    // transactions, both under txLock: taking the lock once waits for the
+    // block's transactions too, so a payment is confirmed when mine() returns.
+    const unlock = await wdb.txLock.lock();
+    unlock();
   };
 
   const createWallet = async (id: string): Promise<void> => {

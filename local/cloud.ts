@@ -2,7 +2,7 @@
  * The embedded cloud: every AWS part the system uses, stood in by a real
  * local implementation, wired to the very Lambda handlers that CDK deploys.
  *
- *   DynamoDB      → dynalite (in memory, or on disk with `dataDir`)
+ *   DynamoDB      → dynalite (in memory, or on disk with `dataDir`), or any endpoint given as `dynamoEndpoint`
  *   IoT Core      → aedes with per-thing authentication/authorisation and topic rules
  *   IoT data API  → a node:http front speaking `POST /topics/{topic}` (the handlers use the real IoTDataPlaneClient)
  *   API Gateway   → a node:http front turning requests into HTTP API 2.0 events
@@ -30,9 +30,9 @@ import type { PublicKeyRef } from '../core/types.ts';
 import { topics } from '../service/topics.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
-import { startDynamo, type LocalDynamo } from './dynamo.ts';
+import { createStateTable, localDynamoClient, startDynamo, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type HttpFront, type Route } from './http.ts';
-import { lambdaContext } from './lambda.ts';
+import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
 
@@ -47,6 +47,12 @@ export interface CloudOptions {
   brokerPort?: number;
   /** Where failures of scheduled jobs are reported (default: one line on stderr). */
   log?: (message: string, error: unknown) => void;
+  /**
+   * Use this DynamoDB endpoint (e.g. DynamoDB Local, see local/dynamodb-local.ts)
+   * instead of starting dynalite: a table with a unique name is created there.
+   * The handlers only see a different AWS_ENDPOINT_URL_DYNAMODB and TABLE_NAME.
+   */
+  dynamoEndpoint?: string;
 }
 
 export type JobName = 'publish' | 'watch' | 'settle' | 'mine';
@@ -96,7 +102,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
   };
   try {
     if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
-    const dynamo = await startDynamo(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {});
+    const dynamo = opts.dynamoEndpoint
+      ? await useDynamo(opts.dynamoEndpoint)
+      : await startDynamo(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {});
     stops.push(() => dynamo.stop());
     const regtest = await startRegtest();
     stops.push(() => regtest.stop());
@@ -244,6 +252,19 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     await stopAll();
     throw e;
   }
+}
+
+/** An external DynamoDB endpoint with a fresh table (`oc-state-<random>`); stop() only closes the client. */
+async function useDynamo(endpoint: string): Promise<LocalDynamo> {
+  const client = localDynamoClient(endpoint);
+  const tableName = `oc-state-${randomBytes(6).toString('hex')}`;
+  try {
+    await createStateTable(client, tableName);
+  } catch (e) {
+    client.destroy();
+    throw e;
+  }
+  return { endpoint, region: LOCAL_REGION, tableName, client, stop: async () => client.destroy() };
 }
 
 async function fetchRpc(node: RegtestNode, method: string, params: unknown[] = []): Promise<unknown> {

