@@ -61,6 +61,7 @@ export async function benchSystem(opts: { devices?: number; domains?: number; se
     await cloud.fund('bc', 3);
     const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/bp')).body.record.body.key;
     const spdKeys = generateKeyPair();
+    await cloud.call('POST', '/domains/bp/devices', { deviceId: 'bp-spd-1', deviceKey: spdKeys.publicKey, creditLimit: 0 });
     cloud.registerThing('bp-spd-1', 'bp', spdKeys.publicKey);
     spd = new ProviderDevice('bp', 'bp-spd-1', createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: 'bp-spd-1', privateKey: spdKeys.privateKey }));
     await spd.start();

@@ -124,7 +124,7 @@ export async function enrolDevice(deps: Deps, input: EnrolInput): Promise<Signed
     throw new MalformedError('creditLimit must be a non-negative integer (sats)');
   }
   const now = deps.now();
-  return issueCredential(
+  const credential = issueCredential(
     {
       domain: input.domain,
       deviceId: input.deviceId,
@@ -135,4 +135,6 @@ export async function enrolDevice(deps: Deps, input: EnrolInput): Promise<Signed
     },
     d.privateKey,
   );
+  await deps.store.putDevice(input.domain, input.deviceId, input.deviceKey);
+  return credential;
 }

@@ -1,4 +1,4 @@
-/** SPB: sign an offer for a consumer device's request and remember it for acceptance. */
+/** SPB: sign an offer, for one of its enrolled devices, answering a consumer device's request; remember it for acceptance. */
 import { MalformedError, NotFoundError } from '../core/errors.ts';
 import { createOffer, newOfferId } from '../core/records.ts';
 import type { Offer, Signed } from '../core/types.ts';
@@ -18,6 +18,12 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
   const provider = await deps.store.getHostedDomain(req.providerDomain);
   if (!provider || provider.role === 'consumer' || !provider.payTo) {
     throw new NotFoundError(`provider domain ${req.providerDomain} is not hosted here`, { domain: req.providerDomain });
+  }
+  if (!(await deps.store.getDevice(provider.domain, req.providerDevice))) {
+    throw new NotFoundError(`device ${req.providerDevice} is not enrolled in ${provider.domain}`, {
+      domain: provider.domain,
+      device: req.providerDevice,
+    });
   }
   const price = provider.prices[req.service];
   if (price === undefined) {

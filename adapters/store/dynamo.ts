@@ -186,6 +186,22 @@ export class DynamoStore {
     return items.map((i) => strip(i) as unknown as HostedDomain);
   }
 
+  // ---- enrolled devices -------------------------------------------------------
+
+  /** Record an enrolled device (a later enrolment of the same id replaces its key). */
+  async putDevice(domain: string, deviceId: string, key: PublicKeyRef): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new PutCommand({ TableName: this.table, Item: { pk: `DEVICE#${domain}/${deviceId}`, sk: 'DEVICE', domain, deviceId, key } }),
+      ),
+    );
+  }
+
+  async getDevice(domain: string, deviceId: string): Promise<{ domain: string; deviceId: string; key: PublicKeyRef } | undefined> {
+    const item = await this.get<{ domain: string; deviceId: string; key: PublicKeyRef }>(`DEVICE#${domain}/${deviceId}`, 'DEVICE');
+    return item && { domain: item.domain, deviceId: item.deviceId, key: item.key };
+  }
+
   // ---- counters ---------------------------------------------------------------
 
   async getCounters(domain: string): Promise<StoredCounters> {

@@ -74,6 +74,18 @@ describe('obligation lifecycle on the embedded cloud', () => {
     assert.ok(after < before, `${after} < ${before}`);
   });
 
+  it('makes offers only for devices enrolled in the provider domain', async () => {
+    const r = await cloud.call<{ error: { code: string } }>('POST', '/offers', {
+      consumerDomain: 'c1',
+      consumerDevice: scd.id,
+      providerDomain: 'p1',
+      providerDevice: 'p1-nobody',
+      service: 'wifi-access',
+    });
+    assert.equal(r.status, 404);
+    assert.equal(r.body.error.code, 'F09_NOT_FOUND');
+  });
+
   it('refuses a payment term longer than the provider accepts (7 days by default)', async () => {
     const day = 86_400_000;
     const tooLong = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 8 * day });

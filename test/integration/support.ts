@@ -30,7 +30,24 @@ export async function enrol(cloud: LocalCloud, domain: string, id: string, credi
   return { domain, id, keys, credential: r.body.credential, head: { seq: 0, id: GENESIS } };
 }
 
+const enrolledProviderDevices = new WeakMap<LocalCloud, Set<string>>();
+
+/** Offers are made only for enrolled provider devices: enrol `domain/device` once per cloud. */
+export async function ensureProviderDevice(cloud: LocalCloud, domain: string, device: string): Promise<void> {
+  let seen = enrolledProviderDevices.get(cloud);
+  if (!seen) enrolledProviderDevices.set(cloud, (seen = new Set()));
+  if (seen.has(`${domain}/${device}`)) return;
+  const r = await cloud.call('POST', `/domains/${domain}/devices`, {
+    deviceId: device,
+    deviceKey: generateKeyPair().publicKey,
+    creditLimit: 0,
+  });
+  if (r.status !== 201) throw new Error(`enrol provider device ${device}: ${r.status} ${JSON.stringify(r.body)}`);
+  seen.add(`${domain}/${device}`);
+}
+
 export async function getOffer(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string, service = 'wifi-access') {
+  await ensureProviderDevice(cloud, providerDomain, providerDevice);
   const r = await cloud.call<{ offer: Signed<Offer> }>('POST', '/offers', {
     consumerDomain: dev.domain,
     consumerDevice: dev.id,
