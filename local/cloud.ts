@@ -16,7 +16,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { handler as accept } from '../functions/accept.ts';
 import { handler as domains } from '../functions/domains.ts';
 import { handler as enrol } from '../functions/enrol.ts';
@@ -26,6 +25,8 @@ import { handler as query } from '../functions/query.ts';
 import { handler as settle } from '../functions/settle.ts';
 import { handler as watch } from '../functions/watch.ts';
 import { getDeps, resetDeps, type Deps } from '../functions/shared/deps.ts';
+import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
+import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
 import { topics } from '../service/topics.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
@@ -87,13 +88,8 @@ export interface LocalCloud {
 
 export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 500, settle: 2_000, mine: 1_000 };
 
-type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<never>;
-const asRoute = (method: Route['method'], path: string, h: unknown, functionName: string): Route => ({
-  method,
-  path,
-  handler: h as HttpHandler,
-  functionName,
-});
+/** Every Lambda entry, by the name CDK gives it. */
+const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, query };
 
 export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
   const stops: (() => Promise<void>)[] = [];
@@ -136,18 +132,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 
     const api = await startHttpFront({
       ...(opts.apiPort ? { port: opts.apiPort } : {}),
-      routes: [
-        asRoute('POST', '/domains', domains, 'domains'),
-        asRoute('POST', '/domains/{domain}/devices', enrol, 'enrol'),
-        asRoute('POST', '/offers', offer, 'offer'),
-        asRoute('POST', '/obligations', accept, 'accept'),
-        asRoute('POST', '/domains/{domain}/settlements', settle, 'settle'),
-        asRoute('GET', '/domains/{domain}/reputation', query, 'query'),
-        asRoute('GET', '/domains/{domain}/obligations', query, 'query'),
-        asRoute('GET', '/domains/{domain}', query, 'query'),
-        asRoute('GET', '/domains', query, 'query'),
-        asRoute('GET', '/health', query, 'query'),
-      ],
+      // the deployed API's routes (functions/routes.ts), each to the same handler module
+      routes: ROUTES.map((r) => ({ method: r.method, path: r.path, handler: HANDLERS[r.handler] as Route['handler'], functionName: r.handler })),
       static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
     });
     stops.push(() => api.stop());
@@ -176,9 +162,12 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     const deps = await getDeps();
     stops.push(() => resetDeps());
 
+    // the deployed topic rules (functions/routes.ts), each to the same handler module
     const addRules = (b: LocalBroker) => {
-      b.addRule({ name: 'offer', topicFilter: topics.rule('request'), handler: (e) => offer(e as never, lambdaContext('offer')) });
-      b.addRule({ name: 'accept', topicFilter: topics.rule('obligation'), handler: (e) => accept(e as never, lambdaContext('accept')) });
+      for (const { kind, handler } of TOPIC_ROUTES) {
+        const h = HANDLERS[handler] as (event: unknown, context: Context) => Promise<unknown>;
+        b.addRule({ name: handler, topicFilter: topics.rule(kind), handler: (e) => h(e, lambdaContext(handler)) });
+      }
     };
     addRules(broker);
 

@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { TABLE_ENV, TABLE_INDEXES } from '../../adapters/table.ts';
 
 /** The handler entries in functions/{name}.ts, each exporting `handler`. */
-export const HANDLER_NAMES = ['domains', 'enrol', 'offer', 'accept', 'publish', 'watch', 'settle', 'query'] as const;
-export type HandlerName = (typeof HANDLER_NAMES)[number];
+import { HANDLER_NAMES, type HandlerName } from '../../functions/routes.ts';
+
+export { HANDLER_NAMES, type HandlerName };
 
 /** What one handler may touch: the least-privilege matrix, in one place. */
 export interface HandlerAccess {

@@ -6,34 +6,10 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ROUTES } from '../../functions/routes.ts';
 import type { HandlerName } from './handlers.ts';
 
-/** One HTTP route: method, path, handler, and whether only IAM principals (admins) may call it. */
-export interface RouteSpec {
-  readonly method: apigwv2.HttpMethod;
-  readonly path: string;
-  readonly handler: HandlerName;
-  readonly admin: boolean;
-}
-
-/**
- * The routes of the HTTP API. Admin routes (hosting a domain, enrolling
- * devices, forcing a settlement) need SigV4-signed requests (IAM authoriser).
- * The device-facing and read routes are open at the gateway because every
- * request body is signed by a device or domain key and verified in the core.
- */
-export const ROUTES: readonly RouteSpec[] = [
-  { method: apigwv2.HttpMethod.POST, path: '/domains', handler: 'domains', admin: true },
-  { method: apigwv2.HttpMethod.POST, path: '/domains/{domain}/devices', handler: 'enrol', admin: true },
-  { method: apigwv2.HttpMethod.POST, path: '/offers', handler: 'offer', admin: false },
-  { method: apigwv2.HttpMethod.POST, path: '/obligations', handler: 'accept', admin: false },
-  { method: apigwv2.HttpMethod.POST, path: '/domains/{domain}/settlements', handler: 'settle', admin: true },
-  { method: apigwv2.HttpMethod.GET, path: '/domains/{domain}/reputation', handler: 'query', admin: false },
-  { method: apigwv2.HttpMethod.GET, path: '/domains/{domain}/obligations', handler: 'query', admin: false },
-  { method: apigwv2.HttpMethod.GET, path: '/domains', handler: 'query', admin: false },
-  { method: apigwv2.HttpMethod.GET, path: '/domains/{domain}', handler: 'query', admin: false },
-  { method: apigwv2.HttpMethod.GET, path: '/health', handler: 'query', admin: false },
-];
+export { ROUTES, type RouteSpec } from '../../functions/routes.ts';
 
 export interface HttpApiProps {
   readonly functions: Record<HandlerName, lambda.IFunction>;
@@ -88,7 +64,7 @@ export class ObligationHttpApi extends Construct {
       }
       const [created] = this.api.addRoutes({
         path: route.path,
-        methods: [route.method],
+        methods: [apigwv2.HttpMethod[route.method]],
         integration,
         ...(route.admin ? { authorizer: iam } : {}),
       });

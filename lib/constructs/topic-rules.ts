@@ -4,6 +4,7 @@ import * as iot from 'aws-cdk-lib/aws-iot';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { TOPIC_ROUTES } from '../../functions/routes.ts';
 import type { HandlerName } from './handlers.ts';
 
 /** The IoT SQL of a rule that forwards device messages of one kind to a handler. */
@@ -11,11 +12,7 @@ export function ruleSql(kind: string): string {
   return `SELECT *, topic(2) AS domain, topic(3) AS thing, topic() AS topic FROM 'oc/+/+/out/${kind}'`;
 }
 
-/** Device message kind → handler. */
-export const TOPIC_ROUTES: ReadonlyArray<{ readonly kind: string; readonly handler: 'offer' | 'accept' }> = [
-  { kind: 'request', handler: 'offer' },
-  { kind: 'obligation', handler: 'accept' },
-];
+export { TOPIC_ROUTES } from '../../functions/routes.ts';
 
 export interface TopicRulesProps {
   readonly functions: Pick<Record<HandlerName, lambda.IFunction>, 'offer' | 'accept'>;
