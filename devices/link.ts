@@ -66,7 +66,7 @@ class Mqtt311Link implements DeviceLink {
   private readonly subscriptions = new Map<string, 0 | 1>();
   private readonly conn: mqtt.MqttClientConnection;
 
-  constructor(private readonly cfg: Extract<LinkConfig, { kind: 'local' }>) {
+  constructor(cfg: Extract<LinkConfig, { kind: 'local' }>) {
     this.thing = cfg.thing;
     this.conn = new mqtt.MqttClient().new_connection({
       client_id: cfg.thing,

@@ -32,7 +32,7 @@ import { topics } from '../service/topics.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type LocalDynamo } from './dynamo.ts';
-import { startHttpFront, type HttpFront, type Route } from './http.ts';
+import { startHttpFront, type Route } from './http.ts';
 import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';

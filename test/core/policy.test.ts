@@ -19,7 +19,7 @@ import {
   type Obligation,
   type ObligationError,
 } from '../../core/index.ts';
-import { DAY, NOW, chainOf, clone, makeOffer, makeWorld, obligationFor } from './fixtures.ts';
+import { DAY, NOW, chainOf, clone, makeOffer, makeWorld } from './fixtures.ts';
 
 const w = makeWorld();
 const [first, second] = chainOf(w, 2) as [Obligation, Obligation];
