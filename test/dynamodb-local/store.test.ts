@@ -12,10 +12,10 @@ import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { OverCreditError } from '../../core/errors.ts';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
 import { DynamoStore, type ObligationItem } from '../../adapters/store/dynamo.ts';
-import { startCloud, type LocalCloud } from '../../local/cloud.ts';
+import type { LocalCloud } from '../../local/cloud.ts';
 import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
 import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
-import { buy, enrol, registerDomain, sleep, type TestDevice } from '../integration/support.ts';
+import { describeLifecycle } from '../integration/lifecycle.ts';
 
 const java = await findJava();
 const jar = await findDynamoDbLocalJar();
@@ -42,17 +42,6 @@ function obligation(over: Partial<ObligationItem> = {}): ObligationItem {
   };
 }
 
-/**
- * The provider's wallet holds `txid` with a confirmation as soon as mine()
- * returns: regtest.mine waits for bcoin's WalletDB to record the block's
- * transactions, not just to move its tip (which it does first).
- */
-async function confirmedAtProvider(cloud: LocalCloud, provider: string, txid: string): Promise<void> {
-  const hosted = await cloud.deps.store.getHostedDomain(provider);
-  assert.ok(hosted, `hosted domain ${provider}`);
-  const wallet = await cloud.deps.payments(hosted.wallet);
-  assert.ok(((await wallet.getTransaction(txid))?.confirmations ?? 0) >= 1, `${txid} confirmed in ${provider}'s wallet`);
-}
 
 describe('on DynamoDB Local', { skip }, () => {
   let ddb: DynamoDbLocal;
@@ -233,102 +222,26 @@ describe('on DynamoDB Local', { skip }, () => {
     });
   });
 
-  describe('an obligation lifecycle on the embedded cloud backed by DynamoDB Local', () => {
-    let cloud: LocalCloud;
-    let scd: TestDevice;
-    before(async () => {
-      cloud = await startCloud({ dynamoEndpoint: ddb.endpoint, schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
-      await registerDomain(cloud, 'c1', 'consumer');
-      await registerDomain(cloud, 'p1', 'provider', { threshold: 0.3 });
-      await cloud.fund('c1');
-      scd = await enrol(cloud, 'c1', 'c1-scd-1');
-    });
-    after(async () => {
-      await cloud?.stop();
-    });
-
-    it('uses a table of its own on DynamoDB Local, not dynalite', async () => {
-      assert.equal(cloud.dynamo.endpoint, ddb.endpoint);
-      assert.equal(process.env.AWS_ENDPOINT_URL_DYNAMODB, ddb.endpoint);
-      const { TableNames } = await cloud.dynamo.client.send(new ListTablesCommand({}));
-      assert.ok(TableNames?.includes(cloud.dynamo.tableName), `${cloud.dynamo.tableName} in ${TableNames?.join(',')}`);
-      const hosted = await DynamoDBDocumentClient.from(cloud.dynamo.client).send(
-        new QueryCommand({
-          TableName: cloud.dynamo.tableName,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :p',
-          ExpressionAttributeValues: { ':p': 'HOSTED' },
-        }),
-      );
-      assert.deepEqual(hosted.Items?.map((i) => i.domain).sort(), ['c1', 'p1']);
-    });
-
-    it('accepts at once and answers a duplicate with the same acceptance', async () => {
-      const { ob, res } = await buy(cloud, scd, 'p1', 'p1-spd-1');
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      const again = await cloud.call<{ obligationId: string; duplicate: boolean }>('POST', '/obligations', { obligation: ob });
-      assert.equal(again.status, 200, JSON.stringify(again.body));
-      assert.equal(again.body.duplicate, true);
-      assert.equal(again.body.obligationId, ob.id);
-      const list = await cloud.call<{ count: number }>('GET', '/domains/c1/obligations');
-      assert.equal(list.body.count, 1);
-      const rep = await cloud.call<{ outstanding: number }>('GET', '/domains/c1/reputation');
-      assert.equal(rep.body.outstanding, ob.body.amount);
-    });
-
-    it('publishes, settles in one payment, and fulfils after a confirmation; reputation rises', async () => {
-      const second = await buy(cloud, scd, 'p1', 'p1-spd-1');
-      assert.equal(second.res.status, 201, JSON.stringify(second.res.body));
-      await cloud.runJob('publish');
-      assert.equal((await cloud.deps.ledger.listByKey('obligations', 'c:c1')).length, 2);
-
-      const settled = await cloud.call<{ settlements: { txid: string; obligations: number }[] }>('POST', '/domains/c1/settlements', {});
-      assert.equal(settled.status, 200, JSON.stringify(settled.body));
-      assert.equal(settled.body.settlements.length, 1);
-      assert.equal(settled.body.settlements[0]?.obligations, 2);
-
-      await cloud.runJob('watch'); // not confirmed yet
-      let list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations');
-      assert.deepEqual(list.body.obligations.map((o) => o.status), ['settling', 'settling']);
-
-      await cloud.regtest.mine(1);
-      await confirmedAtProvider(cloud, 'p1', settled.body.settlements[0]?.txid ?? '');
-      await cloud.runJob('watch');
-      list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations');
-      assert.deepEqual(list.body.obligations.map((o) => o.status), ['fulfilled', 'fulfilled']);
-      const rep = await cloud.call<{ reputation: number; outstanding: number; paidVolume: number }>('GET', '/domains/c1/reputation');
-      assert.ok(rep.body.reputation > 0.5, `reputation rose: ${rep.body.reputation}`);
-      assert.equal(rep.body.outstanding, 0);
-      assert.equal(rep.body.paidVolume, 4_000);
-    });
-
-    it('defaults an unpaid obligation past dueBy and lowers the reputation', async () => {
-      const before = (await cloud.call<{ reputation: number }>('GET', '/domains/c1/reputation')).body.reputation;
-      const { res } = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 50 });
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      await sleep(80);
-      await cloud.runJob('watch');
-      const list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations?status=defaulted');
-      assert.equal(list.body.obligations.length, 1);
-      const after = (await cloud.call<{ reputation: number }>('GET', '/domains/c1/reputation')).body.reputation;
-      assert.ok(after < before, `${after} < ${before}`);
-    });
-
-    it('counters equal a full recomputation from the ledger', async () => {
-      await cloud.runJob('publish');
-      const r = await cloud.call<{
-        rScaled: number;
-        sScaled: number;
-        paidVolume: number;
-        ledger: { rScaled: number; sScaled: number; paidVolume: number; fulfilled: number; defaulted: number };
-      }>('GET', '/domains/c1/reputation?verify=ledger');
-      assert.equal(r.status, 200, JSON.stringify(r.body));
-      const { ledger } = r.body;
-      assert.equal(ledger.fulfilled, 2);
-      assert.equal(ledger.defaulted, 1);
-      assert.ok(Math.abs(ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
-      assert.ok(Math.abs(ledger.sScaled - r.body.sScaled) <= 1e-9 * Math.max(1, r.body.sScaled));
-      assert.equal(ledger.paidVolume, r.body.paidVolume);
-    });
-  });
+  describeLifecycle(
+    '(DynamoDB Local)',
+    () => ({ dynamoEndpoint: ddb.endpoint }),
+    (getCloud: () => LocalCloud) => {
+      it('uses a table of its own on DynamoDB Local, not dynalite', async () => {
+        const cloud = getCloud();
+        assert.equal(cloud.dynamo.endpoint, ddb.endpoint);
+        assert.equal(process.env.AWS_ENDPOINT_URL_DYNAMODB, ddb.endpoint);
+        const { TableNames } = await cloud.dynamo.client.send(new ListTablesCommand({}));
+        assert.ok(TableNames?.includes(cloud.dynamo.tableName), `${cloud.dynamo.tableName} in ${TableNames?.join(',')}`);
+        const hosted = await DynamoDBDocumentClient.from(cloud.dynamo.client).send(
+          new QueryCommand({
+            TableName: cloud.dynamo.tableName,
+            IndexName: 'gsi1',
+            KeyConditionExpression: 'gsi1pk = :p',
+            ExpressionAttributeValues: { ':p': 'HOSTED' },
+          }),
+        );
+        assert.deepEqual(hosted.Items?.map((i) => i.domain).sort(), ['c1', 'p1']);
+      });
+    },
+  );
 });
