@@ -14,7 +14,7 @@ import {
   UpdateCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, UnavailableError } from '../../core/errors.ts';
+import { ConflictError, NotFoundError, UnavailableError } from '../../core/errors.ts';
 import { TTL_ATTRIBUTE } from '../table.ts';
 import type {
   AcceptedObligation,
@@ -115,6 +115,17 @@ export class DynamoStore {
     this.doc.destroy();
   }
 
+  /** Run a conditional write: true when it was written, false when its condition failed. */
+  private async conditional(op: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await this.send(op);
+      return true;
+    } catch (e) {
+      if (isConditionFailure(e)) return false;
+      throw e;
+    }
+  }
+
   /** Wraps transport failures as UnavailableError; condition failures pass through. */
   private async send<T>(op: () => Promise<T>): Promise<T> {
     try {
@@ -136,17 +147,11 @@ export class DynamoStore {
 
   /** Put if absent. Returns false (and writes nothing) when the item exists. */
   private async putNew(item: Record<string, unknown>): Promise<boolean> {
-    try {
-      await this.send(() =>
-        this.doc.send(
-          new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
-        ),
-      );
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return this.conditional(() =>
+      this.doc.send(
+        new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
+      ),
+    );
   }
 
   private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity): Promise<Record<string, unknown>[]> {
@@ -282,25 +287,19 @@ export class DynamoStore {
    * obligation took that place first.
    */
   async advanceChain(domain: string, device: string, seq: number, id: string, prev: string): Promise<boolean> {
-    try {
-      await this.send(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: { pk: `DEV#${domain}/${device}`, sk: 'CHAIN' },
-            UpdateExpression: 'SET seq = :seq, id = :id',
-            ConditionExpression:
-              seq === 1 ? 'attribute_not_exists(pk) OR id = :id' : '(seq = :prevSeq AND id = :prev) OR id = :id',
-            ExpressionAttributeValues:
-              seq === 1 ? { ':seq': seq, ':id': id } : { ':seq': seq, ':id': id, ':prevSeq': seq - 1, ':prev': prev },
-          }),
-        ),
-      );
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `DEV#${domain}/${device}`, sk: 'CHAIN' },
+          UpdateExpression: 'SET seq = :seq, id = :id',
+          ConditionExpression:
+            seq === 1 ? 'attribute_not_exists(pk) OR id = :id' : '(seq = :prevSeq AND id = :prev) OR id = :id',
+          ExpressionAttributeValues:
+            seq === 1 ? { ':seq': seq, ':id': id } : { ':seq': seq, ':id': id, ':prevSeq': seq - 1, ':prev': prev },
+        }),
+      ),
+    );
   }
 
   // ---- obligations ------------------------------------------------------------
@@ -342,24 +341,19 @@ export class DynamoStore {
     });
     names['#s'] = 'status';
     from.forEach((s, i) => (values[`:f${i}`] = s));
-    try {
-      await this.send(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: { pk: `OB#${id}`, sk: 'OB' },
-            UpdateExpression: `SET ${sets.join(', ')}`,
-            ConditionExpression: `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-          }),
-        ),
-      );
-      return { ...current, ...extra, status: to };
-    } catch (e) {
-      if (isConditionFailure(e)) return undefined;
-      throw e;
-    }
+    const written = await this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `OB#${id}`, sk: 'OB' },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+    return written ? { ...current, ...extra, status: to } : undefined;
   }
 
   /**
@@ -375,7 +369,7 @@ export class DynamoStore {
     doneIfStatus?: ObligationStatus,
   ): Promise<void> {
     const update = (done: boolean) =>
-      this.send(() =>
+      this.conditional(() =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.table,
@@ -387,15 +381,8 @@ export class DynamoStore {
           }),
         ),
       );
-    if (doneIfStatus !== undefined) {
-      try {
-        await update(true);
-        return;
-      } catch (e) {
-        if (!isConditionFailure(e)) throw e;
-      }
-    }
-    await update(false);
+    if (doneIfStatus !== undefined && (await update(true))) return;
+    if (!(await update(false))) throw new NotFoundError(`obligation ${id} is not stored`, { id });
   }
 
   /**
@@ -486,23 +473,17 @@ export class DynamoStore {
 
   /** Bind an offer to the one obligation that uses it; idempotent for that obligation. */
   async claimOffer(offerId: string, obligationId: string): Promise<boolean> {
-    try {
-      await this.send(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: { pk: `OFFER#${offerId}`, sk: 'OFFER' },
-            UpdateExpression: 'SET usedBy = :id',
-            ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(usedBy) OR usedBy = :id)',
-            ExpressionAttributeValues: { ':id': obligationId },
-          }),
-        ),
-      );
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `OFFER#${offerId}`, sk: 'OFFER' },
+          UpdateExpression: 'SET usedBy = :id',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(usedBy) OR usedBy = :id)',
+          ExpressionAttributeValues: { ':id': obligationId },
+        }),
+      ),
+    );
   }
 
   // ---- settlements ------------------------------------------------------------
