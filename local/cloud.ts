@@ -24,6 +24,7 @@ import { handler as publish } from '../functions/publish.ts';
 import { handler as query } from '../functions/query.ts';
 import { handler as settle } from '../functions/settle.ts';
 import { handler as watch } from '../functions/watch.ts';
+import { handler as follow } from '../functions/follow.ts';
 import { getDeps, resetDeps, type Deps } from '../functions/shared/deps.ts';
 import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
 import type { Context } from 'aws-lambda';
@@ -56,7 +57,7 @@ export interface CloudOptions {
   dynamoEndpoint?: string;
 }
 
-export type JobName = 'publish' | 'watch' | 'settle' | 'mine';
+export type JobName = 'publish' | 'watch' | 'settle' | 'follow' | 'mine';
 
 export interface LocalCloud {
   /** Base URL of the HTTP API. */
@@ -86,10 +87,10 @@ export interface LocalCloud {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 500, settle: 2_000, mine: 1_000 };
+export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 500, settle: 2_000, follow: 500, mine: 1_000 };
 
 /** Every Lambda entry, by the name CDK gives it. */
-const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, query };
+const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, follow, query };
 
 export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
   const stops: (() => Promise<void>)[] = [];
@@ -177,6 +178,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       publish: () => publish(scheduled, lambdaContext('publish')),
       watch: () => watch(scheduled, lambdaContext('watch')),
       settle: () => settle(scheduled as never, lambdaContext('settle')),
+      follow: () => follow(scheduled, lambdaContext('follow')),
       // regtest has no miners: a block whenever something waits in the mempool
       mine: async () => {
         const info = (await fetchRpc(regtest, 'getmempoolinfo')) as { size?: number } | undefined;

@@ -98,6 +98,7 @@ export class MultiChainLedger implements Ledger {
   private readonly auth: string;
   private nextId = 1;
   private closed = false;
+  private address: Promise<string> | undefined;
 
   constructor(options: MultiChainLedgerOptions) {
     this.opts = {
@@ -149,9 +150,7 @@ export class MultiChainLedger implements Ledger {
         if (isRecord(first) && typeof first.txid === 'string') return { txid: first.txid, duplicate: true };
       }
       const payload = { json: checked.data };
-      const txid = this.opts.publisher
-        ? await this.rpc('publishfrom', [this.opts.publisher, stream, checked.keys, payload])
-        : await this.rpc('publish', [stream, checked.keys, payload]);
+      const txid = await this.rpc('publishfrom', [await this.identity(), stream, checked.keys, payload]);
       if (typeof txid !== 'string') throw new UnavailableError('MultiChain publish returned no txid', { result: String(txid) });
       return { txid, duplicate: false };
     });
@@ -165,6 +164,22 @@ export class MultiChainLedger implements Ledger {
   async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {
     checkRange(start, count);
     return this.paged(stream, count, start, (n, s) => ['liststreamitems', [stream, false, n, s, false]]);
+  }
+
+  /** The configured publisher, else the node's first wallet address; every publish goes out from it. */
+  async identity(): Promise<string> {
+    this.address ??= this.opts.publisher
+      ? Promise.resolve(this.opts.publisher)
+      : this.retrying('getaddresses', async () => {
+          const addresses = await this.rpc('getaddresses', [false]);
+          const first = Array.isArray(addresses) ? addresses[0] : undefined;
+          if (typeof first !== 'string') throw new UnavailableError('MultiChain node has no address');
+          return first;
+        });
+    return this.address.catch((e: unknown) => {
+      this.address = undefined;
+      throw e;
+    });
   }
 
   async health(): Promise<{ ok: boolean; detail: string }> {

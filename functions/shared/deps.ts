@@ -90,6 +90,7 @@ function lazyLedger(open: () => Promise<Ledger>): Ledger & { opened(): Ledger | 
     publish: async (stream, id, keys, data) => (await get()).publish(stream, id, keys, data),
     listByKey: async (stream, key) => (await get()).listByKey(stream, key),
     list: async (stream, start, count) => (await get()).list(stream, start, count),
+    identity: async () => (await get()).identity(),
     health: async () => {
       try {
         return await (await get()).health();
@@ -166,5 +167,5 @@ export async function buildDeps(config: Config): Promise<Deps> {
   };
 
   const now = () => Date.now();
-  return { config, store, ledger, payments, notifier, directory: new DomainDirectory(ledger), now };
+  return { config, store, ledger, payments, notifier, directory: new DomainDirectory(ledger, store), now };
 }
