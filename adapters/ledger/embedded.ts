@@ -20,7 +20,9 @@
  *   delay, in its own arrival order, and can be stopped and restarted (it then
  *   catches up, in order). `list` positions are positions in the node's arrival
  *   order, which never change (MultiChain's `liststreamitems … local-ordering`),
- *   so a follower's cursor is a position. The network lives in memory only.
+ *   so a follower's cursor is a position; `listByKey` gives the node's items
+ *   under a key in chain order (MultiChain's default ordering), so all nodes
+ *   agree which is first. The network lives in memory only.
  * - On open the file is replayed and the chain verified. A broken line ends
  *   the open with LedgerCorruptError naming the line; an unterminated last
  *   line (a crash during append) is dropped with a warning and cut off.
@@ -82,9 +84,13 @@ export function entryHash(entry: Omit<LedgerEntry, 'hash'>): string {
 }
 
 interface StreamIndex {
-  /** Log positions of the stream's items, in this node's arrival order. */
+  /** Log positions of the stream's items, in this node's arrival order (`list`: stable positions). */
   items: number[];
-  /** key -> log positions, in this node's arrival order. */
+  /**
+   * key -> log positions this node has, in chain (log) order, like MultiChain's
+   * liststreamkeyitems without local ordering: once an item has reached every
+   * node, all agree which item under a key is first (readers' "first wins").
+   */
   byKey: Map<string, number[]>;
 }
 
@@ -121,8 +127,13 @@ class Node {
     s.items.push(entry.seq);
     for (const key of entry.keys) {
       const list = s.byKey.get(key);
-      if (list) list.push(entry.seq);
-      else s.byKey.set(key, [entry.seq]);
+      if (!list) s.byKey.set(key, [entry.seq]);
+      else {
+        // usually the last; an own item written before others' earlier ones arrived is not
+        let at = list.length;
+        while (at > 0 && list[at - 1]! > entry.seq) at -= 1;
+        list.splice(at, 0, entry.seq);
+      }
     }
   }
 

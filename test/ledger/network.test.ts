@@ -93,7 +93,7 @@ describe('EmbeddedLedgerNetwork', () => {
     assert.deepEqual(await data(a), [1, 2, 3, 4, 5], 'nothing from b while it was down');
   });
 
-  it('two nodes publishing the same key: both items exist everywhere (readers dedupe)', async (t) => {
+  it('two nodes publishing the same key: both items exist everywhere, by key in chain order (readers dedupe)', async (t) => {
     const { nodes, advance } = await network(t, 2, 100);
     const [a, b] = nodes as [NonNullable<(typeof nodes)[0]>, NonNullable<(typeof nodes)[0]>];
     const ra = await a.publish('domains', 'domain:x', ['x'], { by: 'a' });
@@ -102,7 +102,8 @@ describe('EmbeddedLedgerNetwork', () => {
     assert.equal(rb.duplicate, false);
     advance(100);
     assert.deepEqual((await a.listByKey('domains', 'domain:x')).map((i) => i.publisher), ['hub-1', 'hub-2']);
-    assert.deepEqual((await b.listByKey('domains', 'domain:x')).map((i) => i.publisher), ['hub-2', 'hub-1']);
+    assert.deepEqual((await b.listByKey('domains', 'domain:x')).map((i) => i.publisher), ['hub-1', 'hub-2'], 'same first item at both');
+    assert.deepEqual((await b.list('domains')).map((i) => i.publisher), ['hub-2', 'hub-1'], 'list: b’s arrival order');
   });
 
   it('a squatter’s item under our id (even with our data) does not hide ours; ours again is a duplicate', async (t) => {
@@ -116,6 +117,7 @@ describe('EmbeddedLedgerNetwork', () => {
     const again = await a.publish('obligations', ID(7), ['p'], { amount: 5, obligation: 'x' });
     assert.deepEqual(again, { txid: mine.txid, duplicate: true });
     assert.deepEqual((await a.listByKey('obligations', ID(7))).map((i) => i.publisher), ['hub-2', 'hub-1']);
+    assert.deepEqual((await b.listByKey('obligations', ID(7))).map((i) => i.publisher), ['hub-2'], 'ours not yet at b');
   });
 
   it('a node created later receives the chain from the start', async (t) => {
