@@ -239,10 +239,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       settle: () => inHub(() => settle(scheduled as never, lambdaContext('settle'))),
       follow: follow && (() => inHub(() => follow(scheduled as never, lambdaContext('follow')))),
       // regtest has no miners: a block whenever something waits in the mempool
-      mine: async () => {
-        const info = (await fetchRpc(regtest, 'getmempoolinfo')) as { size?: number } | undefined;
-        if ((info?.size ?? 0) > 0) await regtest.mine(1);
-      },
+      mine: () => mineIfPending(regtest),
     };
     const scheduler = startScheduler(
       (Object.keys(jobs) as JobName[]).flatMap((n) => {
@@ -322,6 +319,12 @@ async function useDynamo(endpoint: string): Promise<LocalDynamo> {
     throw e;
   }
   return { endpoint, region: LOCAL_REGION, tableName, client, stop: async () => client.destroy() };
+}
+
+/** Regtest has no miners: mine a block when something waits in the mempool (the `mine` job). */
+export async function mineIfPending(regtest: RegtestNode): Promise<void> {
+  const info = (await fetchRpc(regtest, 'getmempoolinfo')) as { size?: number } | undefined;
+  if ((info?.size ?? 0) > 0) await regtest.mine(1);
 }
 
 async function fetchRpc(node: RegtestNode, method: string, params: unknown[] = []): Promise<unknown> {
