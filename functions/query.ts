@@ -67,11 +67,17 @@ const listDomains = httpRoute({}, async ({ deps }) => {
   return { body: { count: domains.length, domains } };
 });
 
-let ecs: ECSClient | undefined;
+/** One ECS client per Deps (per hub when several run in one process). */
+const ecsClients = new WeakMap<Deps, ECSClient>();
 
 async function chainServices(deps: Deps): Promise<Record<string, string>> {
   if (!deps.config.ecs) return {};
-  ecs ??= new ECSClient({});
+  let ecs = ecsClients.get(deps);
+  if (!ecs) {
+    const endpoint = deps.config.ecs.endpoint;
+    ecs = new ECSClient({ ...deps.aws, ...(endpoint ? { endpoint } : {}) });
+    ecsClients.set(deps, ecs);
+  }
   const out = await ecs.send(
     new DescribeServicesCommand({ cluster: deps.config.ecs.clusterArn, services: deps.config.ecs.services }),
   );

@@ -10,8 +10,12 @@
  *   bitcoind      → bcoin regtest in memory
  *   MultiChain    → the embedded hash-linked ledger (a JSONL file with `dataDir`)
  *
- * The handlers read their configuration from the environment, exactly as on
- * Lambda: this file only sets the endpoints.
+ * The handlers read their configuration from an environment map, exactly as
+ * on Lambda: this file only sets the endpoints. That map is the hub's own and
+ * is never written to process.env: the hub's Deps are built from it
+ * (loadConfig + buildDeps) and every invocation of a handler (HTTP route,
+ * topic rule, scheduled job, runJob) runs inside runWithDeps(hub's Deps), so
+ * several hubs can run in one process (local/federation.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -25,7 +29,8 @@ import { handler as query } from '../functions/query.ts';
 import { handler as settle } from '../functions/settle.ts';
 import { handler as watch } from '../functions/watch.ts';
 import { handler as follow } from '../functions/follow.ts';
-import { getDeps, resetDeps, type Deps } from '../functions/shared/deps.ts';
+import { buildDeps, closeDeps, runWithDeps, type Deps } from '../functions/shared/deps.ts';
+import { loadConfig } from '../functions/shared/config.ts';
 import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
 import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
@@ -55,6 +60,18 @@ export interface CloudOptions {
    * The handlers only see a different AWS_ENDPOINT_URL_DYNAMODB and TABLE_NAME.
    */
   dynamoEndpoint?: string;
+  /**
+   * Use this regtest node (shared by the hubs of a federation: one Bitcoin
+   * network) instead of starting one. The caller stops it.
+   */
+  regtest?: RegtestNode;
+  /**
+   * Use this ledger (a hub's node of an EmbeddedLedgerNetwork) instead of
+   * opening an embedded ledger of its own. The caller closes it.
+   */
+  ledger?: EmbeddedLedger;
+  /** The ledger publishing address of this hub (LEDGER_PUBLISHER); default `local-hub`, or the given ledger's. */
+  publisher?: string;
 }
 
 export type JobName = 'publish' | 'watch' | 'settle' | 'follow' | 'mine';
@@ -67,6 +84,12 @@ export interface LocalCloud {
   readonly regtest: RegtestNode;
   readonly dynamo: LocalDynamo;
   readonly deps: Deps;
+  /**
+   * The hub's handler environment (what Lambda would see). Never written to
+   * process.env; a caller that must run handlers outside this module (e.g.
+   * esbuild bundles, which carry their own copy of deps.ts) may export it.
+   */
+  readonly env: Readonly<Record<string, string>>;
   readonly scheduler: Scheduler;
   /**
    * Stop the MQTT broker and start a fresh one on the same port with the same
@@ -80,6 +103,8 @@ export interface LocalCloud {
   registerThing(thing: string, domain: string, key: PublicKeyRef): void;
   /** Run one scheduled job now (awaits it). */
   runJob(name: JobName): Promise<void>;
+  /** Run `fn` as an invocation of this hub: getDeps() inside answers with this hub's Deps (tests calling a handler directly). */
+  invoke<T>(fn: () => Promise<T>): Promise<T>;
   /** Regtest faucet: mine `blocks` to the domain's wallet and mature them. */
   fund(domain: string, blocks?: number): Promise<void>;
   /** Call the HTTP API like a client would. */
@@ -103,8 +128,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       ? await useDynamo(opts.dynamoEndpoint)
       : await startDynamo(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {});
     stops.push(() => dynamo.stop());
-    const regtest = await startRegtest();
-    stops.push(() => regtest.stop());
+    const regtest = opts.regtest ?? (await startRegtest());
+    if (!opts.regtest) stops.push(() => regtest.stop());
 
     const things = new MapThingRegistry();
     const backend = { username: 'backend', password: randomBytes(16).toString('hex') };
@@ -131,14 +156,6 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     });
     stops.push(() => iotData.stop());
 
-    const api = await startHttpFront({
-      ...(opts.apiPort ? { port: opts.apiPort } : {}),
-      // the deployed API's routes (functions/routes.ts), each to the same handler module
-      routes: ROUTES.map((r) => ({ method: r.method, path: r.path, handler: HANDLERS[r.handler] as Route['handler'], functionName: r.handler })),
-      static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
-    });
-    stops.push(() => api.stop());
-
     const env: Record<string, string> = {
       TABLE_NAME: dynamo.tableName,
       AWS_REGION: dynamo.region,
@@ -147,7 +164,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       IOT_DATA_ENDPOINT: iotData.url,
       LEDGER_KIND: 'embedded',
-      LEDGER_PUBLISHER: 'local-hub',
+      LEDGER_PUBLISHER: opts.publisher ?? opts.ledger?.publisher ?? 'local-hub',
       BITCOIN_KIND: 'bcoin',
       BITCOIN_RPC_URL: `http://${regtest.nodeRpc.host}:${regtest.nodeRpc.port}`,
       BITCOIN_WALLET_RPC_URL: `http://${regtest.walletRpc.host}:${regtest.walletRpc.port}`,
@@ -155,18 +172,41 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       BITCOIN_RPC_PASSWORD: regtest.nodeRpc.password,
       CONFIRMATIONS: '1',
       LOG_JOBS: 'false',
-      ...(opts.dataDir ? { LEDGER_FILE: join(opts.dataDir, 'ledger.jsonl') } : {}),
+      ...(opts.dataDir && !opts.ledger ? { LEDGER_FILE: join(opts.dataDir, 'ledger.jsonl') } : {}),
       ...opts.env,
     };
-    Object.assign(process.env, env);
-    await resetDeps();
-    const deps = await getDeps();
-    stops.push(() => resetDeps());
+    // The hub's Deps from its own environment map. The AWS clients get the
+    // region, credentials and endpoint that Lambda's SDK would read from the
+    // environment, explicitly, since process.env is not touched.
+    const deps = await buildDeps(loadConfig(env), {
+      aws: { region: env.AWS_REGION!, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY! } },
+      ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { dynamoEndpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
+      ...(opts.ledger ? { ledger: opts.ledger } : {}),
+    });
+    stops.push(() => closeDeps(deps));
+    /** A handler as this hub invokes it: inside the hub's Deps scope. */
+    const scoped =
+      <E, R>(h: (event: E, context: Context) => Promise<R>) =>
+      (event: E, context: Context): Promise<R> =>
+        runWithDeps(deps, () => h(event, context));
+
+    const api = await startHttpFront({
+      ...(opts.apiPort ? { port: opts.apiPort } : {}),
+      // the deployed API's routes (functions/routes.ts), each to the same handler module
+      routes: ROUTES.map((r) => ({
+        method: r.method,
+        path: r.path,
+        handler: scoped(HANDLERS[r.handler] as Route['handler']),
+        functionName: r.handler,
+      })),
+      static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
+    });
+    stops.push(() => api.stop());
 
     // the deployed topic rules (functions/routes.ts), each to the same handler module
     const addRules = (b: LocalBroker) => {
       for (const { kind, handler } of TOPIC_ROUTES) {
-        const h = HANDLERS[handler] as (event: unknown, context: Context) => Promise<unknown>;
+        const h = scoped(HANDLERS[handler] as (event: unknown, context: Context) => Promise<unknown>);
         b.addRule({ name: handler, topicFilter: topics.rule(kind), handler: (e) => h(e, lambdaContext(handler)) });
       }
     };
@@ -174,16 +214,14 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
     const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
+    const inHub = <T>(fn: () => Promise<T>) => runWithDeps(deps, fn);
     const jobs: Record<JobName, () => Promise<unknown>> = {
-      publish: () => publish(scheduled, lambdaContext('publish')),
-      watch: () => watch(scheduled, lambdaContext('watch')),
-      settle: () => settle(scheduled as never, lambdaContext('settle')),
-      follow: () => follow(scheduled, lambdaContext('follow')),
+      publish: () => inHub(() => publish(scheduled, lambdaContext('publish'))),
+      watch: () => inHub(() => watch(scheduled, lambdaContext('watch'))),
+      settle: () => inHub(() => settle(scheduled as never, lambdaContext('settle'))),
+      follow: () => inHub(() => follow(scheduled, lambdaContext('follow'))),
       // regtest has no miners: a block whenever something waits in the mempool
-      mine: async () => {
-        const info = (await fetchRpc(regtest, 'getmempoolinfo')) as { size?: number } | undefined;
-        if ((info?.size ?? 0) > 0) await regtest.mine(1);
-      },
+      mine: () => mineIfPending(regtest),
     };
     const scheduler = startScheduler(
       (Object.keys(jobs) as JobName[]).filter((n) => schedule[n] > 0).map((n) => ({ name: n, everyMs: schedule[n], run: jobs[n] })),
@@ -216,10 +254,11 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       regtest,
       dynamo,
       deps,
+      env,
       scheduler,
       ledger: async () => {
         await deps.ledger.health(); // opens it
-        const l = (deps.ledger as { opened?: () => unknown }).opened?.();
+        const l = opts.ledger ?? (deps.ledger as { opened?: () => unknown }).opened?.();
         if (!(l instanceof EmbeddedLedger)) throw new Error('the embedded cloud runs on the embedded ledger');
         return l;
       },
@@ -229,6 +268,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       runJob: async (name) => {
         await jobs[name]();
       },
+      invoke: (fn) => runWithDeps(deps, fn),
       fund: async (domain, blocks = 2) => {
         const hosted = await deps.store.getHostedDomain(domain);
         if (!hosted) throw new Error(`no hosted domain ${domain}`);
@@ -256,6 +296,12 @@ async function useDynamo(endpoint: string): Promise<LocalDynamo> {
     throw e;
   }
   return { endpoint, region: LOCAL_REGION, tableName, client, stop: async () => client.destroy() };
+}
+
+/** Regtest has no miners: mine a block when something waits in the mempool (the `mine` job). */
+export async function mineIfPending(regtest: RegtestNode): Promise<void> {
+  const info = (await fetchRpc(regtest, 'getmempoolinfo')) as { size?: number } | undefined;
+  if ((info?.size ?? 0) > 0) await regtest.mine(1);
 }
 
 async function fetchRpc(node: RegtestNode, method: string, params: unknown[] = []): Promise<unknown> {

@@ -10,8 +10,19 @@
  * - Streams must be created before use. Creation is itself an entry on the
  *   reserved stream `$create` (keys = [name]), much like MultiChain records a
  *   stream's creation in a transaction, so a restart knows which streams exist.
- * - publish is idempotent by id (first key), and appends are serialized
- *   through a promise chain, so concurrent publishes of one id write once.
+ * - publish is idempotent by id (first key) for the publisher's own items:
+ *   an item with the same id counts as already published only when this
+ *   publisher wrote it with canonically equal data (someone else's item under
+ *   our id must not hide ours; readers dedupe). Appends are serialized through
+ *   a promise chain, so concurrent publishes of one id write once.
+ * - A network of nodes (EmbeddedLedgerNetwork) shares one log, the chain:
+ *   each node sees its own items at once and the others' after a propagation
+ *   delay, in its own arrival order, and can be stopped and restarted (it then
+ *   catches up, in order). `list` positions are positions in the node's arrival
+ *   order, which never change (MultiChain's `liststreamitems … local-ordering`),
+ *   so a follower's cursor is a position; `listByKey` gives the node's items
+ *   under a key in chain order (MultiChain's default ordering), so all nodes
+ *   agree which is first. The network lives in memory only.
  * - On open the file is replayed and the chain verified. A broken line ends
  *   the open with LedgerCorruptError naming the line; an unterminated last
  *   line (a crash during append) is dropped with a warning and cut off.
@@ -73,17 +84,85 @@ export function entryHash(entry: Omit<LedgerEntry, 'hash'>): string {
 }
 
 interface StreamIndex {
-  /** Log positions of the stream's items, oldest first. */
+  /** Log positions of the stream's items, in this node's arrival order (`list`: stable positions). */
   items: number[];
-  /** key -> log positions, oldest first. */
+  /**
+   * key -> log positions this node has, in chain (log) order, like MultiChain's
+   * liststreamkeyitems without local ordering: once an item has reached every
+   * node, all agree which item under a key is first (readers' "first wins").
+   */
   byKey: Map<string, number[]>;
 }
 
-/** The shared log behind one or more EmbeddedLedger views. */
+/**
+ * One node's view of the log: which entries it has, in the order they arrived,
+ * indexed per stream and key. A single-file ledger is one node that has every
+ * entry as soon as it is written.
+ */
+class Node {
+  readonly streams = new Map<string, StreamIndex>();
+  /** Entries this node has that lie at or beyond `cursor` (its own, written before others' reached it). */
+  private readonly ahead = new Set<number>();
+  /** Every log entry before this position has arrived here. */
+  private cursor = 0;
+  available = true;
+
+  constructor(
+    private readonly log: Log,
+    /** How long others' entries take to reach this node; 0 = at once. */
+    readonly delayMs: number,
+  ) {}
+
+  /** Take an entry into the indexes (it is already verified and on the log). */
+  receive(entry: LedgerEntry): void {
+    if (entry.seq === this.cursor) this.cursor += 1;
+    else this.ahead.add(entry.seq);
+    if (entry.stream === CREATE_STREAM) {
+      const name = entry.keys[0];
+      if (name !== undefined && !this.streams.has(name)) this.streams.set(name, { items: [], byKey: new Map() });
+      return;
+    }
+    const s = this.streams.get(entry.stream);
+    if (!s) return; // verify() rejects this before we get here
+    s.items.push(entry.seq);
+    for (const key of entry.keys) {
+      const list = s.byKey.get(key);
+      if (!list) s.byKey.set(key, [entry.seq]);
+      else {
+        // usually the last; an own item written before others' earlier ones arrived is not
+        let at = list.length;
+        while (at > 0 && list[at - 1]! > entry.seq) at -= 1;
+        list.splice(at, 0, entry.seq);
+      }
+    }
+  }
+
+  /**
+   * Take every entry of the log that has reached this node by now, in log
+   * order, stopping at the first that has not (so arrival order is log order
+   * for others' entries; with a constant delay that is exact). Called before
+   * every read and publish, and only while the node is up: a node that was
+   * down catches up here, in order, with everything it missed. Stream
+   * creations arrive at once (the streams exist network-wide).
+   */
+  pull(now: number): void {
+    const entries = this.log.entries;
+    while (this.cursor < entries.length) {
+      const seq = this.cursor;
+      if (this.ahead.delete(seq)) {
+        this.cursor += 1;
+        continue;
+      }
+      const e = entries[seq]!;
+      if (e.stream !== CREATE_STREAM && e.time + this.delayMs > now) break;
+      this.receive(e);
+    }
+  }
+}
+
+/** The shared log behind one or more nodes (and their EmbeddedLedger views). */
 class Log {
   readonly entries: LedgerEntry[] = [];
-  readonly streams = new Map<string, StreamIndex>();
-  available = true;
   closed = false;
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -108,33 +187,15 @@ class Log {
     await this.tail;
   }
 
-  /** Add an entry to the in-memory indexes (it is already verified). */
-  index(entry: LedgerEntry): void {
-    this.entries.push(entry);
-    const pos = entry.seq;
-    if (entry.stream === CREATE_STREAM) {
-      const name = entry.keys[0];
-      if (name !== undefined && !this.streams.has(name)) this.streams.set(name, { items: [], byKey: new Map() });
-      return;
-    }
-    const s = this.streams.get(entry.stream);
-    if (!s) return; // verify() rejects this before we get here
-    s.items.push(pos);
-    for (const key of entry.keys) {
-      const list = s.byKey.get(key);
-      if (list) list.push(pos);
-      else s.byKey.set(key, [pos]);
-    }
-  }
-
-  /** Build, persist and index a new entry. Call only inside serialize(). */
-  async append(stream: string, keys: string[], data: Json, publisher: string): Promise<LedgerEntry> {
+  /** Build, persist and add a new entry, received at once by its writer `at`. Call only inside serialize(). */
+  async append(stream: string, keys: string[], data: Json, publisher: string, at: Node): Promise<LedgerEntry> {
     const draft = { seq: this.entries.length, stream, keys, data, publisher, time: this.now(), prev: this.lastHash };
     const entry: LedgerEntry = { ...draft, hash: entryHash(draft) };
     // One appendFile per entry, line and newline together (no fsync: a crash
     // can lose or cut the last line, which open() repairs).
     if (this.file !== undefined) await appendFile(this.file, `${JSON.stringify(entry)}\n`, 'utf8');
-    this.index(entry);
+    this.entries.push(entry);
+    at.receive(entry);
     return entry;
   }
 }
@@ -198,20 +259,27 @@ function replay(
 }
 
 /**
- * Ledger port over the embedded log. Several back-ends may share one instance;
- * `withPublisher` gives each its own publishing address on the same log.
+ * Ledger port over the embedded log, as seen from one node. Several back-ends
+ * may share one node; `withPublisher` gives each its own publishing address.
  */
 export class EmbeddedLedger implements Ledger {
   private constructor(
     private readonly log: Log,
+    private readonly node: Node,
     /** Address this view publishes with. */
     readonly publisher: string,
     private readonly owner: boolean,
   ) {}
 
+  /** A node of a network (EmbeddedLedgerNetwork.node). */
+  static onNode(network: { log: Log; node: Node }, publisher: string): EmbeddedLedger {
+    return new EmbeddedLedger(network.log, network.node, publisher, false);
+  }
+
   /** Open (and replay) the ledger; with no `file` it lives in memory only. */
   static async open(opts: EmbeddedLedgerOptions): Promise<EmbeddedLedger> {
     const log = new Log(opts.file, opts.now ?? Date.now);
+    const node = new Node(log, 0);
     const warn = opts.warn ?? ((m: string) => console.warn(m));
     if (opts.file !== undefined) {
       let text = '';
@@ -227,19 +295,31 @@ export class EmbeddedLedger implements Ledger {
       } else if (result.needsNewline) {
         await appendFile(opts.file, '\n', 'utf8');
       }
-      for (const entry of result.entries) log.index(entry);
+      for (const entry of result.entries) {
+        log.entries.push(entry);
+        node.receive(entry);
+      }
     }
-    return new EmbeddedLedger(log, opts.publisher, true);
+    return new EmbeddedLedger(log, node, opts.publisher, true);
   }
 
-  /** A view of the same log that publishes as `address`. Closing a view does not close the log. */
+  /** A view of the same node that publishes as `address`. Closing a view does not close the log. */
   withPublisher(address: string): EmbeddedLedger {
-    return new EmbeddedLedger(this.log, address, false);
+    return new EmbeddedLedger(this.log, this.node, address, false);
   }
 
-  /** Simulate the ledger being down (fault tests): every data call throws UnavailableError. */
+  /**
+   * Take this node down (false) or bring it back (true) (fault tests): while
+   * down every data call throws UnavailableError and nothing reaches it; back
+   * up, it catches up in order with what it missed.
+   */
   setAvailable(up: boolean): void {
-    this.log.available = up;
+    this.node.available = up;
+  }
+
+  /** Whether this node is up. */
+  get available(): boolean {
+    return this.node.available;
   }
 
   /** Number of entries in the log (stream creations included). */
@@ -267,8 +347,9 @@ export class EmbeddedLedger implements Ledger {
   async ensureStreams(): Promise<void> {
     this.guard();
     await this.log.serialize(async () => {
+      this.node.pull(this.log.now());
       for (const name of STREAMS) {
-        if (!this.log.streams.has(name)) await this.log.append(CREATE_STREAM, [name], null, this.publisher);
+        if (!this.node.streams.has(name)) await this.log.append(CREATE_STREAM, [name], null, this.publisher, this.node);
       }
     });
   }
@@ -280,9 +361,14 @@ export class EmbeddedLedger implements Ledger {
     return this.log.serialize(async () => {
       this.guard();
       const s = this.stream(stream);
-      const existing = s.byKey.get(id)?.[0];
-      if (existing !== undefined) return { txid: this.log.entries[existing]!.hash, duplicate: true };
-      const entry = await this.log.append(stream, checked.keys, copy, this.publisher);
+      // Already published only if we wrote this very content under this id; an
+      // item of another publisher (or other content) under our id is not ours.
+      const canonical = sortedStringify(copy);
+      const mine = (s.byKey.get(id) ?? [])
+        .map((p) => this.log.entries[p]!)
+        .find((e) => e.publisher === this.publisher && sortedStringify(e.data) === canonical);
+      if (mine) return { txid: mine.hash, duplicate: true };
+      const entry = await this.log.append(stream, checked.keys, copy, this.publisher, this.node);
       return { txid: entry.hash, duplicate: false };
     });
   }
@@ -308,7 +394,8 @@ export class EmbeddedLedger implements Ledger {
 
   async health(): Promise<{ ok: boolean; detail: string }> {
     if (this.log.closed) return { ok: false, detail: 'embedded ledger closed' };
-    if (!this.log.available) return { ok: false, detail: 'embedded ledger marked unavailable' };
+    if (!this.node.available) return { ok: false, detail: 'embedded ledger marked unavailable' };
+    this.node.pull(this.log.now());
     const where = this.log.file ?? 'memory';
     return { ok: true, detail: `embedded ledger (${where}): ${this.log.entries.length} entries, head ${this.log.lastHash.slice(0, 12)}` };
   }
@@ -319,13 +406,15 @@ export class EmbeddedLedger implements Ledger {
     if (this.owner) this.log.closed = true;
   }
 
+  /** Refuse calls while closed or down; otherwise take what has reached this node by now. */
   private guard(): void {
     if (this.log.closed) throw new UnavailableError('embedded ledger is closed');
-    if (!this.log.available) throw new UnavailableError('embedded ledger is unavailable');
+    if (!this.node.available) throw new UnavailableError('embedded ledger is unavailable');
+    this.node.pull(this.log.now());
   }
 
   private stream(name: string): StreamIndex {
-    const s = name === CREATE_STREAM ? undefined : this.log.streams.get(name);
+    const s = name === CREATE_STREAM ? undefined : this.node.streams.get(name);
     if (!s) throw new NotFoundError(`stream "${name}" does not exist`, { stream: name });
     return s;
   }
@@ -341,5 +430,48 @@ export class EmbeddedLedger implements Ledger {
       confirmations: 1,
       time: e.time,
     };
+  }
+}
+
+export interface EmbeddedLedgerNetworkOptions {
+  /** How long an entry takes to reach the other nodes (default 0). A node may override it. */
+  delayMs?: number;
+  /** Clock, epoch ms (entry times and arrival). */
+  now?: () => number;
+}
+
+/**
+ * Several ledger nodes of one shared chain, in memory, as the hubs of a
+ * federation see a MultiChain network: each node publishes with its own
+ * address, sees its own items at once and the others' after the propagation
+ * delay, in its own arrival order, and can be stopped (setAvailable(false) on
+ * its ledger) and restarted. The chain itself is one hash-linked log: every
+ * node ends with the same items, possibly in a different order.
+ */
+export class EmbeddedLedgerNetwork {
+  private readonly log: Log;
+  private readonly nodes: EmbeddedLedger[] = [];
+
+  constructor(private readonly opts: EmbeddedLedgerNetworkOptions = {}) {
+    this.log = new Log(undefined, opts.now ?? Date.now);
+  }
+
+  /** A new node publishing as `publisher`; it receives the chain from the start. */
+  node(publisher: string, opts: { delayMs?: number } = {}): EmbeddedLedger {
+    const node = new Node(this.log, opts.delayMs ?? this.opts.delayMs ?? 0);
+    const ledger = EmbeddedLedger.onNode({ log: this.log, node }, publisher);
+    this.nodes.push(ledger);
+    return ledger;
+  }
+
+  /** Number of entries on the chain (stream creations included). */
+  size(): number {
+    return this.log.entries.length;
+  }
+
+  /** Wait for queued appends, then refuse further calls on every node. */
+  async close(): Promise<void> {
+    await this.log.drain();
+    this.log.closed = true;
   }
 }

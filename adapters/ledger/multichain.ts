@@ -36,12 +36,19 @@
  *   RPC_INSUFFICIENT_PERMISSIONS, -705 RPC_DUPLICATE_NAME, -706
  *   RPC_UNCONFIRMED_ENTITY, -708 RPC_ENTITY_NOT_FOUND.
  * - `getinfo` -> {version, chainname, blocks, ...} (used for health).
+ * - `getaddresses (verbose=false)` -> the wallet's addresses (the node's own
+ *   publishing addresses when no `publishfrom` address is configured).
+ * - local-ordering=true orders items by when this node first saw them, so an
+ *   item's position never changes once seen (chain order moves unconfirmed
+ *   items as blocks arrive): `list` uses it, since a follower's persisted
+ *   cursor is a position. `listByKey` keeps chain order, so all nodes agree
+ *   which item under a key is first.
  */
 import type { Json } from '../../core/types.ts';
 import { ForbiddenError, MalformedError, NotFoundError, ObligationError, UnavailableError } from '../../core/errors.ts';
 import type { Ledger, LedgerItem, PublishResult, StreamName } from '../ports.ts';
 import { STREAMS } from '../ports.ts';
-import { isJson, isRecord } from './json.ts';
+import { isJson, isRecord, sortedStringify } from './json.ts';
 import { assertKey, checkPublish, checkRange } from './validate.ts';
 
 export interface MultiChainLedgerOptions {
@@ -141,19 +148,34 @@ export class MultiChainLedger implements Ledger {
 
   async publish(stream: StreamName, id: string, keys: string[], data: Json): Promise<PublishResult> {
     const checked = checkPublish(id, keys, data);
+    const canonical = sortedStringify(checked.data);
     // Check-then-publish, retried as a unit: after a timeout we look again
     // before publishing, so a publish that did land is not written twice.
+    // Only our own item with equal content counts: another publisher's item
+    // under our id (a squatter, or a race) must not keep ours off the chain.
     return this.retrying('publish', async () => {
-      const existing = await this.rpc('liststreamkeyitems', [stream, id, false, 1, 0]);
-      if (Array.isArray(existing) && existing.length > 0) {
-        const first = existing[0];
-        if (isRecord(first) && typeof first.txid === 'string') return { txid: first.txid, duplicate: true };
+      const existing = await this.itemsUnder(stream, id);
+      if (existing.length > 0) {
+        const own = await this.identity();
+        const mine = existing.find((item) => item.publisher === own && sortedStringify(item.data) === canonical);
+        if (mine) return { txid: mine.txid, duplicate: true };
       }
       const payload = { json: checked.data };
       const txid = await this.rpc('publishfrom', [await this.identity(), stream, checked.keys, payload]);
       if (typeof txid !== 'string') throw new UnavailableError('MultiChain publish returned no txid', { result: String(txid) });
       return { txid, duplicate: false };
     });
+  }
+
+  /** Every item under `key` (single attempts: the caller retries the whole check). */
+  private async itemsUnder(stream: StreamName, key: string): Promise<LedgerItem[]> {
+    const out: LedgerItem[] = [];
+    for (let at = 0; ; at += this.opts.pageSize) {
+      const page = await this.rpc('liststreamkeyitems', [stream, key, false, this.opts.pageSize, at, false]);
+      if (!Array.isArray(page)) throw new UnavailableError('MultiChain liststreamkeyitems returned no array');
+      for (const raw of page) out.push(await this.toItem(stream, raw));
+      if (page.length < this.opts.pageSize) return out;
+    }
   }
 
   async listByKey(stream: StreamName, key: string): Promise<LedgerItem[]> {
@@ -163,7 +185,7 @@ export class MultiChainLedger implements Ledger {
 
   async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {
     checkRange(start, count);
-    return this.paged(stream, count, start, (n, s) => ['liststreamitems', [stream, false, n, s, false]]);
+    return this.paged(stream, count, start, (n, s) => ['liststreamitems', [stream, false, n, s, true]]);
   }
 
   /** The configured publisher, else the node's first wallet address; every publish goes out from it. */

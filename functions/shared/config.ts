@@ -31,6 +31,8 @@ const EnvSchema = z.object({
   IOT_DATA_ENDPOINT: z.string().optional(),
   ECS_CLUSTER_ARN: z.string().optional(),
   ECS_SERVICES: z.string().optional(),
+  /** The SDK's own endpoint override, read here too for callers that build clients without process.env. */
+  AWS_ENDPOINT_URL_ECS: z.string().url().optional(),
   /** Log a summary line after every scheduled run ('false' for the embedded cloud, which runs them often). */
   LOG_JOBS: z.enum(['true', 'false']).default('true'),
   OFFER_TTL_MS: num(60_000),
@@ -60,7 +62,7 @@ export interface Config {
   bitcoin: { kind: 'bitcoind' | 'bcoin'; node: RpcTarget; walletUrl: string };
   confirmations: number;
   iotDataEndpoint?: string | undefined;
-  ecs?: { clusterArn: string; services: string[] } | undefined;
+  ecs?: { clusterArn: string; services: string[]; endpoint?: string | undefined } | undefined;
   logJobs: boolean;
   offerTtlMs: number;
   settlementGraceMs: number;
@@ -106,7 +108,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     confirmations: e.CONFIRMATIONS,
     iotDataEndpoint: e.IOT_DATA_ENDPOINT,
     ecs: e.ECS_CLUSTER_ARN
-      ? { clusterArn: e.ECS_CLUSTER_ARN, services: (e.ECS_SERVICES ?? '').split(',').filter(Boolean) }
+      ? { clusterArn: e.ECS_CLUSTER_ARN, services: (e.ECS_SERVICES ?? '').split(',').filter(Boolean), endpoint: e.AWS_ENDPOINT_URL_ECS }
       : undefined,
     logJobs: e.LOG_JOBS === 'true',
     offerTtlMs: e.OFFER_TTL_MS,

@@ -4,7 +4,15 @@
  * this file knows whether it runs on AWS, LocalStack or the embedded cloud:
  * the SDK clients honour AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, and
  * the ledger and Bitcoin endpoints come from the configuration.
+ *
+ * On Lambda there is one set of dependencies per process, built from
+ * process.env. The embedded cloud runs several hubs in one process, each with
+ * its own table, ledger node and endpoints: it builds each hub's Deps with
+ * buildDeps() and runs every handler invocation inside runWithDeps(), so that
+ * getDeps() answers with that hub's Deps (an AsyncLocalStorage scope follows
+ * the invocation through every await) and nothing is written to process.env.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -28,12 +36,40 @@ export interface Deps {
   notifier: Notifier;
   directory: DomainDirectory;
   now: () => number;
+  /**
+   * Settings for AWS SDK clients a handler builds itself (e.g. ECS for
+   * /health): empty on Lambda (the SDK reads the environment), explicit region
+   * and credentials in the embedded cloud, which leaves process.env alone.
+   */
+  aws: AwsClientSettings;
+}
+
+export interface AwsClientSettings {
+  region?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 let current: Promise<Deps> | undefined;
 
-/** Dependencies built from process.env on first call, then reused (Lambda cold start). */
+const scope = new AsyncLocalStorage<Deps>();
+
+/**
+ * Run `fn` with `deps` as the answer of getDeps() (for everything it awaits,
+ * timers and callbacks included). The embedded cloud wraps each invocation of
+ * a hub's handlers in this.
+ */
+export function runWithDeps<T>(deps: Deps, fn: () => T): T {
+  return scope.run(deps, fn);
+}
+
+/**
+ * The dependencies of the current invocation: the scoped ones inside
+ * runWithDeps(), else the process-wide ones, built from process.env on first
+ * call and then reused (Lambda cold start).
+ */
 export function getDeps(): Promise<Deps> {
+  const scoped = scope.getStore();
+  if (scoped) return Promise.resolve(scoped);
   current ??= buildDeps(loadConfig(process.env)).catch((e: unknown) => {
     current = undefined; // a failed cold start must not poison later invocations
     throw e;
@@ -47,14 +83,21 @@ export async function resetDeps(): Promise<void> {
   current = undefined;
   if (!d) return;
   const deps = await d.catch(() => undefined);
-  if (!deps) return;
-  await deps.ledger.close();
-  for (const p of wallets.values()) await (await p).close();
-  wallets.clear();
-  deps.store.close();
+  if (deps) await closeDeps(deps);
 }
 
-const wallets = new Map<string, Promise<Payments>>();
+/** How to release what buildDeps() opened, per Deps (a Deps is a plain record that tests may also build). */
+const closers = new WeakMap<Deps, () => Promise<void>>();
+
+/**
+ * Release what buildDeps() opened for `deps`: the ledger (unless it was handed
+ * in, then its owner closes it), the wallets and the DynamoDB client.
+ */
+export async function closeDeps(deps: Deps): Promise<void> {
+  const close = closers.get(deps);
+  closers.delete(deps);
+  await close?.();
+}
 
 async function credentials(target: RpcTarget, secrets: () => SecretsManagerClient): Promise<{ user: string; password: string }> {
   if (target.user !== undefined && target.password !== undefined) return { user: target.user, password: target.password };
@@ -104,18 +147,40 @@ function lazyLedger(open: () => Promise<Ledger>): Ledger & { opened(): Ledger | 
   };
 }
 
-export async function buildDeps(config: Config): Promise<Deps> {
-  let secretsClient: SecretsManagerClient | undefined;
-  const secrets = () => (secretsClient ??= new SecretsManagerClient({}));
+/**
+ * What a caller that is not Lambda hands in instead of the process environment
+ * (the embedded cloud, one per hub): the AWS clients' region, credentials and
+ * endpoints, and a ready ledger (a hub's own node of a shared ledger network).
+ */
+export interface DepsOverrides {
+  /** Region and static credentials for the AWS SDK clients (else the SDK's default chain: env, role). */
+  aws?: Required<AwsClientSettings>;
+  /** DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB or the regional endpoint). */
+  dynamoEndpoint?: string;
+  /** A ledger to use as is; its owner opens and closes it (ensureStreams is still called on first use). */
+  ledger?: Ledger;
+  now?: () => number;
+}
 
-  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+export async function buildDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+  let secretsClient: SecretsManagerClient | undefined;
+  const aws = overrides.aws ? { region: overrides.aws.region, credentials: overrides.aws.credentials } : {};
+  const secrets = () => (secretsClient ??= new SecretsManagerClient(aws));
+
+  const dynamo = new DynamoDBClient({ ...aws, ...(overrides.dynamoEndpoint ? { endpoint: overrides.dynamoEndpoint } : {}) });
+  const doc = DynamoDBDocumentClient.from(dynamo, {
     marshallOptions: { removeUndefinedValues: true },
   });
   const store = new DynamoStore(doc, config.tableName);
 
   // The ledger and bitcoind are reached (and their secrets read) on first use only,
   // so a function that never touches them needs no grant for them.
+  const given = overrides.ledger;
   const ledger = lazyLedger(async () => {
+    if (given) {
+      await given.ensureStreams();
+      return given;
+    }
     let l: Ledger;
     if (config.ledger.kind === 'embedded') {
       l = await EmbeddedLedger.open({ file: config.ledger.file, publisher: config.ledger.publisher });
@@ -132,6 +197,8 @@ export async function buildDeps(config: Config): Promise<Deps> {
     return l;
   });
 
+  // One adapter per wallet, per Deps: hubs in one process keep their wallets apart.
+  const wallets = new Map<string, Promise<Payments>>();
   let btcAuth: Promise<{ user: string; password: string }> | undefined;
   const payments = (wallet: string): Promise<Payments> => {
     const cached = wallets.get(wallet);
@@ -155,7 +222,7 @@ export async function buildDeps(config: Config): Promise<Deps> {
     return ready;
   };
 
-  const iot = new IoTDataPlaneClient(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {});
+  const iot = new IoTDataPlaneClient({ ...aws, ...(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {}) });
   const notifier: Notifier = {
     async publish(topic: string, payload: Json, qos: 0 | 1 = 1) {
       try {
@@ -166,6 +233,15 @@ export async function buildDeps(config: Config): Promise<Deps> {
     },
   };
 
-  const now = () => Date.now();
-  return { config, store, ledger, payments, notifier, directory: new DomainDirectory(ledger, store), now };
+  const now = overrides.now ?? (() => Date.now());
+  const deps: Deps = { config, store, ledger, payments, notifier, directory: new DomainDirectory(ledger, store), now, aws };
+  closers.set(deps, async () => {
+    if (!given) await ledger.close();
+    for (const p of wallets.values()) await (await p.catch(() => undefined))?.close();
+    wallets.clear();
+    store.close();
+    iot.destroy();
+    secretsClient?.destroy();
+  });
+  return deps;
 }

@@ -18,7 +18,7 @@ describe('abuse', () => {
   let cloud: LocalCloud;
 
   before(async () => {
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 }, env: { CREDIT_BASE: String(CREDIT_BASE) } });
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 }, env: { CREDIT_BASE: String(CREDIT_BASE) } });
   });
   after(async () => {
     await cloud?.stop();

@@ -229,7 +229,7 @@ describe('on DynamoDB Local', { skip }, () => {
       it('uses a table of its own on DynamoDB Local, not dynalite', async () => {
         const cloud = getCloud();
         assert.equal(cloud.dynamo.endpoint, ddb.endpoint);
-        assert.equal(process.env.AWS_ENDPOINT_URL_DYNAMODB, ddb.endpoint);
+        assert.equal(cloud.env.AWS_ENDPOINT_URL_DYNAMODB, ddb.endpoint);
         const { TableNames } = await cloud.dynamo.client.send(new ListTablesCommand({}));
         assert.ok(TableNames?.includes(cloud.dynamo.tableName), `${cloud.dynamo.tableName} in ${TableNames?.join(',')}`);
         const hosted = await DynamoDBDocumentClient.from(cloud.dynamo.client).send(

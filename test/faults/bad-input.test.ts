@@ -162,7 +162,7 @@ describe('bad input through the embedded cloud', () => {
   let dev: TestDevice;
 
   before(async () => {
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
     await registerDomain(cloud, 'c1', 'consumer');
     await registerDomain(cloud, 'c2', 'consumer');
     await registerDomain(cloud, 'p1', 'provider', { threshold: 0.3 });

@@ -22,7 +22,7 @@ describe('duplicate deliveries', () => {
   const accepted: Obligation[] = [];
 
   before(async () => {
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
     await registerDomain(cloud, 'dc', 'consumer');
     await registerDomain(cloud, 'dp', 'provider', { threshold: 0.3 });
     await cloud.fund('dc');
@@ -82,7 +82,7 @@ describe('duplicate deliveries', () => {
     const ob = sign(dev, await getOffer(cloud, dev, 'dp', 'dp-spd-1'));
     const event = { domain: 'dc', thing: dev.id, topic: topics.fromDevice('dc', dev.id, 'obligation'), requestId: ob.id, obligation: ob };
     const outs = (await Promise.all(
-      Array.from({ length: 5 }, () => acceptHandler(event as never, lambdaContext('accept'))),
+      Array.from({ length: 5 }, () => cloud.invoke(() => acceptHandler(event as never, lambdaContext('accept')))),
     )) as { accepted: boolean; duplicate?: boolean }[];
     assert.ok(outs.every((o) => o.accepted), JSON.stringify(outs));
     assert.equal(outs.filter((o) => o.duplicate === false).length, 1, JSON.stringify(outs));

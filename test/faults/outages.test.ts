@@ -23,7 +23,7 @@ describe('outages and crashes', () => {
   let cloud: LocalCloud;
 
   before(async () => {
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
   });
   after(async () => {
     await cloud?.stop();

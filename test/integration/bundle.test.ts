@@ -3,6 +3,11 @@
  * with the options CDK's NodejsFunction uses (lib/constructs/handlers.ts: ESM,
  * `module` first, a createRequire banner, dtrace-provider external), loaded,
  * and invoked through an HTTP front against the embedded cloud's endpoints.
+ *
+ * A bundle carries its own copy of functions/shared/deps.ts, so the cloud's
+ * per-hub Deps scope (runWithDeps) does not reach it: like a real Lambda, it
+ * builds its Deps from process.env. This test therefore exports the hub's
+ * environment (cloud.env) to process.env for its duration, and restores it.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +25,7 @@ describe('bundled handlers', () => {
   let dir: string;
   let cloud: LocalCloud;
   let front: HttpFront;
+  const saved = { ...process.env };
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'oc-bundle-'));
@@ -37,7 +43,8 @@ describe('bundled handlers', () => {
       external: ['dtrace-provider'],
       logLevel: 'silent',
     });
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
+    Object.assign(process.env, cloud.env);
     const load = async (name: string) =>
       ((await import(pathToFileURL(join(dir, `${name}.mjs`)).href)) as { handler: Route['handler'] }).handler;
     const [domains, query] = [await load('domains'), await load('query')];
@@ -53,6 +60,8 @@ describe('bundled handlers', () => {
     await front?.stop();
     await cloud?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
   });
 
   it('registers a domain through the bundle, visible to the source handlers in the same table', async () => {

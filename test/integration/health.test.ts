@@ -33,7 +33,7 @@ describe('GET /health', () => {
     });
     const port = await listenLoopback(ecs, 0, 'fake ECS');
     cloud = await startCloud({
-      schedule: { publish: 0, watch: 0, settle: 0, mine: 0 },
+      schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 },
       env: {
         AWS_ENDPOINT_URL_ECS: `http://127.0.0.1:${port}`,
         ECS_CLUSTER_ARN: 'arn:aws:ecs:us-east-1:000000000000:cluster/oc',

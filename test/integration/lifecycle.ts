@@ -32,7 +32,7 @@ export function describeLifecycle(name: string, options: () => CloudOptions, mor
     let cloud: LocalCloud;
     let scd: TestDevice;
     before(async () => {
-      cloud = await startCloud({ ...options(), schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
+      cloud = await startCloud({ ...options(), schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
       const c1 = await registerDomain(cloud, 'c1', 'consumer');
       const p1 = await registerDomain(cloud, 'p1', 'provider', { threshold: 0.3 });
       assert.equal(typeof (c1 as { fundingAddress?: string }).fundingAddress, 'string', 'a consumer is told where to fund it');

@@ -64,15 +64,24 @@ export function ledgerContract(name: string, makeLedger: () => Promise<LedgerFix
       assert.deepEqual(await ledger.list('domains'), [], 'other streams are untouched');
     });
 
-    it('a second publish of the same id is a duplicate and writes nothing', async (t) => {
+    it('re-publishing our own item (same id, canonically equal data) is a duplicate and writes nothing', async (t) => {
       const ledger = await fresh(t);
-      const first = await ledger.publish('obligations', id(2), ['sp.example'], { v: 1 });
-      const again = await ledger.publish('obligations', id(2), ['other'], { v: 2 });
+      const first = await ledger.publish('obligations', id(2), ['sp.example'], { v: 1, w: { b: 2, a: 1 } });
+      const again = await ledger.publish('obligations', id(2), ['other'], { w: { a: 1, b: 2 }, v: 1 });
       assert.deepEqual(again, { txid: first.txid, duplicate: true });
       const all = await ledger.list('obligations');
       assert.equal(all.length, 1);
-      assert.deepEqual(all[0]!.data, { v: 1 });
       assert.deepEqual(await ledger.listByKey('obligations', 'other'), []);
+    });
+
+    it('the same id with other data is written anyway (readers dedupe; an item under our id must not hide ours)', async (t) => {
+      const ledger = await fresh(t);
+      const first = await ledger.publish('obligations', id(5), ['sp.example'], { v: 1 });
+      const other = await ledger.publish('obligations', id(5), ['sp.example'], { v: 2 });
+      assert.equal(other.duplicate, false);
+      assert.notEqual(other.txid, first.txid);
+      assert.deepEqual((await ledger.listByKey('obligations', id(5))).map((i) => i.data), [{ v: 1 }, { v: 2 }]);
+      assert.equal((await ledger.publish('obligations', id(5), [], { v: 2 })).duplicate, true, 'either of ours is ours');
     });
 
     it('the same id on another stream is a different item', async (t) => {

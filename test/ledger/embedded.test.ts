@@ -65,7 +65,7 @@ describe('EmbeddedLedger', () => {
     t.after(() => reopened.close());
     assert.deepEqual(await reopened.list('obligations'), before);
     assert.deepEqual((await reopened.listByKey('obligations', 'c2')).map((i) => i.data), [{ n: 2 }]);
-    assert.equal((await reopened.publish('obligations', ID(1), [], { n: 9 })).duplicate, true, 'ids survive restart');
+    assert.equal((await reopened.publish('obligations', ID(1), [], { n: 1 })).duplicate, true, 'ids survive restart');
     const added = await reopened.publish('obligations', ID(4), [], { n: 4 });
     assert.equal(added.duplicate, false);
     assert.equal(reopened.entries().at(-1)!.prev, before.at(-1)!.txid, 'the chain continues');
@@ -163,7 +163,7 @@ describe('EmbeddedLedger', () => {
     t.after(() => ledger.close());
     await ledger.ensureStreams();
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => ledger.publish('obligations', ID(42), [`k${i}`], { i })),
+      Array.from({ length: 20 }, (_, i) => ledger.publish('obligations', ID(42), [`k${i}`], { same: 'content' })),
     );
     assert.equal(results.filter((r) => !r.duplicate).length, 1);
     assert.equal(new Set(results.map((r) => r.txid)).size, 1);
@@ -209,9 +209,12 @@ describe('EmbeddedLedger', () => {
     await scb.publish('domains', 'dom-sc', ['sc.example'], { d: 'sc' });
     const items = await ledger.list('domains');
     assert.deepEqual(items.map((i) => i.publisher), ['spb-addr', 'scb-addr']);
-    assert.equal((await scb.publish('domains', 'dom-sp', [], {})).duplicate, true, 'views share the id index');
+    assert.equal((await ledger.publish('domains', 'dom-sp', [], { d: 'sp' })).duplicate, true, 'our own item again');
+    const squat = await scb.publish('domains', 'dom-sp', [], { d: 'sp' });
+    assert.equal(squat.duplicate, false, "the same id and data from another publisher is not ours: written");
+    assert.deepEqual((await ledger.listByKey('domains', 'dom-sp')).map((i) => i.publisher), ['spb-addr', 'scb-addr']);
     await scb.close();
-    assert.equal((await ledger.list('domains')).length, 2, "closing a view leaves the log open");
+    assert.equal((await ledger.list('domains')).length, 3, "closing a view leaves the log open");
   });
 
   it('uses the injected clock for item time', async (t) => {

@@ -1,8 +1,9 @@
 /**
  * A small stateful stand-in for multichaind's stream API, answering with the
  * documented response shapes (see test/fixtures/multichain/README.md):
- * getinfo, liststreams, create, subscribe, publish, publishfrom,
- * liststreamkeyitems, liststreamitems. Enough for the Ledger contract, not a
+ * getinfo, getaddresses, liststreams, create, subscribe, publish, publishfrom,
+ * liststreamkeyitems, liststreamitems. One node: its arrival order is the
+ * chain order, so local-ordering=true and false list the same. Enough for the Ledger contract, not a
  * MultiChain emulator (no blocks, no permissions, every item confirmed).
  */
 import { createHash } from 'node:crypto';
@@ -76,6 +77,8 @@ export class FakeMultiChain {
     switch (req.method) {
       case 'getinfo':
         return ok({ version: '2.3.3', chainname: CHAIN, protocol: 'multichain', blocks: this.counter, errors: '' }, id);
+      case 'getaddresses':
+        return ok([NODE_ADDRESS], id);
       case 'liststreams':
         return ok(
           [...this.streams.values()].map((s) => ({

@@ -51,6 +51,8 @@ async function scripted(t: TestCtx, steps: { method: string; reply: RpcReply }[]
 
 const ID = '5b0e1c7f2d4a9e3b6c8f1a0d2e4b6c8a9f1e3d5c7b9a0e2f4d6c8b0a1e3f5d7c';
 const serverError: RpcReply = { status: 500, raw: '' };
+/** The data of the item in fixtures/liststreamkeyitems.json, with its keys in another order. */
+const FIXTURE_DATA = { acceptance: { sig: 'c2ln', by: 'sp.example' }, obligation: { amount: 1500, id: ID } };
 
 /** Every request carried the credentials and the chain name. */
 function assertWellFormed(server: RpcServer): void {
@@ -98,7 +100,7 @@ describe('MultiChainLedger against documented responses', () => {
     const data = { obligation: { amount: 1500 } };
     const res = await new MultiChainLedger(options(server.url)).publish('obligations', ID, ['sp.example', ID, 'sc.example'], data);
     assert.deepEqual(res, { txid: 'd86e7a0b5c3f4e2a9b1c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a', duplicate: false });
-    assert.deepEqual(server.requests[0]!.params, ['obligations', ID, false, 1, 0]);
+    assert.deepEqual(server.requests[0]!.params, ['obligations', ID, false, 500, 0, false]);
     assert.deepEqual(server.requests[1]!.params, ['obligations', [ID, 'sp.example', 'sc.example'], { json: data }]);
     assertWellFormed(server);
   });
@@ -113,11 +115,44 @@ describe('MultiChainLedger against documented responses', () => {
     assert.deepEqual(server.requests[1]!.params, [NODE_ADDRESS, 'domains', ['dom-sp'], { json: { d: 1 } }]);
   });
 
-  it('publish of an id already on the stream is a duplicate and sends no publish', async (t) => {
+  it('publish of our own item (our address, canonically equal data) is a duplicate and sends no publish', async (t) => {
     const server = await scripted(t, [{ method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems') }]);
-    const res = await new MultiChainLedger(options(server.url)).publish('obligations', ID, ['sp.example'], { x: 1 });
+    const ledger = new MultiChainLedger(options(server.url, { publisher: NODE_ADDRESS }));
+    const res = await ledger.publish('obligations', ID, ['sp.example'], FIXTURE_DATA);
     assert.deepEqual(res, { txid: 'e4d1b7a29c3f5e8d0a6b4c2e1f9d7a5b3c1e0f8d6a4b2c9e7f5d3a1b0c8e6f4d', duplicate: true });
     assert.deepEqual(server.requests.map((r) => r.method), ['liststreamkeyitems']);
+  });
+
+  it('without a configured publisher, "ours" means one of the node wallet\'s addresses (getaddresses, read once)', async (t) => {
+    const server = await scripted(t, [
+      { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems') },
+      { method: 'getaddresses', reply: fixture('getaddresses') },
+      { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems') },
+    ]);
+    const ledger = new MultiChainLedger(options(server.url));
+    assert.equal((await ledger.publish('obligations', ID, [], FIXTURE_DATA)).duplicate, true);
+    assert.equal((await ledger.publish('obligations', ID, [], FIXTURE_DATA)).duplicate, true);
+    assert.deepEqual(server.requests[1]!.params, [false]);
+  });
+
+  it('an item under our id from another address (a squatter) does not stop our publish', async (t) => {
+    const server = await scripted(t, [
+      { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems') },
+      { method: 'publishfrom', reply: fixture('publish') },
+    ]);
+    const ledger = new MultiChainLedger(options(server.url, { publisher: '1OtherHubAddressXXXXXXXXXXXXXXXXXX' }));
+    const res = await ledger.publish('obligations', ID, ['sp.example'], FIXTURE_DATA);
+    assert.equal(res.duplicate, false);
+    assert.deepEqual(server.requests.map((r) => r.method), ['liststreamkeyitems', 'publishfrom']);
+  });
+
+  it('our own earlier item under the id with other data does not stop the publish either', async (t) => {
+    const server = await scripted(t, [
+      { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems') },
+      { method: 'publishfrom', reply: fixture('publish') },
+    ]);
+    const ledger = new MultiChainLedger(options(server.url, { publisher: NODE_ADDRESS }));
+    assert.equal((await ledger.publish('obligations', ID, [], { ...FIXTURE_DATA, extra: 1 })).duplicate, false);
   });
 
   it('maps a liststreamkeyitems item: keys, data.json, first publisher, confirmations, blocktime', async (t) => {
@@ -140,7 +175,7 @@ describe('MultiChainLedger against documented responses', () => {
   it('maps liststreamitems: JSON, hex and text data, legacy key, unconfirmed item without blocktime', async (t) => {
     const server = await scripted(t, [{ method: 'liststreamitems', reply: fixture('liststreamitems') }]);
     const items = await new MultiChainLedger(options(server.url, { now: () => 42_000 })).list('domains');
-    assert.deepEqual(server.requests[0]!.params, ['domains', false, 500, 0, false]);
+    assert.deepEqual(server.requests[0]!.params, ['domains', false, 500, 0, true], 'local ordering: stable positions');
     assert.equal(items.length, 3);
     assert.deepEqual(items.map((i) => i.data), [{ domain: 'sc.example', version: 1 }, { domain: 'sp.example' }, 'plain text item']);
     assert.deepEqual(items[1]!.keys, ['legacy-key']);
@@ -235,12 +270,13 @@ describe('MultiChainLedger faults', () => {
   it('after a failed publish, looks for the id again before publishing', async (t) => {
     const server = await scripted(t, [
       { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems-empty') },
-      { method: 'publish', reply: serverError },
+      { method: 'publishfrom', reply: serverError },
       { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems') },
     ]);
-    const res = await new MultiChainLedger(options(server.url)).publish('obligations', ID, [], { x: 1 });
+    const ledger = new MultiChainLedger(options(server.url, { publisher: NODE_ADDRESS }));
+    const res = await ledger.publish('obligations', ID, [], FIXTURE_DATA);
     assert.equal(res.duplicate, true, 'the first publish had landed: no second write');
-    assert.deepEqual(server.requests.map((r) => r.method), ['liststreamkeyitems', 'publish', 'liststreamkeyitems']);
+    assert.deepEqual(server.requests.map((r) => r.method), ['liststreamkeyitems', 'publishfrom', 'liststreamkeyitems']);
   });
 
   it('a rejected password is a ForbiddenError, not retried', async (t) => {

@@ -46,7 +46,7 @@ describe('live page at /ui/', { skip }, () => {
 
   before(async () => {
     // jobs run by hand, so each assertion sees a known state
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 } });
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
     profile = await mkdtemp(join(tmpdir(), 'oc-web-'));
     // launchPersistentContext takes the fresh user-data-dir (playwright refuses --user-data-dir in args)
     context = await chromium.launchPersistentContext(profile, {

@@ -1,0 +1,60 @@
+/**
+ * The federation harness: hubs that share nothing but the chain. A domain
+ * registered at one hub is known at the others only through the ledger, after
+ * the propagation delay; each hub has its own table; a hub's ledger node can be
+ * stopped and restarted.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startFederation, type Federation } from '../../local/federation.ts';
+
+const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+describe('federation of hubs', () => {
+  let fed: Federation;
+  before(async () => {
+    fed = await startFederation({ hubs: 2, ledgerDelayMs: 200, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
+  });
+  after(async () => {
+    await fed?.stop();
+  });
+
+  it('gives each hub its own API, broker, table and ledger publisher', () => {
+    const [a, b] = fed.hubs;
+    assert.ok(a && b);
+    assert.notEqual(a.api, b.api);
+    assert.notEqual(a.broker.port, b.broker.port);
+    assert.notEqual(a.env.TABLE_NAME, b.env.TABLE_NAME);
+    assert.equal(a.env.AWS_ENDPOINT_URL_DYNAMODB, b.env.AWS_ENDPOINT_URL_DYNAMODB, 'one dynalite server');
+    assert.deepEqual([a.env.LEDGER_PUBLISHER, b.env.LEDGER_PUBLISHER], ['hub-1', 'hub-2']);
+    assert.equal(process.env.TABLE_NAME, undefined, 'nothing written to process.env');
+  });
+
+  it('a domain hosted at hub 1 is known at hub 2 only through the ledger, after the delay', async () => {
+    const [a, b] = fed.hubs as [NonNullable<(typeof fed.hubs)[0]>, NonNullable<(typeof fed.hubs)[0]>];
+    const reg = await a.call('POST', '/domains', { domain: 'fa', role: 'consumer' });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    assert.equal((await b.call('GET', '/domains/fa')).status, 404, 'not yet at hub 2');
+    await until('fa at hub 2', async () => (await b.call('GET', '/domains/fa')).status === 200);
+    const listed = await b.call<{ domains: { domain: string }[] }>('GET', '/domains');
+    assert.deepEqual(listed.body.domains, [], 'hub 2 hosts nothing: its own table');
+    const items = await (await fed.ledgers[1]!).listByKey('domains', 'domain:fa');
+    assert.equal(items[0]?.publisher, 'hub-1');
+  });
+
+  it('a hub whose ledger node is down catches up when it comes back', async () => {
+    const [a, b] = fed.hubs as [NonNullable<(typeof fed.hubs)[0]>, NonNullable<(typeof fed.hubs)[0]>];
+    fed.stopHubLedger(1);
+    assert.equal((await a.call('POST', '/domains', { domain: 'fb', role: 'consumer' })).status, 201);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await b.call('GET', '/health')).status, 503, 'hub 2 reports its ledger down');
+    fed.restartHubLedger(1);
+    assert.equal((await b.call('GET', '/domains/fb')).status, 200, 'caught up at once: the item had arrived');
+  });
+});
