@@ -64,9 +64,10 @@ async function publishRecord(deps: Deps, s: SettlementItem, phase: SettlementRec
 
 /**
  * Move every obligation of `s` from 'accepted' (in no settlement) into it.
- * True when all of them are in it now (a retry finds its own earlier moves).
+ * True when all of them are in it now (a retry finds its own earlier moves);
+ * false at the first one that is not (`best`: carry on with the rest).
  */
-async function markSettling(deps: Deps, s: SettlementItem): Promise<boolean> {
+async function markSettling(deps: Deps, s: SettlementItem, best = false): Promise<boolean> {
   let all = true;
   for (const out of s.outputs) {
     for (const id of out.obligationIds) {
@@ -74,6 +75,7 @@ async function markSettling(deps: Deps, s: SettlementItem): Promise<boolean> {
       if (moved) continue;
       const cur = await deps.store.getObligation(id);
       if (cur?.settlementId === s.settlementId && (cur.status === 'settling' || cur.status === 'fulfilled')) continue;
+      if (!best) return false;
       all = false;
     }
   }
@@ -119,7 +121,7 @@ async function complete(
       return false;
     }
   } else {
-    await markSettling(deps, s); // paid already: record it on every obligation still pending
+    await markSettling(deps, s, true); // paid already: record it on every obligation still pending
   }
   await publishRecord(deps, s, 'intent');
   await hooks.afterIntent?.(recordOf(s, 'intent'));
