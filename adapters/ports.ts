@@ -75,12 +75,21 @@ export interface PreparedTx {
 
 export interface Payments {
   newAddress(label?: string): Promise<string>;
-  /** Confirmed + unconfirmed spendable balance, sats. */
+  /** Confirmed + unconfirmed (trusted and untrusted pending) balance, sats. */
   balance(): Promise<number>;
   /** Build, fund and sign (but do not broadcast) one transaction paying every output. */
   prepareSendMany(outputs: Record<string, number>): Promise<PreparedTx>;
   /** Broadcast a prepared transaction; idempotent (already-known is success). Returns txid. */
   broadcast(hex: string): Promise<string>;
+  /**
+   * True only when this (signed, unconfirmed) transaction can never confirm:
+   * one of its inputs is spent in the chain by another transaction, or its
+   * funding transaction is itself conflicted. False while it may still
+   * confirm (in a mempool, or merely refused by this node's policy).
+   */
+  isConflicted(hex: string): Promise<boolean>;
+  /** Give a prepared, never broadcast transaction's inputs back to the wallet (unlock them). */
+  abandon(hex: string): Promise<void>;
   /** null when the wallet does not know the transaction. */
   getTransaction(txid: string): Promise<{ txid: string; confirmations: number } | null>;
   /**

@@ -41,6 +41,8 @@ export class BadSignatureError extends define('F01_BAD_SIGNATURE', 'final') {}
 export class BadCredentialError extends define('F02_BAD_CREDENTIAL', 'final') {}
 /** The obligation or offer has expired, or its dates are inconsistent. */
 export class ExpiredError extends define('F03_EXPIRED', 'final') {}
+/** A payment term shorter than the provider's minimum, or a provider minimum that does not exceed the settlement interval. */
+export class TermTooShortError extends define('F12_TERM_TOO_SHORT', 'final') {}
 /** The obligation id or device sequence has been seen before. */
 export class ReplayError extends define('F04_REPLAY', 'final') {}
 /** prev/seq do not continue the device's chain. */

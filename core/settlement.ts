@@ -70,9 +70,11 @@ export function planSettlement(
 
 /**
  * The settlement id for a consumer domain paying a set of obligations: sha256 of the
- * canonical {consumerDomain, sorted ids}. The same set always gets the same id, so a
- * retried settlement finds its own earlier intent record.
+ * canonical {consumerDomain, sorted ids} (and `attempt` when > 0). The same set always
+ * gets the same id, so a retried settlement finds its own earlier intent record; after
+ * a settlement of that set failed for good, the next attempt gets a new id.
  */
-export function settlementIdOf(consumerDomain: string, obligationIds: readonly string[]): string {
-  return sha256Hex(canonicalize({ consumerDomain, obligationIds: [...obligationIds].sort() }));
+export function settlementIdOf(consumerDomain: string, obligationIds: readonly string[], attempt = 0): string {
+  const ids = [...obligationIds].sort();
+  return sha256Hex(canonicalize(attempt > 0 ? { consumerDomain, obligationIds: ids, attempt } : { consumerDomain, obligationIds: ids }));
 }

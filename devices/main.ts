@@ -12,7 +12,8 @@
  *   "devicePrivateKeyPath": ".fleet/c1-scd-1/device.key.json",  // signing key (PKCS8, as core/keys.ts writes it)
  *   "credentialPath": ".fleet/c1-scd-1/credential.json",        // from POST /domains/{d}/devices
  *   "chainPath": ".fleet/c1-scd-1/chain.json",                  // where the SCD keeps its chain head
- *   "buy": { "providerDomain": "p1", "providerDevice": "p1-spd-1", "service": "wifi-access", "every": 5000, "count": 10 }
+ *   "buy": { "providerDomain": "p1", "providerDevice": "p1-spd-1", "service": "wifi-access", "every": 5000, "count": 10,
+ *            "payWindowMs": 900000 }   // optional: dueBy − issuedAt, at least the provider's minimum term
  * }
  * Keys stay on the device: the private key files are read here and never sent.
  */
@@ -46,6 +47,8 @@ const Config = z.object({
       service: z.string(),
       every: z.number().int().positive().default(5_000),
       count: z.number().int().positive().default(10),
+      /** dueBy − issuedAt of each obligation, ms (default DEFAULT_PAY_WINDOW_MS, 15 minutes). */
+      payWindowMs: z.number().int().positive().optional(),
     })
     .optional(),
 });
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
     credential,
     link,
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
+    ...(cfg.buy.payWindowMs === undefined ? {} : { payWindowMs: cfg.buy.payWindowMs }),
     providerKey: async (d) => {
       const hit = keys.get(d);
       if (hit) return hit;

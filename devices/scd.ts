@@ -71,6 +71,15 @@ export type BuyResult =
   | { ok: true; obligationId: string; amount: number; seq: number; latencyMs: number; acceptMs: number }
   | { ok: false; stage: 'offer' | 'accept'; error: DeviceError; latencyMs: number };
 
+
+/**
+ * Default payment window a consumer device signs (dueBy − issuedAt): 15
+ * minutes. It must be at least the provider's minimum term, which exceeds the
+ * settlement interval (AWS: settle every 5 minutes, minimum term 7.5 minutes
+ * by default); a 60 s window would make an honest domain late by construction.
+ */
+export const DEFAULT_PAY_WINDOW_MS = 15 * 60_000;
+
 export interface ConsumerDeviceOptions {
   domain: string;
   deviceId: string;
@@ -80,7 +89,7 @@ export interface ConsumerDeviceOptions {
   /** The SP domain's public key, from its record on the ledger. */
   providerKey: (domain: string) => Promise<PublicKeyRef>;
   chain?: ChainStore;
-  /** dueBy = issuedAt + payWindowMs. */
+  /** dueBy = issuedAt + payWindowMs (default DEFAULT_PAY_WINDOW_MS). */
   payWindowMs?: number;
   /** How long to wait for an answer before sending again. */
   timeoutMs?: number;
@@ -176,7 +185,7 @@ export class ConsumerDevice {
       seq: head.seq + 1,
       prev: head.id,
       issuedAt,
-      dueBy: issuedAt + (this.o.payWindowMs ?? 60_000),
+      dueBy: issuedAt + (this.o.payWindowMs ?? DEFAULT_PAY_WINDOW_MS),
     });
     const sentAt = now();
     const reply = (await this.exchange(`reply:${ob.id}`, () =>

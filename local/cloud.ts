@@ -171,6 +171,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       BITCOIN_RPC_USER: regtest.nodeRpc.username,
       BITCOIN_RPC_PASSWORD: regtest.nodeRpc.password,
       CONFIRMATIONS: '1',
+      // the settle job's period here (tests that run it by hand: 1 ms): minimum payment term and grace derive from it
+      SETTLE_INTERVAL_MS: String(Math.max(1, opts.schedule?.settle ?? DEFAULT_SCHEDULE.settle)),
       LOG_JOBS: 'false',
       ...(opts.dataDir && !opts.ledger ? { LEDGER_FILE: join(opts.dataDir, 'ledger.jsonl') } : {}),
       ...opts.env,

@@ -20,6 +20,7 @@ import {
   OfferMismatchError,
   OverCreditError,
   ReplayError,
+  TermTooShortError,
   UnknownDomainError,
 } from '../core/errors.ts';
 import { creditLimit } from '../core/credit.ts';
@@ -76,6 +77,14 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
     throw new ExpiredError(`payment term of ${b.dueBy - b.issuedAt} ms exceeds ${provider.domain}'s ${maxTerm} ms`, {
       term: b.dueBy - b.issuedAt,
       maxTerm,
+    });
+  }
+  // shorter than the settlement interval (plus slack), an honest consumer would be late by construction
+  const minTerm = provider.minTermMs ?? deps.config.minTermMs;
+  if (b.dueBy - b.issuedAt < minTerm) {
+    throw new TermTooShortError(`payment term of ${b.dueBy - b.issuedAt} ms is shorter than ${provider.domain}'s ${minTerm} ms`, {
+      term: b.dueBy - b.issuedAt,
+      minTerm,
     });
   }
   const now = deps.now();

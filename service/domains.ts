@@ -3,12 +3,13 @@
  * wallet, self-signed record on the `domains` stream) and enrols its devices
  * (signed credentials: the bridge between trust domains).
  */
-import { ForbiddenError, MalformedError, NotFoundError } from '../core/errors.ts';
+import { ForbiddenError, MalformedError, NotFoundError, TermTooShortError } from '../core/errors.ts';
 import { generateKeyPair, type KeyPair } from '../core/keys.ts';
 import { createDomainRecord, issueCredential } from '../core/records.ts';
 import type { DeviceCredential, DomainRecord, Json, KeyAlg, PublicKeyRef, Signed } from '../core/types.ts';
 import type { HostedDomain } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
+import { DEFAULT_MAX_TERM_MS } from './accept.ts';
 import { domainKey } from './directory.ts';
 
 export interface RegisterDomainInput {
@@ -21,6 +22,8 @@ export interface RegisterDomainInput {
   prices?: Record<string, number>;
   autoSettle?: boolean;
   maxTermMs?: number;
+  /** Providers: shortest payment term accepted; must exceed the settlement interval (default: config MIN_TERM_MS). */
+  minTermMs?: number;
 }
 
 /** Default price list (sats). Every price is above Bitcoin's dust limit, so even one obligation can be paid alone. */
@@ -46,6 +49,7 @@ const DEFAULT_THRESHOLD = 0.4;
 export async function registerDomain(deps: Deps, input: RegisterDomainInput): Promise<RegisteredDomain> {
   const existing = await deps.store.getHostedDomain(input.domain);
   if (existing) return describe(deps, existing, false);
+  checkTerms(deps, input);
   const onLedger = await deps.directory.get(input.domain);
   if (onLedger) {
     throw new ForbiddenError(`domain ${input.domain} is already on the ledger with another key`, { domain: input.domain });
@@ -67,12 +71,34 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
     prices: input.prices ?? DEFAULT_PRICES,
     autoSettle: input.autoSettle ?? true,
     ...(input.maxTermMs ? { maxTermMs: input.maxTermMs } : {}),
+    ...(input.minTermMs ? { minTermMs: input.minTermMs } : {}),
     createdAt: deps.now(),
   };
   const created = await deps.store.putHostedDomain(hosted);
   const stored = created ? hosted : await deps.store.getHostedDomain(input.domain);
   if (!stored) throw new NotFoundError(`domain ${input.domain} vanished while registering`);
   return describe(deps, stored, created, input.operates);
+}
+
+/**
+ * A provider's shortest payment term must exceed the settlement interval:
+ * otherwise an honest consumer whose settle job runs on schedule is late by
+ * construction. And it cannot exceed the longest term.
+ */
+function checkTerms(deps: Deps, input: RegisterDomainInput): void {
+  if (input.role === 'consumer') return;
+  const min = input.minTermMs ?? deps.config.minTermMs;
+  const interval = deps.config.settleIntervalMs;
+  if (min <= interval) {
+    throw new TermTooShortError(`minimum payment term ${min} ms must exceed the settlement interval of ${interval} ms`, {
+      minTermMs: min,
+      settleIntervalMs: interval,
+    });
+  }
+  const max = input.maxTermMs ?? DEFAULT_MAX_TERM_MS;
+  if (min > max) {
+    throw new MalformedError(`minimum payment term ${min} ms exceeds the maximum ${max} ms`, { minTermMs: min, maxTermMs: max });
+  }
 }
 
 async function describe(deps: Deps, d: HostedDomain, created: boolean, operates?: string[]): Promise<RegisteredDomain> {

@@ -7,11 +7,24 @@
  * is completed by the next: an intent whose transaction the wallet does not
  * know is re-broadcast from the stored hex — the same transaction, so a
  * crash never pays twice and never loses a payment.
+ *
+ * At most one run settles a domain at a time, whatever the concurrency: a run
+ * takes the domain's lease (a store item with an expiry and a fencing token)
+ * before reading anything, checks it is still the holder right before each
+ * broadcast, and gives it up at the end. A plan is paid whole or not at all:
+ * if any of its obligations cannot move from 'accepted' into the settlement
+ * (the watcher defaulted it, say), nothing is broadcast and the plan fails.
+ * A transaction the node rejects for good is released (its obligations back
+ * to 'accepted', planned again next run) only once the node shows it can
+ * never confirm (an input spent elsewhere in the chain); until then it is
+ * kept and retried ("stuck"), never paid a second time. No fee bumping (RBF).
  */
+import { randomUUID } from 'node:crypto';
 import { NotFoundError, UnavailableError } from '../core/errors.ts';
 import { createSettlementRecord } from '../core/records.ts';
 import { planSettlement, settlementIdOf } from '../core/settlement.ts';
 import type { Json, SettlementRecord } from '../core/types.ts';
+import { TxRejectedError } from '../adapters/payments/bitcoin.ts';
 import type { Payments } from '../adapters/ports.ts';
 import type { SettlementItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
@@ -27,7 +40,11 @@ export interface SettleSummary {
   domain: string;
   recovered: number;
   settlements: { settlementId: string; txid: string; total: number; obligations: number }[];
-  /** Why the run stopped early, if it did (ledger or bitcoind unavailable, no funds). */
+  /** Settlements given up this run (never broadcast, or can never confirm): their obligations are pending again. */
+  failed?: { settlementId: string; txid: string; reason: string }[];
+  /** Settlements the node refused but that may still confirm: kept, and retried next run. */
+  stuck?: { settlementId: string; txid: string; reason: string }[];
+  /** Why the run stopped early, if it did (another run holds the domain, ledger or bitcoind unavailable, no funds). */
   deferred?: string;
 }
 
@@ -50,24 +67,88 @@ async function publishRecord(deps: Deps, s: SettlementItem, phase: SettlementRec
   await deps.ledger.publish('settlements', ledgerKeys.settlement(s.settlementId, phase), keys, signed as unknown as Json);
 }
 
-async function markSettling(deps: Deps, s: SettlementItem): Promise<void> {
+/**
+ * Move every obligation of `s` from 'accepted' (in no settlement) into it.
+ * True when all of them are in it now (a retry finds its own earlier moves);
+ * false at the first one that is not (`best`: carry on with the rest).
+ */
+async function markSettling(deps: Deps, s: SettlementItem, best = false): Promise<boolean> {
+  let all = true;
   for (const out of s.outputs) {
-    for (const id of out.obligationIds) await deps.store.transition(id, ['accepted'], 'settling', { settlementId: s.settlementId });
+    for (const id of out.obligationIds) {
+      const moved = await deps.store.transition(id, ['accepted'], 'settling', { settlementId: s.settlementId }, { expect: { settlementId: null } });
+      if (moved) continue;
+      const cur = await deps.store.getObligation(id);
+      if (cur?.settlementId === s.settlementId && (cur.status === 'settling' || cur.status === 'fulfilled')) continue;
+      if (!best) return false;
+      all = false;
+    }
   }
+  return all;
 }
 
-/** Bring one recorded settlement forward to "broadcast" (idempotent). */
-async function complete(deps: Deps, payments: Payments, s: SettlementItem, hooks: SettleHooks): Promise<void> {
-  await publishRecord(deps, s, 'intent');
-  await markSettling(deps, s);
-  if (s.phase === 'intent') {
-    await hooks.afterIntent?.(recordOf(s, 'intent'));
-    const known = await payments.getTransaction(s.txid);
-    if (!known) await payments.broadcast(s.hex);
-    await hooks.afterBroadcast?.(recordOf(s, 'broadcast'));
-    await deps.store.setSettlementPhase(s.settlementId, 'broadcast');
+/**
+ * Give a settlement up: its obligations go back to 'accepted' (only those
+ * still in it), its inputs back to the wallet, and it leaves recovery. In
+ * this order, so a crash midway leaves an intent that the next run either
+ * completes (never broadcast: nothing was paid) or gives up again.
+ */
+async function fail(deps: Deps, payments: Payments, s: SettlementItem, reason: string, summary: SettleSummary): Promise<void> {
+  for (const out of s.outputs) {
+    for (const id of out.obligationIds) {
+      await deps.store.transition(id, ['settling'], 'accepted', {}, { expect: { settlementId: s.settlementId }, remove: ['settlementId'] });
+    }
   }
+  await payments.abandon(s.hex);
+  await deps.store.failSettlement(s.settlementId, reason, deps.now());
+  (summary.failed ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason });
+}
+
+/** Bring one settlement in phase "intent" forward to "broadcast" (idempotent). False when it failed or is stuck. */
+async function complete(
+  deps: Deps,
+  payments: Payments,
+  s: SettlementItem,
+  hooks: SettleHooks,
+  fence: () => Promise<void>,
+  summary: SettleSummary,
+): Promise<boolean> {
+  // A run that died right after broadcasting left an intent the wallet already knows.
+  const known = await payments.getTransaction(s.txid);
+  if (known !== null && known.confirmations === 0 && (await payments.isConflicted(s.hex))) {
+    await fail(deps, payments, s, 'its transaction can never confirm: an input is spent elsewhere', summary);
+    return false;
+  }
+  if (known === null) {
+    // Paid whole or not at all: an obligation that left the pending set meanwhile aborts the plan.
+    if (!(await markSettling(deps, s))) {
+      await fail(deps, payments, s, 'an obligation left the pending set before it was paid; nothing was broadcast', summary);
+      return false;
+    }
+  } else {
+    await markSettling(deps, s, true); // paid already: record it on every obligation still pending
+  }
+  await publishRecord(deps, s, 'intent');
+  await hooks.afterIntent?.(recordOf(s, 'intent'));
+  if (known === null) {
+    await fence();
+    try {
+      await payments.broadcast(s.hex);
+    } catch (e) {
+      if (!(e instanceof TxRejectedError)) throw e;
+      if (await payments.isConflicted(s.hex)) {
+        await fail(deps, payments, s, `rejected, inputs spent elsewhere: ${e.message}`, summary);
+      } else {
+        // may still confirm (another node may hold it): keep waiting, never pay these obligations again
+        (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason: e.message });
+      }
+      return false;
+    }
+  }
+  await hooks.afterBroadcast?.(recordOf(s, 'broadcast'));
+  await deps.store.setSettlementPhase(s.settlementId, 'broadcast');
   await publishRecord(deps, s, 'broadcast');
+  return true;
 }
 
 export async function settleDomain(
@@ -79,25 +160,48 @@ export async function settleDomain(
   const hosted = await deps.store.getHostedDomain(domain);
   if (!hosted) throw new NotFoundError(`domain ${domain} is not hosted here`, { domain });
   const summary: SettleSummary = { domain, recovered: 0, settlements: [] };
-  const payments = await deps.payments(hosted.wallet);
+  const lease = `settle:${domain}`;
+  const owner = randomUUID();
+  const ttl = deps.config.settleLeaseMs;
+  let token: number | undefined;
   try {
+    token = await deps.store.acquireLease(lease, owner, ttl, deps.now());
+    if (token === undefined) {
+      summary.deferred = `another run is settling ${domain}`;
+      return summary;
+    }
+    const held = token;
+    // Fencing: a run whose lease expired and was taken by another must not broadcast.
+    const fence = async () => {
+      if (!(await deps.store.checkLease(lease, owner, held, ttl, deps.now()))) {
+        throw new UnavailableError(`lost the settle lease of ${domain}`, { domain, token: held });
+      }
+    };
+    const payments = await deps.payments(hosted.wallet);
     // 1. finish what an earlier run left half done
     for (const s of await deps.store.listSettlements(domain)) {
+      if (s.phase === 'failed') continue;
       if (s.phase !== 'intent') {
         await publishRecord(deps, s, 'broadcast'); // cheap when already there (duplicate)
         continue;
       }
-      await complete(deps, payments, s, hooks);
+      await complete(deps, payments, s, hooks, fence, summary);
       summary.recovered += 1;
     }
-    // 2. pay what is published and unpaid
+    // 2. pay what is published and unpaid (read under the lease, after recovery)
     const pending = (await deps.store.listByConsumer(domain, 'accepted')).filter(
       (o) => o.ledgerTxid !== undefined && o.settlementId === undefined,
     );
     const plans = planSettlement(pending, opts.maxOutputs ? { maxOutputs: opts.maxOutputs } : {});
     for (const plan of plans) {
-      const settlementId = settlementIdOf(domain, plan.obligationIds);
+      // the same set of obligations keeps its id until a settlement of it failed for good
+      let settlementId = settlementIdOf(domain, plan.obligationIds);
       let s = await deps.store.getSettlement(settlementId);
+      for (let attempt = 1; s?.phase === 'failed'; attempt++) {
+        settlementId = settlementIdOf(domain, plan.obligationIds, attempt);
+        s = await deps.store.getSettlement(settlementId);
+      }
+      if (s && s.phase !== 'intent') continue; // paid already
       if (!s) {
         const prepared = await payments.prepareSendMany(Object.fromEntries(plan.outputs.map((o) => [o.payTo, o.amount])));
         const fresh: SettlementItem = {
@@ -109,12 +213,18 @@ export async function settleDomain(
           hex: prepared.hex,
           outputs: plan.outputs,
           at: deps.now(),
+          fence: held,
         };
-        s = (await deps.store.putSettlement(fresh)) ? fresh : await deps.store.getSettlement(settlementId);
-        if (!s) continue;
+        if (await deps.store.putSettlement(fresh)) s = fresh;
+        else {
+          await payments.abandon(prepared.hex);
+          s = await deps.store.getSettlement(settlementId);
+        }
+        if (!s || s.phase !== 'intent') continue;
       }
-      await complete(deps, payments, s, hooks);
-      summary.settlements.push({ settlementId, txid: s.txid, total: plan.total, obligations: plan.obligationIds.length });
+      if (await complete(deps, payments, s, hooks, fence, summary)) {
+        summary.settlements.push({ settlementId, txid: s.txid, total: plan.total, obligations: plan.obligationIds.length });
+      }
     }
   } catch (e) {
     if (e instanceof UnavailableError || (e as { errorClass?: string }).errorClass === 'temporary') {
@@ -122,6 +232,8 @@ export async function settleDomain(
       return summary;
     }
     throw e;
+  } finally {
+    if (token !== undefined) await deps.store.releaseLease(lease, owner, token).catch(() => undefined);
   }
   return summary;
 }

@@ -155,16 +155,28 @@ export async function watchProvider(deps: Deps, provider: HostedDomain): Promise
   return summary;
 }
 
-/** Unpaid obligations past dueBy (in settlement: past dueBy + grace) become defaulted. */
+/**
+ * Unpaid obligations past dueBy + grace become defaulted: ACCEPTED_GRACE_MS
+ * while the consumer has not started to pay ('accepted'), SETTLEMENT_GRACE_MS
+ * once a settlement holds it ('settling': broadcast, maybe unconfirmed). The
+ * write is conditional on the very status and settlement that lateness was
+ * decided on, so an obligation that a settlement took (or released) since the
+ * read is left for the next run, judged with its own grace.
+ */
 async function markDefaults(deps: Deps, provider: HostedDomain): Promise<number> {
   const now = deps.now();
   let n = 0;
   for (const ob of await deps.store.listOpenByProvider(provider.domain)) {
-    const late =
-      (ob.status === 'accepted' && ob.dueBy < now) ||
-      (ob.status === 'settling' && ob.dueBy + deps.config.settlementGraceMs < now);
+    const grace = ob.status === 'settling' ? deps.config.settlementGraceMs : deps.config.acceptedGraceMs;
+    const late = (ob.status === 'accepted' || ob.status === 'settling') && ob.dueBy + grace < now;
     if (late) {
-      const next = await deps.store.transition(ob.id, ['accepted', 'settling'], 'defaulted', { closedAt: now }, { pending: true });
+      const next = await deps.store.transition(
+        ob.id,
+        [ob.status],
+        'defaulted',
+        { closedAt: now },
+        { pending: true, expect: { settlementId: ob.settlementId ?? null } },
+      );
       if (next) {
         await recordEvidence(deps, next);
         n += 1;

@@ -26,6 +26,14 @@ export class InsufficientFundsError extends ObligationError {
   }
 }
 
+/** An output below what nodes relay (dust, Core -4 "Transaction amount too small"): no retry will pay it. */
+export class AmountTooSmallError extends ObligationError {
+  static readonly code = 'F11_AMOUNT_TOO_SMALL';
+  constructor(message: string, details?: Record<string, unknown>) {
+    super(AmountTooSmallError.code, 'final', message, details);
+  }
+}
+
 /** The node refused the signed transaction for good (e.g. its inputs were spent by another transaction). */
 export class TxRejectedError extends ObligationError {
   static readonly code = 'F10_TX_REJECTED';
@@ -70,6 +78,8 @@ export function mapRejection(err: RpcRejection): ObligationError {
   if (err.rpcCode === RPC_WALLET_INSUFFICIENT_FUNDS || /insufficient funds|not enough funds/i.test(err.message)) {
     return new InsufficientFundsError(err.message, details);
   }
+  // Core -4 "Transaction amount too small" (fundrawtransaction/sendmany), -26 "dust": final, not transient.
+  if (/amount too small|\bdust\b/i.test(err.message)) return new AmountTooSmallError(err.message, details);
   if (MALFORMED_CODES.has(err.rpcCode)) return new MalformedError(err.message, details);
   return new UnavailableError(err.message, details);
 }
@@ -115,9 +125,9 @@ export class BitcoinPayments implements Payments {
     return this.guard(() => this.strategy.wallet<string>('getnewaddress', ...this.strategy.newAddressParams(label)));
   }
 
-  /** Confirmed + unconfirmed balance, sats (getbalance "*" 0; bcoin also counts immature coinbase). */
+  /** Confirmed + unconfirmed balance, sats (bitcoind getbalances trusted + untrusted_pending; bcoin getbalance "*" 0). */
   async balance(): Promise<number> {
-    return this.guard(async () => btcToSats(await this.strategy.wallet<number | string>('getbalance', '*', 0)));
+    return this.guard(() => this.strategy.balance());
   }
 
   async prepareSendMany(outputs: Record<string, number>): Promise<PreparedTx> {
@@ -164,6 +174,44 @@ export class BitcoinPayments implements Payments {
       }
       await this.strategy.afterBroadcast(sent);
       return sent;
+    });
+  }
+
+  /**
+   * True when `hex` can never confirm: it is not confirmed itself, and one of
+   * its inputs comes from a confirmed wallet transaction yet is no longer in
+   * the chain's UTXO set (gettxout … include_mempool=false answers null), so
+   * another transaction spent it in a block. A transaction merely refused by
+   * policy (fee, mempool full) or still in a mempool is not conflicted.
+   */
+  async isConflicted(hex: string): Promise<boolean> {
+    const tx = parseTx(hex);
+    return this.guard(async () => {
+      const own = await this.strategy.transaction(tx.txid);
+      if (own !== null && own.confirmations > 0) return false;
+      for (const input of tx.inputs) {
+        const funding = await this.strategy.transaction(input.txid);
+        if (funding === null || funding.confirmations < 1) continue;
+        const utxo = await this.strategy.node.call<unknown>('gettxout', input.txid, input.vout, false);
+        if (utxo === null || utxo === undefined) return true;
+      }
+      return false;
+    });
+  }
+
+  /** Unlock a prepared transaction's inputs (lockunspent true [...]); inputs already unlocked or spent are fine. */
+  async abandon(hex: string): Promise<void> {
+    const { inputs } = parseTx(hex);
+    await this.guard(async () => {
+      // one at a time: Core refuses the whole list when one of them is not locked
+      for (const input of inputs) {
+        try {
+          await this.strategy.wallet('lockunspent', true, [input]);
+        } catch (err) {
+          // Core: -8 "expected locked output" / "expected unspent output"
+          if (!(err instanceof RpcRejection)) throw err;
+        }
+      }
     });
   }
 

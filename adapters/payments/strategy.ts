@@ -73,6 +73,8 @@ export interface Strategy {
   afterBroadcast(txid: string): Promise<void>;
   /** After generatetoaddress: make sure the wallet has seen the new blocks. */
   afterMine(hashes: string[]): Promise<void>;
+  /** Confirmed + unconfirmed balance, sats (bitcoind: trusted + untrusted pending; bcoin: getbalance "*" 0). */
+  balance(): Promise<number>;
   /** A wallet transaction's confirmations, or null when the wallet does not know it. */
   transaction(txid: string): Promise<{ confirmations: number } | null>;
   /** Receives to this wallet's own addresses since `cursor`, cursor lagging `depth` blocks behind the tip. */
@@ -105,6 +107,10 @@ const RPC_WALLET_INSUFFICIENT_FUNDS = -6;
 const RPC_WALLET_NOT_FOUND = -18;
 const RPC_WALLET_ALREADY_LOADED = -35;
 
+/** Bitcoin Core's answer when a wallet does not exist or is not loaded (e.g. after a node restart). */
+const walletNotLoaded = (err: RpcRejection): boolean =>
+  err.rpcCode === RPC_WALLET_NOT_FOUND || /not loaded|does not exist|not found/i.test(err.message);
+
 const isRejection = (err: unknown): err is RpcRejection => err instanceof RpcRejection;
 
 /** A receive entry (category 'receive') → IncomingPayment, or null for anything else. */
@@ -119,42 +125,71 @@ function toPayment(
 
 export function bitcoindStrategy(opts: StrategyOptions): Strategy {
   const node = new RpcCaller(opts.node, opts.rpc);
-  const wallet = new RpcCaller(opts.wallet, { ...opts.rpc, wallet: opts.wallet.name });
+  const walletRpc = new RpcCaller(opts.wallet, { ...opts.rpc, wallet: opts.wallet.name });
+  const name = opts.wallet.name;
+  /**
+   * loadwallet "name" load_on_startup=true: also marks a wallet created
+   * without the flag to be loaded at the node's next start. Already loaded is fine.
+   */
+  const load = async (): Promise<void> => {
+    try {
+      await node.call('loadwallet', name, true);
+    } catch (err) {
+      if (isRejection(err) && (err.rpcCode === RPC_WALLET_ALREADY_LOADED || /already loaded/i.test(err.message))) return;
+      throw err;
+    }
+  };
+  /** A wallet call; when the node answers -18 (restarted, wallet not loaded), load the wallet and try once more. */
+  const wallet = async <T>(method: string, ...params: unknown[]): Promise<T> => {
+    try {
+      return await walletRpc.call<T>(method, ...params);
+    } catch (err) {
+      if (!isRejection(err) || err.rpcCode !== RPC_WALLET_NOT_FOUND) throw err;
+      await load();
+      return walletRpc.call<T>(method, ...params);
+    }
+  };
   return {
     kind: 'bitcoind',
     node,
-    wallet: (method, ...params) => wallet.call(method, ...params),
+    wallet,
     newAddressParams: (label) => [label ?? ''],
     async ensureWallet() {
       try {
-        await node.call('loadwallet', opts.wallet.name);
+        await load();
       } catch (err) {
-        if (!isRejection(err)) throw err;
-        if (err.rpcCode === RPC_WALLET_ALREADY_LOADED || /already loaded/i.test(err.message)) return;
-        if (err.rpcCode !== RPC_WALLET_NOT_FOUND && !/not found|does not exist/i.test(err.message)) throw err;
-        await node.call('createwallet', opts.wallet.name);
+        if (!isRejection(err) || !walletNotLoaded(err)) throw err;
+        // createwallet wallet_name disable_private_keys blank passphrase avoid_reuse descriptors load_on_startup:
+        // without load_on_startup the wallet is not loaded after a node restart.
+        await node.call('createwallet', name, false, false, '', false, true, true);
       }
     },
     async buildSigned(amounts) {
       // createrawtransaction [] {"address":amount,...}; fundrawtransaction picks inputs and adds change,
       // and `lockUnspents: true` locks them in the same call ("Lock selected unspent outputs").
       const unsigned = await node.call<string>('createrawtransaction', [], amounts);
-      const funded = await wallet.call<{ hex: string }>('fundrawtransaction', unsigned, { lockUnspents: true });
+      const funded = await wallet<{ hex: string }>('fundrawtransaction', unsigned, { lockUnspents: true });
       try {
-        const signed = await wallet.call<{ hex: string; complete: boolean }>('signrawtransactionwithwallet', funded.hex);
+        const signed = await wallet<{ hex: string; complete: boolean }>('signrawtransactionwithwallet', funded.hex);
         if (!signed.complete) throw new UnavailableError('wallet could not sign every input', { kind: 'bitcoind' });
         return signed.hex;
       } catch (err) {
         // lockunspent unlock=true [{"txid","vout"}]: give the inputs back.
-        await wallet.call('lockunspent', true, parseTx(funded.hex).inputs).catch(() => undefined);
+        await wallet('lockunspent', true, parseTx(funded.hex).inputs).catch(() => undefined);
         throw err;
       }
+    },
+    async balance() {
+      // getbalance "*" 0 leaves out untrusted pending receives (someone else's unconfirmed payment to us);
+      // getbalances has them under mine.untrusted_pending.
+      const b = await wallet<{ mine: { trusted: number | string; untrusted_pending?: number | string } }>('getbalances');
+      return btcToSats(b.mine.trusted) + btcToSats(b.mine.untrusted_pending ?? 0);
     },
     afterBroadcast: async () => {},
     afterMine: async () => {},
     async transaction(txid) {
       try {
-        const tx = await wallet.call<WalletTx>('gettransaction', txid);
+        const tx = await wallet<WalletTx>('gettransaction', txid);
         return { confirmations: Math.max(0, tx.confirmations ?? 0) };
       } catch (err) {
         // -5 "Invalid or non-wallet transaction id"
@@ -163,11 +198,21 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
       }
     },
     async receivedSince(cursor, depth) {
-      // listsinceblock "blockhash" target_confirmations include_watchonly include_removed
-      const since = await wallet.call<{
+      type Since = {
         transactions: { txid: string; address?: string; category: string; amount: number | string; confirmations: number }[];
         lastblock: string;
-      }>('listsinceblock', cursor ?? '', depth, false, false);
+      };
+      // listsinceblock "blockhash" target_confirmations include_watchonly include_removed
+      const list = (from: string) => wallet<Since>('listsinceblock', from, depth, false, false);
+      let since: Since;
+      try {
+        since = await list(cursor ?? '');
+      } catch (err) {
+        // -5 "Block not found": a cursor from another chain (or a pruned/reset node). Start over from
+        // the beginning: the caller dedupes by txid, so reporting old payments again is harmless.
+        if (!isRejection(err) || err.rpcCode !== RPC_INVALID_ADDRESS_OR_KEY || !cursor) throw err;
+        since = await list('');
+      }
       const payments = since.transactions
         .map((t) => toPayment(t.txid, t, t.confirmations))
         .filter((p): p is IncomingPayment => p !== null);
@@ -213,6 +258,8 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
     kind: 'bcoin',
     node,
     wallet,
+    // bcoin's getbalance "*" 0 already counts every unconfirmed receive (and immature coinbase).
+    balance: async () => btcToSats(await wallet<number | string>('getbalance', '*', 0)),
     // bcoin's argument is an account name and only '' (the default account) exists.
     newAddressParams: () => [''],
     async ensureWallet() {

@@ -50,6 +50,8 @@ export interface HostedDomain {
   autoSettle: boolean;
   /** Providers: the longest payment term (dueBy − issuedAt) accepted, ms. */
   maxTermMs?: number;
+  /** Providers: the shortest payment term accepted, ms (default: the configured MIN_TERM_MS). */
+  minTermMs?: number;
   createdAt: number;
 }
 
@@ -98,15 +100,26 @@ export interface PendingClaim {
   firstSeen: number;
 }
 
+
 export interface StoredCounters extends ReputationCounters {
   version: number;
   /** Recently applied event keys (bounded ring): makes counter updates idempotent under retries. */
   recent: string[];
 }
 
-export interface SettlementItem extends SettlementRecord {
+export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
+  /**
+   * The record phases, and 'failed' (kept here only): never broadcast (a run
+   * could not move every obligation into it) or rejected with inputs spent
+   * elsewhere; its obligations are back to 'accepted'.
+   */
+  phase: SettlementRecord['phase'] | 'failed';
   /** Signed raw transaction, kept so a crash after intent re-broadcasts the very same payment. */
   hex: string;
+  /** Fencing token of the settle lease under which it was prepared. */
+  fence?: number;
+  failure?: string;
+  failedAt?: number;
 }
 
 const RECENT_MAX = 256;
@@ -353,16 +366,22 @@ export class DynamoStore {
   /**
    * Move an obligation from one of `from` to `to`, setting `extra`. Returns the
    * new item, or undefined when it is not in one of `from` (nothing written).
+   * `expect.settlementId` adds a condition on the settlement it is in as the
+   * write happens (null: in none), so a decision taken on an earlier read is
+   * never applied to an obligation that moved meanwhile; `remove` deletes
+   * attributes (e.g. settlementId when a failed settlement releases it).
    */
   async transition(
     id: string,
     from: ObligationStatus[],
     to: ObligationStatus,
     extra: Partial<ObligationItem> = {},
-    opts: { pending?: boolean } = {},
+    opts: { pending?: boolean; expect?: { settlementId: string | null }; remove?: (keyof ObligationItem)[] } = {},
   ): Promise<ObligationItem | undefined> {
     const current = await this.getObligation(id);
     if (!current || !from.includes(current.status)) return undefined;
+    const expected = opts.expect?.settlementId;
+    if (expected !== undefined && (current.settlementId ?? null) !== expected) return undefined;
     const fields: Record<string, unknown> = { ...extra, status: to };
     if (opts.pending) {
       fields.gsi3pk = PENDING;
@@ -377,19 +396,35 @@ export class DynamoStore {
     });
     names['#s'] = 'status';
     from.forEach((s, i) => (values[`:f${i}`] = s));
+    const removes = (opts.remove ?? []).map((k, i) => {
+      names[`#r${i}`] = k;
+      return `#r${i}`;
+    });
+    let condition = `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`;
+    if (expected !== undefined) {
+      names['#sid'] = 'settlementId';
+      if (expected === null) condition += ' AND attribute_not_exists(#sid)';
+      else {
+        values[':sid'] = expected;
+        condition += ' AND #sid = :sid';
+      }
+    }
     const written = await this.conditional(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `OB#${id}`, sk: 'OB' },
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`,
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),
       ),
     );
-    return written ? { ...current, ...extra, status: to } : undefined;
+    if (!written) return undefined;
+    const next: ObligationItem = { ...current, ...extra, status: to };
+    for (const k of opts.remove ?? []) delete next[k];
+    return next;
   }
 
   /**
@@ -553,6 +588,21 @@ export class DynamoStore {
     );
   }
 
+  /** A settlement that can never be paid: it leaves recovery, its obligations are released separately. */
+  async failSettlement(id: string, reason: string, at: number): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `SET#${id}`, sk: 'SET' },
+          UpdateExpression: 'SET phase = :p, failure = :r, failedAt = :t',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':p': 'failed', ':r': reason, ':t': at },
+        }),
+      ),
+    );
+  }
+
   async listSettlements(consumerDomain: string): Promise<SettlementItem[]> {
     const items = await this.queryAll({
       IndexName: 'gsi1',
@@ -586,6 +636,68 @@ export class DynamoStore {
 
   async isPaymentUsed(domain: string, txid: string): Promise<boolean> {
     return (await this.get(`USED#${domain}#${txid}`, 'USED')) !== undefined;
+  }
+
+  // ---- leases (singleton jobs) ---------------------------------------------------
+
+  /**
+   * Take the lease `name` for `ttlMs` when it is free, expired, or already
+   * ours. Every grant increments the fencing token, so a holder whose lease
+   * expired and was taken by another can tell (checkLease fails). Returns the
+   * token, or undefined when another owner holds an unexpired lease.
+   */
+  async acquireLease(name: string, owner: string, ttlMs: number, now: number): Promise<number | undefined> {
+    try {
+      const out = await this.send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: `LEASE#${name}`, sk: 'LEASE' },
+            UpdateExpression: 'SET #o = :o, expiresAt = :e ADD #t :one',
+            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now OR #o = :o',
+            ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
+            ExpressionAttributeValues: { ':o': owner, ':e': now + ttlMs, ':now': now, ':one': 1 },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return Number((out.Attributes as { token?: number } | undefined)?.token);
+    } catch (e) {
+      if (isConditionFailure(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Still the holder with this fencing token, and unexpired? Extends the lease by `ttlMs` when so. */
+  async checkLease(name: string, owner: string, token: number, ttlMs: number, now: number): Promise<boolean> {
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `LEASE#${name}`, sk: 'LEASE' },
+          UpdateExpression: 'SET expiresAt = :e',
+          ConditionExpression: '#o = :o AND #t = :t AND expiresAt > :now',
+          ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
+          ExpressionAttributeValues: { ':o': owner, ':t': token, ':e': now + ttlMs, ':now': now },
+        }),
+      ),
+    );
+  }
+
+  /** Give the lease up (only the holder with this token can). */
+  async releaseLease(name: string, owner: string, token: number): Promise<void> {
+    await this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `LEASE#${name}`, sk: 'LEASE' },
+          UpdateExpression: 'SET expiresAt = :z',
+          ConditionExpression: '#o = :o AND #t = :t',
+          ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
+          ExpressionAttributeValues: { ':o': owner, ':t': token, ':z': 0 },
+        }),
+      ),
+    );
   }
 
   // ---- what the ledger follower learns -------------------------------------------

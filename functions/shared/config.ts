@@ -38,6 +38,18 @@ const EnvSchema = z.object({
   OFFER_TTL_MS: num(60_000),
   /** How long after dueBy an obligation in settlement (paid, unconfirmed) may still be fulfilled. */
   SETTLEMENT_GRACE_MS: num(3_600_000),
+  /** How often the settle job runs (CDK: its schedule; embedded cloud: its scheduler). */
+  SETTLE_INTERVAL_MS: z.coerce.number().int().positive().default(300_000),
+  /**
+   * How long after dueBy an obligation its consumer has not started to settle
+   * (still 'accepted') is defaulted. Default: two settlement intervals, so one
+   * slow or failed settle run never defaults a paying domain.
+   */
+  ACCEPTED_GRACE_MS: z.coerce.number().int().min(0).optional(),
+  /** Shortest payment term (dueBy − issuedAt) a provider accepts by default; must exceed SETTLE_INTERVAL_MS. Default 1.5 intervals. */
+  MIN_TERM_MS: z.coerce.number().int().positive().optional(),
+  /** How long one settle run holds a consumer domain's lease (longer than the settle function's timeout). */
+  SETTLE_LEASE_MS: z.coerce.number().int().positive().default(180_000),
   REPUTATION_LAMBDA: num(DEFAULT_REPUTATION.lambda),
   REPUTATION_UNIT: num(DEFAULT_REPUTATION.unit),
   CREDIT_BASE: num(DEFAULT_CREDIT.base),
@@ -66,6 +78,11 @@ export interface Config {
   logJobs: boolean;
   offerTtlMs: number;
   settlementGraceMs: number;
+  /** See SETTLE_INTERVAL_MS, ACCEPTED_GRACE_MS, MIN_TERM_MS, SETTLE_LEASE_MS. */
+  settleIntervalMs: number;
+  acceptedGraceMs: number;
+  minTermMs: number;
+  settleLeaseMs: number;
   reputation: ReputationParams;
   credit: CreditParams;
 }
@@ -80,6 +97,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parsed.data;
   if (e.LEDGER_KIND === 'multichain' && !e.MULTICHAIN_RPC_URL) {
     throw new Error('invalid configuration: MULTICHAIN_RPC_URL is required when LEDGER_KIND=multichain');
+  }
+  const minTermMs = e.MIN_TERM_MS ?? Math.ceil(e.SETTLE_INTERVAL_MS * 1.5);
+  if (minTermMs <= e.SETTLE_INTERVAL_MS) {
+    throw new Error(`invalid configuration: MIN_TERM_MS (${minTermMs}) must exceed SETTLE_INTERVAL_MS (${e.SETTLE_INTERVAL_MS})`);
   }
   return {
     tableName: e.TABLE_NAME,
@@ -113,6 +134,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logJobs: e.LOG_JOBS === 'true',
     offerTtlMs: e.OFFER_TTL_MS,
     settlementGraceMs: e.SETTLEMENT_GRACE_MS,
+    settleIntervalMs: e.SETTLE_INTERVAL_MS,
+    acceptedGraceMs: e.ACCEPTED_GRACE_MS ?? 2 * e.SETTLE_INTERVAL_MS,
+    minTermMs,
+    settleLeaseMs: e.SETTLE_LEASE_MS,
     reputation: { ...DEFAULT_REPUTATION, lambda: e.REPUTATION_LAMBDA, unit: e.REPUTATION_UNIT },
     credit: {
       base: e.CREDIT_BASE,

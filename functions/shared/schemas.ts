@@ -20,6 +20,8 @@ export const RegisterDomainBody = z.object({
   autoSettle: z.boolean().optional(),
   /** Providers: longest payment term accepted (ms), default 7 days. */
   maxTermMs: z.number().int().positive().optional(),
+  /** Providers: shortest payment term accepted (ms); must exceed the settlement interval. Default MIN_TERM_MS. */
+  minTermMs: z.number().int().positive().optional(),
 });
 
 export const EnrolBody = z.object({

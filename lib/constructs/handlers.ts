@@ -13,6 +13,7 @@ import { TABLE_ENV, TABLE_INDEXES } from '../../adapters/table.ts';
 
 /** The handler entries in functions/{name}.ts, each exporting `handler`. */
 import { HANDLER_NAMES, type HandlerName } from '../../functions/routes.ts';
+import { SCHEDULES } from './schedules.ts';
 
 export { HANDLER_NAMES, type HandlerName };
 
@@ -34,6 +35,13 @@ export interface HandlerAccess {
   readonly timeout: Duration;
 }
 
+/** How often the settle job runs (lib/constructs/schedules.ts). */
+function settleEvery(): Duration {
+  const every = SCHEDULES.find((s) => s.handler === 'settle')?.every;
+  if (!every) throw new Error('no schedule for the settle job');
+  return every;
+}
+
 export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   domains: { description: 'Host a domain and publish its record', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(30) },
   enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
@@ -42,8 +50,8 @@ export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   // One publisher at a time keeps the ledger order equal to the acceptance order.
   publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, reservedConcurrency: 1, timeout: Duration.seconds(60) },
   watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
-  // Two settlements running at once could pay the same obligations twice.
-  settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, reservedConcurrency: 1, timeout: Duration.minutes(2) },
+  // Overlapping runs are safe without reserved concurrency: each consumer domain is settled under a lease (service/settle.ts).
+  settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.minutes(2) },
   // Cursor-driven and idempotent: an overlapping run repeats work, never doubles it.
   follow: { description: 'Ledger follower: learn other hubs\' domains, obligations and outcomes', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
   query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: true, timeout: Duration.seconds(15) },
@@ -107,6 +115,8 @@ export class Handlers extends Construct {
       BITCOIN_RPC_URL: props.bitcoin.rpcUrl,
       BITCOIN_RPC_SECRET_ARN: props.bitcoin.secret.secretArn,
       CONFIRMATIONS: String(props.confirmations ?? 1),
+      // the settle job's schedule: providers' minimum payment term and the default grace derive from it
+      SETTLE_INTERVAL_MS: String(settleEvery().toMilliseconds()),
       IOT_DATA_ENDPOINT: props.iotDataEndpoint,
       NODE_OPTIONS: '--enable-source-maps',
     };

@@ -118,6 +118,28 @@ describe('decide', () => {
       assert.deepEqual(rejects(first, ctx({ offer: { ...w.offer, payTo: 'Rother' } }), OfferMismatchError, 'final')['fields'], ['payTo']);
     });
 
+    it('rejects an offer made for another provider device, naming the field', () => {
+      const details = rejects(first, ctx({ offer: { ...w.offer, providerDevice: 'ap-9' } }), OfferMismatchError, 'final');
+      assert.deepEqual(details['fields'], ['providerDevice']);
+    });
+
+    it('rejects an offer for another service, naming the field', () => {
+      const details = rejects(first, ctx({ offer: { ...w.offer, service: 'charging' } }), OfferMismatchError, 'final');
+      assert.deepEqual(details['fields'], ['service']);
+    });
+
+    it('accepts an obligation issued at the offer expiry, rejects one issued after it even when checked before (final)', () => {
+      // checked at the expiry itself, so only issuedAt can tell
+      accepts(first, ctx({ offer: { ...w.offer, expiresAt: first.body.issuedAt }, now: first.body.issuedAt }));
+      const details = rejects(
+        first,
+        ctx({ offer: { ...w.offer, expiresAt: first.body.issuedAt - 1 }, now: first.body.issuedAt - 1 }),
+        ExpiredError,
+        'final',
+      );
+      assert.equal(details['issuedAt'], first.body.issuedAt);
+    });
+
     it('accepts up to the offer expiry, rejects after it (final)', () => {
       accepts(first, ctx({ now: w.offer.expiresAt }));
       rejects(first, ctx({ now: w.offer.expiresAt + 1 }), ExpiredError, 'final');

@@ -130,11 +130,19 @@ describe('BackendStack: functions', () => {
     }
   });
 
-  it('reserves concurrency 1 for settle and publish only', () => {
+  it('reserves concurrency 1 for publish only: settle runs may overlap (a per-domain lease serialises them)', () => {
     for (const name of HANDLER_NAMES) {
       const props = functions[fnLogicalId(name)]?.['Properties'] as Record<string, unknown>;
-      const expected = name === 'settle' || name === 'publish' ? 1 : undefined;
+      const expected = name === 'publish' ? 1 : undefined;
       assert.equal(props['ReservedConcurrentExecutions'], expected, name);
+    }
+  });
+
+  it('tells every function the settle schedule (5 minutes), from which the minimum payment term derives', () => {
+    for (const name of HANDLER_NAMES) {
+      const env = (functions[fnLogicalId(name)]?.['Properties'] as { Environment: { Variables: Record<string, unknown> } }).Environment
+        .Variables;
+      assert.equal(env['SETTLE_INTERVAL_MS'], '300000', name);
     }
   });
 });

@@ -5,13 +5,16 @@
  * {"lockUnspents":true}; signrawtransactionwithwallet "hex"; lockunspent
  * unlock [{"txid","vout"}]; listsinceblock "blockhash" target_confirmations
  * include_watchonly include_removed. Wallet calls go to /wallet/<name>.
+ * Behaviour seen on a real v31 node (../shared/notes/real-nodes.md): -18 for
+ * a wallet not loaded after a restart, -5 for an unknown listsinceblock
+ * block, getbalances' untrusted_pending, -4 "Transaction amount too small".
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { BitcoinPayments, InsufficientFundsError, TxRejectedError } from '../../adapters/payments/bitcoin.ts';
+import { AmountTooSmallError, BitcoinPayments, InsufficientFundsError, TxRejectedError } from '../../adapters/payments/bitcoin.ts';
 import { UnavailableError } from '../../core/errors.ts';
 
 interface Seen {
@@ -181,20 +184,133 @@ describe('BitcoinPayments on bitcoind (fake JSON-RPC server)', () => {
     assert.ok(seen.every((s) => s.path === '/wallet/scb' && s.method === 'gettransaction'));
   });
 
-  it('creates the wallet when loadwallet does not find it, and leaves a loaded one alone', async () => {
+  it('creates the wallet with load_on_startup=true when loadwallet does not find it, and leaves a loaded one alone', async () => {
     answer = (method) => (method === 'loadwallet' ? { error: { code: -18, message: 'Wallet file not found' } } : { result: { name: 'scb' } });
     await payments.ensureWallet();
-    assert.deepEqual(seen.map((s) => [s.method, s.params]), [['loadwallet', ['scb']], ['createwallet', ['scb']]]);
+    // createwallet wallet_name disable_private_keys blank passphrase avoid_reuse descriptors load_on_startup
+    assert.deepEqual(seen.map((s) => [s.method, s.params]), [
+      ['loadwallet', ['scb', true]],
+      ['createwallet', ['scb', false, false, '', false, true, true]],
+    ]);
     seen.length = 0;
     answer = () => ({ error: { code: -35, message: 'Wallet "scb" is already loaded.' } });
     await payments.ensureWallet();
     assert.deepEqual(seen.map((s) => s.method), ['loadwallet']);
   });
 
+  it('after a node restart (-18 on a wallet call) loads the wallet and retries the call once', async () => {
+    let loaded = false;
+    answer = (method) => {
+      if (method === 'loadwallet') {
+        loaded = true;
+        return { result: { name: 'scb' } };
+      }
+      if (!loaded) return { error: { code: -18, message: 'Requested wallet does not exist or is not loaded' } };
+      return method === 'getnewaddress' ? { result: ADDRESS } : { result: null };
+    };
+    assert.equal(await payments.newAddress('x'), ADDRESS);
+    assert.deepEqual(seen.map((s) => [s.path, s.method, s.params]), [
+      ['/wallet/scb', 'getnewaddress', ['x']],
+      ['/', 'loadwallet', ['scb', true]],
+      ['/wallet/scb', 'getnewaddress', ['x']],
+    ]);
+  });
+
+  it('a wallet that cannot be loaded is not retried forever: the second -18 is the answer', async () => {
+    answer = (method) =>
+      method === 'loadwallet'
+        ? { error: { code: -18, message: 'Wallet file not found' } }
+        : { error: { code: -18, message: 'Requested wallet does not exist or is not loaded' } };
+    await assert.rejects(payments.newAddress(), (e: Error) => !(e instanceof TxRejectedError));
+    assert.deepEqual(seen.map((s) => s.method), ['getnewaddress', 'loadwallet']);
+  });
+
+  it('restarts listsinceblock from the beginning when the cursor is an unknown block (-5), instead of failing every run', async () => {
+    answer = (method, params) =>
+      method === 'listsinceblock' && params[0] !== ''
+        ? { error: { code: -5, message: 'Block not found' } }
+        : {
+            result: {
+              transactions: [{ txid: 'b1'.repeat(32), address: ADDRESS, category: 'receive', amount: 0.0001, vout: 0, confirmations: 2 }],
+              lastblock: 'cc'.repeat(32),
+            },
+          };
+    const got = await payments.receivedSince('ab'.repeat(32));
+    assert.deepEqual(got, { payments: [{ txid: 'b1'.repeat(32), address: ADDRESS, amount: 10_000, confirmations: 2 }], cursor: 'cc'.repeat(32) });
+    assert.deepEqual(seen.map((s) => s.params[0]), ['ab'.repeat(32), '']);
+  });
+
+  it('other listsinceblock failures still fail (no silent restart)', async () => {
+    answer = () => ({ error: { code: -1, message: 'boom' } });
+    await assert.rejects(payments.receivedSince('ab'.repeat(32)), UnavailableError);
+    assert.equal(seen.length, 1);
+  });
+
+  it('balance is getbalances trusted + untrusted_pending (getbalance "*" 0 leaves out incoming unconfirmed payments)', async () => {
+    answer = (method) =>
+      method === 'getbalances'
+        ? { result: { mine: { trusted: 0.5, untrusted_pending: 0.00012345, immature: 50 } } }
+        : method === 'getbalance'
+          ? { result: 0.5 }
+          : { result: null };
+    assert.equal(await payments.balance(), 50_012_345);
+    assert.deepEqual(seen.map((s) => [s.path, s.method]), [['/wallet/scb', 'getbalances']]);
+  });
+
+  it('maps -4 "Transaction amount too small" (dust) to a final AmountTooSmallError, not a retry', async () => {
+    answer = (method) =>
+      method === 'fundrawtransaction' ? { error: { code: -4, message: 'Transaction amount too small' } } : happy(method);
+    const err = await payments.prepareSendMany({ [ADDRESS]: 100 }).catch((e: unknown) => e);
+    assert.ok(err instanceof AmountTooSmallError, String(err));
+    assert.equal(err.errorClass, 'final');
+    assert.equal(seen.filter((s) => s.method === 'fundrawtransaction').length, 1, 'not retried');
+  });
+
+  it('isConflicted: true only when an input of a confirmed funding transaction is gone from the chain UTXO set', async () => {
+    const fundingTxid = 'aa'.repeat(32);
+    let utxo: unknown = null;
+    answer = (method, params) => {
+      if (method === 'gettransaction') {
+        return params[0] === fundingTxid
+          ? { result: { txid: fundingTxid, confirmations: 3, hex: SIGNED, details: [] } }
+          : { error: { code: -5, message: 'Invalid or non-wallet transaction id' } };
+      }
+      if (method === 'gettxout') return { result: utxo };
+      return { result: null };
+    };
+    assert.equal(await payments.isConflicted(SIGNED), true, 'input spent in a block by another transaction');
+    assert.deepEqual(seen.find((s) => s.method === 'gettxout')?.params, [fundingTxid, 1, false]);
+    utxo = { value: 0.1, confirmations: 3 };
+    assert.equal(await payments.isConflicted(SIGNED), false, 'input still unspent: the transaction may confirm');
+  });
+
+  it('isConflicted: false when the transaction itself confirmed, or its funding is not confirmed', async () => {
+    answer = (method, params) =>
+      method === 'gettransaction' && params[0] === SIGNED_TXID
+        ? { result: { txid: SIGNED_TXID, confirmations: 1, hex: SIGNED, details: [] } }
+        : method === 'gettransaction'
+          ? { result: { txid: params[0], confirmations: 0, hex: SIGNED, details: [] } }
+          : { result: null };
+    assert.equal(await payments.isConflicted(SIGNED), false);
+    answer = (method, params) =>
+      method === 'gettransaction' && params[0] === SIGNED_TXID
+        ? { error: { code: -5, message: 'Invalid or non-wallet transaction id' } }
+        : method === 'gettransaction'
+          ? { result: { txid: params[0], confirmations: 0, hex: SIGNED, details: [] } }
+          : { result: null };
+    assert.equal(await payments.isConflicted(SIGNED), false, 'unconfirmed funding: cannot tell, so never released');
+  });
+
+  it('abandon unlocks each input with lockunspent true, ignoring inputs that are not locked', async () => {
+    answer = () => ({ error: { code: -8, message: 'Invalid parameter, expected locked output' } });
+    await payments.abandon(SIGNED);
+    assert.deepEqual(seen.map((s) => [s.path, s.method, s.params]), [['/wallet/scb', 'lockunspent', [true, [{ txid: 'aa'.repeat(32), vout: 1 }]]]]);
+  });
+
   it('retries a busy node, then gives up with UnavailableError', async () => {
     answer = () => ({ status: 503 });
     await assert.rejects(payments.balance(), UnavailableError);
     assert.equal(seen.length, 3, 'one call and two retries');
-    assert.deepEqual(seen[0]?.params, ['*', 0]);
+    assert.deepEqual(seen[0]?.method, 'getbalances');
   });
 });

@@ -1,0 +1,235 @@
+/**
+ * Settlement that never pays twice and never blocks a domain, and defaults
+ * that never misjudge a payer: a plan is paid whole or not at all, a rejected
+ * transaction is released only when it can never confirm, a run that lost its
+ * lease broadcasts nothing, and a default is written only on the very state
+ * lateness was judged on. The node's answers (rejection, conflict) are
+ * scripted around the real bcoin wallet; the store and ledger are real.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCloud, type LocalCloud } from '../../local/cloud.ts';
+import { settleDomain } from '../../service/settle.ts';
+import { watchProvider } from '../../service/watch.ts';
+import { TxRejectedError } from '../../adapters/payments/bitcoin.ts';
+import type { Payments } from '../../adapters/ports.ts';
+import type { DynamoStore } from '../../adapters/store/dynamo.ts';
+import type { Deps } from '../../functions/shared/deps.ts';
+import { buy, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
+import { receivedBy } from './support.ts';
+
+interface Script {
+  prepared: string[];
+  broadcasts: string[];
+  abandoned: string[];
+  /** Broadcasting one of these hexes is rejected for good. */
+  reject: Set<string>;
+  conflicted: boolean;
+  /** Runs right after a transaction is prepared (before the run records it). */
+  afterPrepare?: () => Promise<void>;
+}
+
+/** The real wallet, with the node's verdicts scripted and every call recorded. */
+function scripted(real: Payments, s: Script): Payments {
+  const over: Partial<Payments> = {
+    async prepareSendMany(outputs) {
+      const tx = await real.prepareSendMany(outputs);
+      s.prepared.push(tx.hex);
+      await s.afterPrepare?.();
+      return tx;
+    },
+    async broadcast(hex) {
+      s.broadcasts.push(hex);
+      if (s.reject.has(hex)) throw new TxRejectedError('bad-txns-inputs-missingorspent', {});
+      return real.broadcast(hex);
+    },
+    async isConflicted() {
+      return s.conflicted;
+    },
+    async abandon(hex) {
+      s.abandoned.push(hex);
+      return real.abandon(hex);
+    },
+  };
+  return Object.assign(Object.create(real) as Payments, over);
+}
+
+describe('settlement faults', () => {
+  let cloud: LocalCloud;
+  const devs: Record<string, TestDevice> = {};
+
+  before(async () => {
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 }, env: { CREDIT_BASE: '1000000' } });
+    await registerDomain(cloud, 'sp', 'provider', { threshold: 0.3 });
+    await registerDomain(cloud, 'sq', 'provider', { threshold: 0.3 });
+    for (const c of ['sa', 'sb', 'sc', 'sd']) {
+      await registerDomain(cloud, c, 'consumer');
+      await cloud.fund(c);
+      devs[c] = await enrol(cloud, c, `${c}-dev`);
+    }
+  });
+  after(async () => {
+    await cloud?.stop();
+  });
+
+  async function published(consumer: string, n: number, dueInMs = 60_000, provider = 'sp'): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const { ob, res } = await buy(cloud, devs[consumer] as TestDevice, provider, `${provider}-spd`, { dueInMs });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      ids.push(ob.id);
+    }
+    await cloud.runJob('publish');
+    return ids;
+  }
+
+  const newScript = (): Script => ({ prepared: [], broadcasts: [], abandoned: [], reject: new Set(), conflicted: false });
+  const withPayments = (s: Script): Deps => ({ ...cloud.deps, payments: async (w) => scripted(await cloud.deps.payments(w), s) });
+  const items = async (ids: string[]) => Promise.all(ids.map(async (id) => (await cloud.deps.store.getObligation(id))!));
+
+  it('a plan whose obligation left the pending set before broadcast is aborted: nothing broadcast, the rest released and paid next run', async () => {
+    const ids = await published('sa', 3);
+    const s = newScript();
+    // the watcher defaults one obligation between the run's read and its move into the settlement
+    s.afterPrepare = async () => {
+      s.afterPrepare = undefined;
+      await cloud.deps.store.transition(ids[1] as string, ['accepted'], 'defaulted', { closedAt: Date.now() }, { expect: { settlementId: null } });
+    };
+    const first = await settleDomain(withPayments(s), 'sa');
+    assert.equal(s.broadcasts.length, 0, 'nothing broadcast');
+    assert.deepEqual(first.settlements, []);
+    assert.equal(first.failed?.length, 1, JSON.stringify(first));
+    assert.deepEqual(s.abandoned, s.prepared, 'its inputs given back');
+    const released = await items(ids);
+    assert.deepEqual(released.map((o) => o.status), ['accepted', 'defaulted', 'accepted']);
+    assert.ok(released.every((o) => o.settlementId === undefined), 'no obligation left in the failed settlement');
+
+    const second = await settleDomain(withPayments(s), 'sa');
+    assert.equal(second.settlements.length, 1, JSON.stringify(second));
+    assert.equal(second.settlements[0]?.obligations, 2);
+    assert.equal(s.broadcasts.length, 1);
+    const settled = await items(ids);
+    assert.deepEqual(settled.map((o) => o.status), ['settling', 'defaulted', 'settling']);
+  });
+
+  it('a rejected transaction that may still confirm is kept (stuck), never paid again, and does not block new obligations', async () => {
+    const ids = await published('sb', 2);
+    const s = newScript();
+    s.afterPrepare = async () => {
+      s.afterPrepare = undefined;
+      s.reject.add(s.prepared[0] as string);
+    };
+    const first = await settleDomain(withPayments(s), 'sb');
+    assert.equal(first.stuck?.length, 1, JSON.stringify(first));
+    assert.equal(first.failed, undefined);
+    const stuckId = first.stuck?.[0]?.settlementId;
+    assert.ok((await items(ids)).every((o) => o.status === 'settling' && o.settlementId === stuckId));
+
+    // later obligations are paid on their own; the stuck ones are not planned again
+    const later = await published('sb', 1);
+    const second = await settleDomain(withPayments(s), 'sb');
+    assert.equal(second.stuck?.length, 1, 'still stuck, retried');
+    assert.equal(second.settlements.length, 1, JSON.stringify(second));
+    assert.equal(second.settlements[0]?.obligations, 1);
+    assert.equal(s.prepared.length, 2, 'one transaction for the stuck pair, one for the later obligation');
+    assert.equal((await items(later))[0]?.status, 'settling');
+    assert.deepEqual(s.abandoned, []);
+
+    // the node now shows an input spent elsewhere: released, planned again and paid in the same run
+    s.conflicted = true;
+    const third = await settleDomain(withPayments(s), 'sb');
+    assert.equal(third.failed?.[0]?.settlementId, stuckId, JSON.stringify(third));
+    assert.equal(third.settlements.length, 1);
+    assert.equal(third.settlements[0]?.obligations, 2);
+    assert.notEqual(third.settlements[0]?.settlementId, stuckId, 'a new settlement id for the same set');
+    const repaid = await items(ids);
+    assert.ok(repaid.every((o) => o.status === 'settling' && o.settlementId === third.settlements[0]?.settlementId));
+    const fourth = await settleDomain(withPayments(s), 'sb');
+    assert.deepEqual([fourth.settlements, fourth.failed, fourth.stuck], [[], undefined, undefined], 'nothing left to do');
+  });
+
+  it('a run that lost its lease (expired and taken) broadcasts nothing; the next run completes the same transaction once', async () => {
+    const ids = await published('sc', 2);
+    const s = newScript();
+    let thief: number | undefined;
+    const run = await settleDomain(withPayments(s), 'sc', {
+      hooks: {
+        afterIntent: async () => {
+          // another run, whose clock says this run's lease has expired, takes it over
+          thief = await cloud.deps.store.acquireLease('settle:sc', 'thief', 60_000, Date.now() + 10 * 60_000);
+        },
+      },
+    });
+    assert.ok(thief !== undefined, 'the lease was taken over');
+    assert.match(run.deferred ?? '', /lost the settle lease/);
+    assert.equal(s.broadcasts.length, 0, 'a fenced-off run broadcasts nothing');
+    assert.deepEqual((await settleDomain(withPayments(s), 'sc')).deferred, 'another run is settling sc');
+    await cloud.deps.store.releaseLease('settle:sc', 'thief', thief as number);
+    const next = await settleDomain(withPayments(s), 'sc');
+    assert.equal(next.recovered, 1, JSON.stringify(next));
+    assert.deepEqual(s.broadcasts, [s.prepared[0]], 'the same transaction, broadcast once');
+    assert.equal(s.prepared.length, 1);
+    assert.ok((await items(ids)).every((o) => o.status === 'settling'));
+  });
+
+  it('defaults only past dueBy + grace, judged on the state written: an obligation settle takes meanwhile keeps its grace', async () => {
+    const [early, taken] = await published('sd', 2, 5_000, 'sq');
+    const provider = await cloud.deps.store.getHostedDomain('sq');
+    assert.ok(provider && early && taken);
+    const ob = (await cloud.deps.store.getObligation(early))!;
+    const at = (ms: number, store: DynamoStore = cloud.deps.store): Deps => ({
+      ...cloud.deps,
+      store,
+      now: () => ms,
+      config: { ...cloud.deps.config, acceptedGraceMs: 10_000, settlementGraceMs: 60_000 },
+    });
+    // accepted, past dueBy but within the accepted grace: not defaulted
+    assert.equal((await watchProvider(at(ob.dueBy + 9_000), provider)).defaulted, 0);
+    assert.equal((await cloud.deps.store.getObligation(early))?.status, 'accepted');
+
+    // past the accepted grace, but settle moves `taken` into a settlement between the watcher's read and write
+    const racing = Object.assign(Object.create(cloud.deps.store) as DynamoStore, {
+      listOpenByProvider: async (domain: string) => {
+        const open = await cloud.deps.store.listOpenByProvider(domain);
+        await cloud.deps.store.transition(taken, ['accepted'], 'settling', { settlementId: 'racing-settlement' }, { expect: { settlementId: null } });
+        return open;
+      },
+    });
+    await watchProvider(at(ob.dueBy + 11_000, racing), provider);
+    const after = (await cloud.deps.store.getObligation(taken))!;
+    assert.equal(after.status, 'settling', 'not defaulted on a status it no longer has');
+    assert.equal(after.settlementId, 'racing-settlement');
+    assert.equal((await cloud.deps.store.getObligation(early))?.status, 'defaulted', 'the one still unpaid is');
+
+    // in settlement: defaulted only once the settlement grace is over
+    assert.equal((await watchProvider(at(after.dueBy + 59_000), provider)).defaulted, 0);
+    assert.equal((await watchProvider(at(after.dueBy + 61_000), provider)).defaulted, 1);
+  });
+
+  it('a payer is never judged on obligations it has not had the minimum term to pay', async () => {
+    const short = await buy(cloud, devs.sa as TestDevice, 'sp', 'sp-spd', { dueInMs: 1 });
+    assert.equal(short.res.status, 400);
+    assert.equal((short.res.body as { error?: { code: string } }).error?.code, 'F12_TERM_TOO_SHORT');
+    const tooShort = await cloud.call<{ error: { code: string; class: string } }>('POST', '/domains', {
+      domain: 'sp-short',
+      role: 'provider',
+      minTermMs: cloud.deps.config.settleIntervalMs,
+    });
+    assert.equal(tooShort.status, 400, JSON.stringify(tooShort.body));
+    assert.deepEqual([tooShort.body.error.code, tooShort.body.error.class], ['F12_TERM_TOO_SHORT', 'final']);
+    const fine = await cloud.call('POST', '/domains', { domain: 'sp-long', role: 'provider', minTermMs: cloud.deps.config.settleIntervalMs + 1 });
+    assert.equal(fine.status, 201, JSON.stringify(fine.body));
+  });
+
+  it('every consumer paid each provider exactly what it owes, once', async () => {
+    const owed = new Map<string, number>();
+    for (const c of ['sa', 'sb', 'sc', 'sd']) {
+      for (const o of await cloud.deps.store.listByConsumer(c)) {
+        if (o.status === 'settling' || o.status === 'fulfilled') owed.set(c, (owed.get(c) ?? 0) + o.amount);
+      }
+    }
+    await cloud.regtest.mine(1);
+    const paid = (await receivedBy(cloud, 'sp')).reduce((sum, p) => sum + p.amount, 0);
+    assert.equal(paid, [...owed.values()].reduce((a, b) => a + b, 0));
+  });
+});
