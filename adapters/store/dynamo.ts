@@ -331,7 +331,7 @@ export class DynamoStore {
   }
 
   /**
-   * Move the device's chain head from `prev` (seq-1) to {seq,id}. Idempotent: if
+   * Move the device's chain head from `prev` (seq-1), or from an older head, to {seq,id}. Idempotent: if
    * the head already is {seq,id} it succeeds. Returns false when another
    * obligation took that place first.
    */
@@ -342,8 +342,11 @@ export class DynamoStore {
           TableName: this.table,
           Key: { pk: `DEV#${domain}/${device}`, sk: 'CHAIN' },
           UpdateExpression: 'SET seq = :seq, id = :id',
+          // after the head it knows, or a forward gap over links accepted at other hubs (core/policy.ts)
           ConditionExpression:
-            seq === 1 ? 'attribute_not_exists(pk) OR id = :id' : '(seq = :prevSeq AND id = :prev) OR id = :id',
+            seq === 1
+              ? 'attribute_not_exists(pk) OR id = :id'
+              : 'attribute_not_exists(pk) OR (seq = :prevSeq AND id = :prev) OR seq < :prevSeq OR id = :id',
           ExpressionAttributeValues:
             seq === 1 ? { ':seq': seq, ':id': id } : { ':seq': seq, ':id': id, ':prevSeq': seq - 1, ':prev': prev },
         }),

@@ -1,0 +1,171 @@
+/**
+ * Three independent hubs that share nothing but the chain (DESIGN.md
+ * "Federation"), each with its own table and its own ledger node, jobs run by
+ * hand so every step is observable:
+ *
+ *   hub 1 hosts consumers c1 (pays) and c2 (never pays); hubs 2 and 3 host
+ *   providers p2 and p3. c1's and c2's devices buy at hubs 2 and 3 over their
+ *   public APIs. Hub 1 learns those obligations only from the ledger, pays
+ *   c1's; hubs 2 and 3 fulfil or default them; every hub's follower applies
+ *   every outcome, so all three compute the same reputation, and each hub's
+ *   counters equal a recomputation from the ledger.
+ *
+ * Then the ledger is attacked from a fourth node (a rogue publisher): squatted
+ * and forged outcomes, malformed and foreign-signed settlement records. Every
+ * reader skips and counts them; nothing changes.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPair } from '../../core/keys.ts';
+import { createOutcome, createSettlementRecord } from '../../core/records.ts';
+import type { Json } from '../../core/types.ts';
+import { startFederation, type Federation } from '../../local/federation.ts';
+import type { LocalCloud } from '../../local/cloud.ts';
+import { followLedger } from '../../service/follow.ts';
+import { ledgerKeys } from '../../service/ledger-records.ts';
+import { buy, enrol, registerDomain, sleep, type TestDevice } from './support.ts';
+
+const DELAY = 30;
+type Rep = { reputation: number; outstanding: number; paidVolume: number; rScaled: number; sScaled: number };
+
+describe('three hubs that share only the chain', () => {
+  let fed: Federation;
+  let hub1: LocalCloud;
+  let hub2: LocalCloud;
+  let hub3: LocalCloud;
+  let c1: TestDevice;
+  let c2: TestDevice;
+  const propagate = () => sleep(DELAY * 4);
+  const everywhere = async (job: 'publish' | 'follow' | 'watch') => {
+    for (const h of fed.hubs) await h.runJob(job);
+  };
+  const rep = async (hub: LocalCloud, d: string) => (await hub.call<Rep>('GET', `/domains/${d}/reputation`)).body;
+  const statuses = async (hub: LocalCloud, d: string) =>
+    (await hub.call<{ obligations: { status: string }[] }>('GET', `/domains/${d}/obligations`)).body.obligations.map((o) => o.status).sort();
+
+  before(async () => {
+    fed = await startFederation({
+      hubs: 3,
+      ledgerDelayMs: DELAY,
+      schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 },
+      env: { SETTLEMENT_GRACE_MS: '1000' },
+    });
+    [hub1, hub2, hub3] = fed.hubs as [LocalCloud, LocalCloud, LocalCloud];
+    await registerDomain(hub1, 'c1', 'consumer');
+    await registerDomain(hub1, 'c2', 'consumer', { autoSettle: false });
+    await registerDomain(hub2, 'p2', 'provider', { threshold: 0.3 });
+    await registerDomain(hub3, 'p3', 'provider', { threshold: 0.3 });
+    await hub1.fund('c1');
+    c1 = await enrol(hub1, 'c1', 'c1-d1');
+    c2 = await enrol(hub1, 'c2', 'c2-d1');
+    await propagate(); // domain records reach every node
+  });
+  after(async () => {
+    await fed?.stop();
+  });
+
+  it('accepts at each provider hub a device enrolled at another hub (the forward chain gap is allowed)', async () => {
+    for (const [hub, p] of [[hub2, 'p2'], [hub3, 'p3'], [hub2, 'p2']] as const) {
+      const { res } = await buy(hub, c1, p, `${p}-spd-1`, { dueInMs: 60_000 });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+    }
+    const { res } = await buy(hub3, c2, 'p3', 'p3-spd-1', { dueInMs: 300 });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  });
+
+  it('hub 1 learns the obligations from the ledger: exposure counted, and its settlement pays them', async () => {
+    await everywhere('publish');
+    await propagate();
+    const followed = await hub1.invoke(() => followLedger(hub1.deps));
+    assert.equal(followed.obligations, 4, JSON.stringify(followed));
+    assert.equal(followed.invalid, 0);
+    assert.equal((await rep(hub1, 'c1')).outstanding, 3 * 2_000);
+    const settled = await hub1.call<{ settlements: { obligations: number }[] }>('POST', '/domains/c1/settlements', {});
+    assert.equal(settled.status, 200, JSON.stringify(settled.body));
+    assert.equal(settled.body.settlements.reduce((n, s) => n + s.obligations, 0), 3);
+    await fed.regtest.mine(1);
+    await propagate();
+  });
+
+  it('the provider hubs fulfil what hub 1 paid and default what c2 did not', async () => {
+    await sleep(400); // c2's obligation is past due
+    await hub2.runJob('watch');
+    await hub3.runJob('watch');
+    await sleep(1_100); // past the grace too
+    await hub3.runJob('watch');
+    assert.deepEqual(await statuses(hub2, 'c1'), ['fulfilled', 'fulfilled']);
+    assert.deepEqual(await statuses(hub3, 'c1'), ['fulfilled']);
+    assert.deepEqual(await statuses(hub3, 'c2'), ['defaulted']);
+  });
+
+  it('every hub applies every outcome: the same reputation everywhere, and counters equal the ledger', async () => {
+    await everywhere('publish');
+    await propagate();
+    await everywhere('follow');
+    await propagate();
+    await everywhere('follow');
+    assert.deepEqual(await statuses(hub1, 'c1'), ['fulfilled', 'fulfilled', 'fulfilled']);
+    assert.deepEqual(await statuses(hub1, 'c2'), ['defaulted']);
+    for (const d of ['c1', 'c2']) {
+      const views = await Promise.all(fed.hubs.map((h) => rep(h, d)));
+      const first = views[0];
+      assert.ok(first);
+      for (const v of views) {
+        // the same evidence everywhere; reputation itself fades between the reads
+        assert.ok(Math.abs(v.rScaled - first.rScaled) <= 1e-9 * Math.max(1, first.rScaled), `${d} rScaled at every hub`);
+        assert.ok(Math.abs(v.sScaled - first.sScaled) <= 1e-9 * Math.max(1, first.sScaled), `${d} sScaled at every hub`);
+        assert.ok(Math.abs(v.reputation - first.reputation) < 1e-6, `${d}: ${JSON.stringify(views.map((x) => x.reputation))}`);
+        assert.equal(v.outstanding, 0);
+        assert.equal(v.paidVolume, first.paidVolume);
+      }
+    }
+    assert.ok((await rep(hub1, 'c1')).reputation > 0.5, 'paying across hubs raises reputation');
+    assert.equal((await rep(hub1, 'c1')).paidVolume, 6_000);
+    assert.ok((await rep(hub2, 'c2')).reputation < 0.5, 'a default elsewhere lowers it here');
+    for (const h of fed.hubs) {
+      const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation?verify=ledger');
+      assert.equal(r.body.ledger.fulfilled, 3);
+      assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
+      assert.equal(r.body.ledger.paidVolume, r.body.paidVolume);
+    }
+  });
+
+  it('forged, squatted, malformed and foreign-signed records are skipped and counted by every reader, and change nothing', async () => {
+    const rogue = fed.network.node('rogue-hub');
+    const stranger = generateKeyPair();
+    const obligations = (await hub2.call<{ obligations: { id: string; amount: number }[] }>('GET', '/domains/c1/obligations')).body.obligations;
+    const target = obligations[0];
+    assert.ok(target);
+    // an outcome for c1 signed by a key that is not p2's, under the real key, from another node
+    const forged = createOutcome(
+      { version: 1, kind: 'outcome', obligationId: target.id, outcome: 'defaulted', consumerDomain: 'c1', providerDomain: 'p2', amount: target.amount, at: Date.now(), txid: null },
+      stranger.privateKey,
+    );
+    await rogue.publish('obligations', ledgerKeys.outcome(target.id), [ledgerKeys.consumer('c1')], forged as unknown as Json);
+    // a settlement record that is not even well-formed, naming p2 (the watcher reads these)
+    const junk = { body: { version: 1, settlementId: 'x', consumerDomain: 'c1', phase: 'intent', txid: 'y', outputs: [null], at: 1 }, sig: 'AA', by: 'c1' };
+    await rogue.publish('settlements', 'settlement:junk:intent', [ledgerKeys.provider('p2')], junk as unknown as Json);
+    // a well-formed settlement signed by the wrong key
+    const wrongKey = createSettlementRecord(
+      { version: 1, settlementId: 'a'.repeat(64), consumerDomain: 'c1', phase: 'broadcast', txid: 'b'.repeat(64), outputs: [{ payTo: 'x', providerDomain: 'p2', amount: 2_000, obligationIds: [target.id] }], at: 1 },
+      stranger.privateKey,
+    );
+    await rogue.publish('settlements', ledgerKeys.settlement('a'.repeat(64), 'broadcast'), [ledgerKeys.provider('p2')], wrongKey as unknown as Json);
+    // a domain record for a new name, published from a node other than the one it names
+    await rogue.publish('domains', 'domain:evil', [], { body: { domain: 'evil' }, sig: 'AA', by: 'evil' });
+    await propagate();
+
+    const figures = async () =>
+      (await Promise.all(fed.hubs.map((h) => rep(h, 'c1')))).map(({ rScaled, sScaled, outstanding, paidVolume }) => ({ rScaled, sScaled, outstanding, paidVolume }));
+    const before = await figures();
+    const summaries = await Promise.all(fed.hubs.map((h) => h.invoke(() => followLedger(h.deps))));
+    for (const s of summaries) assert.equal(s.invalid, 4, JSON.stringify(s));
+    const watched = await hub2.invoke(async () => (await import('../../service/watch.ts')).watchAll(hub2.deps));
+    assert.ok(watched.every((w) => w.deferred === undefined), JSON.stringify(watched));
+    assert.equal(watched.find((w) => w.domain === 'p2')?.invalid, 2);
+    const afterwards = await figures();
+    assert.deepEqual(afterwards, before);
+    assert.deepEqual(await statuses(hub1, 'c1'), ['fulfilled', 'fulfilled', 'fulfilled']);
+    assert.equal((await hub1.call('GET', '/domains/evil')).status, 404);
+  });
+});
