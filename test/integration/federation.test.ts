@@ -142,6 +142,8 @@ describe('three hubs that share only the chain', () => {
       stranger.privateKey,
     );
     await rogue.publish('obligations', ledgerKeys.outcome(target.id), [ledgerKeys.consumer('c1')], forged as unknown as Json);
+    // the same forgery from p2's own hub node: the publisher is right, the signature is not
+    await fed.ledgers[1]?.publish('obligations', ledgerKeys.outcome(target.id), [ledgerKeys.consumer('c1')], forged as unknown as Json);
     // a settlement record that is not even well-formed, naming p2 (the watcher reads these)
     const junk = { body: { version: 1, settlementId: 'x', consumerDomain: 'c1', phase: 'intent', txid: 'y', outputs: [null], at: 1 }, sig: 'AA', by: 'c1' };
     await rogue.publish('settlements', 'settlement:junk:intent', [ledgerKeys.provider('p2')], junk as unknown as Json);
@@ -159,7 +161,7 @@ describe('three hubs that share only the chain', () => {
       (await Promise.all(fed.hubs.map((h) => rep(h, 'c1')))).map(({ rScaled, sScaled, outstanding, paidVolume }) => ({ rScaled, sScaled, outstanding, paidVolume }));
     const before = await figures();
     const summaries = await Promise.all(fed.hubs.map((h) => h.invoke(() => followLedger(h.deps))));
-    for (const s of summaries) assert.equal(s.invalid, 4, JSON.stringify(s));
+    for (const s of summaries) assert.equal(s.invalid, 5, JSON.stringify(s));
     const watched = await hub2.invoke(async () => (await import('../../service/watch.ts')).watchAll(hub2.deps));
     assert.ok(watched.every((w) => w.deferred === undefined), JSON.stringify(watched));
     assert.equal(watched.find((w) => w.domain === 'p2')?.invalid, 2);
