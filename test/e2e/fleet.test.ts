@@ -53,14 +53,15 @@ describe('fleet of SDK devices on the embedded cloud', () => {
     await cloud?.stop();
   });
 
-  it('accepts the paying domain every time and raises its reputation', async () => {
+  it('accepts the paying domain every time; one hub earns it no reputation from its own providers', async () => {
     const c1 = fleet.reports.get('c1');
     assert.ok(c1);
     assert.equal(c1.accepted, 20, JSON.stringify(c1));
     const rep = await cloud.deps.store.getCounters('c1');
     assert.equal(rep.outstanding, 0);
     const view = await cloud.call<{ reputation: number }>('GET', '/domains/c1/reputation');
-    assert.ok(view.body.reputation > 0.7, `c1 reputation ${view.body.reputation}`);
+    // every provider is hosted by the same hub (one operator): evidence weight 0 (README, Sybil guard)
+    assert.equal(view.body.reputation, 0.5, `c1 reputation ${view.body.reputation}`);
   });
 
   it('refuses the domain that never pays once its reputation is below the threshold', async () => {

@@ -5,7 +5,9 @@
  * fulfils only obligations of its own consumer, of the watching provider and
  * to the address it paid. Payments are real regtest transactions.
  */
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { createSettlementRecord } from '../../core/records.ts';
 import assert from 'node:assert/strict';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { watchAll } from '../../service/watch.ts';
@@ -51,12 +53,18 @@ describe('watcher guards', () => {
     return tx.txid;
   }
 
-  /** Put a settlement record on the ledger, as its consumer back-end (or a forger) would. */
+  /**
+   * Put a settlement record on the ledger, signed by the consumer domain it names, as
+   * its back-end would (a consumer lying about its own payment: the guards must hold).
+   */
   async function record(consumerDomain: string, txid: string, outputs: SettlementRecord['outputs']): Promise<void> {
-    const settlementId = `test-settlement-${++n}`;
+    const settlementId = createHash('sha256').update(`test-settlement-${++n}`).digest('hex');
     const rec: SettlementRecord = { version: 1, settlementId, consumerDomain, phase: 'broadcast', txid, outputs, at: Date.now() };
+    const hosted = await cloud.deps.store.getHostedDomain(consumerDomain);
+    assert.ok(hosted);
     const keys = [ledgerKeys.consumer(consumerDomain), txid, ...new Set(outputs.map((o) => ledgerKeys.provider(o.providerDomain)))];
-    await (await cloud.ledger()).publish('settlements', `settlement:${settlementId}:broadcast`, keys, rec as unknown as Json);
+    const signed = createSettlementRecord(rec, hosted.privateKey);
+    await (await cloud.ledger()).publish('settlements', ledgerKeys.settlement(settlementId, 'broadcast'), keys, signed as unknown as Json);
   }
 
   const status = async (id: string) => (await cloud.deps.store.getObligation(id))?.status;

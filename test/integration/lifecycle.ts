@@ -78,9 +78,12 @@ export function describeLifecycle(name: string, options: () => CloudOptions, mor
       list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations');
       assert.deepEqual(list.body.obligations.map((o) => o.status), ['fulfilled', 'fulfilled']);
       const rep = await cloud.call<{ reputation: number; outstanding: number; paidVolume: number }>('GET', '/domains/c1/reputation');
-      assert.ok(rep.body.reputation > 0.5, `reputation rose: ${rep.body.reputation}`);
+      // c1 and p1 are hosted by one hub (one operator): its providers cannot vouch for
+      // its consumers, so the payment ends the exposure but earns no reputation
+      // (test/integration/federation.test.ts pays across hubs and sees it rise)
+      assert.equal(rep.body.reputation, 0.5);
       assert.equal(rep.body.outstanding, 0);
-      assert.equal(rep.body.paidVolume, 4_000);
+      assert.equal(rep.body.paidVolume, 0);
     });
 
     it('defaults an unpaid obligation past dueBy and lowers the reputation', async () => {
