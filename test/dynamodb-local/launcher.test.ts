@@ -7,10 +7,13 @@ import { UnavailableError } from '../../core/errors.ts';
 import { localDynamoClient } from '../../local/dynamo.ts';
 import { findDynamoDbLocalJar, findJava, startDynamoDbLocal } from '../../local/dynamodb-local.ts';
 import { listenLoopback } from '../../local/net.ts';
+import { skippable } from '../skippable.ts';
 
 const java = await findJava();
 const jar = await findDynamoDbLocalJar();
 const skip = !java ? 'java is not on PATH' : !jar ? 'DynamoDBLocal.jar is not installed' : false;
+/** Tests that run DynamoDB Local: each skips with the reason (and is counted as skipped) without java or the jar. */
+const withJar = skippable(skip);
 
 describe('finding DynamoDB Local', () => {
   it('gives undefined (callers skip) when java is not on the search path', async () => {
@@ -19,8 +22,8 @@ describe('finding DynamoDB Local', () => {
   });
 });
 
-describe('running DynamoDB Local', { skip }, () => {
-  it('answers on a loopback endpoint, and after stop() nothing listens there any more', async () => {
+describe('running DynamoDB Local', () => {
+  withJar.it('answers on a loopback endpoint, and after stop() nothing listens there any more', async () => {
     const ddb = await startDynamoDbLocal();
     assert.ok(ddb);
     try {
@@ -39,7 +42,7 @@ describe('running DynamoDB Local', { skip }, () => {
     await ddb.stop(); // a second stop is harmless
   });
 
-  it('fails with its output, and leaves nothing running, when the port is taken', async (t) => {
+  withJar.it('fails with its output, and leaves nothing running, when the port is taken', async (t) => {
     // a squatter that accepts and drops connections, so the port never answers ListTables
     const squatter = createServer((socket) => socket.destroy());
     const port = await listenLoopback(squatter, 0, 'squatter');

