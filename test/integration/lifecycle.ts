@@ -96,9 +96,10 @@ export function describeLifecycle(
 
     it('defaults an unpaid obligation past dueBy and lowers the reputation', async () => {
       const before = (await cloud.call<{ reputation: number }>('GET', '/domains/c1/reputation')).body.reputation;
-      const { res } = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 50 });
-      assert.equal(res.status, 201);
-      await sleep(80);
+      // due soon, but with room for a busy machine to accept it first
+      const { res } = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 400 });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      await sleep(450);
       await cloud.runJob('watch');
       const list = await cloud.call<{ obligations: { status: string }[] }>('GET', '/domains/c1/obligations?status=defaulted');
       assert.equal(list.body.obligations.length, 1);
