@@ -42,6 +42,11 @@ export interface Ledger {
   listByKey(stream: StreamName, key: string): Promise<LedgerItem[]>;
   /** All items, oldest first, from position `start` (0-based), at most `count`. */
   list(stream: StreamName, start?: number, count?: number): Promise<LedgerItem[]>;
+  /**
+   * The address this ledger node publishes from: the hub's identity on the chain.
+   * Domain records name it, and readers check every record's real publisher against it.
+   */
+  identity(): Promise<string>;
   health(): Promise<{ ok: boolean; detail: string }>;
   close(): Promise<void>;
 }
@@ -51,6 +56,15 @@ export interface IncomingPayment {
   address: string;
   amount: number; // sats
   confirmations: number;
+}
+
+/** A transaction as the node sees it: its outputs and how deep it is. */
+export interface ChainTx {
+  txid: string;
+  confirmations: number;
+  /** Block time, epoch ms; undefined while unconfirmed. */
+  blockTime?: number;
+  outputs: { address: string | undefined; amount: number }[];
 }
 
 export interface PreparedTx {
@@ -69,6 +83,12 @@ export interface Payments {
   broadcast(hex: string): Promise<string>;
   /** null when the wallet does not know the transaction. */
   getTransaction(txid: string): Promise<{ txid: string; confirmations: number } | null>;
+  /**
+   * Any transaction the node knows (mempool, or the chain with txindex), not only this
+   * wallet's: how a hub checks another domain's payment claim through its own node.
+   * null when the node does not know it.
+   */
+  lookupTransaction(txid: string): Promise<ChainTx | null>;
   /** Payments received by this wallet's addresses (listsinceblock / listreceived). */
   receivedSince(cursor?: string): Promise<{ payments: IncomingPayment[]; cursor: string }>;
   /** Regtest only: mine `blocks` blocks to `address` (or a fresh one). */

@@ -53,6 +53,8 @@ export class UnknownDomainError extends define('F07_UNKNOWN_DOMAIN', 'final') {}
 export class ForbiddenError extends define('F08_FORBIDDEN', 'final') {}
 /** The thing asked for does not exist. */
 export class NotFoundError extends define('F09_NOT_FOUND', 'final') {}
+/** A record read from the shared ledger is malformed, wrongly signed, or published by someone else than its domain's hub. */
+export class InvalidRecordError extends define('F10_INVALID_RECORD', 'final') {}
 /** The consumer domain's reputation is below the provider's threshold. */
 export class ReputationTooLowError extends define('T01_REPUTATION_TOO_LOW', 'temporary') {}
 /** Outstanding + amount would exceed the consumer domain's (or device's) credit limit. */

@@ -71,10 +71,18 @@ function checkOffer(ob: Obligation, ctx: DecisionContext): void {
   if (b.dueBy <= ctx.now) throw new ExpiredError('obligation is already past due', { dueBy: b.dueBy, now: ctx.now });
 }
 
+/**
+ * The device chain as far as this hub knows it. Where the hub holds the link just before
+ * this one, it must match exactly. Where its head is older (or absent), the links between
+ * were accepted at other hubs and are not yet followed from the ledger: the hub accepts the
+ * forward step — replay stays excluded (seq above the head, id unseen, offer single-use) and
+ * a fork shows on the ledger, where every hub's follower sees both links.
+ */
 function checkChain(ob: Obligation, head: ChainLink | undefined): void {
   const { seq, prev } = ob.body;
   const expected: ChainLink = head ?? { seq: 0, id: GENESIS };
-  if (seq !== expected.seq + 1 || prev !== expected.id) {
+  const knowsPrevious = seq === expected.seq + 1;
+  if ((knowsPrevious && prev !== expected.id) || (seq === 1 && prev !== GENESIS) || (seq > 1 && prev === GENESIS)) {
     throw new ChainBreakError(`seq ${seq} does not continue the device chain at ${expected.seq}`, {
       seq,
       prev,

@@ -16,7 +16,9 @@ import type {
   Obligation,
   ObligationBody,
   Offer,
+  OutcomeBody,
   PublicKeyRef,
+  SettlementRecord,
   Signed,
 } from './types.ts';
 
@@ -38,6 +40,11 @@ export const MAX_SATS = 2_100_000_000_000_000;
 const MAX_KEY_CHARS = 256;
 const MAX_SIG_CHARS = 256;
 const MAX_OPERATES = 64;
+/** Bitcoin txids (hex, lower case). */
+export const TXID_RE = /^[0-9a-f]{64}$/;
+/** Outputs of one settlement and obligations of one output: bounded so a record cannot be made huge. */
+const MAX_OUTPUTS = 1_000;
+const MAX_IDS_PER_OUTPUT = 10_000;
 
 type Obj = Record<string, unknown>;
 
@@ -220,7 +227,101 @@ export function parseAccepted(json: unknown): AcceptedObligation {
   };
 }
 
+function outcomeBody(value: unknown, path: string): OutcomeBody {
+  const obj = object(value, path, [
+    'version', 'kind', 'obligationId', 'outcome', 'consumerDomain', 'providerDomain', 'amount', 'at', 'txid',
+  ]);
+  if (obj['kind'] !== 'outcome') throw new MalformedError(`${path}.kind must be "outcome"`);
+  const outcome = obj['outcome'];
+  if (outcome !== 'fulfilled' && outcome !== 'defaulted') throw new MalformedError(`${path}.outcome must be fulfilled or defaulted`);
+  const txid = obj['txid'] === null ? null : string(obj, 'txid', path, TXID_RE);
+  if ((outcome === 'fulfilled') !== (txid !== null)) {
+    throw new MalformedError(`${path}.txid must name the payment of a fulfilled obligation, and only then`);
+  }
+  return {
+    version: version(obj, path),
+    kind: 'outcome',
+    obligationId: string(obj, 'obligationId', path, ID_RE),
+    outcome,
+    consumerDomain: string(obj, 'consumerDomain', path, NAME_RE),
+    providerDomain: string(obj, 'providerDomain', path, NAME_RE),
+    amount: amount(obj, 'amount', path),
+    at: time(obj, 'at', path),
+    txid,
+  };
+}
+
+function array(value: unknown, path: string, max: number): unknown[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > max) {
+    throw new MalformedError(`${path} must be an array of 1 to ${max} entries`);
+  }
+  return value;
+}
+
+function settlementBody(value: unknown, path: string): SettlementRecord {
+  const obj = object(value, path, ['version', 'settlementId', 'consumerDomain', 'phase', 'txid', 'outputs', 'at']);
+  const phase = obj['phase'];
+  if (phase !== 'intent' && phase !== 'broadcast' && phase !== 'confirmed') {
+    throw new MalformedError(`${path}.phase must be intent, broadcast or confirmed`);
+  }
+  const outputs = array(obj['outputs'], `${path}.outputs`, MAX_OUTPUTS).map((o, i) => {
+    const at = `${path}.outputs[${i}]`;
+    const out = object(o, at, ['payTo', 'providerDomain', 'amount', 'obligationIds']);
+    const ids = array(out['obligationIds'], `${at}.obligationIds`, MAX_IDS_PER_OUTPUT).map((id, j) => {
+      if (typeof id !== 'string' || !ID_RE.test(id)) throw new MalformedError(`${at}.obligationIds[${j}] must be an obligation id`);
+      return id;
+    });
+    return {
+      payTo: string(out, 'payTo', at, ADDRESS_RE),
+      providerDomain: string(out, 'providerDomain', at, NAME_RE),
+      amount: amount(out, 'amount', at),
+      obligationIds: ids,
+    };
+  });
+  return {
+    version: version(obj, path),
+    settlementId: string(obj, 'settlementId', path, ID_RE),
+    consumerDomain: string(obj, 'consumerDomain', path, NAME_RE),
+    phase,
+    txid: string(obj, 'txid', path, TXID_RE),
+    outputs,
+    at: time(obj, 'at', path),
+  };
+}
+
+/** Validate the structure of a signed outcome record (`outcome:<id>` on the `obligations` stream). */
+export function parseOutcome(json: unknown): Signed<OutcomeBody> {
+  return parseSigned(json, 'outcome', outcomeBody);
+}
+
+/** Validate the structure of a signed settlement record (the `settlements` stream). */
+export function parseSettlement(json: unknown): Signed<SettlementRecord> {
+  return parseSigned(json, 'settlement', settlementBody);
+}
+
 // ---- builders and verifiers ----
+
+/** The provider domain signs the outcome it decided. */
+export function createOutcome(body: OutcomeBody, providerDomainKey: PrivateKeyRef): Signed<OutcomeBody> {
+  outcomeBody(body, 'outcome.body');
+  return signValue(body, providerDomainKey, body.providerDomain);
+}
+
+/** The consumer domain signs each phase of its settlement. */
+export function createSettlementRecord(body: SettlementRecord, consumerDomainKey: PrivateKeyRef): Signed<SettlementRecord> {
+  settlementBody(body, 'settlement.body');
+  return signValue(body, consumerDomainKey, body.consumerDomain);
+}
+
+/**
+ * Checks `record` is signed by `domain` with `domainKey` (the key of that domain's record on
+ * the ledger); BadSignatureError otherwise.
+ */
+export function verifySignedBy<T>(record: Signed<T>, domain: string, domainKey: PublicKeyRef): void {
+  if (record.by !== domain || !verifySigned(record, domainKey)) {
+    throw new BadSignatureError(`record is not signed by ${domain}`, { domain, by: record.by });
+  }
+}
 
 /** A domain's self-signed record, published on the `domains` stream when its back-end joins. */
 export function createDomainRecord(

@@ -118,6 +118,25 @@ export interface SettlementRecord {
   at: number;
 }
 
+/**
+ * What goes on the `obligations` stream (key `outcome:<id>`) when an obligation ends,
+ * signed by the provider domain that decided it. Readers never trust its amount or
+ * parties: they take them from the signed obligation it names, and check the claim
+ * against the consumer's settlement record and the Bitcoin transaction it names.
+ */
+export interface OutcomeBody {
+  version: 1;
+  kind: 'outcome';
+  obligationId: string;
+  outcome: 'fulfilled' | 'defaulted';
+  consumerDomain: string;
+  providerDomain: string;
+  amount: number;
+  at: number;
+  /** The paying transaction of a fulfilled obligation; null for a default. */
+  txid: string | null;
+}
+
 /** Per consumer domain counters kept with atomic ADD; see core/reputation.ts. */
 export interface ReputationCounters {
   /** Faded, amount-weighted fulfilled evidence, stored scaled by lambda^-(t/day) relative to `epoch`. */

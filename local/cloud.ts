@@ -28,6 +28,7 @@ import { handler as publish } from '../functions/publish.ts';
 import { handler as query } from '../functions/query.ts';
 import { handler as settle } from '../functions/settle.ts';
 import { handler as watch } from '../functions/watch.ts';
+import { handler as follow } from '../functions/follow.ts';
 import { buildDeps, closeDeps, runWithDeps, type Deps } from '../functions/shared/deps.ts';
 import { loadConfig } from '../functions/shared/config.ts';
 import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
@@ -119,26 +120,8 @@ export interface LocalCloud {
 
 export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 500, settle: 2_000, follow: 500, mine: 1_000 };
 
-type Handler = (event: never, context: Context) => Promise<unknown>;
-
-/**
- * The ledger follower's entry (functions/follow.ts), loaded if present: it is
- * being written on main; until it lands the `follow` job is simply not
- * scheduled. Loaded by a computed specifier so this file compiles without it.
- */
-async function loadFollow(): Promise<Handler | undefined> {
-  const specifier = '../functions/follow.ts';
-  try {
-    const mod = (await import(specifier)) as { handler?: Handler };
-    return mod.handler;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    throw e;
-  }
-}
-
 /** Every Lambda entry, by the name CDK gives it. */
-const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, query };
+const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, follow, query };
 
 export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
   const stops: (() => Promise<void>)[] = [];
@@ -237,28 +220,22 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
     const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
-    const follow = await loadFollow();
     const followTotals: Record<string, number> = {};
     const inHub = <T>(fn: () => Promise<T>) => runWithDeps(deps, fn);
-    const jobs: Record<JobName, (() => Promise<unknown>) | undefined> = {
+    const jobs: Record<JobName, () => Promise<unknown>> = {
       publish: () => inHub(() => publish(scheduled, lambdaContext('publish'))),
       watch: () => inHub(() => watch(scheduled, lambdaContext('watch'))),
       settle: () => inHub(() => settle(scheduled as never, lambdaContext('settle'))),
-      follow:
-        follow &&
-        (async () => {
-          const result = await inHub(() => follow(scheduled as never, lambdaContext('follow')));
-          addTotals(followTotals, result);
-          return result;
-        }),
+      follow: async () => {
+        const result = await inHub(() => follow(scheduled, lambdaContext('follow')));
+        addTotals(followTotals, result);
+        return result;
+      },
       // regtest has no miners: a block whenever something waits in the mempool
       mine: () => mineIfPending(regtest),
     };
     const scheduler = startScheduler(
-      (Object.keys(jobs) as JobName[]).flatMap((n) => {
-        const run = jobs[n];
-        return run && schedule[n] > 0 ? [{ name: n, everyMs: schedule[n], run }] : [];
-      }),
+      (Object.keys(jobs) as JobName[]).filter((n) => schedule[n] > 0).map((n) => ({ name: n, everyMs: schedule[n], run: jobs[n] })),
       { log: opts.log ?? ((msg, e) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`)) },
     );
     stops.push(() => scheduler.stop());
@@ -301,9 +278,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
         things.put(thing, { domain, key });
       },
       runJob: async (name) => {
-        const run = jobs[name];
-        if (!run) throw new Error(`job ${name} is not available here`);
-        await run();
+        await jobs[name]();
       },
       invoke: (fn) => runWithDeps(deps, fn),
       fund: async (domain, blocks = 2) => {

@@ -80,7 +80,8 @@ async function describe(deps: Deps, d: HostedDomain, created: boolean, operates?
   let record = await deps.directory.get(d.domain);
   if (!record) {
     record = createDomainRecord(
-      { domain: d.domain, publisher: publisherOf(deps, d.domain), operates: operates ?? [], createdAt: d.createdAt },
+      // the hub's real ledger address: readers check the record was published from it
+      { domain: d.domain, publisher: await deps.ledger.identity(), operates: operates ?? [], createdAt: d.createdAt },
       { publicKey: d.publicKey, privateKey: d.privateKey },
     );
     await deps.ledger.publish('domains', domainKey(d.domain), [], record as unknown as Json);
@@ -95,16 +96,6 @@ async function describe(deps: Deps, d: HostedDomain, created: boolean, operates?
     ...(d.payTo ? { payTo: d.payTo } : {}),
     ...(d.fundingAddress ? { fundingAddress: d.fundingAddress } : {}),
   };
-}
-
-/**
- * The ledger identity a hosted domain declares it publishes from. Each hosted
- * domain gets its own (`<hub>:<domain>`), so the Sybil guard can tell hosted
- * domains apart; see README "Reputation model".
- */
-function publisherOf(deps: Deps, domain: string): string {
-  const hub = deps.config.ledger.kind === 'embedded' ? deps.config.ledger.publisher : deps.config.ledger.chainName;
-  return `${hub}:${domain}`;
 }
 
 export interface EnrolInput {

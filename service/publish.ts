@@ -6,32 +6,19 @@
  * sides (ledger publish and store mark), so re-running after a crash or with
  * the ledger down and back publishes each exactly once.
  */
-import { UnavailableError } from '../core/errors.ts';
-import type { Json } from '../core/types.ts';
+import { NotFoundError, UnavailableError } from '../core/errors.ts';
+import { createOutcome } from '../core/records.ts';
+import type { Json, OutcomeBody } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
+import { ledgerKeys } from './ledger-records.ts';
 
-export interface OutcomeRecord {
-  kind: 'outcome';
-  obligationId: string;
-  outcome: 'fulfilled' | 'defaulted';
-  consumerDomain: string;
-  providerDomain: string;
-  amount: number;
-  at: number;
-  txid: string | null;
-}
+export { ledgerKeys };
 
-export const ledgerKeys = {
-  obligation: (id: string) => id,
-  outcome: (id: string) => `outcome:${id}`,
-  provider: (d: string) => `p:${d}`,
-  consumer: (d: string) => `c:${d}`,
-} as const;
-
-export function outcomeOf(item: ObligationItem): OutcomeRecord | undefined {
+export function outcomeOf(item: ObligationItem): OutcomeBody | undefined {
   if (item.status !== 'fulfilled' && item.status !== 'defaulted') return undefined;
   return {
+    version: 1,
     kind: 'outcome',
     obligationId: item.id,
     outcome: item.status,
@@ -66,7 +53,11 @@ export async function publishPending(deps: Deps, limit = 200): Promise<PublishSu
         if (r.duplicate) summary.duplicates += 1;
       }
       if (outcome && item.outcomeTxid === undefined) {
-        const r = await deps.ledger.publish('obligations', ledgerKeys.outcome(item.id), keys, outcome as unknown as Json);
+        // signed by the provider domain that decided it: nobody else can claim it
+        const provider = await deps.store.getHostedDomain(item.providerDomain);
+        if (!provider) throw new NotFoundError(`provider domain ${item.providerDomain} is not hosted here`);
+        const signed = createOutcome(outcome, provider.privateKey);
+        const r = await deps.ledger.publish('obligations', ledgerKeys.outcome(item.id), keys, signed as unknown as Json);
         await deps.store.markPublished(item.id, 'outcomeTxid', r.txid, item.status);
         summary.outcomes += 1;
         if (r.duplicate) summary.duplicates += 1;

@@ -4,11 +4,21 @@
  * records, accepted obligations and outcome records), as any party could.
  */
 import { creditLimit } from '../core/credit.ts';
-import { parseAccepted } from '../core/records.ts';
+import { InvalidRecordError } from '../core/errors.ts';
 import { evidenceWeight, recompute, reputationOf, type EvidenceEvent } from '../core/reputation.ts';
-import type { DomainRecord } from '../core/types.ts';
+import type { DomainRecord, OutcomeBody } from '../core/types.ts';
 import type { Deps } from '../functions/shared/deps.ts';
-import type { OutcomeRecord } from './publish.ts';
+import { isOutcomeItem, readAccepted, readOutcome, readSettlement } from './ledger-records.ts';
+
+/** The record, or undefined when it does not verify (every reader skips it). */
+async function valid<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof InvalidRecordError) return undefined;
+    throw e;
+  }
+}
 
 export interface ReputationView {
   domain: string;
@@ -49,30 +59,34 @@ export interface LedgerReputation {
   defaulted: number;
 }
 
-function isOutcome(x: unknown): x is OutcomeRecord {
-  const o = x as Partial<OutcomeRecord> | null;
-  return !!o && o.kind === 'outcome' && typeof o.obligationId === 'string' && typeof o.at === 'number';
-}
-
-/** Recompute every consumer domain's figures from the ledger alone. */
+/**
+ * Recompute every consumer domain's figures from the ledger alone, reading every
+ * record with the same verifying readers the follower uses: forged, squatted or
+ * foreign-signed records are skipped, the first valid record per id wins, and a
+ * fulfilled outcome counts only when the consumer's own settlement record names
+ * the obligation and the transaction it claims.
+ */
 export async function recomputeFromLedger(deps: Deps): Promise<Map<string, LedgerReputation>> {
   const records = new Map<string, DomainRecord>((await deps.directory.all()).map((r) => [r.body.domain, r.body]));
+  const paidBy = new Set<string>(); // `${obligationId}:${txid}` named by the consumer's settlement records
+  for (const item of await deps.ledger.list('settlements')) {
+    const r = await valid(() => readSettlement(deps.directory, item));
+    for (const out of r?.body.outputs ?? []) for (const id of out.obligationIds) paidBy.add(`${id}:${r?.body.txid}`);
+  }
   const accepted = new Map<string, { consumer: string; provider: string; amount: number }>();
-  const outcomes = new Map<string, OutcomeRecord>();
+  const outcomes = new Map<string, OutcomeBody>();
   for (const item of await deps.ledger.list('obligations')) {
-    if (isOutcome(item.data)) {
-      if (!outcomes.has(item.data.obligationId)) outcomes.set(item.data.obligationId, item.data);
+    if (isOutcomeItem(item)) {
+      const o = (await valid(() => readOutcome(deps.directory, item)))?.body;
+      if (!o || outcomes.has(o.obligationId)) continue;
+      if (o.outcome === 'fulfilled' && !paidBy.has(`${o.obligationId}:${o.txid}`)) continue;
+      outcomes.set(o.obligationId, o);
       continue;
     }
-    try {
-      const a = parseAccepted(item.data);
-      const b = a.obligation.body;
-      if (!accepted.has(a.obligation.id)) {
-        accepted.set(a.obligation.id, { consumer: b.consumerDomain, provider: b.providerDomain, amount: b.amount });
-      }
-    } catch {
-      // not an accepted obligation: ignored by every reader
-    }
+    const a = await valid(() => readAccepted(deps.directory, item));
+    if (!a || accepted.has(a.obligation.id)) continue;
+    const b = a.obligation.body;
+    accepted.set(a.obligation.id, { consumer: b.consumerDomain, provider: b.providerDomain, amount: b.amount });
   }
   const events = new Map<string, EvidenceEvent[]>();
   const out = new Map<string, LedgerReputation>();
@@ -87,7 +101,7 @@ export async function recomputeFromLedger(deps: Deps): Promise<Map<string, Ledge
   for (const [id, a] of accepted) {
     const r = row(a.consumer);
     const o = outcomes.get(id);
-    if (!o) {
+    if (!o || o.consumerDomain !== a.consumer || o.providerDomain !== a.provider) {
       r.outstanding += a.amount;
       continue;
     }

@@ -9,12 +9,13 @@
  * crash never pays twice and never loses a payment.
  */
 import { NotFoundError, UnavailableError } from '../core/errors.ts';
+import { createSettlementRecord } from '../core/records.ts';
 import { planSettlement, settlementIdOf } from '../core/settlement.ts';
 import type { Json, SettlementRecord } from '../core/types.ts';
 import type { Payments } from '../adapters/ports.ts';
 import type { SettlementItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
-import { ledgerKeys } from './publish.ts';
+import { ledgerKeys } from './ledger-records.ts';
 
 /** Test hooks: throwing from one simulates the process dying at that point. */
 export interface SettleHooks {
@@ -41,8 +42,12 @@ const recordOf = (s: SettlementItem, phase: SettlementRecord['phase']): Settleme
 });
 
 async function publishRecord(deps: Deps, s: SettlementItem, phase: SettlementRecord['phase']): Promise<void> {
+  const hosted = await deps.store.getHostedDomain(s.consumerDomain);
+  if (!hosted) throw new NotFoundError(`domain ${s.consumerDomain} is not hosted here`, { domain: s.consumerDomain });
   const keys = [ledgerKeys.consumer(s.consumerDomain), s.txid, ...new Set(s.outputs.map((o) => ledgerKeys.provider(o.providerDomain)))];
-  await deps.ledger.publish('settlements', `settlement:${s.settlementId}:${phase}`, keys, recordOf(s, phase) as unknown as Json);
+  // signed by the paying domain: a record only it can publish, checkable against the transaction it names
+  const signed = createSettlementRecord(recordOf(s, phase), hosted.privateKey);
+  await deps.ledger.publish('settlements', ledgerKeys.settlement(s.settlementId, phase), keys, signed as unknown as Json);
 }
 
 async function markSettling(deps: Deps, s: SettlementItem): Promise<void> {

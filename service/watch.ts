@@ -8,27 +8,28 @@
  * obligation id, and evidence goes to the consumer's counters once.
  */
 import { evidenceDelta, evidenceWeight } from '../core/reputation.ts';
-import { UnavailableError } from '../core/errors.ts';
-import type { SettlementRecord } from '../core/types.ts';
+import { InvalidRecordError, UnavailableError } from '../core/errors.ts';
+import type { LedgerItem } from '../adapters/ports.ts';
 import type { HostedDomain, ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
-import { ledgerKeys } from './publish.ts';
+import { ledgerKeys, readSettlement } from './ledger-records.ts';
 
 export interface WatchSummary {
   domain: string;
   payments: number;
   fulfilled: number;
   defaulted: number;
+  /** Settlement records naming this provider that failed verification (skipped). */
+  invalid: number;
   deferred?: string;
 }
 
-function isSettlementRecord(x: unknown): x is SettlementRecord {
-  const r = x as Partial<SettlementRecord> | null;
-  return !!r && typeof r.settlementId === 'string' && typeof r.txid === 'string' && Array.isArray(r.outputs);
-}
-
-/** Apply fulfilled evidence once (the status change is the guard; the counters key makes a retry harmless). */
-async function recordEvidence(deps: Deps, item: ObligationItem): Promise<void> {
+/**
+ * Apply an outcome's evidence once (the status change is the guard; the counters key
+ * makes a retry harmless). Shared by the watcher (outcomes decided here) and the ledger
+ * follower (outcomes decided at other hubs), so every hub adds the same figures.
+ */
+export async function recordEvidence(deps: Deps, item: ObligationItem): Promise<void> {
   if (item.counted) return;
   const at = item.closedAt ?? deps.now();
   if (item.status === 'fulfilled') {
@@ -73,12 +74,19 @@ async function fulfil(deps: Deps, item: ObligationItem, txid: string): Promise<b
 async function settleRecord(
   deps: Deps,
   provider: HostedDomain,
-  rec: unknown,
+  item: LedgerItem,
   seen: Set<string>,
   summary: WatchSummary,
 ): Promise<boolean> {
   const { store } = deps;
-  if (!isSettlementRecord(rec)) return true;
+  let rec;
+  try {
+    rec = (await readSettlement(deps.directory, item)).body;
+  } catch (e) {
+    if (!(e instanceof InvalidRecordError)) throw e;
+    summary.invalid += 1; // forged, malformed or foreign-signed: skipped, never fatal
+    return true;
+  }
   if (seen.has(rec.settlementId)) return true; // the same settlement's other phase
   seen.add(rec.settlementId);
   const out = rec.outputs.find((o) => o.providerDomain === provider.domain && o.payTo === provider.payTo);
@@ -103,7 +111,7 @@ async function settleRecord(
 }
 
 export async function watchProvider(deps: Deps, provider: HostedDomain): Promise<WatchSummary> {
-  const summary: WatchSummary = { domain: provider.domain, payments: 0, fulfilled: 0, defaulted: 0 };
+  const summary: WatchSummary = { domain: provider.domain, payments: 0, fulfilled: 0, defaulted: 0, invalid: 0 };
   const { store } = deps;
   try {
     if (provider.payTo) {
@@ -129,7 +137,8 @@ export async function watchProvider(deps: Deps, provider: HostedDomain): Promise
       let nextMark = mark;
       let contiguous = true;
       for (let i = mark; i < records.length; i++) {
-        const done = await settleRecord(deps, provider, records[i]?.data, seen, summary);
+        const record = records[i];
+        const done = record === undefined || (await settleRecord(deps, provider, record, seen, summary));
         if (contiguous && done) nextMark = i + 1;
         else contiguous = false;
       }

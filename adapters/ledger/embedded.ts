@@ -388,6 +388,10 @@ export class EmbeddedLedger implements Ledger {
     return items.slice(start, end).map((p) => this.item(stream, p));
   }
 
+  async identity(): Promise<string> {
+    return this.publisher;
+  }
+
   async health(): Promise<{ ok: boolean; detail: string }> {
     if (this.log.closed) return { ok: false, detail: 'embedded ledger closed' };
     if (!this.node.available) return { ok: false, detail: 'embedded ledger marked unavailable' };

@@ -105,8 +105,7 @@ export class MultiChainLedger implements Ledger {
   private readonly auth: string;
   private nextId = 1;
   private closed = false;
-  /** The node's own addresses, read once (getaddresses) when no publisher is configured. */
-  private ownAddresses: Promise<ReadonlySet<string>> | undefined;
+  private address: Promise<string> | undefined;
 
   constructor(options: MultiChainLedgerOptions) {
     this.opts = {
@@ -157,14 +156,12 @@ export class MultiChainLedger implements Ledger {
     return this.retrying('publish', async () => {
       const existing = await this.itemsUnder(stream, id);
       if (existing.length > 0) {
-        const own = await this.ownPublishers();
-        const mine = existing.find((item) => own.has(item.publisher) && sortedStringify(item.data) === canonical);
+        const own = await this.identity();
+        const mine = existing.find((item) => item.publisher === own && sortedStringify(item.data) === canonical);
         if (mine) return { txid: mine.txid, duplicate: true };
       }
       const payload = { json: checked.data };
-      const txid = this.opts.publisher
-        ? await this.rpc('publishfrom', [this.opts.publisher, stream, checked.keys, payload])
-        : await this.rpc('publish', [stream, checked.keys, payload]);
+      const txid = await this.rpc('publishfrom', [await this.identity(), stream, checked.keys, payload]);
       if (typeof txid !== 'string') throw new UnavailableError('MultiChain publish returned no txid', { result: String(txid) });
       return { txid, duplicate: false };
     });
@@ -181,19 +178,6 @@ export class MultiChainLedger implements Ledger {
     }
   }
 
-  /** Addresses that publish for us: the configured one, else the node wallet's own. */
-  private ownPublishers(): Promise<ReadonlySet<string>> {
-    if (this.opts.publisher) return Promise.resolve(new Set([this.opts.publisher]));
-    this.ownAddresses ??= this.rpc('getaddresses', [false]).then(
-      (list) => new Set(Array.isArray(list) ? list.filter((a): a is string => typeof a === 'string') : []),
-      (e: unknown) => {
-        this.ownAddresses = undefined;
-        throw e;
-      },
-    );
-    return this.ownAddresses;
-  }
-
   async listByKey(stream: StreamName, key: string): Promise<LedgerItem[]> {
     assertKey(key);
     return this.paged(stream, Infinity, 0, (count, start) => ['liststreamkeyitems', [stream, key, false, count, start, false]]);
@@ -202,6 +186,22 @@ export class MultiChainLedger implements Ledger {
   async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {
     checkRange(start, count);
     return this.paged(stream, count, start, (n, s) => ['liststreamitems', [stream, false, n, s, true]]);
+  }
+
+  /** The configured publisher, else the node's first wallet address; every publish goes out from it. */
+  async identity(): Promise<string> {
+    this.address ??= this.opts.publisher
+      ? Promise.resolve(this.opts.publisher)
+      : this.retrying('getaddresses', async () => {
+          const addresses = await this.rpc('getaddresses', [false]);
+          const first = Array.isArray(addresses) ? addresses[0] : undefined;
+          if (typeof first !== 'string') throw new UnavailableError('MultiChain node has no address');
+          return first;
+        });
+    return this.address.catch((e: unknown) => {
+      this.address = undefined;
+      throw e;
+    });
   }
 
   async health(): Promise<{ ok: boolean; detail: string }> {

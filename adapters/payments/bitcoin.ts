@@ -13,7 +13,7 @@ import { parseTx } from './rawtx.ts';
 import { RpcRejection, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { createStrategy, type NodeKind, type Strategy } from './strategy.ts';
 import { MalformedError, ObligationError, UnavailableError } from '../../core/errors.ts';
-import type { IncomingPayment, Payments, PreparedTx } from '../ports.ts';
+import type { ChainTx, IncomingPayment, Payments, PreparedTx } from '../ports.ts';
 
 export type { RpcEndpoint } from './rpc.ts';
 export type { NodeKind } from './strategy.ts';
@@ -78,6 +78,13 @@ export function mapRejection(err: RpcRejection): ObligationError {
 function alreadyKnown(err: RpcRejection): boolean {
   if (err.rpcCode === RPC_VERIFY_ALREADY_IN_CHAIN) return true;
   return /already in (the )?(mempool|block ?chain|utxo set)|txn-already-(known|in-mempool)/i.test(err.message);
+}
+
+/** getrawtransaction's verbose answer, as far as we read it. */
+interface RawTxJson {
+  confirmations?: number;
+  blocktime?: number;
+  vout?: { value: number | string; scriptPubKey?: { address?: string; addresses?: string[] } }[];
 }
 
 export class BitcoinPayments implements Payments {
@@ -165,6 +172,30 @@ export class BitcoinPayments implements Payments {
     return this.guard(async () => {
       const found = await this.strategy.transaction(txid);
       return found === null ? null : { txid, confirmations: found.confirmations };
+    });
+  }
+
+  async lookupTransaction(txid: string): Promise<ChainTx | null> {
+    if (!TXID.test(txid)) throw new MalformedError(`not a txid: ${txid}`);
+    return this.guard(async () => {
+      let tx: RawTxJson;
+      try {
+        tx = await this.strategy.node.call<RawTxJson>('getrawtransaction', txid, true);
+      } catch (err) {
+        // -5: no such transaction in the mempool or the (indexed) chain
+        if (err instanceof RpcRejection && err.rpcCode === RPC_INVALID_ADDRESS_OR_KEY) return null;
+        throw err;
+      }
+      return {
+        txid,
+        confirmations: tx.confirmations ?? 0,
+        ...(tx.blocktime ? { blockTime: tx.blocktime * 1000 } : {}),
+        // Core ≥ 22 names one `address`; older Core and bcoin list `addresses`
+        outputs: (tx.vout ?? []).map((o) => ({
+          address: o.scriptPubKey?.address ?? o.scriptPubKey?.addresses?.[0],
+          amount: btcToSats(o.value),
+        })),
+      };
     });
   }
 

@@ -7,6 +7,7 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -18,7 +19,9 @@ import { ConflictError, NotFoundError, UnavailableError } from '../../core/error
 import { TTL_ATTRIBUTE } from '../table.ts';
 import type {
   AcceptedObligation,
+  DomainRecord,
   KeyAlg,
+  OutcomeBody,
   ObligationStatus,
   Offer,
   Signed,
@@ -72,6 +75,27 @@ export interface ObligationItem {
   /** True once the outcome's evidence is in the consumer's counters. */
   counted?: boolean;
   closedAt?: number;
+  /** 'ledger': accepted at another hub and learnt by the ledger follower (never published from here). */
+  origin?: 'ledger';
+  /** Ledger-learnt obligations: true once their amount is in the consumer's outstanding exposure. */
+  exposed?: boolean;
+}
+
+/** A consumer's settlement record naming an obligation, as the ledger follower read it. */
+export interface SettlementRef {
+  obligationId: string;
+  settlementId: string;
+  consumerDomain: string;
+  txid: string;
+  payTo: string;
+}
+
+/** An outcome claim the follower could not check yet (its payment unconfirmed, or its settlement not yet read). */
+export interface PendingClaim {
+  obligationId: string;
+  /** The signed outcome as read from the ledger. */
+  outcome: Signed<OutcomeBody>;
+  firstSeen: number;
 }
 
 export interface StoredCounters extends ReputationCounters {
@@ -189,6 +213,18 @@ export class DynamoStore {
       ExpressionAttributeValues: { ':p': 'HOSTED' },
     });
     return items.map((i) => strip(i) as unknown as HostedDomain);
+  }
+
+  // ---- domain records (verified, from the ledger) --------------------------------
+
+  /** Keep a verified domain record; the first one of a domain wins. */
+  async putDomainRecord(record: Signed<DomainRecord>): Promise<boolean> {
+    return this.putNew({ pk: `DOMREC#${record.body.domain}`, sk: 'RECORD', record });
+  }
+
+  async getDomainRecord(domain: string): Promise<Signed<DomainRecord> | undefined> {
+    const item = await this.get<{ record: Signed<DomainRecord> }>(`DOMREC#${domain}`, 'RECORD', false);
+    return item?.record;
   }
 
   // ---- enrolled devices -------------------------------------------------------
@@ -550,6 +586,69 @@ export class DynamoStore {
 
   async isPaymentUsed(domain: string, txid: string): Promise<boolean> {
     return (await this.get(`USED#${domain}#${txid}`, 'USED')) !== undefined;
+  }
+
+  // ---- what the ledger follower learns -------------------------------------------
+
+  /** A ledger-learnt obligation's amount is now in its consumer's outstanding exposure. */
+  async markExposed(id: string): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `OB#${id}`, sk: 'OB' },
+          UpdateExpression: 'SET exposed = :t',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':t': true },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Move this hub's view of a device's chain head forward to an obligation accepted
+   * elsewhere (never backward), so the device's next obligation links here too.
+   */
+  async followChain(domain: string, device: string, seq: number, id: string): Promise<boolean> {
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `DEV#${domain}/${device}`, sk: 'CHAIN' },
+          UpdateExpression: 'SET seq = :seq, id = :id',
+          ConditionExpression: 'attribute_not_exists(pk) OR seq < :seq',
+          ExpressionAttributeValues: { ':seq': seq, ':id': id },
+        }),
+      ),
+    );
+  }
+
+  async putSettlementRef(ref: SettlementRef): Promise<void> {
+    await this.send(() =>
+      this.doc.send(new PutCommand({ TableName: this.table, Item: { pk: `SETREF#${ref.obligationId}`, sk: ref.txid, ...ref } })),
+    );
+  }
+
+  /** Every settlement record (by transaction) that named this obligation. */
+  async listSettlementRefs(obligationId: string): Promise<SettlementRef[]> {
+    const items = await this.queryAll({ KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': `SETREF#${obligationId}` } });
+    return items.map((i) => strip(i) as unknown as SettlementRef);
+  }
+
+  async putClaim(claim: PendingClaim): Promise<void> {
+    await this.putNew({ pk: `CLAIM#${claim.obligationId}`, sk: 'CLAIM', gsi1pk: 'CLAIMS', gsi1sk: `${claim.firstSeen}`, ...claim });
+  }
+
+  async listClaims(limit = 100): Promise<PendingClaim[]> {
+    const items = await this.queryAll(
+      { IndexName: 'gsi1', KeyConditionExpression: 'gsi1pk = :p', ExpressionAttributeValues: { ':p': 'CLAIMS' } },
+      limit,
+    );
+    return items.map((i) => strip(i) as unknown as PendingClaim);
+  }
+
+  async deleteClaim(obligationId: string): Promise<void> {
+    await this.send(() => this.doc.send(new DeleteCommand({ TableName: this.table, Key: { pk: `CLAIM#${obligationId}`, sk: 'CLAIM' } })));
   }
 
   // ---- cursors ----------------------------------------------------------------

@@ -133,6 +133,7 @@ function lazyLedger(open: () => Promise<Ledger>): Ledger & { opened(): Ledger | 
     publish: async (stream, id, keys, data) => (await get()).publish(stream, id, keys, data),
     listByKey: async (stream, key) => (await get()).listByKey(stream, key),
     list: async (stream, start, count) => (await get()).list(stream, start, count),
+    identity: async () => (await get()).identity(),
     health: async () => {
       try {
         return await (await get()).health();
@@ -233,7 +234,7 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
   };
 
   const now = overrides.now ?? (() => Date.now());
-  const deps: Deps = { config, store, ledger, payments, notifier, directory: new DomainDirectory(ledger), now, aws };
+  const deps: Deps = { config, store, ledger, payments, notifier, directory: new DomainDirectory(ledger, store), now, aws };
   closers.set(deps, async () => {
     if (!given) await ledger.close();
     for (const p of wallets.values()) await (await p.catch(() => undefined))?.close();

@@ -44,6 +44,8 @@ export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
   // Two settlements running at once could pay the same obligations twice.
   settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, reservedConcurrency: 1, timeout: Duration.minutes(2) },
+  // Cursor-driven and idempotent: an overlapping run repeats work, never doubles it.
+  follow: { description: 'Ledger follower: learn other hubs\' domains, obligations and outcomes', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
   query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: true, timeout: Duration.seconds(15) },
 };
 

@@ -10,6 +10,7 @@ export const SCHEDULES: ReadonlyArray<{ readonly handler: HandlerName; readonly 
   { handler: 'publish', every: Duration.minutes(1) },
   { handler: 'watch', every: Duration.minutes(1) },
   { handler: 'settle', every: Duration.minutes(5) },
+  { handler: 'follow', every: Duration.minutes(1) },
 ];
 
 /** The event the scheduled handlers receive. */

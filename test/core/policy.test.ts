@@ -11,6 +11,8 @@ import {
   ReplayError,
   ReputationTooLowError,
   UnknownDomainError,
+  GENESIS,
+  createObligation,
   decide,
   generateKeyPair,
   verifyAcceptance,
@@ -140,13 +142,24 @@ describe('decide', () => {
   });
 
   describe('chain link', () => {
-    it('rejects a first obligation whose device has no chain yet but seq is 2 (final)', () => {
-      rejects(second, ctx(), ChainBreakError, 'final');
+    it('accepts the next link of the head it knows', () => {
+      accepts(second, ctx({ chainHead: { seq: 1, id: first.id } }));
     });
 
-    it('rejects a link that skips a sequence number or has the wrong prev', () => {
-      rejects(second, ctx({ chainHead: { seq: 0, id: first.id } }), ChainBreakError, 'final');
+    it('rejects a link whose prev is not the head it follows (final)', () => {
       rejects(second, ctx({ chainHead: { seq: 1, id: second.id } }), ChainBreakError, 'final');
+    });
+
+    it('accepts a forward gap: the links between were accepted at other hubs and are not followed here yet', () => {
+      accepts(second, ctx());
+      accepts(second, ctx({ chainHead: { seq: 0, id: first.id } }));
+    });
+
+    it('rejects a first link that does not start at GENESIS and a later link that claims to (final)', () => {
+      const link = (seq: number, prev: string) =>
+        createObligation({ credential: w.credential, deviceKey: w.device.privateKey, offer: w.offer, seq, prev, issuedAt: NOW, dueBy: NOW + 7 * DAY });
+      rejects(link(1, second.id), ctx(), ChainBreakError, 'final');
+      rejects(link(2, GENESIS), ctx(), ChainBreakError, 'final');
     });
   });
 
@@ -173,7 +186,7 @@ describe('decide', () => {
       rejects(first, everythingWrong, OfferMismatchError, 'final');
       rejects(first, { ...everythingWrong, offer: w.offer }, ReplayError, 'final');
       rejects(first, { ...everythingWrong, offer: w.offer, seen: false, chainHead: { seq: 5, id: second.id } }, ReplayError, 'final');
-      rejects(second, { ...everythingWrong, offer: w.offer, seen: false }, ChainBreakError, 'final');
+      rejects(second, { ...everythingWrong, offer: w.offer, seen: false, chainHead: { seq: 1, id: second.id } }, ChainBreakError, 'final');
       rejects(first, { ...everythingWrong, offer: w.offer, seen: false }, ReputationTooLowError, 'temporary');
     });
 

@@ -222,7 +222,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     });
   });
 
-  it('runs publish and watch every minute, settle every five, with {"source":"schedule"}', () => {
+  it('runs publish, watch and follow every minute, settle every five, with {"source":"schedule"}', () => {
     const rules = Object.values(templates.backend.findResources('AWS::Events::Rule')).map(
       (r) => r['Properties'] as { ScheduleExpression: string; Targets: Array<{ Arn: unknown; Input: string }> },
     );
@@ -238,7 +238,8 @@ describe('BackendStack: HTTP API and schedules', () => {
     assert.equal(byTarget.get(arnOf('publish')), 'rate(1 minute)');
     assert.equal(byTarget.get(arnOf('watch')), 'rate(1 minute)');
     assert.equal(byTarget.get(arnOf('settle')), 'rate(5 minutes)');
-    assert.equal(byTarget.size, 3);
+    assert.equal(byTarget.get(arnOf('follow')), 'rate(1 minute)');
+    assert.equal(byTarget.size, 4);
   });
 });
 

@@ -1,0 +1,231 @@
+/**
+ * The ledger follower: how one hub learns what every other hub did, from the
+ * shared chain alone (DESIGN.md "Federation"). Each run reads the `domains`,
+ * `settlements` and `obligations` streams from persisted cursors (positions
+ * in this hub's own node, never re-reading history), at most `maxItems` per
+ * stream, and:
+ *
+ *   - keeps every valid domain record in the store, so acceptance finds keys
+ *     without the ledger;
+ *   - remembers which settlement record (and transaction) names which obligation;
+ *   - stores every obligation other hubs accepted (verified: device signature,
+ *     the consumer domain's credential, the provider's acceptance, published by
+ *     the provider's hub) and adds its amount to its consumer's outstanding
+ *     exposure — so credit here counts what was accepted elsewhere; obligations
+ *     of consumer domains hosted here are then paid by this hub's settlement;
+ *   - applies every verified outcome decided at another hub to the consumer's
+ *     counters, with the same evidence the deciding hub applied, so every hub
+ *     computes the same reputation. A *fulfilled* claim counts only once the
+ *     consumer's own settlement record names the obligation and its transaction,
+ *     looked up through this hub's node, pays `payTo` at least the amount with N
+ *     confirmations; a *defaulted* claim counts unless such a payment confirmed
+ *     before `dueBy` + grace. Claims not yet checkable wait as pending claims.
+ *
+ * Invalid records are counted and skipped; a dependency outage stops the run
+ * where it is, with the cursor at the last record fully handled, so the next
+ * run resumes there. Every step is idempotent (conditional writes and
+ * event-keyed counter updates), so a crash mid-run repeats harmlessly.
+ */
+import { InvalidRecordError, ObligationError, UnavailableError } from '../core/errors.ts';
+import { evidenceWeight } from '../core/reputation.ts';
+import type { AcceptedObligation, OutcomeBody, Signed } from '../core/types.ts';
+import type { ChainTx, LedgerItem, StreamName } from '../adapters/ports.ts';
+import type { ObligationItem } from '../adapters/store/dynamo.ts';
+import type { Deps } from '../functions/shared/deps.ts';
+import { readDomainItem } from './directory.ts';
+import { isOutcomeItem, readAccepted, readOutcome, readSettlement } from './ledger-records.ts';
+import { recordEvidence } from './watch.ts';
+
+export interface FollowSummary {
+  domains: number;
+  settlements: number;
+  /** Obligations accepted at other hubs, learnt in this run. */
+  obligations: number;
+  /** Outcomes decided at other hubs and applied here. */
+  outcomes: number;
+  /** Outcome claims waiting for their payment to be checkable. */
+  pendingClaims: number;
+  /** Records that failed verification (forged, malformed, squatted, foreign-signed), skipped. */
+  invalid: number;
+  /** Why the run stopped early (a dependency unavailable). */
+  deferred?: string;
+}
+
+/** The order matters within a run: keys before what they sign, payments before the claims about them. */
+const ORDER: readonly StreamName[] = ['domains', 'settlements', 'obligations'];
+
+/** Wallet used only to reach this hub's Bitcoin node for transaction look-ups. */
+export const FOLLOWER_WALLET = 'oc-follower';
+
+export const cursorName = (stream: StreamName) => `follow:${stream}`;
+
+export async function followLedger(deps: Deps, opts: { maxItems?: number } = {}): Promise<FollowSummary> {
+  const summary: FollowSummary = { domains: 0, settlements: 0, obligations: 0, outcomes: 0, pendingClaims: 0, invalid: 0 };
+  const max = opts.maxItems ?? 500;
+  try {
+    for (const stream of ORDER) {
+      const name = cursorName(stream);
+      const start = Number((await deps.store.getCursor(name)) ?? '0');
+      const items = await deps.ledger.list(stream, start, max);
+      let done = 0;
+      try {
+        for (const item of items) {
+          await handle(deps, stream, item, summary);
+          done += 1;
+        }
+      } finally {
+        if (done > 0) await deps.store.putCursor(name, String(start + done));
+      }
+    }
+    await recheckClaims(deps, summary);
+  } catch (e) {
+    if (e instanceof UnavailableError) {
+      summary.deferred = e.message;
+      return summary;
+    }
+    throw e;
+  }
+  return summary;
+}
+
+async function handle(deps: Deps, stream: StreamName, item: LedgerItem, summary: FollowSummary): Promise<void> {
+  try {
+    if (stream === 'domains') {
+      await deps.directory.remember(readDomainItem(item));
+      summary.domains += 1;
+    } else if (stream === 'settlements') {
+      const r = (await readSettlement(deps.directory, item)).body;
+      for (const out of r.outputs) {
+        for (const obligationId of out.obligationIds) {
+          await deps.store.putSettlementRef({ obligationId, settlementId: r.settlementId, consumerDomain: r.consumerDomain, txid: r.txid, payTo: out.payTo });
+        }
+      }
+      summary.settlements += 1;
+    } else if (isOutcomeItem(item)) {
+      if (await applyOutcome(deps, await readOutcome(deps.directory, item), summary)) summary.outcomes += 1;
+    } else if (await learnObligation(deps, await readAccepted(deps.directory, item), item.txid)) {
+      summary.obligations += 1;
+    }
+  } catch (e) {
+    // Anything wrong with the record itself is the record's problem: count it and go on.
+    if (e instanceof InvalidRecordError) summary.invalid += 1;
+    else if (e instanceof ObligationError && e.errorClass === 'final') summary.invalid += 1;
+    else throw e;
+  }
+}
+
+/** An obligation another hub accepted: store it once, count its exposure once, follow the device's chain. */
+async function learnObligation(deps: Deps, accepted: AcceptedObligation, txid: string): Promise<boolean> {
+  const { store } = deps;
+  const ob = accepted.obligation;
+  const b = ob.body;
+  let item = await store.getObligation(ob.id);
+  let learnt = false;
+  if (!item) {
+    const fresh: ObligationItem = {
+      id: ob.id,
+      status: 'accepted',
+      accepted,
+      consumerDomain: b.consumerDomain,
+      consumerDevice: b.consumerDevice,
+      providerDomain: b.providerDomain,
+      amount: b.amount,
+      payTo: b.payTo,
+      acceptedAt: accepted.acceptance.body.acceptedAt,
+      dueBy: b.dueBy,
+      ledgerTxid: txid,
+      origin: 'ledger',
+    };
+    learnt = await store.putObligation(fresh);
+    item = learnt ? fresh : await store.getObligation(ob.id);
+  }
+  // Ours (accepted here): its exposure was reserved at acceptance.
+  if (!item || item.origin !== 'ledger') return false;
+  if (!item.exposed) {
+    await store.applyCounters(b.consumerDomain, `accept:${ob.id}`, { outstanding: b.amount });
+    await store.markExposed(ob.id);
+  }
+  await store.followChain(b.consumerDomain, b.consumerDevice, b.seq, ob.id);
+  return learnt;
+}
+
+/**
+ * Apply an outcome decided at another hub, if its claim checks out. Returns true
+ * when applied now; false when it was already applied, is ours, or waits.
+ */
+async function applyOutcome(deps: Deps, outcome: Signed<OutcomeBody>, summary: FollowSummary, claimed = false): Promise<boolean> {
+  const o = outcome.body;
+  const item = await deps.store.getObligation(o.obligationId);
+  if (!item) throw new InvalidRecordError(`outcome of an obligation not on the ledger: ${o.obligationId}`);
+  if (o.providerDomain !== item.providerDomain || o.consumerDomain !== item.consumerDomain || o.amount !== item.amount) {
+    throw new InvalidRecordError(`outcome of ${o.obligationId} does not match its obligation`);
+  }
+  if (item.origin !== 'ledger' || item.status === 'fulfilled' || item.status === 'defaulted') return false;
+  const verdict = await checkClaim(deps, item, o);
+  if (verdict === 'wait') {
+    if (!claimed) await deps.store.putClaim({ obligationId: o.obligationId, outcome, firstSeen: deps.now() });
+    summary.pendingClaims += 1;
+    return false;
+  }
+  if (verdict === 'refuted') throw new InvalidRecordError(`outcome ${o.outcome} of ${o.obligationId} is refuted by its payment`);
+  const [consumer, provider] = await Promise.all([deps.directory.get(o.consumerDomain), deps.directory.get(o.providerDomain)]);
+  // The same closedAt and weight the deciding hub used, so the evidence is identical everywhere.
+  const weight = o.outcome === 'fulfilled' ? evidenceWeight(consumer?.body, provider?.body) : 1;
+  const next = await deps.store.transition(o.obligationId, ['accepted', 'settling'], o.outcome, {
+    closedAt: o.at,
+    weight,
+    ...(o.txid ? { paidTxid: o.txid } : {}),
+  });
+  const done = next ?? (await deps.store.getObligation(o.obligationId));
+  if (done && done.status === o.outcome) await recordEvidence(deps, done);
+  return next !== undefined;
+}
+
+/**
+ * Is the claim backed by the Bitcoin chain, as this hub's own node sees it?
+ * fulfilled: the consumer's settlement record names this obligation and the claimed
+ * transaction, which pays payTo at least the amount with N confirmations.
+ * defaulted: no settlement of it confirmed before dueBy + grace.
+ */
+async function checkClaim(deps: Deps, item: ObligationItem, o: OutcomeBody): Promise<'valid' | 'refuted' | 'wait'> {
+  const refs = (await deps.store.listSettlementRefs(item.id)).filter(
+    (r) => r.consumerDomain === item.consumerDomain && r.payTo === item.payTo,
+  );
+  const graceEnd = item.dueBy + deps.config.settlementGraceMs;
+  if (o.outcome === 'fulfilled') {
+    const ref = refs.find((r) => r.txid === o.txid);
+    if (!ref) return deps.now() > graceEnd ? 'refuted' : 'wait';
+    const tx = await lookup(deps, ref.txid);
+    if (tx && tx.confirmations >= deps.config.confirmations && paid(tx, item.payTo) >= item.amount) return 'valid';
+    return deps.now() > graceEnd ? 'refuted' : 'wait';
+  }
+  for (const ref of refs) {
+    const tx = await lookup(deps, ref.txid);
+    if (!tx || paid(tx, item.payTo) < item.amount) continue;
+    if (tx.confirmations >= deps.config.confirmations && tx.blockTime !== undefined && tx.blockTime <= graceEnd) return 'refuted';
+    if (tx.confirmations < deps.config.confirmations && deps.now() <= graceEnd) return 'wait';
+  }
+  return 'valid';
+}
+
+const paid = (tx: ChainTx, payTo: string): number =>
+  tx.outputs.filter((out) => out.address === payTo).reduce((sum, out) => sum + out.amount, 0);
+
+async function lookup(deps: Deps, txid: string): Promise<ChainTx | null> {
+  return (await deps.payments(FOLLOWER_WALLET)).lookupTransaction(txid);
+}
+
+/** Claims that waited: apply the ones now checkable, drop the refuted, keep the rest. */
+async function recheckClaims(deps: Deps, summary: FollowSummary): Promise<void> {
+  for (const claim of await deps.store.listClaims()) {
+    try {
+      const before = summary.pendingClaims;
+      if (await applyOutcome(deps, claim.outcome, summary, true)) summary.outcomes += 1;
+      if (summary.pendingClaims === before) await deps.store.deleteClaim(claim.obligationId);
+    } catch (e) {
+      if (!(e instanceof InvalidRecordError)) throw e;
+      summary.invalid += 1;
+      await deps.store.deleteClaim(claim.obligationId);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Readers of the shared ledger's obligation, outcome and settlement records.
+ * Every item is untrusted input (another hub, or anyone granted write, may
+ * publish anything under any key): each kind is validated with one schema,
+ * its signature checked with the key of the domain that must have signed it,
+ * and the item's real publisher checked against that domain's hub (the
+ * publisher its domain record was published from). Anything else throws
+ * InvalidRecordError, which callers count and skip — never fatal.
+ */
+import { InvalidRecordError, ObligationError } from '../core/errors.ts';
+import { verifyAcceptance, verifyObligation } from '../core/obligation.ts';
+import { parseAccepted, parseOutcome, parseSettlement, verifySignedBy } from '../core/records.ts';
+import type { AcceptedObligation, DomainRecord, OutcomeBody, SettlementRecord, Signed } from '../core/types.ts';
+import type { LedgerItem } from '../adapters/ports.ts';
+import type { DomainDirectory } from './directory.ts';
+
+/** Ledger keys of the records this system publishes. */
+export const ledgerKeys = {
+  obligation: (id: string) => id,
+  outcome: (id: string) => `outcome:${id}`,
+  provider: (d: string) => `p:${d}`,
+  consumer: (d: string) => `c:${d}`,
+  settlement: (settlementId: string, phase: SettlementRecord['phase']) => `settlement:${settlementId}:${phase}`,
+} as const;
+
+/** True when the item looks like an outcome (its first key); the reader still verifies everything. */
+export const isOutcomeItem = (item: LedgerItem): boolean => item.keys[0]?.startsWith('outcome:') ?? false;
+
+async function signer(directory: DomainDirectory, domain: string, item: LedgerItem): Promise<Signed<DomainRecord>> {
+  const record = await directory.get(domain);
+  if (!record) throw new InvalidRecordError(`record signed for unknown domain ${domain}`, { txid: item.txid, domain });
+  if (item.publisher !== record.body.publisher) {
+    throw new InvalidRecordError(`record of ${domain} published by ${item.publisher}, not by its hub ${record.body.publisher}`, {
+      txid: item.txid,
+      domain,
+    });
+  }
+  return record;
+}
+
+/** Run a core check; its typed failure becomes InvalidRecordError naming the item. */
+function checked<T>(what: string, item: LedgerItem, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof ObligationError) throw new InvalidRecordError(`${what}: ${e.message}`, { txid: item.txid, code: e.code });
+    throw e;
+  }
+}
+
+/**
+ * An accepted obligation: the device's signature and credential (from the consumer
+ * domain's key), the provider's acceptance signature, and publication by the
+ * provider's hub, under its own id key.
+ */
+export async function readAccepted(directory: DomainDirectory, item: LedgerItem): Promise<AcceptedObligation> {
+  const accepted = checked('accepted obligation', item, () => parseAccepted(item.data));
+  const b = accepted.obligation.body;
+  if (item.keys[0] !== ledgerKeys.obligation(accepted.obligation.id)) {
+    throw new InvalidRecordError('accepted obligation is not under its id', { txid: item.txid });
+  }
+  const provider = await signer(directory, b.providerDomain, item);
+  const consumer = await directory.get(b.consumerDomain);
+  if (!consumer) throw new InvalidRecordError(`obligation of unknown consumer domain ${b.consumerDomain}`, { txid: item.txid });
+  checked('accepted obligation', item, () => {
+    // re-verified as of its issue time: a credential may have expired since
+    verifyObligation(accepted.obligation, consumer.body.key, b.issuedAt);
+    verifyAcceptance(accepted, provider.body.key);
+  });
+  return accepted;
+}
+
+/** An outcome: signed by the provider domain it names, published by that domain's hub. */
+export async function readOutcome(directory: DomainDirectory, item: LedgerItem): Promise<Signed<OutcomeBody>> {
+  const outcome = checked('outcome', item, () => parseOutcome(item.data));
+  if (item.keys[0] !== ledgerKeys.outcome(outcome.body.obligationId)) {
+    throw new InvalidRecordError('outcome is not under its obligation', { txid: item.txid });
+  }
+  const provider = await signer(directory, outcome.body.providerDomain, item);
+  checked('outcome', item, () => verifySignedBy(outcome, outcome.body.providerDomain, provider.body.key));
+  return outcome;
+}
+
+/** A settlement record: signed by the consumer domain that pays, published by that domain's hub. */
+export async function readSettlement(directory: DomainDirectory, item: LedgerItem): Promise<Signed<SettlementRecord>> {
+  const record = checked('settlement', item, () => parseSettlement(item.data));
+  const r = record.body;
+  if (item.keys[0] !== ledgerKeys.settlement(r.settlementId, r.phase)) {
+    throw new InvalidRecordError('settlement is not under its id', { txid: item.txid });
+  }
+  const consumer = await signer(directory, r.consumerDomain, item);
+  checked('settlement', item, () => verifySignedBy(record, r.consumerDomain, consumer.body.key));
+  return record;
+}
