@@ -4,6 +4,12 @@
  * previous one and sends it; on a signed accept it moves its chain forward.
  * A refused obligation leaves the chain where it was. Lost messages are sent
  * again unchanged (the back-end answers duplicates with the same reply).
+ *
+ * A device is an IoT thing of its own hub only. To buy from a provider domain
+ * hosted at another hub (`providerApi` names that hub's API) it asks for the
+ * offer and sends the obligation through that hub's public HTTP API instead
+ * (POST /offers, POST /obligations); the same checks apply to the answers.
+ * Its obligations form one hash chain across all hubs.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
@@ -88,6 +94,8 @@ export interface ConsumerDeviceOptions {
   link: DeviceLink;
   /** The SP domain's public key, from its record on the ledger. */
   providerKey: (domain: string) => Promise<PublicKeyRef>;
+  /** Base URL of the API of the hub hosting `domain`, when that is not this device's hub (else undefined: MQTT). */
+  providerApi?: (domain: string) => string | undefined;
   chain?: ChainStore;
   /** dueBy = issuedAt + payWindowMs (default DEFAULT_PAY_WINDOW_MS). */
   payWindowMs?: number;
@@ -163,9 +171,21 @@ export class ConsumerDevice {
     const started = now();
     const { domain, deviceId, link } = this.o;
     const requestId = randomUUID();
-    const offerMsg = (await this.exchange(`offer:${requestId}`, () =>
-      link.publish(topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service }, 1),
-    )) as { offer?: Signed<Offer>; error?: DeviceError } | undefined;
+    const remote = this.o.providerApi?.(providerDomain);
+    const offerMsg = (
+      remote
+        ? await this.post(remote, '/offers', {
+            requestId,
+            consumerDomain: domain,
+            consumerDevice: deviceId,
+            providerDomain,
+            providerDevice,
+            service,
+          })
+        : await this.exchange(`offer:${requestId}`, () =>
+            link.publish(topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service }, 1),
+          )
+    ) as { offer?: Signed<Offer>; error?: DeviceError } | undefined;
     if (!offerMsg) return fail('offer', 'TIMEOUT', 'no offer arrived', started, now);
     if (offerMsg.error || !offerMsg.offer) {
       return { ok: false, stage: 'offer', error: offerMsg.error ?? err('NO_OFFER', 'empty offer'), latencyMs: now() - started };
@@ -188,9 +208,16 @@ export class ConsumerDevice {
       dueBy: issuedAt + (this.o.payWindowMs ?? DEFAULT_PAY_WINDOW_MS),
     });
     const sentAt = now();
-    const reply = (await this.exchange(`reply:${ob.id}`, () =>
-      link.publish(topics.fromDevice(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
-    )) as { accepted?: boolean; acceptance?: Signed<AcceptanceBody>; error?: DeviceError } | undefined;
+    const reply = (
+      remote
+        ? await this.post(remote, '/obligations', { obligation: ob }).then((r) =>
+            // the HTTP answer has no `accepted` flag: an acceptance or an error
+            r === undefined ? undefined : { accepted: r.error === undefined && r.acceptance !== undefined, ...r },
+          )
+        : await this.exchange(`reply:${ob.id}`, () =>
+            link.publish(topics.fromDevice(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
+          )
+    ) as { accepted?: boolean; acceptance?: Signed<AcceptanceBody>; error?: DeviceError } | undefined;
     if (!reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
     if (!reply.accepted || !reply.acceptance) {
       return { ok: false, stage: 'accept', error: reply.error ?? err('REFUSED', 'refused'), latencyMs: now() - started };
@@ -201,6 +228,33 @@ export class ConsumerDevice {
     }
     await this.chain.save({ seq: ob.body.seq, id: ob.id });
     return { ok: true, obligationId: ob.id, amount: ob.body.amount, seq: ob.body.seq, latencyMs: now() - started, acceptMs: now() - sentAt };
+  }
+
+  /**
+   * POST `body` to another hub's API: the answer's JSON (a typed error body
+   * for a 4xx), or undefined when no answer came after the attempts. Network
+   * failures and retry-class answers (5xx) are sent again unchanged, like a
+   * lost MQTT message: the hub answers a duplicate with the same reply.
+   */
+  private async post(base: string, path: string, body: unknown): Promise<Record<string, unknown> & { error?: DeviceError } | undefined> {
+    const attempts = this.o.attempts ?? 4;
+    const timeout = this.o.timeoutMs ?? 5000;
+    for (let i = 0; i < attempts; i++) {
+      try {
+        const res = await fetch(`${base}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(timeout * (i + 1)),
+        });
+        const parsed = (await res.json().catch(() => undefined)) as (Record<string, unknown> & { error?: DeviceError }) | undefined;
+        if (res.status < 500 && parsed && typeof parsed === 'object') return parsed;
+      } catch {
+        // no answer: send again
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** i));
+    }
+    return undefined;
   }
 
   async close(): Promise<void> {

@@ -103,6 +103,12 @@ export interface LocalCloud {
   registerThing(thing: string, domain: string, key: PublicKeyRef): void;
   /** Run one scheduled job now (awaits it). */
   runJob(name: JobName): Promise<void>;
+  /**
+   * Sums of the numeric fields of every `follow` run's result (the ledger
+   * follower's summary, e.g. items read and invalid items skipped); empty
+   * until the follower runs here.
+   */
+  readonly followTotals: Readonly<Record<string, number>>;
   /** Run `fn` as an invocation of this hub: getDeps() inside answers with this hub's Deps (tests calling a handler directly). */
   invoke<T>(fn: () => Promise<T>): Promise<T>;
   /** Regtest faucet: mine `blocks` to the domain's wallet and mature them. */
@@ -216,12 +222,17 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
     const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
+    const followTotals: Record<string, number> = {};
     const inHub = <T>(fn: () => Promise<T>) => runWithDeps(deps, fn);
     const jobs: Record<JobName, () => Promise<unknown>> = {
       publish: () => inHub(() => publish(scheduled, lambdaContext('publish'))),
       watch: () => inHub(() => watch(scheduled, lambdaContext('watch'))),
       settle: () => inHub(() => settle(scheduled as never, lambdaContext('settle'))),
-      follow: () => inHub(() => follow(scheduled, lambdaContext('follow'))),
+      follow: async () => {
+        const result = await inHub(() => follow(scheduled, lambdaContext('follow')));
+        addTotals(followTotals, result);
+        return result;
+      },
       // regtest has no miners: a block whenever something waits in the mempool
       mine: () => mineIfPending(regtest),
     };
@@ -257,6 +268,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       dynamo,
       deps,
       env,
+      followTotals,
       scheduler,
       ledger: async () => {
         await deps.ledger.health(); // opens it
@@ -298,6 +310,12 @@ async function useDynamo(endpoint: string): Promise<LocalDynamo> {
     throw e;
   }
   return { endpoint, region: LOCAL_REGION, tableName, client, stop: async () => client.destroy() };
+}
+
+/** Add the numeric top-level fields of a job's result to `totals`. */
+function addTotals(totals: Record<string, number>, result: unknown): void {
+  if (typeof result !== 'object' || result === null) return;
+  for (const [k, v] of Object.entries(result)) if (typeof v === 'number' && Number.isFinite(v)) totals[k] = (totals[k] ?? 0) + v;
 }
 
 /** Regtest has no miners: mine a block when something waits in the mempool (the `mine` job). */

@@ -6,13 +6,16 @@
  * and prints a summary checked against the ledger.
  *
  *   npm start -- --consumers 6 --rounds 20 --seed 7 --defaulters 0.3 --serve
+ *   npm start -- --hubs 3        (a federation: see runFederated below)
  */
 import { parseArgs } from 'node:util';
 import { createLink } from '../devices/link.ts';
-import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
+import { DEFAULT_FLEET, Fleet, type FleetConfig, type HubEnv } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
-import { renderSummary, type DomainSummary } from './summary.ts';
+import { startFederation } from './federation.ts';
+import { drainFederation, federationReport } from './federation-report.ts';
+import { federationChecks, renderFederationSummary, renderSummary, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
 
 const HELP = `obligation-chain on the embedded cloud
@@ -26,12 +29,24 @@ usage: npm start [-- options]
   --round-ms MS      pause between rounds (default ${DEFAULT_FLEET.roundMs})
   --pay-window MS    dueBy − issuedAt of each obligation (default ${DEFAULT_FLEET.payWindowMs})
   --seed N           PRNG seed (default ${DEFAULT_FLEET.seed})
+  --hubs N           independent hubs sharing only the chain (default 1); with N > 1, domains are
+                     hosted round-robin and consumers buy only from providers at other hubs
+  --ledger-delay MS  ledger propagation delay between hubs (default 150; with --hubs > 1)
   --data DIR         keep the ledger and DynamoDB on disk in DIR (bcoin stays in memory)
   --port N           HTTP API port (default: a free port)
   --serve            keep running after the summary (watch the web page; Ctrl-C to stop)
   --help`;
 
-function config(): { fleet: FleetConfig; data?: string; port?: number; serve: boolean } {
+interface StartConfig {
+  fleet: FleetConfig;
+  data?: string;
+  port?: number;
+  serve: boolean;
+  hubs: number;
+  ledgerDelayMs: number;
+}
+
+function config(): StartConfig {
   const { values } = parseArgs({
     options: {
       consumers: { type: 'string' },
@@ -42,6 +57,8 @@ function config(): { fleet: FleetConfig; data?: string; port?: number; serve: bo
       'round-ms': { type: 'string' },
       'pay-window': { type: 'string' },
       seed: { type: 'string' },
+      hubs: { type: 'string' },
+      'ledger-delay': { type: 'string' },
       data: { type: 'string' },
       port: { type: 'string' },
       serve: { type: 'boolean', default: false },
@@ -69,8 +86,12 @@ function config(): { fleet: FleetConfig; data?: string; port?: number; serve: bo
     payWindowMs: int(values['pay-window'], DEFAULT_FLEET.payWindowMs, 'pay-window', 500),
     seed: int(values.seed, DEFAULT_FLEET.seed, 'seed'),
   };
+  const hubs = int(values.hubs, 1, 'hubs', 1);
+  if (hubs > 1 && (values.data || values.port || values.serve)) throw new Error('--data, --port and --serve are for one hub only');
   return {
     fleet,
+    hubs,
+    ledgerDelayMs: int(values['ledger-delay'], 150, 'ledger-delay'),
     ...(values.data ? { data: values.data } : {}),
     ...(values.port ? { port: int(values.port, 0, 'port', 1) } : {}),
     serve: values.serve ?? false,
@@ -102,6 +123,7 @@ async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): P
 
 async function main(): Promise<void> {
   const cfg = config();
+  if (cfg.hubs > 1) return runFederated(cfg);
   const t0 = Date.now();
   console.log('obligation-chain — embedded cloud (dynalite, aedes, bcoin regtest, embedded ledger, real handlers)');
   const cloud = await startCloud({
@@ -215,6 +237,92 @@ async function main(): Promise<void> {
     await shutdown();
     process.exitCode = 1;
   }
+}
+
+/**
+ * `--hubs N`: N independent hubs in this process, sharing only the ledger
+ * network (a node per hub, items reach the other hubs after --ledger-delay)
+ * and the regtest Bitcoin network. Consumer and provider domains are hosted
+ * round-robin; each consumer buys only from providers hosted at other hubs,
+ * through their hubs' HTTP API. The summary shows each consumer domain's
+ * reputation as each hub reports it and the fate of the cross-hub obligations.
+ */
+async function runFederated(cfg: StartConfig): Promise<void> {
+  const t0 = Date.now();
+  const f = cfg.fleet;
+  console.log(`obligation-chain — ${cfg.hubs} hubs in one process, sharing only the ledger network and regtest`);
+  const fed = await startFederation({
+    hubs: cfg.hubs,
+    ledgerDelayMs: cfg.ledgerDelayMs,
+    schedule: { publish: 250, watch: 400, settle: 1_000, follow: 500, mine: 500 },
+  });
+  let fleet: Fleet | undefined;
+  const shutdown = async () => {
+    await fleet?.close().catch(() => undefined);
+    await fed.stop();
+  };
+  process.once('SIGINT', () => {
+    console.log('\nstopping…');
+    void shutdown().then(() => process.exit(130));
+  });
+  try {
+    for (const [i, hub] of fed.hubs.entries()) {
+      console.log(`  ${fed.publisher(i)}  API ${hub.api}  MQTT ${hub.broker.url}`);
+    }
+    console.log(
+      `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
+        `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
+    );
+    fleet = new Fleet(f, {
+      ...hubEnv(fed.hubs[0]!),
+      hubs: fed.hubs.map(hubEnv),
+    });
+    process.stdout.write('setting up domains, wallets and devices at every hub… ');
+    await fleet.setUp();
+    console.log(`done (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    await fleet.run((p) => {
+      const lat = p.latencies;
+      console.log(
+        `  round ${String(p.round).padStart(2)}/${p.rounds}  accepted ${String(p.accepted).padStart(4)}  refused ${String(p.refused).padStart(4)}` +
+          `  accept p50 ${ms(percentile(lat, 50))}  p99 ${ms(percentile(lat, 99))}`,
+      );
+    });
+    const open = await drainFederation(fed, fleet, Math.max(20_000, f.payWindowMs * 4), (n) =>
+      process.stdout.write(process.stdout.isTTY ? `\r  draining: ${n} obligation(s) still open…   ` : `  draining: ${n} obligation(s) still open…\n`),
+    );
+    if (process.stdout.isTTY) process.stdout.write('\r' + ' '.repeat(60) + '\r');
+    for (const hub of fed.hubs) await hub.runJob('publish');
+    // let the last outcomes reach every hub and its follower fold them in
+    await new Promise((r) => setTimeout(r, cfg.ledgerDelayMs + 1_000));
+    const report = await federationReport(fed, fleet);
+    const lat = fleet.results.filter((r) => r.ok).map((r) => (r.ok ? r.acceptMs : 0));
+    const facts = {
+      threshold: f.threshold,
+      seconds: (Date.now() - t0) / 1000,
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      ledgerDelayMs: cfg.ledgerDelayMs,
+      open,
+      tolerance: 0.05,
+    };
+    console.log(renderFederationSummary(report, facts));
+    await shutdown();
+    process.exitCode = federationChecks(report, facts).every((c) => c.ok) ? 0 : 1;
+  } catch (e) {
+    console.error(`\nfailed: ${(e as Error).message}`);
+    await shutdown();
+    process.exitCode = 1;
+  }
+}
+
+/** How the fleet reaches one hub of the embedded federation. */
+function hubEnv(hub: LocalCloud): HubEnv {
+  return {
+    api: hub.api,
+    link: (thing, keys) => createLink({ kind: 'local', host: '127.0.0.1', port: hub.broker.port, thing, privateKey: keys.privateKey }),
+    registerThing: (thing, domain, key) => hub.registerThing(thing, domain, key),
+    fund: (domain) => hub.fund(domain),
+  };
 }
 
 await main();

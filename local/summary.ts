@@ -101,3 +101,144 @@ export function renderSummary(rows: DomainSummary[], facts: RunFacts): string {
 }
 
 const mark = (ok: boolean) => (ok ? '✔' : '✘');
+
+/** What `renderFederationSummary` prints besides the report. */
+export interface FederationFacts {
+  threshold: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  ledgerDelayMs: number;
+  /** Obligations still open after the drain. */
+  open: number;
+  /** How far apart a domain's reputations at different hubs may be and still "agree". */
+  tolerance: number;
+}
+
+/** Structural type of local/federation-report.ts's report (kept here so this module imports nothing). */
+interface FederationFates {
+  accepted: number;
+  settled: number;
+  fulfilled: number;
+  defaulted: number;
+  open: number;
+}
+export interface FederationSummaryInput {
+  hubs: { publisher: string; api: string; domains: string[]; follow: Readonly<Record<string, number>>; ruleFailures: number; brokerRefusals: number }[];
+  consumers: {
+    domain: string;
+    hub: number;
+    defaulter: boolean;
+    reputationAt: number[];
+    ledgerAgreesAt: boolean[];
+    local: FederationFates;
+    cross: FederationFates;
+    refused: Record<string, number>;
+    timeouts: number;
+  }[];
+  accepted: number;
+  onEveryNodeOnce: number;
+  maxSpread: number;
+}
+
+/** The verdicts of a federated run (also what the process exit code follows). */
+export function federationChecks(r: FederationSummaryInput, facts: FederationFacts): { ok: boolean; text: string }[] {
+  const sum = (f: (c: FederationSummaryInput['consumers'][number]) => number) => r.consumers.reduce((s, c) => s + f(c), 0);
+  const accepted = sum((c) => c.local.accepted + c.cross.accepted);
+  const closed = sum((c) => c.local.fulfilled + c.local.defaulted + c.cross.fulfilled + c.cross.defaulted);
+  const crossAccepted = sum((c) => c.cross.accepted);
+  const crossAsExpected = sum((c) => (c.defaulter ? c.cross.defaulted : c.cross.fulfilled));
+  const agree = r.consumers.every((c) => c.ledgerAgreesAt.every(Boolean));
+  const rules = r.hubs.reduce((s, h) => s + h.ruleFailures, 0);
+  const refusals = r.hubs.reduce((s, h) => s + h.brokerRefusals, 0);
+  return [
+    { ok: r.onEveryNodeOnce === r.accepted, text: `every accepted obligation is once on every hub's ledger node (${r.onEveryNodeOnce}/${r.accepted})` },
+    { ok: closed === accepted && facts.open === 0, text: `every accepted obligation ended fulfilled or defaulted (${closed}/${accepted}, ${facts.open} open)` },
+    { ok: crossAccepted > 0 && crossAsExpected === crossAccepted, text: `cross-hub: payers' fulfilled, non-payers' defaulted (${crossAsExpected}/${crossAccepted})` },
+    { ok: agree, text: 'reputation counters equal a recomputation from the ledger, at every hub' },
+    { ok: r.maxSpread <= facts.tolerance, text: `each domain's reputation agrees across hubs (max spread ${r.maxSpread.toFixed(3)} ≤ ${facts.tolerance})` },
+    { ok: rules === 0, text: `no topic-rule invocation failed (${rules}); broker refusals: ${refusals}` },
+  ];
+}
+
+/** The end-of-run summary of `npm start -- --hubs N` (≤ 100 columns for up to 8 hubs). */
+export function renderFederationSummary(r: FederationSummaryInput, facts: FederationFacts): string {
+  const lines: string[] = [];
+  const ms = (x: number) => (Number.isNaN(x) ? '–' : `${x.toFixed(0)} ms`);
+  const hubName = (i: number) => r.hubs[i]?.publisher ?? `hub-${i + 1}`;
+  lines.push('');
+  lines.push(
+    `summary (${facts.seconds.toFixed(1)} s; ${r.hubs.length} hubs, ledger delay ${facts.ledgerDelayMs} ms; ` +
+      `accept p50 ${ms(facts.p50)}, p99 ${ms(facts.p99)})`,
+  );
+  lines.push('');
+  lines.push('hubs:');
+  for (const h of r.hubs) {
+    lines.push(`  ${pad(h.publisher, 6)} ${pad(h.api, 23)} hosts ${h.domains.join(' ')}`);
+    const follow = Object.entries(h.follow);
+    if (follow.length > 0) {
+      const text = follow.map(([k, v]) => `${k} ${v}`).join(', ');
+      lines.push(`         follower: ${text.length > 80 ? `${text.slice(0, 79)}…` : text}`);
+    }
+  }
+  lines.push('');
+  lines.push('reputation of each consumer domain as seen at each hub:');
+  const repHeader = [pad('domain', 8), pad('home', 6), pad('pays?', 6), ...r.hubs.map((_, i) => lpad(hubName(i), 6)), lpad('spread', 7)].join(' ');
+  lines.push(repHeader);
+  lines.push('-'.repeat(repHeader.length));
+  for (const c of r.consumers) {
+    const spread = Math.max(...c.reputationAt) - Math.min(...c.reputationAt);
+    lines.push(
+      [
+        pad(c.domain, 8),
+        pad(hubName(c.hub), 6),
+        pad(c.defaulter ? 'no' : 'yes', 6),
+        ...c.reputationAt.map((x) => lpad(x.toFixed(2), 6)),
+        lpad(spread.toFixed(2), 7),
+      ].join(' '),
+    );
+  }
+  lines.push('');
+  lines.push(`obligations, as the accepting (provider's) hub recorded them; threshold ≥ ${facts.threshold}:`);
+  const head = [
+    pad('domain', 8),
+    lpad('refused', 7),
+    lpad('x-acc', 6),
+    lpad('x-settled', 9),
+    lpad('x-fulfilled', 11),
+    lpad('x-defaulted', 11),
+    lpad('x-open', 6),
+    lpad('same-hub', 8),
+    lpad('ended', 6),
+  ].join(' ');
+  lines.push(head);
+  lines.push('-'.repeat(head.length));
+  for (const c of r.consumers) {
+    const refused = Object.values(c.refused).reduce((a, b) => a + b, 0);
+    lines.push(
+      [
+        pad(c.domain, 8),
+        lpad(String(refused), 7),
+        lpad(String(c.cross.accepted), 6),
+        lpad(String(c.cross.settled), 9),
+        lpad(String(c.cross.fulfilled), 11),
+        lpad(String(c.cross.defaulted), 11),
+        lpad(String(c.cross.open), 6),
+        lpad(String(c.local.accepted), 8),
+        lpad(String(c.local.fulfilled + c.local.defaulted), 6),
+      ].join(' '),
+    );
+  }
+  lines.push('');
+  lines.push('refusals by reason:');
+  for (const c of r.consumers) {
+    const reasons = Object.entries(c.refused)
+      .map(([code, n]) => `${code} ×${n}`)
+      .join(', ');
+    lines.push(`  ${pad(c.domain, 6)} ${reasons || 'none'}${c.timeouts ? `, timeouts ×${c.timeouts}` : ''}`);
+  }
+  lines.push('');
+  lines.push('checks:');
+  for (const check of federationChecks(r, facts)) lines.push(`  ${mark(check.ok)} ${check.text}`);
+  return lines.join('\n');
+}

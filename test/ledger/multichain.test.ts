@@ -92,16 +92,18 @@ describe('MultiChainLedger against documented responses', () => {
     assert.equal(server.requests.length, 3);
   });
 
-  it('publish checks the id key, then publishes id-first keys with {"json": data}', async (t) => {
+  it('publish checks the id key, then publishes id-first keys with {"json": data} from the node\'s own address', async (t) => {
     const server = await scripted(t, [
       { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems-empty') },
-      { method: 'publish', reply: fixture('publish') },
+      { method: 'getaddresses', reply: fixture('getaddresses') },
+      { method: 'publishfrom', reply: fixture('publish') },
     ]);
     const data = { obligation: { amount: 1500 } };
     const res = await new MultiChainLedger(options(server.url)).publish('obligations', ID, ['sp.example', ID, 'sc.example'], data);
     assert.deepEqual(res, { txid: 'd86e7a0b5c3f4e2a9b1c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a', duplicate: false });
     assert.deepEqual(server.requests[0]!.params, ['obligations', ID, false, 500, 0, false]);
-    assert.deepEqual(server.requests[1]!.params, ['obligations', [ID, 'sp.example', 'sc.example'], { json: data }]);
+    assert.deepEqual(server.requests[1]!.params, [false]);
+    assert.deepEqual(server.requests[2]!.params, [NODE_ADDRESS, 'obligations', [ID, 'sp.example', 'sc.example'], { json: data }]);
     assertWellFormed(server);
   });
 
@@ -123,7 +125,7 @@ describe('MultiChainLedger against documented responses', () => {
     assert.deepEqual(server.requests.map((r) => r.method), ['liststreamkeyitems']);
   });
 
-  it('without a configured publisher, "ours" means one of the node wallet\'s addresses (getaddresses, read once)', async (t) => {
+  it('without a configured publisher, "ours" means the node\'s own address (getaddresses, read once)', async (t) => {
     const server = await scripted(t, [
       { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems') },
       { method: 'getaddresses', reply: fixture('getaddresses') },
@@ -206,9 +208,9 @@ describe('MultiChainLedger against documented responses', () => {
     const server = await scripted(t, [
       { method: 'liststreamitems', reply: fixture('error-stream-not-found') },
       { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems-empty') },
-      { method: 'publish', reply: fixture('error-insufficient-permissions') },
+      { method: 'publishfrom', reply: fixture('error-insufficient-permissions') },
     ]);
-    const ledger = new MultiChainLedger(options(server.url));
+    const ledger = new MultiChainLedger(options(server.url, { publisher: NODE_ADDRESS }));
     await assert.rejects(ledger.list('domains'), NotFoundError);
     await assert.rejects(ledger.publish('domains', 'd1', [], 1), ForbiddenError);
     assert.equal(server.requests.length, 3, 'deterministic errors are not retried');
