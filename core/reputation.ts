@@ -21,7 +21,17 @@
  * is a known domain that is clearly not the consumer: not the same domain, not the same key,
  * not the same ledger publisher, and neither record lists the other in `operates`. Otherwise it
  * counts 0: payments to itself earn nothing. Defaulted evidence always counts with weight 1
- * (you cannot hide your defaults behind a puppet provider).
+ * (you cannot hide your defaults behind a puppet provider). The publisher is the hub that
+ * really published each domain's record (checked on read), so all domains of one hub — one
+ * operator — count 0 for each other.
+ *
+ * Standing (vouches): on top of that, a provider's payments vouch for a consumer only once
+ * the provider has also been paid by a consumer of a THIRD hub — neither the consumer's hub
+ * nor its own. A colluding pair on two hubs therefore earns nothing until an unrelated hub's
+ * consumer pays the provider too; on a permissioned chain each hub is a node some admin
+ * granted, so that is the Sybil's real cost. Evidence held back waits (parked) and counts
+ * from its own time once the provider qualifies, so the final figures do not depend on the
+ * order in which a hub learns the events: every hub converges on the same counters.
  */
 import { MalformedError } from './errors.ts';
 import { sameKey } from './keys.ts';
@@ -124,6 +134,12 @@ export function recompute(
   }
   const f = fade(now, p);
   return { rScaled: r / f, sScaled: s / f, reputation: betaReputation(r, s) };
+}
+
+/** Does a provider, paid by consumers of `payerHubs`, vouch for a consumer of `consumerHub`? (Standing, above.) */
+export function vouches(payerHubs: Iterable<string>, consumerHub: string, providerHub: string): boolean {
+  for (const h of payerHubs) if (h !== consumerHub && h !== providerHub) return true;
+  return false;
 }
 
 /**

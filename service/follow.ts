@@ -34,7 +34,7 @@ import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { readDomainItem } from './directory.ts';
 import { isOutcomeItem, readAccepted, readOutcome, readSettlement } from './ledger-records.ts';
-import { recordEvidence } from './watch.ts';
+import { recordEvidence } from './evidence.ts';
 
 export interface FollowSummary {
   domains: number;

@@ -5,7 +5,7 @@
  */
 import { creditLimit } from '../core/credit.ts';
 import { InvalidRecordError } from '../core/errors.ts';
-import { evidenceWeight, recompute, reputationOf, type EvidenceEvent } from '../core/reputation.ts';
+import { evidenceWeight, recompute, reputationOf, vouches, type EvidenceEvent } from '../core/reputation.ts';
 import type { DomainRecord, OutcomeBody } from '../core/types.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { isOutcomeItem, readAccepted, readOutcome, readSettlement } from './ledger-records.ts';
@@ -98,6 +98,16 @@ export async function recomputeFromLedger(deps: Deps): Promise<Map<string, Ledge
     }
     return r;
   };
+  // Standing: which hubs' consumers paid each provider (fulfilled, not same-operator evidence).
+  const hubOf = (d: string) => records.get(d)?.publisher ?? '';
+  const staticWeight = (a: { consumer: string; provider: string }) => evidenceWeight(records.get(a.consumer), records.get(a.provider));
+  const payerHubs = new Map<string, Set<string>>();
+  for (const [id, a] of accepted) {
+    if (outcomes.get(id)?.outcome !== 'fulfilled' || staticWeight(a) === 0) continue;
+    const hubs = payerHubs.get(a.provider) ?? new Set<string>();
+    hubs.add(hubOf(a.consumer));
+    payerHubs.set(a.provider, hubs);
+  }
   for (const [id, a] of accepted) {
     const r = row(a.consumer);
     const o = outcomes.get(id);
@@ -106,7 +116,8 @@ export async function recomputeFromLedger(deps: Deps): Promise<Map<string, Ledge
       continue;
     }
     // amounts and parties come from the signed obligation, never from the outcome's claim
-    const weight = o.outcome === 'fulfilled' ? evidenceWeight(records.get(a.consumer), records.get(a.provider)) : 1;
+    const counts = staticWeight(a) > 0 && vouches(payerHubs.get(a.provider) ?? [], hubOf(a.consumer), hubOf(a.provider));
+    const weight = o.outcome === 'fulfilled' ? (counts ? 1 : 0) : 1;
     const list = events.get(a.consumer) ?? [];
     list.push({ kind: o.outcome, amount: a.amount, at: o.at, consumerDomain: a.consumer, providerDomain: a.provider, weight });
     events.set(a.consumer, list);

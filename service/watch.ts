@@ -7,7 +7,8 @@
  * `dueBy` and unpaid become defaulted. Every step is idempotent by
  * obligation id, and evidence goes to the consumer's counters once.
  */
-import { evidenceDelta, evidenceWeight } from '../core/reputation.ts';
+import { evidenceWeight } from '../core/reputation.ts';
+import { recordEvidence } from './evidence.ts';
 import { InvalidRecordError, UnavailableError } from '../core/errors.ts';
 import type { LedgerItem } from '../adapters/ports.ts';
 import type { HostedDomain, ObligationItem } from '../adapters/store/dynamo.ts';
@@ -22,31 +23,6 @@ export interface WatchSummary {
   /** Settlement records naming this provider that failed verification (skipped). */
   invalid: number;
   deferred?: string;
-}
-
-/**
- * Apply an outcome's evidence once (the status change is the guard; the counters key
- * makes a retry harmless). Shared by the watcher (outcomes decided here) and the ledger
- * follower (outcomes decided at other hubs), so every hub adds the same figures.
- */
-export async function recordEvidence(deps: Deps, item: ObligationItem): Promise<void> {
-  if (item.counted) return;
-  const at = item.closedAt ?? deps.now();
-  if (item.status === 'fulfilled') {
-    const weight = item.weight ?? 0;
-    const d = evidenceDelta('fulfilled', item.amount, at, weight, deps.config.reputation);
-    await deps.store.applyCounters(item.consumerDomain, `fulfil:${item.id}`, {
-      rScaled: d.rScaled,
-      paidVolume: Math.floor(item.amount * weight),
-      outstanding: -item.amount,
-    });
-  } else if (item.status === 'defaulted') {
-    const d = evidenceDelta('defaulted', item.amount, at, 1, deps.config.reputation);
-    await deps.store.applyCounters(item.consumerDomain, `default:${item.id}`, { sScaled: d.sScaled, outstanding: -item.amount });
-  } else {
-    return;
-  }
-  await deps.store.markCounted(item);
 }
 
 async function fulfil(deps: Deps, item: ObligationItem, txid: string): Promise<boolean> {

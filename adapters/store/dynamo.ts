@@ -83,6 +83,16 @@ export interface ObligationItem {
   exposed?: boolean;
 }
 
+/** Fulfilled evidence waiting for its provider's standing (core/reputation.ts vouches). */
+export interface ParkedEvidence {
+  obligationId: string;
+  consumerDomain: string;
+  consumerHub: string;
+  providerDomain: string;
+  amount: number;
+  at: number;
+}
+
 /** A consumer's settlement record naming an obligation, as the ledger follower read it. */
 export interface SettlementRef {
   obligationId: string;
@@ -764,6 +774,52 @@ export class DynamoStore {
 
   async deleteClaim(obligationId: string): Promise<void> {
     await this.send(() => this.doc.send(new DeleteCommand({ TableName: this.table, Key: { pk: `CLAIM#${obligationId}`, sk: 'CLAIM' } })));
+  }
+
+  // ---- provider standing (core/reputation.ts vouches) --------------------------
+
+  /** Add a hub to the hubs whose consumers have paid `provider`; returns the whole set (ADD to a string set: idempotent). */
+  async addPayerHub(provider: string, hub: string): Promise<string[]> {
+    const out = await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `STANDING#${provider}`, sk: 'STANDING' },
+          UpdateExpression: 'ADD payerHubs :h',
+          ExpressionAttributeValues: { ':h': new Set([hub]) },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return [...((out.Attributes as { payerHubs?: Set<string> } | undefined)?.payerHubs ?? [])];
+  }
+
+  async getPayerHubs(provider: string): Promise<string[]> {
+    const item = await this.get<{ payerHubs?: Set<string> }>(`STANDING#${provider}`, 'STANDING');
+    return [...(item?.payerHubs ?? [])];
+  }
+
+  /** Hold fulfilled evidence back until its provider vouches for the consumer's hub. */
+  async park(e: ParkedEvidence): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new PutCommand({ TableName: this.table, Item: { pk: `PARK#${e.providerDomain}`, sk: `${e.consumerHub}#${e.obligationId}`, ...e } }),
+      ),
+    );
+  }
+
+  async listParked(provider: string, consumerHub: string): Promise<ParkedEvidence[]> {
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :p AND begins_with(sk, :h)',
+      ExpressionAttributeValues: { ':p': `PARK#${provider}`, ':h': `${consumerHub}#` },
+    });
+    return items.map((i) => strip(i) as unknown as ParkedEvidence);
+  }
+
+  async unpark(e: Pick<ParkedEvidence, 'providerDomain' | 'consumerHub' | 'obligationId'>): Promise<void> {
+    await this.send(() =>
+      this.doc.send(new DeleteCommand({ TableName: this.table, Key: { pk: `PARK#${e.providerDomain}`, sk: `${e.consumerHub}#${e.obligationId}` } })),
+    );
   }
 
   // ---- cursors ----------------------------------------------------------------

@@ -4,11 +4,14 @@
  * hand so every step is observable:
  *
  *   hub 1 hosts consumers c1 (pays) and c2 (never pays); hubs 2 and 3 host
- *   providers p2 and p3. c1's and c2's devices buy at hubs 2 and 3 over their
- *   public APIs. Hub 1 learns those obligations only from the ledger, pays
- *   c1's; hubs 2 and 3 fulfil or default them; every hub's follower applies
- *   every outcome, so all three compute the same reputation, and each hub's
- *   counters equal a recomputation from the ledger.
+ *   providers p2 and p3, and consumers c4 and c3 that buy across too (so each
+ *   provider is paid from a third hub and vouches for hub 1's payers). c1's and
+ *   c2's devices buy at hubs 2 and 3 over their public APIs. Hub 1 learns those
+ *   obligations only from the ledger, pays c1's; hubs 2 and 3 fulfil or default
+ *   them; every hub's follower applies every outcome, so all three compute the
+ *   same reputation, and each hub's counters equal a recomputation from the ledger.
+ *   A colluding pair on two hubs that declares nothing — x at hub 1 paying y at
+ *   hub 2, nobody else paying y — earns nothing anywhere.
  *
  * Then the ledger is attacked from a fourth node (a rogue publisher): squatted
  * and forged outcomes, malformed and foreign-signed settlement records. Every
@@ -35,13 +38,20 @@ describe('three hubs that share only the chain', () => {
   let hub3: LocalCloud;
   let c1: TestDevice;
   let c2: TestDevice;
+  let c3: TestDevice;
+  let c4: TestDevice;
+  let x: TestDevice;
   const propagate = () => sleep(DELAY * 4);
   const everywhere = async (job: 'publish' | 'follow' | 'watch') => {
     for (const h of fed.hubs) await h.runJob(job);
   };
   const rep = async (hub: LocalCloud, d: string) => (await hub.call<Rep>('GET', `/domains/${d}/reputation`)).body;
-  const statuses = async (hub: LocalCloud, d: string) =>
-    (await hub.call<{ obligations: { status: string }[] }>('GET', `/domains/${d}/obligations`)).body.obligations.map((o) => o.status).sort();
+  /** Statuses of consumer d's obligations as `hub` sees them (with `provider`: only those). */
+  const statuses = async (hub: LocalCloud, d: string, provider?: string) =>
+    (await hub.call<{ obligations: { status: string; providerDomain: string }[] }>('GET', `/domains/${d}/obligations`)).body.obligations
+      .filter((o) => provider === undefined || o.providerDomain === provider)
+      .map((o) => o.status)
+      .sort();
 
   before(async () => {
     fed = await startFederation({
@@ -55,9 +65,16 @@ describe('three hubs that share only the chain', () => {
     await registerDomain(hub1, 'c2', 'consumer', { autoSettle: false });
     await registerDomain(hub2, 'p2', 'provider', { threshold: 0.3 });
     await registerDomain(hub3, 'p3', 'provider', { threshold: 0.3 });
-    await hub1.fund('c1');
+    await registerDomain(hub3, 'c3', 'consumer');
+    await registerDomain(hub2, 'c4', 'consumer');
+    await registerDomain(hub1, 'x', 'consumer');
+    await registerDomain(hub2, 'y', 'provider', { threshold: 0.3 });
+    for (const [hub, d] of [[hub1, 'c1'], [hub3, 'c3'], [hub2, 'c4'], [hub1, 'x']] as const) await hub.fund(d);
     c1 = await enrol(hub1, 'c1', 'c1-d1');
     c2 = await enrol(hub1, 'c2', 'c2-d1');
+    c3 = await enrol(hub3, 'c3', 'c3-d1');
+    c4 = await enrol(hub2, 'c4', 'c4-d1');
+    x = await enrol(hub1, 'x', 'x-d1');
     await propagate(); // domain records reach every node
   });
   after(async () => {
@@ -71,18 +88,29 @@ describe('three hubs that share only the chain', () => {
     }
     const { res } = await buy(hub3, c2, 'p3', 'p3-spd-1', { dueInMs: 300 });
     assert.equal(res.status, 201, JSON.stringify(res.body));
+    for (const [hub, dev, p] of [[hub2, c3, 'p2'], [hub3, c4, 'p3'], [hub2, x, 'y']] as const) {
+      const bought = await buy(hub, dev, p, `${p}-spd-1`, { dueInMs: 60_000 });
+      assert.equal(bought.res.status, 201, JSON.stringify(bought.res.body));
+    }
   });
 
   it('hub 1 learns the obligations from the ledger: exposure counted, and its settlement pays them', async () => {
     await everywhere('publish');
     await propagate();
     const followed = await hub1.invoke(() => followLedger(hub1.deps));
-    assert.equal(followed.obligations, 4, JSON.stringify(followed));
+    assert.equal(followed.obligations, 7, JSON.stringify(followed)); // every obligation accepted at hubs 2 and 3
     assert.equal(followed.invalid, 0);
     assert.equal((await rep(hub1, 'c1')).outstanding, 3 * 2_000);
+    assert.equal((await rep(hub1, 'c3')).outstanding, 2_000, 'exposure of other hubs\' consumers too');
     const settled = await hub1.call<{ settlements: { obligations: number }[] }>('POST', '/domains/c1/settlements', {});
     assert.equal(settled.status, 200, JSON.stringify(settled.body));
     assert.equal(settled.body.settlements.reduce((n, s) => n + s.obligations, 0), 3);
+    await hub2.runJob('follow');
+    await hub3.runJob('follow');
+    for (const [hub, d] of [[hub3, 'c3'], [hub2, 'c4'], [hub1, 'x']] as const) {
+      const r = await hub.call<{ settlements: { obligations: number }[] }>('POST', `/domains/${d}/settlements`, {});
+      assert.equal(r.body.settlements.reduce((n, s) => n + s.obligations, 0), 1, `${d}: ${JSON.stringify(r.body)}`);
+    }
     await fed.regtest.mine(1);
     await propagate();
   });
@@ -93,9 +121,12 @@ describe('three hubs that share only the chain', () => {
     await hub3.runJob('watch');
     await sleep(1_100); // past the grace too
     await hub3.runJob('watch');
-    assert.deepEqual(await statuses(hub2, 'c1'), ['fulfilled', 'fulfilled']);
-    assert.deepEqual(await statuses(hub3, 'c1'), ['fulfilled']);
-    assert.deepEqual(await statuses(hub3, 'c2'), ['defaulted']);
+    assert.deepEqual(await statuses(hub2, 'c1', 'p2'), ['fulfilled', 'fulfilled']);
+    assert.deepEqual(await statuses(hub3, 'c1', 'p3'), ['fulfilled']);
+    assert.deepEqual(await statuses(hub3, 'c2', 'p3'), ['defaulted']);
+    assert.deepEqual(await statuses(hub2, 'c3', 'p2'), ['fulfilled']);
+    assert.deepEqual(await statuses(hub3, 'c4', 'p3'), ['fulfilled']);
+    assert.deepEqual(await statuses(hub2, 'x', 'y'), ['fulfilled']);
   });
 
   it('every hub applies every outcome: the same reputation everywhere, and counters equal the ledger', async () => {
@@ -106,7 +137,7 @@ describe('three hubs that share only the chain', () => {
     await everywhere('follow');
     assert.deepEqual(await statuses(hub1, 'c1'), ['fulfilled', 'fulfilled', 'fulfilled']);
     assert.deepEqual(await statuses(hub1, 'c2'), ['defaulted']);
-    for (const d of ['c1', 'c2']) {
+    for (const d of ['c1', 'c2', 'c3', 'c4', 'x']) {
       const views = await Promise.all(fed.hubs.map((h) => rep(h, d)));
       const first = views[0];
       assert.ok(first);
@@ -123,10 +154,18 @@ describe('three hubs that share only the chain', () => {
     assert.equal((await rep(hub1, 'c1')).paidVolume, 6_000);
     assert.ok((await rep(hub2, 'c2')).reputation < 0.5, 'a default elsewhere lowers it here');
     for (const h of fed.hubs) {
-      const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation?verify=ledger');
-      assert.equal(r.body.ledger.fulfilled, 3);
-      assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
-      assert.equal(r.body.ledger.paidVolume, r.body.paidVolume);
+      const pair = await rep(h, 'x');
+      assert.equal(pair.reputation, 0.5, 'a colluding pair on two hubs earns nothing: y was never paid from a third hub');
+      assert.equal(pair.paidVolume, 0);
+      assert.equal(pair.outstanding, 0);
+    }
+    for (const h of fed.hubs) {
+      for (const [d, fulfilled] of [['c1', 3], ['c3', 1], ['x', 1]] as const) {
+        const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', `/domains/${d}/reputation?verify=ledger`);
+        assert.equal(r.body.ledger.fulfilled, fulfilled, d);
+        assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled), d);
+        assert.equal(r.body.ledger.paidVolume, r.body.paidVolume, d);
+      }
     }
   });
 
