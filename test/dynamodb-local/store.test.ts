@@ -134,6 +134,36 @@ describe('on DynamoDB Local', () => {
       assert.equal(stored?.settlementId, 's1');
     });
 
+    it('transitions conditionally on the settlement read, and releases one by removing its settlementId', async () => {
+      const ob = obligation();
+      await store.putObligation(ob);
+      assert.ok(await store.transition(ob.id, ['accepted'], 'settling', { settlementId: 's1' }, { expect: { settlementId: null } }));
+      // judged on the earlier read (accepted, in no settlement): refused
+      assert.equal(await store.transition(ob.id, ['accepted', 'settling'], 'defaulted', {}, { expect: { settlementId: null } }), undefined);
+      // released by another settlement's id: refused; by its own: back to accepted without it
+      assert.equal(await store.transition(ob.id, ['settling'], 'accepted', {}, { expect: { settlementId: 's2' }, remove: ['settlementId'] }), undefined);
+      const released = await store.transition(ob.id, ['settling'], 'accepted', {}, { expect: { settlementId: 's1' }, remove: ['settlementId'] });
+      assert.equal(released?.settlementId, undefined);
+      const stored = await store.getObligation(ob.id);
+      assert.deepEqual([stored?.status, stored?.settlementId], ['accepted', undefined]);
+    });
+
+    it('a lease has one holder until it expires; each grant has a higher fencing token; only the holder passes the check', async () => {
+      const name = `settle:${uid()}`;
+      const now = Date.now();
+      const a = await store.acquireLease(name, 'a', 1_000, now);
+      assert.equal(typeof a, 'number');
+      assert.equal(await store.acquireLease(name, 'b', 1_000, now + 500), undefined, 'held');
+      assert.equal(await store.checkLease(name, 'a', a as number, 1_000, now + 500), true);
+      const b = await store.acquireLease(name, 'b', 1_000, now + 2_000);
+      assert.ok(b !== undefined && b > (a as number), 'expired: taken with a higher token');
+      assert.equal(await store.checkLease(name, 'a', a as number, 1_000, now + 2_000), false, 'the old holder is fenced off');
+      await store.releaseLease(name, 'a', a as number); // not the holder: no effect
+      assert.equal(await store.acquireLease(name, 'c', 1_000, now + 2_100), undefined);
+      await store.releaseLease(name, 'b', b);
+      assert.ok((await store.acquireLease(name, 'c', 1_000, now + 2_100)) !== undefined, 'released: free again');
+    });
+
     it('tracks publication: pending until published, the first txid wins, an outcome makes it pending again', async () => {
       const ob = obligation();
       await store.putObligation(ob);
