@@ -173,6 +173,8 @@ async function applyOutcome(deps: Deps, outcome: Signed<OutcomeBody>, summary: F
   const weight = o.outcome === 'fulfilled' ? evidenceWeight(consumer?.body, provider?.body) : 1;
   const next = await deps.store.transition(o.obligationId, ['accepted', 'settling'], o.outcome, {
     closedAt: o.at,
+    // when this hub learnt it: followedAt − closedAt is the outcome's propagation lag
+    followedAt: deps.now(),
     weight,
     ...(o.txid ? { paidTxid: o.txid } : {}),
   });

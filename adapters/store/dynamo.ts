@@ -81,6 +81,8 @@ export interface ObligationItem {
   origin?: 'ledger';
   /** Ledger-learnt obligations: true once their amount is in the consumer's outstanding exposure. */
   exposed?: boolean;
+  /** Ledger-learnt obligations: when this hub's follower applied their outcome (epoch ms). */
+  followedAt?: number;
 }
 
 /** Fulfilled evidence waiting for its provider's standing (core/reputation.ts vouches). */

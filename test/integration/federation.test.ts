@@ -24,6 +24,7 @@ import { createOutcome, createSettlementRecord } from '../../core/records.ts';
 import type { Json } from '../../core/types.ts';
 import { startFederation, type Federation } from '../../local/federation.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
+import { DomainDirectory } from '../../service/directory.ts';
 import { followLedger } from '../../service/follow.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
 import { buy, enrol, registerDomain, sleep, type TestDevice } from './support.ts';
@@ -208,5 +209,17 @@ describe('three hubs that share only the chain', () => {
     assert.deepEqual(afterwards, before);
     assert.deepEqual(await statuses(hub1, 'c1'), ['fulfilled', 'fulfilled', 'fulfilled']);
     assert.equal((await hub1.call('GET', '/domains/evil')).status, 404);
+  });
+
+  it('a cold container accepts with its ledger node down: domain records come from the store the follower filled', async () => {
+    await hub2.runJob('follow');
+    hub2.deps.directory = new DomainDirectory(hub2.deps.ledger, hub2.deps.store); // no in-memory cache, as in a new container
+    fed.stopHubLedger(1);
+    try {
+      const { res } = await buy(hub2, c1, 'p2', 'p2-spd-1', { dueInMs: 60_000 });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+    } finally {
+      fed.restartHubLedger(1);
+    }
   });
 });
