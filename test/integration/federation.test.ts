@@ -209,6 +209,13 @@ describe('three hubs that share only the chain', () => {
     assert.deepEqual(afterwards, before);
     assert.deepEqual(await statuses(hub1, 'c1'), ['fulfilled', 'fulfilled', 'fulfilled']);
     assert.equal((await hub1.call('GET', '/domains/evil')).status, 404);
+    // the recomputation from the ledger skips them too
+    for (const h of fed.hubs) {
+      const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation?verify=ledger');
+      assert.equal(r.body.ledger.fulfilled, 3);
+      assert.equal(r.body.ledger.defaulted, 0);
+      assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
+    }
   });
 
   it('a cold container accepts with its ledger node down: domain records come from the store the follower filled', async () => {
