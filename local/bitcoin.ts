@@ -138,8 +138,18 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
   });
 
   const waitForWalletSync = async (): Promise<void> => {
-    // The wallet follows the chain asynchronously (20-80 ms after a block).
-    for (let i = 0; i < 500 && wdb.state.height !== node.chain.height; i++) await sleep(10);
+    // The wallet follows the chain asynchronously (20-80 ms after a block; far
+    // longer for 100 blocks on a loaded machine with several hubs in one
+    // process): it is stuck only when it makes no progress for 5 s.
+    let height = wdb.state.height;
+    let since = Date.now();
+    while (wdb.state.height !== node.chain.height && Date.now() - since < 5_000) {
+      await sleep(10);
+      if (wdb.state.height !== height) {
+        height = wdb.state.height;
+        since = Date.now();
+      }
+    }
     if (wdb.state.height !== node.chain.height) {
       throw new UnavailableError(`wallet stuck at ${wdb.state.height}, chain at ${node.chain.height}`);
     }

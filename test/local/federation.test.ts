@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFederation, type Federation } from '../../local/federation.ts';
 
+const DELAY = 2_000;
+
 const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> => {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -19,7 +21,9 @@ const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 5_
 describe('federation of hubs', () => {
   let fed: Federation;
   before(async () => {
-    fed = await startFederation({ hubs: 2, ledgerDelayMs: 200, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
+    // a delay long enough that a registration (ledger publish, then a wallet
+    // and a reply) is answered well before the record reaches the other hub
+    fed = await startFederation({ hubs: 2, ledgerDelayMs: DELAY, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
   });
   after(async () => {
     await fed?.stop();
@@ -41,10 +45,10 @@ describe('federation of hubs', () => {
     const reg = await a.call('POST', '/domains', { domain: 'fa', role: 'consumer' });
     assert.equal(reg.status, 201, JSON.stringify(reg.body));
     assert.equal((await b.call('GET', '/domains/fa')).status, 404, 'not yet at hub 2');
-    await until('fa at hub 2', async () => (await b.call('GET', '/domains/fa')).status === 200);
+    await until('fa at hub 2', async () => (await b.call('GET', '/domains/fa')).status === 200, 4 * DELAY);
     const listed = await b.call<{ domains: { domain: string }[] }>('GET', '/domains');
     assert.deepEqual(listed.body.domains, [], 'hub 2 hosts nothing: its own table');
-    const items = await (await fed.ledgers[1]!).listByKey('domains', 'domain:fa');
+    const items = await fed.ledgers[1]!.listByKey('domains', 'domain:fa');
     assert.equal(items[0]?.publisher, 'hub-1');
   });
 
@@ -52,7 +56,7 @@ describe('federation of hubs', () => {
     const [a, b] = fed.hubs as [NonNullable<(typeof fed.hubs)[0]>, NonNullable<(typeof fed.hubs)[0]>];
     fed.stopHubLedger(1);
     assert.equal((await a.call('POST', '/domains', { domain: 'fb', role: 'consumer' })).status, 201);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, DELAY + 100));
     assert.equal((await b.call('GET', '/health')).status, 503, 'hub 2 reports its ledger down');
     fed.restartHubLedger(1);
     assert.equal((await b.call('GET', '/domains/fb')).status, 200, 'caught up at once: the item had arrived');
