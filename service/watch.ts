@@ -67,12 +67,6 @@ async function settleRecord(
   seen.add(rec.settlementId);
   const out = rec.outputs.find((o) => o.providerDomain === provider.domain && o.payTo === provider.payTo);
   if (!out) return true;
-  if (await store.isPaymentUsed(provider.domain, rec.txid)) return true;
-  const paid = await store.getPayment(provider.domain, rec.txid);
-  if (!paid || paid.amount < out.amount) return false; // not seen (yet)
-  const payments = await deps.payments(provider.wallet);
-  const tx = await payments.getTransaction(rec.txid);
-  if (!tx || tx.confirmations < deps.config.confirmations) return false;
   const obligations: ObligationItem[] = [];
   for (const id of out.obligationIds) {
     const ob = await store.getObligation(id);
@@ -80,6 +74,19 @@ async function settleRecord(
       obligations.push(ob);
     }
   }
+  // The consumer (at whatever hub) has started to pay them: from now on the settlement
+  // grace applies here too, so a payment confirming after dueBy is not met by a default.
+  for (const ob of obligations) {
+    if (ob.status === 'accepted') {
+      await store.transition(ob.id, ['accepted'], 'settling', { settlementId: rec.settlementId }, { expect: { settlementId: null } });
+    }
+  }
+  if (await store.isPaymentUsed(provider.domain, rec.txid)) return true;
+  const paid = await store.getPayment(provider.domain, rec.txid);
+  if (!paid || paid.amount < out.amount) return false; // not seen (yet)
+  const payments = await deps.payments(provider.wallet);
+  const tx = await payments.getTransaction(rec.txid);
+  if (!tx || tx.confirmations < deps.config.confirmations) return false;
   if (obligations.reduce((sum, o) => sum + o.amount, 0) > paid.amount) return true; // claims more than was paid: never honoured
   if (!(await store.consumePayment(provider.domain, rec.txid, rec.settlementId))) return true;
   for (const ob of obligations) if (await fulfil(deps, ob, rec.txid)) summary.fulfilled += 1;

@@ -81,8 +81,9 @@ describe('watcher guards', () => {
     await watchAll(cloud.deps);
     await watchAll(cloud.deps);
     assert.equal(await status(o1.id), 'fulfilled', 'the first record naming the payment');
-    assert.equal(await status(o2.id), 'accepted', 'a second record of the same consumer reusing it');
-    assert.equal(await status(o3.id), 'accepted', 'a forged record of another consumer reusing it');
+    // named by its own consumer's record: in settlement (its grace applies), never fulfilled by a used payment
+    assert.equal(await status(o2.id), 'settling', 'a second record of the same consumer reusing it');
+    assert.equal(await status(o3.id), 'settling', 'a record of another consumer reusing it');
   });
 
   it('a record whose payment never reached this provider fulfils nothing', async () => {
@@ -90,7 +91,7 @@ describe('watcher guards', () => {
     const elsewhere = await pay('wc', { [payTo.wp2 as string]: o.body.amount });
     await record('wc', elsewhere, [{ payTo: payTo.wp as string, providerDomain: 'wp', amount: o.body.amount, obligationIds: [o.id] }]);
     await watchAll(cloud.deps);
-    assert.equal(await status(o.id), 'accepted');
+    assert.equal(await status(o.id), 'settling');
   });
 
   it('paid < claimed never fulfils (whatever amount the record states); paid > claimed fulfils', async () => {
@@ -106,7 +107,7 @@ describe('watcher guards', () => {
     await record('wc', t2, [{ payTo: payTo.wp as string, providerDomain: 'wp', amount: over.body.amount + 500, obligationIds: [over.id] }]);
     await watchAll(cloud.deps);
     await watchAll(cloud.deps);
-    assert.equal(await status(under.id), 'accepted', 'under-paid');
+    assert.equal(await status(under.id), 'settling', 'under-paid');
     assert.equal(await status(over.id), 'fulfilled', 'over-paid');
   });
 

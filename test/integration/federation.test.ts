@@ -112,6 +112,11 @@ describe('three hubs that share only the chain', () => {
       const r = await hub.call<{ settlements: { obligations: number }[] }>('POST', `/domains/${d}/settlements`, {});
       assert.equal(r.body.settlements.reduce((n, s) => n + s.obligations, 0), 1, `${d}: ${JSON.stringify(r.body)}`);
     }
+    // the provider's hub sees the consumer's signed settlement record before any confirmation:
+    // from then on the settlement grace applies there too
+    await propagate();
+    await hub2.runJob('watch');
+    assert.deepEqual(await statuses(hub2, 'c1', 'p2'), ['settling', 'settling']);
     await fed.regtest.mine(1);
     await propagate();
   });
