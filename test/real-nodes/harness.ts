@@ -17,6 +17,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { RegtestNode } from '../../local/bitcoin.ts';
 
 export const NODES_BIN = process.env.OC_NODES_BIN;
 
@@ -263,6 +264,32 @@ export class Bitcoind {
     const hashes = await this.rpc<string[]>('generatetoaddress', [blocks, address ?? (await this.miner())]);
     await this.rpc('syncwithvalidationinterfacequeue');
     return hashes;
+  }
+
+  /**
+   * This node as the embedded cloud's shared Bitcoin network (kind 'bitcoind'):
+   * hubs reach it through the bitcoind adapter, and their `fund` mines to it
+   * with generatetoaddress. Its owner stops it (stop() here does nothing).
+   */
+  asRegtest(): RegtestNode {
+    return {
+      kind: 'bitcoind',
+      nodeRpc: this.endpoint,
+      walletRpc: this.endpoint,
+      createWallet: async (id) => {
+        await this.rpc('createwallet', [id, false, false, '', false, true, true]).catch((e: unknown) => {
+          if (!(e instanceof NodeRpcError && (e.code === -4 || e.code === -35))) throw e;
+        });
+      },
+      mine: (n, address) => this.mine(n, address),
+      waitForWalletSync: async () => {
+        await this.rpc('syncwithvalidationinterfacequeue');
+      },
+      setAvailable: async () => {
+        throw new Error('a real bitcoind is stopped with stop(), not made unavailable');
+      },
+      stop: async () => {},
+    };
   }
 
   /** Stop the node (SIGTERM: a clean shutdown) and remove its data directory if it made it. */
