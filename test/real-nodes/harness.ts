@@ -437,6 +437,7 @@ export class MultiChain {
       // A fresh chain answers before its wallet holds a confirmed output: `create` would fail with -704.
       await until('a confirmed output on node 1', async () => (await first.rpc<unknown[]>('listunspent', [1])).length > 0, 60_000, 200);
       await opts.onFirstNode?.(first);
+      await chain.mined(first); // e.g. the streams' creation: joiners subscribe to confirmed streams
       for (let k = 2; k <= opts.nodes; k++) await chain.join(k);
       await chain.connectAll();
       await chain.waitSynced();
@@ -471,9 +472,15 @@ export class MultiChain {
     if (!address) throw new Error(`node ${index} printed no address to grant (status ${fetched.status}): ${out.slice(-800)}`);
     await seed.rpc('grant', [address, 'connect,send,receive']);
     for (const s of this.streams) await seed.rpc('grant', [address, `${s}.write`]);
+    await this.mined(seed); // the grants confirmed before the joiner connects
     await node.start();
     if (node.address !== address) throw new Error(`node ${index} runs as ${node.address}, granted ${address}`);
     return node;
+  }
+
+  /** Until `node`'s mempool is empty: what it has sent so far is in a block (2 s blocks). */
+  async mined(node: MultiChainNode, timeoutMs = 30_000): Promise<void> {
+    await until(`node ${node.index}'s mempool mined`, async () => (await node.rpc<{ size: number }>('getmempoolinfo')).size === 0, timeoutMs, 200);
   }
 
   /** Lasting peers between every pair (`addnode host:port add`). */
