@@ -10,9 +10,11 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import { UnavailableError } from '../core/errors.ts';
 
-import type { BitcoinPaymentsOptions, RpcEndpoint } from '../adapters/payments/bitcoin.ts';
+import type { BitcoinPaymentsOptions, NodeKind, RpcEndpoint } from '../adapters/payments/bitcoin.ts';
 
 export interface RegtestNode {
+  /** The node behind the RPC (default bcoin, this file's node; a real regtest bitcoind is 'bitcoind'). */
+  kind?: NodeKind;
   nodeRpc: RpcEndpoint;
   walletRpc: RpcEndpoint;
   /** Create a wallet with this id (idempotent). */
@@ -169,6 +171,7 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
   let up = true;
   let stopped = false;
   return {
+    kind: 'bcoin',
     nodeRpc: endpoint(nodePort),
     walletRpc: endpoint(walletPort),
     createWallet,

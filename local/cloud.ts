@@ -7,8 +7,8 @@
  *   IoT data API  → a node:http front speaking `POST /topics/{topic}` (the handlers use the real IoTDataPlaneClient)
  *   API Gateway   → a node:http front turning requests into HTTP API 2.0 events
  *   EventBridge   → an in-process scheduler
- *   bitcoind      → bcoin regtest in memory
- *   MultiChain    → the embedded hash-linked ledger (a JSONL file with `dataDir`)
+ *   bitcoind      → bcoin regtest in memory (or a given regtest node: a real bitcoind in test/real-nodes)
+ *   MultiChain    → the embedded hash-linked ledger (a JSONL file with `dataDir`), or a given Ledger
  *
  * The handlers read their configuration from an environment map, exactly as
  * on Lambda: this file only sets the endpoints. That map is the hub's own and
@@ -41,6 +41,7 @@ import { createStateTable, localDynamoClient, startDynamo, type LocalDynamo } fr
 import { startHttpFront, type Route } from './http.ts';
 import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
+import type { Ledger } from '../adapters/ports.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
 
 export interface CloudOptions {
@@ -62,14 +63,17 @@ export interface CloudOptions {
   dynamoEndpoint?: string;
   /**
    * Use this regtest node (shared by the hubs of a federation: one Bitcoin
-   * network) instead of starting one. The caller stops it.
+   * network) instead of starting one. The caller stops it. Its `kind` sets
+   * BITCOIN_KIND: a real regtest bitcoind (kind 'bitcoind') is reached through
+   * the same adapter as on ECS, and `fund` mines to it.
    */
   regtest?: RegtestNode;
   /**
-   * Use this ledger (a hub's node of an EmbeddedLedgerNetwork) instead of
-   * opening an embedded ledger of its own. The caller closes it.
+   * Use this ledger (a hub's node of an EmbeddedLedgerNetwork, or a
+   * MultiChainLedger on the hub's own real node) instead of opening an
+   * embedded ledger of its own. The caller closes it.
    */
-  ledger?: EmbeddedLedger;
+  ledger?: Ledger;
   /** The ledger publishing address of this hub (LEDGER_PUBLISHER); default `local-hub`, or the given ledger's. */
   publisher?: string;
 }
@@ -170,8 +174,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       IOT_DATA_ENDPOINT: iotData.url,
       LEDGER_KIND: 'embedded',
-      LEDGER_PUBLISHER: opts.publisher ?? opts.ledger?.publisher ?? 'local-hub',
-      BITCOIN_KIND: 'bcoin',
+      LEDGER_PUBLISHER: opts.publisher ?? (opts.ledger instanceof EmbeddedLedger ? opts.ledger.publisher : undefined) ?? 'local-hub',
+      BITCOIN_KIND: regtest.kind ?? 'bcoin',
       BITCOIN_RPC_URL: `http://${regtest.nodeRpc.host}:${regtest.nodeRpc.port}`,
       BITCOIN_WALLET_RPC_URL: `http://${regtest.walletRpc.host}:${regtest.walletRpc.port}`,
       BITCOIN_RPC_USER: regtest.nodeRpc.username,

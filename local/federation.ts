@@ -7,8 +7,14 @@
  * with one miner for all; DynamoDB is one dynalite server with a table per hub
  * (separate tables are what keeps the hubs' state apart; a server per hub
  * would add nothing but start-up time).
+ *
+ * startFederationOn runs the same hubs on given infrastructure instead: each
+ * hub on its own Ledger (a MultiChainLedger to its own real node) and all on
+ * one given Bitcoin regtest (a real bitcoind; test/real-nodes). The caller
+ * starts, stops and closes those.
  */
 import { EmbeddedLedgerNetwork, type EmbeddedLedger } from '../adapters/ledger/embedded.ts';
+import type { Ledger } from '../adapters/ports.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { DEFAULT_SCHEDULE, mineIfPending, startCloud, type JobName, type LocalCloud } from './cloud.ts';
 import { startDynamo, type LocalDynamo } from './dynamo.ts';
@@ -50,9 +56,74 @@ export interface Federation {
 
 export const publisherOfHub = (i: number): string => `hub-${i + 1}`;
 
+/** Hubs on infrastructure the caller gives and owns: one ledger per hub, one Bitcoin regtest for all. */
+export interface GivenInfrastructure {
+  /** Hub i's ledger (its own node of one chain); there are as many hubs as ledgers. */
+  ledgers: readonly Ledger[];
+  /** The one Bitcoin network (e.g. a real regtest bitcoind with kind 'bitcoind'). */
+  bitcoin: RegtestNode;
+}
+
+/** A federation on given infrastructure: what Federation offers, less the embedded ledger network's controls. */
+export interface FederationOn extends Omit<Federation, 'ledgers' | 'network' | 'stopHubLedger' | 'restartHubLedger'> {
+  readonly ledgers: readonly Ledger[];
+}
+
 export async function startFederation(opts: FederationOptions): Promise<Federation> {
   if (!Number.isInteger(opts.hubs) || opts.hubs < 1) throw new RangeError(`hubs must be an integer ≥ 1, got ${opts.hubs}`);
-  const stops: (() => Promise<void>)[] = [];
+  const network = new EmbeddedLedgerNetwork({ delayMs: opts.ledgerDelayMs ?? 100 });
+  const ledgers = Array.from({ length: opts.hubs }, (_, i) => network.node(publisherOfHub(i)));
+  let regtest: RegtestNode | undefined;
+  try {
+    regtest = await startRegtest();
+    const fed = await startHubs(opts, ledgers, regtest, publisherOfHub, async () => {
+      await network.close();
+      await regtest?.stop();
+    });
+    const at = <T>(list: readonly T[], i: number): T => {
+      const v = list[i];
+      if (v === undefined) throw new RangeError(`no hub ${i} (0..${list.length - 1})`);
+      return v;
+    };
+    return {
+      ...fed,
+      ledgers,
+      network,
+      stopHubLedger: (i) => at(ledgers, i).setAvailable(false),
+      restartHubLedger: (i) => at(ledgers, i).setAvailable(true),
+      stopHub: async (i) => {
+        at(ledgers, i).setAvailable(false);
+        await fed.stopHub(i);
+      },
+    };
+  } catch (e) {
+    await network.close().catch(() => undefined);
+    await regtest?.stop().catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * The same hubs on given ledgers (one per hub) and one given Bitcoin regtest;
+ * hub i's publisher is its ledger's identity(). stop() stops the hubs, not
+ * what was given.
+ */
+export async function startFederationOn(opts: Omit<FederationOptions, 'hubs' | 'ledgerDelayMs'>, infra: GivenInfrastructure): Promise<FederationOn> {
+  if (infra.ledgers.length < 1) throw new RangeError('at least one ledger (one per hub) is needed');
+  const publishers = await Promise.all(infra.ledgers.map((l) => l.identity()));
+  const fed = await startHubs({ ...opts, hubs: infra.ledgers.length }, infra.ledgers, infra.bitcoin, (i) => publishers[i] ?? '', async () => {});
+  return { ...fed, ledgers: infra.ledgers };
+}
+
+/** The hubs, dynalite and the shared miner; `release` runs last on stop (what the caller of this function started). */
+async function startHubs(
+  opts: FederationOptions,
+  ledgers: readonly Ledger[],
+  regtest: RegtestNode,
+  publisher: (i: number) => string,
+  release: () => Promise<void>,
+): Promise<FederationOn> {
+  const stops: (() => Promise<void>)[] = [release];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     stops.length = 0;
@@ -60,23 +131,16 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
   try {
     const dynamo = await startDynamo();
     stops.push(() => dynamo.stop());
-    const regtest = await startRegtest();
-    stops.push(() => regtest.stop());
-    const network = new EmbeddedLedgerNetwork({ delayMs: opts.ledgerDelayMs ?? 100 });
-    stops.push(() => network.close());
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
     const hubs: LocalCloud[] = [];
-    const ledgers: EmbeddedLedger[] = [];
     const stopped = new Set<number>();
     for (let i = 0; i < opts.hubs; i++) {
-      const ledger = network.node(publisherOfHub(i));
-      ledgers.push(ledger);
       const hub = await startCloud({
         dynamoEndpoint: dynamo.endpoint,
         regtest,
-        ledger,
-        publisher: publisherOfHub(i),
+        ...(ledgers[i] ? { ledger: ledgers[i] } : {}),
+        publisher: publisher(i),
         schedule: { ...schedule, mine: 0 }, // one miner for the shared regtest, below
         ...(opts.env ? { env: opts.env } : {}),
         ...(opts.log ? { log: opts.log } : {}),
@@ -90,26 +154,18 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
     const miner = startScheduler(schedule.mine > 0 ? [{ name: 'mine', everyMs: schedule.mine, run: () => mineIfPending(regtest) }] : [], { log });
     stops.push(() => miner.stop());
 
-    const at = <T>(list: readonly T[], i: number): T => {
-      const v = list[i];
-      if (v === undefined) throw new RangeError(`no hub ${i} (0..${list.length - 1})`);
-      return v;
-    };
     return {
       hubs,
       ledgers,
-      network,
       regtest,
       dynamo,
       miner,
-      publisher: publisherOfHub,
-      stopHubLedger: (i) => at(ledgers, i).setAvailable(false),
-      restartHubLedger: (i) => at(ledgers, i).setAvailable(true),
+      publisher,
       stopHub: async (i) => {
-        const hub = at(hubs, i);
+        const hub = hubs[i];
+        if (!hub) throw new RangeError(`no hub ${i} (0..${hubs.length - 1})`);
         if (stopped.has(i)) return;
         stopped.add(i);
-        at(ledgers, i).setAvailable(false);
         await hub.stop();
       },
       stop: stopAll,
