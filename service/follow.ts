@@ -18,8 +18,9 @@
  *     computes the same reputation. A *fulfilled* claim counts only once the
  *     consumer's own settlement record names the obligation and its transaction,
  *     looked up through this hub's node, pays `payTo` at least the amount with N
- *     confirmations; a *defaulted* claim counts unless such a payment confirmed
- *     before `dueBy` + grace. Claims not yet checkable wait as pending claims.
+ *     confirmations; a *defaulted* claim counts when declared at or after `dueBy`
+ *     and no such payment had confirmed by the time it was declared. Fulfilled
+ *     claims not yet checkable wait as pending claims.
  *
  * Invalid records are counted and skipped; a dependency outage stops the run
  * where it is, with the cursor at the last record fully handled, so the next
@@ -187,7 +188,7 @@ async function applyOutcome(deps: Deps, outcome: Signed<OutcomeBody>, summary: F
  * Is the claim backed by the Bitcoin chain, as this hub's own node sees it?
  * fulfilled: the consumer's settlement record names this obligation and the claimed
  * transaction, which pays payTo at least the amount with N confirmations.
- * defaulted: no settlement of it confirmed before dueBy + grace.
+ * defaulted: declared at or after dueBy, and no payment of it had confirmed by then.
  */
 async function checkClaim(deps: Deps, item: ObligationItem, o: OutcomeBody): Promise<'valid' | 'refuted' | 'wait'> {
   const refs = (await deps.store.listSettlementRefs(item.id)).filter(
@@ -201,11 +202,14 @@ async function checkClaim(deps: Deps, item: ObligationItem, o: OutcomeBody): Pro
     if (tx && tx.confirmations >= deps.config.confirmations && paid(tx, item.payTo) >= item.amount) return 'valid';
     return deps.now() > graceEnd ? 'refuted' : 'wait';
   }
+  // A default is the provider's word at time o.at; it stands unless the obligation was not
+  // yet due then, or a payment of it had already confirmed by then (the provider should
+  // have seen it). A payment confirming later does not undo it — at any hub.
+  if (o.at < item.dueBy) return 'refuted';
   for (const ref of refs) {
     const tx = await lookup(deps, ref.txid);
     if (!tx || paid(tx, item.payTo) < item.amount) continue;
-    if (tx.confirmations >= deps.config.confirmations && tx.blockTime !== undefined && tx.blockTime <= graceEnd) return 'refuted';
-    if (tx.confirmations < deps.config.confirmations && deps.now() <= graceEnd) return 'wait';
+    if (tx.confirmations >= deps.config.confirmations && tx.blockTime !== undefined && tx.blockTime <= o.at) return 'refuted';
   }
   return 'valid';
 }
