@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchCore } from './core.ts';
+import { benchFederation } from './federation.ts';
 import { benchSystem } from './system.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 
@@ -13,6 +14,7 @@ import type { BenchRow, BenchSuite } from './types.ts';
 export const SUITES: BenchSuite[] = [
   { name: 'core', run: benchCore },
   { name: 'system', run: async (filter) => (filter === undefined ? benchSystem() : []) },
+  { name: 'federation', run: async (filter) => (filter === undefined ? benchFederation() : []) },
 ];
 
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));

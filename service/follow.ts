@@ -136,6 +136,8 @@ async function learnObligation(deps: Deps, accepted: AcceptedObligation, txid: s
       dueBy: b.dueBy,
       ledgerTxid: txid,
       origin: 'ledger',
+      // when this hub learnt it: learntAt − acceptedAt is how long its exposure was unseen here
+      learntAt: deps.now(),
     };
     learnt = await store.putObligation(fresh);
     item = learnt ? fresh : await store.getObligation(ob.id);

@@ -83,6 +83,8 @@ export interface ObligationItem {
   exposed?: boolean;
   /** Ledger-learnt obligations: when this hub's follower applied their outcome (epoch ms). */
   followedAt?: number;
+  /** Ledger-learnt obligations: when this hub's follower first stored them (epoch ms). */
+  learntAt?: number;
 }
 
 /** Fulfilled evidence waiting for its provider's standing (core/reputation.ts vouches). */
