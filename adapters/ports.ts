@@ -38,8 +38,15 @@ export interface Ledger {
    * race between two publishers is harmless.
    */
   publish(stream: StreamName, id: string, keys: string[], data: Json): Promise<PublishResult>;
-  /** Items with this key, oldest first. */
+  /** Items with this key, oldest first (chain order: every node agrees which is first). */
   listByKey(stream: StreamName, key: string): Promise<LedgerItem[]>;
+  /**
+   * Items with this key in this node's arrival order, from position `start`
+   * (0-based), at most `count`: positions never move (MultiChain's
+   * local-ordering), so a reader can keep a cursor per key and read only what
+   * is new.
+   */
+  listByKeyFrom(stream: StreamName, key: string, start: number, count?: number): Promise<LedgerItem[]>;
   /** All items, oldest first, from position `start` (0-based), at most `count`. */
   list(stream: StreamName, start?: number, count?: number): Promise<LedgerItem[]>;
   /**

@@ -6,7 +6,8 @@
  * - device chain     DEV#{domain}/{device}  / CHAIN
  * - counters         REP#{domain}           / COUNTERS
  * - hosted domain    DOM#{domain}           / CONFIG
- * - settlement       SET#{settlementId}     / SET
+ * - settlement       SET#{settlementId}     / SET       gsi1: SETC#{consumerDomain} / {at}#{id}; gsi2 (sparse, unfinished only): SETOPEN#{consumerDomain} / {at}#{id}
+ * - lease            LEASE#{name}           / LEASE     (settle:{domain}, publish)
  * - watcher cursor   CURSOR#{name}          / CURSOR
  */
 export const TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk' } as const;

@@ -11,8 +11,8 @@
  * (POST /offers, POST /obligations); the same checks apply to the answers.
  * Its obligations form one hash chain across all hubs.
  */
-import { randomUUID } from 'node:crypto';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createObligation } from '../core/obligation.ts';
 import { verifyOffer } from '../core/records.ts';
@@ -58,9 +58,23 @@ export class FileChainStore implements ChainStore {
       return { seq: 0, id: GENESIS };
     }
   }
+  /** Atomic: write a temporary file next to it, flush it, then rename over it (a crash leaves the old or the new state, never a torn one). */
   async save(state: ChainState): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true });
-    await writeFile(this.file, JSON.stringify(state));
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify(state));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, this.file);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
   }
   static forDevice(dir: string, deviceId: string): FileChainStore {
     return new FileChainStore(join(dir, `${deviceId}.chain.json`));

@@ -1,7 +1,7 @@
 /**
  * Queries: GET /domains/{domain}/reputation (O(1) from counters; `?verify=ledger`
  * also recomputes from the ledger alone), GET /domains/{domain}/obligations,
- * GET /domains/{domain} (its record on the ledger), GET /domains (hosted domains
+ * GET /domains/{domain}/devices/{device}/head (a device's chain head), GET /domains/{domain} (its record on the ledger), GET /domains (hosted domains
  * with their figures), GET /health.
  */
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
@@ -10,13 +10,25 @@ import { NotFoundError } from '../core/errors.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
 import type { Deps } from './shared/deps.ts';
 import { httpRoute } from './shared/middleware.ts';
-import { DomainParams } from './shared/schemas.ts';
+import { DeviceParams, DomainParams } from './shared/schemas.ts';
+import { GENESIS } from '../core/types.ts';
 
 const reputation = httpRoute({ params: DomainParams }, async ({ params, query, deps }) => {
   const view = await reputationOfDomain(deps, params.domain);
   if (query.verify !== 'ledger') return { body: view };
   const fromLedger = (await recomputeFromLedger(deps)).get(params.domain);
   return { body: { ...view, ledger: fromLedger ?? null } };
+});
+
+/**
+ * A device's chain head as this back-end knows it: the seq and id its next
+ * obligation must link to (seq + 1, prev = id). A device that lost its chain
+ * state (reset, restored backup) asks here after F04_REPLAY / F05_CHAIN_BREAK
+ * and resumes. Public like the other reads: the head is on the ledger anyway.
+ */
+const head = httpRoute({ params: DeviceParams }, async ({ params, deps }) => {
+  const h = await deps.store.getChainHead(params.domain, params.device);
+  return { body: { domain: params.domain, device: params.device, seq: h?.seq ?? 0, id: h?.id ?? GENESIS } };
 });
 
 const StatusQuery = z.enum(['accepted', 'settling', 'fulfilled', 'defaulted']).optional();
@@ -103,6 +115,7 @@ const health = httpRoute({}, async ({ deps }) => {
 const routes: Record<string, typeof health> = {
   'GET /domains/{domain}/reputation': reputation,
   'GET /domains/{domain}/obligations': obligations,
+  'GET /domains/{domain}/devices/{device}/head': head,
   'GET /domains/{domain}': domain,
   'GET /domains': listDomains,
   'GET /health': health,

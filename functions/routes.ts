@@ -28,6 +28,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/domains/{domain}/settlements', handler: 'settle', admin: true },
   { method: 'GET', path: '/domains/{domain}/reputation', handler: 'query', admin: false },
   { method: 'GET', path: '/domains/{domain}/obligations', handler: 'query', admin: false },
+  { method: 'GET', path: '/domains/{domain}/devices/{device}/head', handler: 'query', admin: false },
   { method: 'GET', path: '/domains', handler: 'query', admin: false },
   { method: 'GET', path: '/domains/{domain}', handler: 'query', admin: false },
   { method: 'GET', path: '/health', handler: 'query', admin: false },

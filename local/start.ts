@@ -8,6 +8,7 @@
  *   npm start -- --consumers 6 --rounds 20 --seed 7 --defaulters 0.3 --serve
  *   npm start -- --hubs 3        (a federation: see runFederated below)
  */
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createLink } from '../devices/link.ts';
 import { DEFAULT_FLEET, Fleet, type FleetConfig, type HubEnv } from '../devices/fleet.ts';
@@ -35,6 +36,7 @@ usage: npm start [-- options]
   --data DIR         keep the ledger and DynamoDB on disk in DIR (bcoin stays in memory)
   --port N           HTTP API port (default: a free port)
   --serve            keep running after the summary (watch the web page; Ctrl-C to stop)
+  --json FILE        also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)
   --help`;
 
 interface StartConfig {
@@ -42,6 +44,7 @@ interface StartConfig {
   data?: string;
   port?: number;
   serve: boolean;
+  json?: string;
   hubs: number;
   ledgerDelayMs: number;
 }
@@ -62,6 +65,7 @@ function config(): StartConfig {
       data: { type: 'string' },
       port: { type: 'string' },
       serve: { type: 'boolean', default: false },
+      json: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -87,13 +91,16 @@ function config(): StartConfig {
     seed: int(values.seed, DEFAULT_FLEET.seed, 'seed'),
   };
   const hubs = int(values.hubs, 1, 'hubs', 1);
-  if (hubs > 1 && (values.data || values.port || values.serve)) throw new Error('--data, --port and --serve are for one hub only');
+  if (hubs > 1 && (values.data || values.port || values.serve || values.json)) {
+    throw new Error('--data, --port, --serve and --json are for one hub only');
+  }
   return {
     fleet,
     hubs,
     ledgerDelayMs: int(values['ledger-delay'], 150, 'ledger-delay'),
     ...(values.data ? { data: values.data } : {}),
     ...(values.port ? { port: int(values.port, 0, 'port', 1) } : {}),
+    ...(values.json ? { json: values.json } : {}),
     serve: values.serve ?? false,
   };
 }
@@ -224,6 +231,10 @@ async function main(): Promise<void> {
       }),
     );
     const ok = open === 0 && summaries.every((s) => s.onLedger === s.accepted && s.fulfilled + s.defaulted === s.accepted && s.ledgerAgrees);
+    if (cfg.json) {
+      const facts = await paymentFacts(cloud, fleet);
+      await writeFile(cfg.json, JSON.stringify({ ok, open, seconds: (Date.now() - t0) / 1000, seed: f.seed, ...facts }, null, 2));
+    }
     if (cfg.serve) {
       console.log(`\nserving ${cloud.api}/ui/index.html — Ctrl-C to stop`);
       await fleet.close();
@@ -313,6 +324,58 @@ async function runFederated(cfg: StartConfig): Promise<void> {
     await shutdown();
     process.exitCode = 1;
   }
+}
+
+/** One consumer domain's payments, for `--json`: what was owed, what its settlements paid. */
+interface DomainPayments {
+  domain: string;
+  pays: boolean;
+  accepted: number;
+  fulfilled: number;
+  defaulted: number;
+  /** Sum of the amounts of its fulfilled obligations. */
+  owedFulfilledSats: number;
+  /** Sum of the outputs of its settlements that were broadcast (failed ones excluded). */
+  settledSats: number;
+  settlements: number;
+  /** Obligations named by more than one broadcast settlement. */
+  inSeveralSettlements: number;
+}
+
+/**
+ * What `scripts/runs.ts` checks: per consumer domain, defaults and what its
+ * broadcast settlements paid against what its fulfilled obligations owed;
+ * and every sat the providers' wallets received against the fulfilled total.
+ */
+async function paymentFacts(cloud: LocalCloud, fleet: Fleet): Promise<{ domains: DomainPayments[]; providersReceivedSats: number; owedFulfilledSats: number }> {
+  const { store } = cloud.deps;
+  const domains: DomainPayments[] = [];
+  for (const c of fleet.consumers) {
+    const obligations = await store.listByConsumer(c.domain);
+    const settlements = (await store.listSettlements(c.domain)).filter((s) => s.phase === 'broadcast');
+    const named = settlements.flatMap((s) => s.outputs.flatMap((o) => o.obligationIds));
+    const fulfilled = obligations.filter((o) => o.status === 'fulfilled');
+    domains.push({
+      domain: c.domain,
+      pays: !c.defaulter,
+      accepted: obligations.length,
+      fulfilled: fulfilled.length,
+      defaulted: obligations.filter((o) => o.status === 'defaulted').length,
+      owedFulfilledSats: fulfilled.reduce((sum, o) => sum + o.amount, 0),
+      settledSats: settlements.reduce((sum, s) => sum + s.outputs.reduce((t, o) => t + o.amount, 0), 0),
+      settlements: settlements.length,
+      inSeveralSettlements: named.length - new Set(named).size,
+    });
+  }
+  let providersReceivedSats = 0;
+  for (const p of fleet.providers) {
+    const hosted = await store.getHostedDomain(p.domain);
+    if (!hosted?.payTo) continue;
+    const wallet = await cloud.deps.payments(hosted.wallet);
+    const got = await wallet.receivedSince(undefined);
+    providersReceivedSats += got.payments.filter((x) => x.address === hosted.payTo).reduce((sum, x) => sum + x.amount, 0);
+  }
+  return { domains, providersReceivedSats, owedFulfilledSats: domains.reduce((sum, d) => sum + d.owedFulfilledSats, 0) };
 }
 
 /** How the fleet reaches one hub of the embedded federation. */

@@ -146,8 +146,10 @@ async function complete(
     }
   }
   await hooks.afterBroadcast?.(recordOf(s, 'broadcast'));
-  await deps.store.setSettlementPhase(s.settlementId, 'broadcast');
+  // the record first: the phase change takes the settlement out of recovery, so a
+  // crash between the two leaves an intent that the next run completes (no re-broadcast)
   await publishRecord(deps, s, 'broadcast');
+  await deps.store.setSettlementPhase(s.settlementId, 'broadcast');
   return true;
 }
 
@@ -178,13 +180,9 @@ export async function settleDomain(
       }
     };
     const payments = await deps.payments(hosted.wallet);
-    // 1. finish what an earlier run left half done
-    for (const s of await deps.store.listSettlements(domain)) {
-      if (s.phase === 'failed') continue;
-      if (s.phase !== 'intent') {
-        await publishRecord(deps, s, 'broadcast'); // cheap when already there (duplicate)
-        continue;
-      }
+    // 1. finish what an earlier run left half done: only unfinished settlements are read, never the history
+    for (const s of await deps.store.listOpenSettlements(domain)) {
+      if (s.phase !== 'intent') continue;
       await complete(deps, payments, s, hooks, fence, summary);
       summary.recovered += 1;
     }

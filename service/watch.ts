@@ -93,6 +93,58 @@ async function settleRecord(
   return true;
 }
 
+/** Settlement records read from the ledger per run and page. */
+const RECORD_PAGE = 200;
+
+/**
+ * Where the watcher is in the provider's `settlements` key: `next` is the
+ * first position (the node's arrival order, which never moves) not read yet;
+ * `waiting` the positions read whose payment was not seen or confirmed yet.
+ * An old cursor, a bare low-water mark, reads as `{next: mark, waiting: []}`.
+ */
+interface RecordCursor {
+  next: number;
+  waiting: number[];
+}
+
+function parseCursor(value: string | undefined): RecordCursor {
+  if (value === undefined) return { next: 0, waiting: [] };
+  if (/^\d+$/.test(value)) return { next: Number(value), waiting: [] };
+  const c = JSON.parse(value) as Partial<RecordCursor>;
+  return { next: Number(c.next ?? 0), waiting: Array.isArray(c.waiting) ? c.waiting.map(Number) : [] };
+}
+
+/**
+ * Settlement records naming this provider: only the records still waiting for
+ * their payment and the new ones since the last run, never the done history.
+ * The cursor moves only after the records it passes were handled, so a crash
+ * reads them again (every step is idempotent).
+ */
+async function readSettlementRecords(deps: Deps, provider: HostedDomain, summary: WatchSummary): Promise<void> {
+  const { store, ledger } = deps;
+  const name = `settlements:${provider.domain}`;
+  const key = ledgerKeys.provider(provider.domain);
+  const stored = await store.getCursor(name);
+  const cursor = parseCursor(stored);
+  const seen = new Set<string>();
+  const waiting: number[] = [];
+  for (const at of cursor.waiting) {
+    const [record] = await ledger.listByKeyFrom('settlements', key, at, 1);
+    if (record !== undefined && !(await settleRecord(deps, provider, record, seen, summary))) waiting.push(at);
+  }
+  let next = cursor.next;
+  for (;;) {
+    const page = await ledger.listByKeyFrom('settlements', key, next, RECORD_PAGE);
+    for (const [i, record] of page.entries()) {
+      if (!(await settleRecord(deps, provider, record, seen, summary))) waiting.push(next + i);
+    }
+    next += page.length;
+    if (page.length < RECORD_PAGE) break;
+  }
+  const value = JSON.stringify({ next, waiting } satisfies RecordCursor);
+  if (value !== stored) await store.putCursor(name, value);
+}
+
 export async function watchProvider(deps: Deps, provider: HostedDomain): Promise<WatchSummary> {
   const summary: WatchSummary = { domain: provider.domain, payments: 0, fulfilled: 0, defaulted: 0, invalid: 0 };
   const { store } = deps;
@@ -110,22 +162,7 @@ export async function watchProvider(deps: Deps, provider: HostedDomain): Promise
       summary.payments = byTx.size;
       await store.putCursor(cursorName, got.cursor);
 
-      // Settlement records naming this provider, from a low-water mark: every record
-      // before it is done (its payment used, or nothing in it for us), so a long
-      // history is not re-read on every run.
-      const markName = `settlements:${provider.domain}`;
-      const mark = Number((await store.getCursor(markName)) ?? '0');
-      const records = await deps.ledger.listByKey('settlements', ledgerKeys.provider(provider.domain));
-      const seen = new Set<string>();
-      let nextMark = mark;
-      let contiguous = true;
-      for (let i = mark; i < records.length; i++) {
-        const record = records[i];
-        const done = record === undefined || (await settleRecord(deps, provider, record, seen, summary));
-        if (contiguous && done) nextMark = i + 1;
-        else contiguous = false;
-      }
-      if (nextMark !== mark) await store.putCursor(markName, String(nextMark));
+      await readSettlementRecords(deps, provider, summary);
     }
     summary.defaulted = await markDefaults(deps, provider);
   } catch (e) {

@@ -92,6 +92,8 @@ interface StreamIndex {
    * node, all agree which item under a key is first (readers' "first wins").
    */
   byKey: Map<string, number[]>;
+  /** key -> log positions in this node's arrival order (`listByKeyFrom`: stable positions). */
+  arrived: Map<string, number[]>;
 }
 
 /**
@@ -119,13 +121,16 @@ class Node {
     else this.ahead.add(entry.seq);
     if (entry.stream === CREATE_STREAM) {
       const name = entry.keys[0];
-      if (name !== undefined && !this.streams.has(name)) this.streams.set(name, { items: [], byKey: new Map() });
+      if (name !== undefined && !this.streams.has(name)) this.streams.set(name, { items: [], byKey: new Map(), arrived: new Map() });
       return;
     }
     const s = this.streams.get(entry.stream);
     if (!s) return; // verify() rejects this before we get here
     s.items.push(entry.seq);
     for (const key of entry.keys) {
+      const arrived = s.arrived.get(key);
+      if (arrived) arrived.push(entry.seq);
+      else s.arrived.set(key, [entry.seq]);
       const list = s.byKey.get(key);
       if (!list) s.byKey.set(key, [entry.seq]);
       else {
@@ -378,6 +383,15 @@ export class EmbeddedLedger implements Ledger {
     assertKey(key);
     const positions = this.stream(stream).byKey.get(key) ?? [];
     return positions.map((p) => this.item(stream, p));
+  }
+
+  async listByKeyFrom(stream: StreamName, key: string, start: number, count = Infinity): Promise<LedgerItem[]> {
+    this.guard();
+    assertKey(key);
+    checkRange(start, count);
+    const positions = this.stream(stream).arrived.get(key) ?? [];
+    const end = count === Infinity ? positions.length : Math.min(positions.length, start + count);
+    return positions.slice(start, end).map((p) => this.item(stream, p));
   }
 
   async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {

@@ -40,8 +40,8 @@
  *   publishing addresses when no `publishfrom` address is configured).
  * - local-ordering=true orders items by when this node first saw them, so an
  *   item's position never changes once seen (chain order moves unconfirmed
- *   items as blocks arrive): `list` uses it, since a follower's persisted
- *   cursor is a position. `listByKey` keeps chain order, so all nodes agree
+ *   items as blocks arrive): `list` and `listByKeyFrom` use it, since a
+ *   follower's or watcher's persisted cursor is a position. `listByKey` keeps chain order, so all nodes agree
  *   which item under a key is first.
  */
 import type { Json } from '../../core/types.ts';
@@ -181,6 +181,12 @@ export class MultiChainLedger implements Ledger {
   async listByKey(stream: StreamName, key: string): Promise<LedgerItem[]> {
     assertKey(key);
     return this.paged(stream, Infinity, 0, (count, start) => ['liststreamkeyitems', [stream, key, false, count, start, false]]);
+  }
+
+  async listByKeyFrom(stream: StreamName, key: string, start: number, count = Infinity): Promise<LedgerItem[]> {
+    assertKey(key);
+    checkRange(start, count);
+    return this.paged(stream, count, start, (n, s) => ['liststreamkeyitems', [stream, key, false, n, s, true]]);
   }
 
   async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {

@@ -577,11 +577,14 @@ export class DynamoStore {
   // ---- settlements ------------------------------------------------------------
 
   async putSettlement(s: SettlementItem): Promise<boolean> {
+    const at = `${String(s.at).padStart(15, '0')}#${s.settlementId}`;
     return this.putNew({
       pk: `SET#${s.settlementId}`,
       sk: 'SET',
       gsi1pk: `SETC#${s.consumerDomain}`,
-      gsi1sk: `${String(s.at).padStart(15, '0')}#${s.settlementId}`,
+      gsi1sk: at,
+      // sparse: only an unfinished settlement (an intent) is in the open partition that recovery reads
+      ...(s.phase === 'intent' ? { gsi2pk: openSettlements(s.consumerDomain), gsi2sk: at } : {}),
       ...s,
     });
   }
@@ -597,7 +600,7 @@ export class DynamoStore {
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `SET#${id}`, sk: 'SET' },
-          UpdateExpression: 'SET phase = :p',
+          UpdateExpression: phase === 'intent' ? 'SET phase = :p' : 'SET phase = :p REMOVE gsi2pk, gsi2sk',
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeValues: { ':p': phase },
         }),
@@ -612,7 +615,7 @@ export class DynamoStore {
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `SET#${id}`, sk: 'SET' },
-          UpdateExpression: 'SET phase = :p, failure = :r, failedAt = :t',
+          UpdateExpression: 'SET phase = :p, failure = :r, failedAt = :t REMOVE gsi2pk, gsi2sk',
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeValues: { ':p': 'failed', ':r': reason, ':t': at },
         }),
@@ -620,6 +623,17 @@ export class DynamoStore {
     );
   }
 
+  /** Unfinished settlements (phase 'intent') of a consumer domain, oldest first: the sparse open partition, never the history. */
+  async listOpenSettlements(consumerDomain: string): Promise<SettlementItem[]> {
+    const items = await this.queryAll({
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :p',
+      ExpressionAttributeValues: { ':p': openSettlements(consumerDomain) },
+    });
+    return items.map((i) => strip(i) as unknown as SettlementItem);
+  }
+
+  /** Every settlement of a consumer domain (history included), oldest first. */
   async listSettlements(consumerDomain: string): Promise<SettlementItem[]> {
     const items = await this.queryAll({
       IndexName: 'gsi1',
@@ -847,6 +861,11 @@ export class DynamoStore {
  */
 function partition(kind: 'CONS' | 'PROV', domain: string, open: boolean): string {
   return `${kind}#${domain}#${open ? 'open' : 'closed'}`;
+}
+
+/** gsi2 partition of a consumer domain's unfinished settlements (sparse: an item leaves it when it is broadcast or failed). */
+function openSettlements(domain: string): string {
+  return `SETOPEN#${domain}`;
 }
 
 function obligationIndexes(item: ObligationItem): Record<string, string> {

@@ -50,6 +50,8 @@ const EnvSchema = z.object({
   MIN_TERM_MS: z.coerce.number().int().positive().optional(),
   /** How long one settle run holds a consumer domain's lease (longer than the settle function's timeout). */
   SETTLE_LEASE_MS: z.coerce.number().int().positive().default(180_000),
+  /** How long one publish run holds the hub's publication lease (longer than the publish function's timeout). */
+  PUBLISH_LEASE_MS: z.coerce.number().int().positive().default(120_000),
   REPUTATION_LAMBDA: num(DEFAULT_REPUTATION.lambda),
   REPUTATION_UNIT: num(DEFAULT_REPUTATION.unit),
   CREDIT_BASE: num(DEFAULT_CREDIT.base),
@@ -83,6 +85,8 @@ export interface Config {
   acceptedGraceMs: number;
   minTermMs: number;
   settleLeaseMs: number;
+  /** See PUBLISH_LEASE_MS. */
+  publishLeaseMs: number;
   reputation: ReputationParams;
   credit: CreditParams;
 }
@@ -138,6 +142,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     acceptedGraceMs: e.ACCEPTED_GRACE_MS ?? 2 * e.SETTLE_INTERVAL_MS,
     minTermMs,
     settleLeaseMs: e.SETTLE_LEASE_MS,
+    publishLeaseMs: e.PUBLISH_LEASE_MS,
     reputation: { ...DEFAULT_REPUTATION, lambda: e.REPUTATION_LAMBDA, unit: e.REPUTATION_UNIT },
     credit: {
       base: e.CREDIT_BASE,

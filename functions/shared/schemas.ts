@@ -9,6 +9,7 @@ const Sats = z.number().int().positive().max(2_100_000_000_000_000);
 export const PublicKeySchema = z.object({ alg: z.enum(['ed25519', 'p256']), spki: z.string().min(16).max(512) });
 
 export const DomainParams = z.object({ domain: Name });
+export const DeviceParams = z.object({ domain: Name, device: Name });
 
 export const RegisterDomainBody = z.object({
   domain: Name,

@@ -47,8 +47,8 @@ export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
   offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
   accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
-  // One publisher at a time keeps the ledger order equal to the acceptance order.
-  publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, reservedConcurrency: 1, timeout: Duration.seconds(60) },
+  // Overlapping runs are safe without reserved concurrency: one run at a time holds the publication lease (service/publish.ts).
+  publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
   watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
   // Overlapping runs are safe without reserved concurrency: each consumer domain is settled under a lease (service/settle.ts).
   settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.minutes(2) },

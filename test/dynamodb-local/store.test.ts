@@ -245,8 +245,10 @@ describe('on DynamoDB Local', () => {
       };
       assert.equal(await store.putSettlement(s), true);
       assert.equal(await store.putSettlement(s), false);
+      assert.deepEqual(await store.listOpenSettlements(consumer), [s], 'an intent is open');
       await store.setSettlementPhase(s.settlementId, 'broadcast');
       assert.deepEqual(await store.listSettlements(consumer), [{ ...s, phase: 'broadcast' }]);
+      assert.deepEqual(await store.listOpenSettlements(consumer), [], 'broadcast: out of the sparse open index');
       const cursor = `watch-${uid()}`;
       assert.equal(await store.getCursor(cursor), undefined);
       await store.putCursor(cursor, 'abc');

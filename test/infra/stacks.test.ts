@@ -130,11 +130,10 @@ describe('BackendStack: functions', () => {
     }
   });
 
-  it('reserves concurrency 1 for publish only: settle runs may overlap (a per-domain lease serialises them)', () => {
+  it('reserves no concurrency: publish and settle runs may overlap (a lease serialises each: the hub\'s, a domain\'s)', () => {
     for (const name of HANDLER_NAMES) {
       const props = functions[fnLogicalId(name)]?.['Properties'] as Record<string, unknown>;
-      const expected = name === 'publish' ? 1 : undefined;
-      assert.equal(props['ReservedConcurrentExecutions'], expected, name);
+      assert.equal(props['ReservedConcurrentExecutions'], undefined, name);
     }
   });
 
@@ -204,12 +203,13 @@ describe('BackendStack: HTTP API and schedules', () => {
     'POST /domains/{domain}/settlements',
     'GET /domains/{domain}/reputation',
     'GET /domains/{domain}/obligations',
+    'GET /domains/{domain}/devices/{device}/head',
     'GET /domains',
     'GET /domains/{domain}',
     'GET /health',
   ];
 
-  it('has exactly the ten routes, IAM-authorised on admin routes only', () => {
+  it('has exactly the eleven routes, IAM-authorised on admin routes only', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
@@ -218,7 +218,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 10);
+    assert.equal(ROUTES.length, 11);
   });
 
   it('logs access and throttles the default stage', () => {

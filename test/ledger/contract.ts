@@ -102,6 +102,20 @@ export function ledgerContract(name: string, makeLedger: () => Promise<LedgerFix
       assert.deepEqual(items.map((i) => i.data), [0, 1, 2, 3, 4]);
     });
 
+    it('listByKeyFrom pages one key from a position, and a cursor at the end reads nothing', async (t) => {
+      const ledger = await fresh(t);
+      for (let i = 0; i < 7; i += 1) {
+        await ledger.publish('settlements', id(40 + i), ['sp.cursor'], i);
+        await ledger.publish('settlements', id(60 + i), ['other.key'], -i);
+      }
+      const data = async (start: number, count?: number) => (await ledger.listByKeyFrom('settlements', 'sp.cursor', start, count)).map((i) => i.data);
+      assert.deepEqual(await data(0), [0, 1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await data(2, 3), [2, 3, 4]);
+      assert.deepEqual(await data(7), []);
+      assert.deepEqual(await data(100, 5), []);
+      await assert.rejects(ledger.listByKeyFrom('settlements', 'sp.cursor', -1));
+    });
+
     it('list pages with start and count', async (t) => {
       const ledger = await fresh(t);
       for (let i = 0; i < 7; i += 1) await ledger.publish('settlements', id(20 + i), [], i);

@@ -1,0 +1,182 @@
+/**
+ * `npm run runs -- --runs 20 [--load N]`: run the default `npm start`
+ * scenario N times, one after another, each in a child process
+ * (`node --import tsx local/start.ts --json FILE`), optionally with N
+ * CPU-burning worker threads loading the machine meanwhile. Prints per run
+ * and in total the two things that must never happen:
+ *   - a paying domain ("pays? yes") with a defaulted obligation;
+ *   - a double payment: an obligation in more than one broadcast settlement,
+ *     or more paid than the fulfilled obligations owed (per consumer domain by
+ *     its settlements, and in total by what the providers' wallets received).
+ * Exit code 1 if any run shows one, or fails its own checks.
+ *
+ *   npm run runs -- --runs 5 --load 2 [-- extra npm-start options]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+
+interface DomainPayments {
+  domain: string;
+  pays: boolean;
+  accepted: number;
+  fulfilled: number;
+  defaulted: number;
+  owedFulfilledSats: number;
+  settledSats: number;
+  settlements: number;
+  inSeveralSettlements: number;
+}
+
+interface RunSummary {
+  ok: boolean;
+  open: number;
+  seconds: number;
+  domains: DomainPayments[];
+  providersReceivedSats: number;
+  owedFulfilledSats: number;
+}
+
+interface RunFigures {
+  run: number;
+  exit: number | null;
+  seconds: number;
+  accepted: number;
+  fulfilled: number;
+  defaulted: number;
+  /** Defaulted obligations of domains that pay. */
+  payerDefaults: number;
+  /** Obligations in more than one broadcast settlement. */
+  inSeveral: number;
+  /** Sats paid beyond what the fulfilled obligations owed (settlements, per domain, summed). */
+  overSettledSats: number;
+  /** Sats the providers received beyond what the fulfilled obligations owed. */
+  overReceivedSats: number;
+  selfChecks: boolean;
+}
+
+const { values, positionals } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    load: { type: 'string', default: '0' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+if (values.help) {
+  console.log('usage: npm run runs -- [--runs N (20)] [--load WORKERS (0)] [--keep (keep each run\'s log)] [-- npm-start options]');
+  process.exit(0);
+}
+const runs = Number(values.runs);
+const load = Number(values.load);
+if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(load) || load < 0) throw new Error('--runs >= 1 and --load >= 0, integers');
+
+/** Busy threads: each spins until terminated. */
+function burners(n: number): Worker[] {
+  return Array.from({ length: n }, () => new Worker('let x = 0; for (;;) { x = (x * 1103515245 + 12345) % 2147483648; }', { eval: true }));
+}
+
+function runOnce(dir: string, i: number): Promise<{ exit: number | null; log: string }> {
+  const json = join(dir, `run-${i}.json`);
+  const log = join(dir, `run-${i}.log`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--no-warnings', '--import', 'tsx', 'local/start.ts', '--json', json, ...positionals], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => out.push(b));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      void writeFile(log, Buffer.concat(out)).then(() => resolve({ exit: code, log }), reject);
+    });
+  });
+}
+
+function figures(run: number, exit: number | null, s: RunSummary | undefined): RunFigures {
+  const d = s?.domains ?? [];
+  const sum = (f: (x: DomainPayments) => number) => d.reduce((t, x) => t + f(x), 0);
+  return {
+    run,
+    exit,
+    seconds: s?.seconds ?? NaN,
+    accepted: sum((x) => x.accepted),
+    fulfilled: sum((x) => x.fulfilled),
+    defaulted: sum((x) => x.defaulted),
+    payerDefaults: sum((x) => (x.pays ? x.defaulted : 0)),
+    inSeveral: sum((x) => x.inSeveralSettlements),
+    overSettledSats: sum((x) => Math.max(0, x.settledSats - x.owedFulfilledSats)),
+    overReceivedSats: s ? Math.max(0, s.providersReceivedSats - s.owedFulfilledSats) : NaN,
+    selfChecks: s?.ok === true,
+  };
+}
+
+const bad = (f: RunFigures): boolean =>
+  f.exit !== 0 || !f.selfChecks || f.payerDefaults !== 0 || f.inSeveral !== 0 || f.overSettledSats !== 0 || f.overReceivedSats !== 0;
+
+const row = (f: RunFigures | (Omit<RunFigures, 'run' | 'exit'> & { run: string; exit: string })) =>
+  [
+    String(f.run).padStart(5),
+    String(f.exit).padStart(4),
+    (Number.isNaN(f.seconds) ? '–' : f.seconds.toFixed(1)).padStart(7),
+    String(f.accepted).padStart(8),
+    String(f.fulfilled).padStart(9),
+    String(f.defaulted).padStart(9),
+    String(f.payerDefaults).padStart(14),
+    String(f.inSeveral).padStart(16),
+    String(f.overSettledSats).padStart(12),
+    String(f.overReceivedSats).padStart(13),
+    (typeof f.selfChecks === 'boolean' ? (f.selfChecks ? 'ok' : 'FAIL') : f.selfChecks).padStart(7),
+  ].join('  ');
+
+const dir = await mkdtemp(join(tmpdir(), 'oc-runs-'));
+const workers = burners(load);
+console.log(`${runs} run(s) of the default npm start scenario${positionals.length ? ` (${positionals.join(' ')})` : ''}, ${load} CPU burner(s) alongside; logs in ${dir}`);
+console.log(
+  ['  run', 'exit', '      s', 'accepted', 'fulfilled', 'defaulted', 'payer defaults', 'in 2+ settlements', 'over-settled', 'over-received', ' checks'].join('  '),
+);
+const all: RunFigures[] = [];
+try {
+  for (let i = 1; i <= runs; i++) {
+    const { exit } = await runOnce(dir, i);
+    let summary: RunSummary | undefined;
+    try {
+      summary = JSON.parse(await readFile(join(dir, `run-${i}.json`), 'utf8')) as RunSummary;
+    } catch {
+      summary = undefined; // the run died before writing it: counted as failed
+    }
+    const f = figures(i, exit, summary);
+    all.push(f);
+    console.log(row(f) + (bad(f) ? `   <- see ${join(dir, `run-${i}.log`)}` : ''));
+  }
+} finally {
+  await Promise.all(workers.map((w) => w.terminate()));
+}
+const total = (k: keyof RunFigures) => all.reduce((t, f) => t + (f[k] as number), 0);
+console.log(
+  row({
+    run: 'total',
+    exit: String(all.filter((f) => f.exit !== 0).length),
+    seconds: total('seconds'),
+    accepted: total('accepted'),
+    fulfilled: total('fulfilled'),
+    defaulted: total('defaulted'),
+    payerDefaults: total('payerDefaults'),
+    inSeveral: total('inSeveral'),
+    overSettledSats: total('overSettledSats'),
+    overReceivedSats: total('overReceivedSats'),
+    selfChecks: all.every((f) => f.selfChecks),
+  }),
+);
+const failed = all.filter(bad).length;
+console.log(
+  failed === 0
+    ? `all ${runs} run(s): 0 defaults of paying domains, 0 double payments`
+    : `${failed} of ${runs} run(s) FAILED (payer defaults ${total('payerDefaults')}, obligations in 2+ settlements ${total('inSeveral')}, over-paid sats ${total('overSettledSats')} / ${total('overReceivedSats')})`,
+);
+if (failed === 0 && !values.keep) await rm(dir, { recursive: true, force: true });
+process.exitCode = failed === 0 ? 0 : 1;
