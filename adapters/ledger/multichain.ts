@@ -82,6 +82,8 @@ export const RPC = {
   DUPLICATE_NAME: -705,
   UNCONFIRMED_ENTITY: -706,
   ENTITY_NOT_FOUND: -708,
+  /** Seen on a real 2.3.3 node: publishfrom an address whose key is not in this node's wallet. */
+  ADDRESS_NOT_FOUND: -709,
 } as const;
 
 /** A failure worth retrying (network, timeout, 5xx without an RPC error, warm-up). */
@@ -333,6 +335,7 @@ export class MultiChainLedger implements Ledger {
         case RPC.NOT_SUBSCRIBED:
           return new NotFoundError(`MultiChain ${err.method}: ${err.message}`, details);
         case RPC.INSUFFICIENT_PERMISSIONS:
+        case RPC.ADDRESS_NOT_FOUND: // a misconfigured publisher: final, for an operator to fix
           return new ForbiddenError(`MultiChain ${err.method}: ${err.message}`, details);
         default:
           return new UnavailableError(`MultiChain ${err.method}: ${err.message}`, details);

@@ -29,7 +29,7 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
   let l1: MultiChainLedger;
   let l2: MultiChainLedger;
   const ledgerOf = (node: MultiChainNode, extra: Partial<MultiChainLedgerOptions> = {}) =>
-    new MultiChainLedger({ url: node.url, user: node.endpoint.username, password: node.endpoint.password, chainName: chain.name, ...extra });
+    new MultiChainLedger({ url: node.url, user: node.endpoint.username, password: node.endpoint.password, chainName: node.chain, ...extra });
   /** Until `ledger` lists `count` items under `key` (an item reached that node). */
   const reached = (ledger: MultiChainLedger, stream: StreamName, key: string, count = 1) =>
     until(`${count} item(s) under ${key}`, async () => {
@@ -102,7 +102,7 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
     // blocks arrive (2 s), more items arrive from both nodes
     await until('every item confirmed on node 1', async () => (await l1.list(stream)).every((x) => x.confirmations > 0), 30_000, 250);
     for (let i = 6; i < 10; i++) await (i % 2 === 0 ? l2 : l1).publish(stream, id(`pos${i}`), [], { i });
-    await reached(l1, stream, id('pos9'));
+    await until('all 10 items on node 1', async () => ((await l1.list(stream)).length >= 10 ? true : undefined), 30_000, 250);
     const later = (await l1.list(stream)).map((x) => x.txid);
     assert.equal(later.length, 10);
     assert.deepEqual(later.slice(0, 6), early, `positions are stable (local-ordering=true; ${unconfirmed} of 6 unconfirmed at the first read)`);
@@ -219,10 +219,14 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
     const wrongChain = new MultiChainLedger({ url: n1.url, user: 'oc', password: n1.endpoint.password, chainName: 'not-this-chain', fetch: counting });
     await assert.rejects(wrongChain.listByKey('domains', 'x'), (e: unknown) => e instanceof UnavailableError && /chain name/i.test((e as Error).message));
     assert.equal(calls, 1, 'a refusal is not retried');
-    // a publisher address that is not in this node's wallet: -5, not retried
+    // a publisher address that is not in this node's wallet: -709 on a real 2.3.3 node (not -5), final, not retried
     calls = 0;
     const foreign = new MultiChainLedger({ url: n2.url, user: 'oc', password: n2.endpoint.password, chainName: chain.name, publisher: n1.address, fetch: counting });
-    await assert.rejects(foreign.publish('obligations', id('foreign'), [], {}), (e: unknown) => e instanceof UnavailableError && (e.details as { rpcCode?: number })?.rpcCode === -5);
+    await assert.rejects(foreign.publish('obligations', id('foreign'), [], {}), (e: unknown) => {
+      assert.ok(e instanceof ForbiddenError, String(e));
+      assert.equal((e.details as { rpcCode?: number })?.rpcCode, -709, JSON.stringify(e.details));
+      return true;
+    });
     assert.equal(calls, 2, 'one check, one publish, no retry');
     // an address of this node with send but no <stream>.write: -704 → ForbiddenError
     const bare = await n2.rpc<string>('getnewaddress');
