@@ -332,8 +332,10 @@ function scenario(name: string, t: Skippable, makeInfra: () => Promise<LedgerInf
           assert.equal(v.paidVolume, first.paidVolume);
         }
       }
-      assert.ok((await rep(hub1, 'c1')).reputation > 0.5, 'paying across hubs raises reputation');
-      assert.equal((await rep(hub1, 'c1')).paidVolume, 4 * 2_000);
+      // only hub 1's consumers pay p2 and p3, so neither provider has standing yet (README,
+      // Sybil guard): c1's fulfilled evidence is held back at every hub alike
+      assert.equal((await rep(hub1, 'c1')).reputation, 0.5, 'no third-hub payer: no standing');
+      assert.equal((await rep(hub1, 'c1')).paidVolume, 0);
       assert.ok((await rep(hub2, 'c2')).reputation < 0.5, 'a default elsewhere lowers it here');
       for (const h of fed.hubs) {
         const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation?verify=ledger');
