@@ -175,10 +175,11 @@ export function renderFederationSummary(r: FederationSummaryInput, facts: Federa
   lines.push('hubs:');
   for (const h of r.hubs) {
     lines.push(`  ${pad(h.publisher, 6)} ${pad(h.api, 23)} hosts ${h.domains.join(' ')}`);
-    const follow = Object.entries(h.follow);
-    if (follow.length > 0) {
-      const text = follow.map(([k, v]) => `${k} ${v}`).join(', ');
-      lines.push(`         follower: ${text.length > 80 ? `${text.slice(0, 79)}…` : text}`);
+    const f = h.follow;
+    if (Object.keys(f).length > 0) {
+      const n = (k: string) => f[k] ?? 0;
+      lines.push(`         follower learnt ${n('obligations')} obligations, ${n('outcomes')} outcomes, ${n('settlements')} settlements`);
+      lines.push(`         invalid ledger records skipped: ${n('invalid')}`);
     }
   }
   lines.push('');

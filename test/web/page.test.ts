@@ -123,7 +123,7 @@ describe('live page at /ui/', () => {
     assert.equal(await page.locator('#chart .threshold[data-threshold="0.3"] line').count(), 1, 'dashed line for p1');
   });
 
-  it('follows the obligation to fulfilled and the reputation upwards', async () => {
+  it('follows the obligation to fulfilled, then a default, and the reputation line moves', async () => {
     await cloud.runJob('publish');
     const settled = await cloud.call<{ settlements: unknown[] }>('POST', '/domains/c1/settlements', {});
     assert.equal(settled.status, 200, JSON.stringify(settled.body));
@@ -134,8 +134,17 @@ describe('live page at /ui/', () => {
     const row = page.locator('#domains tbody tr[data-domain="c1"]');
     await row.locator('[data-field="fulfilled"]', { hasText: /^1$/ }).waitFor();
     assert.equal(await row.locator('[data-field="accepted"]').innerText(), '0');
-    assert.ok(Number(await row.locator('[data-field="reputation"]').innerText()) > 0.5, 'reputation rose');
-    await polls(2); // more samples: the line now climbs
+    // c1 and p1 share this one hub: the payment earns no reputation (README, Sybil guard)
+    assert.equal(Number(await row.locator('[data-field="reputation"]').innerText()), 0.5);
+    // an obligation left unpaid past its due date (and the grace) lowers it
+    const { res } = await buy(cloud, scd, 'p1', 'p1-spd-1', { dueInMs: 300 });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    await new Promise((r) => setTimeout(r, 400));
+    await cloud.runJob('watch');
+    await page.locator('#flow li[data-status="defaulted"]').waitFor();
+    await row.locator('[data-field="defaulted"]', { hasText: /^1$/ }).waitFor();
+    await polls(2); // more samples: the line now falls
+    assert.ok(Number(await row.locator('[data-field="reputation"]').innerText()) < 0.5, 'reputation fell');
     const points = ((await page.locator('#chart polyline[data-domain="c1"]').getAttribute('points')) ?? '').split(' ');
     const ys = points.map((p) => Number(p.split(',')[1]));
     assert.ok(Math.min(...ys) < Math.max(...ys), `the line is not flat: ${points.join(' ')}`);
