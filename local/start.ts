@@ -16,7 +16,7 @@ import { recomputeFromLedger } from '../service/reputation.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
 import { startFederation } from './federation.ts';
 import { drainFederation, federationReport } from './federation-report.ts';
-import { federationChecks, renderFederationSummary, renderSummary, type DomainSummary } from './summary.ts';
+import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
 
 const HELP = `obligation-chain on the embedded cloud
@@ -336,21 +336,6 @@ async function runFederated(cfg: StartConfig): Promise<void> {
   }
 }
 
-/** One consumer domain's payments, for `--json`: what was owed, what its settlements paid. */
-interface DomainPayments {
-  domain: string;
-  pays: boolean;
-  accepted: number;
-  fulfilled: number;
-  defaulted: number;
-  /** Sum of the amounts of its fulfilled obligations. */
-  owedFulfilledSats: number;
-  /** Sum of the outputs of its settlements that were broadcast (failed ones excluded). */
-  settledSats: number;
-  settlements: number;
-  /** Obligations named by more than one broadcast settlement. */
-  inSeveralSettlements: number;
-}
 
 /**
  * What `scripts/runs.ts` checks: per consumer domain, defaults and what its

@@ -243,3 +243,19 @@ export function renderFederationSummary(r: FederationSummaryInput, facts: Federa
   for (const check of federationChecks(r, facts)) lines.push(`  ${mark(check.ok)} ${check.text}`);
   return lines.join('\n');
 }
+
+/** One consumer domain's payments, for `--json`: what was owed, what its settlements paid. */
+export interface DomainPayments {
+  domain: string;
+  pays: boolean;
+  accepted: number;
+  fulfilled: number;
+  defaulted: number;
+  /** Sum of the amounts of its fulfilled obligations. */
+  owedFulfilledSats: number;
+  /** Sum of the outputs of its settlements that were broadcast (failed ones excluded). */
+  settledSats: number;
+  settlements: number;
+  /** Obligations named by more than one broadcast settlement. */
+  inSeveralSettlements: number;
+}

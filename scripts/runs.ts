@@ -18,18 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
+import type { DomainPayments } from '../local/summary.ts';
 
-interface DomainPayments {
-  domain: string;
-  pays: boolean;
-  accepted: number;
-  fulfilled: number;
-  defaulted: number;
-  owedFulfilledSats: number;
-  settledSats: number;
-  settlements: number;
-  inSeveralSettlements: number;
-}
 
 interface RunSummary {
   ok: boolean;
