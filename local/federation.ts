@@ -14,6 +14,8 @@
  * starts, stops and closes those.
  */
 import { EmbeddedLedgerNetwork, type EmbeddedLedger } from '../adapters/ledger/embedded.ts';
+import { createLink } from '../devices/link.ts';
+import type { HubEnv } from '../devices/fleet.ts';
 import type { Ledger } from '../adapters/ports.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { DEFAULT_SCHEDULE, mineIfPending, startCloud, type JobName, type LocalCloud } from './cloud.ts';
@@ -174,4 +176,14 @@ async function startHubs(
     await stopAll();
     throw e;
   }
+}
+
+/** How a fleet's devices reach one hub of the embedded cloud: its API, its broker, its things and faucet. */
+export function hubEnv(hub: LocalCloud): HubEnv {
+  return {
+    api: hub.api,
+    link: (thing, keys) => createLink({ kind: 'local', host: '127.0.0.1', port: hub.broker.port, thing, privateKey: keys.privateKey }),
+    registerThing: (thing, domain, key) => hub.registerThing(thing, domain, key),
+    fund: (domain) => hub.fund(domain),
+  };
 }

@@ -10,11 +10,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { createLink } from '../devices/link.ts';
-import { DEFAULT_FLEET, Fleet, type FleetConfig, type HubEnv } from '../devices/fleet.ts';
+import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
-import { startFederation } from './federation.ts';
+import { hubEnv, startFederation } from './federation.ts';
 import { drainFederation, federationReport } from './federation-report.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
@@ -168,12 +167,7 @@ async function main(): Promise<void> {
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
         `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
     );
-    fleet = new Fleet(f, {
-      api: cloud.api,
-      link: (thing, keys) => createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing, privateKey: keys.privateKey }),
-      registerThing: (thing, domain, key) => cloud.registerThing(thing, domain, key),
-      fund: (domain) => cloud.fund(domain),
-    });
+    fleet = new Fleet(f, hubEnv(cloud));
     process.stdout.write('setting up domains, wallets and devices… ');
     await fleet.setUp();
     console.log(`done (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
@@ -373,14 +367,5 @@ async function paymentFacts(cloud: LocalCloud, fleet: Fleet): Promise<{ domains:
   return { domains, providersReceivedSats, owedFulfilledSats: domains.reduce((sum, d) => sum + d.owedFulfilledSats, 0) };
 }
 
-/** How the fleet reaches one hub of the embedded federation. */
-function hubEnv(hub: LocalCloud): HubEnv {
-  return {
-    api: hub.api,
-    link: (thing, keys) => createLink({ kind: 'local', host: '127.0.0.1', port: hub.broker.port, thing, privateKey: keys.privateKey }),
-    registerThing: (thing, domain, key) => hub.registerThing(thing, domain, key),
-    fund: (domain) => hub.fund(domain),
-  };
-}
 
 await main();

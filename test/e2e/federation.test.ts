@@ -9,22 +9,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLink } from '../../devices/link.ts';
-import { DEFAULT_FLEET, Fleet, type HubEnv } from '../../devices/fleet.ts';
-import { startFederation, type Federation } from '../../local/federation.ts';
+import { DEFAULT_FLEET, Fleet } from '../../devices/fleet.ts';
+import { hubEnv, startFederation, type Federation } from '../../local/federation.ts';
 import { drainFederation, federationReport, type FederationReport } from '../../local/federation-report.ts';
-import type { LocalCloud } from '../../local/cloud.ts';
 
 const TOLERANCE = 0.05;
 
-function hubEnv(hub: LocalCloud): HubEnv {
-  return {
-    api: hub.api,
-    link: (thing, keys) => createLink({ kind: 'local', host: '127.0.0.1', port: hub.broker.port, thing, privateKey: keys.privateKey }),
-    registerThing: (thing, domain, key) => hub.registerThing(thing, domain, key),
-    fund: (domain) => hub.fund(domain),
-  };
-}
 
 describe('a federation of three hubs', () => {
   let fed: Federation;

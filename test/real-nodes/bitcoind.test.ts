@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AmountTooSmallError, BitcoinPayments, TxRejectedError } from '../../adapters/payments/bitcoin.ts';
+import { REGTEST_LOOPBACK_FLAGS } from './harness.ts';
 
 const BIN = process.env.OC_NODES_BIN;
 const skip = !BIN
@@ -70,15 +71,7 @@ class Node {
         '-rpcbind=127.0.0.1',
         '-rpcallowip=127.0.0.1',
         `-rpcport=${this.port}`,
-        '-listen=0',
-        '-listenonion=0',
-        '-dnsseed=0',
-        '-fixedseeds=0',
-        '-discover=0',
-        '-natpmp=0',
-        '-fallbackfee=0.0002',
-        '-txindex=1',
-        '-printtoconsole=0',
+        ...REGTEST_LOOPBACK_FLAGS,
       ],
       { stdio: 'ignore' },
     );

@@ -48,6 +48,19 @@ export async function freePort(): Promise<number> {
 }
 
 /** Poll `probe` until it returns a value other than undefined/false, or throw after `timeoutMs`. */
+/** A regtest bitcoind alone on loopback (real-nodes.md): no peers, no seeds, no Tor; txindex for look-ups. */
+export const REGTEST_LOOPBACK_FLAGS = [
+  '-listen=0',
+  '-listenonion=0',
+  '-dnsseed=0',
+  '-fixedseeds=0',
+  '-discover=0',
+  '-natpmp=0',
+  '-fallbackfee=0.0002',
+  '-txindex=1',
+  '-printtoconsole=0',
+] as const;
+
 export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -217,15 +230,7 @@ export class Bitcoind {
       '-rpcbind=127.0.0.1',
       '-rpcallowip=127.0.0.1',
       `-rpcport=${this.endpoint.port}`,
-      '-listen=0',
-      '-listenonion=0',
-      '-dnsseed=0',
-      '-fixedseeds=0',
-      '-discover=0',
-      '-natpmp=0',
-      '-fallbackfee=0.0002',
-      '-txindex=1',
-      '-printtoconsole=0',
+      ...REGTEST_LOOPBACK_FLAGS,
     ]);
     await until(
       'bitcoind RPC',
