@@ -1,5 +1,5 @@
 /**
- * `npm run bench [filter]`: runs every suite (or the rows whose name, or suite name, contains
+ * `npm run bench [-- filter]`: runs every suite (or the rows whose name, or suite name, contains
  * `filter`), prints a table and merges the rows into bench/results.json.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,15 @@ import { benchCore } from './core.ts';
 import { benchFederation } from './federation.ts';
 import { benchSystem } from './system.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
+import { isMain, parse, runCli, type CommandSpec } from '../cli/args.ts';
+
+export const BENCH: CommandSpec<Record<string, never>> = {
+  name: 'npm run bench',
+  usage: '[-- filter]',
+  summary: 'Run the benchmarks, print a table and merge the rows into bench/results.json.',
+  positionals: { min: 0, max: 1, help: '  filter             only the rows (or suites) whose name contains it; the system and federation suites run only unfiltered' },
+  options: {},
+};
 
 /** Suites in run order; add new ones here. */
 export const SUITES: BenchSuite[] = [
@@ -70,4 +79,11 @@ async function main(filter: string | undefined): Promise<void> {
   if (failed.length > 0) console.log(`\n${failed.length} row(s) missed their target: ${failed.map((r) => r.name).join('; ')}`);
 }
 
-await main(process.argv[2]);
+if (isMain(import.meta.url)) {
+  runCli('npm run bench', async () => {
+    const { positionals, help } = parse(BENCH, process.argv.slice(2));
+    if (help) return 0;
+    await main(positionals[0]);
+    return 0;
+  });
+}

@@ -1,27 +1,40 @@
 /**
- * `npm run device:keygen -- <dir> [ed25519|p256]`: make a device's obligation
- * signing key. Writes <dir>/device.key.json (private, mode 600) and prints the
- * public key as the body of POST /domains/{domain}/devices expects it.
+ * `npm run device:keygen -- <dir> [--alg ed25519|p256]`: make a device's
+ * obligation signing key. Writes <dir>/device.key.json (private, mode 600;
+ * <dir> is created, mode 700, if its parent exists) and prints the public key
+ * as the body of POST /domains/{domain}/devices expects it (`deviceKey`).
+ * Never overwrites a key.
  */
-import { mkdir, writeFile, access } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { generateKeyPair } from '../core/keys.ts';
+import { isMain, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
 
-const [dir, alg = 'ed25519'] = process.argv.slice(2);
-if (!dir || (alg !== 'ed25519' && alg !== 'p256')) {
-  console.error('usage: npm run device:keygen -- <dir> [ed25519|p256]');
-  process.exit(2);
+export const KEYGEN: CommandSpec<{ alg: { type: 'string'; choices: readonly ['ed25519', 'p256']; default: 'ed25519'; help: string; arg: 'ALG' } }> = {
+  name: 'npm run device:keygen',
+  usage: '-- <dir> [--alg ed25519|p256]',
+  summary: "Make a device's obligation signing key in <dir>/device.key.json and print its public key.",
+  positionals: { min: 1, max: 1, help: '  <dir>              where the key goes (e.g. .fleet/<thing>)' },
+  options: { alg: { type: 'string', choices: ['ed25519', 'p256'], default: 'ed25519', arg: 'ALG', help: 'key algorithm' } },
+};
+
+async function main(): Promise<number> {
+  const { values, positionals, help } = parse(KEYGEN, process.argv.slice(2));
+  if (help) return 0;
+  const dir = positionals[0]!;
+  const file = join(dir, 'device.key.json');
+  if (await access(file).then(() => true, () => false)) throw new UsageError(`${file} exists: refusing to overwrite a device key`);
+  const st = await stat(dir).catch(() => undefined);
+  if (st && !st.isDirectory()) throw new UsageError(`${dir} exists and is not a directory`);
+  if (!st) {
+    const parent = dirname(resolve(dir));
+    if (!(await stat(parent).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir}: its parent ${parent} is not an existing directory`);
+    await mkdir(dir, { mode: 0o700 });
+  }
+  const keys = generateKeyPair(values.alg as 'ed25519' | 'p256');
+  await writeFile(file, JSON.stringify(keys.privateKey), { mode: 0o600, flag: 'wx' });
+  console.log(JSON.stringify({ deviceKey: keys.publicKey }));
+  return 0;
 }
-const file = join(dir, 'device.key.json');
-const exists = await access(file).then(
-  () => true,
-  () => false,
-);
-if (exists) {
-  console.error(`${file} exists: refusing to overwrite a device key`);
-  process.exit(1);
-}
-const keys = generateKeyPair(alg);
-await mkdir(dir, { recursive: true, mode: 0o700 });
-await writeFile(file, JSON.stringify(keys.privateKey), { mode: 0o600 });
-console.log(JSON.stringify({ deviceKey: keys.publicKey }));
+
+if (isMain(import.meta.url)) runCli('npm run device:keygen', main);

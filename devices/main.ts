@@ -1,127 +1,140 @@
 /**
- * Run one device: `npm run device -- <config.json>`.
+ * Run one device: `npm run device -- <config.json>`. The file's format is in
+ * devices/config.ts; devices/example.device.json (the embedded cloud of
+ * `npm start -- --serve`) and devices/example.aws.device.json (AWS IoT Core)
+ * are examples. An SCD buys `buy.count` times and exits; an SPD waits for
+ * grants until Ctrl-C.
  *
- * The config file says who the device is and where it connects:
- * {
- *   "role": "scd" | "spd",
- *   "domain": "c1", "thing": "c1-scd-1",
- *   "api": "https://…/",                          // HTTP API (provider domain keys)
- *   "link": { "kind": "iot-core", "endpoint": "xxxx-ats.iot.eu-west-1.amazonaws.com",
- *             "certPath": ".fleet/c1-scd-1/cert.pem", "keyPath": ".fleet/c1-scd-1/private.key" }
- *        or { "kind": "local", "host": "127.0.0.1", "port": 1883, "privateKeyPath": "…/device.key.json" },
- *   "devicePrivateKeyPath": ".fleet/c1-scd-1/device.key.json",  // signing key (PKCS8, as core/keys.ts writes it)
- *   "credentialPath": ".fleet/c1-scd-1/credential.json",        // from POST /domains/{d}/devices
- *   "chainPath": ".fleet/c1-scd-1/chain.json",                  // where the SCD keeps its chain head
- *   "buy": { "providerDomain": "p1", "providerDevice": "p1-spd-1", "service": "wifi-access", "every": 5000, "count": 10,
- *            "payWindowMs": 900000 }   // optional: dueBy − issuedAt, at least the provider's minimum term
- * }
- * Keys stay on the device: the private key files are read here and never sent.
+ * Exit codes: 0 done (an SCD whose every purchase was accepted), 1 a purchase
+ * was refused or the device failed (one line naming the cause, e.g. the
+ * broker's `AWS_ERROR_MQTT_PROTOCOL_ERROR` when it refuses the thing), 2 a
+ * mistake in the command line or in the files it names.
  */
-import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
-import type { PrivateKeyRef } from '../core/keys.ts';
+import { access } from 'node:fs/promises';
 import { parseCredential } from '../core/records.ts';
 import type { PublicKeyRef } from '../core/types.ts';
-import { createLink, type LinkConfig } from './link.ts';
+import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
+import { firstIssue, loadDeviceConfig, PrivateKeyFile, readJsonFile, type DeviceConfig } from './config.ts';
+import { createLink, type DeviceLink, type LinkConfig } from './link.ts';
 import { ConsumerDevice, FileChainStore } from './scd.ts';
 import { ProviderDevice } from './spd.ts';
 
-const Key = z.object({ alg: z.enum(['ed25519', 'p256']), pkcs8: z.string() });
+export const DEVICE: CommandSpec<{ count: { type: 'int'; min: 1; max: 1_000_000; arg: 'N'; help: string } }> = {
+  name: 'npm run device',
+  usage: '-- <config.json> [--count N]',
+  summary: 'Run one device (an SCD that buys, or an SPD that is granted) with its SDK MQTT link.',
+  positionals: { min: 1, max: 1, help: '  <config.json>      the device config (format: devices/config.ts; examples: devices/example*.device.json)' },
+  options: { count: { type: 'int', min: 1, max: 1_000_000, arg: 'N', help: 'SCD: purchases to make (overrides buy.count)' } },
+  epilog: `walkthrough against \`npm start -- --serve --port 8080 --mqtt-port 1883\`: docs/devices.md`,
+};
 
-const Config = z.object({
-  role: z.enum(['scd', 'spd']),
-  domain: z.string(),
-  thing: z.string(),
-  api: z.string().url(),
-  link: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('iot-core'), endpoint: z.string(), certPath: z.string(), keyPath: z.string() }),
-    z.object({ kind: z.literal('local'), host: z.string().default('127.0.0.1'), port: z.number().int() }),
-  ]),
-  devicePrivateKeyPath: z.string(),
-  credentialPath: z.string().optional(),
-  chainPath: z.string().optional(),
-  buy: z
-    .object({
-      providerDomain: z.string(),
-      providerDevice: z.string(),
-      service: z.string(),
-      every: z.number().int().positive().default(5_000),
-      count: z.number().int().positive().default(10),
-      /** dueBy − issuedAt of each obligation, ms (default DEFAULT_PAY_WINDOW_MS, 15 minutes). */
-      payWindowMs: z.number().int().positive().optional(),
-    })
-    .optional(),
-});
-
-async function json(path: string): Promise<unknown> {
-  return JSON.parse(await readFile(path, 'utf8')) as unknown;
+async function privateKey(path: string) {
+  const r = PrivateKeyFile.safeParse(await readJsonFile(path, 'device key'));
+  if (!r.success) throw new UsageError(`device key ${path}: ${firstIssue(r.error)} (write one with npm run device:keygen)`);
+  return r.data;
 }
 
-/** A provider device keeps running after main() returns (it waits for grants). */
-let isProvider = false;
+/** The link's connect(), with a failure that names the broker and the cause. */
+async function connect(start: () => Promise<void>, cfg: DeviceConfig): Promise<void> {
+  try {
+    await start();
+  } catch (e) {
+    const where = cfg.link.kind === 'local' ? `${cfg.link.host}:${cfg.link.port}` : cfg.link.endpoint;
+    const err = e as { message?: string; error_name?: string };
+    const cause = [err.error_name, err.message].filter((x) => x && x !== 'undefined').filter((x, i, a) => a.indexOf(x) === i).join(': ') || String(e);
+    const hint = /PROTOCOL_ERROR|NOT_AUTHORIZED|BAD_USERNAME/.test(cause)
+      ? ` — the broker refused thing ${cfg.thing}: is it enrolled (npm run admin -- enrol) and is devicePrivateKeyPath its enrolled key?`
+      : /CONNECTION_REFUSED|ECONNREFUSED|SOCKET_TIMEOUT|TIMEOUT/.test(cause)
+        ? ' — is the broker running at that address?'
+        : '';
+    throw new Error(`${cfg.thing} cannot connect to ${where}: ${cause}${hint}`, { cause: e });
+  }
+}
 
-async function main(): Promise<void> {
-  const file = process.argv[2];
-  if (!file) throw new Error('usage: npm run device -- <config.json> (see devices/main.ts for the format)');
-  const cfg = Config.parse(await json(file));
-  const privateKey: PrivateKeyRef = Key.parse(await json(cfg.devicePrivateKeyPath));
+async function main(): Promise<number> {
+  const { values, positionals, help } = parse(DEVICE, process.argv.slice(2));
+  if (help) return 0;
+  const file = positionals[0]!;
+  const cfg = await loadDeviceConfig(file);
+  const key = await privateKey(cfg.devicePrivateKeyPath);
+  if (cfg.link.kind === 'iot-core') {
+    for (const [what, p] of [['certPath', cfg.link.certPath], ['keyPath', cfg.link.keyPath], ...(cfg.link.caPath ? [['caPath', cfg.link.caPath]] : [])] as const) {
+      await access(p).catch(() => {
+        throw new UsageError(`device config ${file}: link.${what} ${p}: no such file (scripts/provision-fleet.sh writes them)`);
+      });
+    }
+  }
   const linkCfg: LinkConfig =
     cfg.link.kind === 'local'
-      ? { kind: 'local', host: cfg.link.host, port: cfg.link.port, thing: cfg.thing, privateKey }
-      : { kind: 'iot-core', endpoint: cfg.link.endpoint, thing: cfg.thing, certPath: cfg.link.certPath, keyPath: cfg.link.keyPath };
-  const link = createLink(linkCfg);
+      ? { kind: 'local', host: cfg.link.host, port: cfg.link.port, thing: cfg.thing, privateKey: key }
+      : {
+          kind: 'iot-core',
+          endpoint: cfg.link.endpoint,
+          thing: cfg.thing,
+          certPath: cfg.link.certPath,
+          keyPath: cfg.link.keyPath,
+          ...(cfg.link.port === undefined ? {} : { port: cfg.link.port }),
+          ...(cfg.link.caPath === undefined ? {} : { caPath: cfg.link.caPath }),
+        };
+  const link: DeviceLink = createLink(linkCfg);
 
-  isProvider = cfg.role === 'spd';
   if (cfg.role === 'spd') {
     const spd = new ProviderDevice(cfg.domain, cfg.thing, link);
     spd.onGrant((g) => console.log(`granted ${g.service} to ${g.consumer} for ${g.amount} sats (obligation ${g.obligationId.slice(0, 12)}…)`));
-    await spd.start();
+    onInterrupt(() => spd.close().catch(() => undefined), () => undefined);
+    await connect(() => spd.start(), cfg);
     console.log(`${cfg.thing}: waiting for grants (Ctrl-C to stop)`);
-    process.once('SIGINT', () => void spd.close().then(() => process.exit(0)));
-    return;
+    return new Promise<never>(() => undefined); // until Ctrl-C
   }
 
-  if (!cfg.credentialPath || !cfg.buy) throw new Error('an scd needs credentialPath and buy in its config');
-  const credential = parseCredential(await json(cfg.credentialPath));
+  // the schema guarantees both for an scd
+  const buy = cfg.buy!;
+  const credential = await readJsonFile(cfg.credentialPath!, 'credential').then((c) => {
+    try {
+      return parseCredential(c);
+    } catch (e) {
+      throw new UsageError(`credential ${cfg.credentialPath}: ${(e as Error).message}`);
+    }
+  });
+  const api = cfg.api.endsWith('/') ? cfg.api : `${cfg.api}/`;
   const keys = new Map<string, PublicKeyRef>();
   const scd = new ConsumerDevice({
     domain: cfg.domain,
     deviceId: cfg.thing,
-    privateKey,
+    privateKey: key,
     credential,
     link,
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
-    ...(cfg.buy.payWindowMs === undefined ? {} : { payWindowMs: cfg.buy.payWindowMs }),
+    ...(buy.payWindowMs === undefined ? {} : { payWindowMs: buy.payWindowMs }),
     providerKey: async (d) => {
       const hit = keys.get(d);
       if (hit) return hit;
-      const res = await fetch(new URL(`domains/${d}`, cfg.api.endsWith('/') ? cfg.api : `${cfg.api}/`));
-      if (!res.ok) throw new Error(`cannot read the record of ${d}: HTTP ${res.status}`);
+      const res = await fetch(new URL(`domains/${encodeURIComponent(d)}`, api)).catch((e: unknown) => {
+        throw new Error(`cannot reach the API at ${cfg.api}`, { cause: e });
+      });
+      if (!res.ok) throw new Error(`cannot read the record of domain ${d} at ${cfg.api}: HTTP ${res.status}`);
       const key = ((await res.json()) as { record: { body: { key: PublicKeyRef } } }).record.body.key;
       keys.set(d, key);
       return key;
     },
   });
-  await scd.start();
-  const { providerDomain, providerDevice, service, every, count } = cfg.buy;
+  onInterrupt(() => scd.close().catch(() => undefined), () => undefined);
+  await connect(() => scd.start(), cfg);
+  const count = values.count ?? buy.count;
+  let refused = 0;
   for (let i = 1; i <= count; i++) {
-    const r = await scd.buy(providerDomain, providerDevice, service);
+    const r = await scd.buy(buy.providerDomain, buy.providerDevice, buy.service);
+    if (!r.ok) refused += 1;
     console.log(
       r.ok
         ? `#${i} accepted: ${r.amount} sats, obligation ${r.obligationId.slice(0, 12)}… (seq ${r.seq}, ${r.acceptMs} ms)`
         : `#${i} refused at ${r.stage}: ${r.error.code} — ${r.error.message}`,
     );
-    if (i < count) await new Promise((res) => setTimeout(res, every));
+    if (i < count) await new Promise((res) => setTimeout(res, buy.every));
   }
   await scd.close();
+  return refused === 0 ? 0 : 1;
 }
 
-main()
-  .then(() => {
-    // aws-crt can keep the process alive after an MQTT5 client closes (aws-crt-nodejs #600): an SCD that is done exits
-    if (!isProvider) process.exit(process.exitCode ?? 0);
-  })
-  .catch((e: unknown) => {
-    console.error(`device failed: ${(e as Error).message}`);
-    process.exit(1);
-  });
+// aws-crt can keep the process alive after an MQTT client closes (aws-crt-nodejs #600): a device that is done exits
+if (isMain(import.meta.url)) runCli('npm run device', main, { exit: true });

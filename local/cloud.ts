@@ -208,7 +208,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       routes: ROUTES.map((r) => ({
         method: r.method,
         path: r.path,
-        handler: scoped(HANDLERS[r.handler] as Route['handler']),
+        handler: r.handler === 'enrol' ? thingOnEnrol(scoped(HANDLERS.enrol as Route['handler']), things) : scoped(HANDLERS[r.handler] as Route['handler']),
         functionName: r.handler,
       })),
       static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
@@ -314,6 +314,26 @@ async function useDynamo(endpoint: string): Promise<LocalDynamo> {
     throw e;
   }
   return { endpoint, region: LOCAL_REGION, tableName, client, stop: async () => client.destroy() };
+}
+
+/**
+ * Locally, an enrolled device is also a thing of the embedded broker, with the
+ * enrolled key as its "certificate" (on AWS the thing and its X.509 certificate
+ * come from scripts/provision-fleet.sh; DESIGN: device keys may be the
+ * certificate's keys). So a device started by hand, in another process, can
+ * connect once it is enrolled through the HTTP API (`npm run admin -- enrol`).
+ * The thing is taken from the credential the domain signed, not from the request.
+ */
+function thingOnEnrol(h: Route['handler'], things: MapThingRegistry): Route['handler'] {
+  return async (event, context) => {
+    const res = await h(event, context);
+    const out = res as { statusCode?: number; body?: unknown };
+    if (out.statusCode === 201 && typeof out.body === 'string') {
+      const { credential } = JSON.parse(out.body) as { credential: { body: { domain: string; deviceId: string; deviceKey: PublicKeyRef } } };
+      things.put(credential.body.deviceId, { domain: credential.body.domain, key: credential.body.deviceKey });
+    }
+    return res;
+  };
 }
 
 /** Add the numeric top-level fields of a job's result to `totals`. */

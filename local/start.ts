@@ -9,98 +9,85 @@
  *   npm start -- --hubs 3        (a federation: see runFederated below)
  */
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
+import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { hubEnv, startFederation } from './federation.ts';
 import { drainFederation, federationReport } from './federation-report.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
 
-const HELP = `obligation-chain on the embedded cloud
+const OPTIONS = {
+  consumers: { type: 'int', min: 1, max: 1_000, default: DEFAULT_FLEET.consumers, arg: 'N', help: 'consumer domains' },
+  devices: { type: 'int', min: 1, max: 1_000, default: DEFAULT_FLEET.devicesPerConsumer, arg: 'N', help: 'devices per consumer domain' },
+  providers: { type: 'int', min: 1, max: 1_000, default: DEFAULT_FLEET.providers, arg: 'N', help: 'provider domains' },
+  defaulters: { type: 'number', min: 0, max: 1, default: DEFAULT_FLEET.defaulterShare, arg: 'R', help: 'share of consumer domains that never pay' },
+  rounds: { type: 'int', min: 1, max: 100_000, default: DEFAULT_FLEET.rounds, arg: 'N', help: 'purchase rounds' },
+  'round-ms': { type: 'int', min: 0, max: 3_600_000, default: DEFAULT_FLEET.roundMs, arg: 'MS', help: 'pause between rounds' },
+  'pay-window': { type: 'int', min: 500, max: 86_400_000, default: DEFAULT_FLEET.payWindowMs, arg: 'MS', help: 'dueBy − issuedAt of each obligation' },
+  seed: { type: 'int', min: 0, max: 2 ** 32 - 1, default: DEFAULT_FLEET.seed, arg: 'N', help: 'PRNG seed' },
+  hubs: { type: 'int', min: 1, max: 16, default: 1, arg: 'N', help: 'hubs sharing only the chain (consumers buy at other hubs)' },
+  'ledger-delay': { type: 'int', min: 0, max: 60_000, default: 150, arg: 'MS', help: 'ledger delay between hubs (--hubs > 1)' },
+  data: { type: 'string', arg: 'DIR', help: 'keep the ledger and DynamoDB in DIR (created if its parent exists; bcoin stays in memory)' },
+  port: { type: 'int', min: 1, max: 65_535, arg: 'N', help: 'HTTP API port; default a free port' },
+  'mqtt-port': { type: 'int', min: 1, max: 65_535, arg: 'N', help: 'MQTT broker port; default a free port' },
+  serve: { type: 'boolean', help: 'keep running after the summary (web page, API, broker; Ctrl-C to stop)' },
+  json: { type: 'string', arg: 'FILE', help: 'also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)' },
+} as const satisfies Options;
 
-usage: npm start [-- options]
-  --consumers N      consumer domains (default ${DEFAULT_FLEET.consumers})
-  --devices N        devices per consumer domain (default ${DEFAULT_FLEET.devicesPerConsumer})
-  --providers N      provider domains (default ${DEFAULT_FLEET.providers})
-  --defaulters R     share of consumer domains that never pay, 0..1 (default ${DEFAULT_FLEET.defaulterShare})
-  --rounds N         purchase rounds (default ${DEFAULT_FLEET.rounds})
-  --round-ms MS      pause between rounds (default ${DEFAULT_FLEET.roundMs})
-  --pay-window MS    dueBy − issuedAt of each obligation (default ${DEFAULT_FLEET.payWindowMs})
-  --seed N           PRNG seed (default ${DEFAULT_FLEET.seed})
-  --hubs N           independent hubs sharing only the chain (default 1); with N > 1, domains are
-                     hosted round-robin and consumers buy only from providers at other hubs
-  --ledger-delay MS  ledger propagation delay between hubs (default 150; with --hubs > 1)
-  --data DIR         keep the ledger and DynamoDB on disk in DIR (bcoin stays in memory)
-  --port N           HTTP API port (default: a free port)
-  --serve            keep running after the summary (watch the web page; Ctrl-C to stop)
-  --json FILE        also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)
-  --help`;
+export const START: CommandSpec<typeof OPTIONS> = {
+  name: 'npm start',
+  usage: '[-- options]',
+  summary: 'obligation-chain on the embedded cloud: a seeded fleet of devices trades, settles and defaults; a summary checked against the ledger.',
+  epilog: `examples:
+  npm start -- --consumers 6 --rounds 20 --seed 7 --defaulters 0.3
+  npm start -- --serve --port 8080 --mqtt-port 1883     (keep serving: web page, API, broker for hand-started devices)
+  npm start -- --hubs 3                                  (a federation of three hubs)`,
+  options: OPTIONS,
+};
+
 
 interface StartConfig {
   fleet: FleetConfig;
   data?: string;
   port?: number;
+  mqttPort?: number;
   serve: boolean;
   json?: string;
   hubs: number;
   ledgerDelayMs: number;
 }
 
-function config(): StartConfig {
-  const { values } = parseArgs({
-    options: {
-      consumers: { type: 'string' },
-      devices: { type: 'string' },
-      providers: { type: 'string' },
-      defaulters: { type: 'string' },
-      rounds: { type: 'string' },
-      'round-ms': { type: 'string' },
-      'pay-window': { type: 'string' },
-      seed: { type: 'string' },
-      hubs: { type: 'string' },
-      'ledger-delay': { type: 'string' },
-      data: { type: 'string' },
-      port: { type: 'string' },
-      serve: { type: 'boolean', default: false },
-      json: { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const int = (v: string | undefined, def: number, name: string, min = 0): number => {
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min} (got ${v})`);
-    return n;
-  };
+/** The run's configuration from the command line; undefined when --help was asked for. Throws UsageError. */
+export function startConfig(argv: readonly string[]): StartConfig | undefined {
+  const { values, help } = parse(START, argv);
+  if (help) return undefined;
   const fleet: FleetConfig = {
     ...DEFAULT_FLEET,
-    consumers: int(values.consumers, DEFAULT_FLEET.consumers, 'consumers', 1),
-    devicesPerConsumer: int(values.devices, DEFAULT_FLEET.devicesPerConsumer, 'devices', 1),
-    providers: int(values.providers, DEFAULT_FLEET.providers, 'providers', 1),
-    defaulterShare: Math.min(1, int(values.defaulters, DEFAULT_FLEET.defaulterShare, 'defaulters')),
-    rounds: int(values.rounds, DEFAULT_FLEET.rounds, 'rounds', 1),
-    roundMs: int(values['round-ms'], DEFAULT_FLEET.roundMs, 'round-ms'),
-    payWindowMs: int(values['pay-window'], DEFAULT_FLEET.payWindowMs, 'pay-window', 500),
-    seed: int(values.seed, DEFAULT_FLEET.seed, 'seed'),
+    consumers: values.consumers,
+    devicesPerConsumer: values.devices,
+    providers: values.providers,
+    defaulterShare: values.defaulters,
+    rounds: values.rounds,
+    roundMs: values['round-ms'],
+    payWindowMs: values['pay-window'],
+    seed: values.seed,
   };
-  const hubs = int(values.hubs, 1, 'hubs', 1);
-  if (hubs > 1 && (values.data || values.port || values.serve || values.json)) {
-    throw new Error('--data, --port, --serve and --json are for one hub only');
+  if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined)) {
+    throw new UsageError('--data, --port, --mqtt-port, --serve and --json are for one hub only (drop --hubs)');
   }
+  if (values.port !== undefined && values.port === values['mqtt-port']) throw new UsageError('--port and --mqtt-port must differ');
   return {
     fleet,
-    hubs,
-    ledgerDelayMs: int(values['ledger-delay'], 150, 'ledger-delay'),
-    ...(values.data ? { data: values.data } : {}),
-    ...(values.port ? { port: int(values.port, 0, 'port', 1) } : {}),
-    ...(values.json ? { json: values.json } : {}),
-    serve: values.serve ?? false,
+    hubs: values.hubs,
+    ledgerDelayMs: values['ledger-delay'],
+    ...(values.data !== undefined ? { data: values.data } : {}),
+    ...(values.port !== undefined ? { port: values.port } : {}),
+    ...(values['mqtt-port'] !== undefined ? { mqttPort: values['mqtt-port'] } : {}),
+    ...(values.json !== undefined ? { json: values.json } : {}),
+    serve: values.serve,
   };
 }
 
@@ -135,32 +122,39 @@ async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): P
  */
 const LOCAL_GRACE = { ACCEPTED_GRACE_MS: '10000' };
 
-async function main(): Promise<void> {
-  const cfg = config();
+async function main(): Promise<number | void> {
+  const cfg = startConfig(process.argv.slice(2));
+  if (!cfg) return 0;
   if (cfg.hubs > 1) return runFederated(cfg);
+  const created = cfg.data === undefined ? false : (await prepareDataDir(cfg.data)).created;
   const t0 = Date.now();
   console.log('obligation-chain — embedded cloud (dynalite, aedes, bcoin regtest, embedded ledger, real handlers)');
-  const cloud = await startCloud({
+  // Ctrl-C while the cloud starts: stop what has started once startCloud returns
+  let cloud: LocalCloud | undefined;
+  let fleet: Fleet | undefined;
+  const shutdown = async () => {
+    await fleet?.close().catch(() => undefined);
+    await cloud?.stop();
+  };
+  const interrupt = onInterrupt(shutdown, (l) => console.log(l));
+  cloud = await startCloud({
     schedule: { publish: 250, watch: 400, settle: 1_000, mine: 500 },
     env: LOCAL_GRACE,
     ...(cfg.data ? { dataDir: cfg.data } : {}),
     ...(cfg.port ? { apiPort: cfg.port } : {}),
+    ...(cfg.mqttPort ? { brokerPort: cfg.mqttPort } : {}),
+  }).catch((e: unknown) => {
+    throw listenError(e, cfg);
   });
-  let fleet: Fleet | undefined;
-  const shutdown = async () => {
-    await fleet?.close().catch(() => undefined);
-    await cloud.stop();
-  };
-  process.once('SIGINT', () => {
-    console.log('\nstopping…');
-    void shutdown().then(() => process.exit(130));
-  });
+  if (interrupt.stopping) return new Promise<never>(() => undefined); // the interrupt handler stops and exits
   try {
     console.log(`  HTTP API      ${cloud.api}`);
     console.log(`  live page     ${cloud.api}/ui/index.html`);
     console.log(`  MQTT broker   ${cloud.broker.url}`);
     if (cfg.data) {
-      console.log(`  data          ${cfg.data} (ledger and table kept; bcoin regtest is in memory, so wallets start over each run)`);
+      console.log(
+        `  data          ${cfg.data}${created ? ' (created)' : ''} (ledger and table kept; bcoin regtest is in memory, so wallets start over each run)`,
+      );
     }
     const f = cfg.fleet;
     console.log(
@@ -239,18 +233,29 @@ async function main(): Promise<void> {
       await writeFile(cfg.json, JSON.stringify({ ok, open, seconds: (Date.now() - t0) / 1000, seed: f.seed, ...facts }, null, 2));
     }
     if (cfg.serve) {
-      console.log(`\nserving ${cloud.api}/ui/index.html — Ctrl-C to stop`);
+      console.log(`\nserving ${cloud.api}/ui/index.html — API ${cloud.api}, MQTT ${cloud.broker.url} — Ctrl-C to stop`);
       await fleet.close();
       fleet = undefined;
       await new Promise(() => undefined);
     }
     await shutdown();
-    process.exitCode = ok ? 0 : 1;
+    return ok ? 0 : 1;
   } catch (e) {
-    console.error(`\nfailed: ${(e as Error).message}`);
+    // work cut short by Ctrl-C fails with "connection closed" and the like: not an error of the run
+    if (interrupt.stopping) return new Promise<never>(() => undefined);
     await shutdown();
-    process.exitCode = 1;
+    throw e;
   }
+}
+
+/** A port in use is the user's choice of port: say which flag (exit 2); anything else is a failure of the run. */
+function listenError(e: unknown, cfg: StartConfig): unknown {
+  const err = e as NodeJS.ErrnoException & { port?: number };
+  if (err.code === 'EADDRINUSE' || err.code === 'EACCES') {
+    const which = err.port !== undefined && err.port === cfg.mqttPort ? '--mqtt-port' : err.port === cfg.port ? '--port' : undefined;
+    if (which) return new UsageError(`${which} ${err.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : 'not allowed to listen on it'}`);
+  }
+  return e;
 }
 
 /**
@@ -261,7 +266,7 @@ async function main(): Promise<void> {
  * through their hubs' HTTP API. The summary shows each consumer domain's
  * reputation as each hub reports it and the fate of the cross-hub obligations.
  */
-async function runFederated(cfg: StartConfig): Promise<void> {
+async function runFederated(cfg: StartConfig): Promise<number> {
   const t0 = Date.now();
   const f = cfg.fleet;
   console.log(`obligation-chain — ${cfg.hubs} hubs in one process, sharing only the ledger network and regtest`);
@@ -276,10 +281,7 @@ async function runFederated(cfg: StartConfig): Promise<void> {
     await fleet?.close().catch(() => undefined);
     await fed.stop();
   };
-  process.once('SIGINT', () => {
-    console.log('\nstopping…');
-    void shutdown().then(() => process.exit(130));
-  });
+  const interrupt = onInterrupt(shutdown, (l) => console.log(l));
   try {
     for (const [i, hub] of fed.hubs.entries()) {
       console.log(`  ${fed.publisher(i)}  API ${hub.api}  MQTT ${hub.broker.url}`);
@@ -322,11 +324,11 @@ async function runFederated(cfg: StartConfig): Promise<void> {
     };
     console.log(renderFederationSummary(report, facts));
     await shutdown();
-    process.exitCode = federationChecks(report, facts).every((c) => c.ok) ? 0 : 1;
+    return federationChecks(report, facts).every((c) => c.ok) ? 0 : 1;
   } catch (e) {
-    console.error(`\nfailed: ${(e as Error).message}`);
+    if (interrupt.stopping) return new Promise<never>(() => undefined);
     await shutdown();
-    process.exitCode = 1;
+    throw e;
   }
 }
 
@@ -368,4 +370,4 @@ async function paymentFacts(cloud: LocalCloud, fleet: Fleet): Promise<{ domains:
 }
 
 
-await main();
+if (isMain(import.meta.url)) runCli('npm start', main);

@@ -16,9 +16,9 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import type { DomainPayments } from '../local/summary.ts';
+import { isMain, parse, runCli, type CommandSpec, type Options } from '../cli/args.ts';
 
 
 interface RunSummary {
@@ -48,29 +48,27 @@ interface RunFigures {
   selfChecks: boolean;
 }
 
-const { values, positionals } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '20' },
-    load: { type: 'string', default: '0' },
-    keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-  allowPositionals: true,
-});
-if (values.help) {
-  console.log('usage: npm run runs -- [--runs N (20)] [--load WORKERS (0)] [--keep (keep each run\'s log)] [-- npm-start options]');
-  process.exit(0);
-}
-const runs = Number(values.runs);
-const load = Number(values.load);
-if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(load) || load < 0) throw new Error('--runs >= 1 and --load >= 0, integers');
+const RUNS_OPTIONS = {
+  runs: { type: 'int', min: 1, max: 10_000, default: 20, arg: 'N', help: 'how many runs' },
+  load: { type: 'int', min: 0, max: 64, default: 0, arg: 'WORKERS', help: 'CPU-burning worker threads alongside' },
+  keep: { type: 'boolean', help: "keep each run's log and JSON even when all pass" },
+} as const satisfies Options;
+
+export const RUNS: CommandSpec<typeof RUNS_OPTIONS> = {
+  name: 'npm run runs',
+  usage: '-- [--runs N] [--load WORKERS] [--keep] [-- npm-start options]',
+  summary: 'Run the default npm start scenario N times, each in a child process, and check for payer defaults and double payments.',
+  passThrough: true,
+  unknownHint: 'npm start options go after a second --, e.g. npm run runs -- --runs 5 -- --seed 3',
+  options: RUNS_OPTIONS,
+};
 
 /** Busy threads: each spins until terminated. */
 function burners(n: number): Worker[] {
   return Array.from({ length: n }, () => new Worker('let x = 0; for (;;) { x = (x * 1103515245 + 12345) % 2147483648; }', { eval: true }));
 }
 
-function runOnce(dir: string, i: number): Promise<{ exit: number | null; log: string }> {
+function runOnce(dir: string, i: number, positionals: readonly string[]): Promise<{ exit: number | null; log: string }> {
   const json = join(dir, `run-${i}.json`);
   const log = join(dir, `run-${i}.log`);
   return new Promise((resolve, reject) => {
@@ -123,50 +121,57 @@ const row = (f: RunFigures | (Omit<RunFigures, 'run' | 'exit'> & { run: string; 
     (typeof f.selfChecks === 'boolean' ? (f.selfChecks ? 'ok' : 'FAIL') : f.selfChecks).padStart(7),
   ].join('  ');
 
-const dir = await mkdtemp(join(tmpdir(), 'oc-runs-'));
-const workers = burners(load);
-console.log(`${runs} run(s) of the default npm start scenario${positionals.length ? ` (${positionals.join(' ')})` : ''}, ${load} CPU burner(s) alongside; logs in ${dir}`);
-console.log(
-  ['  run', 'exit', '      s', 'accepted', 'fulfilled', 'defaulted', 'payer defaults', 'in 2+ settlements', 'over-settled', 'over-received', ' checks'].join('  '),
-);
-const all: RunFigures[] = [];
-try {
-  for (let i = 1; i <= runs; i++) {
-    const { exit } = await runOnce(dir, i);
-    let summary: RunSummary | undefined;
-    try {
-      summary = JSON.parse(await readFile(join(dir, `run-${i}.json`), 'utf8')) as RunSummary;
-    } catch {
-      summary = undefined; // the run died before writing it: counted as failed
+async function main(): Promise<number> {
+  const { values, rest: positionals, help } = parse(RUNS, process.argv.slice(2));
+  if (help) return 0;
+  const { runs, load } = values;
+  const dir = await mkdtemp(join(tmpdir(), 'oc-runs-'));
+  const workers = burners(load);
+  console.log(`${runs} run(s) of the default npm start scenario${positionals.length ? ` (${positionals.join(' ')})` : ''}, ${load} CPU burner(s) alongside; logs in ${dir}`);
+  console.log(
+    ['  run', 'exit', '      s', 'accepted', 'fulfilled', 'defaulted', 'payer defaults', 'in 2+ settlements', 'over-settled', 'over-received', ' checks'].join('  '),
+  );
+  const all: RunFigures[] = [];
+  try {
+    for (let i = 1; i <= runs; i++) {
+      const { exit } = await runOnce(dir, i, positionals);
+      let summary: RunSummary | undefined;
+      try {
+        summary = JSON.parse(await readFile(join(dir, `run-${i}.json`), 'utf8')) as RunSummary;
+      } catch {
+        summary = undefined; // the run died before writing it: counted as failed
+      }
+      const f = figures(i, exit, summary);
+      all.push(f);
+      console.log(row(f) + (bad(f) ? `   <- see ${join(dir, `run-${i}.log`)}` : ''));
     }
-    const f = figures(i, exit, summary);
-    all.push(f);
-    console.log(row(f) + (bad(f) ? `   <- see ${join(dir, `run-${i}.log`)}` : ''));
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
   }
-} finally {
-  await Promise.all(workers.map((w) => w.terminate()));
+  const total = (k: keyof RunFigures) => all.reduce((t, f) => t + (f[k] as number), 0);
+  console.log(
+    row({
+      run: 'total',
+      exit: String(all.filter((f) => f.exit !== 0).length),
+      seconds: total('seconds'),
+      accepted: total('accepted'),
+      fulfilled: total('fulfilled'),
+      defaulted: total('defaulted'),
+      payerDefaults: total('payerDefaults'),
+      inSeveral: total('inSeveral'),
+      overSettledSats: total('overSettledSats'),
+      overReceivedSats: total('overReceivedSats'),
+      selfChecks: all.every((f) => f.selfChecks),
+    }),
+  );
+  const failed = all.filter(bad).length;
+  console.log(
+    failed === 0
+      ? `all ${runs} run(s): 0 defaults of paying domains, 0 double payments`
+      : `${failed} of ${runs} run(s) FAILED (payer defaults ${total('payerDefaults')}, obligations in 2+ settlements ${total('inSeveral')}, over-paid sats ${total('overSettledSats')} / ${total('overReceivedSats')})`,
+  );
+  if (failed === 0 && !values.keep) await rm(dir, { recursive: true, force: true });
+  return failed === 0 ? 0 : 1;
 }
-const total = (k: keyof RunFigures) => all.reduce((t, f) => t + (f[k] as number), 0);
-console.log(
-  row({
-    run: 'total',
-    exit: String(all.filter((f) => f.exit !== 0).length),
-    seconds: total('seconds'),
-    accepted: total('accepted'),
-    fulfilled: total('fulfilled'),
-    defaulted: total('defaulted'),
-    payerDefaults: total('payerDefaults'),
-    inSeveral: total('inSeveral'),
-    overSettledSats: total('overSettledSats'),
-    overReceivedSats: total('overReceivedSats'),
-    selfChecks: all.every((f) => f.selfChecks),
-  }),
-);
-const failed = all.filter(bad).length;
-console.log(
-  failed === 0
-    ? `all ${runs} run(s): 0 defaults of paying domains, 0 double payments`
-    : `${failed} of ${runs} run(s) FAILED (payer defaults ${total('payerDefaults')}, obligations in 2+ settlements ${total('inSeveral')}, over-paid sats ${total('overSettledSats')} / ${total('overReceivedSats')})`,
-);
-if (failed === 0 && !values.keep) await rm(dir, { recursive: true, force: true });
-process.exitCode = failed === 0 ? 0 : 1;
+
+if (isMain(import.meta.url)) runCli('npm run runs', main);

@@ -7,7 +7,7 @@
  * each ended fulfilled or defaulted, and every consumer domain's counters
  * equal a recomputation from the ledger alone.
  *
- *   npx tsx soak/run.ts [--seconds 30] [--consumers 4] [--devices 20] [--providers 2] [--defaulters 1] [--creditBase 1000000] [--out soak/results.json]
+ *   npm run soak -- [--seconds 30] [--consumers 4] [--devices 20] [--providers 2] [--defaulters 1] [--credit-base 1000000] [--out soak/results.json]   (--help for all)
  *
  * Prints a table, writes the figures as JSON, exits 1 when a check fails.
  * All traffic is on 127.0.0.1; every loop is bounded in count and time.
@@ -21,6 +21,7 @@ import { ProviderDevice } from '../devices/spd.ts';
 import { startCloud, type LocalCloud } from '../local/cloud.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import { percentile } from '../local/stats.ts';
+import { isMain, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
 
 export interface SoakConfig {
   seconds: number;
@@ -57,23 +58,48 @@ export const DEFAULT_SOAK: SoakConfig = {
   out: new URL('./results.json', import.meta.url).pathname,
 };
 
-/** `--name value` flags over the defaults; unknown flags are an error. */
-export function soakConfig(argv: readonly string[]): SoakConfig {
-  const cfg: SoakConfig = { ...DEFAULT_SOAK };
-  for (let i = 0; i < argv.length; i += 2) {
-    const flag = argv[i] ?? '';
-    const value = argv[i + 1];
-    const key = flag.replace(/^--/, '') as keyof SoakConfig;
-    if (!flag.startsWith('--') || !(key in cfg) || value === undefined) throw new Error(`bad argument ${flag} ${value ?? ''}`);
-    if (key === 'out') cfg.out = value;
-    else {
-      const n = Number(value);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} needs a number`);
-      cfg[key] = n;
-    }
-  }
-  if (cfg.defaulters >= cfg.consumers) throw new Error('at least one consumer domain must pay');
-  return cfg;
+const SOAK_OPTIONS = {
+  seconds: { type: 'number', min: 1, max: 86_400, default: DEFAULT_SOAK.seconds, arg: 'S', help: 'how long devices trade' },
+  consumers: { type: 'int', min: 1, max: 1_000, default: DEFAULT_SOAK.consumers, arg: 'N', help: 'consumer domains' },
+  devices: { type: 'int', min: 1, max: 10_000, default: DEFAULT_SOAK.devices, arg: 'N', help: 'consumer devices in all, spread over the domains' },
+  providers: { type: 'int', min: 1, max: 1_000, default: DEFAULT_SOAK.providers, arg: 'N', help: 'provider domains' },
+  'devices-per-provider': { type: 'int', min: 1, max: 1_000, default: DEFAULT_SOAK.devicesPerProvider, arg: 'N', help: 'devices per provider domain' },
+  defaulters: { type: 'int', min: 0, max: 999, default: DEFAULT_SOAK.defaulters, arg: 'N', help: 'consumer domains that never pay (fewer than --consumers)' },
+  'pay-window': { type: 'int', min: 1, max: 86_400_000, default: DEFAULT_SOAK.payWindowMs, arg: 'MS', help: "payers' dueBy − issuedAt" },
+  'default-window': { type: 'int', min: 1, max: 86_400_000, default: DEFAULT_SOAK.defaultWindowMs, arg: 'MS', help: "defaulters' dueBy − issuedAt" },
+  'drain-timeout': { type: 'int', min: 1, max: 86_400_000, default: DEFAULT_SOAK.drainTimeoutMs, arg: 'MS', help: 'give up draining after' },
+  'max-per-device': { type: 'int', min: 1, max: 10_000_000, default: DEFAULT_SOAK.maxPerDevice, arg: 'N', help: 'purchases per device at most' },
+  'credit-base': { type: 'int', min: 0, max: 2_100_000_000_000_000, default: DEFAULT_SOAK.creditBase, arg: 'SATS', help: "the back-end's CREDIT_BASE" },
+  out: { type: 'string', default: DEFAULT_SOAK.out, arg: 'FILE', help: 'where the figures go (JSON)' },
+} as const satisfies Options;
+
+export const SOAK: CommandSpec<typeof SOAK_OPTIONS> = {
+  name: 'npm run soak',
+  usage: '[-- options]',
+  summary: 'Soak run: SDK devices trade on the embedded cloud for a bounded time, then the stored, ledger and counter records are checked against each other.',
+  options: SOAK_OPTIONS,
+};
+
+/** Flags over the defaults; undefined on --help. Throws UsageError on any mistake. */
+export function soakConfig(argv: readonly string[]): SoakConfig | undefined {
+  const { values: v, help } = parse(SOAK, argv);
+  if (help) return undefined;
+  if (v.defaulters >= v.consumers) throw new UsageError(`--defaulters ${v.defaulters} must be fewer than --consumers ${v.consumers}: at least one consumer domain must pay`);
+  if (v.devices < v.consumers) throw new UsageError(`--devices ${v.devices} must be at least --consumers ${v.consumers} (every domain needs a device)`);
+  return {
+    seconds: v.seconds,
+    consumers: v.consumers,
+    devices: v.devices,
+    providers: v.providers,
+    devicesPerProvider: v['devices-per-provider'],
+    defaulters: v.defaulters,
+    payWindowMs: v['pay-window'],
+    defaultWindowMs: v['default-window'],
+    drainTimeoutMs: v['drain-timeout'],
+    maxPerDevice: v['max-per-device'],
+    creditBase: v['credit-base'],
+    out: v.out,
+  };
 }
 
 const SERVICES = ['wifi-access', 'charging', 'data-feed'];
@@ -310,17 +336,16 @@ export async function soak(cfg: SoakConfig, log: (line: string) => void = consol
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  soak(soakConfig(process.argv.slice(2)))
-    .then((r) => {
-      process.exitCode = r.checks.ok ? 0 : 1;
-    })
-    .catch((e: unknown) => {
-      console.error(e);
-      process.exitCode = 1;
-    })
-    .finally(() => {
-      // bcoin and aws-crt may keep a timer or two alive after close: do not hang a CI step on them
-      setTimeout(() => process.exit(), 2_000).unref();
-    });
+if (isMain(import.meta.url)) {
+  runCli(
+    'npm run soak',
+    async () => {
+      const cfg = soakConfig(process.argv.slice(2));
+      if (!cfg) return 0;
+      const r = await soak(cfg);
+      return r.checks.ok ? 0 : 1;
+    },
+    // bcoin and aws-crt may keep a timer or two alive after close: do not hang a CI step on them
+    { exit: true },
+  );
 }

@@ -1,0 +1,40 @@
+/**
+ * `npm start -- --data DIR`: check the directory before anything starts.
+ * - DIR exists: it must be a directory we can read and write;
+ * - DIR does not exist: it is created (one level, like `mkdir DIR`) when its
+ *   parent is an existing directory, and the run says so; a missing parent is
+ *   refused (a typo in a long path must not silently grow a tree).
+ * Every refusal is a UsageError (one line, exit 2). mkdir is never recursive
+ * here: node's recursive mkdir loops forever on a path under /proc (Node 22:
+ * `mkdir('/proc/nope', {recursive: true})` never returns), which is how
+ * `--data /proc/nope` used to hang.
+ */
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { UsageError } from '../cli/args.ts';
+
+const reason = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+
+/** Returns whether the directory was created. */
+export async function prepareDataDir(dir: string, flag = '--data'): Promise<{ created: boolean }> {
+  const full = resolve(dir);
+  const st = await stat(full).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw new UsageError(`${flag} ${dir}: cannot read it (${reason(e)})`);
+  });
+  if (st) {
+    if (!st.isDirectory()) throw new UsageError(`${flag} ${dir}: exists and is not a directory`);
+    await access(full, constants.R_OK | constants.W_OK | constants.X_OK).catch((e: unknown) => {
+      throw new UsageError(`${flag} ${dir}: not readable and writable (${reason(e)})`);
+    });
+    return { created: false };
+  }
+  const parent = dirname(full);
+  const pst = await stat(parent).catch(() => undefined);
+  if (!pst?.isDirectory()) throw new UsageError(`${flag} ${dir}: its parent ${parent} is not an existing directory (create it first)`);
+  await mkdir(full, { mode: 0o700 }).catch((e: unknown) => {
+    throw new UsageError(`${flag} ${dir}: cannot create it (${reason(e)})`);
+  });
+  return { created: true };
+}
