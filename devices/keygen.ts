@@ -1,9 +1,10 @@
 /**
  * `npm run device:keygen -- <dir> [--alg ed25519|p256]`: make a device's
  * obligation signing key. Writes <dir>/device.key.json (private, mode 600;
- * <dir> is created, mode 700, if its parent exists) and prints the public key
- * as the body of POST /domains/{domain}/devices expects it (`deviceKey`).
- * Never overwrites a key.
+ * <dir> is created, mode 700, if its parent exists) and <dir>/device.pub.json
+ * (the public key as POST /domains/{domain}/devices expects it, `{"deviceKey": …}`,
+ * what `npm run admin -- enrol --key` reads), and prints the latter. Never
+ * overwrites a key.
  */
 import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -13,7 +14,7 @@ import { isMain, parse, runCli, UsageError, type CommandSpec } from '../cli/args
 export const KEYGEN: CommandSpec<{ alg: { type: 'string'; choices: readonly ['ed25519', 'p256']; default: 'ed25519'; help: string; arg: 'ALG' } }> = {
   name: 'npm run device:keygen',
   usage: '-- <dir> [--alg ed25519|p256]',
-  summary: "Make a device's obligation signing key in <dir>/device.key.json and print its public key.",
+  summary: "Make a device's obligation signing key: <dir>/device.key.json (private) and <dir>/device.pub.json (public, for npm run admin -- enrol --key).",
   positionals: { min: 1, max: 1, help: '  <dir>              where the key goes (e.g. .fleet/<thing>)' },
   options: { alg: { type: 'string', choices: ['ed25519', 'p256'], default: 'ed25519', arg: 'ALG', help: 'key algorithm' } },
 };
@@ -33,7 +34,9 @@ async function main(): Promise<number> {
   }
   const keys = generateKeyPair(values.alg as 'ed25519' | 'p256');
   await writeFile(file, JSON.stringify(keys.privateKey), { mode: 0o600, flag: 'wx' });
-  console.log(JSON.stringify({ deviceKey: keys.publicKey }));
+  const pub = JSON.stringify({ deviceKey: keys.publicKey });
+  await writeFile(join(dir, 'device.pub.json'), `${pub}\n`, { mode: 0o644 });
+  console.log(pub);
   return 0;
 }
 
