@@ -5,9 +5,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { benchCore } from './core.ts';
-import { benchFederation } from './federation.ts';
-import { benchSystem } from './system.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 import { isMain, parse, runCli, type CommandSpec } from '../cli/args.ts';
 
@@ -21,9 +18,10 @@ export const BENCH: CommandSpec<Record<string, never>> = {
 
 /** Suites in run order; add new ones here. */
 export const SUITES: BenchSuite[] = [
-  { name: 'core', run: benchCore },
-  { name: 'system', run: async (filter) => (filter === undefined ? benchSystem() : []) },
-  { name: 'federation', run: async (filter) => (filter === undefined ? benchFederation() : []) },
+  // loaded when they run, so that a mistake on the command line is reported at once
+  { name: 'core', run: async (filter) => (await import('./core.ts')).benchCore(filter) },
+  { name: 'system', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem() : []) },
+  { name: 'federation', run: async (filter) => (filter === undefined ? (await import('./federation.ts')).benchFederation() : []) },
 ];
 
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));

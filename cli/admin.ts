@@ -15,7 +15,12 @@
 import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { describeError, isMain, parse, runCli, UsageError, type CommandSpec, type Options, type Values } from './args.ts';
-import { defaultCredentials, regionOfHost, signRequest, type AwsCredentials } from './sigv4.ts';
+import type { AwsCredentials } from './sigv4.ts';
+
+/** API Gateway's host names its region: `{id}.execute-api.{region}.amazonaws.com`. */
+export function regionOfHost(hostname: string): string | undefined {
+  return /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(hostname)?.[1];
+}
 
 const GLOBAL = {
   api: { type: 'string', arg: 'URL', help: 'the hub API (npm start prints it); default $OC_API' },
@@ -201,6 +206,8 @@ export async function send(api: string, req: Request, t: Transport): Promise<unk
   const body = req.body === undefined ? undefined : JSON.stringify(req.body);
   let headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
   if (t.aws) {
+    // the signer and the credential chain load only for AWS
+    const { signRequest } = await import('./sigv4.ts');
     headers = await signRequest({
       method: req.method,
       url,
@@ -281,7 +288,7 @@ export async function admin(argv: readonly string[], out: (text: string) => void
     const region = v.region ?? regionOfHost(host) ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
     if (!region) throw new UsageError('--region is required: the API URL names none and AWS_REGION is unset');
     transport.region = region;
-    transport.credentials = defaultCredentials(v.profile);
+    transport.credentials = (await import('./sigv4.ts')).defaultCredentials(v.profile);
   }
   const req = await cmd.request(positionals, v as never);
   if (req.saveTo) await checkNewFile(req.saveTo.file);

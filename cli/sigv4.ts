@@ -41,11 +41,6 @@ export class NodeSha256 {
   }
 }
 
-/** The region of an API Gateway endpoint (`{id}.execute-api.{region}.amazonaws.com`), if the host names one. */
-export function regionOfHost(hostname: string): string | undefined {
-  return /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(hostname)?.[1];
-}
-
 export interface SignInput {
   method: string;
   url: URL;

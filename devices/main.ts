@@ -11,13 +11,10 @@
  * mistake in the command line or in the files it names.
  */
 import { access } from 'node:fs/promises';
-import { parseCredential } from '../core/records.ts';
 import type { PublicKeyRef } from '../core/types.ts';
 import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
 import { firstIssue, loadDeviceConfig, PrivateKeyFile, readJsonFile, type DeviceConfig } from './config.ts';
-import { createLink, type DeviceLink, type LinkConfig } from './link.ts';
-import { ConsumerDevice, FileChainStore } from './scd.ts';
-import { ProviderDevice } from './spd.ts';
+import type { DeviceLink, LinkConfig } from './link.ts';
 
 export const DEVICE: CommandSpec<{ count: { type: 'int'; min: 1; max: 1_000_000; arg: 'N'; help: string } }> = {
   name: 'npm run device',
@@ -64,6 +61,13 @@ async function main(): Promise<number> {
       });
     }
   }
+  // the SDK (aws-crt) loads once the files are known good
+  const [{ createLink }, { ConsumerDevice, FileChainStore }, { ProviderDevice }, { parseCredential }] = await Promise.all([
+    import('./link.ts'),
+    import('./scd.ts'),
+    import('./spd.ts'),
+    import('../core/records.ts'),
+  ]);
   const linkCfg: LinkConfig =
     cfg.link.kind === 'local'
       ? { kind: 'local', host: cfg.link.host, port: cfg.link.port, thing: cfg.thing, privateKey: key }

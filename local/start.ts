@@ -10,12 +10,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
-import { recomputeFromLedger } from '../service/reputation.ts';
 import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
-import { startCloud, type LocalCloud } from './cloud.ts';
+import type { LocalCloud } from './cloud.ts';
 import { prepareDataDir } from './data-dir.ts';
-import { hubEnv, startFederation } from './federation.ts';
-import { drainFederation, federationReport } from './federation-report.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
 
@@ -127,6 +124,12 @@ async function main(): Promise<number | void> {
   if (!cfg) return 0;
   if (cfg.hubs > 1) return runFederated(cfg);
   const created = cfg.data === undefined ? false : (await prepareDataDir(cfg.data)).created;
+  // the cloud's modules (AWS SDK, aedes, bcoin, aws-crt) load only once the arguments are known good
+  const [{ startCloud }, { hubEnv }, { recomputeFromLedger }] = await Promise.all([
+    import('./cloud.ts'),
+    import('./federation.ts'),
+    import('../service/reputation.ts'),
+  ]);
   const t0 = Date.now();
   console.log('obligation-chain — embedded cloud (dynalite, aedes, bcoin regtest, embedded ledger, real handlers)');
   // Ctrl-C while the cloud starts: stop what has started once startCloud returns
@@ -267,6 +270,10 @@ function listenError(e: unknown, cfg: StartConfig): unknown {
  * reputation as each hub reports it and the fate of the cross-hub obligations.
  */
 async function runFederated(cfg: StartConfig): Promise<number> {
+  const [{ hubEnv, startFederation }, { drainFederation, federationReport }] = await Promise.all([
+    import('./federation.ts'),
+    import('./federation-report.ts'),
+  ]);
   const t0 = Date.now();
   const f = cfg.fleet;
   console.log(`obligation-chain — ${cfg.hubs} hubs in one process, sharing only the ledger network and regtest`);

@@ -15,11 +15,9 @@
 import { writeFile } from 'node:fs/promises';
 import { generateKeyPair } from '../core/keys.ts';
 import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
-import { createLink, type DeviceLink } from '../devices/link.ts';
-import { ConsumerDevice, type BuyResult } from '../devices/scd.ts';
-import { ProviderDevice } from '../devices/spd.ts';
-import { startCloud, type LocalCloud } from '../local/cloud.ts';
-import { recomputeFromLedger } from '../service/reputation.ts';
+import type { DeviceLink } from '../devices/link.ts';
+import type { BuyResult, ConsumerDevice as ConsumerDeviceT } from '../devices/scd.ts';
+import type { LocalCloud } from '../local/cloud.ts';
 import { percentile } from '../local/stats.ts';
 import { isMain, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
 
@@ -124,11 +122,19 @@ async function device(cloud: LocalCloud, domain: string, id: string, creditLimit
     creditLimit,
   });
   cloud.registerThing(id, domain, keys.publicKey);
+  const { createLink } = await import('../devices/link.ts');
   const link: DeviceLink = createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: id, privateKey: keys.privateKey });
   return { keys, credential, link };
 }
 
 export async function soak(cfg: SoakConfig, log: (line: string) => void = console.log) {
+  // loaded here, not at the top: `npm run soak -- --bad-flag` answers at once
+  const [{ startCloud }, { ConsumerDevice }, { ProviderDevice }, { recomputeFromLedger }] = await Promise.all([
+    import('../local/cloud.ts'),
+    import('../devices/scd.ts'),
+    import('../devices/spd.ts'),
+    import('../service/reputation.ts'),
+  ]);
   const cloud = await startCloud({ env: { SETTLEMENT_GRACE_MS: '30000', CREDIT_BASE: String(cfg.creditBase) } });
   const closers: (() => Promise<void>)[] = [];
   try {
@@ -158,7 +164,7 @@ export async function soak(cfg: SoakConfig, log: (line: string) => void = consol
         spds.push({ domain: p, id });
       }
     }
-    const scds: { domain: string; scd: ConsumerDevice }[] = [];
+    const scds: { domain: string; scd: ConsumerDeviceT }[] = [];
     for (let i = 0; i < cfg.devices; i++) {
       const c = consumers[i % consumers.length];
       if (!c) continue;
