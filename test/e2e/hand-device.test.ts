@@ -1,0 +1,107 @@
+/**
+ * The device walkthrough (docs/devices.md), as a user does it from a second
+ * terminal: `npm start -- --serve` runs; from outside, `npm run admin`
+ * registers domains and enrols devices through the HTTP API (so the embedded
+ * broker learns the things), `npm run device:keygen` makes the key, and two
+ * hand-started `npm run device` processes, built from the example configs,
+ * complete a purchase: the SCD's obligation is accepted and the SPD is granted.
+ * Ctrl-C then stops the served system with exit 130 and no failure line.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { admin } from '../../cli/admin.ts';
+import { generateKeyPair } from '../../core/keys.ts';
+import { freePort, interrupt, ROOT, run, start, waitForLine } from '../cli/support.ts';
+
+describe('a hand-started device against npm start -- --serve', () => {
+  let served: ChildProcess;
+  let servedOut = '';
+  let spd: ChildProcess | undefined;
+  let spdOut = '';
+  let dir: string;
+  let api: string;
+  let mqttPort: number;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oc-hand-device-'));
+    const port = await freePort();
+    mqttPort = await freePort();
+    served = start('local/start.ts', ['--serve', '--port', String(port), '--mqtt-port', String(mqttPort), '--consumers', '1', '--devices', '1', '--providers', '1', '--rounds', '1', '--round-ms', '0']);
+    served.stdout!.on('data', (b: Buffer) => (servedOut += b.toString()));
+    served.stderr!.on('data', (b: Buffer) => (servedOut += b.toString()));
+    await waitForLine(served, /^serving /, 240_000);
+    api = `http://127.0.0.1:${port}`;
+  });
+
+  after(async () => {
+    if (spd) await interrupt(spd);
+    if (served) await interrupt(served);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('register, enrol through the API, and a purchase between two device processes', async () => {
+    const quiet = () => undefined;
+    assert.equal(await admin(['register-domain', 'home', '--role', 'consumer', '--api', api], quiet), 0);
+    assert.equal(await admin(['register-domain', 'shop', '--role', 'provider', '--threshold', '0.4', '--api', api], quiet), 0);
+
+    // the SCD: key by device:keygen, enrolled by the admin CLI (a process of its own, as from a terminal)
+    const scdDir = join(dir, 'home-scd-1');
+    const keygen = await run('devices/keygen.ts', [scdDir]);
+    assert.equal(keygen.code, 0, keygen.stderr);
+    const enrol = await run('cli/admin.ts', ['enrol', 'home', 'home-scd-1', '--key', join(scdDir, 'device.pub.json'), '--out', join(scdDir, 'credential.json'), '--api', api]);
+    assert.equal(enrol.code, 0, enrol.stderr);
+
+    // the SPD: enrolled too (so the broker accepts it), key made here
+    const spdKeys = generateKeyPair();
+    await writeFile(join(dir, 'spd.key.json'), JSON.stringify(spdKeys.privateKey));
+    await writeFile(join(dir, 'spd.pub.json'), JSON.stringify({ deviceKey: spdKeys.publicKey }));
+    assert.equal(await admin(['enrol', 'shop', 'shop-spd-1', '--key', join(dir, 'spd.pub.json'), '--credit-limit', '0', '--api', api], quiet), 0);
+
+    // device configs from the examples: only the address, ports and file paths change
+    const example = async (name: string) => JSON.parse(await readFile(join(ROOT, 'devices', name), 'utf8')) as Record<string, unknown>;
+    const spdCfg = { ...(await example('example.spd.device.json')), api, link: { kind: 'local', host: '127.0.0.1', port: mqttPort }, devicePrivateKeyPath: join(dir, 'spd.key.json') };
+    const scdExample = await example('example.device.json');
+    const scdCfg = {
+      ...scdExample,
+      api,
+      link: { kind: 'local', host: '127.0.0.1', port: mqttPort },
+      devicePrivateKeyPath: join(scdDir, 'device.key.json'),
+      credentialPath: join(scdDir, 'credential.json'),
+      chainPath: join(scdDir, 'chain.json'),
+      buy: { ...(scdExample.buy as object), providerDomain: 'shop', providerDevice: 'shop-spd-1', count: 1, every: 0 },
+    };
+    await writeFile(join(dir, 'spd.json'), JSON.stringify(spdCfg));
+    await writeFile(join(dir, 'scd.json'), JSON.stringify(scdCfg));
+
+    spd = start('devices/main.ts', [join(dir, 'spd.json')]);
+    spd.stdout!.on('data', (b: Buffer) => (spdOut += b.toString()));
+    spd.stderr!.on('data', (b: Buffer) => (spdOut += b.toString()));
+    await waitForLine(spd, /shop-spd-1: waiting for grants/, 120_000);
+
+    const granted = waitForLine(spd, /^granted wifi-access to home\/home-scd-1 for \d+ sats/, 120_000);
+    const scd = await run('devices/main.ts', [join(dir, 'scd.json')], { timeoutMs: 120_000 });
+    assert.equal(scd.code, 0, `${scd.stdout}\n${scd.stderr}`);
+    assert.match(scd.stdout, /^#1 accepted: \d+ sats, obligation [0-9a-f]{12}… \(seq 1, \d+ ms\)$/m);
+    await granted;
+
+    // the served hub stored it for the hand-enrolled domain
+    let text = '';
+    await admin(['obligations', 'home', '--api', api], (t) => (text += t));
+    assert.equal((JSON.parse(text) as { obligations: unknown[] }).obligations.length, 1);
+  });
+
+  it('Ctrl-C: the device and the served system stop (exit 130) without a failure line', async () => {
+    assert.ok(spd);
+    const s = await interrupt(spd);
+    spd = undefined;
+    assert.equal(s.code, 130, spdOut);
+    const r = await interrupt(served);
+    assert.equal(r.code, 130, servedOut);
+    assert.match(servedOut, /stopping…/);
+    assert.doesNotMatch(servedOut, /^\s*failed:|npm start failed|Connection has been closed|^\s+at /m);
+  });
+});
