@@ -105,3 +105,18 @@ describe('a hand-started device against npm start -- --serve', () => {
     assert.doesNotMatch(servedOut, /^\s*failed:|npm start failed|Connection has been closed|^\s+at /m);
   });
 });
+
+describe('Ctrl-C in the middle of npm start', () => {
+  it('stops what runs and exits 130, with no failure line from the work it cut short', async () => {
+    const child = start('local/start.ts', ['--consumers', '2', '--devices', '2', '--providers', '1', '--rounds', '20']);
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    // mid-run: devices buying, jobs settling and publishing, HTTP calls and MQTT messages in flight
+    await waitForLine(child, /round +1\/20/, 240_000);
+    const r = await interrupt(child, 60_000);
+    assert.equal(r.code, 130, out);
+    assert.match(out, /stopping…/);
+    assert.doesNotMatch(out, /failed|Connection has been closed|^\s+at /m, out);
+  });
+});
