@@ -12,6 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
+import { connectBitcoind } from './bitcoind.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
 import { hubEnv, startFederation } from './federation.ts';
 import { drainFederation, federationReport } from './federation-report.ts';
@@ -36,6 +37,8 @@ usage: npm start [-- options]
   --port N           HTTP API port (default: a free port)
   --serve            keep running after the summary (watch the web page; Ctrl-C to stop)
   --json FILE        also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)
+  --bitcoind URL     pay through this real regtest bitcoind (http://user:password@host:port; or env
+                     BITCOIND_RPC_URL) instead of the in-process bcoin; its faucet and miner use the node
   --help`;
 
 interface StartConfig {
@@ -46,6 +49,7 @@ interface StartConfig {
   json?: string;
   hubs: number;
   ledgerDelayMs: number;
+  bitcoind?: string;
 }
 
 function config(): StartConfig {
@@ -65,6 +69,7 @@ function config(): StartConfig {
       port: { type: 'string' },
       serve: { type: 'boolean', default: false },
       json: { type: 'string' },
+      bitcoind: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -90,8 +95,8 @@ function config(): StartConfig {
     seed: int(values.seed, DEFAULT_FLEET.seed, 'seed'),
   };
   const hubs = int(values.hubs, 1, 'hubs', 1);
-  if (hubs > 1 && (values.data || values.port || values.serve || values.json)) {
-    throw new Error('--data, --port, --serve and --json are for one hub only');
+  if (hubs > 1 && (values.data || values.port || values.serve || values.json || values.bitcoind)) {
+    throw new Error('--data, --port, --serve, --json and --bitcoind are for one hub only');
   }
   return {
     fleet,
@@ -101,6 +106,7 @@ function config(): StartConfig {
     ...(values.port ? { port: int(values.port, 0, 'port', 1) } : {}),
     ...(values.json ? { json: values.json } : {}),
     serve: values.serve ?? false,
+    ...((values.bitcoind ?? process.env.BITCOIND_RPC_URL) ? { bitcoind: values.bitcoind ?? process.env.BITCOIND_RPC_URL } : {}),
   };
 }
 
@@ -139,8 +145,19 @@ async function main(): Promise<void> {
   const cfg = config();
   if (cfg.hubs > 1) return runFederated(cfg);
   const t0 = Date.now();
-  console.log('obligation-chain — embedded cloud (dynalite, aedes, bcoin regtest, embedded ledger, real handlers)');
+  const bitcoind =
+    cfg.bitcoind === undefined
+      ? undefined
+      : await connectBitcoind(cfg.bitcoind).catch((e: unknown) => {
+          // a user error (bad URL, credentials, not regtest, unreachable): one line, exit 2
+          console.error(`npm start: ${(e as Error).message}`);
+          process.exit(2);
+        });
+  console.log(
+    `obligation-chain — embedded cloud (dynalite, aedes, ${bitcoind ? `bitcoind regtest at ${bitcoind.nodeRpc.host}:${bitcoind.nodeRpc.port}` : 'bcoin regtest'}, embedded ledger, real handlers)`,
+  );
   const cloud = await startCloud({
+    ...(bitcoind ? { regtest: bitcoind } : {}),
     schedule: { publish: 250, watch: 400, settle: 1_000, mine: 500 },
     env: LOCAL_GRACE,
     ...(cfg.data ? { dataDir: cfg.data } : {}),
