@@ -114,4 +114,17 @@ describe('funding a domain and its network (embedded cloud)', () => {
     const f = await funding('c1');
     assert.equal(f.settling, good.amount);
   });
+
+  it('the domain stays readable while bitcoind is down: funding says it is unavailable, with the address', async () => {
+    await cloud.regtest.setAvailable(false);
+    try {
+      const r = await cloud.call<{ record?: unknown; funding?: { unavailable?: string; address?: string } }>('GET', '/domains/c1');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(r.body.record);
+      assert.equal(typeof r.body.funding?.unavailable, 'string');
+      assert.equal(r.body.funding?.address, (await cloud.deps.store.getHostedDomain('c1'))?.fundingAddress);
+    } finally {
+      await cloud.regtest.setAvailable(true);
+    }
+  });
 });
