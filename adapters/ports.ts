@@ -84,6 +84,8 @@ export interface Payments {
   newAddress(label?: string): Promise<string>;
   /** Confirmed + unconfirmed (trusted and untrusted pending) balance, sats. */
   balance(): Promise<number>;
+  /** The same split: trusted (spendable now) and pending incoming, sats. */
+  balances(): Promise<{ trusted: number; pending: number }>;
   /** Build, fund and sign (but do not broadcast) one transaction paying every output. */
   prepareSendMany(outputs: Record<string, number>): Promise<PreparedTx>;
   /** Broadcast a prepared transaction; idempotent (already-known is success). Returns txid. */

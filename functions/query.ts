@@ -6,7 +6,8 @@
  */
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { z } from 'zod';
-import { NotFoundError } from '../core/errors.ts';
+import { NotFoundError, UnavailableError } from '../core/errors.ts';
+import { fundingOf } from '../service/domains.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
 import type { Deps } from './shared/deps.ts';
 import { httpRoute } from './shared/middleware.ts';
@@ -61,7 +62,17 @@ const domain = httpRoute({ params: DomainParams }, async ({ params, deps }) => {
   return {
     body: {
       record,
-      ...(hosted ? { hosted: { role: hosted.role, threshold: hosted.threshold, payTo: hosted.payTo ?? null, prices: hosted.prices } } : {}),
+      ...(hosted
+        ? {
+            hosted: { role: hosted.role, threshold: hosted.threshold, payTo: hosted.payTo ?? null, prices: hosted.prices },
+            // its wallet: where to fund it, what it has (trusted + pending) and what it owes; the record
+            // stays readable while bitcoind is unreachable
+            funding: await fundingOf(deps, hosted).catch((e: unknown) => {
+              if (!(e instanceof UnavailableError)) throw e;
+              return { unavailable: e.message, address: hosted.fundingAddress ?? hosted.payTo ?? null };
+            }),
+          }
+        : {}),
     },
   };
 });

@@ -23,6 +23,8 @@ export interface RouteSpec {
 export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/domains', handler: 'domains', admin: true },
   { method: 'POST', path: '/domains/{domain}/devices', handler: 'enrol', admin: true },
+  // regtest only (refused elsewhere): mints coins, so admins only
+  { method: 'POST', path: '/domains/{domain}/faucet', handler: 'domains', admin: true },
   { method: 'POST', path: '/offers', handler: 'offer', admin: false },
   { method: 'POST', path: '/obligations', handler: 'accept', admin: false },
   { method: 'POST', path: '/domains/{domain}/settlements', handler: 'settle', admin: true },

@@ -4,13 +4,20 @@ import { BackendStack } from './backend-stack.ts';
 import { ChainStack } from './chain-stack.ts';
 import { DataStack } from './data-stack.ts';
 import { IotStack } from './iot-stack.ts';
+import { BITCOIN_NETWORKS, type BitcoinNetwork } from '../core/network.ts';
 
 /**
  * Default MultiChain chain name (override with `-c chainName=...`). Other
  * context keys: `multichainSha256` (required to build the MultiChain image at
- * deploy), `bitcoinSha256` (optional extra pin).
+ * deploy), `stage` (default `dev`, in every stack name: `oc-<stage>-chain` …),
+ * `bitcoinNetwork` (regtest | signet | testnet4 | mainnet), `bitcoinPrune`
+ * (MiB, off regtest), `bitcoinVersion` + `bitcoinSha256` (another Bitcoin Core
+ * release and its archive digest; default 28.1 with its pinned digest).
  */
 export const DEFAULT_CHAIN_NAME = 'oc-chain';
+/** Default deployment stage (`-c stage=...`): part of every stack name, so stages share an account and region. */
+export const DEFAULT_STAGE = 'dev';
+const STAGE = /^[a-z][a-z0-9-]{0,15}$/;
 
 const CROSS_STACK_STRENGTH = '@aws-cdk/core:defaultCrossStackReferences';
 
@@ -30,6 +37,7 @@ export interface ObligationChainApp {
   readonly data: DataStack;
   readonly backend: BackendStack;
   readonly iot: IotStack;
+  readonly stage: string;
 }
 
 /**
@@ -42,28 +50,44 @@ export function buildApp(options: ObligationChainAppOptions = {}): ObligationCha
   // Keep the producer-protecting behaviour of cross-stack exports explicit.
   if (app.node.tryGetContext(CROSS_STACK_STRENGTH) === undefined) app.node.setContext(CROSS_STACK_STRENGTH, 'strong');
   const chainName = contextString(app, 'chainName') ?? DEFAULT_CHAIN_NAME;
+  const stage = contextString(app, 'stage') ?? DEFAULT_STAGE;
+  if (!STAGE.test(stage)) throw new Error(`-c stage=${stage}: lower-case letters, digits and '-', starting with a letter, at most 16`);
+  const network = contextString(app, 'bitcoinNetwork') ?? 'regtest';
+  if (!(BITCOIN_NETWORKS as readonly string[]).includes(network)) {
+    throw new Error(`-c bitcoinNetwork=${network}: one of ${BITCOIN_NETWORKS.join(', ')}`);
+  }
+  const prune = contextString(app, 'bitcoinPrune');
+  const name = (part: string) => `oc-${stage}-${part}`;
   const env = options.env;
   const stackProps = env === undefined ? {} : { env };
 
   const chain = new ChainStack(app, 'OcChain', {
     ...stackProps,
+    stackName: name('chain'),
     chainName,
     multichainSha256: contextString(app, 'multichainSha256'),
     bitcoinSha256: contextString(app, 'bitcoinSha256'),
+    bitcoinVersion: contextString(app, 'bitcoinVersion'),
+    bitcoinNetwork: network as BitcoinNetwork,
+    ...(prune === undefined ? {} : { bitcoinPruneMiB: Number(prune) }),
     description: 'obligation-chain: VPC, ECS cluster, MultiChain and bitcoind nodes on EFS',
   });
   const data = new DataStack(app, 'OcData', {
     ...stackProps,
+    stackName: name('data'),
     description: 'obligation-chain: DynamoDB table (retained)',
   });
   const backend = new BackendStack(app, 'OcBackend', {
     ...stackProps,
+    stackName: name('backend'),
     chain,
     table: data.table,
     description: 'obligation-chain: Lambda handlers, HTTP API, schedules',
   });
   const iot = new IotStack(app, 'OcIot', {
     ...stackProps,
+    stackName: name('iot'),
+    stage,
     offer: backend.handlers.functions.offer,
     accept: backend.handlers.functions.accept,
     description: 'obligation-chain: IoT thing type, device policy, topic rules',
@@ -71,8 +95,9 @@ export function buildApp(options: ObligationChainAppOptions = {}): ObligationCha
 
   Tags.of(app).add('project', 'obligation-chain');
   Tags.of(app).add('managed-by', 'cdk');
+  Tags.of(app).add('stage', stage);
   if (options.nag === true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return { app, chain, data, backend, iot };
+  return { app, chain, data, backend, iot, stage };
 }
 
 function contextString(app: App, key: string): string | undefined {

@@ -5,21 +5,28 @@ import type { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import { ChainNode } from './constructs/chain-node.ts';
 import { Network } from './constructs/network.ts';
+import { NETWORK_DEFAULTS, type BitcoinNetwork } from '../core/network.ts';
 
 /** Private DNS namespace the chain nodes are registered in. */
 export const NAMESPACE_NAME = 'oc.internal';
 /** JSON-RPC port of multichaind (set as `default-rpc-port` when the chain is created). */
 export const MULTICHAIN_RPC_PORT = 8570;
-/** JSON-RPC port of bitcoind in regtest (its default). */
-export const BITCOIN_RPC_PORT = 18443;
+/** JSON-RPC port of bitcoind in regtest (its default; other networks: NETWORK_DEFAULTS[network].rpcPort). */
+export const BITCOIN_RPC_PORT = NETWORK_DEFAULTS.regtest.rpcPort;
 
 export interface ChainStackProps extends StackProps {
   /** MultiChain chain name (created on the node's first start). */
   readonly chainName: string;
   /** SHA-256 of the MultiChain release archive; the image build fails without it. */
   readonly multichainSha256?: string;
-  /** Optional SHA-256 of the Bitcoin Core archive, checked on top of SHA256SUMS. */
+  /** SHA-256 of the Bitcoin Core archive (default: the Dockerfile's pin for 28.1), checked on top of SHA256SUMS. */
   readonly bitcoinSha256?: string;
+  /** Bitcoin Core version to download (default: the Dockerfile's, 28.1); needs its bitcoinSha256. */
+  readonly bitcoinVersion?: string;
+  /** The Bitcoin network bitcoind joins (default regtest). */
+  readonly bitcoinNetwork?: BitcoinNetwork;
+  /** Off regtest only: keep this many MiB of blocks (>= 550; a pruned node has no txindex). */
+  readonly bitcoinPruneMiB?: number;
 }
 
 /**
@@ -32,16 +39,26 @@ export class ChainStack extends Stack {
   readonly multichain: ChainNode;
   readonly bitcoind: ChainNode;
   readonly chainName: string;
+  readonly bitcoinNetwork: BitcoinNetwork;
 
   constructor(scope: Construct, id: string, props: ChainStackProps) {
     super(scope, id, props);
     this.chainName = props.chainName;
+    const bitcoinNetwork = props.bitcoinNetwork ?? 'regtest';
+    this.bitcoinNetwork = bitcoinNetwork;
+    const prune = props.bitcoinPruneMiB ?? 0;
+    if (prune !== 0 && (bitcoinNetwork === 'regtest' || !Number.isInteger(prune) || prune < 550)) {
+      throw new Error(`bitcoinPrune must be 0 or an integer >= 550 (MiB), and only off regtest (got ${prune} on ${bitcoinNetwork})`);
+    }
     this.network = new Network(this, 'Network');
     const vpc = this.network.vpc;
 
     this.cluster = new ecs.Cluster(this, 'Cluster', {
       vpc,
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      // ECS Exec sessions are not copied to CloudWatch/S3 (their output can show wallet data); the
+      // ecs:ExecuteCommand calls themselves are in CloudTrail. So the task roles need only ssmmessages.
+      executeCommandConfiguration: { logging: ecs.ExecuteCommandLogging.NONE },
     });
     const namespace = new cloudmap.PrivateDnsNamespace(this, 'Namespace', {
       name: NAMESPACE_NAME,
@@ -69,10 +86,16 @@ export class ChainStack extends Stack {
       ...common,
       name: 'bitcoind',
       imageDirectory: containerDir('bitcoind'),
-      buildArgs: { BITCOIN_SHA256: props.bitcoinSha256 },
-      rpcPort: BITCOIN_RPC_PORT,
+      buildArgs: { BITCOIN_SHA256: props.bitcoinSha256, BITCOIN_VERSION: props.bitcoinVersion },
+      rpcPort: NETWORK_DEFAULTS[bitcoinNetwork].rpcPort,
       rpcUser: 'oc-bitcoind',
-      environment: { NETWORK: 'regtest', RPC_ALLOW_IP: vpc.vpcCidrBlock },
+      environment: {
+        NETWORK: bitcoinNetwork,
+        RPC_ALLOW_IP: vpc.vpcCidrBlock,
+        ...(prune > 0 ? { PRUNE: String(prune) } : {}),
+      },
+      // Off regtest the node validates a real chain: more memory for its UTXO cache (dbcache 450 MiB by default).
+      ...(bitcoinNetwork === 'regtest' ? {} : { cpu: 1024, memoryLimitMiB: 4096 }),
       healthCommand: 'bitcoin-cli -datadir="$DATA_DIR" getblockchaininfo > /dev/null || exit 1',
     });
   }

@@ -1,12 +1,14 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
-import { DevicePolicy, THING_TYPE_NAME } from './constructs/device-policy.ts';
+import { DevicePolicy, thingTypeName } from './constructs/device-policy.ts';
 import { TopicRules } from './constructs/topic-rules.ts';
 
 export interface IotStackProps extends StackProps {
   readonly offer: lambda.IFunction;
   readonly accept: lambda.IFunction;
+  /** Deployment stage (names the thing type; default dev → `oc-device`). */
+  readonly stage?: string;
 }
 
 /** IoT Core: the device thing type and policy, and the rules into the SPB handlers. */
@@ -16,12 +18,13 @@ export class IotStack extends Stack {
 
   constructor(scope: Construct, id: string, props: IotStackProps) {
     super(scope, id, props);
-    this.devicePolicy = new DevicePolicy(this, 'Devices');
+    const thingType = thingTypeName(props.stage ?? 'dev');
+    this.devicePolicy = new DevicePolicy(this, 'Devices', { thingTypeName: thingType });
     this.topicRules = new TopicRules(this, 'Rules', { functions: { offer: props.offer, accept: props.accept } });
     new CfnOutput(this, 'DevicePolicyName', {
       value: this.devicePolicy.policy.ref,
       description: 'IoT policy to attach to each device certificate (scripts/provision-fleet.sh)',
     });
-    new CfnOutput(this, 'ThingTypeName', { value: THING_TYPE_NAME });
+    new CfnOutput(this, 'ThingTypeName', { value: thingType, description: 'thing type of this stage (scripts/provision-fleet.sh --thing-type)' });
   }
 }

@@ -32,6 +32,7 @@ const OPTIONS = {
   'mqtt-port': { type: 'int', min: 1, max: 65_535, arg: 'N', help: 'MQTT broker port; default a free port' },
   serve: { type: 'boolean', help: 'keep running after the summary (web page, API, broker; Ctrl-C to stop)' },
   json: { type: 'string', arg: 'FILE', help: 'also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)' },
+  bitcoind: { type: 'string', arg: 'URL', help: 'pay through this real regtest bitcoind (http://user:password@host:port, or env BITCOIND_RPC_URL): its faucet and miner too' },
 } as const satisfies Options;
 
 export const START: CommandSpec<typeof OPTIONS> = {
@@ -55,6 +56,7 @@ interface StartConfig {
   json?: string;
   hubs: number;
   ledgerDelayMs: number;
+  bitcoind?: string;
 }
 
 /** The run's configuration from the command line; undefined when --help was asked for. Throws UsageError. */
@@ -72,8 +74,9 @@ export function startConfig(argv: readonly string[]): StartConfig | undefined {
     payWindowMs: values['pay-window'],
     seed: values.seed,
   };
-  if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined)) {
-    throw new UsageError('--data, --port, --mqtt-port, --serve and --json are for one hub only (drop --hubs)');
+  const bitcoind = values.bitcoind ?? process.env.BITCOIND_RPC_URL;
+  if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined || bitcoind !== undefined)) {
+    throw new UsageError('--data, --port, --mqtt-port, --serve, --json and --bitcoind are for one hub only (drop --hubs)');
   }
   if (values.port !== undefined && values.port === values['mqtt-port']) throw new UsageError('--port and --mqtt-port must differ');
   return {
@@ -85,6 +88,7 @@ export function startConfig(argv: readonly string[]): StartConfig | undefined {
     ...(values['mqtt-port'] !== undefined ? { mqttPort: values['mqtt-port'] } : {}),
     ...(values.json !== undefined ? { json: values.json } : {}),
     serve: values.serve,
+    ...(bitcoind !== undefined ? { bitcoind } : {}),
   };
 }
 
@@ -131,7 +135,16 @@ async function main(): Promise<number | void> {
     import('../service/reputation.ts'),
   ]);
   const t0 = Date.now();
-  console.log('obligation-chain — embedded cloud (dynalite, aedes, bcoin regtest, embedded ledger, real handlers)');
+  const bitcoind =
+    cfg.bitcoind === undefined
+      ? undefined
+      : await (await import('./bitcoind.ts')).connectBitcoind(cfg.bitcoind).catch((e: unknown) => {
+          // a user error (bad URL, credentials, not regtest, unreachable): one line, exit 2
+          throw new UsageError(`--bitcoind: ${(e as Error).message}`);
+        });
+  console.log(
+    `obligation-chain — embedded cloud (dynalite, aedes, ${bitcoind ? `bitcoind regtest at ${bitcoind.nodeRpc.host}:${bitcoind.nodeRpc.port}` : 'bcoin regtest'}, embedded ledger, real handlers)`,
+  );
   // Ctrl-C while the cloud starts: stop what has started once startCloud returns
   let cloud: LocalCloud | undefined;
   let fleet: Fleet | undefined;
@@ -141,6 +154,7 @@ async function main(): Promise<number | void> {
   };
   const interrupt = onInterrupt(shutdown, (l) => console.log(l));
   cloud = await startCloud({
+    ...(bitcoind ? { regtest: bitcoind } : {}),
     schedule: { publish: 250, watch: 400, settle: 1_000, mine: 500 },
     env: LOCAL_GRACE,
     ...(cfg.data ? { dataDir: cfg.data } : {}),

@@ -5,10 +5,10 @@
 #   scripts/provision-fleet.sh --domain acme --prefix scd --count 3 [--role consumer]
 #   . scripts/localstack/env.sh && scripts/provision-fleet.sh --domain acme ...   # LocalStack
 #
-# For each thing {prefix}-{n}: create-thing (type oc-device, attribute
+# For each thing {prefix}-{n}: create-thing (the stage's thing type, attribute
 # domain=<domain> — the device policy scopes topics by it), create a key pair
-# and an active certificate, attach the device policy (output of the OcIot
-# stack) to the certificate and the certificate to the thing. Files land in
+# and an active certificate, attach the device policy (output of the
+# oc-<stage>-iot stack) to the certificate and the certificate to the thing. Files land in
 # .fleet/<thing>/ : cert.pem, private.key, public.key, thing.json, and
 # .fleet/endpoint.txt holds the IoT data endpoint. The MQTT client id must equal
 # the thing name (the policy allows client/${iot:Connection.Thing.ThingName}).
@@ -16,11 +16,12 @@
 #
 # Options: --domain D (required) --prefix P (default device) --count N (default 1)
 #          --role R (thing attribute role, default device) --policy NAME (default:
-#          the OcIot stack output DevicePolicyName) --out DIR (default .fleet)
+#          the oc-<stage>-iot stack output DevicePolicyName) --out DIR (default .fleet)
+#          --stage S (the deployment's -c stage, default dev)
 # Environment: OC_AWS_ENDPOINT (e.g. http://localhost:4566) adds --endpoint-url.
 set -euo pipefail
 
-domain="" prefix="device" count=1 role="device" policy="" out=".fleet"
+domain="" prefix="device" count=1 role="device" policy="" out=".fleet" stage="dev"
 while [ $# -gt 0 ]; do
   case "$1" in
     --domain) domain="$2"; shift 2 ;;
@@ -29,11 +30,13 @@ while [ $# -gt 0 ]; do
     --role) role="$2"; shift 2 ;;
     --policy) policy="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --stage) stage="$2"; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$domain" ] || { echo "--domain is required" >&2; exit 2; }
+case "$stage" in ''|*[!a-z0-9-]*) echo "--stage: lower-case letters, digits and - only" >&2; exit 2 ;; esac
 case "$domain$prefix$role" in *[!A-Za-z0-9_-]*) echo "domain, prefix and role: letters, digits, _ and - only" >&2; exit 2 ;; esac
 case "$count" in ''|*[!0-9]*) echo "--count must be a number" >&2; exit 2 ;; esac
 
@@ -41,11 +44,17 @@ endpoint_args=()
 if [ -n "${OC_AWS_ENDPOINT:-}" ]; then endpoint_args=(--endpoint-url "$OC_AWS_ENDPOINT"); fi
 aws_() { aws "${endpoint_args[@]}" "$@"; }
 
+iot_stack="oc-$stage-iot"
+output() {
+  aws_ cloudformation describe-stacks --stack-name "$iot_stack" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue | [0]" --output text
+}
 if [ -z "$policy" ]; then
-  policy=$(aws_ cloudformation describe-stacks --stack-name OcIot \
-    --query "Stacks[0].Outputs[?OutputKey=='DevicePolicyName'].OutputValue | [0]" --output text)
-  [ -n "$policy" ] && [ "$policy" != "None" ] || { echo "no DevicePolicyName output on stack OcIot; pass --policy" >&2; exit 1; }
+  policy=$(output DevicePolicyName)
+  [ -n "$policy" ] && [ "$policy" != "None" ] || { echo "no DevicePolicyName output on stack $iot_stack; pass --policy" >&2; exit 1; }
 fi
+thing_type=$(output ThingTypeName)
+if [ -z "$thing_type" ] || [ "$thing_type" = "None" ]; then thing_type="oc-device"; fi
 
 mkdir -p "$out"
 chmod 700 "$out"
@@ -57,7 +66,7 @@ for n in $(seq 1 "$count"); do
   if [ -f "$dir/cert.pem" ]; then echo "skip $thing (already provisioned)"; continue; fi
   mkdir -p "$dir"
   if ! aws_ iot describe-thing --thing-name "$thing" >/dev/null 2>&1; then
-    aws_ iot create-thing --thing-name "$thing" --thing-type-name oc-device \
+    aws_ iot create-thing --thing-name "$thing" --thing-type-name "$thing_type" \
       --attribute-payload "attributes={domain=${domain},role=${role}}" >/dev/null
   fi
   aws_ iot create-keys-and-certificate --set-as-active --output json \

@@ -14,6 +14,7 @@
  *
  * A crash between any two steps is completed by a retry of the same message.
  */
+import { checkPayTo } from './addresses.ts';
 import {
   ExpiredError,
   ObligationError,
@@ -68,6 +69,7 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   const stored = await store.getObligation(ob.id);
   if (stored) return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: stored.accepted.acceptance, duplicate: true };
 
+  checkPayTo(deps, b.payTo);
   const provider = await store.getHostedDomain(b.providerDomain);
   if (!provider || provider.role === 'consumer') {
     throw new UnknownDomainError(`provider domain ${b.providerDomain} is not hosted here`, { domain: b.providerDomain });

@@ -10,6 +10,7 @@ import type { DeviceCredential, DomainRecord, Json, KeyAlg, PublicKeyRef, Signed
 import type { HostedDomain } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { DEFAULT_MAX_TERM_MS } from './accept.ts';
+import { checkPayTo } from './addresses.ts';
 import { domainKey } from './directory.ts';
 
 export interface RegisterDomainInput {
@@ -57,8 +58,9 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
   const keys: KeyPair = generateKeyPair(input.alg ?? 'ed25519');
   const wallet = `oc-${input.domain}`;
   const payments = await deps.payments(wallet);
-  const payTo = input.role === 'consumer' ? undefined : await payments.newAddress('provider');
-  const fundingAddress = input.role === 'provider' ? undefined : await payments.newAddress('funding');
+  // The node's own addresses are checked too: a node on another network than BITCOIN_NETWORK fails here, at registration.
+  const payTo = input.role === 'consumer' ? undefined : checkPayTo(deps, await payments.newAddress('provider'));
+  const fundingAddress = input.role === 'provider' ? undefined : checkPayTo(deps, await payments.newAddress('funding'));
   const hosted: HostedDomain = {
     domain: input.domain,
     role: input.role,
@@ -122,6 +124,62 @@ async function describe(deps: Deps, d: HostedDomain, created: boolean, operates?
     ...(d.payTo ? { payTo: d.payTo } : {}),
     ...(d.fundingAddress ? { fundingAddress: d.fundingAddress } : {}),
   };
+}
+
+/** What a hosted domain has and owes on the Bitcoin network (GET /domains/{domain}). */
+export interface FundingView {
+  network: string;
+  /** Where to send coins so the domain can settle (consumers; a provider-only domain: its payTo). */
+  address: string | null;
+  /** sats: trusted = spendable now; pending = incoming, unconfirmed (Core getbalances mine.untrusted_pending). */
+  balance: { trusted: number; pending: number; total: number };
+  /** sats of accepted obligations not yet in a settlement, and of those paid and awaiting confirmation. */
+  owed: number;
+  settling: number;
+  /** owed − trusted, when positive: what must arrive before the next settlement can pay everything. */
+  shortfall: number;
+}
+
+export async function fundingOf(deps: Deps, d: HostedDomain): Promise<FundingView> {
+  const wallet = await deps.payments(d.wallet);
+  const [balance, accepted, settling] = await Promise.all([
+    wallet.balances(),
+    d.role === 'provider' ? [] : deps.store.listByConsumer(d.domain, 'accepted'),
+    d.role === 'provider' ? [] : deps.store.listByConsumer(d.domain, 'settling'),
+  ]);
+  const owed = accepted.filter((o) => o.settlementId === undefined).reduce((sum, o) => sum + o.amount, 0);
+  return {
+    network: deps.config.bitcoin.network,
+    address: d.fundingAddress ?? d.payTo ?? null,
+    balance: { ...balance, total: balance.trusted + balance.pending },
+    owed,
+    settling: settling.reduce((sum, o) => sum + o.amount, 0),
+    shortfall: Math.max(0, owed - balance.trusted),
+  };
+}
+
+/** Blocks mined after the faucet's so its coinbase can be spent (consensus: coinbase maturity of 100 blocks). */
+export const COINBASE_MATURITY = 100;
+
+/**
+ * Regtest faucet (admin): mine `blocks` blocks to the domain's funding address,
+ * then 100 more so their coinbase matures. Refused on any other network:
+ * there, a domain is funded by sending it real (test) coins.
+ */
+export async function fundDomain(deps: Deps, domain: string, blocks = 1): Promise<{ domain: string; address: string; blocks: number; funding: FundingView }> {
+  if (deps.config.bitcoin.network !== 'regtest') {
+    throw new ForbiddenError(`the faucet exists on regtest only; send ${deps.config.bitcoin.network} coins to the domain's funding address`, {
+      network: deps.config.bitcoin.network,
+    });
+  }
+  if (!Number.isSafeInteger(blocks) || blocks < 1 || blocks > 50) throw new MalformedError('blocks must be an integer from 1 to 50', { blocks });
+  const d = await deps.store.getHostedDomain(domain);
+  if (!d) throw new NotFoundError(`domain ${domain} is not hosted here`, { domain });
+  const wallet = await deps.payments(d.wallet);
+  const address = checkPayTo(deps, d.fundingAddress ?? d.payTo ?? (await wallet.newAddress('faucet')));
+  await wallet.mine(blocks, address);
+  await wallet.mine(COINBASE_MATURITY);
+  return { domain, address, blocks, funding: await fundingOf(deps, d) };
 }
 
 export interface EnrolInput {

@@ -27,6 +27,7 @@
  * run resumes there. Every step is idempotent (conditional writes and
  * event-keyed counter updates), so a crash mid-run repeats harmlessly.
  */
+import { checkPayTo } from './addresses.ts';
 import { InvalidRecordError, ObligationError, UnavailableError } from '../core/errors.ts';
 import { evidenceWeight } from '../core/reputation.ts';
 import type { AcceptedObligation, OutcomeBody, Signed } from '../core/types.ts';
@@ -120,6 +121,8 @@ async function learnObligation(deps: Deps, accepted: AcceptedObligation, txid: s
   const { store } = deps;
   const ob = accepted.obligation;
   const b = ob.body;
+  // another network's payTo can never be paid here: a final error, so the record is skipped and counted invalid
+  checkPayTo(deps, b.payTo);
   let item = await store.getObligation(ob.id);
   let learnt = false;
   if (!item) {

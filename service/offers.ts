@@ -3,6 +3,7 @@ import { MalformedError, NotFoundError } from '../core/errors.ts';
 import { createOffer, newOfferId } from '../core/records.ts';
 import type { Offer, Signed } from '../core/types.ts';
 import type { Deps } from '../functions/shared/deps.ts';
+import { checkPayTo } from './addresses.ts';
 import { topics } from './topics.ts';
 
 export interface OfferRequest {
@@ -25,6 +26,7 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
       device: req.providerDevice,
     });
   }
+  checkPayTo(deps, provider.payTo);
   const price = provider.prices[req.service];
   if (price === undefined) {
     throw new MalformedError(`provider ${req.providerDomain} does not sell ${req.service}`, {

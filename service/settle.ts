@@ -20,7 +20,8 @@
  * kept and retried ("stuck"), never paid a second time. No fee bumping (RBF).
  */
 import { randomUUID } from 'node:crypto';
-import { NotFoundError, UnavailableError } from '../core/errors.ts';
+import { NotFoundError, ObligationError, UnavailableError } from '../core/errors.ts';
+import { checkPayTo } from './addresses.ts';
 import { createSettlementRecord } from '../core/records.ts';
 import { planSettlement, settlementIdOf } from '../core/settlement.ts';
 import type { Json, SettlementRecord } from '../core/types.ts';
@@ -44,6 +45,8 @@ export interface SettleSummary {
   failed?: { settlementId: string; txid: string; reason: string }[];
   /** Settlements the node refused but that may still confirm: kept, and retried next run. */
   stuck?: { settlementId: string; txid: string; reason: string }[];
+  /** Obligations left unpaid because their payTo is not an address of this hub's network (F13_WRONG_NETWORK). */
+  unpayable?: string[];
   /** Why the run stopped early, if it did (another run holds the domain, ledger or bitcoind unavailable, no funds). */
   deferred?: string;
 }
@@ -187,9 +190,20 @@ export async function settleDomain(
       summary.recovered += 1;
     }
     // 2. pay what is published and unpaid (read under the lease, after recovery)
-    const pending = (await deps.store.listByConsumer(domain, 'accepted')).filter(
+    const unpaid = (await deps.store.listByConsumer(domain, 'accepted')).filter(
       (o) => o.ledgerTxid !== undefined && o.settlementId === undefined,
     );
+    // never let one wrong-network address fail the whole batch (or reach the wallet): leave it out, say so
+    const pending = unpaid.filter((o) => {
+      try {
+        checkPayTo(deps, o.payTo);
+        return true;
+      } catch (e) {
+        if (!(e instanceof ObligationError) || e.errorClass !== 'final') throw e;
+        (summary.unpayable ??= []).push(o.id);
+        return false;
+      }
+    });
     const plans = planSettlement(pending, opts.maxOutputs ? { maxOutputs: opts.maxOutputs } : {});
     for (const plan of plans) {
       // the same set of obligations keeps its id until a settlement of it failed for good

@@ -13,6 +13,7 @@ import { parseTx } from './rawtx.ts';
 import { RpcRejection, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { createStrategy, type NodeKind, type Strategy } from './strategy.ts';
 import { MalformedError, ObligationError, UnavailableError } from '../../core/errors.ts';
+import { checkAddress, type AddressFormat, type FeePolicy } from '../../core/network.ts';
 import type { ChainTx, IncomingPayment, Payments, PreparedTx } from '../ports.ts';
 
 export type { RpcEndpoint } from './rpc.ts';
@@ -55,6 +56,10 @@ export interface BitcoinPaymentsOptions {
   rpc?: RpcOptions;
   /** bcoin only: how long to wait for background relay and wallet sync (ms). */
   settleTimeoutMs?: number;
+  /** Payments refuse addresses of any other format before the node sees them (F13_WRONG_NETWORK). */
+  addressFormat?: AddressFormat;
+  /** bitcoind: fee rate from estimatesmartfee within these bounds (core/network.ts NETWORK_DEFAULTS). */
+  fees?: FeePolicy;
 }
 
 const TXID = /^[0-9a-fA-F]{64}$/;
@@ -111,6 +116,7 @@ export class BitcoinPayments implements Payments {
       wallet: options.wallet,
       ...(options.rpc === undefined ? {} : { rpc: options.rpc }),
       ...(options.settleTimeoutMs === undefined ? {} : { settleTimeoutMs: options.settleTimeoutMs }),
+      ...(options.fees === undefined ? {} : { fees: options.fees }),
     });
     const w = options.wallet;
     this.prepareKey = `prepare:${w.host}:${w.port}:${w.name}`;
@@ -127,7 +133,13 @@ export class BitcoinPayments implements Payments {
 
   /** Confirmed + unconfirmed balance, sats (bitcoind getbalances trusted + untrusted_pending; bcoin getbalance "*" 0). */
   async balance(): Promise<number> {
-    return this.guard(() => this.strategy.balance());
+    const b = await this.balances();
+    return b.trusted + b.pending;
+  }
+
+  /** Trusted (spendable now) and pending incoming balance, sats. */
+  async balances(): Promise<{ trusted: number; pending: number }> {
+    return this.guard(() => this.strategy.balances());
   }
 
   async prepareSendMany(outputs: Record<string, number>): Promise<PreparedTx> {
@@ -135,6 +147,7 @@ export class BitcoinPayments implements Payments {
     if (entries.length === 0) throw new MalformedError('no outputs to pay');
     const amounts: Record<string, number> = {};
     for (const [address, sats] of entries) {
+      if (this.options.addressFormat !== undefined) checkAddress(address, this.options.addressFormat);
       if (!Number.isSafeInteger(sats) || sats <= 0) throw new MalformedError(`bad amount for ${address}: ${sats}`);
       amounts[address] = satsToBtc(sats);
     }

@@ -28,6 +28,7 @@ import { parseTx } from './rawtx.ts';
 import { restCall, type RestAnswer } from './rest.ts';
 import { RpcCaller, RpcRejection, type RpcCall, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { UnavailableError } from '../../core/errors.ts';
+import { chooseFeeRate, type FeeEstimate, type FeePolicy } from '../../core/network.ts';
 import type { IncomingPayment } from '../ports.ts';
 
 export type NodeKind = 'bitcoind' | 'bcoin';
@@ -73,8 +74,8 @@ export interface Strategy {
   afterBroadcast(txid: string): Promise<void>;
   /** After generatetoaddress: make sure the wallet has seen the new blocks. */
   afterMine(hashes: string[]): Promise<void>;
-  /** Confirmed + unconfirmed balance, sats (bitcoind: trusted + untrusted pending; bcoin: getbalance "*" 0). */
-  balance(): Promise<number>;
+  /** Spendable-now (trusted) and pending incoming balance, sats (bitcoind getbalances; bcoin: confirmed / unconfirmed part of getbalance). */
+  balances(): Promise<{ trusted: number; pending: number }>;
   /** A wallet transaction's confirmations, or null when the wallet does not know it. */
   transaction(txid: string): Promise<{ confirmations: number } | null>;
   /** Receives to this wallet's own addresses since `cursor`, cursor lagging `depth` blocks behind the tip. */
@@ -87,6 +88,8 @@ export interface StrategyOptions {
   rpc?: RpcOptions;
   /** How long to wait for bcoin's background relay and wallet sync (ms, default 3000). */
   settleTimeoutMs?: number;
+  /** bitcoind: the fee rate of every payment (estimatesmartfee within bounds); absent: the wallet's own choice. */
+  fees?: FeePolicy;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -149,6 +152,23 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
       return walletRpc.call<T>(method, ...params);
     }
   };
+  /**
+   * fundrawtransaction's `fee_rate` (sat/vB) from estimatesmartfee conf_target
+   * (feerate in BTC/kvB, or `errors` when the node has too little data, as on
+   * regtest), clamped to the policy; no option when there is no policy.
+   */
+  const feeRate = async (): Promise<{ fee_rate?: number }> => {
+    const policy = opts.fees;
+    if (policy === undefined) return {};
+    let estimate: FeeEstimate | undefined;
+    try {
+      estimate = await node.call<FeeEstimate>('estimatesmartfee', policy.targetBlocks);
+    } catch (err) {
+      if (!isRejection(err)) throw err; // unreachable node: fail the payment, do not guess
+      estimate = undefined;
+    }
+    return { fee_rate: chooseFeeRate(estimate, policy).satVb };
+  };
   return {
     kind: 'bitcoind',
     node,
@@ -168,7 +188,7 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
       // createrawtransaction [] {"address":amount,...}; fundrawtransaction picks inputs and adds change,
       // and `lockUnspents: true` locks them in the same call ("Lock selected unspent outputs").
       const unsigned = await node.call<string>('createrawtransaction', [], amounts);
-      const funded = await wallet<{ hex: string }>('fundrawtransaction', unsigned, { lockUnspents: true });
+      const funded = await wallet<{ hex: string }>('fundrawtransaction', unsigned, { lockUnspents: true, ...(await feeRate()) });
       try {
         const signed = await wallet<{ hex: string; complete: boolean }>('signrawtransactionwithwallet', funded.hex);
         if (!signed.complete) throw new UnavailableError('wallet could not sign every input', { kind: 'bitcoind' });
@@ -179,11 +199,11 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
         throw err;
       }
     },
-    async balance() {
+    async balances() {
       // getbalance "*" 0 leaves out untrusted pending receives (someone else's unconfirmed payment to us);
       // getbalances has them under mine.untrusted_pending.
       const b = await wallet<{ mine: { trusted: number | string; untrusted_pending?: number | string } }>('getbalances');
-      return btcToSats(b.mine.trusted) + btcToSats(b.mine.untrusted_pending ?? 0);
+      return { trusted: btcToSats(b.mine.trusted), pending: btcToSats(b.mine.untrusted_pending ?? 0) };
     },
     afterBroadcast: async () => {},
     afterMine: async () => {},
@@ -258,8 +278,12 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
     kind: 'bcoin',
     node,
     wallet,
-    // bcoin's getbalance "*" 0 already counts every unconfirmed receive (and immature coinbase).
-    balance: async () => btcToSats(await wallet<number | string>('getbalance', '*', 0)),
+    // bcoin's getbalance "*" 0 already counts every unconfirmed receive (and immature coinbase); "*" 1 the confirmed part.
+    async balances() {
+      const all = btcToSats(await wallet<number | string>('getbalance', '*', 0));
+      const confirmed = btcToSats(await wallet<number | string>('getbalance', '*', 1));
+      return { trusted: confirmed, pending: Math.max(0, all - confirmed) };
+    },
     // bcoin's argument is an account name and only '' (the default account) exists.
     newAddressParams: () => [''],
     async ensureWallet() {

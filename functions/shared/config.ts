@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { DEFAULT_CREDIT, type CreditParams } from '../../core/credit.ts';
 import { DEFAULT_REPUTATION, type ReputationParams } from '../../core/reputation.ts';
+import { BITCOIN_NETWORKS, NETWORK_DEFAULTS, type BitcoinNetwork, type FeePolicy } from '../../core/network.ts';
 
 const num = (def: number) => z.coerce.number().finite().default(def);
 
@@ -27,7 +28,15 @@ const EnvSchema = z.object({
   BITCOIN_RPC_SECRET_ARN: z.string().optional(),
   BITCOIN_RPC_USER: z.string().optional(),
   BITCOIN_RPC_PASSWORD: z.string().optional(),
-  CONFIRMATIONS: z.coerce.number().int().min(0).default(1),
+  /** The Bitcoin network paid on; sets the defaults of CONFIRMATIONS and FEE_* and which addresses are valid. */
+  BITCOIN_NETWORK: z.enum(BITCOIN_NETWORKS).default('regtest'),
+  /** Default per network: 1 regtest, 3 signet and testnet4, 6 mainnet (core/network.ts). */
+  CONFIRMATIONS: z.coerce.number().int().min(0).optional(),
+  /** Settlement fee: estimatesmartfee FEE_TARGET_BLOCKS, clamped to [FEE_FLOOR, FEE_CAP] sat/vB, FEE_FALLBACK without an estimate. */
+  FEE_TARGET_BLOCKS: z.coerce.number().int().min(1).max(1008).optional(),
+  FEE_FLOOR_SAT_VB: z.coerce.number().finite().positive().optional(),
+  FEE_CAP_SAT_VB: z.coerce.number().finite().positive().optional(),
+  FEE_FALLBACK_SAT_VB: z.coerce.number().finite().positive().optional(),
   IOT_DATA_ENDPOINT: z.string().optional(),
   ECS_CLUSTER_ARN: z.string().optional(),
   ECS_SERVICES: z.string().optional(),
@@ -73,7 +82,7 @@ export interface Config {
   ledger:
     | { kind: 'embedded'; file?: string | undefined; publisher: string }
     | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined } & RpcTarget);
-  bitcoin: { kind: 'bitcoind' | 'bcoin'; node: RpcTarget; walletUrl: string };
+  bitcoin: { kind: 'bitcoind' | 'bcoin'; network: BitcoinNetwork; node: RpcTarget; walletUrl: string; fees: FeePolicy };
   confirmations: number;
   iotDataEndpoint?: string | undefined;
   ecs?: { clusterArn: string; services: string[]; endpoint?: string | undefined } | undefined;
@@ -102,6 +111,21 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.LEDGER_KIND === 'multichain' && !e.MULTICHAIN_RPC_URL) {
     throw new Error('invalid configuration: MULTICHAIN_RPC_URL is required when LEDGER_KIND=multichain');
   }
+  if (e.BITCOIN_KIND === 'bcoin' && e.BITCOIN_NETWORK !== 'regtest') {
+    throw new Error(`invalid configuration: BITCOIN_KIND=bcoin runs regtest only (BITCOIN_NETWORK=${e.BITCOIN_NETWORK})`);
+  }
+  const netDefaults = NETWORK_DEFAULTS[e.BITCOIN_NETWORK];
+  const fees: FeePolicy = {
+    targetBlocks: e.FEE_TARGET_BLOCKS ?? netDefaults.fees.targetBlocks,
+    floorSatVb: e.FEE_FLOOR_SAT_VB ?? netDefaults.fees.floorSatVb,
+    capSatVb: e.FEE_CAP_SAT_VB ?? netDefaults.fees.capSatVb,
+    fallbackSatVb: e.FEE_FALLBACK_SAT_VB ?? netDefaults.fees.fallbackSatVb,
+  };
+  if (!(fees.floorSatVb <= fees.fallbackSatVb && fees.fallbackSatVb <= fees.capSatVb)) {
+    throw new Error(
+      `invalid configuration: fee rates must satisfy FEE_FLOOR_SAT_VB (${fees.floorSatVb}) <= FEE_FALLBACK_SAT_VB (${fees.fallbackSatVb}) <= FEE_CAP_SAT_VB (${fees.capSatVb})`,
+    );
+  }
   const minTermMs = e.MIN_TERM_MS ?? Math.ceil(e.SETTLE_INTERVAL_MS * 1.5);
   if (minTermMs <= e.SETTLE_INTERVAL_MS) {
     throw new Error(`invalid configuration: MIN_TERM_MS (${minTermMs}) must exceed SETTLE_INTERVAL_MS (${e.SETTLE_INTERVAL_MS})`);
@@ -122,6 +146,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           },
     bitcoin: {
       kind: e.BITCOIN_KIND,
+      network: e.BITCOIN_NETWORK,
+      fees,
       node: {
         url: e.BITCOIN_RPC_URL,
         user: e.BITCOIN_RPC_USER,
@@ -130,7 +156,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       },
       walletUrl: e.BITCOIN_WALLET_RPC_URL ?? e.BITCOIN_RPC_URL,
     },
-    confirmations: e.CONFIRMATIONS,
+    confirmations: e.CONFIRMATIONS ?? netDefaults.confirmations,
     iotDataEndpoint: e.IOT_DATA_ENDPOINT,
     ecs: e.ECS_CLUSTER_ARN
       ? { clusterArn: e.ECS_CLUSTER_ARN, services: (e.ECS_SERVICES ?? '').split(',').filter(Boolean), endpoint: e.AWS_ENDPOINT_URL_ECS }

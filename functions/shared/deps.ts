@@ -22,6 +22,7 @@ import type { Json } from '../../core/types.ts';
 import { EmbeddedLedger } from '../../adapters/ledger/embedded.ts';
 import { MultiChainLedger } from '../../adapters/ledger/multichain.ts';
 import { BitcoinPayments } from '../../adapters/payments/bitcoin.ts';
+import { addressFormat } from '../../core/network.ts';
 import type { Ledger, Notifier, Payments } from '../../adapters/ports.ts';
 import { DynamoStore } from '../../adapters/store/dynamo.ts';
 import { loadConfig, type Config, type RpcTarget } from './config.ts';
@@ -214,6 +215,9 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
         kind: config.bitcoin.kind,
         node: endpointOf(config.bitcoin.node.url, auth),
         wallet: { ...endpointOf(config.bitcoin.walletUrl, auth), name: wallet },
+        minConfirmations: config.confirmations,
+        addressFormat: addressFormat(config.bitcoin.network, config.bitcoin.kind),
+        ...(config.bitcoin.kind === 'bitcoind' ? { fees: config.bitcoin.fees } : {}),
       });
       await adapter.ensureWallet();
       return adapter as Payments;

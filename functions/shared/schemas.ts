@@ -11,6 +11,9 @@ export const PublicKeySchema = z.object({ alg: z.enum(['ed25519', 'p256']), spki
 export const DomainParams = z.object({ domain: Name });
 export const DeviceParams = z.object({ domain: Name, device: Name });
 
+/** POST /domains/{domain}/faucet: how many blocks to mine to the domain (regtest; each coinbase is 50 BTC or less). */
+export const FaucetBody = z.object({ blocks: z.number().int().min(1).max(50).optional() });
+
 export const RegisterDomainBody = z.object({
   domain: Name,
   role: z.enum(['consumer', 'provider', 'both']),

@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -118,7 +119,8 @@ export class ChainNode extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     const container = taskDefinition.addContainer('Node', {
-      image: ecs.ContainerImage.fromAsset(props.imageDirectory, { buildArgs: definedOnly(props.buildArgs ?? {}) }),
+      // Built for the task's platform whatever the build host is (an arm64 laptop would otherwise build an arm64 image).
+      image: ecs.ContainerImage.fromAsset(props.imageDirectory, { buildArgs: definedOnly(props.buildArgs ?? {}), platform: Platform.LINUX_AMD64 }),
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: props.name, logGroup }),
       environment: { ...props.environment, DATA_DIR: CHAIN_DATA_PATH, RPC_PORT: String(props.rpcPort) },
       secrets: {
@@ -163,6 +165,9 @@ export class ChainNode extends Construct {
       minHealthyPercent: 0,
       maxHealthyPercent: 100,
       circuitBreaker: { rollback: true },
+      // ECS Exec (`aws ecs execute-command … --command "bitcoin-cli -datadir=/data …"`): CDK grants the task role
+      // the four ssmmessages channel actions the SSM agent needs, nothing else (acknowledged below).
+      enableExecuteCommand: true,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       securityGroups: [securityGroup],
       assignPublicIp: false,
@@ -174,6 +179,11 @@ export class ChainNode extends Construct {
       },
     });
     this.fileSystem.connections.allowDefaultPortFrom(this.service, `${props.name} task mounts its data`);
+    Validations.of(taskDefinition.taskRole).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'ECS Exec: ssmmessages:CreateControlChannel/CreateDataChannel/OpenControlChannel/OpenDataChannel support no resource-level permissions (Service Authorization Reference, Amazon Session Manager Message Gateway Service), so they are granted on * and nothing else is.',
+    });
 
     this.rpcUrl = `http://${props.name}.${props.namespace.namespaceName}:${props.rpcPort}`;
   }

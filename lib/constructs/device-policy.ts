@@ -4,6 +4,8 @@ import { Construct } from 'constructs';
 
 /** The thing type every device is created with (scripts/provision-fleet.sh uses it). */
 export const THING_TYPE_NAME = 'oc-device';
+/** The thing type of a stage: thing type names are unique per account and region. `dev` keeps the historical `oc-device`. */
+export const thingTypeName = (stage: string): string => (stage === 'dev' ? THING_TYPE_NAME : `oc-${stage}-device`);
 
 // IoT policy variables. They are literal text in the policy document (IoT
 // substitutes them per connection); CDK leaves `${iot:...}` alone because it is
@@ -29,10 +31,10 @@ export class DevicePolicy extends Construct {
   readonly policy: iot.CfnPolicy;
   readonly thingType: iot.CfnThingType;
 
-  constructor(scope: Construct, id: string) {
+  constructor(scope: Construct, id: string, props: { thingTypeName?: string } = {}) {
     super(scope, id);
     this.thingType = new iot.CfnThingType(this, 'ThingType', {
-      thingTypeName: THING_TYPE_NAME,
+      thingTypeName: props.thingTypeName ?? THING_TYPE_NAME,
       thingTypeProperties: {
         thingTypeDescription: 'obligation-chain device (SCD or SPD)',
         searchableAttributes: ['domain', 'role'],

@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { NETWORK_DEFAULTS, type BitcoinNetwork } from '../../core/network.ts';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -83,12 +84,13 @@ export interface HandlersProps {
   readonly securityGroup: ec2.ISecurityGroup;
   readonly table: dynamodb.ITableV2;
   readonly multichain: { readonly rpcUrl: string; readonly chainName: string; readonly secret: secretsmanager.ISecret };
-  readonly bitcoin: { readonly rpcUrl: string; readonly secret: secretsmanager.ISecret };
+  /** bitcoind's RPC and secret, and the network it runs (BITCOIN_NETWORK: valid addresses, confirmations and fee defaults). */
+  readonly bitcoin: { readonly rpcUrl: string; readonly secret: secretsmanager.ISecret; readonly network?: BitcoinNetwork };
   /** `https://{endpointAddress}` of the IoT data plane (ATS). */
   readonly iotDataEndpoint: string;
   readonly cluster: ecs.ICluster;
   readonly chainServices: readonly ecs.IBaseService[];
-  /** Confirmations before a payment counts (1 on regtest). */
+  /** Confirmations before a payment counts (default: the network's, 1 / 3 / 3 / 6; core/network.ts). */
   readonly confirmations?: number;
   /** Folder holding functions/ and package-lock.json; defaults to this repository. */
   readonly projectRoot?: string;
@@ -114,7 +116,8 @@ export class Handlers extends Construct {
       BITCOIN_KIND: 'bitcoind',
       BITCOIN_RPC_URL: props.bitcoin.rpcUrl,
       BITCOIN_RPC_SECRET_ARN: props.bitcoin.secret.secretArn,
-      CONFIRMATIONS: String(props.confirmations ?? 1),
+      BITCOIN_NETWORK: props.bitcoin.network ?? 'regtest',
+      CONFIRMATIONS: String(props.confirmations ?? NETWORK_DEFAULTS[props.bitcoin.network ?? 'regtest'].confirmations),
       // the settle job's schedule: providers' minimum payment term and the default grace derive from it
       SETTLE_INTERVAL_MS: String(settleEvery().toMilliseconds()),
       IOT_DATA_ENDPOINT: props.iotDataEndpoint,

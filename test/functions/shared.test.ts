@@ -41,6 +41,25 @@ describe('loadConfig', () => {
     });
   });
 
+  it('per-network defaults: confirmations 1 / 3 / 3 / 6 and each network\'s fee policy; explicit values win', () => {
+    const of = (network: string, extra: Record<string, string> = {}) =>
+      loadConfig({ ...base, LEDGER_KIND: 'embedded', BITCOIN_NETWORK: network, ...extra });
+    assert.deepEqual(['regtest', 'signet', 'testnet4', 'mainnet'].map((n) => of(n).confirmations), [1, 3, 3, 6]);
+    assert.equal(loadConfig({ ...base, LEDGER_KIND: 'embedded' }).bitcoin.network, 'regtest');
+    assert.equal(of('mainnet', { CONFIRMATIONS: '2' }).confirmations, 2);
+    assert.deepEqual(of('mainnet').bitcoin.fees, { targetBlocks: 6, floorSatVb: 1, capSatVb: 200, fallbackSatVb: 10 });
+    assert.equal(of('signet', { FEE_CAP_SAT_VB: '30', FEE_TARGET_BLOCKS: '2' }).bitcoin.fees.capSatVb, 30);
+    assert.equal(of('signet', { FEE_TARGET_BLOCKS: '2' }).bitcoin.fees.targetBlocks, 2);
+  });
+
+  it('refuses an unknown network, bcoin off regtest, and fee bounds out of order', () => {
+    const embedded = { ...base, LEDGER_KIND: 'embedded' };
+    assert.throws(() => loadConfig({ ...embedded, BITCOIN_NETWORK: 'testnet3' }), /BITCOIN_NETWORK/);
+    assert.throws(() => loadConfig({ ...embedded, BITCOIN_KIND: 'bcoin', BITCOIN_NETWORK: 'mainnet' }), /regtest only/);
+    assert.throws(() => loadConfig({ ...embedded, FEE_FLOOR_SAT_VB: '30' }), /FEE_FLOOR_SAT_VB \(30\) <= FEE_FALLBACK_SAT_VB/);
+    assert.throws(() => loadConfig({ ...embedded, BITCOIN_NETWORK: 'mainnet', FEE_CAP_SAT_VB: '5' }), /<= FEE_CAP_SAT_VB \(5\)/);
+  });
+
   it('refuses a MultiChain ledger without its URL', () => {
     assert.throws(() => loadConfig(base), /MULTICHAIN_RPC_URL is required/);
   });

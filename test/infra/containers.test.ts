@@ -24,9 +24,9 @@ const images = [
   {
     name: 'bitcoind',
     download: /https:\/\/bitcoincore\.org\/bin\/bitcoin-core-\$\{BITCOIN_VERSION\}/,
-    verify: /sha256sum --ignore-missing -c SHA256SUMS/,
-    required: /bitcoin-\$\{BITCOIN_VERSION\}-x86_64-linux-gnu\.tar\.gz/,
-    entrypoint: [/regtest=1/, /txindex=1/, /fallbackfee=/, /createwallet wallet_name="\$wallet" descriptors=true/, /generatetoaddress 101/, /getmempoolinfo/, /generatetoaddress 1 "\$miner"/],
+    verify: /echo "\$\{BITCOIN_SHA256\}  \$\{archive\}" \| sha256sum -c -/,
+    required: /if \[ -z "\$\{BITCOIN_SHA256\}" \]; then[\s\S]*?exit 1/,
+    entrypoint: [/chain=\$chain/, /txindex=1/, /fallbackfee=/, /createwallet wallet_name="\$wallet" descriptors=true/, /generatetoaddress 101/, /getmempoolinfo/, /generatetoaddress 1 "\$miner"/],
   },
 ] as const;
 
@@ -88,4 +88,53 @@ describe('container images', () => {
       });
     });
   }
+});
+
+describe('bitcoind image specifics', () => {
+  const dockerfile = read('bitcoind/Dockerfile');
+  const entrypoint = read('bitcoind/entrypoint.sh');
+
+  it('pins the Bitcoin Core 28.1 x86_64 archive digest by default, checked as well as SHA256SUMS', () => {
+    assert.match(dockerfile, /^ARG BITCOIN_VERSION=28\.1$/m);
+    // bitcoin-28.1-x86_64-linux-gnu.tar.gz, as every guix.sigs builder attested it
+    assert.match(dockerfile, /^ARG BITCOIN_SHA256=07f77afd326639145b9ba9562912b2ad2ccec47b8a305bd075b4f4cb127b7ed7$/m);
+    assert.match(dockerfile, /sha256sum --ignore-missing -c SHA256SUMS/);
+    assert.ok(dockerfile.search(/echo "\$\{BITCOIN_SHA256\}/) < dockerfile.search(/tar -xzf/));
+  });
+
+  it('writes rpcauth (salted HMAC), never rpcpassword, and has openssl to compute it', () => {
+    assert.match(entrypoint, /^rpcauth=\$RPC_USER:\$salt\\\$\$hmac$/m);
+    assert.match(entrypoint, /openssl dgst -sha256 -hmac "\$salt"/);
+    assert.match(entrypoint, /od -An -N16 -tx1 \/dev\/urandom/);
+    assert.doesNotMatch(entrypoint, /^\s*rpc(password|user)=/m);
+    assert.match(finalStage(dockerfile), /apt-get install -y --no-install-recommends openssl/);
+  });
+
+  it('selects regtest, signet, testnet4 or mainnet and refuses anything else', () => {
+    for (const [network, chain] of [['regtest', 'regtest'], ['signet', 'signet'], ['testnet4', 'testnet4'], ['mainnet', 'main']]) {
+      assert.match(entrypoint, new RegExp(`^\\s*${network}\\)\\s+chain=${chain};`, 'm'));
+    }
+    assert.match(entrypoint, /\*\) echo "NETWORK must be regtest, signet, testnet4 or mainnet/);
+  });
+
+  it('mines (101 blocks, then the miner) only on regtest; prunes only off regtest, without txindex', () => {
+    const start = entrypoint.indexOf('if [ "$NETWORK" = regtest ]; then\n  if [ ! -f');
+    assert.ok(start > 0, 'a regtest-only block');
+    // every generatetoaddress (first-start blocks and the miner) is inside it
+    assert.ok(entrypoint.indexOf('generatetoaddress') > start);
+    assert.match(entrypoint.slice(start), /generatetoaddress 101[\s\S]*generatetoaddress 1 "\$miner"[\s\S]*\nfi\n\nwait "\$pid"/);
+    assert.match(entrypoint, /PRUNE is not allowed on regtest/);
+    assert.match(entrypoint, /prune=\$PRUNE\ntxindex=0/);
+  });
+
+  it('the health check and the documented commands give bitcoin-cli the data dir', () => {
+    const readme = read('bitcoind/README.md');
+    const deploy = readFileSync(fileURLToPath(new URL('../../docs/deploy.md', import.meta.url)), 'utf8');
+    for (const doc of [readme, deploy]) {
+      // every quoted command (`…` or "…") that runs bitcoin-cli
+      const commands = [...doc.matchAll(/[`"](bitcoin-cli [^`"]*)/g)].map((m) => m[1] ?? '');
+      assert.ok(commands.length > 0);
+      for (const command of commands) assert.match(command, /^bitcoin-cli -datadir=\/data\b/, command);
+    }
+  });
 });

@@ -1,8 +1,10 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Match } from 'aws-cdk-lib/assertions';
-import { readFileSync } from 'node:fs';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildApp } from '../../lib/app.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../../adapters/table.ts';
 import { HANDLER_ACCESS, HANDLER_NAMES, type HandlerName } from '../../lib/constructs/handlers.ts';
 import { ROUTES } from '../../lib/constructs/http-api.ts';
@@ -198,6 +200,7 @@ describe('BackendStack: HTTP API and schedules', () => {
   const expectedRoutes = [
     'POST /domains',
     'POST /domains/{domain}/devices',
+    'POST /domains/{domain}/faucet',
     'POST /offers',
     'POST /obligations',
     'POST /domains/{domain}/settlements',
@@ -209,16 +212,16 @@ describe('BackendStack: HTTP API and schedules', () => {
     'GET /health',
   ];
 
-  it('has exactly the eleven routes, IAM-authorised on admin routes only', () => {
+  it('has exactly the twelve routes, IAM-authorised on admin routes only (the regtest faucet among them)', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
     assert.deepEqual(routes.map((r) => r.RouteKey).sort(), [...expectedRoutes].sort());
-    const admin = new Set(['POST /domains', 'POST /domains/{domain}/devices', 'POST /domains/{domain}/settlements']);
+    const admin = new Set(['POST /domains', 'POST /domains/{domain}/devices', 'POST /domains/{domain}/faucet', 'POST /domains/{domain}/settlements']);
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 11);
+    assert.equal(ROUTES.length, 12);
   });
 
   it('logs access and throttles the default stage', () => {
@@ -374,6 +377,43 @@ describe('ChainStack', () => {
     }
   });
 
+  it('enables ECS Exec on both chain services, granting the task roles only the four ssmmessages channel actions on *', () => {
+    templates.chain.allResourcesProperties('AWS::ECS::Service', { EnableExecuteCommand: true });
+    for (const node of [built.chain.bitcoind, built.chain.multichain]) {
+      const role = node.service.taskDefinition.taskRole;
+      const granted = actionsOfRole(templates.chain, logicalId(role));
+      const wildcard = granted.filter((g) => g.resources.includes('*')).map((g) => g.action).sort();
+      assert.deepEqual(wildcard, [
+        'ssmmessages:CreateControlChannel',
+        'ssmmessages:CreateDataChannel',
+        'ssmmessages:OpenControlChannel',
+        'ssmmessages:OpenDataChannel',
+      ]);
+      // nothing else but mounting its own file system
+      assert.deepEqual([...new Set(granted.filter((g) => !g.resources.includes('*')).map((g) => g.action))].sort(), [
+        'elasticfilesystem:ClientMount',
+        'elasticfilesystem:ClientWrite',
+      ]);
+    }
+  });
+
+  it('builds both images for linux/amd64 whatever the build host', () => {
+    const assembly = built.app.synth();
+    const manifest = JSON.parse(readFileSync(join(assembly.directory, `${built.chain.artifactId}.assets.json`), 'utf8')) as {
+      dockerImages: Record<string, { source: { platform?: string; dockerBuildArgs?: Record<string, string> } }>;
+    };
+    const images = Object.values(manifest.dockerImages);
+    assert.equal(images.length, 2);
+    for (const image of images) assert.equal(image.source.platform, 'linux/amd64');
+  });
+
+  it('runs bitcoind on regtest by default, on its RPC port, unpruned', () => {
+    const env = bitcoindEnvironment(templates.chain);
+    assert.equal(env['NETWORK'], 'regtest');
+    assert.equal(env['RPC_PORT'], String(BITCOIN_RPC_PORT));
+    assert.equal(env['PRUNE'], undefined);
+  });
+
   it('has a 2-AZ VPC with one NAT, a DynamoDB gateway endpoint and flow logs', () => {
     templates.chain.resourceCountIs('AWS::EC2::NatGateway', 1);
     templates.chain.resourceCountIs('AWS::EC2::FlowLog', 1);
@@ -382,5 +422,62 @@ describe('ChainStack', () => {
       ServiceName: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('dynamodb')])] }),
     });
     templates.chain.resourceCountIs('AWS::EC2::Subnet', 4);
+  });
+});
+
+/** The bitcoind container's plain environment in a chain template. */
+function bitcoindEnvironment(template: Template): Record<string, string> {
+  for (const td of Object.values(template.findResources('AWS::ECS::TaskDefinition'))) {
+    const [container] = (td['Properties'] as { ContainerDefinitions: Array<{ Environment: Array<{ Name: string; Value: string }> }> }).ContainerDefinitions;
+    const env = Object.fromEntries((container?.Environment ?? []).map((e) => [e.Name, e.Value]));
+    if (env['NETWORK'] !== undefined) return env;
+  }
+  throw new Error('no bitcoind task definition');
+}
+
+describe('deployment options: stage, Bitcoin network, pruning (synth without bundling)', () => {
+  const outdirs: string[] = [];
+  after(() => {
+    for (const d of outdirs) rmSync(d, { recursive: true, force: true });
+  });
+  const variant = (context: Record<string, unknown>) => {
+    const outdir = mkdtempSync(join(tmpdir(), 'oc-cdk-variant-'));
+    outdirs.push(outdir);
+    // bundling-stacks []: no Lambda bundling, the templates are all these tests read
+    return buildApp({ appProps: { outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } } });
+  };
+
+  it('puts the stage (default dev) in every stack name, the thing type and the stage tag', () => {
+    assert.deepEqual([built.chain, built.data, built.backend, built.iot].map((st) => st.stackName), ['oc-dev-chain', 'oc-dev-data', 'oc-dev-backend', 'oc-dev-iot']);
+    const prod = variant({ stage: 'prod' });
+    assert.deepEqual([prod.chain, prod.data, prod.backend, prod.iot].map((st) => st.stackName), ['oc-prod-chain', 'oc-prod-data', 'oc-prod-backend', 'oc-prod-iot']);
+    Template.fromStack(prod.iot).hasResourceProperties('AWS::IoT::ThingType', { ThingTypeName: 'oc-prod-device' });
+    assert.throws(() => variant({ stage: 'Prod_1' }), /-c stage=Prod_1/);
+  });
+
+  it('-c bitcoinNetwork=mainnet: the container, its RPC port and ingress, and the handlers (6 confirmations) follow', () => {
+    const main = variant({ bitcoinNetwork: 'mainnet', bitcoinPrune: '550' });
+    const chain = Template.fromStack(main.chain);
+    const env = bitcoindEnvironment(chain);
+    assert.equal(env['NETWORK'], 'mainnet');
+    assert.equal(env['RPC_PORT'], '8332');
+    assert.equal(env['PRUNE'], '550');
+    const ingress = Object.values(chain.findResources('AWS::EC2::SecurityGroupIngress')).map((r) => (r['Properties'] as { FromPort: number }).FromPort);
+    assert.ok(ingress.includes(8332) && !ingress.includes(BITCOIN_RPC_PORT));
+    const fns = Object.values(Template.fromStack(main.backend).findResources('AWS::Lambda::Function')).map(
+      (f) => (f['Properties'] as { Environment?: { Variables?: Record<string, string> } }).Environment?.Variables ?? {},
+    ).filter((v) => v['BITCOIN_RPC_URL'] !== undefined);
+    assert.ok(fns.length >= 8);
+    for (const v of fns) {
+      assert.equal(v['BITCOIN_NETWORK'], 'mainnet');
+      assert.equal(v['CONFIRMATIONS'], '6');
+      assert.match(v['BITCOIN_RPC_URL'] ?? '', /:8332$/);
+    }
+  });
+
+  it('refuses an unknown network and pruning on regtest or below 550 MiB', () => {
+    assert.throws(() => variant({ bitcoinNetwork: 'testnet3' }), /-c bitcoinNetwork=testnet3/);
+    assert.throws(() => variant({ bitcoinPrune: '550' }), /only off regtest/);
+    assert.throws(() => variant({ bitcoinNetwork: 'signet', bitcoinPrune: '100' }), /bitcoinPrune must be/);
   });
 });

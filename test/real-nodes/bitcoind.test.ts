@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AmountTooSmallError, BitcoinPayments, TxRejectedError } from '../../adapters/payments/bitcoin.ts';
 import { REGTEST_LOOPBACK_FLAGS } from './harness.ts';
+import { addressFormat, WrongNetworkError } from '../../core/network.ts';
 
 const BIN = process.env.OC_NODES_BIN;
 const skip = !BIN
@@ -212,5 +213,31 @@ describe('BitcoinPayments on a real bitcoind (regtest)', { skip }, () => {
     assert.equal(await d.isConflicted(first.hex), true);
     assert.equal(await d.isConflicted(second.hex), false, 'the confirmed one is not');
     await assert.rejects(d.broadcast(first.hex), TxRejectedError);
+  });
+
+  it('pays at the fee rate of the policy: the fallback (regtest has no estimate), raised to the floor; a mainnet address never reaches the node', async () => {
+    const a = wallet('oc-a');
+    await a.ensureWallet();
+    if ((await a.balance()) < 1e8) await node.rpc('generatetoaddress', [101, await a.newAddress()]); // when run alone
+    const b = wallet('oc-b');
+    await b.ensureWallet();
+    const to = await b.newAddress();
+    const rateOf = async (policy: { targetBlocks: number; floorSatVb: number; capSatVb: number; fallbackSatVb: number }) => {
+      const payer = new BitcoinPayments({ kind: 'bitcoind', node: node.endpoint, wallet: { ...node.endpoint, name: 'oc-a' }, fees: policy });
+      const tx = await payer.prepareSendMany({ [to]: 30_000 });
+      await payer.broadcast(tx.hex);
+      const fee = -(await node.rpc<{ fee: number }>('gettransaction', [tx.txid], 'oc-a')).fee;
+      const { vsize } = await node.rpc<{ vsize: number }>('getrawtransaction', [tx.txid, true]);
+      return Math.round(fee * 1e8) / vsize;
+    };
+    // the node's own -fallbackfee is 20 sat/vB: 7 can only come from our fee_rate
+    assert.ok(Math.abs((await rateOf({ targetBlocks: 6, floorSatVb: 1, capSatVb: 50, fallbackSatVb: 7 })) - 7) < 0.1);
+    // confirm it first: spending its unconfirmed change, the wallet would add fee to lift the parent (ancestor bump)
+    await a.mine(1);
+    assert.ok(Math.abs((await rateOf({ targetBlocks: 6, floorSatVb: 12, capSatVb: 50, fallbackSatVb: 12 })) - 12) < 0.1);
+    await a.mine(1);
+    const guarded = new BitcoinPayments({ kind: 'bitcoind', node: node.endpoint, wallet: { ...node.endpoint, name: 'oc-a' }, addressFormat: addressFormat('regtest') });
+    await assert.rejects(guarded.prepareSendMany({ bc1qmfmgeswv7wd378sewj8qva3pnk4l53msq9ny2h: 30_000 }), WrongNetworkError);
+    assert.deepEqual(await node.rpc<unknown[]>('listlockunspent', [], 'oc-a'), [], 'nothing funded or locked');
   });
 });
