@@ -15,6 +15,7 @@ import { recomputeFromLedger } from '../service/reputation.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
 import { hubEnv, startFederation } from './federation.ts';
 import { drainFederation, federationReport } from './federation-report.ts';
+import { allObligations } from './pages.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
 
@@ -114,8 +115,7 @@ async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): P
   for (;;) {
     let open = 0;
     for (const d of domains) {
-      const r = await cloud.call<{ obligations: { status: string }[] }>('GET', `/domains/${d}/obligations`);
-      open += r.body.obligations.filter((o) => o.status === 'accepted' || o.status === 'settling').length;
+      open += (await allObligations(cloud, d)).filter((o) => o.status === 'accepted' || o.status === 'settling').length;
     }
     if (open === 0 || Date.now() > deadline) return open;
     if (open !== last) {
@@ -188,10 +188,7 @@ async function main(): Promise<void> {
     const summaries: DomainSummary[] = [];
     for (const c of fleet.consumers) {
       const report = fleet.reports.get(c.domain);
-      const obligations = (await cloud.call<{ obligations: { id: string; status: string; amount: number; paidTxid?: string }[] }>(
-        'GET',
-        `/domains/${c.domain}/obligations`,
-      )).body.obligations;
+      const obligations = await allObligations<{ id: string; status: string; amount: number; paidTxid?: string }>(cloud, c.domain);
       const rep = (await cloud.call<{ reputation: number; creditLimit: number; rScaled: number; sScaled: number }>(
         'GET',
         `/domains/${c.domain}/reputation`,
