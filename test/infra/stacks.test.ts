@@ -202,6 +202,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     'POST /obligations',
     'POST /domains/{domain}/settlements',
     'GET /domains/{domain}/reputation',
+    'GET /domains/{domain}/reputation/verify',
     'GET /domains/{domain}/obligations',
     'GET /domains/{domain}/devices/{device}/head',
     'GET /domains',
@@ -209,16 +210,22 @@ describe('BackendStack: HTTP API and schedules', () => {
     'GET /health',
   ];
 
-  it('has exactly the eleven routes, IAM-authorised on admin routes only', () => {
+  it('has exactly the twelve routes, IAM-authorised on admin routes only', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
     assert.deepEqual(routes.map((r) => r.RouteKey).sort(), [...expectedRoutes].sort());
-    const admin = new Set(['POST /domains', 'POST /domains/{domain}/devices', 'POST /domains/{domain}/settlements']);
+    const admin = new Set([
+      'POST /domains',
+      'POST /domains/{domain}/devices',
+      'POST /domains/{domain}/settlements',
+      // reads the whole ledger: not for anyone
+      'GET /domains/{domain}/reputation/verify',
+    ]);
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 11);
+    assert.equal(ROUTES.length, 12);
   });
 
   it('logs access and throttles the default stage', () => {
