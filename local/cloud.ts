@@ -39,7 +39,7 @@ import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type Route } from './http.ts';
-import { historyHandler, sampleHub, startHistory } from './history.ts';
+import { countHub, historyHandler, sampleHub, startHistory } from './history.ts';
 import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
 import type { Ledger } from '../adapters/ports.ts';
@@ -216,7 +216,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
           handler: scoped(HANDLERS[r.handler] as Route['handler']),
           functionName: r.handler,
         })),
-        { method: 'GET', path: '/ui/history', handler: historyHandler(sampler.history) as Route['handler'], functionName: 'ui-history' },
+        { method: 'GET', path: '/ui/history', handler: historyHandler(sampler.history, () => countHub(deps)) as Route['handler'], functionName: 'ui-history' },
       ],
       static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
     });

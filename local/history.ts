@@ -1,7 +1,8 @@
 /**
  * The run's history for the live page, kept by the back-end: every hosted
  * consumer domain's reputation sampled from the start of the run (thinned,
- * never cut, as the run grows) and its obligations counted by status. The
+ * never cut, as the run grows; a sample is one query and a counter read per
+ * domain), and, when the page asks, its obligations counted by status. The
  * page loads the whole series when it opens, so a visitor who comes late
  * still sees the run from its start, then asks only for what is new
  * (`GET /ui/history?since=<ms>`). Local only: the page is served by the
@@ -17,7 +18,6 @@ export type StatusCounts = Record<ObligationStatus, number>;
 export interface DomainSample {
   domain: string;
   reputation: number;
-  counts: StatusCounts;
 }
 
 /** What GET /ui/history answers. */
@@ -27,7 +27,7 @@ export interface HistoryView {
   everyMs: number;
   /** Per consumer domain: [t (epoch ms), reputation] pairs after `since`, oldest first. */
   series: Record<string, [number, number][]>;
-  /** Per consumer domain: its obligations by status at the latest sample. */
+  /** Per consumer domain: its obligations by status, now. */
   counts: Record<string, StatusCounts>;
 }
 
@@ -48,7 +48,6 @@ export function thin<T>(points: T[], max: number): T[] {
 export class RunHistory {
   readonly startedAt: number;
   private readonly series = new Map<string, [number, number][]>();
-  private counts: Record<string, StatusCounts> = {};
 
   constructor(
     readonly everyMs: number,
@@ -59,35 +58,45 @@ export class RunHistory {
   }
 
   record(t: number, samples: DomainSample[]): void {
-    const counts: Record<string, StatusCounts> = {};
     for (const s of samples) {
       const points = this.series.get(s.domain) ?? [];
       points.push([t, Math.round(s.reputation * 1e4) / 1e4]);
       this.series.set(s.domain, points.length > this.maxPoints ? thin(points, Math.floor(this.maxPoints / 2)) : points);
-      counts[s.domain] = s.counts;
     }
-    this.counts = counts;
   }
 
-  view(since = -Infinity, now = Date.now()): HistoryView {
+  /** Every domain's points after `since`. */
+  seriesSince(since = -Infinity): Record<string, [number, number][]> {
     const series: Record<string, [number, number][]> = {};
     for (const [domain, points] of [...this.series].sort(([a], [b]) => (a < b ? -1 : 1))) {
       series[domain] = points.filter(([t]) => t > since);
     }
-    return { startedAt: this.startedAt, now, everyMs: this.everyMs, series, counts: this.counts };
+    return series;
   }
 }
 
-/** One sample of a hub: its hosted consumer domains' reputation and obligation counts. */
+const consumersOf = async (deps: Deps) => (await deps.store.listHostedDomains()).filter((d) => d.role !== 'provider');
+
+/** One sample of a hub: its hosted consumer domains' reputation (O(1) each, from the counters). */
 export async function sampleHub(deps: Deps): Promise<DomainSample[]> {
-  const hosted = (await deps.store.listHostedDomains()).filter((d) => d.role !== 'provider');
   return Promise.all(
-    hosted.map(async (d) => {
-      const counts: StatusCounts = { accepted: 0, settling: 0, fulfilled: 0, defaulted: 0 };
-      for (const o of await deps.store.listByConsumer(d.domain)) counts[o.status] += 1;
-      return { domain: d.domain, reputation: (await reputationOfDomain(deps, d.domain)).reputation, counts };
-    }),
+    (await consumersOf(deps)).map(async (d) => ({ domain: d.domain, reputation: (await reputationOfDomain(deps, d.domain)).reputation })),
   );
+}
+
+/**
+ * A hub's consumer domains' obligations by status. It reads every obligation, so
+ * it runs only when the page asks (about once a second while someone watches),
+ * never on the sampler's timer: a long unwatched run (the soak) pays nothing.
+ */
+export async function countHub(deps: Deps): Promise<Record<string, StatusCounts>> {
+  const out: Record<string, StatusCounts> = {};
+  for (const d of await consumersOf(deps)) {
+    const counts: StatusCounts = { accepted: 0, settling: 0, fulfilled: 0, defaulted: 0 };
+    for (const o of await deps.store.listByConsumer(d.domain)) counts[o.status] += 1;
+    out[d.domain] = counts;
+  }
+  return out;
 }
 
 export interface HistorySampler {
@@ -127,8 +136,8 @@ export function startHistory(sample: () => Promise<DomainSample[]>, everyMs = 1_
   };
 }
 
-/** GET /ui/history[?since=<epoch ms>]: the run's series (after `since`) and the latest counts. */
-export function historyHandler(history: RunHistory) {
+/** GET /ui/history[?since=<epoch ms>]: the run's series (after `since`) and the counts now. */
+export function historyHandler(history: RunHistory, counts: () => Promise<Record<string, StatusCounts>>) {
   return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
     const q = event.queryStringParameters ?? {};
     const unknown = Object.keys(q).filter((k) => k !== 'since');
@@ -144,7 +153,13 @@ export function historyHandler(history: RunHistory) {
     return {
       statusCode: 200,
       headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
-      body: JSON.stringify(history.view(since === undefined ? -Infinity : Number(since))),
+      body: JSON.stringify({
+        startedAt: history.startedAt,
+        now: Date.now(),
+        everyMs: history.everyMs,
+        series: history.seriesSince(since === undefined ? -Infinity : Number(since)),
+        counts: await counts().catch(() => ({})), // the store is closing: the page keeps its last counts
+      } satisfies HistoryView),
     };
   };
 }

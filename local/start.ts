@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     const f = cfg.fleet;
     console.log(
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
-        `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
+        `${Math.round(f.consumers * f.defaulterShare)} never pay;\n          ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
     );
     fleet = new Fleet(f, hubEnv(cloud));
     process.stdout.write('setting up domains, wallets and devices… ');
@@ -283,7 +283,7 @@ async function runFederated(cfg: StartConfig): Promise<void> {
     }
     console.log(
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
-        `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
+        `${Math.round(f.consumers * f.defaulterShare)} never pay;\n          ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
     );
     fleet = new Fleet(f, {
       ...hubEnv(fed.hubs[0]!),
