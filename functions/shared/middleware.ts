@@ -36,8 +36,9 @@ function parse<T>(schema: z.ZodType<T, unknown>, value: unknown, what: string): 
 /**
  * The request body as JSON, whatever the content type says (a client that
  * sends JSON without `content-type: application/json` is understood, not
- * refused with 415). API Gateway hands over bodies of non-text types base64
- * encoded. Not JSON → MalformedError (400), never middy's 422.
+ * refused with 415). A body the gateway flags `isBase64Encoded` (it may, for a
+ * type it does not take for text, or none) is decoded first. Not JSON →
+ * MalformedError (400), never middy's 422.
  */
 function jsonBody(event: APIGatewayProxyEventV2): unknown {
   const raw = event.body;

@@ -150,6 +150,9 @@ describe('HTTP API boundary', () => {
       }
       assertTypedRefusal(await cloud.call('GET', '/domains/zzz'), 'F09_NOT_FOUND');
       assertTypedRefusal(await cloud.call('POST', '/domains/zzz/settlements', {}), 'F09_NOT_FOUND');
+      const offer = { consumerDomain: 'zzz', consumerDevice: 'd1', providerDomain: 'p1', providerDevice: 'p1-spd-1', service: 'wifi-access' };
+      assertTypedRefusal(await cloud.call('POST', '/offers', offer), 'F07_UNKNOWN_DOMAIN');
+      assertTypedRefusal(await cloud.call('POST', '/offers', { ...offer, consumerDomain: 'c1', providerDomain: 'zzz' }), 'F09_NOT_FOUND');
       const key = { alg: 'ed25519', spki: 'MCowBQYDK2VwAyEA'.padEnd(60, 'A') };
       assertTypedRefusal(await cloud.call('POST', '/domains/zzz/devices', { deviceId: 'd', deviceKey: key, creditLimit: 1 }), 'F09_NOT_FOUND');
     });
