@@ -57,6 +57,8 @@ export class ForbiddenError extends define('F08_FORBIDDEN', 'final') {}
 export class NotFoundError extends define('F09_NOT_FOUND', 'final') {}
 /** A record read from the shared ledger is malformed, wrongly signed, or published by someone else than its domain's hub. */
 export class InvalidRecordError extends define('F10_INVALID_RECORD', 'final') {}
+/** The thing exists already with other settings (e.g. a domain registered with another role): nothing was changed. */
+export class AlreadyExistsError extends define('F13_EXISTS', 'final') {}
 /** The consumer domain's reputation is below the provider's threshold. */
 export class ReputationTooLowError extends define('T01_REPUTATION_TOO_LOW', 'temporary') {}
 /** Outstanding + amount would exceed the consumer domain's (or device's) credit limit. */

@@ -44,7 +44,7 @@ export const NETWORK_DEFAULTS: Record<BitcoinNetwork, NetworkDefaults> = {
 
 /** An address is well-formed but belongs to another Bitcoin network than the one this hub pays on. */
 export class WrongNetworkError extends ObligationError {
-  static readonly code = 'F13_WRONG_NETWORK';
+  static readonly code = 'F17_WRONG_NETWORK';
   constructor(message: string, details?: Record<string, unknown>) {
     super(WrongNetworkError.code, 'final', message, details);
   }

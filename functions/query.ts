@@ -1,22 +1,51 @@
 /**
- * Queries: GET /domains/{domain}/reputation (O(1) from counters; `?verify=ledger`
- * also recomputes from the ledger alone), GET /domains/{domain}/obligations,
- * GET /domains/{domain}/devices/{device}/head (a device's chain head), GET /domains/{domain} (its record on the ledger), GET /domains (hosted domains
- * with their figures), GET /health.
+ * Queries: GET /domains/{domain}/reputation (O(1) from counters),
+ * GET /domains/{domain}/reputation/verify (admin: also recomputes from the
+ * whole ledger), GET /domains/{domain}/obligations (paged),
+ * GET /domains/{domain}/devices/{device}/head (a device's chain head),
+ * GET /domains/{domain} (its record on the ledger), GET /domains (hosted
+ * domains with their figures, paged), GET /health.
+ *
+ * Every route about a domain answers 404 (F07_UNKNOWN_DOMAIN) for a domain
+ * with no valid record here or on the ledger: no invented newcomer figures.
  */
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { z } from 'zod';
-import { NotFoundError, UnavailableError } from '../core/errors.ts';
+import { ForbiddenError, NotFoundError, UnavailableError, UnknownDomainError } from '../core/errors.ts';
 import { fundingOf } from '../service/domains.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
 import type { Deps } from './shared/deps.ts';
 import { httpRoute } from './shared/middleware.ts';
-import { DeviceParams, DomainParams } from './shared/schemas.ts';
+import { DeviceParams, DomainParams, DomainsQuery, ObligationsQuery, ReputationQuery, pageToken } from './shared/schemas.ts';
 import { GENESIS } from '../core/types.ts';
 
-const reputation = httpRoute({ params: DomainParams }, async ({ params, query, deps }) => {
+/** 404 unless the domain has a valid record (hosted here, or learnt from the ledger). */
+async function knownDomain(deps: Deps, domain: string): Promise<void> {
+  if (!(await deps.directory.get(domain))) {
+    throw new UnknownDomainError(`unknown domain ${domain}: no record of it here or on the ledger`, { domain });
+  }
+}
+
+const reputation = httpRoute({ params: DomainParams, query: ReputationQuery }, async ({ params, query, deps }) => {
+  if (query.verify !== undefined) {
+    // recomputing reads every record on the ledger: an admin route (IAM on AWS), not a public query flag
+    throw new ForbiddenError(
+      `verify=${query.verify.slice(0, 16)}: recomputing from the ledger is the admin route GET /domains/${params.domain}/reputation/verify`,
+      { route: 'GET /domains/{domain}/reputation/verify' },
+    );
+  }
+  await knownDomain(deps, params.domain);
+  return { body: await reputationOfDomain(deps, params.domain) };
+});
+
+/**
+ * Admin: the counters' figures next to a recomputation from the ledger alone,
+ * as any party could do it. It reads the whole `obligations` and `settlements`
+ * streams, so it sits behind the IAM authoriser like the other admin routes.
+ */
+const verifyReputation = httpRoute({ params: DomainParams }, async ({ params, deps }) => {
+  await knownDomain(deps, params.domain);
   const view = await reputationOfDomain(deps, params.domain);
-  if (query.verify !== 'ledger') return { body: view };
   const fromLedger = (await recomputeFromLedger(deps)).get(params.domain);
   return { body: { ...view, ledger: fromLedger ?? null } };
 });
@@ -28,29 +57,31 @@ const reputation = httpRoute({ params: DomainParams }, async ({ params, query, d
  * and resumes. Public like the other reads: the head is on the ledger anyway.
  */
 const head = httpRoute({ params: DeviceParams }, async ({ params, deps }) => {
+  await knownDomain(deps, params.domain);
   const h = await deps.store.getChainHead(params.domain, params.device);
   return { body: { domain: params.domain, device: params.device, seq: h?.seq ?? 0, id: h?.id ?? GENESIS } };
 });
 
-const StatusQuery = z.enum(['accepted', 'settling', 'fulfilled', 'defaulted']).optional();
-
-const obligations = httpRoute({ params: DomainParams }, async ({ params, query, deps }) => {
-  const status = StatusQuery.parse(query.status);
-  const side = query.side === 'provider' ? 'provider' : 'consumer';
-  const items =
-    side === 'provider'
-      ? await deps.store.listByProvider(params.domain, status)
-      : await deps.store.listByConsumer(params.domain, status);
+/** A page of a domain's obligations; `next` (opaque) asks for the following page, null on the last. */
+const obligations = httpRoute({ params: DomainParams, query: ObligationsQuery }, async ({ params, query, deps }) => {
+  await knownDomain(deps, params.domain);
+  const page = await deps.store.pageObligations(query.side, params.domain, {
+    limit: query.limit,
+    ...(query.status ? { status: query.status } : {}),
+    ...(query.next !== undefined ? { after: query.next } : {}),
+    newest: query.order === 'newest',
+  });
   return {
     body: {
       domain: params.domain,
-      side,
-      count: items.length,
-      obligations: items.map(({ accepted: _a, ...rest }) => ({
+      side: query.side,
+      count: page.items.length,
+      obligations: page.items.map(({ accepted: _a, ...rest }) => ({
         ...rest,
         acceptedAt: new Date(rest.acceptedAt).toISOString(),
         dueBy: new Date(rest.dueBy).toISOString(),
       })),
+      next: page.last === undefined ? null : pageToken.encode(page.last),
     },
   };
 });
@@ -77,8 +108,9 @@ const domain = httpRoute({ params: DomainParams }, async ({ params, deps }) => {
   };
 });
 
-const listDomains = httpRoute({}, async ({ deps }) => {
-  const hosted = await deps.store.listHostedDomains();
+const listDomains = httpRoute({ query: DomainsQuery }, async ({ query, deps }) => {
+  const page = await deps.store.pageHostedDomains(query.limit, query.next);
+  const hosted = page.items;
   const domains = await Promise.all(
     hosted.map(async (d) => ({
       domain: d.domain,
@@ -87,7 +119,7 @@ const listDomains = httpRoute({}, async ({ deps }) => {
       ...(d.role === 'provider' ? {} : { reputation: await reputationOfDomain(deps, d.domain) }),
     })),
   );
-  return { body: { count: domains.length, domains } };
+  return { body: { count: domains.length, domains, next: page.last === undefined ? null : pageToken.encode(page.last) } };
 });
 
 /** One ECS client per Deps (per hub when several run in one process). */
@@ -125,6 +157,7 @@ const health = httpRoute({}, async ({ deps }) => {
 
 const routes: Record<string, typeof health> = {
   'GET /domains/{domain}/reputation': reputation,
+  'GET /domains/{domain}/reputation/verify': verifyReputation,
   'GET /domains/{domain}/obligations': obligations,
   'GET /domains/{domain}/devices/{device}/head': head,
   'GET /domains/{domain}': domain,

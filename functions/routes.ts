@@ -15,7 +15,8 @@ export interface RouteSpec {
 }
 
 /**
- * Admin routes (hosting a domain, enrolling devices, forcing a settlement) need
+ * Admin routes (hosting a domain, enrolling devices, forcing a settlement,
+ * recomputing a reputation from the whole ledger) need
  * SigV4-signed requests (IAM authoriser) on AWS. The device-facing and read
  * routes are open at the gateway because every request body is signed by a
  * device or domain key and verified in the core.
@@ -29,6 +30,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/obligations', handler: 'accept', admin: false },
   { method: 'POST', path: '/domains/{domain}/settlements', handler: 'settle', admin: true },
   { method: 'GET', path: '/domains/{domain}/reputation', handler: 'query', admin: false },
+  // recomputes from the whole ledger: admin only, so nobody can make every read scan the streams
+  { method: 'GET', path: '/domains/{domain}/reputation/verify', handler: 'query', admin: true },
   { method: 'GET', path: '/domains/{domain}/obligations', handler: 'query', admin: false },
   { method: 'GET', path: '/domains/{domain}/devices/{device}/head', handler: 'query', admin: false },
   { method: 'GET', path: '/domains', handler: 'query', admin: false },

@@ -39,6 +39,7 @@ import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type Route } from './http.ts';
+import { countHub, historyHandler, sampleHub, startHistory } from './history.ts';
 import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
 import type { Ledger } from '../adapters/ports.ts';
@@ -202,15 +203,21 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       (event: E, context: Context): Promise<R> =>
         runWithDeps(deps, () => h(event, context));
 
+    // the run's history for the live page (local only): sampled from the start, served whole to a late visitor
+    const sampler = startHistory(() => sampleHub(deps));
+    stops.push(() => sampler.stop());
     const api = await startHttpFront({
       ...(opts.apiPort ? { port: opts.apiPort } : {}),
       // the deployed API's routes (functions/routes.ts), each to the same handler module
-      routes: ROUTES.map((r) => ({
-        method: r.method,
-        path: r.path,
-        handler: r.handler === 'enrol' ? thingOnEnrol(scoped(HANDLERS.enrol as Route['handler']), things) : scoped(HANDLERS[r.handler] as Route['handler']),
-        functionName: r.handler,
-      })),
+      routes: [
+        ...ROUTES.map((r) => ({
+          method: r.method,
+          path: r.path,
+          handler: r.handler === 'enrol' ? thingOnEnrol(scoped(HANDLERS.enrol as Route['handler']), things) : scoped(HANDLERS[r.handler] as Route['handler']),
+          functionName: r.handler,
+        })),
+        { method: 'GET', path: '/ui/history', handler: historyHandler(sampler.history, () => countHub(deps)) as Route['handler'], functionName: 'ui-history' },
+      ],
       static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
     });
     stops.push(() => api.stop());

@@ -9,6 +9,7 @@ import type { Fleet } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import type { LocalCloud } from './cloud.ts';
 import type { Federation } from './federation.ts';
+import { allObligations } from './pages.ts';
 
 /** Obligations by how they ended (from the provider hub's records). */
 export interface Fates {
@@ -77,8 +78,7 @@ export async function federationReport(fed: Federation, fleet: Fleet): Promise<F
   for (const p of fleet.providers) {
     const hub = hubs[p.hub];
     if (!hub) continue;
-    const listed = await get<{ obligations: Listed[] }>(hub, `/domains/${p.domain}/obligations?side=provider`);
-    for (const o of listed.obligations) {
+    for (const o of await allObligations<Listed>(hub, p.domain, 'side=provider')) {
       const consumer = fleet.consumers.find((c) => c.domain === o.consumerDomain);
       const f = fates.get(o.consumerDomain);
       if (!consumer || !f) continue;
@@ -148,8 +148,7 @@ export async function openObligations(fed: Federation, fleet: Fleet): Promise<nu
   for (const p of fleet.providers) {
     const hub = fed.hubs[p.hub];
     if (!hub) continue;
-    const listed = await get<{ obligations: Listed[] }>(hub, `/domains/${p.domain}/obligations?side=provider`);
-    open += listed.obligations.filter((o) => o.status === 'accepted' || o.status === 'settling').length;
+    open += (await allObligations<Listed>(hub, p.domain, 'side=provider')).filter((o) => o.status === 'accepted' || o.status === 'settling').length;
   }
   return open;
 }

@@ -13,6 +13,7 @@ import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
 import type { LocalCloud } from './cloud.ts';
 import { prepareDataDir } from './data-dir.ts';
+import { allObligations } from './pages.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
 
@@ -102,8 +103,7 @@ async function drain(cloud: LocalCloud, domains: string[], timeoutMs: number): P
   for (;;) {
     let open = 0;
     for (const d of domains) {
-      const r = await cloud.call<{ obligations: { status: string }[] }>('GET', `/domains/${d}/obligations`);
-      open += r.body.obligations.filter((o) => o.status === 'accepted' || o.status === 'settling').length;
+      open += (await allObligations(cloud, d)).filter((o) => o.status === 'accepted' || o.status === 'settling').length;
     }
     if (open === 0 || Date.now() > deadline) return open;
     if (open !== last) {
@@ -176,7 +176,7 @@ async function main(): Promise<number | void> {
     const f = cfg.fleet;
     console.log(
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
-        `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
+        `${Math.round(f.consumers * f.defaulterShare)} never pay;\n          ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
     );
     fleet = new Fleet(f, hubEnv(cloud));
     process.stdout.write('setting up domains, wallets and devices… ');
@@ -199,10 +199,7 @@ async function main(): Promise<number | void> {
     const summaries: DomainSummary[] = [];
     for (const c of fleet.consumers) {
       const report = fleet.reports.get(c.domain);
-      const obligations = (await cloud.call<{ obligations: { id: string; status: string; amount: number; paidTxid?: string }[] }>(
-        'GET',
-        `/domains/${c.domain}/obligations`,
-      )).body.obligations;
+      const obligations = await allObligations<{ id: string; status: string; amount: number; paidTxid?: string }>(cloud, c.domain);
       const rep = (await cloud.call<{ reputation: number; creditLimit: number; rScaled: number; sScaled: number }>(
         'GET',
         `/domains/${c.domain}/reputation`,
@@ -309,7 +306,7 @@ async function runFederated(cfg: StartConfig): Promise<number> {
     }
     console.log(
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
-        `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
+        `${Math.round(f.consumers * f.defaulterShare)} never pay;\n          ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
     );
     fleet = new Fleet(f, {
       ...hubEnv(fed.hubs[0]!),

@@ -39,53 +39,101 @@ export function sparkline(values: number[]): string {
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
 
-export function renderSummary(rows: DomainSummary[], facts: RunFacts): string {
+/** Widest line of the summaries: fits a 100-column terminal (and an 80-column one for the usual domain names). */
+export const SUMMARY_COLUMNS = 100;
+
+/**
+ * `head` followed by `items` joined with `sep`, wrapped at `width` columns;
+ * continuation lines are indented under the first item.
+ */
+export function wrapList(head: string, items: string[], width = SUMMARY_COLUMNS, sep = ', '): string[] {
+  const indent = ' '.repeat(Math.min(head.length, 24));
+  const lines: string[] = [];
+  let line = head;
+  let empty = true; // nothing after the head (or the indent) yet
+  items.forEach((item, i) => {
+    const piece = i < items.length - 1 ? item + sep.trimEnd() : item;
+    if (!empty && line.length + 1 + piece.length > width) {
+      lines.push(line);
+      line = indent;
+      empty = true;
+    }
+    line += empty ? piece : ` ${piece}`;
+    empty = false;
+  });
+  lines.push(line);
+  return lines;
+}
+
+/** At most `n` values evenly spread over the whole of `values`, first and last included: the trend of the whole run. */
+export function spread(values: number[], n: number): number[] {
+  if (values.length <= n) return values;
+  if (n <= 1) return values.slice(-1);
+  return Array.from({ length: n }, (_, i) => values[Math.round((i * (values.length - 1)) / (n - 1))] ?? 0);
+}
+
+/** 1234 → '1234', 1_250_000 → '1.3M', 2.1e12 → '2.1T'. */
+function compact(n: number): string {
+  const units: [number, string][] = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M']];
+  for (const [size, unit] of units) if (Math.abs(n) >= size) return `${(n / size).toFixed(1)}${unit}`;
+  return String(n);
+}
+
+interface Column<R> {
+  label: string;
+  right: boolean;
+  cell: (r: R) => string;
+}
+
+/** A table whose columns are as wide as their widest cell (or label), one space apart. */
+function table<R>(columns: Column<R>[], rows: R[]): string[] {
+  const cells = rows.map((r) => columns.map((c) => c.cell(r)));
+  const widths = columns.map((c, i) => Math.max(c.label.length, ...cells.map((row) => (row[i] ?? '').length)));
+  const line = (values: string[]) =>
+    values.map((v, i) => (columns[i]?.right ? lpad(v, widths[i] ?? 0) : pad(v, widths[i] ?? 0))).join(' ').trimEnd();
+  const header = line(columns.map((c) => c.label));
+  return [header, '-'.repeat(header.length), ...cells.map(line)];
+}
+
+export function renderSummary(rows: DomainSummary[], facts: RunFacts, width = SUMMARY_COLUMNS): string {
   const lines: string[] = [];
   lines.push('');
   const ms = (x: number) => (Number.isNaN(x) ? '–' : `${x.toFixed(0)} ms`);
   lines.push(`summary (${facts.seconds.toFixed(1)} s; accept latency p50 ${ms(facts.p50)}, p99 ${ms(facts.p99)})`);
   lines.push('');
-  const header = [
-    pad('domain', 8),
-    pad('pays?', 6),
-    pad('reputation over time', 22),
-    lpad('rep', 5),
-    lpad('credit', 8),
-    lpad('accepted', 9),
-    lpad('refused', 8),
-    lpad('fulfilled', 10),
-    lpad('defaulted', 10),
-    lpad('payments', 9),
-    lpad('paid sats', 10),
-  ].join(' ');
-  lines.push(header);
-  lines.push('-'.repeat(header.length));
-  for (const r of rows) {
-    const refused = Object.values(r.refused).reduce((a, b) => a + b, 0);
-    const first = r.history[0] ?? 0.5;
-    lines.push(
-      [
-        pad(r.domain, 8),
-        pad(r.defaulter ? 'no' : 'yes', 6),
-        pad(`${first.toFixed(2)} ${sparkline(r.history.slice(-14))}`, 22),
-        lpad(r.reputation.toFixed(2), 5),
-        lpad(String(r.creditLimit), 8),
-        lpad(String(r.accepted), 9),
-        lpad(String(refused), 8),
-        lpad(String(r.fulfilled), 10),
-        lpad(String(r.defaulted), 10),
-        lpad(String(r.payments), 9),
-        lpad(String(r.paidSats), 10),
-      ].join(' '),
-    );
-  }
+  const refusedOf = (r: DomainSummary) => Object.values(r.refused).reduce((a, b) => a + b, 0);
+  const columns = (bars: number, num: (n: number) => string): Column<DomainSummary>[] => [
+    { label: 'domain', right: false, cell: (r) => r.domain },
+    { label: 'pays?', right: false, cell: (r) => (r.defaulter ? 'no' : 'yes') },
+    ...(bars > 0
+      ? [{ label: 'reputation trend', right: false, cell: (r: DomainSummary) => `${(r.history[0] ?? 0.5).toFixed(2)} ${sparkline(spread(r.history, bars))}` }]
+      : []),
+    { label: 'rep', right: true, cell: (r) => r.reputation.toFixed(2) },
+    { label: 'credit', right: true, cell: (r) => num(r.creditLimit) },
+    { label: 'accepted', right: true, cell: (r) => num(r.accepted) },
+    { label: 'refused', right: true, cell: (r) => num(refusedOf(r)) },
+    { label: 'fulfilled', right: true, cell: (r) => num(r.fulfilled) },
+    { label: 'defaulted', right: true, cell: (r) => num(r.defaulted) },
+    { label: 'payments', right: true, cell: (r) => num(r.payments) },
+    { label: 'paid sats', right: true, cell: (r) => num(r.paidSats) },
+  ];
+  // Too wide (long names, huge figures)? The trend gives up bars (down to 4), then figures
+  // of a million and more are abbreviated, then the trend goes.
+  let bars = 12;
+  let num: (n: number) => string = String;
+  let t = table(columns(bars, num), rows);
+  const tooWide = () => (t[0]?.length ?? 0) > width;
+  while (bars > 4 && tooWide()) t = table(columns(--bars, num), rows);
+  if (tooWide()) t = table(columns(bars, (num = compact)), rows);
+  if (tooWide()) t = table(columns(0, num), rows);
+  lines.push(...t);
   lines.push('');
   lines.push(`refusals by reason (providers' threshold: reputation ≥ ${facts.threshold}):`);
+  const name = Math.max(6, ...rows.map((r) => r.domain.length));
   for (const r of rows) {
-    const reasons = Object.entries(r.refused)
-      .map(([code, n]) => `${code} ×${n}`)
-      .join(', ');
-    lines.push(`  ${pad(r.domain, 6)} ${reasons || 'none'}${r.timeouts ? `, timeouts ×${r.timeouts}` : ''}`);
+    const reasons = Object.entries(r.refused).map(([code, n]) => `${code} ×${n}`);
+    if (r.timeouts) reasons.push(`timeouts ×${r.timeouts}`);
+    lines.push(...wrapList(`  ${pad(r.domain, name)} `, reasons.length > 0 ? reasons : ['none'], width));
   }
   const accepted = rows.reduce((s, r) => s + r.accepted, 0);
   const onLedger = rows.reduce((s, r) => s + r.onLedger, 0);
@@ -174,7 +222,7 @@ export function renderFederationSummary(r: FederationSummaryInput, facts: Federa
   lines.push('');
   lines.push('hubs:');
   for (const h of r.hubs) {
-    lines.push(`  ${pad(h.publisher, 6)} ${pad(h.api, 23)} hosts ${h.domains.join(' ')}`);
+    lines.push(...wrapList(`  ${pad(h.publisher, 6)} ${pad(h.api, 23)} hosts `, h.domains, SUMMARY_COLUMNS, ' '));
     const f = h.follow;
     if (Object.keys(f).length > 0) {
       const n = (k: string) => f[k] ?? 0;
@@ -233,10 +281,9 @@ export function renderFederationSummary(r: FederationSummaryInput, facts: Federa
   lines.push('');
   lines.push('refusals by reason:');
   for (const c of r.consumers) {
-    const reasons = Object.entries(c.refused)
-      .map(([code, n]) => `${code} ×${n}`)
-      .join(', ');
-    lines.push(`  ${pad(c.domain, 6)} ${reasons || 'none'}${c.timeouts ? `, timeouts ×${c.timeouts}` : ''}`);
+    const reasons = Object.entries(c.refused).map(([code, n]) => `${code} ×${n}`);
+    if (c.timeouts) reasons.push(`timeouts ×${c.timeouts}`);
+    lines.push(...wrapList(`  ${pad(c.domain, 6)} `, reasons.length > 0 ? reasons : ['none']));
   }
   lines.push('');
   lines.push('checks:');

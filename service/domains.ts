@@ -3,7 +3,7 @@
  * wallet, self-signed record on the `domains` stream) and enrols its devices
  * (signed credentials: the bridge between trust domains).
  */
-import { ForbiddenError, MalformedError, NotFoundError, TermTooShortError } from '../core/errors.ts';
+import { AlreadyExistsError, ForbiddenError, MalformedError, NotFoundError, TermTooShortError } from '../core/errors.ts';
 import { generateKeyPair, type KeyPair } from '../core/keys.ts';
 import { createDomainRecord, issueCredential } from '../core/records.ts';
 import type { DeviceCredential, DomainRecord, Json, KeyAlg, PublicKeyRef, Signed } from '../core/types.ts';
@@ -46,10 +46,24 @@ export interface RegisteredDomain {
 
 const DEFAULT_THRESHOLD = 0.4;
 
-/** Register a hosted domain; idempotent: a second call returns the existing domain. */
+/**
+ * Register a hosted domain; idempotent: a second call with the same settings
+ * returns the existing domain (created: false). A second call that asks for
+ * other settings (another role, threshold, prices, …) is refused with
+ * AlreadyExistsError (409) naming them: nothing is silently kept or changed.
+ */
 export async function registerDomain(deps: Deps, input: RegisterDomainInput): Promise<RegisteredDomain> {
   const existing = await deps.store.getHostedDomain(input.domain);
-  if (existing) return describe(deps, existing, false);
+  if (existing) {
+    const conflicts = conflictsWith(existing, input);
+    if (Object.keys(conflicts).length > 0) {
+      throw new AlreadyExistsError(
+        `domain ${input.domain} is already registered with other settings (${Object.keys(conflicts).join(', ')}); nothing was changed`,
+        { domain: input.domain, conflicts },
+      );
+    }
+    return describe(deps, existing, false);
+  }
   checkTerms(deps, input);
   const onLedger = await deps.directory.get(input.domain);
   if (onLedger) {
@@ -80,6 +94,25 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
   const stored = created ? hosted : await deps.store.getHostedDomain(input.domain);
   if (!stored) throw new NotFoundError(`domain ${input.domain} vanished while registering`);
   return describe(deps, stored, created, input.operates);
+}
+
+/** The settings a re-registration asks for that differ from the registered ones: name → {registered, requested}. */
+function conflictsWith(d: HostedDomain, input: RegisterDomainInput): Record<string, { registered: unknown; requested: unknown }> {
+  const out: Record<string, { registered: unknown; requested: unknown }> = {};
+  const check = (name: string, registered: unknown, requested: unknown) => {
+    if (requested !== undefined && JSON.stringify(registered) !== JSON.stringify(requested)) out[name] = { registered, requested };
+  };
+  check('role', d.role, input.role);
+  check('threshold', d.threshold, input.threshold);
+  check('alg', d.publicKey.alg, input.alg);
+  check('autoSettle', d.autoSettle, input.autoSettle);
+  check('maxTermMs', d.maxTermMs, input.maxTermMs);
+  check('minTermMs', d.minTermMs, input.minTermMs);
+  if (input.prices !== undefined) {
+    const sorted = (p: Record<string, number>) => Object.fromEntries(Object.entries(p).sort(([a], [b]) => (a < b ? -1 : 1)));
+    check('prices', sorted(d.prices), sorted(input.prices));
+  }
+  return out;
 }
 
 /**

@@ -45,7 +45,7 @@ export interface SettleSummary {
   failed?: { settlementId: string; txid: string; reason: string }[];
   /** Settlements the node refused but that may still confirm: kept, and retried next run. */
   stuck?: { settlementId: string; txid: string; reason: string }[];
-  /** Obligations left unpaid because their payTo is not an address of this hub's network (F13_WRONG_NETWORK). */
+  /** Obligations left unpaid because their payTo is not an address of this hub's network (F17_WRONG_NETWORK). */
   unpayable?: string[];
   /** Why the run stopped early, if it did (another run holds the domain, ledger or bitcoind unavailable, no funds). */
   deferred?: string;

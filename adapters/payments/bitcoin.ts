@@ -56,7 +56,7 @@ export interface BitcoinPaymentsOptions {
   rpc?: RpcOptions;
   /** bcoin only: how long to wait for background relay and wallet sync (ms). */
   settleTimeoutMs?: number;
-  /** Payments refuse addresses of any other format before the node sees them (F13_WRONG_NETWORK). */
+  /** Payments refuse addresses of any other format before the node sees them (F17_WRONG_NETWORK). */
   addressFormat?: AddressFormat;
   /** bitcoind: fee rate from estimatesmartfee within these bounds (core/network.ts NETWORK_DEFAULTS). */
   fees?: FeePolicy;

@@ -242,6 +242,21 @@ export class DynamoStore {
     return items.map((i) => strip(i) as unknown as HostedDomain);
   }
 
+  /** One page of hosted domains in name order, strictly after `after` (a domain name); `more` when another page follows. */
+  async pageHostedDomains(limit: number, after?: string): Promise<Page<HostedDomain>> {
+    const items = await this.queryAll(
+      {
+        IndexName: 'gsi1',
+        KeyConditionExpression: after === undefined ? 'gsi1pk = :p' : 'gsi1pk = :p AND gsi1sk > :a',
+        ExpressionAttributeValues: { ':p': 'HOSTED', ...(after === undefined ? {} : { ':a': after }) },
+        Limit: limit + 1,
+      },
+      limit + 1,
+    );
+    const page = items.slice(0, limit).map((i) => strip(i) as unknown as HostedDomain);
+    return { items: page, ...(items.length > limit && page.length > 0 ? { last: page[page.length - 1]!.domain } : {}) };
+  }
+
   // ---- domain records (verified, from the ledger) --------------------------------
 
   /** Keep a verified domain record; the first one of a domain wins. */
@@ -517,6 +532,47 @@ export class DynamoStore {
   /** A provider's obligations not yet closed and counted (accepted, settling, or closed but uncounted). */
   async listOpenByProvider(domain: string): Promise<ObligationItem[]> {
     return this.queryPartition('gsi2', partition('PROV', domain, true));
+  }
+
+  /**
+   * One page of a domain's obligations (as consumer or provider) in acceptance
+   * order (`newest`: reversed), strictly beyond the position `after` (an
+   * {@link obligationPosition}). Each partition is read by key condition from
+   * that position with a Limit, so a page costs O(limit) reads however long the
+   * history; `last` is set when another page follows.
+   */
+  async pageObligations(
+    side: 'consumer' | 'provider',
+    domain: string,
+    opts: { limit: number; status?: ObligationStatus; after?: string; newest?: boolean },
+  ): Promise<Page<ObligationItem>> {
+    const index = side === 'consumer' ? 'gsi1' : 'gsi2';
+    const kind = side === 'consumer' ? 'CONS' : 'PROV';
+    const open = opts.status === 'accepted' || opts.status === 'settling';
+    const parts = open ? [true] : [true, false];
+    const cmp = opts.newest ? '<' : '>';
+    const read = (o: boolean) =>
+      this.queryAll(
+        {
+          IndexName: index,
+          KeyConditionExpression: `${index}pk = :p${opts.after === undefined ? '' : ` AND ${index}sk ${cmp} :a`}`,
+          ScanIndexForward: !opts.newest,
+          Limit: opts.limit + 1,
+          ExpressionAttributeValues: {
+            ':p': partition(kind, domain, o),
+            ...(opts.after === undefined ? {} : { ':a': opts.after }),
+            ...(opts.status ? { ':s': opts.status } : {}),
+          },
+          ...(opts.status ? { FilterExpression: '#s = :s', ExpressionAttributeNames: { '#s': 'status' } } : {}),
+        },
+        opts.limit + 1,
+      );
+    // by id: an item that moved from the open to the closed partition between the two reads counts once
+    const byId = new Map((await Promise.all(parts.map(read))).flat().map((i) => [i.id as string, strip(i) as unknown as ObligationItem]));
+    const merged = [...byId.values()].sort((a, b) => (obligationPosition(a) < obligationPosition(b) ? -1 : 1) * (opts.newest ? -1 : 1));
+    const items = merged.slice(0, opts.limit);
+    const lastItem = items[items.length - 1];
+    return { items, ...(merged.length > opts.limit && lastItem ? { last: obligationPosition(lastItem) } : {}) };
   }
 
   private async listIndex(
@@ -868,8 +924,19 @@ function openSettlements(domain: string): string {
   return `SETOPEN#${domain}`;
 }
 
+/** A page of a listing; `last` (the position of its last item) when another page follows. */
+export interface Page<T> {
+  items: T[];
+  last?: string;
+}
+
+/** An obligation's position in its domain's listings: the gsi sort key, acceptance time then id. */
+export function obligationPosition(item: Pick<ObligationItem, 'acceptedAt' | 'id'>): string {
+  return `${String(item.acceptedAt).padStart(15, '0')}#${item.id}`;
+}
+
 function obligationIndexes(item: ObligationItem): Record<string, string> {
-  const at = `${String(item.acceptedAt).padStart(15, '0')}#${item.id}`;
+  const at = obligationPosition(item);
   const idx: Record<string, string> = {
     gsi1pk: partition('CONS', item.consumerDomain, !item.counted),
     gsi1sk: at,

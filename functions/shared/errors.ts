@@ -1,7 +1,6 @@
 /**
  * The one place where errors become replies. Typed ObligationErrors keep
- * their code and class; middy's HTTP errors (415/422 from the body parser)
- * keep their status; anything else is a generic 500 and is logged, never
+ * their code and class; other HTTP errors with a 4xx status keep it; anything else is a generic 500 and is logged, never
  * serialised to the caller.
  */
 import { ObligationError } from '../../core/errors.ts';
@@ -17,6 +16,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   F07_UNKNOWN_DOMAIN: 404,
   F08_FORBIDDEN: 403,
   F09_NOT_FOUND: 404,
+  F13_EXISTS: 409,
   T01_REPUTATION_TOO_LOW: 403,
   T02_OVER_CREDIT: 402,
 };

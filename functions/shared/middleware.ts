@@ -4,13 +4,13 @@
  * return plain values; the chains turn them (and errors) into replies.
  */
 import middy from '@middy/core';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { MalformedError, ObligationError } from '../../core/errors.ts';
 import { topics, type InKind } from '../../service/topics.ts';
 import { getDeps, type Deps } from './deps.ts';
 import { toReply } from './errors.ts';
+import { NoQuery } from './schemas.ts';
 
 const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 => ({
   statusCode,
@@ -18,22 +18,43 @@ const json = (statusCode: number, body: unknown, headers: Record<string, string>
   body: JSON.stringify(body),
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+/** Caller-supplied text (a key, a path) echoed in an error, cut short: a refusal never carries a client's megabyte back. */
+const clip = (s: string, n = 80): string => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+function parse<T>(schema: z.ZodType<T, unknown>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const first = r.error.issues[0];
-    const where = first && first.path.length > 0 ? `${what}.${first.path.join('.')}` : what;
-    throw new MalformedError(`${where}: ${first?.message ?? 'invalid'}`, {
-      issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    const where = first && first.path.length > 0 ? `${what}.${first.path.map(String).join('.')}` : what;
+    throw new MalformedError(clip(`${clip(where)}: ${first?.message ?? 'invalid'}`, 300), {
+      issues: r.error.issues.slice(0, 10).map((i) => ({ path: clip(i.path.map(String).join('.')), message: clip(i.message, 300) })),
     });
   }
   return r.data;
 }
 
-export interface HttpInput<B, P> {
+/**
+ * The request body as JSON, whatever the content type says (a client that
+ * sends JSON without `content-type: application/json` is understood, not
+ * refused with 415). A body the gateway flags `isBase64Encoded` (it may, for a
+ * type it does not take for text, or none) is decoded first. Not JSON →
+ * MalformedError (400), never middy's 422.
+ */
+function jsonBody(event: APIGatewayProxyEventV2): unknown {
+  const raw = event.body;
+  if (raw === undefined || raw === '') return undefined;
+  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new MalformedError(`body: not valid JSON (${(e as Error).message.slice(0, 120)})`);
+  }
+}
+
+export interface HttpInput<B, P, Q> {
   body: B;
   params: P;
-  query: Record<string, string | undefined>;
+  query: Q;
   deps: Deps;
   event: APIGatewayProxyEventV2;
 }
@@ -43,14 +64,18 @@ export interface HttpResult {
   body: unknown;
 }
 
-/** An HTTP API route: JSON body (when `body` is given) and path parameters validated by their schemas. */
-export function httpRoute<B = undefined, P = Record<string, never>>(
-  spec: { body?: z.ZodType<B>; params?: z.ZodType<P> },
-  fn: (input: HttpInput<B, P>) => Promise<HttpResult>,
+/**
+ * An HTTP API route: path parameters, query string and JSON body (when `body`
+ * is given) validated by their schemas before the handler runs, so a refused
+ * request touches nothing. Without a `query` schema the route takes no query
+ * parameters (any is a 400 naming it).
+ */
+export function httpRoute<B = undefined, P = Record<string, never>, Q = Record<string, never>>(
+  spec: { body?: z.ZodType<B, unknown>; params?: z.ZodType<P, unknown>; query?: z.ZodType<Q, unknown> },
+  fn: (input: HttpInput<B, P, Q>) => Promise<HttpResult>,
 ) {
-  const chain = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>();
-  if (spec.body) chain.use(httpJsonBodyParser());
-  return chain
+  const querySchema = (spec.query ?? NoQuery) as z.ZodType<Q, unknown>;
+  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use({
       onError: (request) => {
         const reply = toReply(request.error);
@@ -58,10 +83,11 @@ export function httpRoute<B = undefined, P = Record<string, never>>(
       },
     })
     .handler(async (event: APIGatewayProxyEventV2, _context: Context) => {
-      const deps = await getDeps();
-      const body = spec.body ? parse(spec.body, (event as { body?: unknown }).body, 'body') : (undefined as B);
       const params = spec.params ? parse(spec.params, event.pathParameters ?? {}, 'path') : ({} as P);
-      const out = await fn({ body, params, query: event.queryStringParameters ?? {}, deps, event });
+      const query = parse(querySchema, event.queryStringParameters ?? {}, 'query');
+      const body = spec.body ? parse(spec.body, jsonBody(event), 'body') : (undefined as B);
+      const deps = await getDeps();
+      const out = await fn({ body, params, query, deps, event });
       return json(out.status ?? 200, out.body);
     });
 }

@@ -60,3 +60,65 @@ export const ObligationMessage = z.object({
 export const ObligationBodySchema = z.object({ obligation: z.unknown() });
 
 export const SettleBody = z.object({ maxOutputs: z.number().int().min(1).max(1000).optional() }).default({});
+
+// ---- query strings ------------------------------------------------------------
+// Every route's query is a strict object: an unknown or misspelt parameter is a
+// 400 that names it, never silently ignored.
+
+/** Routes that take no query parameters. */
+export const NoQuery = z.strictObject({});
+
+/** Page size of list routes: default and largest. */
+export const PAGE = { default: 50, max: 500 } as const;
+
+const Limit = z
+  .string()
+  .regex(/^[0-9]{1,4}$/, `an integer from 1 to ${PAGE.max}`)
+  .transform(Number)
+  .pipe(z.number().int().min(1, `an integer from 1 to ${PAGE.max}`).max(PAGE.max, `an integer from 1 to ${PAGE.max}`));
+
+/**
+ * The opaque `next` token of a list page: base64url of `{"after": position}`.
+ * `position` must have the shape the listing uses (checked by `shape`), so a
+ * forged or corrupted token is a 400, never a store error.
+ */
+export const pageToken = {
+  encode: (after: string): string => Buffer.from(JSON.stringify({ after }), 'utf8').toString('base64url'),
+  schema: (shape: RegExp) =>
+    z
+      .string()
+      .max(512)
+      .transform((token, ctx) => {
+        let after: unknown;
+        try {
+          after = (JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown }).after;
+        } catch {
+          after = undefined;
+        }
+        if (typeof after !== 'string' || !shape.test(after)) {
+          ctx.addIssue({ code: 'custom', message: 'not a token this listing gave out (pass `next` from the previous page as is)' });
+          return z.NEVER;
+        }
+        return after;
+      }),
+};
+
+export const OBLIGATION_STATUSES = ['accepted', 'settling', 'fulfilled', 'defaulted'] as const;
+
+/** GET /domains/{domain}/obligations */
+export const ObligationsQuery = z.strictObject({
+  side: z.enum(['consumer', 'provider']).default('consumer'),
+  status: z.enum(OBLIGATION_STATUSES).optional(),
+  order: z.enum(['oldest', 'newest']).default('oldest'),
+  limit: Limit.default(PAGE.default),
+  next: pageToken.schema(/^[0-9]{15}#[A-Za-z0-9_-]{1,128}$/).optional(),
+});
+
+/** GET /domains */
+export const DomainsQuery = z.strictObject({
+  limit: Limit.default(PAGE.default),
+  next: pageToken.schema(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+});
+
+/** GET /domains/{domain}/reputation: `verify` is recognised only to point at the admin route. */
+export const ReputationQuery = z.strictObject({ verify: z.string().max(64).optional() });

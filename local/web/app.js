@@ -4,18 +4,20 @@
  * chart, the consumer-domain table, the obligation flow and the health badge.
  * The API lives one level above this page (the page is /ui/index.html, the
  * API /domains, /health, …), so a stage prefix in front of both still works.
+ * The chart and the counts come from the back-end's history of the run
+ * (/ui/history, beside this page): loaded whole on open, so a late visitor
+ * sees the run from its start, then only what is new at each poll.
  */
 import {
   STATUSES,
   chartGeometry,
   consumerDomains,
-  countByStatus,
   formatReputation,
   formatSats,
   isStatus,
+  mergeSeries,
   providerThresholds,
   recentFlow,
-  recordSamples,
   shortId,
 } from './model.js';
 
@@ -27,6 +29,12 @@ const COLOURS = ['#2563eb', '#d97706', '#059669', '#9333ea', '#dc2626', '#0891b2
 
 /** @type {Map<string, import('./model.d.ts').Sample[]>} */
 const history = new Map();
+/** Newest history time merged so far (the next poll asks for what follows). */
+let historySince = 0;
+/** @type {Record<string, Record<import('./model.d.ts').Status, number>>} */
+let counts = {};
+/** Obligations shown in the flow, newest first, per consumer domain. */
+const FLOW_PER_DOMAIN = 12;
 /** @type {Map<string, string>} */
 const colourOf = new Map();
 let lastFlowKey = '';
@@ -102,7 +110,7 @@ function showEmpty(empty) {
 function drawChart(domainsBody, now) {
   const root = document.getElementById('chart');
   if (!root) return;
-  const geo = chartGeometry(history, { ...BOX, now });
+  const geo = chartGeometry(history, { ...BOX, now, windowMs: Number.POSITIVE_INFINITY });
   const desc = root.querySelector('desc');
   root.replaceChildren(...(desc ? [desc] : []));
   const plotRight = BOX.width - BOX.right;
@@ -114,7 +122,8 @@ function drawChart(domainsBody, now) {
     grid.append(svg('text', { x: BOX.left - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, v.toFixed(2)));
   }
   const seconds = Math.round((geo.end - geo.start) / 1000);
-  grid.append(svg('text', { x: BOX.left, y: BOX.height - 8, class: 'tick' }, `−${seconds} s`));
+  const span = seconds >= 120 ? `−${Math.round(seconds / 60)} min` : `−${seconds} s`;
+  grid.append(svg('text', { x: BOX.left, y: BOX.height - 8, class: 'tick' }, span));
   grid.append(svg('text', { x: plotRight, y: BOX.height - 8, class: 'tick', 'text-anchor': 'end' }, 'now'));
   root.append(grid);
 
@@ -151,17 +160,13 @@ function drawLegend(rows) {
   );
 }
 
-/**
- * @param {import('./model.d.ts').ConsumerRow[]} rows
- * @param {Map<string, import('./model.d.ts').ObligationView[] | undefined>} obligations
- */
-function drawTable(rows, obligations) {
+/** @param {import('./model.d.ts').ConsumerRow[]} rows */
+function drawTable(rows) {
   const body = document.querySelector('#domains tbody');
   if (!body) return;
   body.replaceChildren(
     ...rows.map((r) => {
-      const list = obligations.get(r.domain);
-      const counts = list ? countByStatus(list) : undefined;
+      const c = counts[r.domain];
       const num = (/** @type {string} */ text) => el('td', { class: 'num' }, [text]);
       return el('tr', { 'data-domain': r.domain }, [
         el('th', { scope: 'row' }, [
@@ -172,7 +177,7 @@ function drawTable(rows, obligations) {
         num(formatSats(r.creditLimit)),
         num(formatSats(r.outstanding)),
         num(formatSats(r.paidVolume)),
-        ...STATUSES.map((s) => el('td', { class: 'num', 'data-field': s }, [counts ? String(counts[s]) : '–'])),
+        ...STATUSES.map((s) => el('td', { class: 'num', 'data-field': s }, [c ? String(c[s]) : '–'])),
       ]);
     }),
   );
@@ -217,10 +222,20 @@ function drawHealth(health) {
   badge.title = view[2];
 }
 
+/** Merge what the back-end's history has after `historySince` (everything on the first call). */
+async function pullHistory() {
+  const res = await getJson(new URL(`history${historySince > 0 ? `?since=${historySince}` : ''}`, document.baseURI).href).catch(() => undefined);
+  const body = /** @type {import('./model.d.ts').HistoryBody | undefined} */ (res?.ok ? res.body : undefined);
+  if (!body) return;
+  historySince = mergeSeries(history, body.series, historySince);
+  counts = body.counts ?? {};
+}
+
 async function poll() {
   const [domainsRes, healthRes] = await Promise.all([
-    getJson('domains').catch(() => undefined),
+    getJson('domains?limit=500').catch(() => undefined),
     getJson('health').catch(() => undefined),
+    pullHistory(),
   ]);
   drawHealth(healthRes);
   const updated = document.getElementById('updated');
@@ -231,23 +246,21 @@ async function poll() {
   const domainsBody = /** @type {import('./model.d.ts').DomainsBody | undefined} */ (domainsRes.body);
   const now = Date.now();
   const rows = consumerDomains(domainsBody);
-  recordSamples(history, rows, now);
 
-  /** @type {Map<string, import('./model.d.ts').ObligationView[] | undefined>} */
-  const obligations = new Map();
-  await Promise.all(
+  // the flow: each domain's newest obligations (one short page each, however long the run)
+  const lists = await Promise.all(
     rows.map(async (r) => {
-      const res = await getJson(`domains/${encodeURIComponent(r.domain)}/obligations?side=consumer`).catch(() => undefined);
+      const res = await getJson(`domains/${encodeURIComponent(r.domain)}/obligations?side=consumer&order=newest&limit=${FLOW_PER_DOMAIN}`).catch(() => undefined);
       const body = /** @type {{ obligations?: import('./model.d.ts').ObligationView[] } | undefined} */ (res?.ok ? res.body : undefined);
-      obligations.set(r.domain, body?.obligations);
+      return body?.obligations ?? [];
     }),
   );
 
   showEmpty(rows.length === 0);
   drawChart(domainsBody, now);
   drawLegend(rows);
-  drawTable(rows, obligations);
-  drawFlow(recentFlow([...obligations.values()].map((l) => l ?? [])));
+  drawTable(rows);
+  drawFlow(recentFlow(lists));
   if (updated) updated.textContent = `updated ${new Date(now).toLocaleTimeString('en-GB')}`;
   document.body.dataset.polls = String(Number(document.body.dataset.polls ?? '0') + 1);
 }

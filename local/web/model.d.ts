@@ -5,12 +5,22 @@ export type Status = 'accepted' | 'settling' | 'fulfilled' | 'defaulted';
 /** GET /domains */
 export interface DomainsBody {
   count: number;
+  next?: string | null;
   domains: {
     domain: string;
     role: 'consumer' | 'provider' | 'both';
     threshold?: number;
     reputation?: { reputation: number; creditLimit: number; outstanding: number; paidVolume: number; at: string };
   }[];
+}
+
+/** GET /ui/history (local/history.ts) */
+export interface HistoryBody {
+  startedAt: number;
+  now: number;
+  everyMs: number;
+  series: Record<string, [number, number][]>;
+  counts: Record<string, Record<Status, number>>;
 }
 
 /** One obligation of GET /domains/{d}/obligations (the fields the page uses). */
@@ -61,6 +71,7 @@ export const MAX_SAMPLES: number;
 export function consumerDomains(body: DomainsBody | undefined): ConsumerRow[];
 export function providerThresholds(body: DomainsBody | undefined): { value: number; providers: string[] }[];
 export function recordSamples(history: Map<string, Sample[]>, rows: ConsumerRow[], t: number, max?: number): Map<string, Sample[]>;
+export function mergeSeries(history: Map<string, Sample[]>, series: Record<string, [number, number][]> | undefined, since: number, max?: number): number;
 export function chartGeometry(
   history: Map<string, Sample[]>,
   opts: ChartBox & { now: number; windowMs?: number; minSpanMs?: number },

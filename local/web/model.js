@@ -71,6 +71,39 @@ export function recordSamples(history, rows, t, max = MAX_SAMPLES) {
 }
 
 /**
+ * Merge the back-end's history (GET /ui/history: `[t, reputation]` pairs per
+ * domain, oldest first) into `history`, in place: points not newer than a
+ * domain's last sample are skipped, so asking again with an overlap is harmless.
+ * Over `max` samples a domain's series is thinned (every other older sample
+ * goes; the first and the last stay): the whole run stays on the chart.
+ * Returns the newest time seen (or `since` when nothing is new).
+ * @param {Map<string, import('./model.d.ts').Sample[]>} history
+ * @param {Record<string, [number, number][]> | undefined} series
+ * @param {number} since
+ * @param {number} [max]
+ */
+export function mergeSeries(history, series, since, max = 1000) {
+  let newest = since;
+  for (const [domain, points] of Object.entries(series ?? {})) {
+    if (!Array.isArray(points)) continue;
+    let samples = history.get(domain) ?? [];
+    const lastT = samples[samples.length - 1]?.t ?? -Infinity;
+    for (const p of points) {
+      if (!Array.isArray(p) || !Number.isFinite(p[0]) || !Number.isFinite(p[1]) || p[0] <= lastT) continue;
+      samples.push({ t: p[0], reputation: clamp01(p[1]) });
+      newest = Math.max(newest, p[0]);
+    }
+    while (samples.length > max && samples.length > 2) {
+      const last = /** @type {import('./model.d.ts').Sample} */ (samples[samples.length - 1]);
+      samples = samples.filter((_, i) => i % 2 === 0);
+      if (samples[samples.length - 1] !== last) samples.push(last);
+    }
+    history.set(domain, samples);
+  }
+  return newest;
+}
+
+/**
  * Geometry of the reputation chart: x is time over [start, now] (at least `minSpanMs`,
  * at most `windowMs` wide), y is reputation in [0, 1] with 1 at the top.
  * @param {Map<string, import('./model.d.ts').Sample[]>} history

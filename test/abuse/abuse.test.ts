@@ -80,7 +80,7 @@ describe('abuse', () => {
   }
 
   type Rep = { reputation: number; paidVolume: number; outstanding: number; ledger: { reputation: number; paidVolume: number; fulfilled: number } };
-  const reputation = async (d: string) => (await cloud.call<Rep>('GET', `/domains/${d}/reputation?verify=ledger`)).body;
+  const reputation = async (d: string) => (await cloud.call<Rep>('GET', `/domains/${d}/reputation/verify`)).body;
 
   it('self-payment earns nothing: paying a provider the consumer operates, or itself, leaves reputation 0.5 and paid volume 0', async () => {
     await registerDomain(cloud, 'sc', 'consumer');

@@ -51,9 +51,9 @@ describe('addresses are checked against the network', () => {
     assert.equal(checkAddress(BCOIN_REGTEST, addressFormat('regtest', 'bcoin')), BCOIN_REGTEST);
   });
 
-  it('a regtest bcrt1 address on mainnet is F13_WRONG_NETWORK, and a mainnet address on every test network', () => {
+  it('a regtest bcrt1 address on mainnet is F17_WRONG_NETWORK, and a mainnet address on every test network', () => {
     for (const a of ADDRESSES.regtest.slice(2)) {
-      assert.throws(() => checkAddress(a, addressFormat('mainnet')), (e: unknown) => e instanceof WrongNetworkError && e.code === 'F13_WRONG_NETWORK' && e.errorClass === 'final');
+      assert.throws(() => checkAddress(a, addressFormat('mainnet')), (e: unknown) => e instanceof WrongNetworkError && e.code === 'F17_WRONG_NETWORK' && e.errorClass === 'final');
     }
     for (const net of ['regtest', 'signet', 'testnet4'] as const) {
       for (const a of ADDRESSES.mainnet) assert.throws(() => checkAddress(a, addressFormat(net)), WrongNetworkError, `${a} on ${net}`);

@@ -197,6 +197,39 @@ describe('on DynamoDB Local', () => {
       await assert.rejects(store.markCounted({ id: 'no-such-id', consumerDomain: 'c1', providerDomain: provider }));
     });
 
+    it('pages a domain\'s obligations across the open and closed partitions by key condition: in order, each once, with a status filter and newest first', async () => {
+      const consumer = `c-${uid()}`;
+      const t0 = 1_700_000_000_000;
+      const statuses = ['accepted', 'fulfilled', 'settling', 'defaulted'] as const;
+      const made: ObligationItem[] = [];
+      for (let i = 0; i < 23; i++) {
+        const status = statuses[i % 4]!;
+        const ob = obligation({ consumerDomain: consumer, status, acceptedAt: t0 + Math.floor(i / 3), ledgerTxid: `tx-${i}` });
+        await store.putObligation(ob);
+        if (status === 'fulfilled' || status === 'defaulted') await store.markCounted(ob); // into the closed partition
+        made.push(ob);
+      }
+      const order = (await store.listByConsumer(consumer)).map((o) => o.id);
+      assert.equal(order.length, 23);
+      const pages = async (opts: { status?: (typeof statuses)[number]; newest?: boolean }) => {
+        const ids: string[] = [];
+        let after: string | undefined;
+        for (let n = 0; n < 30; n++) {
+          const page = await store.pageObligations('consumer', consumer, { limit: 5, ...opts, ...(after === undefined ? {} : { after }) });
+          assert.ok(page.items.length <= 5);
+          ids.push(...page.items.map((o) => o.id));
+          if (page.last === undefined) return ids;
+          after = page.last;
+        }
+        throw new Error('no last page');
+      };
+      assert.deepEqual(await pages({}), order);
+      assert.deepEqual(await pages({ newest: true }), [...order].reverse());
+      const fulfilled = order.filter((id) => made.find((o) => o.id === id)?.status === 'fulfilled');
+      assert.deepEqual(await pages({ status: 'fulfilled' }), fulfilled);
+      assert.deepEqual(await pages({ status: 'accepted' }), order.filter((id) => made.find((o) => o.id === id)?.status === 'accepted'));
+    });
+
     it('binds an offer to one obligation only', async () => {
       const body: Offer = {
         version: 1,

@@ -127,7 +127,7 @@ describe('duplicate deliveries', () => {
     for (const ob of accepted) assert.equal((await ledger.listByKey('obligations', `outcome:${ob.id}`)).length, 1);
     const verify = await cloud.call<{ paidVolume: number; rScaled: number; ledger: { paidVolume: number; rScaled: number; fulfilled: number } }>(
       'GET',
-      '/domains/dc/reputation?verify=ledger',
+      '/domains/dc/reputation/verify',
     );
     assert.equal(verify.body.ledger.fulfilled, accepted.length);
     assert.equal(verify.body.ledger.paidVolume, verify.body.paidVolume);

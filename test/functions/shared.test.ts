@@ -88,7 +88,7 @@ describe('toReply: typed errors to HTTP in one place', () => {
     assert.equal(toReply(new UnavailableError('down'), () => undefined).headers?.['retry-after'], '1');
   });
 
-  it('keeps middy 4xx errors (415 from the body parser)', () => {
+  it('keeps the status of another 4xx HTTP error (typed HTTP_4xx, class final)', () => {
     const e = Object.assign(new Error('Unsupported Media Type'), { statusCode: 415, expose: true });
     assert.equal(toReply(e, () => undefined).statusCode, 415);
   });

@@ -205,6 +205,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     'POST /obligations',
     'POST /domains/{domain}/settlements',
     'GET /domains/{domain}/reputation',
+    'GET /domains/{domain}/reputation/verify',
     'GET /domains/{domain}/obligations',
     'GET /domains/{domain}/devices/{device}/head',
     'GET /domains',
@@ -212,16 +213,23 @@ describe('BackendStack: HTTP API and schedules', () => {
     'GET /health',
   ];
 
-  it('has exactly the twelve routes, IAM-authorised on admin routes only (the regtest faucet among them)', () => {
+  it('has exactly the thirteen routes, IAM-authorised on admin routes only (the regtest faucet and the ledger recomputation among them)', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
     assert.deepEqual(routes.map((r) => r.RouteKey).sort(), [...expectedRoutes].sort());
-    const admin = new Set(['POST /domains', 'POST /domains/{domain}/devices', 'POST /domains/{domain}/faucet', 'POST /domains/{domain}/settlements']);
+    const admin = new Set([
+      'POST /domains',
+      'POST /domains/{domain}/devices',
+      'POST /domains/{domain}/faucet',
+      'POST /domains/{domain}/settlements',
+      // reads the whole ledger: not for anyone
+      'GET /domains/{domain}/reputation/verify',
+    ]);
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 12);
+    assert.equal(ROUTES.length, 13);
   });
 
   it('logs access and throttles the default stage', () => {

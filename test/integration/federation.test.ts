@@ -167,7 +167,7 @@ describe('three hubs that share only the chain', () => {
     }
     for (const h of fed.hubs) {
       for (const [d, fulfilled] of [['c1', 3], ['c3', 1], ['x', 1]] as const) {
-        const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', `/domains/${d}/reputation?verify=ledger`);
+        const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', `/domains/${d}/reputation/verify`);
         assert.equal(r.body.ledger.fulfilled, fulfilled, d);
         assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled), d);
         assert.equal(r.body.ledger.paidVolume, r.body.paidVolume, d);
@@ -216,7 +216,7 @@ describe('three hubs that share only the chain', () => {
     assert.equal((await hub1.call('GET', '/domains/evil')).status, 404);
     // the recomputation from the ledger skips them too
     for (const h of fed.hubs) {
-      const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation?verify=ledger');
+      const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation/verify');
       assert.equal(r.body.ledger.fulfilled, 3);
       assert.equal(r.body.ledger.defaulted, 0);
       assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));

@@ -3,7 +3,7 @@
  * (bcoin regtest behind the same adapter and handlers as on AWS):
  * GET /domains/{domain} shows the funding address, the balance (trusted +
  * pending) and what is owed; POST /domains/{domain}/faucet mines coins to it
- * (regtest only); a payTo of another network is F13_WRONG_NETWORK at
+ * (regtest only); a payTo of another network is F17_WRONG_NETWORK at
  * acceptance and is never paid by a settlement.
  */
 import { after, before, describe, it } from 'node:test';
@@ -89,12 +89,12 @@ describe('funding a domain and its network (embedded cloud)', () => {
     }
   });
 
-  it('an obligation whose payTo is a mainnet address is refused F13_WRONG_NETWORK at acceptance', async () => {
+  it('an obligation whose payTo is a mainnet address is refused F17_WRONG_NETWORK at acceptance', async () => {
     const offer = await getOffer(cloud, scd, 'p1', 'p1-spd-1');
     const ob = sign(scd, { ...offer, body: { ...offer.body, payTo: MAINNET } });
     const res = await submit(cloud, scd, ob);
     assert.equal(res.status, 400, JSON.stringify(res.body));
-    assert.equal(res.body.error?.code, 'F13_WRONG_NETWORK');
+    assert.equal(res.body.error?.code, 'F17_WRONG_NETWORK');
   });
 
   it('a settlement pays the obligations of its network and leaves out one with another network\'s payTo', async () => {

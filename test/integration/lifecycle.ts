@@ -136,7 +136,7 @@ export function describeLifecycle(
         paidVolume: number;
         reputation: number;
         ledger: { rScaled: number; sScaled: number; paidVolume: number; reputation: number; fulfilled: number; defaulted: number };
-      }>('GET', '/domains/c1/reputation?verify=ledger');
+      }>('GET', '/domains/c1/reputation/verify');
       const { ledger } = r.body;
       assert.equal(ledger.fulfilled, 2);
       assert.equal(ledger.defaulted, 1);

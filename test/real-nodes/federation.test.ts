@@ -338,7 +338,7 @@ function scenario(name: string, t: Skippable, makeInfra: () => Promise<LedgerInf
       assert.equal((await rep(hub1, 'c1')).paidVolume, 0);
       assert.ok((await rep(hub2, 'c2')).reputation < 0.5, 'a default elsewhere lowers it here');
       for (const h of fed.hubs) {
-        const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation?verify=ledger');
+        const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation/verify');
         assert.equal(r.body.ledger.fulfilled, 4);
         assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
         assert.equal(r.body.ledger.paidVolume, r.body.paidVolume);

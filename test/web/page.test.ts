@@ -108,6 +108,8 @@ describe('live page at /ui/', () => {
     assert.equal(await page.locator('.chart-panel [data-empty]').isVisible(), false);
 
     await page.locator(`#flow li[data-id="${ob.id}"]`).waitFor();
+    // the counts come from the back-end's sampler (every second): wait for the sample that has it
+    await row.locator('[data-field="accepted"]', { hasText: /^1$/ }).waitFor();
     const item = page.locator(`#flow li[data-id="${ob.id}"]`);
     assert.equal(await item.getAttribute('data-status'), 'accepted');
     assert.equal(await item.locator('.pill').innerText(), 'accepted');
@@ -152,6 +154,46 @@ describe('live page at /ui/', () => {
     const shot = join(tmpdir(), 'oc-web-page.png');
     await page.screenshot({ path: shot, fullPage: true });
     assert.deepEqual(consoleErrors, [], 'no script errors, no failed requests');
+  });
+
+  it('a late visitor sees the whole run: the page loads the back-end history on open', async () => {
+    const served = await cloud.call<{ startedAt: number; series: Record<string, [number, number][]> }>('GET', '/ui/history');
+    assert.equal(served.status, 200);
+    const c1 = served.body.series.c1 ?? [];
+    assert.ok(c1.length >= 5, `the back-end kept the run's samples (${c1.length})`);
+    assert.ok(c1.some(([, r]) => r === 0.5) && c1.some(([, r]) => r < 0.5), 'from the start (0.5) to after the default');
+    const late = await context.newPage();
+    try {
+      await late.goto(`${cloud.api}/ui/index.html`);
+      await late.waitForFunction(`Number(document.body.dataset.polls ?? '0') >= 1`);
+      const points = ((await late.locator('#chart polyline[data-domain="c1"]').getAttribute('points')) ?? '').split(' ');
+      // one poll alone would give a page 1 sample (2 points): this one drew the whole served series
+      assert.ok(points.length >= c1.length, `late page draws ${points.length} points, the back-end served ${c1.length}`);
+      const ys = points.map((p) => Number(p.split(',')[1]));
+      assert.ok(Math.min(...ys) < Math.max(...ys), 'the late page shows the fall, not a flat line');
+    } finally {
+      await late.close();
+    }
+    const bad = await cloud.call<{ error: { code: string } }>('GET', '/ui/history?since=yesterday');
+    assert.deepEqual([bad.status, bad.body.error.code], [400, 'F00_MALFORMED']);
+  });
+
+  it('fits a 400 px wide screen: no horizontal overflow (screenshot)', async () => {
+    await page.setViewportSize({ width: 400, height: 900 });
+    try {
+      await polls(1);
+      const scrollWidth = Number(await page.evaluate('document.documentElement.scrollWidth'));
+      assert.ok(scrollWidth <= 400, `the page is ${scrollWidth} px wide at a 400 px viewport`);
+      // and every panel ends inside the screen (the table scrolls inside its own box)
+      const rights = (await page.evaluate(
+        `[...document.querySelectorAll('header, .panel, #chart')].map((e) => Math.ceil(e.getBoundingClientRect().right))`,
+      )) as number[];
+      assert.ok(rights.length >= 4 && rights.every((r) => r <= 400), `right edges: ${rights.join(', ')}`);
+      const shot = join(tmpdir(), 'oc-web-page-400.png');
+      await page.screenshot({ path: shot, fullPage: true });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 
   it('shows the health badge degraded on a 503 and unreachable when /health does not answer', async () => {
