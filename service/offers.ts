@@ -3,6 +3,7 @@ import { MalformedError, NotFoundError } from '../core/errors.ts';
 import { createOffer, newOfferId } from '../core/records.ts';
 import type { Offer, Signed } from '../core/types.ts';
 import type { Deps } from '../functions/shared/deps.ts';
+import { hubKeyOf } from './keys.ts';
 import { topics } from './topics.ts';
 
 export interface OfferRequest {
@@ -31,6 +32,8 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
       services: Object.keys(provider.prices),
     });
   }
+  // signed in process with the hub key the domain key certified: no KMS call per offer
+  const hubKey = await hubKeyOf(deps, provider);
   const offer = createOffer(
     {
       offerId: newOfferId(),
@@ -41,8 +44,9 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
       payTo: provider.payTo,
       consumer: `${req.consumerDomain}/${req.consumerDevice}`,
       expiresAt: deps.now() + deps.config.offerTtlMs,
+      certificate: hubKey.certificate,
     },
-    provider.privateKey,
+    hubKey.privateKey,
   );
   await deps.store.putOffer(offer);
   if (reply) {
