@@ -7,12 +7,14 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchCore } from './core.ts';
 import { benchFederation } from './federation.ts';
+import { benchKeys } from './keys.ts';
 import { benchSystem } from './system.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 
 /** Suites in run order; add new ones here. */
 export const SUITES: BenchSuite[] = [
   { name: 'core', run: benchCore },
+  { name: 'keys', run: async (filter) => (filter === undefined ? benchKeys() : []) },
   { name: 'system', run: async (filter) => (filter === undefined ? benchSystem() : []) },
   { name: 'federation', run: async (filter) => (filter === undefined ? benchFederation() : []) },
 ];
