@@ -30,7 +30,12 @@ const SKEW_MS = 60_000;
 /** Hub keys held by this process, per Signer (one per hub's Deps) and domain key. */
 const held = new WeakMap<Signer, Map<string, Promise<HubKey>>>();
 
-/** This process's hub key for `d`, certified by its domain key; a fresh one once the current is half-way through. */
+/**
+ * This process's hub key for `d`, certified by its domain key; a fresh one once the
+ * current is half-way through. If the signer cannot certify a fresh one (KMS down or
+ * throttled), the current key serves while it remains valid for longer than an offer
+ * lives, so a KMS outage does not stop acceptance for up to HUB_KEY_TTL_MS / 2.
+ */
 export async function hubKeyOf(deps: Pick<Deps, 'signer' | 'now' | 'config'>, d: Pick<HostedDomain, 'domain' | 'keyId' | 'publicKey'>): Promise<HubKey> {
   let mine = held.get(deps.signer);
   if (!mine) held.set(deps.signer, (mine = new Map()));
@@ -38,11 +43,9 @@ export async function hubKeyOf(deps: Pick<Deps, 'signer' | 'now' | 'config'>, d:
   const ttl = deps.config.hubKeyTtlMs;
   const now = deps.now();
   const current = mine.get(slot);
-  if (current) {
-    const key = await current.catch(() => undefined);
-    if (key && key.certificate.body.notAfter - now > ttl / 2 && key.certificate.body.notBefore <= now) return key;
-    if (mine.get(slot) !== current) return hubKeyOf(deps, d); // another caller is replacing it
-  }
+  const old = current ? await current.catch(() => undefined) : undefined;
+  if (old && old.certificate.body.notAfter - now > ttl / 2 && old.certificate.body.notBefore <= now) return old;
+  if (current && mine.get(slot) !== current) return hubKeyOf(deps, d); // another caller is replacing it
   const fresh = (async (): Promise<HubKey> => {
     const pair = generateKeyPair('ed25519');
     const certificate = await certifyHubKey(
@@ -52,8 +55,15 @@ export async function hubKeyOf(deps: Pick<Deps, 'signer' | 'now' | 'config'>, d:
     return { privateKey: pair.privateKey, certificate };
   })();
   mine.set(slot, fresh);
-  fresh.catch(() => {
-    if (mine.get(slot) === fresh) mine.delete(slot);
-  });
-  return fresh;
+  try {
+    return await fresh;
+  } catch (e) {
+    const usable = old && old.certificate.body.notAfter - now > deps.config.offerTtlMs && old.certificate.body.notBefore <= now;
+    if (mine.get(slot) === fresh) {
+      if (usable) mine.set(slot, current!);
+      else mine.delete(slot);
+    }
+    if (usable) return old;
+    throw e;
+  }
 }
