@@ -3,7 +3,7 @@
  * for AWS (MultiChain on ECS, bitcoind on ECS, DynamoDB) and for the embedded
  * cloud (embedded ledger, bcoin regtest in memory, dynalite).
  */
-import type { Json } from '../core/types.ts';
+import type { Json, KeyAlg, PublicKeyRef } from '../core/types.ts';
 
 export type StreamName = 'domains' | 'obligations' | 'settlements';
 export const STREAMS: readonly StreamName[] = ['domains', 'obligations', 'settlements'];
@@ -118,4 +118,29 @@ export interface Payments {
 /** Pushes a message to a device topic (AWS: IoT data plane Publish; local: the embedded broker). */
 export interface Notifier {
   publish(topic: string, payload: Json, qos?: 0 | 1): Promise<void>;
+}
+
+/** A domain's signing key as the Signer holds it: its id there and its public half. */
+export interface SignerKey {
+  /** KMS key id (or ARN); locally `local:<domain>:<random>`. */
+  keyId: string;
+  publicKey: PublicKeyRef;
+}
+
+/**
+ * Domain keys whose private half never leaves the signer: one asymmetric
+ * SIGN_VERIFY key per hosted domain in AWS KMS, a key file (or memory) in the
+ * embedded cloud. The store keeps only the key id and the public key.
+ */
+export interface Signer {
+  /** The algorithm a new domain key gets unless one is asked for. */
+  readonly defaultAlg: KeyAlg;
+  /** Create a new key for `domain` (tagged with it). */
+  createKey(domain: string, alg: KeyAlg): Promise<SignerKey>;
+  /**
+   * Sign the UTF-8 bytes of `text` with the key: base64url, in the form
+   * core/keys.ts verifyBytes checks with the key's public half (Ed25519: the
+   * 64-byte signature of the message itself; P-256: r||s over SHA-256).
+   */
+  sign(key: SignerKey, text: string): Promise<string>;
 }

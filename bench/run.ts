@@ -20,6 +20,7 @@ export const BENCH: CommandSpec<Record<string, never>> = {
 export const SUITES: BenchSuite[] = [
   // loaded when they run, so that a mistake on the command line is reported at once
   { name: 'core', run: async (filter) => (await import('./core.ts')).benchCore(filter) },
+  { name: 'keys', run: async (filter) => (filter === undefined ? (await import('./keys.ts')).benchKeys() : []) },
   { name: 'system', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem() : []) },
   { name: 'federation', run: async (filter) => (filter === undefined ? (await import('./federation.ts')).benchFederation() : []) },
 ];

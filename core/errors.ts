@@ -43,6 +43,8 @@ export class BadCredentialError extends define('F02_BAD_CREDENTIAL', 'final') {}
 export class ExpiredError extends define('F03_EXPIRED', 'final') {}
 /** A payment term shorter than the provider's minimum, or a provider minimum that does not exceed the settlement interval. */
 export class TermTooShortError extends define('F12_TERM_TOO_SHORT', 'final') {}
+/** The device's key was revoked by its domain (a signed revocation record, honoured at every hub). */
+export class RevokedError extends define('F14_REVOKED', 'final') {}
 /** The obligation id or device sequence has been seen before. */
 export class ReplayError extends define('F04_REPLAY', 'final') {}
 /** prev/seq do not continue the device's chain. */

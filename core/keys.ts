@@ -4,7 +4,7 @@
  * P-256 signatures use the fixed-size r||s form (dsaEncoding 'ieee-p1363', see the
  * node:crypto docs for crypto.sign/verify) so every signature of an algorithm has one length.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalize, type JsonLike } from './canonical.ts';
 import { MalformedError } from './errors.ts';
 import type { KeyAlg, PublicKeyRef, Signed } from './types.ts';
@@ -117,9 +117,33 @@ export function verifyBytes(publicKey: PublicKeyRef, data: string, sig: string):
   }
 }
 
+/**
+ * A key whose private half is held elsewhere (a KMS key, a local key file), reached
+ * through the Signer port: it signs the UTF-8 bytes of `text` and answers in the form
+ * verifyBytes checks (base64url; Ed25519 64 bytes, P-256 r||s).
+ */
+export interface AsyncSigner {
+  sign(text: string): Promise<string>;
+}
+
+/** True when `key` is a signer reached asynchronously, not a private key in hand. */
+export function isAsyncSigner(key: PrivateKeyRef | AsyncSigner): key is AsyncSigner {
+  return typeof (key as AsyncSigner).sign === 'function';
+}
+
 /** Sign canonical(body). `by` names the signer (a domain, or `domain/device`). */
-export function signValue<T extends JsonLike>(body: T, privateKey: PrivateKeyRef, by: string): Signed<T> {
-  return { body, sig: signBytes(privateKey, canonicalize(body)), by };
+export function signValue<T extends JsonLike>(body: T, privateKey: PrivateKeyRef, by: string): Signed<T>;
+export function signValue<T extends JsonLike>(body: T, signer: AsyncSigner, by: string): Promise<Signed<T>>;
+export function signValue<T extends JsonLike>(body: T, key: PrivateKeyRef | AsyncSigner, by: string): Signed<T> | Promise<Signed<T>>;
+export function signValue<T extends JsonLike>(body: T, key: PrivateKeyRef | AsyncSigner, by: string): Signed<T> | Promise<Signed<T>> {
+  const text = canonicalize(body);
+  if (isAsyncSigner(key)) return key.sign(text).then((sig) => ({ body, sig, by }));
+  return { body, sig: signBytes(key, text), by };
+}
+
+/** A stable name of a public key: sha256 hex of `alg:spki`. */
+export function keyFingerprint(key: PublicKeyRef): string {
+  return createHash('sha256').update(`${key.alg}:${key.spki}`).digest('hex');
 }
 
 /** True iff `signed.sig` is `publicKey`'s signature over canonical(signed.body). Never throws. */

@@ -12,11 +12,13 @@ import {
   MalformedError,
 } from './errors.ts';
 import { signBytes, signValue, verifyBytes, verifySigned, type PrivateKeyRef } from './keys.ts';
+import { signingKeyOf } from './records.ts';
 import {
   GENESIS,
   type AcceptanceBody,
   type AcceptedObligation,
   type DeviceCredential,
+  type HubKeyCertificate,
   type Obligation,
   type ObligationBody,
   type Offer,
@@ -150,16 +152,37 @@ export function verifyChain(obs: readonly Obligation[], start?: ChainLink): void
   });
 }
 
-/** The provider domain's countersignature: it accepts `ob` and will be paid at payTo. */
-export function acceptanceOf(ob: Obligation, providerKey: PrivateKeyRef, now: number): Signed<AcceptanceBody> {
+/**
+ * The provider domain's countersignature: it accepts `ob` and will be paid at payTo.
+ * Signed with the domain key, or with a hub key whose `certificate` the domain key signed.
+ */
+export function acceptanceOf(
+  ob: Obligation,
+  providerKey: PrivateKeyRef,
+  now: number,
+  certificate?: Signed<HubKeyCertificate>,
+): Signed<AcceptanceBody> {
   const body: AcceptanceBody = {
     version: 1,
     obligationId: ob.id,
     providerDomain: ob.body.providerDomain,
     payTo: ob.body.payTo,
     acceptedAt: now,
+    ...(certificate ? { certificate } : {}),
   };
   return signValue(body, providerKey, ob.body.providerDomain);
+}
+
+/**
+ * Checks an acceptance is signed by its provider domain: with `providerDomainKey`, or
+ * with a hub key certified by it and valid at acceptedAt. BadSignatureError otherwise.
+ */
+export function verifyAcceptanceSignature(acceptance: Signed<AcceptanceBody>, providerDomainKey: PublicKeyRef): void {
+  const a = acceptance.body;
+  const key = signingKeyOf(a, a.providerDomain, providerDomainKey, a.acceptedAt);
+  if (acceptance.by !== a.providerDomain || !verifySigned(acceptance, key)) {
+    throw new BadSignatureError('acceptance is not signed by the provider domain', { provider: a.providerDomain });
+  }
 }
 
 /**
@@ -172,7 +195,5 @@ export function verifyAcceptance(accepted: AcceptedObligation, providerDomainKey
   if (a.obligationId !== ob.id || a.providerDomain !== ob.body.providerDomain || a.payTo !== ob.body.payTo) {
     throw new MalformedError('acceptance does not match its obligation', { id: ob.id });
   }
-  if (acceptance.by !== a.providerDomain || !verifySigned(acceptance, providerDomainKey)) {
-    throw new BadSignatureError('acceptance is not signed by the provider domain', { provider: a.providerDomain });
-  }
+  verifyAcceptanceSignature(acceptance, providerDomainKey);
 }

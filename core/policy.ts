@@ -11,12 +11,21 @@ import {
   OverCreditError,
   ReplayError,
   ReputationTooLowError,
+  RevokedError,
   UnknownDomainError,
 } from './errors.ts';
 import type { PrivateKeyRef } from './keys.ts';
 import { acceptanceOf, verifyObligation, type ChainLink } from './obligation.ts';
 import { parseObligation } from './records.ts';
-import { GENESIS, type AcceptanceBody, type Obligation, type Offer, type PublicKeyRef, type Signed } from './types.ts';
+import {
+  GENESIS,
+  type AcceptanceBody,
+  type HubKeyCertificate,
+  type Obligation,
+  type Offer,
+  type PublicKeyRef,
+  type Signed,
+} from './types.ts';
 
 export interface DecisionContext {
   now: number;
@@ -26,7 +35,12 @@ export interface DecisionContext {
   offer: Offer | undefined;
   /** The domain making the decision. */
   providerDomain: string;
+  /** The key the acceptance is signed with: the provider's domain key, or a hub key certified by it. */
   providerKey: PrivateKeyRef;
+  /** The hub key's certificate, when providerKey is one. */
+  providerCertificate?: Signed<HubKeyCertificate>;
+  /** True when the consumer domain revoked the key of the device that signed (store lookup, learnt from the ledger). */
+  revoked?: boolean;
   /** Minimum consumer-domain reputation this provider accepts. */
   threshold: number;
   /** The consumer domain's reputation now. */
@@ -99,6 +113,12 @@ function check(ob: Obligation, ctx: DecisionContext): void {
     throw new UnknownDomainError(`consumer domain ${ob.body.consumerDomain} is unknown`, { domain: ob.body.consumerDomain });
   }
   verifyObligation(ob, key, ctx.now);
+  if (ctx.revoked) {
+    throw new RevokedError(`the key of ${ob.body.consumerDomain}/${ob.body.consumerDevice} is revoked`, {
+      domain: ob.body.consumerDomain,
+      device: ob.body.consumerDevice,
+    });
+  }
   checkOffer(ob, ctx);
   if (ctx.seen) throw new ReplayError(`obligation ${ob.id} was already accepted`, { id: ob.id });
   if (ctx.chainHead !== undefined && ob.body.seq <= ctx.chainHead.seq) {
@@ -122,7 +142,8 @@ function check(ob: Obligation, ctx: DecisionContext): void {
 
 /**
  * Decide on an obligation. Checks, in order: structure (MalformedError) → known consumer
- * domain (UnknownDomainError) → id, credential and signatures (verifyObligation) → offer
+ * domain (UnknownDomainError) → id, credential and signatures (verifyObligation) → device key not
+ * revoked (RevokedError) → offer
  * exists and matches, not expired (OfferMismatchError / ExpiredError) → not replayed
  * (ReplayError) → continues the device chain (ChainBreakError) → reputation ≥ threshold
  * (ReputationTooLowError) → outstanding + amount ≤ credit limit (OverCreditError) → accept
@@ -137,5 +158,5 @@ export function decide(ob: Obligation, ctx: DecisionContext): Decision {
     if (error instanceof ObligationError) return { accept: false, error };
     throw error;
   }
-  return { accept: true, acceptance: acceptanceOf(ob, ctx.providerKey, ctx.now) };
+  return { accept: true, acceptance: acceptanceOf(ob, ctx.providerKey, ctx.now, ctx.providerCertificate) };
 }

@@ -6,21 +6,27 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BadCredentialError, BadSignatureError, MalformedError } from './errors.ts';
-import { sameKey, signValue, verifySigned, type KeyPair, type PrivateKeyRef } from './keys.ts';
+import { sameKey, signValue, verifySigned, type AsyncSigner, type PrivateKeyRef } from './keys.ts';
 import type {
   AcceptanceBody,
   AcceptedObligation,
   DeviceCredential,
   DomainRecord,
+  HubKeyCertificate,
   KeyAlg,
   Obligation,
   ObligationBody,
   Offer,
   OutcomeBody,
   PublicKeyRef,
+  RenewalRequest,
+  RevocationBody,
   SettlementRecord,
   Signed,
 } from './types.ts';
+
+/** A private key in hand (tests, devices, in-memory hub keys) or a signer behind the Signer port (KMS, local key file). */
+export type SigningKey = PrivateKeyRef | AsyncSigner;
 
 /** Domain, device and offer names. */
 export const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -45,6 +51,9 @@ export const TXID_RE = /^[0-9a-f]{64}$/;
 /** Outputs of one settlement and obligations of one output: bounded so a record cannot be made huge. */
 const MAX_OUTPUTS = 1_000;
 const MAX_IDS_PER_OUTPUT = 10_000;
+/** Longest validity of a hub key certificate: a leaked in-memory hub key is useless after this. */
+export const MAX_HUB_KEY_MS = 7 * 86_400_000;
+const REASON_RE = /^[\x20-\x7e]{0,200}$/;
 
 type Obj = Record<string, unknown>;
 
@@ -129,6 +138,55 @@ function domainRecordBody(value: unknown, path: string): DomainRecord {
   };
 }
 
+function certificateBody(value: unknown, path: string): HubKeyCertificate {
+  const obj = object(value, path, ['version', 'kind', 'domain', 'key', 'notBefore', 'notAfter']);
+  if (obj['kind'] !== 'hub-key') throw new MalformedError(`${path}.kind must be "hub-key"`);
+  const body: HubKeyCertificate = {
+    version: version(obj, path),
+    kind: 'hub-key',
+    domain: string(obj, 'domain', path, NAME_RE),
+    key: parsePublicKey(obj['key'], `${path}.key`),
+    notBefore: time(obj, 'notBefore', path),
+    notAfter: time(obj, 'notAfter', path),
+  };
+  if (body.notAfter < body.notBefore || body.notAfter - body.notBefore > MAX_HUB_KEY_MS) {
+    throw new MalformedError(`${path} must be valid for at most ${MAX_HUB_KEY_MS} ms`);
+  }
+  return body;
+}
+
+/** The `certificate` field of an offer or acceptance body, kept only when present (absent fields are not signed). */
+function optionalCertificate(obj: Obj, path: string): { certificate?: Signed<HubKeyCertificate> } {
+  if (obj['certificate'] === undefined) return {};
+  return { certificate: parseSigned(obj['certificate'], `${path}.certificate`, certificateBody) };
+}
+
+function revocationBody(value: unknown, path: string): RevocationBody {
+  const obj = object(value, path, ['version', 'kind', 'domain', 'deviceId', 'deviceKey', 'reason', 'at']);
+  if (obj['kind'] !== 'revocation') throw new MalformedError(`${path}.kind must be "revocation"`);
+  return {
+    version: version(obj, path),
+    kind: 'revocation',
+    domain: string(obj, 'domain', path, NAME_RE),
+    deviceId: string(obj, 'deviceId', path, NAME_RE),
+    deviceKey: parsePublicKey(obj['deviceKey'], `${path}.deviceKey`),
+    reason: string(obj, 'reason', path, REASON_RE),
+    at: time(obj, 'at', path),
+  };
+}
+
+function renewalBody(value: unknown, path: string): RenewalRequest {
+  const obj = object(value, path, ['version', 'kind', 'domain', 'deviceId', 'at']);
+  if (obj['kind'] !== 'renewal') throw new MalformedError(`${path}.kind must be "renewal"`);
+  return {
+    version: version(obj, path),
+    kind: 'renewal',
+    domain: string(obj, 'domain', path, NAME_RE),
+    deviceId: string(obj, 'deviceId', path, NAME_RE),
+    at: time(obj, 'at', path),
+  };
+}
+
 function credentialBody(value: unknown, path: string): DeviceCredential {
   const obj = object(value, path, ['version', 'domain', 'deviceId', 'deviceKey', 'creditLimit', 'notBefore', 'notAfter']);
   return {
@@ -144,9 +202,10 @@ function credentialBody(value: unknown, path: string): DeviceCredential {
 
 function offerBody(value: unknown, path: string): Offer {
   const obj = object(value, path, [
-    'version', 'offerId', 'providerDomain', 'providerDevice', 'service', 'price', 'payTo', 'consumer', 'expiresAt',
+    'version', 'offerId', 'providerDomain', 'providerDevice', 'service', 'price', 'payTo', 'consumer', 'expiresAt', 'certificate',
   ]);
   return {
+    ...optionalCertificate(obj, path),
     version: version(obj, path),
     offerId: string(obj, 'offerId', path, NAME_RE),
     providerDomain: string(obj, 'providerDomain', path, NAME_RE),
@@ -183,8 +242,9 @@ function obligationBody(value: unknown, path: string): ObligationBody {
 }
 
 function acceptanceBody(value: unknown, path: string): AcceptanceBody {
-  const obj = object(value, path, ['version', 'obligationId', 'providerDomain', 'payTo', 'acceptedAt']);
+  const obj = object(value, path, ['version', 'obligationId', 'providerDomain', 'payTo', 'acceptedAt', 'certificate']);
   return {
+    ...optionalCertificate(obj, path),
     version: version(obj, path),
     obligationId: string(obj, 'obligationId', path, ID_RE),
     providerDomain: string(obj, 'providerDomain', path, NAME_RE),
@@ -302,15 +362,86 @@ export function parseSettlement(json: unknown): Signed<SettlementRecord> {
 // ---- builders and verifiers ----
 
 /** The provider domain signs the outcome it decided. */
-export function createOutcome(body: OutcomeBody, providerDomainKey: PrivateKeyRef): Signed<OutcomeBody> {
+export function createOutcome(body: OutcomeBody, providerDomainKey: PrivateKeyRef): Signed<OutcomeBody>;
+export function createOutcome(body: OutcomeBody, providerDomainKey: AsyncSigner): Promise<Signed<OutcomeBody>>;
+export function createOutcome(body: OutcomeBody, providerDomainKey: SigningKey): Signed<OutcomeBody> | Promise<Signed<OutcomeBody>> {
   outcomeBody(body, 'outcome.body');
   return signValue(body, providerDomainKey, body.providerDomain);
 }
 
 /** The consumer domain signs each phase of its settlement. */
-export function createSettlementRecord(body: SettlementRecord, consumerDomainKey: PrivateKeyRef): Signed<SettlementRecord> {
+export function createSettlementRecord(body: SettlementRecord, consumerDomainKey: PrivateKeyRef): Signed<SettlementRecord>;
+export function createSettlementRecord(body: SettlementRecord, consumerDomainKey: AsyncSigner): Promise<Signed<SettlementRecord>>;
+export function createSettlementRecord(
+  body: SettlementRecord,
+  consumerDomainKey: SigningKey,
+): Signed<SettlementRecord> | Promise<Signed<SettlementRecord>> {
   settlementBody(body, 'settlement.body');
   return signValue(body, consumerDomainKey, body.consumerDomain);
+}
+
+/** The domain revokes a device key: published on the `domains` stream, honoured at every hub. */
+export function createRevocation(body: Omit<RevocationBody, 'version' | 'kind'>, domainKey: PrivateKeyRef): Signed<RevocationBody>;
+export function createRevocation(body: Omit<RevocationBody, 'version' | 'kind'>, domainKey: AsyncSigner): Promise<Signed<RevocationBody>>;
+export function createRevocation(
+  input: Omit<RevocationBody, 'version' | 'kind'>,
+  domainKey: SigningKey,
+): Signed<RevocationBody> | Promise<Signed<RevocationBody>> {
+  const body: RevocationBody = { version: 1, kind: 'revocation', ...input };
+  revocationBody(body, 'revocation.body');
+  return signValue(body, domainKey, body.domain);
+}
+
+/** Validate the structure of a signed revocation record. */
+export function parseRevocation(json: unknown): Signed<RevocationBody> {
+  return parseSigned(json, 'revocation', revocationBody);
+}
+
+/** A device's request for a fresh credential, signed with its own key (`by` = `domain/device`). */
+export function createRenewalRequest(input: Omit<RenewalRequest, 'version' | 'kind'>, deviceKey: PrivateKeyRef): Signed<RenewalRequest> {
+  const body: RenewalRequest = { version: 1, kind: 'renewal', ...input };
+  renewalBody(body, 'renewal.body');
+  return signValue(body, deviceKey, `${body.domain}/${body.deviceId}`);
+}
+
+/** Validate the structure of a signed renewal request. */
+export function parseRenewalRequest(json: unknown): Signed<RenewalRequest> {
+  return parseSigned(json, 'renewal', renewalBody);
+}
+
+/** The domain key certifies a hub key for [notBefore, notAfter] (at most MAX_HUB_KEY_MS). */
+export function certifyHubKey(body: Omit<HubKeyCertificate, 'version' | 'kind'>, domainKey: PrivateKeyRef): Signed<HubKeyCertificate>;
+export function certifyHubKey(body: Omit<HubKeyCertificate, 'version' | 'kind'>, domainKey: AsyncSigner): Promise<Signed<HubKeyCertificate>>;
+export function certifyHubKey(
+  input: Omit<HubKeyCertificate, 'version' | 'kind'>,
+  domainKey: SigningKey,
+): Signed<HubKeyCertificate> | Promise<Signed<HubKeyCertificate>> {
+  const body: HubKeyCertificate = { version: 1, kind: 'hub-key', ...input };
+  certificateBody(body, 'certificate.body');
+  return signValue(body, domainKey, body.domain);
+}
+
+/**
+ * The key that must have signed a body of `domain` at time `at`: the hub key its
+ * certificate names when it carries one (the certificate signed by `domainKey`,
+ * for `domain`, valid at `at`), else `domainKey` itself. BadSignatureError otherwise.
+ */
+export function signingKeyOf(
+  body: { certificate?: Signed<HubKeyCertificate> },
+  domain: string,
+  domainKey: PublicKeyRef,
+  at: number,
+): PublicKeyRef {
+  const cert = body.certificate;
+  if (cert === undefined) return domainKey;
+  const c = cert.body;
+  if (cert.by !== domain || c.domain !== domain || !verifySigned(cert, domainKey)) {
+    throw new BadSignatureError(`hub key certificate is not signed by ${domain}`, { domain });
+  }
+  if (at < c.notBefore || at > c.notAfter) {
+    throw new BadSignatureError(`hub key certificate of ${domain} is not valid at ${at}`, { at, notBefore: c.notBefore, notAfter: c.notAfter });
+  }
+  return c.key;
 }
 
 /**
@@ -326,8 +457,16 @@ export function verifySignedBy<T>(record: Signed<T>, domain: string, domainKey: 
 /** A domain's self-signed record, published on the `domains` stream when its back-end joins. */
 export function createDomainRecord(
   input: { domain: string; publisher: string; operates?: string[]; createdAt: number },
-  keys: KeyPair,
-): Signed<DomainRecord> {
+  keys: { publicKey: PublicKeyRef; privateKey: PrivateKeyRef },
+): Signed<DomainRecord>;
+export function createDomainRecord(
+  input: { domain: string; publisher: string; operates?: string[]; createdAt: number },
+  keys: { publicKey: PublicKeyRef; privateKey: AsyncSigner },
+): Promise<Signed<DomainRecord>>;
+export function createDomainRecord(
+  input: { domain: string; publisher: string; operates?: string[]; createdAt: number },
+  keys: { publicKey: PublicKeyRef; privateKey: SigningKey },
+): Signed<DomainRecord> | Promise<Signed<DomainRecord>> {
   const body: DomainRecord = {
     version: 1,
     domain: input.domain,
@@ -348,10 +487,12 @@ export function verifyDomainRecord(record: Signed<DomainRecord>): void {
 }
 
 /** An SCB enrols a device: the credential binds the device key to the domain, with a per-obligation cap. */
+export function issueCredential(input: Omit<DeviceCredential, 'version'>, domainKey: PrivateKeyRef): Signed<DeviceCredential>;
+export function issueCredential(input: Omit<DeviceCredential, 'version'>, domainKey: AsyncSigner): Promise<Signed<DeviceCredential>>;
 export function issueCredential(
   input: Omit<DeviceCredential, 'version'>,
-  domainKey: PrivateKeyRef,
-): Signed<DeviceCredential> {
+  domainKey: SigningKey,
+): Signed<DeviceCredential> | Promise<Signed<DeviceCredential>> {
   const body: DeviceCredential = { version: 1, ...input };
   credentialBody(body, 'credential.body');
   if (body.notAfter < body.notBefore) throw new MalformedError('credential.body.notAfter is before notBefore');
@@ -377,16 +518,24 @@ export function newOfferId(): string {
   return randomBytes(16).toString('hex');
 }
 
-/** The SP domain's signed offer, handed by an SPD to the requesting SCD. */
-export function createOffer(input: Omit<Offer, 'version'>, providerDomainKey: PrivateKeyRef): Signed<Offer> {
+/**
+ * The SP domain's signed offer, handed by an SPD to the requesting SCD: signed with the
+ * domain key, or with a hub key whose certificate (input.certificate) the domain key signed.
+ */
+export function createOffer(input: Omit<Offer, 'version'>, providerKey: PrivateKeyRef): Signed<Offer> {
   const body: Offer = { version: 1, ...input };
+  if (body.certificate === undefined) delete body.certificate;
   offerBody(body, 'offer.body');
-  return signValue(body, providerDomainKey, input.providerDomain);
+  return signValue(body, providerKey, input.providerDomain);
 }
 
-/** Checks the offer is signed by its provider domain's key; BadSignatureError otherwise. */
+/**
+ * Checks the offer is signed by its provider domain's key, directly or through a hub key
+ * certificate valid when the offer expires; BadSignatureError otherwise.
+ */
 export function verifyOffer(offer: Signed<Offer>, providerDomainKey: PublicKeyRef): void {
-  if (offer.by !== offer.body.providerDomain || !verifySigned(offer, providerDomainKey)) {
+  const key = signingKeyOf(offer.body, offer.body.providerDomain, providerDomainKey, offer.body.expiresAt);
+  if (offer.by !== offer.body.providerDomain || !verifySigned(offer, key)) {
     throw new BadSignatureError(`offer ${offer.body.offerId} is not signed by ${offer.body.providerDomain}`, {
       offerId: offer.body.offerId,
     });

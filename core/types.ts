@@ -33,6 +33,44 @@ export interface DomainRecord {
   createdAt: number;
 }
 
+/**
+ * A hub key certificate: the domain key (in KMS on AWS) vouches for a key that one hub
+ * process holds in memory only, for a short time. Offers and acceptances are signed with
+ * it, so the per-purchase signatures stay off the network (no KMS call on the hot path);
+ * the certificate travels inside what it signs, so readers need nothing else.
+ */
+export interface HubKeyCertificate {
+  version: 1;
+  kind: 'hub-key';
+  domain: string;
+  key: PublicKeyRef;
+  notBefore: number;
+  notAfter: number;
+}
+
+/**
+ * Published on the `domains` stream, signed by the domain: every credential binding
+ * `deviceKey` to `domain/deviceId` is void from now on, at every hub.
+ */
+export interface RevocationBody {
+  version: 1;
+  kind: 'revocation';
+  domain: string;
+  deviceId: string;
+  deviceKey: PublicKeyRef;
+  reason: string;
+  at: number;
+}
+
+/** A device asks its own back-end for a fresh credential; signed with the device key. */
+export interface RenewalRequest {
+  version: 1;
+  kind: 'renewal';
+  domain: string;
+  deviceId: string;
+  at: number;
+}
+
 /** Issued by an SCB to each of its devices: the bridge between trust domains. */
 export interface DeviceCredential {
   version: 1;
@@ -58,6 +96,8 @@ export interface Offer {
   /** The consumer device the offer was made to ("domain/device"). */
   consumer: string;
   expiresAt: number;
+  /** When signed with a certified hub key rather than the domain key itself. */
+  certificate?: Signed<HubKeyCertificate>;
 }
 
 export interface ObligationBody {
@@ -96,6 +136,8 @@ export interface AcceptanceBody {
   providerDomain: string;
   payTo: string;
   acceptedAt: number;
+  /** When signed with a certified hub key rather than the domain key itself. */
+  certificate?: Signed<HubKeyCertificate>;
 }
 
 /** What goes on the `obligations` stream: the obligation and its signed acceptance. */

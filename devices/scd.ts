@@ -14,9 +14,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { createObligation } from '../core/obligation.ts';
-import { verifyOffer } from '../core/records.ts';
-import { verifySigned, type PrivateKeyRef } from '../core/keys.ts';
+import { createObligation, verifyAcceptanceSignature } from '../core/obligation.ts';
+import { createRenewalRequest, parseCredential, verifyOffer } from '../core/records.ts';
+import { sameKey, type PrivateKeyRef } from '../core/keys.ts';
 import {
   GENESIS,
   type AcceptanceBody,
@@ -113,6 +113,12 @@ export interface ConsumerDeviceOptions {
   chain?: ChainStore;
   /** dueBy = issuedAt + payWindowMs (default DEFAULT_PAY_WINDOW_MS). */
   payWindowMs?: number;
+  /**
+   * Renewal of the (short-lived) credential through the device's own back-end: the base
+   * URL of its hub's API, and how long before the credential ends to renew it (default:
+   * a third of its validity). Without it the device keeps its credential until it ends.
+   */
+  renewal?: { api: string; beforeMs?: number };
   /** How long to wait for an answer before sending again. */
   timeoutMs?: number;
   attempts?: number;
@@ -180,8 +186,38 @@ export class ConsumerDevice {
     return run;
   }
 
+  /** The credential the device signs with now (renewed ones replace it). */
+  get credential(): Signed<DeviceCredential> {
+    return this.o.credential;
+  }
+
+  /**
+   * Renew the credential when it ends within `renewal.beforeMs`: a request signed with the
+   * device key, answered by its back-end with a fresh credential for the same key. True when
+   * renewed; false when not due or not configured. A refusal (e.g. F14_REVOKED) throws.
+   */
+  async renewIfDue(): Promise<boolean> {
+    const r = this.o.renewal;
+    if (!r) return false;
+    const now = (this.o.now ?? Date.now)();
+    const c = this.o.credential.body;
+    if (c.notAfter - now > (r.beforeMs ?? (c.notAfter - c.notBefore) / 3)) return false;
+    const request = createRenewalRequest({ domain: this.o.domain, deviceId: this.o.deviceId, at: now }, this.o.privateKey);
+    const answer = await this.post(r.api, `/domains/${this.o.domain}/devices/${this.o.deviceId}/renewal`, { request });
+    if (!answer) throw new Error('no answer to the credential renewal');
+    if (answer.error) throw Object.assign(new Error(answer.error.message), { code: answer.error.code });
+    const fresh = parseCredential(answer.credential);
+    if (fresh.body.domain !== this.o.domain || fresh.body.deviceId !== this.o.deviceId || !sameKey(fresh.body.deviceKey, c.deviceKey)) {
+      throw new Error('the renewed credential is not for this device key');
+    }
+    this.o.credential = fresh;
+    return true;
+  }
+
   private async buyNow(providerDomain: string, providerDevice: string, service: string): Promise<BuyResult> {
     const now = this.o.now ?? Date.now;
+    // a failed renewal leaves the current credential, which may still be valid: the provider decides
+    await this.renewIfDue().catch(() => false);
     const started = now();
     const { domain, deviceId, link } = this.o;
     const requestId = randomUUID();
@@ -237,7 +273,7 @@ export class ConsumerDevice {
       return { ok: false, stage: 'accept', error: reply.error ?? err('REFUSED', 'refused'), latencyMs: now() - started };
     }
     const providerKey = await this.o.providerKey(providerDomain);
-    if (reply.acceptance.body.obligationId !== ob.id || !verifySigned(reply.acceptance, providerKey)) {
+    if (reply.acceptance.body.obligationId !== ob.id || !acceptedBy(reply.acceptance, providerKey)) {
       return fail('accept', 'BAD_ACCEPTANCE', 'the acceptance is not signed by the provider domain', started, now);
     }
     await this.chain.save({ seq: ob.body.seq, id: ob.id });
@@ -278,6 +314,16 @@ export class ConsumerDevice {
 }
 
 const err = (code: string, message: string): DeviceError => ({ code, class: 'final', message });
+
+/** Signed by the provider domain: its key, or a hub key it certified (core/obligation.ts). */
+function acceptedBy(acceptance: Signed<AcceptanceBody>, providerKey: PublicKeyRef): boolean {
+  try {
+    verifyAcceptanceSignature(acceptance, providerKey);
+    return true;
+  } catch {
+    return false;
+  }
+}
 const fail = (stage: 'offer' | 'accept', code: string, message: string, started: number, now: () => number): BuyResult => ({
   ok: false,
   stage,

@@ -26,6 +26,9 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/domains/{domain}/devices', handler: 'enrol', admin: true },
   // regtest only (refused elsewhere): mints coins, so admins only
   { method: 'POST', path: '/domains/{domain}/faucet', handler: 'domains', admin: true },
+  { method: 'POST', path: '/domains/{domain}/devices/{device}/revocation', handler: 'enrol', admin: true },
+  // signed with the device's own key (it has no IAM identity), verified against its enrolled key
+  { method: 'POST', path: '/domains/{domain}/devices/{device}/renewal', handler: 'enrol', admin: false },
   { method: 'POST', path: '/offers', handler: 'offer', admin: false },
   { method: 'POST', path: '/obligations', handler: 'accept', admin: false },
   { method: 'POST', path: '/domains/{domain}/settlements', handler: 'settle', admin: true },

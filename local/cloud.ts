@@ -186,6 +186,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       SETTLE_INTERVAL_MS: String(Math.max(1, opts.schedule?.settle ?? DEFAULT_SCHEDULE.settle)),
       LOG_JOBS: 'false',
       ...(opts.dataDir && !opts.ledger ? { LEDGER_FILE: join(opts.dataDir, 'ledger.jsonl') } : {}),
+      // domain keys: the local signer (a key file beside the data, never in the table), KMS's stand-in
+      SIGNER_KIND: 'local',
+      ...(opts.dataDir ? { SIGNER_KEY_FILE: join(opts.dataDir, 'keys.json') } : {}),
       ...opts.env,
     };
     // The hub's Deps from its own environment map. The AWS clients get the

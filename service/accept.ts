@@ -31,6 +31,7 @@ import { reputationOf } from '../core/reputation.ts';
 import type { AcceptanceBody, Obligation, Signed } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
+import { hubKeyOf } from './keys.ts';
 import { topics } from './topics.ts';
 
 /** Longest payment term a provider accepts unless it says otherwise: 7 days. */
@@ -90,11 +91,15 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
     });
   }
   const now = deps.now();
-  const [consumerRecord, offerItem, head, counters] = await Promise.all([
+  const [consumerRecord, offerItem, head, counters, revocation, hubKey] = await Promise.all([
     deps.directory.get(b.consumerDomain),
     store.getOffer(b.offerId),
     store.getChainHead(b.consumerDomain, b.consumerDevice),
     store.getCounters(b.consumerDomain),
+    // revocations are in the store (this hub's own, and those the follower verified): no ledger read here
+    store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey),
+    // the acceptance is signed in process with a hub key the domain key certified (no KMS call per obligation)
+    hubKeyOf(deps, provider),
   ]);
   if (offerItem?.usedBy !== undefined && offerItem.usedBy !== ob.id) {
     throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
@@ -110,7 +115,9 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
     consumerDomainKey: consumerRecord?.body.key,
     offer: offerItem?.offer.body,
     providerDomain: provider.domain,
-    providerKey: provider.privateKey,
+    providerKey: hubKey.privateKey,
+    providerCertificate: hubKey.certificate,
+    revoked: revocation !== undefined,
     threshold: provider.threshold,
     reputation,
     creditLimit: limit,

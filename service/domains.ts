@@ -3,15 +3,28 @@
  * wallet, self-signed record on the `domains` stream) and enrols its devices
  * (signed credentials: the bridge between trust domains).
  */
-import { AlreadyExistsError, ForbiddenError, MalformedError, NotFoundError, TermTooShortError } from '../core/errors.ts';
-import { generateKeyPair, type KeyPair } from '../core/keys.ts';
-import { createDomainRecord, issueCredential } from '../core/records.ts';
-import type { DeviceCredential, DomainRecord, Json, KeyAlg, PublicKeyRef, Signed } from '../core/types.ts';
+import {
+  AlreadyExistsError,
+  BadCredentialError,
+  BadSignatureError,
+  ExpiredError,
+  ForbiddenError,
+  MalformedError,
+  NotFoundError,
+  RevokedError,
+  TermTooShortError,
+} from '../core/errors.ts';
+import { keyFingerprint, verifySigned } from '../core/keys.ts';
+import { createDomainRecord, createRevocation, issueCredential, parseRenewalRequest } from '../core/records.ts';
+import { MAX_CLOCK_SKEW_MS } from '../core/obligation.ts';
+import type { DeviceCredential, DomainRecord, Json, KeyAlg, PublicKeyRef, RevocationBody, Signed } from '../core/types.ts';
 import type { HostedDomain } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { DEFAULT_MAX_TERM_MS } from './accept.ts';
 import { checkPayTo } from './addresses.ts';
 import { domainKey } from './directory.ts';
+import { domainSigner } from './keys.ts';
+import { ledgerKeys } from './ledger-records.ts';
 
 export interface RegisterDomainInput {
   domain: string;
@@ -69,7 +82,8 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
   if (onLedger) {
     throw new ForbiddenError(`domain ${input.domain} is already on the ledger with another key`, { domain: input.domain });
   }
-  const keys: KeyPair = generateKeyPair(input.alg ?? 'ed25519');
+  // The private half stays in the signer (KMS on AWS); the table keeps its id and public key.
+  const key = await deps.signer.createKey(input.domain, input.alg ?? deps.signer.defaultAlg);
   const wallet = `oc-${input.domain}`;
   const payments = await deps.payments(wallet);
   // The node's own addresses are checked too: a node on another network than BITCOIN_NETWORK fails here, at registration.
@@ -78,8 +92,8 @@ export async function registerDomain(deps: Deps, input: RegisterDomainInput): Pr
   const hosted: HostedDomain = {
     domain: input.domain,
     role: input.role,
-    publicKey: keys.publicKey,
-    privateKey: keys.privateKey,
+    publicKey: key.publicKey,
+    keyId: key.keyId,
     threshold: input.threshold ?? DEFAULT_THRESHOLD,
     wallet,
     ...(payTo ? { payTo } : {}),
@@ -140,10 +154,10 @@ async function describe(deps: Deps, d: HostedDomain, created: boolean, operates?
   // Publishing the record is idempotent by domain: re-running registration after a crash completes it.
   let record = await deps.directory.get(d.domain);
   if (!record) {
-    record = createDomainRecord(
+    record = await createDomainRecord(
       // the hub's real ledger address: readers check the record was published from it
       { domain: d.domain, publisher: await deps.ledger.identity(), operates: operates ?? [], createdAt: d.createdAt },
-      { publicKey: d.publicKey, privateKey: d.privateKey },
+      { publicKey: d.publicKey, privateKey: domainSigner(deps, d) },
     );
     await deps.ledger.publish('domains', domainKey(d.domain), [], record as unknown as Json);
     record = (await deps.directory.get(d.domain)) ?? record;
@@ -221,28 +235,105 @@ export interface EnrolInput {
   deviceKey: PublicKeyRef;
   /** Largest single obligation the device may sign (sats). */
   creditLimit: number;
+  /** At most, and by default, the configured CREDENTIAL_TTL_MS: credentials are short-lived and renewed. */
   validForMs?: number;
 }
 
-/** Issue a device credential signed by the domain's key. */
+async function hostedOrThrow(deps: Deps, domain: string): Promise<HostedDomain> {
+  const d = await deps.store.getHostedDomain(domain);
+  if (!d) throw new NotFoundError(`domain ${domain} is not hosted here`, { domain });
+  return d;
+}
+
+/** Issue a device credential signed by the domain's key (refused for a revoked device key). */
 export async function enrolDevice(deps: Deps, input: EnrolInput): Promise<Signed<DeviceCredential>> {
-  const d = await deps.store.getHostedDomain(input.domain);
-  if (!d) throw new NotFoundError(`domain ${input.domain} is not hosted here`, { domain: input.domain });
+  const d = await hostedOrThrow(deps, input.domain);
   if (!Number.isSafeInteger(input.creditLimit) || input.creditLimit < 0) {
     throw new MalformedError('creditLimit must be a non-negative integer (sats)');
   }
+  const ttl = deps.config.credentialTtlMs;
+  if (input.validForMs !== undefined && input.validForMs > ttl) {
+    throw new MalformedError(`credentials are valid for at most ${ttl} ms (CREDENTIAL_TTL_MS); devices renew them`, { maxValidForMs: ttl });
+  }
+  if (await deps.store.getRevocation(input.domain, input.deviceId, input.deviceKey)) {
+    throw new RevokedError(`the key of ${input.domain}/${input.deviceId} is revoked; enrol a new key`, { domain: input.domain, device: input.deviceId });
+  }
+  return issue(deps, d, input.deviceId, input.deviceKey, input.creditLimit, input.validForMs ?? ttl);
+}
+
+async function issue(
+  deps: Deps,
+  d: HostedDomain,
+  deviceId: string,
+  deviceKey: PublicKeyRef,
+  creditLimit: number,
+  validForMs: number,
+): Promise<Signed<DeviceCredential>> {
   const now = deps.now();
-  const credential = issueCredential(
-    {
-      domain: input.domain,
-      deviceId: input.deviceId,
-      deviceKey: input.deviceKey,
-      creditLimit: input.creditLimit,
-      notBefore: now - 60_000,
-      notAfter: now + (input.validForMs ?? 365 * 86_400_000),
-    },
-    d.privateKey,
+  const credential = await issueCredential(
+    { domain: d.domain, deviceId, deviceKey, creditLimit, notBefore: now - 60_000, notAfter: now + validForMs },
+    domainSigner(deps, d),
   );
-  await deps.store.putDevice(input.domain, input.deviceId, input.deviceKey);
+  await deps.store.putDevice(d.domain, deviceId, deviceKey, { creditLimit, notAfter: credential.body.notAfter });
   return credential;
 }
+
+/**
+ * A device renews its credential through its own back-end: the request is signed with
+ * the enrolled device key, recent, and the device's latest credential has not ended
+ * (an expired device is enrolled again by an operator); the key must not be revoked.
+ * The new credential has the same key and credit limit, valid CREDENTIAL_TTL_MS.
+ */
+export async function renewCredential(deps: Deps, domain: string, deviceId: string, raw: unknown): Promise<Signed<DeviceCredential>> {
+  const d = await hostedOrThrow(deps, domain);
+  const request = parseRenewalRequest(raw);
+  const r = request.body;
+  if (r.domain !== domain || r.deviceId !== deviceId) {
+    throw new ForbiddenError(`a renewal request of ${r.domain}/${r.deviceId} sent for ${domain}/${deviceId}`);
+  }
+  const device = await deps.store.getDevice(domain, deviceId);
+  if (!device) throw new NotFoundError(`device ${deviceId} is not enrolled in ${domain}`, { domain, device: deviceId });
+  if (request.by !== `${domain}/${deviceId}` || !verifySigned(request, device.key)) {
+    throw new BadSignatureError(`renewal request is not signed by the enrolled key of ${domain}/${deviceId}`);
+  }
+  const now = deps.now();
+  if (Math.abs(now - r.at) > MAX_CLOCK_SKEW_MS) {
+    throw new ExpiredError('renewal request is stale or from the future', { at: r.at, now });
+  }
+  if (await deps.store.getRevocation(domain, deviceId, device.key)) {
+    throw new RevokedError(`the key of ${domain}/${deviceId} is revoked`, { domain, device: deviceId });
+  }
+  if (device.notAfter === undefined || device.notAfter < now || device.creditLimit === undefined) {
+    throw new BadCredentialError(`the credential of ${domain}/${deviceId} has ended; enrol the device again`, {
+      notAfter: device.notAfter ?? null,
+      now,
+    });
+  }
+  return issue(deps, d, deviceId, device.key, device.creditLimit, deps.config.credentialTtlMs);
+}
+
+/**
+ * Revoke a device key (default: its enrolled key): kept in this hub's store at once (its
+ * acceptances refuse the device from now on) and published on the `domains` stream as a
+ * record signed by the domain, which every other hub's follower verifies and keeps.
+ * Idempotent: a retry re-publishes the same record (the ledger dedupes by its id).
+ */
+export async function revokeDevice(
+  deps: Deps,
+  domain: string,
+  deviceId: string,
+  input: { deviceKey?: PublicKeyRef; reason?: string } = {},
+): Promise<Signed<RevocationBody>> {
+  const d = await hostedOrThrow(deps, domain);
+  const device = await deps.store.getDevice(domain, deviceId);
+  const deviceKey = input.deviceKey ?? device?.key;
+  if (!deviceKey) throw new NotFoundError(`device ${deviceId} is not enrolled in ${domain}`, { domain, device: deviceId });
+  let record = await deps.store.getRevocation(domain, deviceId, deviceKey);
+  if (!record) {
+    record = await createRevocation({ domain, deviceId, deviceKey, reason: input.reason ?? '', at: deps.now() }, domainSigner(deps, d));
+    if (!(await deps.store.putRevocation(record))) record = (await deps.store.getRevocation(domain, deviceId, deviceKey)) ?? record;
+  }
+  await deps.ledger.publish('domains', ledgerKeys.revocation(domain, deviceId, keyFingerprint(deviceKey)), [ledgerKeys.revocations(domain)], record as unknown as Json);
+  return record;
+}
+

@@ -6,7 +6,9 @@
  * stream, and:
  *
  *   - keeps every valid domain record in the store, so acceptance finds keys
- *     without the ledger;
+ *     without the ledger, and every valid revocation of a device key (signed by
+ *     its domain, published by that domain's hub), so acceptance here refuses
+ *     that key within one run;
  *   - remembers which settlement record (and transaction) names which obligation;
  *   - stores every obligation other hubs accepted (verified: device signature,
  *     the consumer domain's credential, the provider's acceptance, published by
@@ -35,11 +37,13 @@ import type { ChainTx, LedgerItem, StreamName } from '../adapters/ports.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { readDomainItem } from './directory.ts';
-import { isOutcomeItem, readAccepted, readOutcome, readSettlement } from './ledger-records.ts';
+import { isOutcomeItem, isRevocationItem, readAccepted, readOutcome, readRevocation, readSettlement } from './ledger-records.ts';
 import { recordEvidence } from './evidence.ts';
 
 export interface FollowSummary {
   domains: number;
+  /** Device key revocations verified and kept (acceptance here refuses those keys from now on). */
+  revocations: number;
   settlements: number;
   /** Obligations accepted at other hubs, learnt in this run. */
   obligations: number;
@@ -62,7 +66,7 @@ export const FOLLOWER_WALLET = 'oc-follower';
 export const cursorName = (stream: StreamName) => `follow:${stream}`;
 
 export async function followLedger(deps: Deps, opts: { maxItems?: number } = {}): Promise<FollowSummary> {
-  const summary: FollowSummary = { domains: 0, settlements: 0, obligations: 0, outcomes: 0, pendingClaims: 0, invalid: 0 };
+  const summary: FollowSummary = { domains: 0, revocations: 0, settlements: 0, obligations: 0, outcomes: 0, pendingClaims: 0, invalid: 0 };
   const max = opts.maxItems ?? 500;
   try {
     for (const stream of ORDER) {
@@ -92,7 +96,10 @@ export async function followLedger(deps: Deps, opts: { maxItems?: number } = {})
 
 async function handle(deps: Deps, stream: StreamName, item: LedgerItem, summary: FollowSummary): Promise<void> {
   try {
-    if (stream === 'domains') {
+    if (stream === 'domains' && isRevocationItem(item)) {
+      await deps.store.putRevocation(await readRevocation(deps.directory, item));
+      summary.revocations += 1;
+    } else if (stream === 'domains') {
       await deps.directory.remember(readDomainItem(item));
       summary.domains += 1;
     } else if (stream === 'settlements') {

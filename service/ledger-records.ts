@@ -9,8 +9,9 @@
  */
 import { InvalidRecordError, ObligationError } from '../core/errors.ts';
 import { verifyAcceptance, verifyObligation } from '../core/obligation.ts';
-import { parseAccepted, parseOutcome, parseSettlement, verifySignedBy } from '../core/records.ts';
-import type { AcceptedObligation, DomainRecord, OutcomeBody, SettlementRecord, Signed } from '../core/types.ts';
+import { keyFingerprint } from '../core/keys.ts';
+import { parseAccepted, parseOutcome, parseRevocation, parseSettlement, verifySignedBy } from '../core/records.ts';
+import type { AcceptedObligation, DomainRecord, OutcomeBody, RevocationBody, SettlementRecord, Signed } from '../core/types.ts';
 import type { LedgerItem } from '../adapters/ports.ts';
 import type { DomainDirectory } from './directory.ts';
 
@@ -21,7 +22,13 @@ export const ledgerKeys = {
   provider: (d: string) => `p:${d}`,
   consumer: (d: string) => `c:${d}`,
   settlement: (settlementId: string, phase: SettlementRecord['phase']) => `settlement:${settlementId}:${phase}`,
+  /** A revocation on the `domains` stream: one per device key (fingerprint: core/keys.ts keyFingerprint). */
+  revocation: (domain: string, deviceId: string, fingerprint: string) => `revocation:${domain}/${deviceId}/${fingerprint}`,
+  revocations: (domain: string) => `revocations:${domain}`,
 } as const;
+
+/** True when the item looks like a revocation (its first key); the reader still verifies everything. */
+export const isRevocationItem = (item: LedgerItem): boolean => item.keys[0]?.startsWith('revocation:') ?? false;
 
 /** True when the item looks like an outcome (its first key); the reader still verifies everything. */
 export const isOutcomeItem = (item: LedgerItem): boolean => item.keys[0]?.startsWith('outcome:') ?? false;
@@ -90,5 +97,17 @@ export async function readSettlement(directory: DomainDirectory, item: LedgerIte
   }
   const consumer = await signer(directory, r.consumerDomain, item);
   checked('settlement', item, () => verifySignedBy(record, r.consumerDomain, consumer.body.key));
+  return record;
+}
+
+/** A revocation: signed by the domain it names, published by that domain's hub, under its own key. */
+export async function readRevocation(directory: DomainDirectory, item: LedgerItem): Promise<Signed<RevocationBody>> {
+  const record = checked('revocation', item, () => parseRevocation(item.data));
+  const r = record.body;
+  if (item.keys[0] !== ledgerKeys.revocation(r.domain, r.deviceId, keyFingerprint(r.deviceKey))) {
+    throw new InvalidRecordError('revocation is not under its key', { txid: item.txid });
+  }
+  const domain = await signer(directory, r.domain, item);
+  checked('revocation', item, () => verifySignedBy(record, r.domain, domain.body.key));
   return record;
 }

@@ -4,6 +4,7 @@ import { createOffer, newOfferId } from '../core/records.ts';
 import type { Offer, Signed } from '../core/types.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { checkPayTo } from './addresses.ts';
+import { hubKeyOf } from './keys.ts';
 import { topics } from './topics.ts';
 
 export interface OfferRequest {
@@ -33,6 +34,8 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
       services: Object.keys(provider.prices),
     });
   }
+  // signed in process with the hub key the domain key certified: no KMS call per offer
+  const hubKey = await hubKeyOf(deps, provider);
   const offer = createOffer(
     {
       offerId: newOfferId(),
@@ -43,8 +46,9 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
       payTo: provider.payTo,
       consumer: `${req.consumerDomain}/${req.consumerDevice}`,
       expiresAt: deps.now() + deps.config.offerTtlMs,
+      certificate: hubKey.certificate,
     },
-    provider.privateKey,
+    hubKey.privateKey,
   );
   await deps.store.putOffer(offer);
   if (reply) {

@@ -22,6 +22,7 @@ import type { Json, OutcomeBody } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { ledgerKeys } from './ledger-records.ts';
+import { domainSigner } from './keys.ts';
 
 export { ledgerKeys };
 
@@ -88,7 +89,7 @@ export async function publishPending(deps: Deps, limit = 200): Promise<PublishSu
         // signed by the provider domain that decided it: nobody else can claim it
         const provider = await deps.store.getHostedDomain(item.providerDomain);
         if (!provider) throw new NotFoundError(`provider domain ${item.providerDomain} is not hosted here`);
-        const signed = createOutcome(outcome, provider.privateKey);
+        const signed = await createOutcome(outcome, domainSigner(deps, provider));
         await fence();
         const r = await deps.ledger.publish('obligations', ledgerKeys.outcome(item.id), keys, signed as unknown as Json);
         await deps.store.markPublished(item.id, 'outcomeTxid', r.txid, item.status);

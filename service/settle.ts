@@ -30,6 +30,7 @@ import type { Payments } from '../adapters/ports.ts';
 import type { SettlementItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { ledgerKeys } from './ledger-records.ts';
+import { domainSigner } from './keys.ts';
 
 /** Test hooks: throwing from one simulates the process dying at that point. */
 export interface SettleHooks {
@@ -66,7 +67,7 @@ async function publishRecord(deps: Deps, s: SettlementItem, phase: SettlementRec
   if (!hosted) throw new NotFoundError(`domain ${s.consumerDomain} is not hosted here`, { domain: s.consumerDomain });
   const keys = [ledgerKeys.consumer(s.consumerDomain), s.txid, ...new Set(s.outputs.map((o) => ledgerKeys.provider(o.providerDomain)))];
   // signed by the paying domain: a record only it can publish, checkable against the transaction it names
-  const signed = createSettlementRecord(recordOf(s, phase), hosted.privateKey);
+  const signed = await createSettlementRecord(recordOf(s, phase), domainSigner(deps, hosted));
   await deps.ledger.publish('settlements', ledgerKeys.settlement(s.settlementId, phase), keys, signed as unknown as Json);
 }
 

@@ -20,22 +20,34 @@ import { TTL_ATTRIBUTE } from '../table.ts';
 import type {
   AcceptedObligation,
   DomainRecord,
-  KeyAlg,
   OutcomeBody,
   ObligationStatus,
   Offer,
   Signed,
   PublicKeyRef,
   ReputationCounters,
+  RevocationBody,
   SettlementRecord,
 } from '../../core/types.ts';
+import { keyFingerprint } from '../../core/keys.ts';
+
+/** An enrolled device: its key and what its latest credential says (renewal reissues it). */
+export interface DeviceItem {
+  domain: string;
+  deviceId: string;
+  key: PublicKeyRef;
+  /** Per-obligation cap of its credentials (sats). */
+  creditLimit?: number;
+  /** End of its latest credential (epoch ms). */
+  notAfter?: number;
+}
 
 export interface HostedDomain {
   domain: string;
   role: 'consumer' | 'provider' | 'both';
   publicKey: PublicKeyRef;
-  /** PKCS8 DER, base64url. Locally kept in the table; see README (production: KMS/Secrets Manager). */
-  privateKey: { alg: KeyAlg; pkcs8: string };
+  /** The domain key's id in the Signer (a KMS key ARN on AWS): the table never holds a private key. */
+  keyId: string;
   /** Minimum consumer reputation this domain accepts as a provider. */
   threshold: number;
   /** Bitcoin wallet name of the domain. */
@@ -272,17 +284,42 @@ export class DynamoStore {
   // ---- enrolled devices -------------------------------------------------------
 
   /** Record an enrolled device (a later enrolment of the same id replaces its key). */
-  async putDevice(domain: string, deviceId: string, key: PublicKeyRef): Promise<void> {
+  async putDevice(domain: string, deviceId: string, key: PublicKeyRef, credential?: { creditLimit: number; notAfter: number }): Promise<void> {
     await this.send(() =>
       this.doc.send(
-        new PutCommand({ TableName: this.table, Item: { pk: `DEVICE#${domain}/${deviceId}`, sk: 'DEVICE', domain, deviceId, key } }),
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: `DEVICE#${domain}/${deviceId}`, sk: 'DEVICE', domain, deviceId, key, ...(credential ?? {}) },
+        }),
       ),
     );
   }
 
-  async getDevice(domain: string, deviceId: string): Promise<{ domain: string; deviceId: string; key: PublicKeyRef } | undefined> {
-    const item = await this.get<{ domain: string; deviceId: string; key: PublicKeyRef }>(`DEVICE#${domain}/${deviceId}`, 'DEVICE');
-    return item && { domain: item.domain, deviceId: item.deviceId, key: item.key };
+  async getDevice(domain: string, deviceId: string): Promise<DeviceItem | undefined> {
+    const item = await this.get<DeviceItem>(`DEVICE#${domain}/${deviceId}`, 'DEVICE');
+    return (
+      item && {
+        domain: item.domain,
+        deviceId: item.deviceId,
+        key: item.key,
+        ...(item.creditLimit !== undefined ? { creditLimit: item.creditLimit } : {}),
+        ...(item.notAfter !== undefined ? { notAfter: item.notAfter } : {}),
+      }
+    );
+  }
+
+  // ---- revocations (this hub's own, and those the follower verified on the ledger) ----
+
+  /** Remember a verified revocation of a device key; idempotent (the first record stands). */
+  async putRevocation(record: Signed<RevocationBody>): Promise<boolean> {
+    const r = record.body;
+    return this.putNew({ pk: `REVOKED#${r.domain}/${r.deviceId}`, sk: keyFingerprint(r.deviceKey), record });
+  }
+
+  /** The revocation of this device key, if any (one consistent read: acceptance checks it). */
+  async getRevocation(domain: string, deviceId: string, key: PublicKeyRef): Promise<Signed<RevocationBody> | undefined> {
+    const item = await this.get<{ record: Signed<RevocationBody> }>(`REVOKED#${domain}/${deviceId}`, keyFingerprint(key));
+    return item?.record;
   }
 
   // ---- counters ---------------------------------------------------------------

@@ -61,6 +61,16 @@ const EnvSchema = z.object({
   SETTLE_LEASE_MS: z.coerce.number().int().positive().default(180_000),
   /** How long one publish run holds the hub's publication lease (longer than the publish function's timeout). */
   PUBLISH_LEASE_MS: z.coerce.number().int().positive().default(120_000),
+  /** Where domain keys live: AWS KMS, or a local signer (memory, or SIGNER_KEY_FILE) for the embedded cloud. */
+  SIGNER_KIND: z.enum(['kms', 'local']).default('kms'),
+  SIGNER_KEY_FILE: z.string().optional(),
+  /** KMS: the key policy of every new domain key (JSON), and extra tags as a JSON object (e.g. {"oc:app":"…"}). */
+  SIGNER_KEY_POLICY: z.string().optional(),
+  SIGNER_KEY_TAGS: z.string().optional(),
+  /** How long a device credential is valid (default 7 days); devices renew before it ends. */
+  CREDENTIAL_TTL_MS: z.coerce.number().int().positive().default(7 * 86_400_000),
+  /** How long a hub key certificate is valid (default 1 day); a process rotates its hub key at half-life. */
+  HUB_KEY_TTL_MS: z.coerce.number().int().positive().max(7 * 86_400_000).default(86_400_000),
   REPUTATION_LAMBDA: num(DEFAULT_REPUTATION.lambda),
   REPUTATION_UNIT: num(DEFAULT_REPUTATION.unit),
   CREDIT_BASE: num(DEFAULT_CREDIT.base),
@@ -96,6 +106,9 @@ export interface Config {
   settleLeaseMs: number;
   /** See PUBLISH_LEASE_MS. */
   publishLeaseMs: number;
+  signer: { kind: 'kms'; keyPolicy?: string | undefined; tags: Record<string, string> } | { kind: 'local'; file?: string | undefined };
+  credentialTtlMs: number;
+  hubKeyTtlMs: number;
   reputation: ReputationParams;
   credit: CreditParams;
 }
@@ -130,8 +143,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (minTermMs <= e.SETTLE_INTERVAL_MS) {
     throw new Error(`invalid configuration: MIN_TERM_MS (${minTermMs}) must exceed SETTLE_INTERVAL_MS (${e.SETTLE_INTERVAL_MS})`);
   }
+  let tags: Record<string, string> = {};
+  if (e.SIGNER_KEY_TAGS) {
+    const parsedTags = z.record(z.string(), z.string()).safeParse(JSON.parse(e.SIGNER_KEY_TAGS));
+    if (!parsedTags.success) throw new Error('invalid configuration: SIGNER_KEY_TAGS must be a JSON object of strings');
+    tags = parsedTags.data;
+  }
+  if (e.HUB_KEY_TTL_MS <= 2 * e.OFFER_TTL_MS) {
+    throw new Error(`invalid configuration: HUB_KEY_TTL_MS (${e.HUB_KEY_TTL_MS}) must exceed twice OFFER_TTL_MS (${e.OFFER_TTL_MS})`);
+  }
   return {
     tableName: e.TABLE_NAME,
+    signer: e.SIGNER_KIND === 'kms' ? { kind: 'kms', keyPolicy: e.SIGNER_KEY_POLICY, tags } : { kind: 'local', file: e.SIGNER_KEY_FILE },
+    credentialTtlMs: e.CREDENTIAL_TTL_MS,
+    hubKeyTtlMs: e.HUB_KEY_TTL_MS,
     ledger:
       e.LEDGER_KIND === 'embedded'
         ? { kind: 'embedded', file: e.LEDGER_FILE, publisher: e.LEDGER_PUBLISHER }

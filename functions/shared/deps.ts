@@ -15,6 +15,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { UnavailableError } from '../../core/errors.ts';
@@ -23,7 +24,9 @@ import { EmbeddedLedger } from '../../adapters/ledger/embedded.ts';
 import { MultiChainLedger } from '../../adapters/ledger/multichain.ts';
 import { BitcoinPayments } from '../../adapters/payments/bitcoin.ts';
 import { addressFormat } from '../../core/network.ts';
-import type { Ledger, Notifier, Payments } from '../../adapters/ports.ts';
+import type { Ledger, Notifier, Payments, Signer } from '../../adapters/ports.ts';
+import { KmsSigner } from '../../adapters/signer/kms.ts';
+import { LocalSigner } from '../../adapters/signer/local.ts';
 import { DynamoStore } from '../../adapters/store/dynamo.ts';
 import { loadConfig, type Config, type RpcTarget } from './config.ts';
 import { DomainDirectory } from '../../service/directory.ts';
@@ -35,6 +38,8 @@ export interface Deps {
   /** The Bitcoin wallet of one hosted domain (created on first use). */
   payments(wallet: string): Promise<Payments>;
   notifier: Notifier;
+  /** Domain keys (KMS on AWS, a local signer in the embedded cloud): the only holder of their private halves. */
+  signer: Signer;
   directory: DomainDirectory;
   now: () => number;
   /**
@@ -238,14 +243,25 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
     },
   };
 
+  // KMS is reached on first use only (the SDK honours AWS_ENDPOINT_URL_KMS).
+  let kms: KMSClient | undefined;
+  const signer: Signer =
+    config.signer.kind === 'local'
+      ? await LocalSigner.open(config.signer.file)
+      : new KmsSigner((kms = new KMSClient(aws)), {
+          tags: config.signer.tags,
+          ...(config.signer.keyPolicy ? { keyPolicy: config.signer.keyPolicy } : {}),
+        });
+
   const now = overrides.now ?? (() => Date.now());
-  const deps: Deps = { config, store, ledger, payments, notifier, directory: new DomainDirectory(ledger, store), now, aws };
+  const deps: Deps = { config, store, ledger, payments, notifier, signer, directory: new DomainDirectory(ledger, store), now, aws };
   closers.set(deps, async () => {
     if (!given) await ledger.close();
     for (const p of wallets.values()) await (await p.catch(() => undefined))?.close();
     wallets.clear();
     store.close();
     iot.destroy();
+    kms?.destroy();
     secretsClient?.destroy();
   });
   return deps;

@@ -35,6 +35,17 @@ export const EnrolBody = z.object({
   validForMs: z.number().int().positive().optional(),
 });
 
+export const RevocationBody = z
+  .object({
+    /** The key to revoke; the device's enrolled key when absent. */
+    deviceKey: PublicKeySchema.optional(),
+    reason: z.string().regex(/^[\x20-\x7e]{0,200}$/, 'printable ASCII, at most 200 characters').optional(),
+  })
+  .default({});
+
+/** A renewal request signed with the device key (core/records.ts parseRenewalRequest checks its shape). */
+export const RenewalBody = z.object({ request: z.unknown() });
+
 export const OfferBody = z.object({
   requestId: z.string().min(1).max(64).default('http'),
   consumerDomain: Name,

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib';
 import { NETWORK_DEFAULTS, type BitcoinNetwork } from '../../core/network.ts';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -31,6 +31,11 @@ export interface HandlerAccess {
   readonly iotPublish: boolean;
   /** May call ecs:DescribeServices on the chain services (health). */
   readonly ecsHealth: boolean;
+  /**
+   * Domain keys in KMS: 'create' (kms:CreateKey and kms:TagResource with the app's tags,
+   * kms:GetPublicKey, kms:Sign), 'sign' (kms:Sign on the app's keys only), 'none'.
+   */
+  readonly keys: 'create' | 'sign' | 'none';
   /** Reserved concurrency; 1 serialises a job so two runs never race. */
   readonly reservedConcurrency?: number;
   readonly timeout: Duration;
@@ -44,19 +49,29 @@ function settleEvery(): Duration {
 }
 
 export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
-  domains: { description: 'Host a domain and publish its record', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(30) },
-  enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
-  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
-  accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
+  // creates the domain's KMS key and signs its record
+  domains: { description: 'Host a domain and publish its record', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'create', timeout: Duration.seconds(30) },
+  // signs credentials and revocations; publishes revocations on the ledger
+  enrol: { description: 'Enrol, renew and revoke devices (sign credentials and revocations)', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(15) },
+  // offer and accept sign with an in-memory hub key; the domain key certifies it once per half-life (service/keys.ts)
+  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: true, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(10) },
+  accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(10) },
   // Overlapping runs are safe without reserved concurrency: one run at a time holds the publication lease (service/publish.ts).
-  publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
-  watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
+  publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(60) },
+  watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
   // Overlapping runs are safe without reserved concurrency: each consumer domain is settled under a lease (service/settle.ts).
-  settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.minutes(2) },
+  settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.minutes(2) },
   // Cursor-driven and idempotent: an overlapping run repeats work, never doubles it.
-  follow: { description: 'Ledger follower: learn other hubs\' domains, obligations and outcomes', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
-  query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: true, timeout: Duration.seconds(15) },
+  follow: { description: 'Ledger follower: learn other hubs\' domains, obligations, outcomes and revocations', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
+  query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: true, keys: 'none', timeout: Duration.seconds(15) },
 };
+
+/** Tag on every domain key naming the app (its backend stack); IAM grants on keys require it. */
+export const APP_TAG = 'oc:app';
+/** Tag on the roles of the functions that sign; the key policy denies kms:Sign to every other principal. */
+export const SIGNER_ROLE_TAG = 'oc:signer';
+/** Tags a new domain key may carry (adapters/signer/kms.ts adds `oc:domain`, the environment `oc:app`). */
+export const KEY_TAG_KEYS = ['oc:domain', APP_TAG] as const;
 
 /** DynamoDB actions of a reader (no write among them). */
 export const TABLE_READ_ACTIONS = [
@@ -122,7 +137,9 @@ export class Handlers extends Construct {
       SETTLE_INTERVAL_MS: String(settleEvery().toMilliseconds()),
       IOT_DATA_ENDPOINT: props.iotDataEndpoint,
       NODE_OPTIONS: '--enable-source-maps',
+      SIGNER_KIND: 'kms',
     };
+    const app = Stack.of(this).stackName;
 
     const made: Partial<Record<HandlerName, NodejsFunction>> = {};
     for (const name of HANDLER_NAMES) {
@@ -150,6 +167,9 @@ export class Handlers extends Construct {
         environment: {
           ...environment,
           SERVICE: `obligation-chain-${name}`,
+          ...(access.keys === 'create'
+            ? { SIGNER_KEY_TAGS: JSON.stringify({ [APP_TAG]: app }), SIGNER_KEY_POLICY: this.keyPolicy() }
+            : {}),
           ...(access.ecsHealth
             ? {
                 ECS_CLUSTER_ARN: props.cluster.clusterArn,
@@ -180,6 +200,37 @@ export class Handlers extends Construct {
     this.acknowledgeFindings();
   }
 
+  /**
+   * The key policy of every domain key: the account administers it through IAM
+   * (KMS's default "enable IAM policies" statement, which also keeps the creator
+   * able to change the policy, as CreateKey's lockout check requires), and
+   * kms:Sign is denied to every principal whose role is not tagged as a signer,
+   * whatever its IAM policies say (an administrator included).
+   */
+  private keyPolicy(): string {
+    const stack = Stack.of(this);
+    return stack.toJsonString({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'AccountAdministersThroughIam',
+          Effect: 'Allow',
+          Principal: { AWS: `arn:${stack.partition}:iam::${stack.account}:root` },
+          Action: 'kms:*',
+          Resource: '*',
+        },
+        {
+          Sid: 'OnlySignerRolesSign',
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: 'kms:Sign',
+          Resource: '*',
+          Condition: { StringNotEquals: { [`aws:PrincipalTag/${SIGNER_ROLE_TAG}`]: 'true' } },
+        },
+      ],
+    });
+  }
+
   /** cdk-nag findings that are inherent to these functions, each with its reason. */
   private acknowledgeFindings(): void {
     const acknowledgements = [
@@ -193,11 +244,17 @@ export class Handlers extends Construct {
       },
       {
         id: 'AwsSolutions-IAM5[Resource::*]',
-        reason: 'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords do not support resource-level permissions.',
+        reason:
+          'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords do not support resource-level permissions; kms:CreateKey (registering function only) has no key to scope to and is conditioned instead on SIGN_VERIFY ECC keys carrying exactly this app\'s tags.',
       },
       {
         id: `AwsSolutions-IAM5[Resource::${IOT_REPLY_TOPICS_NAG}]`,
         reason: 'offer/accept reply to whichever device asked, so they may publish on any device inbox topic oc/{domain}/{device}/in/{kind} and nowhere else.',
+      },
+      {
+        id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
+        reason:
+          'Domain keys are created at run time, one per hosted domain, so their ARNs are unknown at deploy time: kms:Sign (and for the registering function kms:GetPublicKey, kms:TagResource) is granted on key/* only under a condition on the key\'s oc:app tag, which the key policy and tag conditions on CreateKey/TagResource tie to this app.',
       },
       {
         id: 'AwsSolutions-L1',
@@ -205,6 +262,44 @@ export class Handlers extends Construct {
       },
     ];
     for (const fn of Object.values(this.functions)) Validations.of(fn).acknowledge(...acknowledgements);
+  }
+
+  /**
+   * kms:Sign only on this app's domain keys (tag condition) for the functions that sign,
+   * and their roles tagged as signers (the key policy denies everyone else). The
+   * registering function may also create keys, only SIGN_VERIFY ECC keys carrying
+   * exactly the app's tags, tag them so, and read their public halves.
+   */
+  private grantKeys(fn: NodejsFunction, keys: 'create' | 'sign'): void {
+    const stack = Stack.of(this);
+    const app = stack.stackName;
+    const appKeys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+    const ofThisApp = { StringEquals: { [`aws:ResourceTag/${APP_TAG}`]: app } };
+    if (fn.role) Tags.of(fn.role).add(SIGNER_ROLE_TAG, 'true');
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Sign'], resources: [appKeys], conditions: ofThisApp }));
+    if (keys !== 'create') return;
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:GetPublicKey'], resources: [appKeys], conditions: ofThisApp }));
+    const tagsOnRequest = {
+      [`aws:RequestTag/${APP_TAG}`]: app,
+    };
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:CreateKey'],
+        // CreateKey has no key ARN to scope to; conditions scope it instead
+        resources: ['*'],
+        conditions: {
+          StringEquals: { ...tagsOnRequest, 'kms:KeyUsage': 'SIGN_VERIFY', 'kms:KeySpec': ['ECC_NIST_EDWARDS25519', 'ECC_NIST_P256'] },
+          'ForAllValues:StringEquals': { 'aws:TagKeys': [...KEY_TAG_KEYS] },
+        },
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:TagResource'],
+        resources: [appKeys],
+        conditions: { StringEquals: tagsOnRequest, 'ForAllValues:StringEquals': { 'aws:TagKeys': [...KEY_TAG_KEYS] } },
+      }),
+    );
   }
 
   private grant(fn: NodejsFunction, access: HandlerAccess, props: HandlersProps): void {
@@ -229,6 +324,7 @@ export class Handlers extends Construct {
         }),
       );
     }
+    if (access.keys !== 'none') this.grantKeys(fn, access.keys);
     if (access.ecsHealth) {
       fn.addToRolePolicy(
         new iam.PolicyStatement({

@@ -28,6 +28,7 @@ import { idOf } from '../../core/canonical.ts';
 import { GENESIS, type Json, type Obligation } from '../../core/types.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { topics } from '../../service/topics.ts';
+import { domainSigner, hubKeyOf } from '../../service/keys.ts';
 import { EnrolBody, OfferBody, RegisterDomainBody, SettleBody } from '../../functions/shared/schemas.ts';
 import { enrol, getOffer, registerDomain, sign, submit, type TestDevice } from '../integration/support.ts';
 import { assertTypedRefusal, eventually, linkFor, rawPost, snapshot, type Snapshot } from './support.ts';
@@ -313,9 +314,9 @@ describe('bad input through the embedded cloud', () => {
     const c2 = await cloud.deps.store.getHostedDomain('c2');
     assert.ok(c2);
     const now = Date.now();
-    const forged = issueCredential(
+    const forged = await issueCredential(
       { domain: 'c1', deviceId: dev.id, deviceKey: dev.keys.publicKey, creditLimit: 1_000_000, notBefore: now - 1000, notAfter: now + 60_000 },
-      c2.privateKey,
+      domainSigner(cloud.deps, c2),
     );
     await refused(sign({ ...dev, credential: forged }, offer), 'F02_BAD_CREDENTIAL', 'credential signed by another domain');
     // an expired credential
@@ -346,8 +347,10 @@ describe('bad input through the embedded cloud', () => {
         payTo: p1.payTo,
         consumer: `c1/${dev.id}`,
         expiresAt: now - 1_000,
+        certificate: (await hubKeyOf(cloud.deps, p1)).certificate,
       },
-      p1.privateKey,
+      // the SPB's own signature: a hub key certified by the domain key, as makeOffer signs
+      (await hubKeyOf(cloud.deps, p1)).privateKey,
     );
     await cloud.deps.store.putOffer(stale); // the SPB's own record of an offer it made earlier
     await refused(sign(dev, stale, { now: now - 5_000 }), 'F03_EXPIRED', 'expired offer');

@@ -5,6 +5,7 @@
  * fulfils only obligations of its own consumer, of the watching provider and
  * to the address it paid. Payments are real regtest transactions.
  */
+import { domainSigner } from '../../service/keys.ts';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createSettlementRecord } from '../../core/records.ts';
@@ -63,7 +64,7 @@ describe('watcher guards', () => {
     const hosted = await cloud.deps.store.getHostedDomain(consumerDomain);
     assert.ok(hosted);
     const keys = [ledgerKeys.consumer(consumerDomain), txid, ...new Set(outputs.map((o) => ledgerKeys.provider(o.providerDomain)))];
-    const signed = createSettlementRecord(rec, hosted.privateKey);
+    const signed = await createSettlementRecord(rec, domainSigner(cloud.deps, hosted));
     await (await cloud.ledger()).publish('settlements', ledgerKeys.settlement(settlementId, 'broadcast'), keys, signed as unknown as Json);
   }
 

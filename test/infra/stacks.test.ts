@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../../lib/app.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../../adapters/table.ts';
-import { HANDLER_ACCESS, HANDLER_NAMES, type HandlerName } from '../../lib/constructs/handlers.ts';
+import { APP_TAG, HANDLER_ACCESS, HANDLER_NAMES, SIGNER_ROLE_TAG, type HandlerName } from '../../lib/constructs/handlers.ts';
 import { ROUTES } from '../../lib/constructs/http-api.ts';
 import { TTL_ATTRIBUTE } from '../../adapters/table.ts';
 import { BITCOIN_RPC_PORT, MULTICHAIN_RPC_PORT, NAMESPACE_NAME } from '../../lib/chain-stack.ts';
@@ -196,11 +196,95 @@ describe('BackendStack: least privilege', () => {
   });
 });
 
+describe('BackendStack: domain keys in KMS', () => {
+  type Statement = { Action: string | string[]; Resource: unknown; Condition?: Record<string, Record<string, unknown>> };
+  /** The KMS statements attached to a handler's role. */
+  const kmsStatements = (name: HandlerName): Statement[] => {
+    const role = built.backend.handlers.functions[name].role;
+    assert.ok(role);
+    const id = logicalId(role);
+    const out: Statement[] = [];
+    for (const policy of Object.values(templates.backend.findResources('AWS::IAM::Policy'))) {
+      const props = policy['Properties'] as { Roles: unknown[]; PolicyDocument: { Statement: Statement[] } };
+      if (!props.Roles.some((r) => JSON.stringify(r) === JSON.stringify({ Ref: id }))) continue;
+      out.push(...props.PolicyDocument.Statement.filter((st) => [st.Action].flat().some((a) => a.startsWith('kms:'))));
+    }
+    return out;
+  };
+  const actions = (name: HandlerName) => kmsStatements(name).flatMap((st) => [st.Action].flat()).sort();
+  const app = built.backend.stackName;
+
+  it('kms:Sign only for the functions that sign; query, follow and watch can neither sign nor create keys', () => {
+    const signers = HANDLER_NAMES.filter((n) => HANDLER_ACCESS[n].keys !== 'none');
+    assert.deepEqual(signers.sort(), ['accept', 'domains', 'enrol', 'offer', 'publish', 'settle']);
+    for (const name of HANDLER_NAMES) {
+      assert.equal(actions(name).includes('kms:Sign'), signers.includes(name), name);
+      if (!signers.includes(name)) assert.deepEqual(actions(name), [], `${name} has no KMS action at all`);
+    }
+  });
+
+  it('only the registering function creates, tags and reads keys', () => {
+    assert.deepEqual(actions('domains'), ['kms:CreateKey', 'kms:GetPublicKey', 'kms:Sign', 'kms:TagResource']);
+    for (const name of HANDLER_NAMES.filter((n) => n !== 'domains')) {
+      assert.ok(actions(name).every((a) => a === 'kms:Sign'), `${name}: ${actions(name).join(',')}`);
+    }
+  });
+
+  it('every grant on a key is conditioned on the app tag; CreateKey on SIGN_VERIFY ECC keys with exactly the app\'s tags', () => {
+    for (const name of HANDLER_NAMES) {
+      for (const st of kmsStatements(name)) {
+        const action = [st.Action].flat()[0];
+        if (action === 'kms:CreateKey') {
+          assert.equal(st.Resource, '*');
+          assert.deepEqual(st.Condition?.['StringEquals'], {
+            [`aws:RequestTag/${APP_TAG}`]: app,
+            'kms:KeyUsage': 'SIGN_VERIFY',
+            'kms:KeySpec': ['ECC_NIST_EDWARDS25519', 'ECC_NIST_P256'],
+          });
+          assert.deepEqual(st.Condition?.['ForAllValues:StringEquals'], { 'aws:TagKeys': ['oc:domain', APP_TAG] });
+        } else if (action === 'kms:TagResource') {
+          assert.deepEqual(st.Condition?.['StringEquals'], { [`aws:RequestTag/${APP_TAG}`]: app });
+          assert.deepEqual(st.Condition?.['ForAllValues:StringEquals'], { 'aws:TagKeys': ['oc:domain', APP_TAG] });
+        } else {
+          assert.match(render(st.Resource), /:kms:.*:key\/\*$/, `${name} ${action}`);
+          assert.deepEqual(st.Condition, { StringEquals: { [`aws:ResourceTag/${APP_TAG}`]: app } }, `${name} ${action}`);
+        }
+      }
+    }
+  });
+
+  it('tags the signing roles as signers, and the key policy denies kms:Sign to every other principal', () => {
+    const roles = templates.backend.findResources('AWS::IAM::Role');
+    for (const name of HANDLER_NAMES) {
+      const role = built.backend.handlers.functions[name].role;
+      assert.ok(role);
+      const tags = (roles[logicalId(role)]?.['Properties'] as { Tags?: { Key: string; Value: string }[] }).Tags ?? [];
+      const tagged = tags.some((t) => t.Key === SIGNER_ROLE_TAG && t.Value === 'true');
+      assert.equal(tagged, HANDLER_ACCESS[name].keys !== 'none', name);
+    }
+    const fns = templates.backend.findResources('AWS::Lambda::Function');
+    const env = (name: HandlerName) =>
+      (fns[logicalId(built.backend.handlers.functions[name])]?.['Properties'] as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    for (const name of HANDLER_NAMES) {
+      assert.equal(env(name)['SIGNER_KIND'], 'kms', name);
+      assert.equal(env(name)['SIGNER_KEY_POLICY'] !== undefined, name === 'domains', name);
+    }
+    assert.deepEqual(JSON.parse(String(env('domains')['SIGNER_KEY_TAGS'])), { [APP_TAG]: app });
+    const policy = JSON.parse(render(env('domains')['SIGNER_KEY_POLICY'])) as { Statement: Statement[] & { Effect: string }[] };
+    const deny = policy.Statement.find((st) => (st as unknown as { Effect: string }).Effect === 'Deny');
+    assert.ok(deny, 'a Deny statement');
+    assert.equal(deny.Action, 'kms:Sign');
+    assert.deepEqual(deny.Condition, { StringNotEquals: { [`aws:PrincipalTag/${SIGNER_ROLE_TAG}`]: 'true' } });
+  });
+});
+
 describe('BackendStack: HTTP API and schedules', () => {
   const expectedRoutes = [
     'POST /domains',
     'POST /domains/{domain}/devices',
     'POST /domains/{domain}/faucet',
+    'POST /domains/{domain}/devices/{device}/revocation',
+    'POST /domains/{domain}/devices/{device}/renewal',
     'POST /offers',
     'POST /obligations',
     'POST /domains/{domain}/settlements',
@@ -213,7 +297,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     'GET /health',
   ];
 
-  it('has exactly the thirteen routes, IAM-authorised on admin routes only (the regtest faucet and the ledger recomputation among them)', () => {
+  it('has exactly the fifteen routes, IAM-authorised on admin routes only (the regtest faucet and the ledger recomputation among them; renewal is signed by the device key)', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
@@ -225,11 +309,12 @@ describe('BackendStack: HTTP API and schedules', () => {
       'POST /domains/{domain}/settlements',
       // reads the whole ledger: not for anyone
       'GET /domains/{domain}/reputation/verify',
+      'POST /domains/{domain}/devices/{device}/revocation',
     ]);
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 13);
+    assert.equal(ROUTES.length, 15);
   });
 
   it('logs access and throttles the default stage', () => {
