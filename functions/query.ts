@@ -10,7 +10,6 @@
  * with no valid record here or on the ledger: no invented newcomer figures.
  */
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
-import { z } from 'zod';
 import { ForbiddenError, NotFoundError, UnavailableError, UnknownDomainError } from '../core/errors.ts';
 import { fundingOf } from '../service/domains.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
