@@ -338,9 +338,10 @@ function thingOnEnrol(h: Route['handler'], things: MapThingRegistry): Route['han
   return async (event, context) => {
     const res = await h(event, context);
     const out = res as { statusCode?: number; body?: unknown };
+    // the same handler revokes and renews: only a reply carrying a credential names a thing
     if (out.statusCode === 201 && typeof out.body === 'string') {
-      const { credential } = JSON.parse(out.body) as { credential: { body: { domain: string; deviceId: string; deviceKey: PublicKeyRef } } };
-      things.put(credential.body.deviceId, { domain: credential.body.domain, key: credential.body.deviceKey });
+      const { credential } = JSON.parse(out.body) as { credential?: { body: { domain: string; deviceId: string; deviceKey: PublicKeyRef } } };
+      if (credential) things.put(credential.body.deviceId, { domain: credential.body.domain, key: credential.body.deviceKey });
     }
     return res;
   };
