@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { OverCreditError } from '../../core/errors.ts';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
-import { DynamoStore, type ObligationItem } from '../../adapters/store/dynamo.ts';
+import { DynamoStore, type CreditLimitFn, type ObligationItem } from '../../adapters/store/dynamo.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
 import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
@@ -86,40 +85,59 @@ describe('on DynamoDB Local', () => {
       assert.deepEqual(await store.getChainHead('c1', dev), { seq: 2, id: 'id2' });
     });
 
-    it('applies counters once per event key, and a throwing guard writes nothing', async () => {
+    /** A flat limit (no reputation dependence) for store-level tests. */
+    const flat = (n: number): CreditLimitFn => () => n;
+
+    it('applies counters once per event key (a marker item in the same transaction), outstanding in the shard', async () => {
       const d = `c-${uid()}`;
-      const first = await store.applyCounters(d, 'accept:a', { outstanding: 100 });
-      assert.equal(first.applied, true);
-      const again = await store.applyCounters(d, 'accept:a', { outstanding: 100 });
-      assert.equal(again.applied, false);
-      await assert.rejects(
-        store.applyCounters(d, 'accept:b', { outstanding: 50 }, () => {
-          throw new OverCreditError('over');
-        }),
-        OverCreditError,
-      );
+      const opts = { limit: flat(1_000), now: Date.now(), shard: 2 };
+      assert.equal((await store.applyCounters(d, 'accept:a', { outstanding: 100 }, opts)).applied, true);
+      assert.equal((await store.applyCounters(d, 'accept:a', { outstanding: 100 }, opts)).applied, false, 'same event key: nothing applied');
+      assert.equal((await store.applyCounters(d, 'fulfil:a', { outstanding: -100, paidVolume: 100, rScaled: 0.5 }, opts)).applied, true);
+      assert.equal((await store.applyCounters(d, 'fulfil:a', { outstanding: -100, paidVolume: 100, rScaled: 0.5 }, opts)).applied, false);
       const c = await store.getCounters(d);
-      assert.equal(c.outstanding, 100);
-      assert.equal(c.version, 1);
-      assert.deepEqual(c.recent, ['accept:a']);
-      const second = await store.applyCounters(d, 'fulfil:a', { outstanding: -100, paidVolume: 100, rScaled: 0.5 });
-      assert.equal(second.applied, true);
-      assert.deepEqual(
-        { ...(await store.getCounters(d)), recent: undefined },
-        { rScaled: 0.5, sScaled: 0, paidVolume: 100, outstanding: 0, version: 2, recent: undefined, domain: d },
-      );
+      assert.deepEqual({ ...c, version: undefined }, { rScaled: 0.5, sScaled: 0, paidVolume: 100, outstanding: 0, version: undefined });
+      const snap = await store.creditSnapshot(d);
+      assert.equal(snap.shards.length, store.creditShards);
+      assert.equal(snap.shards[2]?.used, 0);
     });
 
-    it('optimistic concurrency: 10 concurrent counter updates all land, exactly once each', async () => {
+    it('concurrent counter updates all land, exactly once each', async () => {
       const d = `c-${uid()}`;
+      const now = Date.now();
       const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => store.applyCounters(d, `ev:${i}`, { outstanding: i + 1 })),
+        Array.from({ length: 10 }, (_, i) =>
+          store.applyCounters(d, `ev:${i}`, { outstanding: i + 1, rScaled: 1 }, { limit: flat(1_000), now, shard: i % 3 }),
+        ),
       );
       assert.ok(results.every((r) => r.applied));
+      const again = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => store.applyCounters(d, `ev:${i}`, { outstanding: i + 1, rScaled: 1 }, { limit: flat(1_000), now })),
+      );
+      assert.ok(again.every((r) => !r.applied));
       const c = await store.getCounters(d);
       assert.equal(c.outstanding, 55);
-      assert.equal(c.version, 10);
-      assert.equal(new Set(c.recent).size, 10);
+      assert.equal(c.rScaled, 10);
+    });
+
+    it('rebalance grants the shards the limit, exposure learnt elsewhere takes free credit back, and free never goes below 0', async () => {
+      const d = `c-${uid()}`;
+      const now = Date.now();
+      const r = await store.rebalance(d, { limit: flat(8_000), now });
+      assert.equal(r.free.reduce((a, b) => a + b, 0), 8_000);
+      let snap = await store.creditSnapshot(d);
+      assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 8_000);
+      assert.ok(snap.shards.every((x) => x.until >= now));
+      // 5,000 accepted at another hub: outstanding + free stays within the limit
+      await store.applyCounters(d, 'accept:x', { outstanding: 5_000 }, { limit: flat(8_000), now, shard: 0 });
+      snap = await store.creditSnapshot(d);
+      assert.equal(snap.counters.outstanding, 5_000);
+      assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 3_000);
+      assert.ok(snap.shards.every((x) => x.free >= 0));
+      // the limit falls below outstanding: every free unit is taken back
+      await store.rebalance(d, { limit: flat(4_000), now });
+      snap = await store.creditSnapshot(d);
+      assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 0);
     });
 
     it('transitions only from the given statuses', async () => {
