@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ConditionalCheckFailedException, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { startDynamo, type LocalDynamo } from '../../local/dynamo.ts';
+import { transactionContract } from './transact-contract.ts';
 
 const servers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
 
@@ -54,6 +55,15 @@ describe('dynalite with the state table', () => {
   });
 });
 
+describe('transactions on the embedded front (dynalite behind local/transact.ts)', () => {
+  let dynamo: LocalDynamo;
+  before(async () => {
+    dynamo = await startDynamo();
+  });
+  after(() => dynamo.stop());
+  transactionContract(test, () => ({ client: dynamo.client, table: dynamo.tableName }));
+});
+
 describe('dynalite lifecycle', () => {
   let dir: string;
   before(async () => {
@@ -64,7 +74,7 @@ describe('dynalite lifecycle', () => {
   test('on disk, data survives a restart, and stop leaves no server handle behind', async () => {
     const baseline = servers();
     const first = await startDynamo({ path: join(dir, 'ldb'), tableName: 'oc-test' });
-    assert.equal(servers(), baseline + 1);
+    assert.equal(servers(), baseline + 2, 'the transaction front and dynalite behind it');
     await DynamoDBDocumentClient.from(first.client).send(new PutCommand({ TableName: 'oc-test', Item: { pk: 'REP#c1', sk: 'COUNTERS', n: 3 } }));
     await first.stop();
     assert.equal(servers(), baseline);
