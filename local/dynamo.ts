@@ -59,7 +59,7 @@ export function localDynamoClient(endpoint: string, region: string = LOCAL_REGIO
 }
 
 /**
- * Create the project's table (string keys pk/sk, gsi1..gsi3 with ALL projection,
+ * Create the project's table (string keys pk/sk, gsi1..gsi3 with the projections of adapters/table.ts,
  * on-demand billing) and wait until it and its indexes are ACTIVE.
  * Idempotent: an existing table is only waited for.
  */
@@ -82,7 +82,8 @@ export async function createStateTable(client: DynamoDBClient, tableName: string
             { AttributeName: i.partitionKey, KeyType: 'HASH' },
             { AttributeName: i.sortKey, KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          Projection:
+            i.projection === 'INCLUDE' ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...i.include] } : { ProjectionType: i.projection },
         })),
       }),
     );

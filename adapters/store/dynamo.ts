@@ -245,17 +245,30 @@ export class DynamoStore {
     );
   }
 
+  /**
+   * Every item a query matches (up to `limit`). On a GSI the index holds only
+   * keys (and `status`, see adapters/table.ts), so the items are then read from
+   * the table in batches, strongly consistent; an item that left the queried
+   * index partition (or status) since the index was read is dropped.
+   */
   private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
+    const rows: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.send(() =>
         this.doc.send(new QueryCommand({ ...input, TableName: this.table, ExclusiveStartKey: start })),
       );
-      items.push(...((out.Items ?? []) as Record<string, unknown>[]));
+      rows.push(...((out.Items ?? []) as Record<string, unknown>[]));
       start = out.LastEvaluatedKey;
-    } while (start && items.length < limit);
-    return items.slice(0, limit);
+    } while (start && rows.length < limit);
+    const found = rows.slice(0, limit);
+    if (!input.IndexName || found.length === 0) return found;
+    const got = await this.batchGet(found.map((r) => ({ pk: String(r.pk), sk: String(r.sk) })));
+    const values = input.ExpressionAttributeValues ?? {};
+    const indexPk = `${input.IndexName}pk`;
+    return found
+      .map((r) => got.get(`${String(r.pk)}\u0000${String(r.sk)}`))
+      .filter((i): i is Record<string, unknown> => i !== undefined && i[indexPk] === values[':p'] && (values[':s'] === undefined || i.status === values[':s']));
   }
 
   // ---- hosted domains -------------------------------------------------------

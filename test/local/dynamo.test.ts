@@ -20,7 +20,7 @@ describe('dynalite with the state table', () => {
   });
   after(() => dynamo.stop());
 
-  test('the table exists, ACTIVE, on demand, with pk/sk and gsi1..gsi3 projecting ALL', async () => {
+  test('the table exists, ACTIVE, on demand, with pk/sk and gsi1..gsi3 projecting keys (and status on gsi1/gsi2)', async () => {
     const { Table } = await dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.tableName }));
     assert.equal(Table?.TableStatus, 'ACTIVE');
     assert.equal(Table?.BillingModeSummary?.BillingMode, 'PAY_PER_REQUEST');
@@ -28,11 +28,16 @@ describe('dynalite with the state table', () => {
       { AttributeName: 'pk', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
     ]);
-    const gsis = (Table?.GlobalSecondaryIndexes ?? []).map((g) => [g.IndexName, g.KeySchema?.map((k) => k.AttributeName), g.Projection?.ProjectionType]);
+    const gsis = (Table?.GlobalSecondaryIndexes ?? []).map((g) => [
+      g.IndexName,
+      g.KeySchema?.map((k) => k.AttributeName),
+      g.Projection?.ProjectionType,
+      g.Projection?.NonKeyAttributes ?? [],
+    ]);
     assert.deepEqual(gsis.sort(), [
-      ['gsi1', ['gsi1pk', 'gsi1sk'], 'ALL'],
-      ['gsi2', ['gsi2pk', 'gsi2sk'], 'ALL'],
-      ['gsi3', ['gsi3pk', 'gsi3sk'], 'ALL'],
+      ['gsi1', ['gsi1pk', 'gsi1sk'], 'INCLUDE', ['status']],
+      ['gsi2', ['gsi2pk', 'gsi2sk'], 'INCLUDE', ['status']],
+      ['gsi3', ['gsi3pk', 'gsi3sk'], 'KEYS_ONLY', []],
     ]);
   });
 
