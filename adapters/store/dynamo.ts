@@ -194,7 +194,8 @@ export class DynamoStore {
   private readonly credit: CreditOptions;
 
   constructor(
-    private readonly doc: DynamoDBDocumentClient,
+    /** Public so that a meter can be added to its middleware stack (bench/store.ts). */
+    readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
     private readonly hostedTtlMs = 5_000,
     credit: Partial<CreditOptions> = {},
@@ -627,9 +628,11 @@ export class DynamoStore {
 
   /**
    * Everything an acceptance decides on, in one strongly consistent
-   * BatchGetItem: the obligation (already stored?), the offer, the device's
-   * chain head, the consumer's evidence counters and the escrow shard it would
-   * draw from.
+   * BatchGetItem: the offer, the device's chain head, the consumer's evidence
+   * counters and the escrow shard it would draw from. The obligation itself is
+   * not read: it is stored in the same transaction that claims the offer, so an
+   * offer used by this very obligation means it is stored (`stored` is then
+   * read, for the duplicate's answer).
    */
   async readForAcceptance(q: {
     obligationId: string;
@@ -639,7 +642,6 @@ export class DynamoStore {
     shard: number;
   }): Promise<AcceptanceRead> {
     const keys = {
-      ob: { pk: `OB#${q.obligationId}`, sk: 'OB' },
       offer: { pk: `OFFER#${q.offerId}`, sk: 'OFFER' },
       chain: { pk: `DEV#${q.consumerDomain}/${q.consumerDevice}`, sk: 'CHAIN' },
       counters: { pk: `REP#${q.consumerDomain}`, sk: 'COUNTERS' },
@@ -647,13 +649,13 @@ export class DynamoStore {
     };
     const got = await this.batchGet(Object.values(keys));
     const at = (k: { pk: string; sk: string }) => got.get(`${k.pk}\u0000${k.sk}`);
-    const ob = at(keys.ob);
     const offer = at(keys.offer) as { offer: Signed<Offer>; usedBy?: string } | undefined;
+    const stored = offer?.usedBy === q.obligationId ? await this.getObligation(q.obligationId) : undefined;
     const chain = at(keys.chain) as { seq: number; id: string } | undefined;
     const c = at(keys.counters) ?? {};
     const sh = at(keys.shard) ?? {};
     return {
-      stored: ob && (strip(ob) as unknown as ObligationItem),
+      ...(stored ? { stored } : {}),
       offer: offer && { offer: offer.offer, ...(offer.usedBy ? { usedBy: offer.usedBy } : {}) },
       head: chain && { seq: chain.seq, id: chain.id },
       counters: {

@@ -10,11 +10,13 @@ import { randomBytes } from 'node:crypto';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
+import fc from 'fast-check';
 import { DynamoStore, type CreditLimitFn, type ObligationItem } from '../../adapters/store/dynamo.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
 import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
 import { describeLifecycle } from '../integration/lifecycle.ts';
+import { escrowRunArb, runEscrow } from '../local/escrow-property.ts';
 import { skippable } from '../skippable.ts';
 
 const java = await findJava();
@@ -138,6 +140,31 @@ describe('on DynamoDB Local', () => {
       await store.rebalance(d, { limit: flat(4_000), now });
       snap = await store.creditSnapshot(d);
       assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 0);
+    });
+
+    it('the credit bound holds under concurrent acceptances, releases, defaults and rebalances (one fast-check run)', async () => {
+      // the same property as test/local/escrow.test.ts, on real transactions (TransactionConflict retried)
+      await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 1 });
+    });
+
+    it('acceptance is one transaction: a used offer cancels it and nothing else is written', async () => {
+      const d = `c-${uid()}`;
+      const now = Date.now();
+      await store.rebalance(d, { limit: flat(10_000), now });
+      const body: Offer = { version: 1, offerId: `o-${uid()}`, providerDomain: 'p1', providerDevice: 'p1-spd-1', service: 's', price: 1_000, payTo: 'R', consumer: `${d}/dev`, expiresAt: now + 60_000 };
+      await store.putOffer({ body, sig: 'sig', by: 'p1' });
+      const first = { ...obligation({ consumerDomain: d, consumerDevice: 'dev' }), shard: 0 };
+      const second = { ...obligation({ consumerDomain: d, consumerDevice: 'dev2' }), shard: 1 };
+      assert.equal(await store.commitAcceptance(first, { seq: 1, prev: 'genesis' }, body.offerId, now), 'accepted');
+      assert.equal(await store.commitAcceptance(first, { seq: 1, prev: 'genesis' }, body.offerId, now), 'duplicate');
+      assert.equal(await store.commitAcceptance(second, { seq: 1, prev: 'genesis' }, body.offerId, now), 'offer');
+      assert.equal(await store.getObligation(second.id), undefined, 'not stored');
+      assert.equal(await store.getChainHead(d, 'dev2'), undefined, 'chain not advanced');
+      const snap = await store.creditSnapshot(d);
+      assert.equal(snap.counters.outstanding, first.amount, 'only the first drew credit');
+      const third = { ...obligation({ consumerDomain: d, consumerDevice: 'dev3', amount: 50_000 }), shard: 2 };
+      await store.putOffer({ body: { ...body, offerId: 'o3' + uid() }, sig: 'sig', by: 'p1' });
+      assert.equal(await store.commitAcceptance(third, { seq: 1, prev: 'genesis' }, 'no-such-offer', now), 'offer');
     });
 
     it('transitions only from the given statuses', async () => {
