@@ -144,7 +144,7 @@ describe('on DynamoDB Local', () => {
 
     it('the credit bound holds under concurrent acceptances, releases, defaults and rebalances (one fast-check run)', async () => {
       // the same property as test/local/escrow.test.ts, on real transactions (TransactionConflict retried)
-      await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 1 });
+      await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 1, endOnFailure: true });
     });
 
     it('acceptance is one transaction: a used offer cancels it and nothing else is written', async () => {

@@ -16,6 +16,6 @@ describe('credit escrow shards (embedded stand-in)', () => {
   after(() => dynamo.stop());
 
   test('never more outstanding than the limit, and outstanding = accepted − released, under concurrency', async () => {
-    await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 8 });
+    await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 8, endOnFailure: true });
   });
 });
