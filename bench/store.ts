@@ -15,7 +15,10 @@
  * Skipped (no rows) when java or DynamoDBLocal.jar is missing.
  */
 import { performance } from 'node:perf_hooks';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { randomBytes } from 'node:crypto';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoStore } from '../adapters/store/dynamo.ts';
+import { createStateTable, localDynamoClient } from '../local/dynamo.ts';
 import { generateKeyPair } from '../core/keys.ts';
 import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
 import { createLink } from '../devices/link.ts';
@@ -104,6 +107,60 @@ export class StoreMeter {
     }
     this.txTableUnits = 0;
   }
+}
+
+
+/**
+ * The store alone (no MQTT, no signing): `workers` concurrent acceptances for ONE
+ * consumer domain, each as service/accept.ts does it (offer put, batched read,
+ * transaction; rebalance and retry when its shard is short), for `seconds`.
+ * Returns accepted/s and whether outstanding = Σ accepted exactly.
+ */
+async function storeOnly(endpoint: string, shards: number, workers: number, seconds: number): Promise<{ rate: number; exact: boolean; conflicts: number }> {
+  const client = localDynamoClient(endpoint);
+  const table = `oc-bench-${randomBytes(4).toString('hex')}`;
+  await createStateTable(client, table);
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  let conflicts = 0;
+  doc.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (e) {
+        if ((e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons?.some((r) => r.Code === 'TransactionConflict')) conflicts += 1;
+        throw e;
+      }
+    },
+    { step: 'initialize', name: 'ocConflicts' },
+  );
+  const store = new DynamoStore(doc, table, 5_000, { shards });
+  const domain = 'one';
+  const limitFn = () => 1e12;
+  const now = Date.now();
+  await store.rebalance(domain, { limit: limitFn, now });
+  let accepted = 0;
+  const until = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      for (let seq = 1; performance.now() < until; seq++) {
+        const id = randomBytes(16).toString('hex');
+        const offerId = randomBytes(16).toString('hex');
+        const device = `dev-${w}`;
+        await store.putOffer({ body: { version: 1, offerId, providerDomain: 'p', providerDevice: 'p-1', service: 's', price: 2_000, payTo: 'R', consumer: `${domain}/${device}`, expiresAt: now + 600_000 }, sig: 's', by: 'p' });
+        const shard = Math.floor(Math.random() * shards);
+        const read = await store.readForAcceptance({ obligationId: id, offerId, consumerDomain: domain, consumerDevice: device, shard });
+        if (read.shard.free < 2_000 || read.shard.until < now) await store.rebalance(domain, { limit: limitFn, now, prefer: shard, need: 2_000 });
+        const item = { id, status: 'accepted' as const, accepted: { obligation: { id }, acceptance: {} } as never, consumerDomain: domain, consumerDevice: device, providerDomain: 'p', amount: 2_000, payTo: 'R', acceptedAt: now, dueBy: now + 60_000, shard };
+        const out = await store.commitAcceptance(item, { seq, prev: read.head?.id ?? 'genesis' }, offerId, now);
+        if (out === 'accepted') accepted += 1;
+      }
+    }),
+  );
+  const rate = accepted / ((performance.now() - t0) / 1000);
+  const c = await store.getCounters(domain);
+  store.close();
+  return { rate, exact: c.outstanding === accepted * 2_000, conflicts };
 }
 
 async function consumer(cloud: LocalCloud, domain: string, id: string, providerKey: PublicKeyRef): Promise<ConsumerDevice> {
@@ -199,6 +256,10 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     const totalAccepted = 10 + sequential + n;
     const exact = c.outstanding === totalAccepted * 2_000 && c.outstanding <= limit;
 
+    // 3. the store alone, one consumer domain, 32 concurrent acceptances: escrow shards vs one credit item
+    const sharded = await storeOnly(ddb.endpoint, 8, devicesN, seconds);
+    const single = await storeOnly(ddb.endpoint, 1, devicesN, seconds);
+
     const iotMessages = 10; // per purchase, as counted in issue 11 (another helper reduces it)
     const lambdaGbS = 2 * 0.25 * 0.05; // assumed: offer + accept handler, 256 MB, 50 ms each
     const perMillion =
@@ -222,6 +283,14 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
         unit: 'obligations/s',
         target: `≥ 1,000${refused ? `; ${refused} refused` : ''}`,
         ok: n / elapsed >= 1_000 && exact,
+      },
+      {
+        name: `store-only accepted obligations/s for ONE consumer domain (${devicesN} concurrent, 8 escrow shards, DynamoDB Local, ${seconds} s; ${sharded.conflicts} transaction conflicts retried; bound exact: ${sharded.exact ? 'yes' : 'NO'})`,
+        value: round(sharded.rate, 1),
+        unit: 'obligations/s',
+        ratio: round(single.rate / Math.max(sharded.rate, 1e-9), 2),
+        target: `ratio: time per acceptance vs 1 shard (${round(single.rate, 1)}/s, ${single.conflicts} conflicts); ≥ 1,000/s`,
+        ok: sharded.rate >= 1_000 && sharded.exact,
       },
       {
         name: `cost per million accepted obligations (COMPUTED: ${round(billedWcu)} WCU as billed, ${round(rcu)} RCU, ${round(rulesPerPurchase)} Lambda invocations; ${iotMessages} IoT messages per purchase from issue 11; Lambda 256 MB × 50 ms assumed)`,
