@@ -1,7 +1,9 @@
 /**
  * The embedded stand-in for DynamoDB: dynalite (in memory, or LevelDB on disk)
- * on 127.0.0.1, with the project's one table (adapters/table.ts) created.
- * dynalite lacks TransactWriteItems, TTL, PartiQL and Streams (feasibility 3a).
+ * behind a front that adds TransactWriteItems and TransactGetItems
+ * (local/transact.ts), on 127.0.0.1, with the project's one table
+ * (adapters/table.ts) created. dynalite still lacks TTL, PartiQL and Streams
+ * (feasibility 3a); the store uses none of them (TTL only deletes expired items).
  */
 import { createRequire } from 'node:module';
 import type { Server } from 'node:http';
@@ -16,6 +18,7 @@ import {
 import { UnavailableError } from '../core/errors.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../adapters/table.ts';
 import { LOCAL_REGION } from './lambda.ts';
+import { transactFront } from './transact.ts';
 import { listenLoopback } from './net.ts';
 
 /** dynalite 4 options we use (it ships no types). */
@@ -56,7 +59,7 @@ export function localDynamoClient(endpoint: string, region: string = LOCAL_REGIO
 }
 
 /**
- * Create the project's table (string keys pk/sk, gsi1..gsi3 with ALL projection,
+ * Create the project's table (string keys pk/sk, gsi1..gsi3 with the projections of adapters/table.ts,
  * on-demand billing) and wait until it and its indexes are ACTIVE.
  * Idempotent: an existing table is only waited for.
  */
@@ -79,7 +82,8 @@ export async function createStateTable(client: DynamoDBClient, tableName: string
             { AttributeName: i.partitionKey, KeyType: 'HASH' },
             { AttributeName: i.sortKey, KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          Projection:
+            i.projection === 'INCLUDE' ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...i.include] } : { ProjectionType: i.projection },
         })),
       }),
     );
@@ -101,16 +105,23 @@ export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo
   const dynalite = require('dynalite') as Dynalite;
   const dynaliteOptions: DynaliteOptions = { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 };
   if (opts.path !== undefined) dynaliteOptions.path = opts.path;
-  const server = dynalite(dynaliteOptions);
-  const endpoint = `http://127.0.0.1:${await listenLoopback(server, opts.port, 'dynalite')}`;
+  const inner = dynalite(dynaliteOptions);
+  // dynalite is invoked in-process by the front; it listens only so that its close() (which closes LevelDB) works
+  await listenLoopback(inner, 0, 'dynalite');
+  const server = transactFront(inner);
+  const endpoint = `http://127.0.0.1:${await listenLoopback(server, opts.port, 'dynamo front')}`;
   const tableName = opts.tableName ?? DEFAULT_TABLE_NAME;
   const client = localDynamoClient(endpoint);
   const stop = async (): Promise<void> => {
     client.destroy();
     await new Promise<void>((resolve, reject) => {
-      // dynalite's close() also closes its LevelDB store once the HTTP server is closed.
       server.close((err?: Error) => (err ? reject(err) : resolve()));
       server.closeAllConnections();
+    });
+    await new Promise<void>((resolve, reject) => {
+      // dynalite's close() also closes its LevelDB store once the HTTP server is closed.
+      inner.close((err?: Error) => (err ? reject(err) : resolve()));
+      inner.closeAllConnections();
     });
   };
   try {

@@ -1,18 +1,18 @@
 /**
  * SPB: accept an obligation locally and at once (DESIGN.md protocol step 3).
  * The decision itself is core/policy.ts; this file gathers its inputs and
- * makes the outcome durable, idempotently by obligation id:
+ * makes the outcome durable, idempotently by obligation id, in two sequential
+ * store round trips (DynamoDB's cost and scale, issue 11):
  *
- *   1. an obligation already stored → the stored acceptance again (duplicate delivery);
- *   2. decide() on the current counters, chain head and offer;
- *   3. reserve credit: counters.outstanding += amount, guarded by the limit and
- *      keyed `accept:<id>` (optimistic concurrency, so two providers can't both
- *      take the last credit);
- *   4. claim the offer and advance the device chain (conditional writes); if another
- *      obligation won either, the reservation is released and the obligation refused;
- *   5. store the obligation (pending publication); the ledger publisher picks it up.
- *
- * A crash between any two steps is completed by a retry of the same message.
+ *   1. one batched read: the obligation (stored already → the stored acceptance
+ *      again), the offer, the device's chain head, the consumer's evidence
+ *      counters and one escrow shard of its credit, picked at random;
+ *   2. decide() on them, the credit check being "amount ≤ the shard's free credit";
+ *   3. one TransactWriteItems: store the obligation (pending publication), claim
+ *      the offer, advance the chain and draw the amount from the shard — all or
+ *      nothing, so a crash leaves either nothing or everything.
+ * A shard that is short is refilled by a rebalance (store.rebalance) and the
+ * decision taken again; only when the whole limit is used is it OverCredit.
  */
 import { checkPayTo } from './addresses.ts';
 import {
@@ -24,7 +24,7 @@ import {
   TermTooShortError,
   UnknownDomainError,
 } from '../core/errors.ts';
-import { creditLimit } from '../core/credit.ts';
+import { randomInt } from 'node:crypto';
 import { decide } from '../core/policy.ts';
 import { parseObligation } from '../core/records.ts';
 import { reputationOf } from '../core/reputation.ts';
@@ -32,6 +32,7 @@ import type { AcceptanceBody, Obligation, Signed } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { hubKeyOf } from './keys.ts';
+import { limitFn } from './credit.ts';
 import { topics } from './topics.ts';
 
 /** Longest payment term a provider accepts unless it says otherwise: 7 days. */
@@ -67,11 +68,19 @@ export async function acceptObligation(
 async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   const { store } = deps;
   const b = ob.body;
-  const stored = await store.getObligation(ob.id);
-  if (stored) return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: stored.accepted.acceptance, duplicate: true };
-
+  const now = deps.now();
+  const limit = limitFn(deps.config);
+  // 1. one batched read (the provider's config and the consumer's domain record are cached)
+  let shard = randomInt(store.creditShards);
+  const [provider, consumerRecord, read, revocation] = await Promise.all([
+    store.getHostedDomain(b.providerDomain),
+    deps.directory.get(b.consumerDomain),
+    store.readForAcceptance({ obligationId: ob.id, offerId: b.offerId, consumerDomain: b.consumerDomain, consumerDevice: b.consumerDevice, shard }),
+    // revocations are in the store (this hub's own, and those the follower verified): no ledger read here
+    store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey),
+  ]);
+  if (read.stored) return duplicate(ob, read.stored);
   checkPayTo(deps, b.payTo);
-  const provider = await store.getHostedDomain(b.providerDomain);
   if (!provider || provider.role === 'consumer') {
     throw new UnknownDomainError(`provider domain ${b.providerDomain} is not hosted here`, { domain: b.providerDomain });
   }
@@ -90,81 +99,85 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       minTerm,
     });
   }
-  const now = deps.now();
-  const [consumerRecord, offerItem, head, counters, revocation, hubKey] = await Promise.all([
-    deps.directory.get(b.consumerDomain),
-    store.getOffer(b.offerId),
-    store.getChainHead(b.consumerDomain, b.consumerDevice),
-    store.getCounters(b.consumerDomain),
-    // revocations are in the store (this hub's own, and those the follower verified): no ledger read here
-    store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey),
-    // the acceptance is signed in process with a hub key the domain key certified (no KMS call per obligation)
-    hubKeyOf(deps, provider),
-  ]);
-  if (offerItem?.usedBy !== undefined && offerItem.usedBy !== ob.id) {
+  // signed in process with a hub key the domain key certified: no KMS call per obligation (a store read once per half-life)
+  const hubKey = await hubKeyOf(deps, provider);
+  if (read.offer?.usedBy !== undefined && read.offer.usedBy !== ob.id) {
     throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
   }
-  // A retry after a crash that advanced the chain but did not store: the head is this very obligation.
-  const chainHead = head && head.id === ob.id ? (b.seq > 1 ? { seq: b.seq - 1, id: b.prev } : undefined) : head;
-  // Likewise its own earlier reservation is not someone else's exposure.
-  const ownReservation = counters.recent.includes(`accept:${ob.id}`) ? b.amount : 0;
+  const counters = { ...read.counters, outstanding: 0 };
   const reputation = reputationOf(counters, now, deps.config.reputation);
-  const limit = creditLimit(reputation, counters.paidVolume, deps.config.credit);
-  const decision = decide(ob, {
-    now,
-    consumerDomainKey: consumerRecord?.body.key,
-    offer: offerItem?.offer.body,
-    providerDomain: provider.domain,
-    providerKey: hubKey.privateKey,
-    providerCertificate: hubKey.certificate,
-    revoked: revocation !== undefined,
-    threshold: provider.threshold,
-    reputation,
-    creditLimit: limit,
-    outstanding: counters.outstanding - ownReservation,
-    chainHead,
-    seen: false,
-  });
-  if (!decision.accept) throw decision.error;
-
-  await store.applyCounters(b.consumerDomain, `accept:${ob.id}`, { outstanding: b.amount }, (cur) => {
-    const lim = creditLimit(reputationOf(cur, now, deps.config.reputation), cur.paidVolume, deps.config.credit);
-    if (cur.outstanding + b.amount > lim) {
-      throw new OverCreditError(`${b.consumerDomain} would exceed its credit limit`, {
-        outstanding: cur.outstanding,
-        amount: b.amount,
-        limit: lim,
-      });
-    }
-  }, counters);
-  const release = () => store.applyCounters(b.consumerDomain, `release:${ob.id}`, { outstanding: -b.amount });
-  if (!(await store.claimOffer(b.offerId, ob.id))) {
-    await release();
-    throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
-  }
-  if (!(await store.advanceChain(b.consumerDomain, b.consumerDevice, b.seq, ob.id, b.prev))) {
-    await release();
-    throw new ReplayError(`sequence ${b.seq} of ${b.consumerDomain}/${b.consumerDevice} is already taken`, {
-      seq: b.seq,
+  let free = read.shard.until >= now ? read.shard.free : 0;
+  let rebalanced = false;
+  for (let attempt = 0; ; attempt++) {
+    // The credit check on this shard's free credit: drawing at most `free` keeps outstanding ≤ limit (store invariant J).
+    const creditLine = limit(counters, now);
+    const decision = decide(ob, {
+      now,
+      consumerDomainKey: consumerRecord?.body.key,
+      offer: read.offer?.offer.body,
+      providerDomain: provider.domain,
+      providerKey: hubKey.privateKey,
+      providerCertificate: hubKey.certificate,
+      revoked: revocation !== undefined,
+      threshold: provider.threshold,
+      reputation,
+      creditLimit: creditLine,
+      outstanding: Math.max(0, creditLine - free),
+      chainHead: read.head,
+      seen: false,
     });
+    if (!decision.accept) {
+      // this shard is short: refill the shards (giving this one the amount if the limit allows) and judge again
+      if (decision.error instanceof OverCreditError && !rebalanced) {
+        rebalanced = true;
+        const r = await store.rebalance(b.consumerDomain, { limit, now, prefer: shard, need: b.amount });
+        free = r.free[shard] ?? 0;
+        continue;
+      }
+      throw decision.error;
+    }
+    const item: ObligationItem & { shard: number } = {
+      id: ob.id,
+      status: 'accepted',
+      accepted: { obligation: ob, acceptance: decision.acceptance },
+      consumerDomain: b.consumerDomain,
+      consumerDevice: b.consumerDevice,
+      providerDomain: b.providerDomain,
+      amount: b.amount,
+      payTo: b.payTo,
+      acceptedAt: decision.acceptance.body.acceptedAt,
+      dueBy: b.dueBy,
+      shard,
+    };
+    // 2. one transaction: obligation, offer claim, chain advance and credit draw, all or nothing
+    const outcome = await store.commitAcceptance(item, { seq: b.seq, prev: b.prev }, b.offerId, now);
+    if (outcome === 'accepted') {
+      return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: decision.acceptance, duplicate: false };
+    }
+    if (outcome === 'duplicate') {
+      const again = await store.getObligation(ob.id);
+      if (again) return duplicate(ob, again);
+      continue;
+    }
+    if (outcome === 'offer') {
+      throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
+    }
+    if (outcome === 'chain') {
+      throw new ReplayError(`sequence ${b.seq} of ${b.consumerDomain}/${b.consumerDevice} is already taken`, { seq: b.seq });
+    }
+    // 'credit': concurrent acceptances drained this shard (or its grant expired) since the read
+    if (attempt >= 3) {
+      throw new OverCreditError(`${b.consumerDomain} would exceed its credit limit`, { amount: b.amount, limit: creditLine });
+    }
+    const r = await store.rebalance(b.consumerDomain, { limit, now, prefer: shard, need: b.amount });
+    const best = r.free.reduce((bi, f, i, all) => (f > (all[bi] ?? 0) ? i : bi), shard);
+    shard = (r.free[shard] ?? 0) >= b.amount ? shard : best;
+    free = r.free[shard] ?? 0;
   }
-  const item: ObligationItem = {
-    id: ob.id,
-    status: 'accepted',
-    accepted: { obligation: ob, acceptance: decision.acceptance },
-    consumerDomain: b.consumerDomain,
-    consumerDevice: b.consumerDevice,
-    providerDomain: b.providerDomain,
-    amount: b.amount,
-    payTo: b.payTo,
-    acceptedAt: decision.acceptance.body.acceptedAt,
-    dueBy: b.dueBy,
-  };
-  if (!(await store.putObligation(item))) {
-    const again = await store.getObligation(ob.id);
-    if (again) return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: again.accepted.acceptance, duplicate: true };
-  }
-  return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: decision.acceptance, duplicate: false };
+}
+
+function duplicate(ob: Obligation, stored: ObligationItem): AcceptOutcome {
+  return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: stored.accepted.acceptance, duplicate: true };
 }
 
 /**

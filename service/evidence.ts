@@ -10,12 +10,21 @@
  *               qualifies — so every hub ends with the same counters whatever order it
  *               learnt the events in.
  *
- * Every counter update is keyed by event (`fulfil:`, `default:`, `evidence:` + id), the
- * obligation is marked counted last, and a crash anywhere is completed by the next run.
+ * Every counter update is keyed by event (`fulfil:`, `default:`, `evidence:` + id): the
+ * store writes a marker item for the key in the same transaction as the counters, so a
+ * retry applies nothing twice; the obligation is marked counted last, and a crash
+ * anywhere is completed by the next run. The outstanding amount is released from the
+ * escrow shard the obligation drew from.
  */
 import { evidenceDelta, vouches } from '../core/reputation.ts';
 import type { ObligationItem, ParkedEvidence } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
+import { limitFn } from './credit.ts';
+
+/** Where an obligation's outstanding amount lives: the escrow shard it drew from (or its hash shard when learnt from the ledger). */
+export function credit(deps: Deps, item: Pick<ObligationItem, 'id' | 'shard'>): { limit: ReturnType<typeof limitFn>; now: number; shard: number } {
+  return { limit: limitFn(deps.config), now: deps.now(), shard: item.shard ?? deps.store.shardOf(item.id) };
+}
 
 export async function recordEvidence(deps: Deps, item: ObligationItem): Promise<void> {
   if (item.counted) return;
@@ -23,9 +32,9 @@ export async function recordEvidence(deps: Deps, item: ObligationItem): Promise<
   const at = item.closedAt ?? deps.now();
   if (item.status === 'defaulted') {
     const d = evidenceDelta('defaulted', item.amount, at, 1, deps.config.reputation);
-    await store.applyCounters(item.consumerDomain, `default:${item.id}`, { sScaled: d.sScaled, outstanding: -item.amount });
+    await store.applyCounters(item.consumerDomain, `default:${item.id}`, { sScaled: d.sScaled, outstanding: -item.amount }, credit(deps, item));
   } else if (item.status === 'fulfilled') {
-    await store.applyCounters(item.consumerDomain, `fulfil:${item.id}`, { outstanding: -item.amount });
+    await store.applyCounters(item.consumerDomain, `fulfil:${item.id}`, { outstanding: -item.amount }, credit(deps, item));
     if ((item.weight ?? 0) > 0) await standing(deps, item, at);
   } else {
     return;
@@ -59,7 +68,10 @@ async function standing(deps: Deps, item: ObligationItem, at: number): Promise<v
 async function release(deps: Deps, provider: string, consumerHub: string): Promise<void> {
   for (const e of await deps.store.listParked(provider, consumerHub)) {
     const d = evidenceDelta('fulfilled', e.amount, e.at, 1, deps.config.reputation);
-    await deps.store.applyCounters(e.consumerDomain, `evidence:${e.obligationId}`, { rScaled: d.rScaled, paidVolume: e.amount });
+    await deps.store.applyCounters(e.consumerDomain, `evidence:${e.obligationId}`, { rScaled: d.rScaled, paidVolume: e.amount }, {
+      limit: limitFn(deps.config),
+      now: deps.now(),
+    });
     await deps.store.unpark(e);
   }
 }

@@ -38,7 +38,7 @@ import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { readDomainItem } from './directory.ts';
 import { isOutcomeItem, isRevocationItem, readAccepted, readOutcome, readRevocation, readSettlement } from './ledger-records.ts';
-import { recordEvidence } from './evidence.ts';
+import { credit, recordEvidence } from './evidence.ts';
 
 export interface FollowSummary {
   domains: number;
@@ -155,7 +155,7 @@ async function learnObligation(deps: Deps, accepted: AcceptedObligation, txid: s
   // Ours (accepted here): its exposure was reserved at acceptance.
   if (!item || item.origin !== 'ledger') return false;
   if (!item.exposed) {
-    await store.applyCounters(b.consumerDomain, `accept:${ob.id}`, { outstanding: b.amount });
+    await store.applyCounters(b.consumerDomain, `accept:${ob.id}`, { outstanding: b.amount }, credit(deps, item));
     await store.markExposed(ob.id);
   }
   await store.followChain(b.consumerDomain, b.consumerDevice, b.seq, ob.id);

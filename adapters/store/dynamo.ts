@@ -1,19 +1,25 @@
 /**
- * The Store on DynamoDB (one table, see adapters/table.ts). Works the same on
- * AWS, LocalStack and dynalite: only conditional writes and single-item
- * updates are used (dynalite has no transactions), so every write is
- * idempotent by obligation id and every multi-item change is ordered so that a
- * retry after a crash completes it.
+ * The Store on DynamoDB (one table, see adapters/table.ts). One code path for
+ * DynamoDB, DynamoDB Local and the embedded stand-in (dynalite behind
+ * local/transact.ts, which adds the transactions): an acceptance is one batched
+ * read and one TransactWriteItems (acceptObligation), counter changes are
+ * transactions with a per-event idempotency marker, and a consumer domain's
+ * credit is split into escrow shards so no single item takes every acceptance.
+ * Every write is idempotent by obligation id or event key.
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
+  TransactGetCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type QueryCommandInput,
+  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, UnavailableError } from '../../core/errors.ts';
 import { TTL_ATTRIBUTE } from '../table.ts';
@@ -97,6 +103,8 @@ export interface ObligationItem {
   followedAt?: number;
   /** Ledger-learnt obligations: when this hub's follower first stored them (epoch ms). */
   learntAt?: number;
+  /** The escrow shard its credit was drawn from (accepted here). */
+  shard?: number;
 }
 
 /** Fulfilled evidence waiting for its provider's standing (core/reputation.ts vouches). */
@@ -127,11 +135,48 @@ export interface PendingClaim {
 }
 
 
-export interface StoredCounters extends ReputationCounters {
-  version: number;
-  /** Recently applied event keys (bounded ring): makes counter updates idempotent under retries. */
-  recent: string[];
+/** What acceptance reads, in one batch (DynamoStore.readForAcceptance). */
+export interface AcceptanceRead {
+  stored?: ObligationItem;
+  offer?: { offer: Signed<Offer>; usedBy?: string };
+  head?: { seq: number; id: string };
+  counters: Omit<StoredCounters, 'outstanding'>;
+  shard: CreditShard;
 }
+
+export interface StoredCounters extends ReputationCounters {
+  /** Bumped by every change of the evidence counters and every rebalance of the escrow (serialises them). */
+  version: number;
+}
+
+/** One escrow shard of a consumer domain's credit. */
+export interface CreditShard {
+  /** Credit granted to this shard and not yet drawn (never below 0). */
+  free: number;
+  /** Outstanding sats drawn from this shard (accepted here, or learnt from the ledger). */
+  used: number;
+  /** The grant expires at this time (epoch ms): no acceptance draws on it later. */
+  until: number;
+}
+
+export interface CreditSnapshot {
+  counters: StoredCounters;
+  shards: CreditShard[];
+}
+
+/** The consumer's credit limit for these counters at time `at` (core/credit.ts over core/reputation.ts). */
+export type CreditLimitFn = (c: ReputationCounters, at: number) => number;
+
+export interface CreditOptions {
+  /** Escrow shards per consumer domain (default 8). */
+  shards: number;
+  /** How long a grant stays valid (default 60 s): the limit is the smallest over it. */
+  grantMs: number;
+  /** Idempotency markers of counter events are removed by TTL after this many seconds (default 30 days). */
+  markerTtlS: number;
+}
+
+export const DEFAULT_CREDIT_OPTIONS: CreditOptions = { shards: 8, grantMs: 60_000, markerTtlS: 30 * 86_400 };
 
 export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
   /**
@@ -148,16 +193,6 @@ export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
   failedAt?: number;
 }
 
-const RECENT_MAX = 256;
-const EMPTY_COUNTERS: StoredCounters = {
-  rScaled: 0,
-  sScaled: 0,
-  paidVolume: 0,
-  outstanding: 0,
-  version: 0,
-  recent: [],
-};
-
 const isConditionFailure = (e: unknown): boolean =>
   e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 
@@ -168,11 +203,17 @@ export class DynamoStore {
   /** Hosted-domain configs, cached briefly: read on every offer and acceptance, changed almost never. */
   private readonly hosted = new Map<string, { at: number; value: HostedDomain }>();
 
+  private readonly credit: CreditOptions;
+
   constructor(
-    private readonly doc: DynamoDBDocumentClient,
+    /** Public so that a meter can be added to its middleware stack (bench/store.ts). */
+    readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
     private readonly hostedTtlMs = 5_000,
-  ) {}
+    credit: Partial<CreditOptions> = {},
+  ) {
+    this.credit = { ...DEFAULT_CREDIT_OPTIONS, ...credit };
+  }
 
   close(): void {
     this.doc.destroy();
@@ -189,12 +230,12 @@ export class DynamoStore {
     }
   }
 
-  /** Wraps transport failures as UnavailableError; condition failures pass through. */
+  /** Wraps transport failures as UnavailableError; condition failures and cancelled transactions pass through. */
   private async send<T>(op: () => Promise<T>): Promise<T> {
     try {
       return await op();
     } catch (e) {
-      if (isConditionFailure(e)) throw e;
+      if (isConditionFailure(e) || cancellation(e)) throw e;
       const name = (e as { name?: string } | null)?.name ?? 'Error';
       if (name === 'ValidationException' || name === 'ResourceNotFoundException') throw e;
       throw new UnavailableError(`store unavailable: ${name}`, { cause: String((e as Error).message ?? e) });
@@ -217,17 +258,30 @@ export class DynamoStore {
     );
   }
 
+  /**
+   * Every item a query matches (up to `limit`). On a GSI the index holds only
+   * keys (and `status`, see adapters/table.ts), so the items are then read from
+   * the table in batches, strongly consistent; an item that left the queried
+   * index partition (or status) since the index was read is dropped.
+   */
   private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
+    const rows: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.send(() =>
         this.doc.send(new QueryCommand({ ...input, TableName: this.table, ExclusiveStartKey: start })),
       );
-      items.push(...((out.Items ?? []) as Record<string, unknown>[]));
+      rows.push(...((out.Items ?? []) as Record<string, unknown>[]));
       start = out.LastEvaluatedKey;
-    } while (start && items.length < limit);
-    return items.slice(0, limit);
+    } while (start && rows.length < limit);
+    const found = rows.slice(0, limit);
+    if (!input.IndexName || found.length === 0) return found;
+    const got = await this.batchGet(found.map((r) => ({ pk: String(r.pk), sk: String(r.sk) })));
+    const values = input.ExpressionAttributeValues ?? {};
+    const indexPk = `${input.IndexName}pk`;
+    return found
+      .map((r) => got.get(`${String(r.pk)}\u0000${String(r.sk)}`))
+      .filter((i): i is Record<string, unknown> => i !== undefined && i[indexPk] === values[':p'] && (values[':s'] === undefined || i.status === values[':s']));
   }
 
   // ---- hosted domains -------------------------------------------------------
@@ -322,71 +376,266 @@ export class DynamoStore {
     return item?.record;
   }
 
-  // ---- counters ---------------------------------------------------------------
+  // ---- counters and credit escrow ----------------------------------------------
+  //
+  // A consumer domain's reputation evidence is one small item (REP#d / COUNTERS:
+  // rScaled, sScaled, paidVolume, version). Its credit is held in N escrow shards
+  // (CREDIT#d#k / SHARD: free, used, until), each its own partition, so acceptances
+  // for one domain spread over N items instead of one hot key. Invariant J, kept
+  // by every write below:
+  //
+  //   Σ used + Σ free ≤ L_min,  every free ≥ 0,
+  //
+  // where L_min is the smallest credit limit over the grant's horizon (now … until):
+  // an acceptance draws `amount` from one shard's `free` only while that shard's
+  // grant is unexpired, so outstanding (Σ used) never exceeds the limit in force.
+  // An acceptance (ADD used, −free, condition free ≥ amount) and a release (ADD
+  // −used) keep J; only a rebalance (serialised by the counters' version) or a
+  // change that may lower the limit (a default, exposure learnt from another hub)
+  // moves free, and each does so in one transaction with its counters change.
 
+  /** Evidence counters, and outstanding (Σ used of the escrow shards), as one consistent snapshot. */
   async getCounters(domain: string): Promise<StoredCounters> {
-    const item = await this.get<StoredCounters>(`REP#${domain}`, 'COUNTERS');
-    return item ? { ...EMPTY_COUNTERS, ...strip(item) } : { ...EMPTY_COUNTERS, recent: [] };
+    return (await this.creditSnapshot(domain)).counters;
+  }
+
+  /** The counters item and every escrow shard of a domain, read in one TransactGetItems (a serialisable snapshot). */
+  async creditSnapshot(domain: string): Promise<CreditSnapshot> {
+    const keys = [{ pk: `REP#${domain}`, sk: 'COUNTERS' }, ...this.shardKeys(domain)];
+    const out = await this.send(() =>
+      this.doc.send(new TransactGetCommand({ TransactItems: keys.map((Key) => ({ Get: { TableName: this.table, Key } })) })),
+    );
+    const items = (out.Responses ?? []).map((r) => r.Item as Record<string, unknown> | undefined);
+    const c = items[0] ?? {};
+    const shards = items.slice(1).map((i) => ({
+      free: Number(i?.free ?? 0),
+      used: Number(i?.used ?? 0),
+      until: Number(i?.until ?? 0),
+    }));
+    const counters: StoredCounters = {
+      rScaled: Number(c.rScaled ?? 0),
+      sScaled: Number(c.sScaled ?? 0),
+      paidVolume: Number(c.paidVolume ?? 0),
+      outstanding: shards.reduce((t, s) => t + s.used, 0),
+      version: Number(c.version ?? 0),
+    };
+    return { counters, shards };
+  }
+
+  private shardKeys(domain: string): { pk: string; sk: string }[] {
+    return Array.from({ length: this.credit.shards }, (_, k) => shardKey(domain, k));
+  }
+
+  /** The shard an obligation draws from when none was recorded (exposure learnt from the ledger). */
+  shardOf(obligationId: string): number {
+    return shardIndex(obligationId, this.credit.shards);
+  }
+
+  get creditShards(): number {
+    return this.credit.shards;
   }
 
   /**
-   * Apply `delta` to a domain's counters once per `eventKey`, with optimistic
-   * concurrency (version). `guard` sees the current counters before the write
-   * and may throw (e.g. OverCreditError) to refuse it; it is re-run on every
-   * retry, so a check-then-write is never raced by a concurrent writer.
+   * Apply `delta` to a domain's counters once per `eventKey`: a marker item
+   * (EVT#d#key, removed by TTL after `markerTtlS`) is put in the same
+   * TransactWriteItems as the counters and escrow change, so a retry finds the
+   * marker and applies nothing. `outstanding` moves the `shard`'s `used`; a
+   * change that may lower the credit limit (more defaulted evidence, or exposure
+   * added by the ledger follower) takes the excess back from the shards' free
+   * credit in the same transaction, so invariant J holds at every instant.
    * Returns applied=false when this event was already applied.
    */
   async applyCounters(
     domain: string,
     eventKey: string,
     delta: Partial<ReputationCounters>,
-    guard?: (current: StoredCounters) => void,
-    snapshot?: StoredCounters,
-  ): Promise<{ applied: boolean; counters: StoredCounters }> {
+    opts: { limit: CreditLimitFn; now: number; shard?: number },
+  ): Promise<{ applied: boolean }> {
+    const marker = { pk: `EVT#${domain}#${eventKey}`, sk: 'EVT' };
+    const shard = opts.shard ?? 0;
+    const lowers = (delta.sScaled ?? 0) > 0 || (delta.outstanding ?? 0) > 0 || (delta.rScaled ?? 0) < 0 || (delta.paidVolume ?? 0) < 0;
     for (let attempt = 0; attempt < 50; attempt++) {
-      // a caller that just read the counters saves the first read; a conflict re-reads
-      const cur = attempt === 0 && snapshot ? snapshot : await this.getCounters(domain);
-      if (cur.recent.includes(eventKey)) return { applied: false, counters: cur };
-      guard?.(cur);
-      const next: StoredCounters = {
-        rScaled: cur.rScaled + (delta.rScaled ?? 0),
-        sScaled: cur.sScaled + (delta.sScaled ?? 0),
-        paidVolume: cur.paidVolume + (delta.paidVolume ?? 0),
-        outstanding: cur.outstanding + (delta.outstanding ?? 0),
-        version: cur.version + 1,
-        recent: [...cur.recent, eventKey].slice(-RECENT_MAX),
-      };
+      const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+        {
+          Put: {
+            TableName: this.table,
+            Item: { ...marker, [TTL_ATTRIBUTE]: Math.ceil(opts.now / 1000) + this.credit.markerTtlS },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+      ];
+      const adds: Record<string, number> = {};
+      for (const k of ['rScaled', 'sScaled', 'paidVolume'] as const) if (delta[k]) adds[k] = delta[k] as number;
+      let snapshot: CreditSnapshot | undefined;
+      if (lowers) {
+        // may lower the limit: judge the excess on a snapshot, and apply it only if the counters did not move meanwhile
+        snapshot = await this.creditSnapshot(domain);
+        if (await this.hasMarker(marker)) return { applied: false };
+      }
+      if (Object.keys(adds).length > 0 || snapshot) {
+        const names: Record<string, string> = { '#v': 'version' };
+        const values: Record<string, unknown> = { ':one': 1 };
+        const parts = ['#v :one'];
+        Object.entries(adds).forEach(([k, v], i) => {
+          names[`#a${i}`] = k;
+          values[`:a${i}`] = v;
+          parts.push(`#a${i} :a${i}`);
+        });
+        const cond = snapshot
+          ? snapshot.counters.version === 0
+            ? { ConditionExpression: 'attribute_not_exists(#v)' }
+            : { ConditionExpression: '#v = :v0', ExpressionAttributeValues: { ...values, ':v0': snapshot.counters.version } }
+          : {};
+        items.push({
+          Update: {
+            TableName: this.table,
+            Key: { pk: `REP#${domain}`, sk: 'COUNTERS' },
+            UpdateExpression: `ADD ${parts.join(', ')}`,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            ...cond,
+          },
+        });
+      }
+      const shardDelta = new Map<number, { used: number; free: number; cond?: number }>();
+      if (delta.outstanding) shardDelta.set(shard, { used: delta.outstanding, free: 0 });
+      if (snapshot) {
+        const next: ReputationCounters = {
+          rScaled: snapshot.counters.rScaled + (delta.rScaled ?? 0),
+          sScaled: snapshot.counters.sScaled + (delta.sScaled ?? 0),
+          paidVolume: snapshot.counters.paidVolume + (delta.paidVolume ?? 0),
+          outstanding: snapshot.counters.outstanding + (delta.outstanding ?? 0),
+        };
+        const until = Math.max(opts.now, ...snapshot.shards.map((x) => x.until));
+        const lmin = Math.min(opts.limit(next, opts.now), opts.limit(next, until));
+        let excess = next.outstanding + snapshot.shards.reduce((t, x) => t + x.free, 0) - lmin;
+        for (const [k, x] of snapshot.shards.entries()) {
+          if (excess <= 0) break;
+          const take = Math.min(excess, x.free);
+          if (take <= 0) continue;
+          const d = shardDelta.get(k) ?? { used: 0, free: 0 };
+          shardDelta.set(k, { ...d, free: d.free - take, cond: take });
+          excess -= take;
+        }
+      }
+      for (const [k, d] of shardDelta) {
+        items.push({
+          Update: {
+            TableName: this.table,
+            Key: shardKey(domain, k),
+            UpdateExpression: 'ADD #used :u, #free :f',
+            ...(d.cond !== undefined ? { ConditionExpression: '#free >= :c' } : {}),
+            ExpressionAttributeNames: { '#used': 'used', '#free': 'free' },
+            ExpressionAttributeValues: { ':u': d.used, ':f': d.free, ...(d.cond !== undefined ? { ':c': d.cond } : {}) },
+          },
+        });
+      }
       try {
-        await this.send(() =>
-          this.doc.send(
-            new PutCommand({
-              TableName: this.table,
-              Item: { pk: `REP#${domain}`, sk: 'COUNTERS', domain, ...next },
-              ConditionExpression: cur.version === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
-              ExpressionAttributeValues: cur.version === 0 ? undefined : { ':v': cur.version },
-            }),
-          ),
-        );
-        return { applied: true, counters: next };
+        await this.transact(items);
+        return { applied: true };
       } catch (e) {
-        if (!isConditionFailure(e)) throw e;
+        const reasons = cancellation(e);
+        if (!reasons) throw e;
+        if (reasons[0] === 'ConditionalCheckFailed') return { applied: false };
         await sleep(Math.random() * Math.min(50, 2 ** attempt));
       }
     }
     throw new ConflictError(`counters of ${domain} are too contended; retry`, { domain, eventKey });
   }
 
-  /** Overwrite counters (used by reconciliation from the ledger). */
-  async resetCounters(domain: string, c: ReputationCounters): Promise<void> {
-    const cur = await this.getCounters(domain);
-    await this.send(() =>
-      this.doc.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: { pk: `REP#${domain}`, sk: 'COUNTERS', domain, ...c, version: cur.version + 1, recent: cur.recent },
-        }),
-      ),
-    );
+  private async hasMarker(key: { pk: string; sk: string }): Promise<boolean> {
+    return (await this.get(key.pk, key.sk)) !== undefined;
+  }
+
+  /**
+   * Refill the escrow shards of a domain up to its credit limit (the smallest
+   * over the next `grantMs`), evening their free credit out and giving `prefer`
+   * at least `need` when the total allows; or take free credit back when the
+   * limit fell. One TransactWriteItems, conditioned on the counters' version (so
+   * rebalances and limit-lowering changes are serialised); refills are ADDs,
+   * which commute with concurrent acceptances and releases. Returns the snapshot
+   * it judged on and the free credit it left in each shard.
+   */
+  async rebalance(
+    domain: string,
+    opts: { limit: CreditLimitFn; now: number; prefer?: number; need?: number },
+  ): Promise<{ free: number[]; limit: number; outstanding: number }> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const snap = await this.creditSnapshot(domain);
+      const mine = opts.prefer !== undefined ? snap.shards[opts.prefer] : undefined;
+      if (mine && opts.need !== undefined && mine.free >= opts.need && mine.until >= opts.now) {
+        // a concurrent rebalance already refilled the shard this caller needs
+        const limit = Math.min(opts.limit(snap.counters, opts.now), opts.limit(snap.counters, mine.until));
+        return { free: snap.shards.map((x) => x.free), limit, outstanding: snap.counters.outstanding };
+      }
+      const until = opts.now + this.credit.grantMs;
+      const limit = Math.min(opts.limit(snap.counters, opts.now), opts.limit(snap.counters, until));
+      const freeNow = snap.shards.reduce((t, x) => t + x.free, 0);
+      const total = Math.max(0, limit - snap.counters.outstanding);
+      const n = snap.shards.length;
+      // first attempts even the free credit out (taking from full shards is conditioned, so it
+      // can lose to concurrent acceptances); later ones only add to it, which cannot
+      const evenOut = attempt < 5;
+      const target = evenOut ? new Array<number>(n).fill(0) : snap.shards.map((x) => x.free);
+      let left = evenOut ? total : Math.max(0, total - freeNow);
+      const p = opts.prefer ?? 0;
+      if (opts.need !== undefined && opts.need - (target[p] ?? 0) <= left) {
+        const give = Math.max(0, opts.need - (target[p] ?? 0));
+        target[p] = (target[p] ?? 0) + give;
+        left -= give;
+      }
+      const each = Math.floor(left / n);
+      for (let k = 0; k < n; k++) target[k] = (target[k] ?? 0) + each;
+      target[p] = (target[p] ?? 0) + (left - each * n);
+      // a limit below outstanding + free: take back (conditioned); otherwise only grant and even out
+      if (total < freeNow) {
+        let excess = freeNow - total;
+        for (let k = 0; k < n; k++) target[k] = snap.shards[k]?.free ?? 0;
+        for (let k = 0; k < n && excess > 0; k++) {
+          const take = Math.min(excess, target[k] ?? 0);
+          target[k] = (target[k] ?? 0) - take;
+          excess -= take;
+        }
+      }
+      const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+        {
+          Update: {
+            TableName: this.table,
+            Key: { pk: `REP#${domain}`, sk: 'COUNTERS' },
+            UpdateExpression: 'ADD #v :one',
+            ConditionExpression: snap.counters.version === 0 ? 'attribute_not_exists(#v)' : '#v = :v0',
+            ExpressionAttributeNames: { '#v': 'version' },
+            ExpressionAttributeValues: snap.counters.version === 0 ? { ':one': 1 } : { ':one': 1, ':v0': snap.counters.version },
+          },
+        },
+      ];
+      for (let k = 0; k < n; k++) {
+        const d = (target[k] ?? 0) - (snap.shards[k]?.free ?? 0);
+        items.push({
+          Update: {
+            TableName: this.table,
+            Key: shardKey(domain, k),
+            UpdateExpression: 'SET #u = :until ADD #free :d, #used :z',
+            ...(d < 0 ? { ConditionExpression: '#free >= :c' } : {}),
+            ExpressionAttributeNames: { '#u': 'until', '#free': 'free', '#used': 'used' },
+            ExpressionAttributeValues: { ':until': until, ':d': d, ':z': 0, ...(d < 0 ? { ':c': -d } : {}) },
+          },
+        });
+      }
+      try {
+        await this.transact(items);
+        return { free: target, limit, outstanding: snap.counters.outstanding };
+      } catch (e) {
+        if (!cancellation(e)) throw e;
+        await sleep(Math.random() * Math.min(50, 2 ** attempt));
+      }
+    }
+    throw new ConflictError(`credit of ${domain} is too contended to rebalance; retry`, { domain });
+  }
+
+  /** One TransactWriteItems (a TransactionCanceledException passes through; see cancellation()). */
+  private async transact(items: NonNullable<TransactWriteCommandInput['TransactItems']>): Promise<void> {
+    await this.send(() => this.doc.send(new TransactWriteCommand({ TransactItems: items })));
   }
 
   // ---- device chains ----------------------------------------------------------
@@ -425,6 +674,142 @@ export class DynamoStore {
   /** Store an accepted obligation once; returns false if it was already stored. */
   async putObligation(item: ObligationItem): Promise<boolean> {
     return this.putNew({ pk: `OB#${item.id}`, sk: 'OB', ...obligationIndexes(item), ...item });
+  }
+
+  // ---- acceptance: one batched read, one transaction ------------------------------
+
+  /**
+   * Everything an acceptance decides on, in one strongly consistent
+   * BatchGetItem: the offer, the device's chain head, the consumer's evidence
+   * counters and the escrow shard it would draw from. The obligation itself is
+   * not read: it is stored in the same transaction that claims the offer, so an
+   * offer used by this very obligation means it is stored (`stored` is then
+   * read, for the duplicate's answer).
+   */
+  async readForAcceptance(q: {
+    obligationId: string;
+    offerId: string;
+    consumerDomain: string;
+    consumerDevice: string;
+    shard: number;
+  }): Promise<AcceptanceRead> {
+    const keys = {
+      offer: { pk: `OFFER#${q.offerId}`, sk: 'OFFER' },
+      chain: { pk: `DEV#${q.consumerDomain}/${q.consumerDevice}`, sk: 'CHAIN' },
+      counters: { pk: `REP#${q.consumerDomain}`, sk: 'COUNTERS' },
+      shard: shardKey(q.consumerDomain, q.shard),
+    };
+    const got = await this.batchGet(Object.values(keys));
+    const at = (k: { pk: string; sk: string }) => got.get(`${k.pk}\u0000${k.sk}`);
+    const offer = at(keys.offer) as { offer: Signed<Offer>; usedBy?: string } | undefined;
+    const stored = offer?.usedBy === q.obligationId ? await this.getObligation(q.obligationId) : undefined;
+    const chain = at(keys.chain) as { seq: number; id: string } | undefined;
+    const c = at(keys.counters) ?? {};
+    const sh = at(keys.shard) ?? {};
+    return {
+      ...(stored ? { stored } : {}),
+      offer: offer && { offer: offer.offer, ...(offer.usedBy ? { usedBy: offer.usedBy } : {}) },
+      head: chain && { seq: chain.seq, id: chain.id },
+      counters: {
+        rScaled: Number(c.rScaled ?? 0),
+        sScaled: Number(c.sScaled ?? 0),
+        paidVolume: Number(c.paidVolume ?? 0),
+        version: Number(c.version ?? 0),
+      },
+      shard: { free: Number(sh.free ?? 0), used: Number(sh.used ?? 0), until: Number(sh.until ?? 0) },
+    };
+  }
+
+  /** BatchGetItem (strongly consistent) of distinct keys, unprocessed keys retried; items by `pk\0sk`. */
+  private async batchGet(keys: { pk: string; sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
+    const found = new Map<string, Record<string, unknown>>();
+    let pending: Record<string, unknown>[] = keys;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) await sleep(Math.min(100, 2 ** attempt));
+      if (attempt > 10) throw new UnavailableError('store unavailable: BatchGetItem left keys unprocessed');
+      const batch = pending.slice(0, 100);
+      const out = await this.send(() =>
+        this.doc.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: batch, ConsistentRead: true } } })),
+      );
+      for (const item of out.Responses?.[this.table] ?? []) found.set(`${String(item.pk)}\u0000${String(item.sk)}`, item);
+      pending = [...(out.UnprocessedKeys?.[this.table]?.Keys ?? []), ...pending.slice(100)];
+    }
+    return found;
+  }
+
+  /**
+   * Commit an acceptance in one TransactWriteItems: store the obligation (if
+   * absent), claim the offer (unused, or used by this very obligation), advance
+   * the device's chain, and draw `amount` from escrow shard `item.shard` (while
+   * its grant is valid at `now` and its free credit suffices). All or nothing.
+   * Returns 'accepted', or which condition refused it: 'duplicate' (stored
+   * already), 'offer', 'chain' or 'credit' (the shard's free credit or grant).
+   * Transaction conflicts (concurrent transactions on an item) are retried.
+   */
+  async commitAcceptance(
+    item: ObligationItem & { shard: number },
+    chain: { seq: number; prev: string },
+    offerId: string,
+    now: number,
+  ): Promise<'accepted' | 'duplicate' | 'offer' | 'chain' | 'credit'> {
+    const seq = chain.seq;
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+      {
+        Put: {
+          TableName: this.table,
+          Item: { pk: `OB#${item.id}`, sk: 'OB', ...obligationIndexes(item), ...item },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      {
+        Update: {
+          TableName: this.table,
+          Key: { pk: `OFFER#${offerId}`, sk: 'OFFER' },
+          UpdateExpression: 'SET usedBy = :id',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(usedBy) OR usedBy = :id)',
+          ExpressionAttributeValues: { ':id': item.id },
+        },
+      },
+      {
+        Update: {
+          TableName: this.table,
+          Key: { pk: `DEV#${item.consumerDomain}/${item.consumerDevice}`, sk: 'CHAIN' },
+          UpdateExpression: 'SET seq = :seq, id = :id',
+          // after the head it knows, or a forward gap over links accepted at other hubs (core/policy.ts)
+          ConditionExpression:
+            seq === 1
+              ? 'attribute_not_exists(pk) OR id = :id'
+              : 'attribute_not_exists(pk) OR (seq = :prevSeq AND id = :prev) OR seq < :prevSeq OR id = :id',
+          ExpressionAttributeValues:
+            seq === 1 ? { ':seq': seq, ':id': item.id } : { ':seq': seq, ':id': item.id, ':prevSeq': seq - 1, ':prev': chain.prev },
+        },
+      },
+      {
+        Update: {
+          TableName: this.table,
+          Key: shardKey(item.consumerDomain, item.shard),
+          UpdateExpression: 'ADD #used :a, #free :na',
+          ConditionExpression: '#free >= :a AND #u >= :now',
+          ExpressionAttributeNames: { '#u': 'until', '#free': 'free', '#used': 'used' },
+          ExpressionAttributeValues: { ':a': item.amount, ':na': -item.amount, ':now': now },
+        },
+      },
+    ];
+    const outcomes = ['duplicate', 'offer', 'chain', 'credit'] as const;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.transact(items);
+        return 'accepted';
+      } catch (e) {
+        const reasons = cancellation(e);
+        if (!reasons) throw e;
+        const failed = reasons.findIndex((r) => r === 'ConditionalCheckFailed');
+        if (failed >= 0) return outcomes[failed] ?? 'credit';
+        // TransactionConflict (or throttling): another transaction had one of these items
+        if (attempt >= 20) throw new ConflictError('acceptance kept conflicting with concurrent transactions; retry', { id: item.id });
+        await sleep(Math.random() * Math.min(50, 2 ** attempt));
+      }
+    }
   }
 
   async getObligation(id: string): Promise<ObligationItem | undefined> {
@@ -945,6 +1330,29 @@ export class DynamoStore {
       this.doc.send(new PutCommand({ TableName: this.table, Item: { pk: `CURSOR#${name}`, sk: 'CURSOR', value } })),
     );
   }
+}
+
+/** Escrow shard k of a domain's credit: its own partition. */
+function shardKey(domain: string, k: number): { pk: string; sk: string } {
+  return { pk: `CREDIT#${domain}#${k}`, sk: 'SHARD' };
+}
+
+/** A stable shard for an obligation id (FNV-1a). */
+function shardIndex(id: string, n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+/**
+ * The per-action reason codes of a cancelled transaction (in request order:
+ * 'None', 'ConditionalCheckFailed', 'TransactionConflict', ...), or undefined
+ * when `e` is not a TransactionCanceledException.
+ */
+export function cancellation(e: unknown): string[] | undefined {
+  const err = e as { name?: string; CancellationReasons?: { Code?: string }[] } | null;
+  if (err?.name !== 'TransactionCanceledException') return undefined;
+  return (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
 }
 
 /**

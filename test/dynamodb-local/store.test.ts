@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { OverCreditError } from '../../core/errors.ts';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
-import { DynamoStore, type ObligationItem } from '../../adapters/store/dynamo.ts';
+import fc from 'fast-check';
+import { DynamoStore, type CreditLimitFn, type ObligationItem } from '../../adapters/store/dynamo.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
 import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
 import { describeLifecycle } from '../integration/lifecycle.ts';
+import { escrowRunArb, runEscrow } from '../local/escrow-property.ts';
 import { skippable } from '../skippable.ts';
 
 const java = await findJava();
@@ -86,40 +87,84 @@ describe('on DynamoDB Local', () => {
       assert.deepEqual(await store.getChainHead('c1', dev), { seq: 2, id: 'id2' });
     });
 
-    it('applies counters once per event key, and a throwing guard writes nothing', async () => {
+    /** A flat limit (no reputation dependence) for store-level tests. */
+    const flat = (n: number): CreditLimitFn => () => n;
+
+    it('applies counters once per event key (a marker item in the same transaction), outstanding in the shard', async () => {
       const d = `c-${uid()}`;
-      const first = await store.applyCounters(d, 'accept:a', { outstanding: 100 });
-      assert.equal(first.applied, true);
-      const again = await store.applyCounters(d, 'accept:a', { outstanding: 100 });
-      assert.equal(again.applied, false);
-      await assert.rejects(
-        store.applyCounters(d, 'accept:b', { outstanding: 50 }, () => {
-          throw new OverCreditError('over');
-        }),
-        OverCreditError,
-      );
+      const opts = { limit: flat(1_000), now: Date.now(), shard: 2 };
+      assert.equal((await store.applyCounters(d, 'accept:a', { outstanding: 100 }, opts)).applied, true);
+      assert.equal((await store.applyCounters(d, 'accept:a', { outstanding: 100 }, opts)).applied, false, 'same event key: nothing applied');
+      assert.equal((await store.applyCounters(d, 'fulfil:a', { outstanding: -100, paidVolume: 100, rScaled: 0.5 }, opts)).applied, true);
+      assert.equal((await store.applyCounters(d, 'fulfil:a', { outstanding: -100, paidVolume: 100, rScaled: 0.5 }, opts)).applied, false);
       const c = await store.getCounters(d);
-      assert.equal(c.outstanding, 100);
-      assert.equal(c.version, 1);
-      assert.deepEqual(c.recent, ['accept:a']);
-      const second = await store.applyCounters(d, 'fulfil:a', { outstanding: -100, paidVolume: 100, rScaled: 0.5 });
-      assert.equal(second.applied, true);
-      assert.deepEqual(
-        { ...(await store.getCounters(d)), recent: undefined },
-        { rScaled: 0.5, sScaled: 0, paidVolume: 100, outstanding: 0, version: 2, recent: undefined, domain: d },
-      );
+      assert.deepEqual({ ...c, version: undefined }, { rScaled: 0.5, sScaled: 0, paidVolume: 100, outstanding: 0, version: undefined });
+      const snap = await store.creditSnapshot(d);
+      assert.equal(snap.shards.length, store.creditShards);
+      assert.equal(snap.shards[2]?.used, 0);
     });
 
-    it('optimistic concurrency: 10 concurrent counter updates all land, exactly once each', async () => {
+    it('concurrent counter updates all land, exactly once each', async () => {
       const d = `c-${uid()}`;
+      const now = Date.now();
       const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => store.applyCounters(d, `ev:${i}`, { outstanding: i + 1 })),
+        Array.from({ length: 10 }, (_, i) =>
+          store.applyCounters(d, `ev:${i}`, { outstanding: i + 1, rScaled: 1 }, { limit: flat(1_000), now, shard: i % 3 }),
+        ),
       );
       assert.ok(results.every((r) => r.applied));
+      const again = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => store.applyCounters(d, `ev:${i}`, { outstanding: i + 1, rScaled: 1 }, { limit: flat(1_000), now })),
+      );
+      assert.ok(again.every((r) => !r.applied));
       const c = await store.getCounters(d);
       assert.equal(c.outstanding, 55);
-      assert.equal(c.version, 10);
-      assert.equal(new Set(c.recent).size, 10);
+      assert.equal(c.rScaled, 10);
+    });
+
+    it('rebalance grants the shards the limit, exposure learnt elsewhere takes free credit back, and free never goes below 0', async () => {
+      const d = `c-${uid()}`;
+      const now = Date.now();
+      const r = await store.rebalance(d, { limit: flat(8_000), now });
+      assert.equal(r.free.reduce((a, b) => a + b, 0), 8_000);
+      let snap = await store.creditSnapshot(d);
+      assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 8_000);
+      assert.ok(snap.shards.every((x) => x.until >= now));
+      // 5,000 accepted at another hub: outstanding + free stays within the limit
+      await store.applyCounters(d, 'accept:x', { outstanding: 5_000 }, { limit: flat(8_000), now, shard: 0 });
+      snap = await store.creditSnapshot(d);
+      assert.equal(snap.counters.outstanding, 5_000);
+      assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 3_000);
+      assert.ok(snap.shards.every((x) => x.free >= 0));
+      // the limit falls below outstanding: every free unit is taken back
+      await store.rebalance(d, { limit: flat(4_000), now });
+      snap = await store.creditSnapshot(d);
+      assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 0);
+    });
+
+    it('the credit bound holds under concurrent acceptances, releases, defaults and rebalances (one fast-check run)', async () => {
+      // the same property as test/local/escrow.test.ts, on real transactions (TransactionConflict retried)
+      await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 1, endOnFailure: true });
+    });
+
+    it('acceptance is one transaction: a used offer cancels it and nothing else is written', async () => {
+      const d = `c-${uid()}`;
+      const now = Date.now();
+      await store.rebalance(d, { limit: flat(10_000), now });
+      const body: Offer = { version: 1, offerId: `o-${uid()}`, providerDomain: 'p1', providerDevice: 'p1-spd-1', service: 's', price: 1_000, payTo: 'R', consumer: `${d}/dev`, expiresAt: now + 60_000 };
+      await store.putOffer({ body, sig: 'sig', by: 'p1' });
+      const first = { ...obligation({ consumerDomain: d, consumerDevice: 'dev' }), shard: 0 };
+      const second = { ...obligation({ consumerDomain: d, consumerDevice: 'dev2' }), shard: 1 };
+      assert.equal(await store.commitAcceptance(first, { seq: 1, prev: 'genesis' }, body.offerId, now), 'accepted');
+      assert.equal(await store.commitAcceptance(first, { seq: 1, prev: 'genesis' }, body.offerId, now), 'duplicate');
+      assert.equal(await store.commitAcceptance(second, { seq: 1, prev: 'genesis' }, body.offerId, now), 'offer');
+      assert.equal(await store.getObligation(second.id), undefined, 'not stored');
+      assert.equal(await store.getChainHead(d, 'dev2'), undefined, 'chain not advanced');
+      const snap = await store.creditSnapshot(d);
+      assert.equal(snap.counters.outstanding, first.amount, 'only the first drew credit');
+      const third = { ...obligation({ consumerDomain: d, consumerDevice: 'dev3', amount: 50_000 }), shard: 2 };
+      await store.putOffer({ body: { ...body, offerId: 'o3' + uid() }, sig: 'sig', by: 'p1' });
+      assert.equal(await store.commitAcceptance(third, { seq: 1, prev: 'genesis' }, 'no-such-offer', now), 'offer');
     });
 
     it('transitions only from the given statuses', async () => {
@@ -308,7 +353,8 @@ describe('on DynamoDB Local', () => {
             ExpressionAttributeValues: { ':p': 'HOSTED' },
           }),
         );
-        assert.deepEqual(hosted.Items?.map((i) => i.domain).sort(), ['c1', 'p1']);
+        // the index projects keys only: the hosted domain is its sort key
+        assert.deepEqual(hosted.Items?.map((i) => i.gsi1sk).sort(), ['c1', 'p1']);
       });
     },
     skip,

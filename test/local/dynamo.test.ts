@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ConditionalCheckFailedException, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { startDynamo, type LocalDynamo } from '../../local/dynamo.ts';
+import { transactionContract } from './transact-contract.ts';
 
 const servers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
 
@@ -19,7 +20,7 @@ describe('dynalite with the state table', () => {
   });
   after(() => dynamo.stop());
 
-  test('the table exists, ACTIVE, on demand, with pk/sk and gsi1..gsi3 projecting ALL', async () => {
+  test('the table exists, ACTIVE, on demand, with pk/sk and gsi1..gsi3 projecting keys (and status on gsi1/gsi2)', async () => {
     const { Table } = await dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.tableName }));
     assert.equal(Table?.TableStatus, 'ACTIVE');
     assert.equal(Table?.BillingModeSummary?.BillingMode, 'PAY_PER_REQUEST');
@@ -27,11 +28,16 @@ describe('dynalite with the state table', () => {
       { AttributeName: 'pk', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
     ]);
-    const gsis = (Table?.GlobalSecondaryIndexes ?? []).map((g) => [g.IndexName, g.KeySchema?.map((k) => k.AttributeName), g.Projection?.ProjectionType]);
+    const gsis = (Table?.GlobalSecondaryIndexes ?? []).map((g) => [
+      g.IndexName,
+      g.KeySchema?.map((k) => k.AttributeName),
+      g.Projection?.ProjectionType,
+      g.Projection?.NonKeyAttributes ?? [],
+    ]);
     assert.deepEqual(gsis.sort(), [
-      ['gsi1', ['gsi1pk', 'gsi1sk'], 'ALL'],
-      ['gsi2', ['gsi2pk', 'gsi2sk'], 'ALL'],
-      ['gsi3', ['gsi3pk', 'gsi3sk'], 'ALL'],
+      ['gsi1', ['gsi1pk', 'gsi1sk'], 'INCLUDE', ['status']],
+      ['gsi2', ['gsi2pk', 'gsi2sk'], 'INCLUDE', ['status']],
+      ['gsi3', ['gsi3pk', 'gsi3sk'], 'KEYS_ONLY', []],
     ]);
   });
 
@@ -54,6 +60,15 @@ describe('dynalite with the state table', () => {
   });
 });
 
+describe('transactions on the embedded front (dynalite behind local/transact.ts)', () => {
+  let dynamo: LocalDynamo;
+  before(async () => {
+    dynamo = await startDynamo();
+  });
+  after(() => dynamo.stop());
+  transactionContract(test, () => ({ client: dynamo.client, table: dynamo.tableName }));
+});
+
 describe('dynalite lifecycle', () => {
   let dir: string;
   before(async () => {
@@ -64,7 +79,7 @@ describe('dynalite lifecycle', () => {
   test('on disk, data survives a restart, and stop leaves no server handle behind', async () => {
     const baseline = servers();
     const first = await startDynamo({ path: join(dir, 'ldb'), tableName: 'oc-test' });
-    assert.equal(servers(), baseline + 1);
+    assert.equal(servers(), baseline + 2, 'the transaction front and dynalite behind it');
     await DynamoDBDocumentClient.from(first.client).send(new PutCommand({ TableName: 'oc-test', Item: { pk: 'REP#c1', sk: 'COUNTERS', n: 3 } }));
     await first.stop();
     assert.equal(servers(), baseline);

@@ -1,0 +1,455 @@
+/**
+ * Transactions for the embedded DynamoDB stand-in. dynalite 4 has no
+ * TransactWriteItems / TransactGetItems (feasibility 3a); the store uses both
+ * (adapters/store/dynamo.ts), so this front adds them — the same store code then
+ * runs on dynalite, DynamoDB Local and DynamoDB (DESIGN.md: extend the stand-in,
+ * never weaken the design).
+ *
+ * The front is the HTTP server the SDK talks to; dynalite runs behind it and is
+ * invoked in-process (its request handler with an in-memory request/response).
+ * Every single-item request (GetItem, PutItem, UpdateItem, DeleteItem) and
+ * BatchWriteItem takes a lock on its item keys, so a transaction holding the
+ * locks of all its items is serialised against every other write and every
+ * GetItem of those items. A TransactWriteItems then:
+ *   1. validates the request as DynamoDB does (at most 100 actions, no two on one item);
+ *   2. takes the locks of all its items (sorted: no deadlock) and reads their current images;
+ *   3. evaluates every condition on those images with dynalite's own expression
+ *      evaluator; if any fails, it writes nothing and answers
+ *      TransactionCanceledException with one CancellationReason per action, in
+ *      request order ({Code:'ConditionalCheckFailed', Message:'The conditional
+ *      request failed'} or {Code:'None'}; the old item when
+ *      ReturnValuesOnConditionCheckFailure is ALL_OLD) — the shape of the
+ *      DynamoDB API reference "CancellationReason", checked against DynamoDB
+ *      Local in test/dynamodb-local/transactions.test.ts;
+ *   4. otherwise applies the writes one by one (still holding the locks); if one
+ *      is refused for another reason (e.g. a type error), the ones already
+ *      applied are restored from the images of step 2 and the whole request fails.
+ * A ClientRequestToken seen in the last 10 minutes with the same request is
+ * answered again without re-applying it (API reference, TransactWriteItems:
+ * "idempotent for 10 minutes").
+ *
+ * What differs from DynamoDB, and why it is acceptable here: conflicting
+ * transactions wait for the locks instead of being cancelled with
+ * TransactionConflict (the store retries both); Query/Scan/BatchGetItem take no
+ * locks, which matches DynamoDB's read-committed isolation for them (they may see
+ * part of a transaction); consumed capacity of a transaction is reported as
+ * 2 units per KB per item, as DynamoDB charges transactional requests.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+
+const require = createRequire(import.meta.url);
+
+type Attr = Record<string, unknown>;
+type Item = Record<string, Attr>;
+type Json = Record<string, unknown>;
+
+interface DynaliteValidation {
+  types: Json;
+  custom?: (data: Json, store: unknown) => string | undefined;
+}
+interface DynaliteValidations {
+  checkTypes(data: Json, types: Json): Json;
+  checkValidations(data: Json, types: Json, custom: DynaliteValidation['custom'], store: unknown): void;
+}
+interface DynaliteDb {
+  checkConditional(data: Json, existing: Item | undefined): { body?: Json } | null | undefined;
+  itemSize(item: Item): number;
+}
+
+/** dynalite's own validators and condition evaluator (pinned dynalite 4.0.0). */
+const dyn = {
+  validations: require('dynalite/validations') as DynaliteValidations,
+  db: require('dynalite/db') as DynaliteDb,
+  put: require('dynalite/validations/putItem') as DynaliteValidation,
+  update: require('dynalite/validations/updateItem') as DynaliteValidation,
+  delete: require('dynalite/validations/deleteItem') as DynaliteValidation,
+};
+
+const MAX_ACTIONS = 100;
+const TOKEN_TTL_MS = 10 * 60_000;
+const SERVICE = 'com.amazonaws.dynamodb.v20120810';
+/** A synthetic signature for in-process calls: dynalite checks only the header's form. */
+const AUTH = 'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0';
+
+interface Reply {
+  status: number;
+  body: Json;
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Json,
+  ) {
+    super(String(body.message ?? body.Message ?? body.__type));
+  }
+}
+
+const validation = (message: string) => new ApiError(400, { __type: `${SERVICE}#ValidationException`, message });
+
+/** One FIFO lock per item key. */
+class KeyLocks {
+  private readonly held = new Map<string, (() => void)[]>();
+
+  /** Take every key's lock (in sorted order, so two callers never deadlock); returns the release. */
+  async lock(keys: readonly string[]): Promise<() => void> {
+    const sorted = [...new Set(keys)].sort();
+    for (const k of sorted) await this.one(k);
+    return () => {
+      for (const k of sorted) this.unlock(k);
+    };
+  }
+
+  private one(key: string): Promise<void> {
+    const queue = this.held.get(key);
+    if (!queue) {
+      this.held.set(key, []);
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => queue.push(resolve));
+  }
+
+  private unlock(key: string): void {
+    const queue = this.held.get(key);
+    const next = queue?.shift();
+    if (next) next();
+    else this.held.delete(key);
+  }
+}
+
+/** Invoke dynalite's request handler in-process with a JSON body. */
+function invoke(inner: Server, target: string, body: Json): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const raw = Buffer.from(JSON.stringify(body));
+    const req = Object.assign(Readable.from([raw]), {
+      method: 'POST',
+      url: '/',
+      headers: {
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': `DynamoDB_20120810.${target}`,
+        authorization: AUTH,
+        'x-amz-date': '20260101T000000Z',
+      } as IncomingHttpHeaders,
+    });
+    let status = 200;
+    const res = {
+      set statusCode(s: number) {
+        status = s;
+      },
+      get statusCode() {
+        return status;
+      },
+      setHeader() {},
+      end(text?: string) {
+        try {
+          resolve({ status, body: text ? (JSON.parse(text) as Json) : {} });
+        } catch (e) {
+          reject(e as Error);
+        }
+      },
+    };
+    try {
+      inner.emit('request', req, res);
+    } catch (e) {
+      reject(e as Error);
+    }
+  });
+}
+
+async function call(inner: Server, target: string, body: Json): Promise<Json> {
+  const r = await invoke(inner, target, body);
+  if (r.status !== 200) throw new ApiError(r.status, r.body);
+  return r.body;
+}
+
+/** A transaction action normalised: which table and key it touches, and how to apply it. */
+interface Action {
+  kind: 'ConditionCheck' | 'Put' | 'Update' | 'Delete';
+  table: string;
+  key: Item;
+  spec: Json;
+}
+
+function actionOf(entry: Json, keyNames: (table: string) => Promise<string[]>): Promise<Action> {
+  const kinds = (['ConditionCheck', 'Put', 'Update', 'Delete'] as const).filter((k) => entry[k] !== undefined);
+  if (kinds.length !== 1) throw validation('TransactItems can only contain one of Check, Put, Update or Delete');
+  const kind = kinds[0] as Action['kind'];
+  const spec = entry[kind] as Json;
+  const table = String(spec.TableName ?? '');
+  return keyNames(table).then((names) => {
+    const source = (kind === 'Put' ? spec.Item : spec.Key) as Item | undefined;
+    if (!source) throw validation(`${kind} has no ${kind === 'Put' ? 'Item' : 'Key'}`);
+    const key: Item = {};
+    for (const n of names) {
+      const v = source[n];
+      if (!v) throw validation('The provided key element does not match the schema');
+      key[n] = v;
+    }
+    return { kind, table, key, spec };
+  });
+}
+
+const lockKey = (table: string, key: Item) => `${table}\u0000${JSON.stringify(Object.keys(key).sort().map((k) => [k, key[k]]))}`;
+
+/** The single-item request that applies an action (a ConditionCheck applies nothing). */
+function singleRequest(a: Action): { target: string; body: Json; validation: DynaliteValidation } | undefined {
+  const { ReturnValuesOnConditionCheckFailure: _r, ...spec } = a.spec;
+  if (a.kind === 'Put') return { target: 'PutItem', body: spec, validation: dyn.put };
+  if (a.kind === 'Update') return { target: 'UpdateItem', body: spec, validation: dyn.update };
+  if (a.kind === 'Delete') return { target: 'DeleteItem', body: spec, validation: dyn.delete };
+  return undefined;
+}
+
+/** dynalite's parse of a condition (as a DeleteItem/PutItem/UpdateItem would parse it), or a ValidationException. */
+function parsed(a: Action, store: unknown): Json {
+  const single = singleRequest(a);
+  const v = single?.validation ?? dyn.delete;
+  const data = single ? { ...single.body } : { TableName: a.table, Key: a.key, ...pick(a.spec, ['ConditionExpression', 'ExpressionAttributeNames', 'ExpressionAttributeValues']) };
+  if (a.kind === 'ConditionCheck' && !(data as Json).ConditionExpression) throw validation('ConditionCheck requires a ConditionExpression');
+  try {
+    const typed = dyn.validations.checkTypes(data, v.types);
+    dyn.validations.checkValidations(typed, v.types, v.custom, store);
+    return typed;
+  } catch (e) {
+    const body = (e as { body?: Json }).body;
+    if (body) throw new ApiError((e as { statusCode?: number }).statusCode ?? 400, body);
+    throw e;
+  }
+}
+
+function pick(o: Json, keys: string[]): Json {
+  const out: Json = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+const units = (item: Item | undefined, size: (i: Item) => number) => Math.max(1, Math.ceil((item ? size(item) : 0) / 1024));
+
+export interface TransactFront {
+  server: Server;
+}
+
+/**
+ * An HTTP server that serves the DynamoDB API from `inner` (a dynalite server,
+ * invoked in-process) and adds TransactWriteItems and TransactGetItems.
+ */
+export function transactFront(inner: Server, maxItemSizeKb = 400): Server {
+  const locks = new KeyLocks();
+  const keySchemas = new Map<string, string[]>();
+  const tokens = new Map<string, { at: number; hash: string; reply: Reply }>();
+  const store = { options: { maxItemSize: maxItemSizeKb * 1024 } };
+
+  const keyNames = async (table: string): Promise<string[]> => {
+    const hit = keySchemas.get(table);
+    if (hit) return hit;
+    const out = await call(inner, 'DescribeTable', { TableName: table });
+    const schema = ((out.Table as Json | undefined)?.KeySchema ?? []) as { AttributeName: string }[];
+    const names = schema.map((k) => k.AttributeName);
+    keySchemas.set(table, names);
+    return names;
+  };
+
+  const getItem = async (table: string, key: Item): Promise<Item | undefined> =>
+    (await call(inner, 'GetItem', { TableName: table, Key: key, ConsistentRead: true })).Item as Item | undefined;
+
+  async function transactWrite(body: Json): Promise<Reply> {
+    const entries = (body.TransactItems ?? []) as Json[];
+    if (!Array.isArray(entries) || entries.length === 0 || entries.length > MAX_ACTIONS) {
+      throw validation(`1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to ${MAX_ACTIONS}`);
+    }
+    const token = typeof body.ClientRequestToken === 'string' ? body.ClientRequestToken : undefined;
+    const hash = createHash('sha256').update(JSON.stringify(entries)).digest('hex');
+    const now = Date.now();
+    for (const [t, v] of tokens) if (now - v.at > TOKEN_TTL_MS) tokens.delete(t);
+    if (token) {
+      const seen = tokens.get(token);
+      if (seen && seen.hash === hash) return seen.reply;
+      if (seen) throw new ApiError(400, { __type: `${SERVICE}#IdempotentParameterMismatchException`, message: 'ClientRequestToken was reused with a different request' });
+    }
+    const actions = await Promise.all(entries.map((e) => actionOf(e, keyNames)));
+    const keys = actions.map((a) => lockKey(a.table, a.key));
+    if (new Set(keys).size !== keys.length) throw validation('Transaction request cannot include multiple operations on one item');
+    const requests = actions.map((a) => parsed(a, store));
+    const release = await locks.lock(keys);
+    try {
+      const images = await Promise.all(actions.map((a) => getItem(a.table, a.key)));
+      const reasons = actions.map((a, i) => {
+        const failed = dyn.db.checkConditional(requests[i] as Json, images[i]);
+        if (!failed) return { Code: 'None' };
+        const old = a.spec.ReturnValuesOnConditionCheckFailure === 'ALL_OLD' && images[i] ? { Item: images[i] } : {};
+        return { ...old, Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' };
+      });
+      if (reasons.some((r) => r.Code !== 'None')) {
+        throw new ApiError(400, {
+          __type: `${SERVICE}#TransactionCanceledException`,
+          Message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
+          CancellationReasons: reasons,
+        });
+      }
+      const applied: number[] = [];
+      try {
+        for (const [i, a] of actions.entries()) {
+          const single = singleRequest(a);
+          if (!single) continue;
+          await call(inner, single.target, single.body);
+          applied.push(i);
+        }
+      } catch (e) {
+        for (const i of applied.reverse()) {
+          const a = actions[i] as Action;
+          const before = images[i];
+          await (before ? call(inner, 'PutItem', { TableName: a.table, Item: before }) : call(inner, 'DeleteItem', { TableName: a.table, Key: a.key }));
+        }
+        throw e;
+      }
+      const after = await Promise.all(actions.map((a) => (a.kind === 'ConditionCheck' || a.kind === 'Delete' ? undefined : getItem(a.table, a.key))));
+      const reply: Reply = { status: 200, body: capacity(body, actions, images, after) };
+      if (token) tokens.set(token, { at: now, hash, reply });
+      return reply;
+    } finally {
+      release();
+    }
+  }
+
+  /** DynamoDB charges a transactional write 2 units per KB of the larger image, per item. */
+  function capacity(body: Json, actions: Action[], before: (Item | undefined)[], after: (Item | undefined)[]): Json {
+    if (body.ReturnConsumedCapacity !== 'TOTAL' && body.ReturnConsumedCapacity !== 'INDEXES') return {};
+    const perTable = new Map<string, number>();
+    actions.forEach((a, i) => {
+      const u = 2 * Math.max(units(before[i], dyn.db.itemSize), units(after[i], dyn.db.itemSize));
+      perTable.set(a.table, (perTable.get(a.table) ?? 0) + u);
+    });
+    return {
+      ConsumedCapacity: [...perTable].map(([TableName, CapacityUnits]) => ({
+        TableName,
+        CapacityUnits,
+        WriteCapacityUnits: CapacityUnits,
+        ...(body.ReturnConsumedCapacity === 'INDEXES' ? { Table: { CapacityUnits, WriteCapacityUnits: CapacityUnits } } : {}),
+      })),
+    };
+  }
+
+  async function transactGet(body: Json): Promise<Reply> {
+    const entries = (body.TransactItems ?? []) as Json[];
+    if (!Array.isArray(entries) || entries.length === 0 || entries.length > MAX_ACTIONS) {
+      throw validation(`Member must have length less than or equal to ${MAX_ACTIONS}`);
+    }
+    const gets = await Promise.all(
+      entries.map(async (e) => {
+        const g = e.Get as Json | undefined;
+        if (!g) throw validation('TransactGetItems accepts only Get');
+        const names = await keyNames(String(g.TableName ?? ''));
+        const key: Item = {};
+        for (const n of names) key[n] = (g.Key as Item)[n] as Attr;
+        return { spec: g, table: String(g.TableName), key };
+      }),
+    );
+    const keys = gets.map((g) => lockKey(g.table, g.key));
+    if (new Set(keys).size !== keys.length) throw validation('Transaction request cannot include multiple operations on one item');
+    const release = await locks.lock(keys);
+    try {
+      const out = await Promise.all(gets.map((g) => call(inner, 'GetItem', { ...g.spec, ConsistentRead: true })));
+      const Responses = out.map((o) => (o.Item ? { Item: o.Item } : {}));
+      if (body.ReturnConsumedCapacity !== 'TOTAL' && body.ReturnConsumedCapacity !== 'INDEXES') return { status: 200, body: { Responses } };
+      const table = gets[0]?.table ?? '';
+      const cu = out.reduce((s, o) => s + 2 * Math.ceil(Math.max(1, o.Item ? dyn.db.itemSize(o.Item as Item) : 0) / 4096), 0);
+      return { status: 200, body: { Responses, ConsumedCapacity: [{ TableName: table, CapacityUnits: cu, ReadCapacityUnits: cu }] } };
+    } finally {
+      release();
+    }
+  }
+
+  /** Item keys a plain request writes or reads singly: those take the item locks. */
+  async function lockedKeys(target: string, data: Json): Promise<string[]> {
+    const table = String(data.TableName ?? '');
+    if (target === 'GetItem' || target === 'UpdateItem' || target === 'DeleteItem') {
+      return [lockKey(table, await keyOf(table, data.Key as Item))];
+    }
+    if (target === 'PutItem') return [lockKey(table, await keyOf(table, data.Item as Item))];
+    if (target === 'BatchWriteItem') {
+      const out: string[] = [];
+      for (const [t, reqs] of Object.entries((data.RequestItems ?? {}) as Record<string, Json[]>)) {
+        for (const r of reqs) {
+          const src = ((r.PutRequest as Json | undefined)?.Item ?? (r.DeleteRequest as Json | undefined)?.Key) as Item | undefined;
+          if (src) out.push(lockKey(t, await keyOf(t, src)));
+        }
+      }
+      return out;
+    }
+    return [];
+  }
+
+  async function keyOf(table: string, source: Item | undefined): Promise<Item> {
+    const key: Item = {};
+    if (!source) return key;
+    let names: string[];
+    try {
+      names = await keyNames(table);
+    } catch {
+      return key; // unknown table: dynalite answers ResourceNotFoundException itself
+    }
+    for (const n of names) if (source[n]) key[n] = source[n];
+    return key;
+  }
+
+  const send = (res: ServerResponse, r: Reply) => {
+    const text = JSON.stringify(r.body);
+    res.statusCode = r.status;
+    res.setHeader('Content-Type', 'application/x-amz-json-1.0');
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    res.end(text);
+  };
+
+  return createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const target = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? '';
+      const forward = (release?: () => void) => {
+        const inReq = Object.assign(Readable.from(raw.length ? [raw] : []), { method: req.method, url: req.url, headers: req.headers });
+        if (release) res.once('finish', release).once('close', release);
+        inner.emit('request', inReq, res);
+      };
+      if (target !== 'TransactWriteItems' && target !== 'TransactGetItems') {
+        let data: Json;
+        try {
+          data = JSON.parse(raw.toString() || '{}') as Json;
+        } catch {
+          return forward(); // dynalite answers SerializationException
+        }
+        void lockedKeys(target, data).then(
+          async (keys) => {
+            if (keys.length === 0) return forward();
+            const release = await locks.lock(keys);
+            let done = false;
+            forward(() => {
+              if (!done) {
+                done = true;
+                release();
+              }
+            });
+          },
+          () => forward(),
+        );
+        return;
+      }
+      let body: Json;
+      try {
+        body = JSON.parse(raw.toString()) as Json;
+      } catch {
+        return send(res, { status: 400, body: { __type: 'com.amazon.coral.service#SerializationException' } });
+      }
+      (target === 'TransactWriteItems' ? transactWrite(body) : transactGet(body)).then(
+        (r) => send(res, r),
+        (e: unknown) => {
+          if (e instanceof ApiError) send(res, { status: e.status, body: e.body });
+          else send(res, { status: 500, body: { __type: `${SERVICE}#InternalServerError`, message: String((e as Error).message ?? e) } });
+        },
+      );
+    });
+  });
+}
