@@ -99,7 +99,7 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       minTerm,
     });
   }
-  // signed in process with a hub key the domain key certified: no KMS call per obligation (a store read once per half-life)
+  // signed in process with a hub key the domain key certified: no KMS call per obligation (one per half-life)
   const hubKey = await hubKeyOf(deps, provider);
   if (read.offer?.usedBy !== undefined && read.offer.usedBy !== ob.id) {
     throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
