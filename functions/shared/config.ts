@@ -27,6 +27,12 @@ const EnvSchema = z.object({
   BITCOIN_RPC_SECRET_ARN: z.string().optional(),
   BITCOIN_RPC_USER: z.string().optional(),
   BITCOIN_RPC_PASSWORD: z.string().optional(),
+  /** bitcoind's read-only RPC user (rpcwhitelist of read calls): for functions that only read. */
+  BITCOIN_READER_SECRET_ARN: z.string().optional(),
+  BITCOIN_READER_USER: z.string().optional(),
+  BITCOIN_READER_PASSWORD: z.string().optional(),
+  /** How long an RPC secret read from Secrets Manager is trusted before it is read again (rotation). */
+  SECRETS_MAX_AGE_S: z.coerce.number().int().min(0).default(300),
   CONFIRMATIONS: z.coerce.number().int().min(0).default(1),
   IOT_DATA_ENDPOINT: z.string().optional(),
   ECS_CLUSTER_ARN: z.string().optional(),
@@ -73,7 +79,8 @@ export interface Config {
   ledger:
     | { kind: 'embedded'; file?: string | undefined; publisher: string }
     | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined } & RpcTarget);
-  bitcoin: { kind: 'bitcoind' | 'bcoin'; node: RpcTarget; walletUrl: string };
+  bitcoin: { kind: 'bitcoind' | 'bcoin'; node: RpcTarget; walletUrl: string; reader?: RpcTarget | undefined };
+  secretsMaxAgeSeconds: number;
   confirmations: number;
   iotDataEndpoint?: string | undefined;
   ecs?: { clusterArn: string; services: string[]; endpoint?: string | undefined } | undefined;
@@ -129,7 +136,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         secretArn: e.BITCOIN_RPC_SECRET_ARN,
       },
       walletUrl: e.BITCOIN_WALLET_RPC_URL ?? e.BITCOIN_RPC_URL,
+      reader:
+        e.BITCOIN_READER_SECRET_ARN || e.BITCOIN_READER_USER
+          ? {
+              url: e.BITCOIN_RPC_URL,
+              user: e.BITCOIN_READER_USER,
+              password: e.BITCOIN_READER_PASSWORD,
+              secretArn: e.BITCOIN_READER_SECRET_ARN,
+            }
+          : undefined,
     },
+    secretsMaxAgeSeconds: e.SECRETS_MAX_AGE_S,
     confirmations: e.CONFIRMATIONS,
     iotDataEndpoint: e.IOT_DATA_ENDPOINT,
     ecs: e.ECS_CLUSTER_ARN

@@ -1,0 +1,111 @@
+/**
+ * Logs, metrics and traces: Powertools for AWS Lambda (TypeScript), one
+ * Logger, one Metrics and one Tracer per process, configured by Powertools'
+ * own environment (POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL,
+ * POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_METRICS_DISABLED, set by CDK in
+ * lib/constructs/handlers.ts). The middleware chains (middleware.ts) attach
+ * them to every handler; the handlers record what their services returned
+ * with the `record*` functions below, so the services stay pure.
+ *
+ * Metrics are CloudWatch EMF lines on stdout (namespace METRICS_NAMESPACE):
+ * the dashboard and alarms in lib/constructs/monitoring.ts read the same names.
+ *
+ * The embedded cloud runs many invocations, of several hubs, in one process:
+ * it calls configureObservability() with its hub environment (log level WARN,
+ * metrics off unless asked), so `npm start` prints no EMF or info lines.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+
+/** The CloudWatch namespace of every custom metric (dashboard, alarms and handlers agree on it). */
+export const METRICS_NAMESPACE = 'ObligationChain';
+
+/** Custom metric names, shared with lib/constructs/monitoring.ts. */
+export const METRIC = {
+  accepted: 'ObligationsAccepted',
+  duplicate: 'DuplicateDeliveries',
+  refused: 'ObligationsRefused',
+  acceptLatency: 'AcceptLatency',
+  published: 'ObligationsPublished',
+  publishBacklog: 'PublishBacklog',
+  settlements: 'Settlements',
+  settledAmount: 'SettledAmountSats',
+  invalidRecords: 'InvalidLedgerRecordsSkipped',
+} as const;
+
+/** Dimension of the refusal metric: the typed error code (core/errors.ts). */
+export const CODE_DIMENSION = 'code';
+
+export const logger = new Logger();
+
+/**
+ * Powertools warns on every flush that has no metric ("No application metrics
+ * to publish"): normal for handlers that record none, so it is a debug line;
+ * every other warning of Metrics stays a warning.
+ */
+const metricsLog = {
+  trace: (...a: unknown[]) => logger.trace(String(a[0]), ...(a.slice(1) as never[])),
+  debug: (...a: unknown[]) => logger.debug(String(a[0]), ...(a.slice(1) as never[])),
+  info: (...a: unknown[]) => logger.info(String(a[0]), ...(a.slice(1) as never[])),
+  warn: (...a: unknown[]) =>
+    String(a[0]).startsWith('No application metrics to publish')
+      ? logger.debug(String(a[0]))
+      : logger.warn(String(a[0]), ...(a.slice(1) as never[])),
+  error: (...a: unknown[]) => logger.error(String(a[0]), ...(a.slice(1) as never[])),
+};
+
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, logger: metricsLog });
+
+/** X-Ray: active on Lambda (Tracing.ACTIVE), a no-op elsewhere (Powertools detects it is not in Lambda). */
+export const tracer = new Tracer();
+
+let recording = true;
+
+/**
+ * The embedded cloud's settings for the in-process handlers (its hub
+ * environment, see local/cloud.ts): Powertools read its environment when this
+ * module loaded, and the embedded cloud never writes process.env.
+ */
+export function configureObservability(opts: { logLevel?: string; metrics?: boolean }): void {
+  if (opts.logLevel) logger.setLogLevel(opts.logLevel.toUpperCase() as never);
+  if (opts.metrics !== undefined) recording = opts.metrics;
+}
+
+function count(name: string, value = 1): void {
+  if (recording) metrics.addMetric(name, MetricUnit.Count, value);
+}
+
+/** An acceptance decision (HTTP or IoT rule) and how long it took. */
+export function recordAcceptance(
+  outcome: { accepted: true; duplicate: boolean } | { accepted: false; error: { code: string } },
+  ms: number,
+): void {
+  if (!recording) return;
+  metrics.addMetric(METRIC.acceptLatency, MetricUnit.Milliseconds, ms);
+  if (outcome.accepted) {
+    count(outcome.duplicate ? METRIC.duplicate : METRIC.accepted);
+    return;
+  }
+  // one EMF document per refusal: its own `code` dimension, the service dimension kept
+  const single = metrics.singleMetric();
+  single.addDimension(CODE_DIMENSION, outcome.error.code);
+  single.addMetric(METRIC.refused, MetricUnit.Count, 1);
+}
+
+/** A publish run: what it put on the ledger and what it left waiting. */
+export function recordPublish(summary: { published: number; backlog?: number | undefined }): void {
+  count(METRIC.published, summary.published);
+  if (summary.backlog !== undefined) count(METRIC.publishBacklog, summary.backlog);
+}
+
+/** Settlements broadcast by a settle run (one domain or all): how many, and how many sats they paid. */
+export function recordSettlements(settlements: readonly { total: number }[]): void {
+  count(METRIC.settlements, settlements.length);
+  count(METRIC.settledAmount, settlements.reduce((sum, s) => sum + s.total, 0));
+}
+
+/** Ledger records a follower run found invalid and skipped. */
+export function recordInvalidRecords(invalid: number): void {
+  count(METRIC.invalidRecords, invalid);
+}
