@@ -17,6 +17,8 @@
  * topic rule, scheduled job, runJob) runs inside runWithDeps(hub's Deps), so
  * several hubs can run in one process (local/federation.ts).
  */
+// first: Powertools' settings must be in place before any handler module loads
+import './powertools-env.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
@@ -31,7 +33,6 @@ import { handler as watch } from '../functions/watch.ts';
 import { handler as follow } from '../functions/follow.ts';
 import { buildDeps, closeDeps, runWithDeps, type Deps } from '../functions/shared/deps.ts';
 import { loadConfig } from '../functions/shared/config.ts';
-import { configureObservability } from '../functions/shared/observability.ts';
 import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
 import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
@@ -185,14 +186,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       // the settle job's period here (tests that run it by hand: 1 ms): minimum payment term and grace derive from it
       SETTLE_INTERVAL_MS: String(Math.max(1, opts.schedule?.settle ?? DEFAULT_SCHEDULE.settle)),
       LOG_JOBS: 'false',
-      // Powertools (functions/shared/observability.ts): warnings and errors only, no EMF lines, in `npm start`
-      POWERTOOLS_LOG_LEVEL: 'WARN',
-      POWERTOOLS_METRICS_DISABLED: 'true',
       ...(opts.dataDir && !opts.ledger ? { LEDGER_FILE: join(opts.dataDir, 'ledger.jsonl') } : {}),
       ...opts.env,
     };
-    // The in-process handlers' Powertools read process.env when they loaded: apply the hub's settings.
-    configureObservability({ logLevel: env.POWERTOOLS_LOG_LEVEL, metrics: env.POWERTOOLS_METRICS_DISABLED !== 'true' });
     // The hub's Deps from its own environment map. The AWS clients get the
     // region, credentials and endpoint that Lambda's SDK would read from the
     // environment, explicitly, since process.env is not touched.

@@ -10,9 +10,9 @@
  * Metrics are CloudWatch EMF lines on stdout (namespace METRICS_NAMESPACE):
  * the dashboard and alarms in lib/constructs/monitoring.ts read the same names.
  *
- * The embedded cloud runs many invocations, of several hubs, in one process:
- * it calls configureObservability() with its hub environment (log level WARN,
- * metrics off unless asked), so `npm start` prints no EMF or info lines.
+ * Powertools reads its environment once, when this module loads. The embedded
+ * cloud (local/powertools-env.ts, loaded before any handler) defaults it to
+ * warnings only and no EMF, so `npm start` prints neither.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -60,20 +60,8 @@ export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, logger: metri
 /** X-Ray: active on Lambda (Tracing.ACTIVE), a no-op elsewhere (Powertools detects it is not in Lambda). */
 export const tracer = new Tracer();
 
-let recording = true;
-
-/**
- * The embedded cloud's settings for the in-process handlers (its hub
- * environment, see local/cloud.ts): Powertools read its environment when this
- * module loaded, and the embedded cloud never writes process.env.
- */
-export function configureObservability(opts: { logLevel?: string; metrics?: boolean }): void {
-  if (opts.logLevel) logger.setLogLevel(opts.logLevel.toUpperCase() as never);
-  if (opts.metrics !== undefined) recording = opts.metrics;
-}
-
 function count(name: string, value = 1): void {
-  if (recording) metrics.addMetric(name, MetricUnit.Count, value);
+  metrics.addMetric(name, MetricUnit.Count, value);
 }
 
 /** An acceptance decision (HTTP or IoT rule) and how long it took. */
@@ -81,7 +69,6 @@ export function recordAcceptance(
   outcome: { accepted: true; duplicate: boolean } | { accepted: false; error: { code: string } },
   ms: number,
 ): void {
-  if (!recording) return;
   metrics.addMetric(METRIC.acceptLatency, MetricUnit.Milliseconds, ms);
   if (outcome.accepted) {
     count(outcome.duplicate ? METRIC.duplicate : METRIC.accepted);
