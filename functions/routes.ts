@@ -12,26 +12,34 @@ export interface RouteSpec {
   readonly path: string;
   readonly handler: HandlerName;
   readonly admin: boolean;
+  /** Why a route without the IAM authoriser may be open at the gateway (the cdk-nag APIG4 reason). */
+  readonly open?: string;
 }
+
+const SIGNED_OFFER =
+  'Device-facing: the offer request must be signed by the consumer device\'s enrolled key and carry the credential its domain issued (verified in service/offers.ts, forged requests are refused with F01/F02/F08).';
+const SIGNED_OBLIGATION =
+  'Device-facing: the obligation is signed by the consumer device and carries its domain-issued credential, both verified in core/policy.ts before anything is stored.';
+const PUBLIC_READ =
+  'Public read of what the shared ledger publishes anyway (records, reputation, obligations, chain heads, health); the query function holds no table write, no signing key and only the read-only bitcoind user.';
 
 /**
  * Admin routes (hosting a domain, enrolling devices, forcing a settlement) need
- * SigV4-signed requests (IAM authoriser) on AWS. The device-facing and read
- * routes are open at the gateway because every request body is signed by a
- * device or domain key and verified in the core.
+ * SigV4-signed requests (IAM authoriser) on AWS. The other routes say why they
+ * may be open: a device signature checked in the handler, or a public read.
  */
 export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/domains', handler: 'domains', admin: true },
   { method: 'POST', path: '/domains/{domain}/devices', handler: 'enrol', admin: true },
-  { method: 'POST', path: '/offers', handler: 'offer', admin: false },
-  { method: 'POST', path: '/obligations', handler: 'accept', admin: false },
+  { method: 'POST', path: '/offers', handler: 'offer', admin: false, open: SIGNED_OFFER },
+  { method: 'POST', path: '/obligations', handler: 'accept', admin: false, open: SIGNED_OBLIGATION },
   { method: 'POST', path: '/domains/{domain}/settlements', handler: 'settle', admin: true },
-  { method: 'GET', path: '/domains/{domain}/reputation', handler: 'query', admin: false },
-  { method: 'GET', path: '/domains/{domain}/obligations', handler: 'query', admin: false },
-  { method: 'GET', path: '/domains/{domain}/devices/{device}/head', handler: 'query', admin: false },
-  { method: 'GET', path: '/domains', handler: 'query', admin: false },
-  { method: 'GET', path: '/domains/{domain}', handler: 'query', admin: false },
-  { method: 'GET', path: '/health', handler: 'query', admin: false },
+  { method: 'GET', path: '/domains/{domain}/reputation', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/domains/{domain}/obligations', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/domains/{domain}/devices/{device}/head', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/domains', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/domains/{domain}', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/health', handler: 'query', admin: false, open: PUBLIC_READ },
 ];
 
 /** IoT topic rules: devices' `oc/+/+/out/<kind>` messages → the handler (AWS: CfnTopicRule with a Lambda action). */

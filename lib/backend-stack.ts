@@ -26,7 +26,11 @@ export class BackendStack extends Stack {
       securityGroup: chain.network.lambdaSecurityGroup,
       table: props.table,
       multichain: { rpcUrl: chain.multichain.rpcUrl, chainName: chain.chainName, secret: chain.multichain.rpcSecret },
-      bitcoin: { rpcUrl: chain.bitcoind.rpcUrl, secret: chain.bitcoind.rpcSecret },
+      bitcoin: {
+        rpcUrl: chain.bitcoind.rpcUrl,
+        secret: chain.bitcoind.rpcSecret,
+        ...(chain.bitcoind.readerSecret ? { readerSecret: chain.bitcoind.readerSecret } : {}),
+      },
       iotDataEndpoint: iotEndpoint.url,
       cluster: chain.cluster,
       chainServices: [chain.multichain.service, chain.bitcoind.service],

@@ -72,6 +72,8 @@ export class ChainStack extends Stack {
       buildArgs: { BITCOIN_SHA256: props.bitcoinSha256 },
       rpcPort: BITCOIN_RPC_PORT,
       rpcUser: 'oc-bitcoind',
+      // for the functions that only read (query): node-level reads, nothing that can spend
+      readerUser: 'oc-bitcoind-reader',
       environment: { NETWORK: 'regtest', RPC_ALLOW_IP: vpc.vpcCidrBlock },
       healthCommand: 'bitcoin-cli -datadir="$DATA_DIR" getblockchaininfo > /dev/null || exit 1',
     });

@@ -5,7 +5,8 @@
 # is spendable.
 # Environment: RPC_USER, RPC_PASSWORD, RPC_ALLOW_IP (VPC CIDR), DATA_DIR,
 # RPC_PORT, WALLETS (comma-separated, the first one gets the mined coins),
-# MINE_INTERVAL (seconds between regtest blocks while the mempool is not empty; 30).
+# MINE_INTERVAL (seconds between regtest blocks while the mempool is not empty; 30),
+# RPC_READER_USER and RPC_READER_PASSWORD (optional: the read-only RPC user, reader.sh).
 set -eu
 
 : "${RPC_USER:?RPC_USER is required}"
@@ -31,6 +32,15 @@ rpcbind=0.0.0.0
 rpcallowip=$RPC_ALLOW_IP
 rpcport=$RPC_PORT
 CONF
+
+# --- read-only RPC user (issue 13, least privilege) ----------------------------
+# RPC_READER_USER / RPC_READER_PASSWORD (ECS secrets, optional): a second RPC
+# user limited by rpcwhitelist to node-level reads (reader.sh), for the functions
+# that only read; appended to the [regtest] section written above.
+if [ -n "${RPC_READER_USER:-}" ]; then
+  /usr/local/bin/reader.sh >> "$DATA_DIR/bitcoin.conf"
+fi
+# --- end of the read-only RPC user ------------------------------------------------
 
 bitcoind -datadir="$DATA_DIR" &
 pid=$!

@@ -17,25 +17,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import { CODE_DIMENSION, METRIC, METRICS_NAMESPACE } from './metric-names.ts';
 
-/** The CloudWatch namespace of every custom metric (dashboard, alarms and handlers agree on it). */
-export const METRICS_NAMESPACE = 'ObligationChain';
-
-/** Custom metric names, shared with lib/constructs/monitoring.ts. */
-export const METRIC = {
-  accepted: 'ObligationsAccepted',
-  duplicate: 'DuplicateDeliveries',
-  refused: 'ObligationsRefused',
-  acceptLatency: 'AcceptLatency',
-  published: 'ObligationsPublished',
-  publishBacklog: 'PublishBacklog',
-  settlements: 'Settlements',
-  settledAmount: 'SettledAmountSats',
-  invalidRecords: 'InvalidLedgerRecordsSkipped',
-} as const;
-
-/** Dimension of the refusal metric: the typed error code (core/errors.ts). */
-export const CODE_DIMENSION = 'code';
+export { CODE_DIMENSION, METRIC, METRICS_NAMESPACE } from './metric-names.ts';
 
 export const logger = new Logger();
 

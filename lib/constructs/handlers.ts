@@ -10,6 +10,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import { TABLE_ENV, TABLE_INDEXES } from '../../adapters/table.ts';
+import { METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
 
 /** The handler entries in functions/{name}.ts, each exporting `handler`. */
 import { HANDLER_NAMES, type HandlerName } from '../../functions/routes.ts';
@@ -24,8 +25,16 @@ export interface HandlerAccess {
   readonly table: 'read' | 'readWrite';
   /** May read the MultiChain RPC secret (talks to the ledger). */
   readonly ledger: boolean;
-  /** May read the bitcoind RPC secret (addresses, payments). */
+  /** May read the bitcoind RPC secret (addresses, payments): a credential that can spend. */
   readonly bitcoin: boolean;
+  /** May read the read-only bitcoind user's secret (rpcwhitelist of read calls, containers/bitcoind). */
+  readonly bitcoinReader?: boolean;
+  /**
+   * When set, the function may touch only items whose partition key matches
+   * one of these patterns (IAM `dynamodb:LeadingKeys`, ForAllValues:StringLike)
+   * and no index: for functions that need only some item kinds (adapters/table.ts).
+   */
+  readonly leadingKeys?: readonly string[];
   /** May publish replies to devices on `oc/+/+/in/#`. */
   readonly iotPublish: boolean;
   /** May call ecs:DescribeServices on the chain services (health). */
@@ -34,6 +43,9 @@ export interface HandlerAccess {
   readonly reservedConcurrency?: number;
   readonly timeout: Duration;
 }
+
+/** How long a function trusts an RPC secret before reading it again (Powertools Parameters maxAge). */
+export const SECRETS_MAX_AGE = Duration.minutes(5);
 
 /** How often the settle job runs (lib/constructs/schedules.ts). */
 function settleEvery(): Duration {
@@ -44,8 +56,10 @@ function settleEvery(): Duration {
 
 export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   domains: { description: 'Host a domain and publish its record', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(30) },
-  enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
-  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
+  // reads its hosted domain, writes the device item: nothing else in the table
+  enrol: { description: 'Enrol a device (sign its credential)', table: 'readWrite', leadingKeys: ['DOM#*', 'DEVICE#*'], ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(15) },
+  // hosted provider, its device, the consumer domain's record (ledger on a cache miss), the offer it writes
+  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', leadingKeys: ['DOM#*', 'DOMREC#*', 'DEVICE#*', 'OFFER#*'], ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
   accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, timeout: Duration.seconds(10) },
   // Overlapping runs are safe without reserved concurrency: one run at a time holds the publication lease (service/publish.ts).
   publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
@@ -54,7 +68,8 @@ export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.minutes(2) },
   // Cursor-driven and idempotent: an overlapping run repeats work, never doubles it.
   follow: { description: 'Ledger follower: learn other hubs\' domains, obligations and outcomes', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, timeout: Duration.seconds(60) },
-  query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: true, timeout: Duration.seconds(15) },
+  // reads through the GSIs (hosted list, obligations by domain), so no LeadingKeys; bitcoind only as the read-only user
+  query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: false, bitcoinReader: true, iotPublish: false, ecsHealth: true, timeout: Duration.seconds(15) },
 };
 
 /** DynamoDB actions of a reader (no write among them). */
@@ -83,7 +98,12 @@ export interface HandlersProps {
   readonly securityGroup: ec2.ISecurityGroup;
   readonly table: dynamodb.ITableV2;
   readonly multichain: { readonly rpcUrl: string; readonly chainName: string; readonly secret: secretsmanager.ISecret };
-  readonly bitcoin: { readonly rpcUrl: string; readonly secret: secretsmanager.ISecret };
+  readonly bitcoin: {
+    readonly rpcUrl: string;
+    readonly secret: secretsmanager.ISecret;
+    /** The read-only RPC user's secret (rpcwhitelist), for functions with `bitcoinReader`. */
+    readonly readerSecret?: secretsmanager.ISecret;
+  };
   /** `https://{endpointAddress}` of the IoT data plane (ATS). */
   readonly iotDataEndpoint: string;
   readonly cluster: ecs.ICluster;
@@ -119,6 +139,11 @@ export class Handlers extends Construct {
       SETTLE_INTERVAL_MS: String(settleEvery().toMilliseconds()),
       IOT_DATA_ENDPOINT: props.iotDataEndpoint,
       NODE_OPTIONS: '--enable-source-maps',
+      // Powertools (functions/shared/observability.ts); the service name is per function below
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      // RPC secrets are read again after this many seconds (rotation without a cold start)
+      SECRETS_MAX_AGE_S: String(SECRETS_MAX_AGE.toSeconds()),
     };
 
     const made: Partial<Record<HandlerName, NodejsFunction>> = {};
@@ -147,6 +172,8 @@ export class Handlers extends Construct {
         environment: {
           ...environment,
           SERVICE: `obligation-chain-${name}`,
+          POWERTOOLS_SERVICE_NAME: `obligation-chain-${name}`,
+          ...(access.bitcoinReader && props.bitcoin.readerSecret ? { BITCOIN_READER_SECRET_ARN: props.bitcoin.readerSecret.secretArn } : {}),
           ...(access.ecsHealth
             ? {
                 ECS_CLUSTER_ARN: props.cluster.clusterArn,
@@ -208,14 +235,28 @@ export class Handlers extends Construct {
     // Explicit statements rather than grantReadWriteData: they name each GSI
     // instead of `index/*`, and `read` has no write action at all.
     const tableArn = props.table.tableArn;
+    const tableActions: string[] = access.table === 'readWrite' ? [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS] : [...TABLE_READ_ACTIONS];
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: access.table === 'readWrite' ? [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS] : [...TABLE_READ_ACTIONS],
-        resources: [tableArn, ...TABLE_INDEXES.map((index) => `${tableArn}/index/${index.indexName}`)],
+        // A Scan names no partition key, and ForAllValues over no value is true: a LeadingKeys
+        // condition would not restrict it, so a function under LeadingKeys gets no Scan at all.
+        actions: access.leadingKeys ? tableActions.filter((a) => a !== 'dynamodb:Scan') : tableActions,
+        ...(access.leadingKeys
+          ? {
+              // "dynamodb:LeadingKeys – Represents the first key attribute of a table — in other words, the
+              // partition key"; ForAllValues: every key the request names must match (IAM guide, DynamoDB fine-grained access).
+              resources: [tableArn],
+              conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...access.leadingKeys] } },
+            }
+          : { resources: [tableArn, ...TABLE_INDEXES.map((index) => `${tableArn}/index/${index.indexName}`)] }),
       }),
     );
     if (access.ledger) props.multichain.secret.grantRead(fn);
     if (access.bitcoin) props.bitcoin.secret.grantRead(fn);
+    if (access.bitcoinReader) {
+      if (!props.bitcoin.readerSecret) throw new Error('a bitcoinReader function needs the read-only bitcoind secret');
+      props.bitcoin.readerSecret.grantRead(fn);
+    }
     if (access.iotPublish) {
       fn.addToRolePolicy(
         new iam.PolicyStatement({
