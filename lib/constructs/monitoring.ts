@@ -107,7 +107,7 @@ export class Monitoring extends Construct {
           statistic: 'Minimum',
         });
         tasks.push(running);
-        alarm(`${service.node.id}Tasks`, running, {
+        alarm(`${service.node.scope?.node.id ?? service.node.id}Tasks`, running, {
           threshold: 1,
           evaluationPeriods: 3,
           comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
