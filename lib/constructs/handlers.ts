@@ -94,8 +94,9 @@ export const IOT_REPLY_TOPICS = 'topic/oc/*/*/in/*';
 const IOT_REPLY_TOPICS_NAG = `arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:${IOT_REPLY_TOPICS}`;
 
 export interface HandlersProps {
-  readonly vpc: ec2.IVpc;
-  readonly securityGroup: ec2.ISecurityGroup;
+  /** The functions' VPC and security group; without them the functions run outside any VPC (the LocalStack free set). */
+  readonly vpc?: ec2.IVpc;
+  readonly securityGroup?: ec2.ISecurityGroup;
   readonly table: dynamodb.ITableV2;
   readonly multichain: { readonly rpcUrl: string; readonly chainName: string; readonly secret: secretsmanager.ISecret };
   readonly bitcoin: {
@@ -106,8 +107,11 @@ export interface HandlersProps {
   };
   /** `https://{endpointAddress}` of the IoT data plane (ATS). */
   readonly iotDataEndpoint: string;
-  readonly cluster: ecs.ICluster;
-  readonly chainServices: readonly ecs.IBaseService[];
+  /** The chain nodes' cluster and services, for query's /health (absent: no ECS health). */
+  readonly cluster?: ecs.ICluster;
+  readonly chainServices?: readonly ecs.IBaseService[];
+  /** Active X-Ray tracing (default true; LocalStack's free plan has no X-Ray). */
+  readonly tracing?: boolean;
   /** Confirmations before a payment counts (1 on regtest). */
   readonly confirmations?: number;
   /** Folder holding functions/ and package-lock.json; defaults to this repository. */
@@ -133,7 +137,6 @@ export class Handlers extends Construct {
       MULTICHAIN_RPC_SECRET_ARN: props.multichain.secret.secretArn,
       BITCOIN_KIND: 'bitcoind',
       BITCOIN_RPC_URL: props.bitcoin.rpcUrl,
-      BITCOIN_RPC_SECRET_ARN: props.bitcoin.secret.secretArn,
       CONFIRMATIONS: String(props.confirmations ?? 1),
       // the settle job's schedule: providers' minimum payment term and the default grace derive from it
       SETTLE_INTERVAL_MS: String(settleEvery().toMilliseconds()),
@@ -163,18 +166,20 @@ export class Handlers extends Construct {
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
         timeout: access.timeout,
-        tracing: lambda.Tracing.ACTIVE,
+        tracing: props.tracing === false ? lambda.Tracing.DISABLED : lambda.Tracing.ACTIVE,
         logGroup,
-        vpc: props.vpc,
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        securityGroups: [props.securityGroup],
+        ...(props.vpc && props.securityGroup
+          ? { vpc: props.vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }, securityGroups: [props.securityGroup] }
+          : {}),
         ...(access.reservedConcurrency === undefined ? {} : { reservedConcurrentExecutions: access.reservedConcurrency }),
         environment: {
           ...environment,
           SERVICE: `obligation-chain-${name}`,
           POWERTOOLS_SERVICE_NAME: `obligation-chain-${name}`,
+          // each function is told only the bitcoind secret it may read: the spending one, or the read-only one
+          ...(access.bitcoin ? { BITCOIN_RPC_SECRET_ARN: props.bitcoin.secret.secretArn } : {}),
           ...(access.bitcoinReader && props.bitcoin.readerSecret ? { BITCOIN_READER_SECRET_ARN: props.bitcoin.readerSecret.secretArn } : {}),
-          ...(access.ecsHealth
+          ...(access.ecsHealth && props.cluster && props.chainServices
             ? {
                 ECS_CLUSTER_ARN: props.cluster.clusterArn,
                 ECS_SERVICES: props.chainServices.map((service) => service.serviceName).join(','),
@@ -267,7 +272,7 @@ export class Handlers extends Construct {
         }),
       );
     }
-    if (access.ecsHealth) {
+    if (access.ecsHealth && props.chainServices) {
       fn.addToRolePolicy(
         new iam.PolicyStatement({
           actions: ['ecs:DescribeServices'],

@@ -128,7 +128,9 @@ describe('BackendStack: functions', () => {
         assert.doesNotMatch(JSON.stringify(value), /password/i, `${id}.${key}`);
       }
       const arns = Object.keys(env).filter((key) => key.endsWith('_SECRET_ARN'));
-      if (id === fnLogicalId('query')) assert.deepEqual(arns.sort(), ['BITCOIN_RPC_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
+      // query is told only the read-only bitcoind user's secret, never the one that can spend
+      if (id === fnLogicalId('query')) assert.deepEqual(arns.sort(), ['BITCOIN_READER_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
+      if (id === fnLogicalId('settle')) assert.deepEqual(arns.sort(), ['BITCOIN_RPC_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
     }
   });
 
@@ -193,7 +195,7 @@ describe('BackendStack: least privilege', () => {
       assert.equal(text.includes('BitcoindRpcSecret'), HANDLER_ACCESS[name].bitcoin, `${name} bitcoind secret`);
       assert.equal(text.includes('BitcoindReaderSecret'), HANDLER_ACCESS[name].bitcoinReader === true, `${name} read-only bitcoind secret`);
     }
-    assert.equal(HANDLER_ACCESS.offer.ledger, false, 'the matrix itself has a handler without ledger access');
+    assert.equal(HANDLER_ACCESS.enrol.ledger, false, 'the matrix itself has a handler without ledger access');
   });
 });
 
