@@ -5,6 +5,7 @@
  * `cdk deploy` takes the account and region from the CLI profile.
  * cdk-nag (AwsSolutions) runs at synth and fails it on any unacknowledged finding.
  */
-import { buildApp } from '../lib/app.ts';
+import { buildTarget } from '../lib/app.ts';
 
-buildApp({ nag: true }).app.synth();
+// `-c target=localstack-free` selects the stack set of LocalStack's free plan (docs/deploy.md)
+buildTarget({ nag: true }).app.synth();

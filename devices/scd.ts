@@ -16,7 +16,7 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createObligation, verifyAcceptanceSignature } from '../core/obligation.ts';
 import { createRenewalRequest, parseCredential, verifyOffer } from '../core/records.ts';
-import { sameKey, type PrivateKeyRef } from '../core/keys.ts';
+import { sameKey, signValue, type PrivateKeyRef } from '../core/keys.ts';
 import {
   GENESIS,
   type AcceptanceBody,
@@ -224,13 +224,14 @@ export class ConsumerDevice {
     const remote = this.o.providerApi?.(providerDomain);
     const offerMsg = (
       remote
-        ? await this.post(remote, '/offers', {
-            requestId,
-            consumerDomain: domain,
-            consumerDevice: deviceId,
-            providerDomain,
-            providerDevice,
-            service,
+        ? // over HTTP the request is signed with this device's key (no broker vouches for it)
+          await this.post(remote, '/offers', {
+            request: signValue(
+              { requestId, consumerDomain: domain, consumerDevice: deviceId, providerDomain, providerDevice, service, issuedAt: now() },
+              this.o.privateKey,
+              `${domain}/${deviceId}`,
+            ),
+            credential: this.o.credential,
           })
         : await this.exchange(`offer:${requestId}`, () =>
             link.publish(topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service }, 1),

@@ -1,11 +1,13 @@
 /**
  * SPB offer. Two entry points, one service: the IoT rule on
- * `oc/+/+/out/request` (answer published to the device's `in/offer`), and
- * POST /offers over HTTP (answer in the response).
+ * `oc/+/+/out/request` (answer published to the device's `in/offer`; the
+ * broker authenticated the thing), and POST /offers over HTTP (answer in the
+ * response), where the request must be signed by the consumer device's
+ * enrolled key (service/offers.ts: verifyOfferRequest).
  */
-import { UnknownDomainError } from '../core/errors.ts';
-import { makeOffer } from '../service/offers.ts';
+import { makeOffer, verifyOfferRequest } from '../service/offers.ts';
 import { byEvent, httpRoute, parse, ruleHandler } from './shared/middleware.ts';
+import { logger } from './shared/observability.ts';
 import { OfferBody, OfferRequestMessage } from './shared/schemas.ts';
 
 const rule = ruleHandler('offer', async (event, deps) => {
@@ -15,11 +17,9 @@ const rule = ruleHandler('offer', async (event, deps) => {
 });
 
 const http = httpRoute({ body: OfferBody }, async ({ body, deps }) => {
-  // an offer to a domain nobody knows could never be paid with a valid credential: 404, and no offer stored
-  if (!(await deps.directory.get(body.consumerDomain))) {
-    throw new UnknownDomainError(`unknown domain ${body.consumerDomain}: no record of it here or on the ledger`, { domain: body.consumerDomain });
-  }
-  const offer = await makeOffer(deps, body, false);
+  const request = await verifyOfferRequest(deps, body.request, body.credential);
+  logger.appendKeys({ domain: request.consumerDomain, thing: request.consumerDevice });
+  const offer = await makeOffer(deps, request, false);
   return { status: 201, body: { offer } };
 });
 

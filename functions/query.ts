@@ -10,6 +10,7 @@
  * with no valid record here or on the ledger: no invented newcomer figures.
  */
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
+import { logger, tracer } from './shared/observability.ts';
 import { ForbiddenError, NotFoundError, UnavailableError, UnknownDomainError } from '../core/errors.ts';
 import { fundingOf } from '../service/domains.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
@@ -129,7 +130,7 @@ async function chainServices(deps: Deps): Promise<Record<string, string>> {
   let ecs = ecsClients.get(deps);
   if (!ecs) {
     const endpoint = deps.config.ecs.endpoint;
-    ecs = new ECSClient({ ...deps.aws, ...(endpoint ? { endpoint } : {}) });
+    ecs = tracer.captureAWSv3Client(new ECSClient({ ...deps.aws, ...(endpoint ? { endpoint } : {}) }));
     ecsClients.set(deps, ecs);
   }
   const out = await ecs.send(
@@ -140,18 +141,34 @@ async function chainServices(deps: Deps): Promise<Record<string, string>> {
   );
 }
 
+/**
+ * A component's health for a public caller: what failed is logged, never
+ * returned (it names hosts, ports and raw RPC or AWS messages).
+ */
+function publicHealth(component: string, h: { ok: boolean; detail: string }): { ok: boolean; detail: string } {
+  if (h.ok) return h;
+  logger.warn('health check failed', { component, detail: h.detail });
+  return { ok: false, detail: 'unavailable' };
+}
+
+const fail = (e: unknown) => ({ ok: false, detail: String((e as Error).message) });
+
 const health = httpRoute({}, async ({ deps }) => {
-  const [ledger, services] = await Promise.all([
-    deps.ledger.health().catch((e: unknown) => ({ ok: false, detail: String((e as Error).message) })),
-    chainServices(deps).catch((e: unknown) => ({ error: String((e as Error).message) })),
+  const [ledger, services, bitcoin] = await Promise.all([
+    deps.ledger.health().catch(fail),
+    chainServices(deps).catch((e: unknown) => {
+      logger.warn('health check failed', { component: 'ecs', detail: String((e as Error).message) });
+      return { error: 'unavailable' };
+    }),
+    // the read-only bitcoind user: this function holds no credential that can spend
+    deps.bitcoinHealth().catch(fail),
   ]);
   const hosted = await deps.store.listHostedDomains();
-  const wallets = await Promise.all(
-    hosted.slice(0, 1).map(async (d) => (await deps.payments(d.wallet)).health()),
-  ).catch((e: unknown) => [{ ok: false, detail: String((e as Error).message) }]);
-  const bitcoin = wallets[0] ?? { ok: true, detail: 'no wallet yet' };
   const ok = ledger.ok && bitcoin.ok;
-  return { status: ok ? 200 : 503, body: { ok, ledger, bitcoin, services, domains: hosted.length } };
+  return {
+    status: ok ? 200 : 503,
+    body: { ok, ledger: publicHealth('ledger', ledger), bitcoin: publicHealth('bitcoin', bitcoin), services, domains: hosted.length },
+  };
 });
 
 const routes: Record<string, typeof health> = {

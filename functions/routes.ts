@@ -12,14 +12,25 @@ export interface RouteSpec {
   readonly path: string;
   readonly handler: HandlerName;
   readonly admin: boolean;
+  /** Why a route without the IAM authoriser may be open at the gateway (the cdk-nag APIG4 reason). */
+  readonly open?: string;
 }
 
+const SIGNED_OFFER =
+  'Device-facing: the offer request must be signed by the consumer device\'s enrolled key and carry the credential its domain issued (verified in service/offers.ts, forged requests are refused with F01/F02/F08).';
+const SIGNED_OBLIGATION =
+  'Device-facing: the obligation is signed by the consumer device and carries its domain-issued credential, both verified in core/policy.ts before anything is stored.';
+const SIGNED_RENEWAL =
+  'Device-facing: the renewal request is signed by the device key its domain enrolled, verified in the handler against that key (and its revocation) before a new credential is issued.';
+const PUBLIC_READ =
+  'Public read of what the shared ledger publishes anyway (records, reputation, obligations, chain heads, health); the query function holds no table write, no signing key and only the read-only bitcoind user.';
+
 /**
- * Admin routes (hosting a domain, enrolling devices, forcing a settlement,
- * recomputing a reputation from the whole ledger) need
- * SigV4-signed requests (IAM authoriser) on AWS. The device-facing and read
- * routes are open at the gateway because every request body is signed by a
- * device or domain key and verified in the core.
+ * Admin routes (hosting a domain, enrolling and revoking devices, the regtest
+ * faucet, forcing a settlement, recomputing a reputation from the whole
+ * ledger) need SigV4-signed requests (IAM authoriser) on AWS. The other routes
+ * say why they may be open: a device signature checked in the handler, or a
+ * public read.
  */
 export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/domains', handler: 'domains', admin: true },
@@ -28,18 +39,18 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/domains/{domain}/faucet', handler: 'domains', admin: true },
   { method: 'POST', path: '/domains/{domain}/devices/{device}/revocation', handler: 'enrol', admin: true },
   // signed with the device's own key (it has no IAM identity), verified against its enrolled key
-  { method: 'POST', path: '/domains/{domain}/devices/{device}/renewal', handler: 'enrol', admin: false },
-  { method: 'POST', path: '/offers', handler: 'offer', admin: false },
-  { method: 'POST', path: '/obligations', handler: 'accept', admin: false },
+  { method: 'POST', path: '/domains/{domain}/devices/{device}/renewal', handler: 'enrol', admin: false, open: SIGNED_RENEWAL },
+  { method: 'POST', path: '/offers', handler: 'offer', admin: false, open: SIGNED_OFFER },
+  { method: 'POST', path: '/obligations', handler: 'accept', admin: false, open: SIGNED_OBLIGATION },
   { method: 'POST', path: '/domains/{domain}/settlements', handler: 'settle', admin: true },
-  { method: 'GET', path: '/domains/{domain}/reputation', handler: 'query', admin: false },
+  { method: 'GET', path: '/domains/{domain}/reputation', handler: 'query', admin: false, open: PUBLIC_READ },
   // recomputes from the whole ledger: admin only, so nobody can make every read scan the streams
   { method: 'GET', path: '/domains/{domain}/reputation/verify', handler: 'query', admin: true },
-  { method: 'GET', path: '/domains/{domain}/obligations', handler: 'query', admin: false },
-  { method: 'GET', path: '/domains/{domain}/devices/{device}/head', handler: 'query', admin: false },
-  { method: 'GET', path: '/domains', handler: 'query', admin: false },
-  { method: 'GET', path: '/domains/{domain}', handler: 'query', admin: false },
-  { method: 'GET', path: '/health', handler: 'query', admin: false },
+  { method: 'GET', path: '/domains/{domain}/obligations', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/domains/{domain}/devices/{device}/head', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/domains', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/domains/{domain}', handler: 'query', admin: false, open: PUBLIC_READ },
+  { method: 'GET', path: '/health', handler: 'query', admin: false, open: PUBLIC_READ },
 ];
 
 /** IoT topic rules: devices' `oc/+/+/out/<kind>` messages → the handler (AWS: CfnTopicRule with a Lambda action). */

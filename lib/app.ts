@@ -5,6 +5,7 @@ import { ChainStack } from './chain-stack.ts';
 import { DataStack } from './data-stack.ts';
 import { IotStack } from './iot-stack.ts';
 import { BITCOIN_NETWORKS, type BitcoinNetwork } from '../core/network.ts';
+import { LocalstackFreeBackendStack } from './localstack-free-stack.ts';
 
 /**
  * Default MultiChain chain name (override with `-c chainName=...`). Other
@@ -103,4 +104,43 @@ export function buildApp(options: ObligationChainAppOptions = {}): ObligationCha
 function contextString(app: App, key: string): string | undefined {
   const value: unknown = app.node.tryGetContext(key);
   return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** `-c target=localstack-free`: the stack set that LocalStack's free plan can deploy. */
+export const LOCALSTACK_FREE_TARGET = 'localstack-free';
+
+export interface LocalstackFreeApp {
+  readonly app: App;
+  readonly data: DataStack;
+  readonly backend: LocalstackFreeBackendStack;
+}
+
+/**
+ * The LocalStack free set: OcData (the table) and OcFreeBackend (the handlers
+ * and schedules, the chain endpoints as parameters). No OcChain (ECS, EFS,
+ * Cloud Map), no HTTP API, no OcIot: paid plans (docs/deploy.md).
+ */
+export function buildLocalstackFreeApp(options: ObligationChainAppOptions = {}): LocalstackFreeApp {
+  const app = new App(options.appProps);
+  const stackProps = options.env === undefined ? {} : { env: options.env };
+  const data = new DataStack(app, 'OcData', { ...stackProps, description: 'obligation-chain: DynamoDB table (retained)' });
+  const backend = new LocalstackFreeBackendStack(app, 'OcFreeBackend', {
+    ...stackProps,
+    table: data.table,
+    description: 'obligation-chain on the LocalStack free plan: Lambda handlers and schedules; chain endpoints as parameters',
+  });
+  Tags.of(app).add('project', 'obligation-chain');
+  Tags.of(app).add('managed-by', 'cdk');
+  Tags.of(app).add('target', LOCALSTACK_FREE_TARGET);
+  if (options.nag === true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { app, data, backend };
+}
+
+/** The app that `-c target=...` selects (default: the whole AWS deployment). */
+export function buildTarget(options: ObligationChainAppOptions = {}): { app: App } {
+  const probe = new App({ ...options.appProps });
+  const target = contextString(probe, 'target');
+  if (target === undefined || target === 'aws') return buildApp(options);
+  if (target === LOCALSTACK_FREE_TARGET) return buildLocalstackFreeApp(options);
+  throw new Error(`unknown -c target=${target} (aws or ${LOCALSTACK_FREE_TARGET})`);
 }

@@ -5,6 +5,8 @@ import type { ChainStack } from './chain-stack.ts';
 import { Handlers } from './constructs/handlers.ts';
 import { ObligationHttpApi } from './constructs/http-api.ts';
 import { IotDataEndpoint } from './constructs/iot-endpoint.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { RuleFailureDestinations } from './constructs/rule-failures.ts';
 import { Schedules } from './constructs/schedules.ts';
 
 export interface BackendStackProps extends StackProps {
@@ -16,6 +18,8 @@ export interface BackendStackProps extends StackProps {
 export class BackendStack extends Stack {
   readonly handlers: Handlers;
   readonly httpApi: ObligationHttpApi;
+  readonly ruleFailures: RuleFailureDestinations;
+  readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: BackendStackProps) {
     super(scope, id, props);
@@ -26,15 +30,32 @@ export class BackendStack extends Stack {
       securityGroup: chain.network.lambdaSecurityGroup,
       table: props.table,
       multichain: { rpcUrl: chain.multichain.rpcUrl, chainName: chain.chainName, secret: chain.multichain.rpcSecret },
-      bitcoin: { rpcUrl: chain.bitcoind.rpcUrl, secret: chain.bitcoind.rpcSecret, network: chain.bitcoinNetwork },
+      bitcoin: {
+        rpcUrl: chain.bitcoind.rpcUrl,
+        secret: chain.bitcoind.rpcSecret,
+        network: chain.bitcoinNetwork,
+        ...(chain.bitcoind.readerSecret ? { readerSecret: chain.bitcoind.readerSecret } : {}),
+      },
       iotDataEndpoint: iotEndpoint.url,
       cluster: chain.cluster,
       chainServices: [chain.multichain.service, chain.bitcoind.service],
     });
     this.httpApi = new ObligationHttpApi(this, 'Http', { functions: this.handlers.functions });
     new Schedules(this, 'Schedules', { functions: this.handlers.functions });
+    this.ruleFailures = new RuleFailureDestinations(this, 'RuleFailures', { functions: this.handlers.functions });
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      functions: this.handlers.functions,
+      table: props.table,
+      failureQueues: Object.values(this.ruleFailures.queues),
+      cluster: chain.cluster,
+      chainServices: [chain.multichain.service, chain.bitcoind.service],
+    });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.api.apiEndpoint, description: 'HTTP API base URL' });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn, description: 'SNS topic of every alarm: subscribe the operators' });
+    for (const [handler, queue] of Object.entries(this.ruleFailures.queues)) {
+      new CfnOutput(this, `${handler}FailureQueueUrl`, { value: queue.queueUrl, description: `On-failure queue of the ${handler} rule invocations (scripts/redrive-rule-failures.sh)` });
+    }
     new CfnOutput(this, 'IotDataEndpoint', { value: iotEndpoint.host, description: 'IoT Core data endpoint (ATS) for devices' });
   }
 }

@@ -89,6 +89,8 @@ export class ChainStack extends Stack {
       buildArgs: { BITCOIN_SHA256: props.bitcoinSha256, BITCOIN_VERSION: props.bitcoinVersion },
       rpcPort: NETWORK_DEFAULTS[bitcoinNetwork].rpcPort,
       rpcUser: 'oc-bitcoind',
+      // for the functions that only read (query): node-level reads, nothing that can spend
+      readerUser: 'oc-bitcoind-reader',
       environment: {
         NETWORK: bitcoinNetwork,
         RPC_ALLOW_IP: vpc.vpcCidrBlock,

@@ -17,6 +17,8 @@
  * topic rule, scheduled job, runJob) runs inside runWithDeps(hub's Deps), so
  * several hubs can run in one process (local/federation.ts).
  */
+// first: Powertools' settings must be in place before any handler module loads
+import './powertools-env.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';

@@ -1,6 +1,7 @@
 /** SPB: sign an offer, for one of its enrolled devices, answering a consumer device's request; remember it for acceptance. */
-import { MalformedError, NotFoundError } from '../core/errors.ts';
-import { createOffer, newOfferId } from '../core/records.ts';
+import { BadSignatureError, ExpiredError, ForbiddenError, MalformedError, NotFoundError, RevokedError, UnknownDomainError } from '../core/errors.ts';
+import { verifySigned } from '../core/keys.ts';
+import { createOffer, newOfferId, parseCredential, verifyCredential } from '../core/records.ts';
 import type { Offer, Signed } from '../core/types.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { checkPayTo } from './addresses.ts';
@@ -14,6 +15,53 @@ export interface OfferRequest {
   providerDomain: string;
   providerDevice: string;
   service: string;
+}
+
+/** What a consumer device signs to ask for an offer over HTTP. */
+export interface OfferRequestBody extends OfferRequest {
+  /** When the device signed it (epoch ms); accepted within the offer TTL either way. */
+  issuedAt: number;
+}
+
+/**
+ * An HTTP offer request is only as good as its signature: over MQTT the broker
+ * authenticates the thing and the consumer's names come from its topic; over
+ * HTTP the consumer device signs the request with its enrolled key and sends
+ * the credential its domain issued for that key. The credential is checked
+ * against the consumer domain's key from its record on the ledger (as at
+ * acceptance), the signature against the credential's device key, and the
+ * request must be fresh (within the offer TTL), so an old request cannot be
+ * replayed for new offers indefinitely. Throws a final ObligationError.
+ */
+export async function verifyOfferRequest(deps: Deps, signed: Signed<OfferRequestBody>, rawCredential: unknown): Promise<OfferRequest> {
+  const r = signed.body;
+  const credential = parseCredential(rawCredential);
+  const device = `${r.consumerDomain}/${r.consumerDevice}`;
+  if (credential.body.domain !== r.consumerDomain || credential.body.deviceId !== r.consumerDevice || signed.by !== device) {
+    throw new ForbiddenError(`the offer request for ${device} comes with another device's credential or signer`, {
+      credential: `${credential.body.domain}/${credential.body.deviceId}`,
+      by: signed.by,
+    });
+  }
+  const record = await deps.directory.get(r.consumerDomain);
+  if (!record) throw new UnknownDomainError(`no record of consumer domain ${r.consumerDomain} on the ledger`, { domain: r.consumerDomain });
+  const now = deps.now();
+  verifyCredential(credential, record.body.key, now);
+  // a revoked device key gets no offer either (its obligations would be refused at acceptance)
+  if (await deps.store.getRevocation(r.consumerDomain, r.consumerDevice, credential.body.deviceKey)) {
+    throw new RevokedError(`the key of ${device} was revoked by ${r.consumerDomain}`, { device });
+  }
+  if (!verifySigned(signed, credential.body.deviceKey)) {
+    throw new BadSignatureError(`the offer request is not signed by ${device}'s enrolled key`, { device });
+  }
+  if (Math.abs(now - r.issuedAt) > deps.config.offerTtlMs) {
+    throw new ExpiredError(`the offer request was signed at ${new Date(r.issuedAt).toISOString()}, outside the ${deps.config.offerTtlMs} ms window`, {
+      issuedAt: r.issuedAt,
+      now,
+    });
+  }
+  const { issuedAt: _issuedAt, ...request } = r;
+  return request;
 }
 
 export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): Promise<Signed<Offer>> {

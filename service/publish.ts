@@ -49,6 +49,11 @@ export interface PublishSummary {
   deferred: boolean;
   /** Set when another run holds the publication lease: this run did nothing. */
   busy?: boolean;
+  /**
+   * Obligations this run read as pending and left pending (ledger down, lease
+   * lost, or more than `limit` waiting: then a lower bound). Absent when busy.
+   */
+  backlog?: number;
 }
 
 /** The store item every publish run of this hub (this table) contends for. */
@@ -75,6 +80,7 @@ export async function publishPending(deps: Deps, limit = 200): Promise<PublishSu
     };
     // read under the lease: what an earlier holder published has left the pending set
     const pending = await deps.store.listPendingPublication(limit);
+    summary.backlog = pending.length;
     for (const item of pending) {
       const keys = [ledgerKeys.provider(item.providerDomain), ledgerKeys.consumer(item.consumerDomain)];
       const outcome = outcomeOf(item);
@@ -96,6 +102,7 @@ export async function publishPending(deps: Deps, limit = 200): Promise<PublishSu
         summary.outcomes += 1;
         if (r.duplicate) summary.duplicates += 1;
       }
+      summary.backlog -= 1;
     }
   } catch (e) {
     if (e instanceof UnavailableError) {

@@ -18,6 +18,7 @@
 #   PEERS                   "none": no outbound or inbound peers (offline tests)
 #   BITCOIN_BIN_DIR         folder holding bitcoind and bitcoin-cli (default: PATH)
 #   MINE_INTERVAL           regtest: seconds between blocks while the mempool is not empty (30; 0 disables)
+#   RPC_READER_USER, RPC_READER_PASSWORD  optional: the read-only RPC user (reader.sh)
 set -eu
 
 : "${RPC_USER:?RPC_USER is required}"
@@ -85,6 +86,15 @@ rpcport=$RPC_PORT
 $p2p
 $peers
 CONF
+
+# --- read-only RPC user (issue 13, least privilege) ----------------------------
+# RPC_READER_USER / RPC_READER_PASSWORD (ECS secrets, optional): a second RPC
+# user limited by rpcwhitelist to node-level reads (reader.sh), for the functions
+# that only read; appended to the [regtest] section written above.
+if [ -n "${RPC_READER_USER:-}" ]; then
+  /usr/local/bin/reader.sh >> "$DATA_DIR/bitcoin.conf"
+fi
+# --- end of the read-only RPC user ------------------------------------------------
 
 bitcoind -datadir="$DATA_DIR" &
 pid=$!

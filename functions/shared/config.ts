@@ -28,6 +28,12 @@ const EnvSchema = z.object({
   BITCOIN_RPC_SECRET_ARN: z.string().optional(),
   BITCOIN_RPC_USER: z.string().optional(),
   BITCOIN_RPC_PASSWORD: z.string().optional(),
+  /** bitcoind's read-only RPC user (rpcwhitelist of read calls): for functions that only read. */
+  BITCOIN_READER_SECRET_ARN: z.string().optional(),
+  BITCOIN_READER_USER: z.string().optional(),
+  BITCOIN_READER_PASSWORD: z.string().optional(),
+  /** How long an RPC secret read from Secrets Manager is trusted before it is read again (rotation). */
+  SECRETS_MAX_AGE_S: z.coerce.number().int().min(0).default(300),
   /** The Bitcoin network paid on; sets the defaults of CONFIRMATIONS and FEE_* and which addresses are valid. */
   BITCOIN_NETWORK: z.enum(BITCOIN_NETWORKS).default('regtest'),
   /** Default per network: 1 regtest, 3 signet and testnet4, 6 mainnet (core/network.ts). */
@@ -92,7 +98,8 @@ export interface Config {
   ledger:
     | { kind: 'embedded'; file?: string | undefined; publisher: string }
     | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined } & RpcTarget);
-  bitcoin: { kind: 'bitcoind' | 'bcoin'; network: BitcoinNetwork; node: RpcTarget; walletUrl: string; fees: FeePolicy };
+  bitcoin: { kind: 'bitcoind' | 'bcoin'; network: BitcoinNetwork; node: RpcTarget; walletUrl: string; fees: FeePolicy; reader?: RpcTarget | undefined };
+  secretsMaxAgeSeconds: number;
   confirmations: number;
   iotDataEndpoint?: string | undefined;
   ecs?: { clusterArn: string; services: string[]; endpoint?: string | undefined } | undefined;
@@ -180,7 +187,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         secretArn: e.BITCOIN_RPC_SECRET_ARN,
       },
       walletUrl: e.BITCOIN_WALLET_RPC_URL ?? e.BITCOIN_RPC_URL,
+      reader:
+        e.BITCOIN_READER_SECRET_ARN || e.BITCOIN_READER_USER
+          ? {
+              url: e.BITCOIN_RPC_URL,
+              user: e.BITCOIN_READER_USER,
+              password: e.BITCOIN_READER_PASSWORD,
+              secretArn: e.BITCOIN_READER_SECRET_ARN,
+            }
+          : undefined,
     },
+    secretsMaxAgeSeconds: e.SECRETS_MAX_AGE_S,
     confirmations: e.CONFIRMATIONS ?? netDefaults.confirmations,
     iotDataEndpoint: e.IOT_DATA_ENDPOINT,
     ecs: e.ECS_CLUSTER_ARN

@@ -16,7 +16,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { UnavailableError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
@@ -28,8 +28,10 @@ import type { Ledger, Notifier, Payments, Signer } from '../../adapters/ports.ts
 import { KmsSigner } from '../../adapters/signer/kms.ts';
 import { LocalSigner } from '../../adapters/signer/local.ts';
 import { DynamoStore } from '../../adapters/store/dynamo.ts';
-import { loadConfig, type Config, type RpcTarget } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { DomainDirectory } from '../../service/directory.ts';
+import { tracer } from './observability.ts';
+import { rebuiltOnRotation, RpcCredentials, sameAuth, type RpcAuth } from './secrets.ts';
 
 export interface Deps {
   config: Config;
@@ -40,6 +42,12 @@ export interface Deps {
   notifier: Notifier;
   /** Domain keys (KMS on AWS, a local signer in the embedded cloud): the only holder of their private halves. */
   signer: Signer;
+  /**
+   * bitcoind's node health (getblockchaininfo) with the read-only RPC user
+   * when one is configured (BITCOIN_READER_*): what a reader function uses
+   * instead of payments(), whose credential can spend.
+   */
+  bitcoinHealth(): Promise<{ ok: boolean; detail: string }>;
   directory: DomainDirectory;
   now: () => number;
   /**
@@ -105,18 +113,23 @@ export async function closeDeps(deps: Deps): Promise<void> {
   await close?.();
 }
 
-async function credentials(target: RpcTarget, secrets: () => SecretsManagerClient): Promise<{ user: string; password: string }> {
-  if (target.user !== undefined && target.password !== undefined) return { user: target.user, password: target.password };
-  if (!target.secretArn) throw new Error(`invalid configuration: no RPC credentials for ${target.url}`);
-  const out = await secrets().send(new GetSecretValueCommand({ SecretId: target.secretArn }));
-  const parsed = JSON.parse(out.SecretString ?? '{}') as { user?: string; password?: string };
-  if (!parsed.user || !parsed.password) throw new Error(`secret ${target.secretArn} lacks user/password`);
-  return { user: parsed.user, password: parsed.password };
-}
-
 function endpointOf(url: string, auth: { user: string; password: string }) {
   const u = new URL(url);
   return { host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)), username: auth.user, password: auth.password };
+}
+
+/** A Ledger whose every call goes to the ledger `get` answers with (the current one after a credential rotation). */
+function delegatingLedger(get: () => Promise<Ledger>, close: () => Promise<void>): Ledger {
+  return {
+    ensureStreams: async () => (await get()).ensureStreams(),
+    publish: async (stream, id, keys, data) => (await get()).publish(stream, id, keys, data),
+    listByKey: async (stream, key) => (await get()).listByKey(stream, key),
+    listByKeyFrom: async (stream, key, start, count) => (await get()).listByKeyFrom(stream, key, start, count),
+    list: async (stream, start, count) => (await get()).list(stream, start, count),
+    identity: async () => (await get()).identity(),
+    health: async () => (await get()).health(),
+    close,
+  };
 }
 
 /** A Ledger that opens the real one on first use (and again after a failed open). */
@@ -172,9 +185,14 @@ export interface DepsOverrides {
 export async function buildDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   let secretsClient: SecretsManagerClient | undefined;
   const aws = overrides.aws ? { region: overrides.aws.region, credentials: overrides.aws.credentials } : {};
-  const secrets = () => (secretsClient ??= new SecretsManagerClient(aws));
+  // Every SDK client is traced (X-Ray subsegments per call; a no-op outside Lambda).
+  const secrets = () => (secretsClient ??= tracer.captureAWSv3Client(new SecretsManagerClient(aws)));
+  // Secrets re-read after their max age, so a rotation is picked up without a cold start.
+  const creds = new RpcCredentials(secrets, config.secretsMaxAgeSeconds);
 
-  const dynamo = new DynamoDBClient({ ...aws, ...(overrides.dynamoEndpoint ? { endpoint: overrides.dynamoEndpoint } : {}) });
+  const dynamo = tracer.captureAWSv3Client(
+    new DynamoDBClient({ ...aws, ...(overrides.dynamoEndpoint ? { endpoint: overrides.dynamoEndpoint } : {}) }),
+  );
   const doc = DynamoDBDocumentClient.from(dynamo, {
     marshallOptions: { removeUndefinedValues: true },
   });
@@ -192,30 +210,33 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
     if (config.ledger.kind === 'embedded') {
       l = await EmbeddedLedger.open({ file: config.ledger.file, publisher: config.ledger.publisher });
     } else {
-      const auth = await credentials(config.ledger, secrets);
-      l = new MultiChainLedger({
-        url: config.ledger.url,
-        chainName: config.ledger.chainName,
-        ...auth,
-        ...(config.ledger.publisher ? { publisher: config.ledger.publisher } : {}),
-      });
+      const target = config.ledger;
+      const node = rebuiltOnRotation(
+        () => creds.get(target),
+        async (auth) =>
+          new MultiChainLedger({
+            url: target.url,
+            chainName: target.chainName,
+            ...auth,
+            ...(target.publisher ? { publisher: target.publisher } : {}),
+          }),
+        (m) => m.close(),
+      );
+      l = delegatingLedger(() => node.get(), () => node.close());
     }
     await l.ensureStreams();
     return l;
   });
 
   // One adapter per wallet, per Deps: hubs in one process keep their wallets apart.
-  const wallets = new Map<string, Promise<Payments>>();
-  let btcAuth: Promise<{ user: string; password: string }> | undefined;
-  const payments = (wallet: string): Promise<Payments> => {
+  // Rebuilt when the credentials read (at most max-age old) differ from its own.
+  const wallets = new Map<string, { auth: RpcAuth; ready: Promise<Payments> }>();
+  const payments = async (wallet: string): Promise<Payments> => {
+    const auth = await creds.get(config.bitcoin.node);
     const cached = wallets.get(wallet);
-    if (cached) return cached;
+    if (cached && sameAuth(cached.auth, auth)) return cached.ready;
+    if (cached) void cached.ready.then((p) => p.close(), () => undefined);
     const ready = (async () => {
-      btcAuth ??= credentials(config.bitcoin.node, secrets);
-      const auth = await btcAuth.catch((e: unknown) => {
-        btcAuth = undefined;
-        throw e;
-      });
       const adapter = new BitcoinPayments({
         kind: config.bitcoin.kind,
         node: endpointOf(config.bitcoin.node.url, auth),
@@ -227,12 +248,31 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
       await adapter.ensureWallet();
       return adapter as Payments;
     })();
-    ready.catch(() => wallets.delete(wallet));
-    wallets.set(wallet, ready);
+    const entry = { auth, ready };
+    ready.catch(() => {
+      if (wallets.get(wallet) === entry) wallets.delete(wallet);
+    });
+    wallets.set(wallet, entry);
     return ready;
   };
 
-  const iot = new IoTDataPlaneClient({ ...aws, ...(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {}) });
+  // The read-only bitcoind user (rpcwhitelist) when configured, else the node's own credentials (embedded cloud).
+  const readerTarget = config.bitcoin.reader ?? config.bitcoin.node;
+  const bitcoinHealth = async () => {
+    const auth = await creds.get(readerTarget);
+    // no wallet call: the reader may not load or create wallets
+    const node = endpointOf(readerTarget.url, auth);
+    const adapter = new BitcoinPayments({ kind: config.bitcoin.kind, node, wallet: { ...node, name: '' } });
+    try {
+      return await adapter.health();
+    } finally {
+      await adapter.close();
+    }
+  };
+
+  const iot = tracer.captureAWSv3Client(
+    new IoTDataPlaneClient({ ...aws, ...(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {}) }),
+  );
   const notifier: Notifier = {
     async publish(topic: string, payload: Json, qos: 0 | 1 = 1) {
       try {
@@ -254,10 +294,10 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
         });
 
   const now = overrides.now ?? (() => Date.now());
-  const deps: Deps = { config, store, ledger, payments, notifier, signer, directory: new DomainDirectory(ledger, store), now, aws };
+  const deps: Deps = { config, store, ledger, payments, notifier, bitcoinHealth, signer, directory: new DomainDirectory(ledger, store), now, aws };
   closers.set(deps, async () => {
     if (!given) await ledger.close();
-    for (const p of wallets.values()) await (await p.catch(() => undefined))?.close();
+    for (const w of wallets.values()) await (await w.ready.catch(() => undefined))?.close();
     wallets.clear();
     store.close();
     iot.destroy();

@@ -1,9 +1,16 @@
 /**
  * The one place where errors become replies. Typed ObligationErrors keep
- * their code and class; other HTTP errors with a 4xx status keep it; anything else is a generic 500 and is logged, never
- * serialised to the caller.
+ * their code and class; other HTTP errors with a 4xx status keep it; anything
+ * else is a generic 500 and is logged, never serialised to the caller. A
+ * retry-class error (503: a dependency is down) keeps its code but not its
+ * message or details, which name hosts, ports, ARNs and raw AWS or RPC
+ * messages: those go to the log only.
  */
 import { ObligationError } from '../../core/errors.ts';
+import { logger } from './observability.ts';
+
+/** What a caller reads in every retry-class (503) reply, whatever failed. */
+export const RETRY_MESSAGE = 'a dependency is unavailable; retry later';
 
 export interface ErrorReply {
   statusCode: number;
@@ -27,11 +34,15 @@ const STATUS_BY_CLASS = { final: 400, temporary: 409, retry: 503 } as const;
 export function toReply(error: unknown, log: (msg: string, e: unknown) => void = defaultLog): ErrorReply {
   if (error instanceof ObligationError) {
     const statusCode = STATUS_BY_CODE[error.code] ?? STATUS_BY_CLASS[error.errorClass];
-    return {
-      statusCode,
-      body: { error: error.toJSON() },
-      ...(error.errorClass === 'retry' ? { headers: { 'retry-after': '1' } } : {}),
-    };
+    if (error.errorClass === 'retry') {
+      log('dependency unavailable', error);
+      return {
+        statusCode,
+        body: { error: { code: error.code, class: 'retry', message: RETRY_MESSAGE } },
+        headers: { 'retry-after': '1' },
+      };
+    }
+    return { statusCode, body: { error: error.toJSON() } };
   }
   const e = error as { statusCode?: number; expose?: boolean; message?: string } | null;
   if (e && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && e.expose !== false) {
@@ -48,5 +59,6 @@ export function toReply(error: unknown, log: (msg: string, e: unknown) => void =
 }
 
 function defaultLog(msg: string, e: unknown): void {
-  console.error(JSON.stringify({ level: 'error', msg, error: e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : String(e) }));
+  const details = e instanceof ObligationError ? { code: e.code, details: e.details as never } : {};
+  logger.error(msg, { ...details, error: e instanceof Error ? e : new Error(String(e)) });
 }

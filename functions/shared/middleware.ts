@@ -2,7 +2,13 @@
  * One middleware chain per event type: HTTP API (payload 2.0), IoT topic
  * rule, schedule. Handlers get validated input and their dependencies and
  * return plain values; the chains turn them (and errors) into replies.
+ * Every chain starts with Powertools (observability.ts): the Logger with the
+ * invocation's context (keys appended during an invocation are reset after
+ * it), the Metrics flush, the Tracer's handler segment.
  */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
@@ -10,6 +16,15 @@ import { MalformedError, ObligationError } from '../../core/errors.ts';
 import { topics, type InKind } from '../../service/topics.ts';
 import { getDeps, type Deps } from './deps.ts';
 import { toReply } from './errors.ts';
+import { logger, metrics, tracer } from './observability.ts';
+
+/** The Powertools middlewares every chain starts with (their `after`s run last). */
+function observed<E, R>(chain: middy.MiddyfiedHandler<E, R>): middy.MiddyfiedHandler<E, R> {
+  return chain
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
+    .use(logMetrics(metrics));
+}
 import { NoQuery } from './schemas.ts';
 
 const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 => ({
@@ -75,7 +90,7 @@ export function httpRoute<B = undefined, P = Record<string, never>, Q = Record<s
   fn: (input: HttpInput<B, P, Q>) => Promise<HttpResult>,
 ) {
   const querySchema = (spec.query ?? NoQuery) as z.ZodType<Q, unknown>;
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  return observed(middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>())
     .use({
       onError: (request) => {
         const reply = toReply(request.error);
@@ -110,13 +125,19 @@ const RuleEventSchema = z.looseObject({ domain: z.string(), thing: z.string(), t
  * (the broker vouched for the topic's domain and thing) and not thrown.
  */
 export function ruleHandler<R>(replyKind: InKind, fn: (event: RuleEvent, deps: Deps) => Promise<R>) {
-  return middy<unknown, R | { refused: string }>().handler(async (raw: unknown, _context: Context) => {
+  return observed(middy<unknown, R | { refused: string }>()).handler(async (raw: unknown, _context: Context) => {
     const deps = await getDeps();
     const event = parse(RuleEventSchema, raw, 'event') as RuleEvent;
+    // correlation ids: the broker vouched for the sender's domain and thing
+    logger.appendKeys({ domain: event.domain, thing: event.thing, topic: event.topic });
     try {
       return await fn(event, deps);
     } catch (e) {
-      if (!(e instanceof ObligationError) || e.errorClass === 'retry') throw e;
+      if (!(e instanceof ObligationError) || e.errorClass === 'retry') {
+        logger.error('rule invocation failed; Lambda retries it, then the on-failure destination keeps it', { error: e as Error });
+        throw e;
+      }
+      logger.info('refused', { code: e.code });
       const requestId = typeof event.requestId === 'string' ? event.requestId.slice(0, 64) : null;
       await deps.notifier.publish(topics.toDevice(event.domain, event.thing, replyKind), {
         requestId,
@@ -128,13 +149,14 @@ export function ruleHandler<R>(replyKind: InKind, fn: (event: RuleEvent, deps: D
   });
 }
 
-/** A scheduled job (EventBridge): logs a one-line JSON summary and returns it. */
+/** A scheduled job (EventBridge): logs its summary (Logger, info) and returns it. */
 export function scheduledJob<R>(name: string, fn: (deps: Deps, event: unknown) => Promise<R>) {
-  return middy<unknown, R>().handler(async (event: unknown, _context: Context) => {
+  return observed(middy<unknown, R>()).handler(async (event: unknown, _context: Context) => {
     const deps = await getDeps();
     const started = Date.now();
+    logger.appendKeys({ job: name });
     const result = await fn(deps, event);
-    if (deps.config.logJobs) console.log(JSON.stringify({ level: 'info', job: name, ms: Date.now() - started, result }));
+    if (deps.config.logJobs) logger.info('job done', { ms: Date.now() - started, result: result as never });
     return result;
   });
 }

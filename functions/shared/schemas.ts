@@ -46,13 +46,24 @@ export const RevocationBody = z
 /** A renewal request signed with the device key (core/records.ts parseRenewalRequest checks its shape). */
 export const RenewalBody = z.object({ request: z.unknown() });
 
-export const OfferBody = z.object({
-  requestId: z.string().min(1).max(64).default('http'),
+/** What a consumer device signs to ask for an offer over HTTP (service/offers.ts: OfferRequestBody). */
+export const OfferRequestBodySchema = z.object({
+  requestId: z.string().min(1).max(64),
   consumerDomain: Name,
   consumerDevice: Name,
   providerDomain: Name,
   providerDevice: Name,
   service: Service,
+  issuedAt: z.number().int().positive(),
+});
+
+/**
+ * POST /offers: the request signed by the consumer device's key
+ * (`by` = `domain/device`), with the credential its domain issued for that key.
+ */
+export const OfferBody = z.object({
+  request: z.object({ body: OfferRequestBodySchema, sig: z.string().min(1).max(256), by: z.string().min(3).max(129) }),
+  credential: z.unknown(),
 });
 
 /** Over MQTT the consumer's names come from the topic (the broker vouches for them), not the payload. */

@@ -27,6 +27,11 @@ export interface ChainNodeProps {
   readonly environment: Record<string, string>;
   /** RPC user name baked into the generated secret. */
   readonly rpcUser: string;
+  /**
+   * A second, read-only RPC user (bitcoind: rpcwhitelist, containers/bitcoind/reader.sh):
+   * its own generated secret, injected as RPC_READER_USER / RPC_READER_PASSWORD.
+   */
+  readonly readerUser?: string;
   readonly cluster: ecs.ICluster;
   readonly vpc: ec2.IVpc;
   readonly namespace: cloudmap.IPrivateDnsNamespace;
@@ -46,6 +51,8 @@ export interface ChainNodeProps {
 export class ChainNode extends Construct {
   readonly service: ecs.FargateService;
   readonly rpcSecret: secretsmanager.Secret;
+  /** The read-only RPC user's secret, when the node has one (`readerUser`). */
+  readonly readerSecret: secretsmanager.Secret | undefined;
   readonly fileSystem: efs.FileSystem;
   /** `http://{name}.{namespace}:{port}` */
   readonly rpcUrl: string;
@@ -67,6 +74,8 @@ export class ChainNode extends Construct {
       reason:
         'The daemon reads its RPC password at start only; rotating it needs a coordinated restart of the singleton node, done by redeploying (documented in docs/deploy.md).',
     });
+
+    this.readerSecret = props.readerUser === undefined ? undefined : rpcSecret(this, 'ReaderSecret', `read-only RPC credentials of ${props.name}`, props.readerUser);
 
     this.fileSystem = new efs.FileSystem(this, 'Data', {
       vpc: props.vpc,
@@ -126,6 +135,12 @@ export class ChainNode extends Construct {
       secrets: {
         RPC_USER: ecs.Secret.fromSecretsManager(this.rpcSecret, 'user'),
         RPC_PASSWORD: ecs.Secret.fromSecretsManager(this.rpcSecret, 'password'),
+        ...(this.readerSecret
+          ? {
+              RPC_READER_USER: ecs.Secret.fromSecretsManager(this.readerSecret, 'user'),
+              RPC_READER_PASSWORD: ecs.Secret.fromSecretsManager(this.readerSecret, 'password'),
+            }
+          : {}),
       },
       portMappings: [{ containerPort: props.rpcPort, protocol: ecs.Protocol.TCP }],
       healthCheck: {
@@ -187,6 +202,25 @@ export class ChainNode extends Construct {
 
     this.rpcUrl = `http://${props.name}.${props.namespace.namespaceName}:${props.rpcPort}`;
   }
+}
+
+/** A generated `{ "user", "password" }` RPC secret, rotated by redeploying (see the SMG4 reason). */
+function rpcSecret(scope: Construct, id: string, description: string, user: string): secretsmanager.Secret {
+  const secret = new secretsmanager.Secret(scope, id, {
+    description,
+    generateSecretString: {
+      secretStringTemplate: JSON.stringify({ user }),
+      generateStringKey: 'password',
+      excludePunctuation: true,
+      passwordLength: 40,
+    },
+  });
+  Validations.of(secret).acknowledge({
+    id: 'AwsSolutions-SMG4',
+    reason:
+      'The daemon reads its RPC credentials at start only; rotating them needs a coordinated restart of the singleton node, done by redeploying (documented in docs/deploy.md). Functions re-read them after SECRETS_MAX_AGE_S.',
+  });
+  return secret;
 }
 
 function definedOnly(values: Record<string, string | undefined>): Record<string, string> {

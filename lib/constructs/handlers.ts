@@ -11,6 +11,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import { TABLE_ENV, TABLE_INDEXES } from '../../adapters/table.ts';
+import { METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
 
 /** The handler entries in functions/{name}.ts, each exporting `handler`. */
 import { HANDLER_NAMES, type HandlerName } from '../../functions/routes.ts';
@@ -25,8 +26,16 @@ export interface HandlerAccess {
   readonly table: 'read' | 'readWrite';
   /** May read the MultiChain RPC secret (talks to the ledger). */
   readonly ledger: boolean;
-  /** May read the bitcoind RPC secret (addresses, payments). */
+  /** May read the bitcoind RPC secret (addresses, payments): a credential that can spend. */
   readonly bitcoin: boolean;
+  /** May read the read-only bitcoind user's secret (rpcwhitelist of read calls, containers/bitcoind). */
+  readonly bitcoinReader?: boolean;
+  /**
+   * When set, the function may touch only items whose partition key matches
+   * one of these patterns (IAM `dynamodb:LeadingKeys`, ForAllValues:StringLike)
+   * and no index: for functions that need only some item kinds (adapters/table.ts).
+   */
+  readonly leadingKeys?: readonly string[];
   /** May publish replies to devices on `oc/+/+/in/#`. */
   readonly iotPublish: boolean;
   /** May call ecs:DescribeServices on the chain services (health). */
@@ -41,6 +50,9 @@ export interface HandlerAccess {
   readonly timeout: Duration;
 }
 
+/** How long a function trusts an RPC secret before reading it again (Powertools Parameters maxAge). */
+export const SECRETS_MAX_AGE = Duration.minutes(5);
+
 /** How often the settle job runs (lib/constructs/schedules.ts). */
 function settleEvery(): Duration {
   const every = SCHEDULES.find((s) => s.handler === 'settle')?.every;
@@ -51,10 +63,12 @@ function settleEvery(): Duration {
 export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   // creates the domain's KMS key and signs its record
   domains: { description: 'Host a domain and publish its record', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'create', timeout: Duration.seconds(30) },
-  // signs credentials and revocations; publishes revocations on the ledger
-  enrol: { description: 'Enrol, renew and revoke devices (sign credentials and revocations)', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(15) },
-  // offer and accept sign with an in-memory hub key; the domain key certifies it once per half-life (service/keys.ts)
-  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', ledger: false, bitcoin: false, iotPublish: true, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(10) },
+  // signs credentials and revocations, publishes revocations on the ledger; reads its hosted domain and writes
+  // device and revocation items: nothing else in the table
+  enrol: { description: 'Enrol, renew and revoke devices (sign credentials and revocations)', table: 'readWrite', leadingKeys: ['DOM#*', 'DEVICE#*', 'REVOKED#*'], ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(15) },
+  // hosted provider, its device, the consumer domain's record (ledger on a cache miss), the consumer's revocations,
+  // the offer it writes; signs with an in-memory hub key the domain key certifies once per half-life (service/keys.ts)
+  offer: { description: 'SPB: answer a service request with a signed offer', table: 'readWrite', leadingKeys: ['DOM#*', 'DOMREC#*', 'DEVICE#*', 'REVOKED#*', 'OFFER#*'], ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(10) },
   accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(10) },
   // Overlapping runs are safe without reserved concurrency: one run at a time holds the publication lease (service/publish.ts).
   publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(60) },
@@ -63,7 +77,8 @@ export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.minutes(2) },
   // Cursor-driven and idempotent: an overlapping run repeats work, never doubles it.
   follow: { description: 'Ledger follower: learn other hubs\' domains, obligations, outcomes and revocations', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
-  query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: true, keys: 'none', timeout: Duration.seconds(15) },
+  // reads through the GSIs (hosted list, obligations by domain), so no LeadingKeys; bitcoind only as the read-only user
+  query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: false, bitcoinReader: true, iotPublish: false, ecsHealth: true, keys: 'none', timeout: Duration.seconds(15) },
 };
 
 /** Tag on every domain key naming the app (its backend stack); IAM grants on keys require it. */
@@ -95,16 +110,26 @@ export const IOT_REPLY_TOPICS = 'topic/oc/*/*/in/*';
 const IOT_REPLY_TOPICS_NAG = `arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:${IOT_REPLY_TOPICS}`;
 
 export interface HandlersProps {
-  readonly vpc: ec2.IVpc;
-  readonly securityGroup: ec2.ISecurityGroup;
+  /** The functions' VPC and security group; without them the functions run outside any VPC (the LocalStack free set). */
+  readonly vpc?: ec2.IVpc;
+  readonly securityGroup?: ec2.ISecurityGroup;
   readonly table: dynamodb.ITableV2;
   readonly multichain: { readonly rpcUrl: string; readonly chainName: string; readonly secret: secretsmanager.ISecret };
-  /** bitcoind's RPC and secret, and the network it runs (BITCOIN_NETWORK: valid addresses, confirmations and fee defaults). */
-  readonly bitcoin: { readonly rpcUrl: string; readonly secret: secretsmanager.ISecret; readonly network?: BitcoinNetwork };
+  readonly bitcoin: {
+    readonly rpcUrl: string;
+    readonly secret: secretsmanager.ISecret;
+    /** The read-only RPC user's secret (rpcwhitelist), for functions with `bitcoinReader`. */
+    readonly readerSecret?: secretsmanager.ISecret;
+    /** The network bitcoind runs (BITCOIN_NETWORK: valid addresses, confirmations and fee defaults). */
+    readonly network?: BitcoinNetwork;
+  };
   /** `https://{endpointAddress}` of the IoT data plane (ATS). */
   readonly iotDataEndpoint: string;
-  readonly cluster: ecs.ICluster;
-  readonly chainServices: readonly ecs.IBaseService[];
+  /** The chain nodes' cluster and services, for query's /health (absent: no ECS health). */
+  readonly cluster?: ecs.ICluster;
+  readonly chainServices?: readonly ecs.IBaseService[];
+  /** Active X-Ray tracing (default true; LocalStack's free plan has no X-Ray). */
+  readonly tracing?: boolean;
   /** Confirmations before a payment counts (default: the network's, 1 / 3 / 3 / 6; core/network.ts). */
   readonly confirmations?: number;
   /** Folder holding functions/ and package-lock.json; defaults to this repository. */
@@ -130,7 +155,6 @@ export class Handlers extends Construct {
       MULTICHAIN_RPC_SECRET_ARN: props.multichain.secret.secretArn,
       BITCOIN_KIND: 'bitcoind',
       BITCOIN_RPC_URL: props.bitcoin.rpcUrl,
-      BITCOIN_RPC_SECRET_ARN: props.bitcoin.secret.secretArn,
       BITCOIN_NETWORK: props.bitcoin.network ?? 'regtest',
       CONFIRMATIONS: String(props.confirmations ?? NETWORK_DEFAULTS[props.bitcoin.network ?? 'regtest'].confirmations),
       // the settle job's schedule: providers' minimum payment term and the default grace derive from it
@@ -138,6 +162,11 @@ export class Handlers extends Construct {
       IOT_DATA_ENDPOINT: props.iotDataEndpoint,
       NODE_OPTIONS: '--enable-source-maps',
       SIGNER_KIND: 'kms',
+      // Powertools (functions/shared/observability.ts); the service name is per function below
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      // RPC secrets are read again after this many seconds (rotation without a cold start)
+      SECRETS_MAX_AGE_S: String(SECRETS_MAX_AGE.toSeconds()),
     };
     const app = Stack.of(this).stackName;
 
@@ -158,11 +187,11 @@ export class Handlers extends Construct {
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
         timeout: access.timeout,
-        tracing: lambda.Tracing.ACTIVE,
+        tracing: props.tracing === false ? lambda.Tracing.DISABLED : lambda.Tracing.ACTIVE,
         logGroup,
-        vpc: props.vpc,
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        securityGroups: [props.securityGroup],
+        ...(props.vpc && props.securityGroup
+          ? { vpc: props.vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }, securityGroups: [props.securityGroup] }
+          : {}),
         ...(access.reservedConcurrency === undefined ? {} : { reservedConcurrentExecutions: access.reservedConcurrency }),
         environment: {
           ...environment,
@@ -170,7 +199,11 @@ export class Handlers extends Construct {
           ...(access.keys === 'create'
             ? { SIGNER_KEY_TAGS: JSON.stringify({ [APP_TAG]: app }), SIGNER_KEY_POLICY: this.keyPolicy() }
             : {}),
-          ...(access.ecsHealth
+          POWERTOOLS_SERVICE_NAME: `obligation-chain-${name}`,
+          // each function is told only the bitcoind secret it may read: the spending one, or the read-only one
+          ...(access.bitcoin ? { BITCOIN_RPC_SECRET_ARN: props.bitcoin.secret.secretArn } : {}),
+          ...(access.bitcoinReader && props.bitcoin.readerSecret ? { BITCOIN_READER_SECRET_ARN: props.bitcoin.readerSecret.secretArn } : {}),
+          ...(access.ecsHealth && props.cluster && props.chainServices
             ? {
                 ECS_CLUSTER_ARN: props.cluster.clusterArn,
                 ECS_SERVICES: props.chainServices.map((service) => service.serviceName).join(','),
@@ -306,14 +339,28 @@ export class Handlers extends Construct {
     // Explicit statements rather than grantReadWriteData: they name each GSI
     // instead of `index/*`, and `read` has no write action at all.
     const tableArn = props.table.tableArn;
+    const tableActions: string[] = access.table === 'readWrite' ? [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS] : [...TABLE_READ_ACTIONS];
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: access.table === 'readWrite' ? [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS] : [...TABLE_READ_ACTIONS],
-        resources: [tableArn, ...TABLE_INDEXES.map((index) => `${tableArn}/index/${index.indexName}`)],
+        // A Scan names no partition key, and ForAllValues over no value is true: a LeadingKeys
+        // condition would not restrict it, so a function under LeadingKeys gets no Scan at all.
+        actions: access.leadingKeys ? tableActions.filter((a) => a !== 'dynamodb:Scan') : tableActions,
+        ...(access.leadingKeys
+          ? {
+              // "dynamodb:LeadingKeys – Represents the first key attribute of a table — in other words, the
+              // partition key"; ForAllValues: every key the request names must match (IAM guide, DynamoDB fine-grained access).
+              resources: [tableArn],
+              conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...access.leadingKeys] } },
+            }
+          : { resources: [tableArn, ...TABLE_INDEXES.map((index) => `${tableArn}/index/${index.indexName}`)] }),
       }),
     );
     if (access.ledger) props.multichain.secret.grantRead(fn);
     if (access.bitcoin) props.bitcoin.secret.grantRead(fn);
+    if (access.bitcoinReader) {
+      if (!props.bitcoin.readerSecret) throw new Error('a bitcoinReader function needs the read-only bitcoind secret');
+      props.bitcoin.readerSecret.grantRead(fn);
+    }
     if (access.iotPublish) {
       fn.addToRolePolicy(
         new iam.PolicyStatement({
@@ -325,7 +372,7 @@ export class Handlers extends Construct {
       );
     }
     if (access.keys !== 'none') this.grantKeys(fn, access.keys);
-    if (access.ecsHealth) {
+    if (access.ecsHealth && props.chainServices) {
       fn.addToRolePolicy(
         new iam.PolicyStatement({
           actions: ['ecs:DescribeServices'],

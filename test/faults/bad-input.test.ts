@@ -30,7 +30,7 @@ import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { topics } from '../../service/topics.ts';
 import { domainSigner, hubKeyOf } from '../../service/keys.ts';
 import { EnrolBody, OfferBody, RegisterDomainBody, SettleBody } from '../../functions/shared/schemas.ts';
-import { enrol, getOffer, registerDomain, sign, submit, type TestDevice } from '../integration/support.ts';
+import { enrol, getOffer, offerRequest, registerDomain, sign, submit, type TestDevice } from '../integration/support.ts';
 import { assertTypedRefusal, eventually, linkFor, rawPost, snapshot, type Snapshot } from './support.ts';
 
 const CONSUMERS = ['c1', 'c2'];
@@ -329,7 +329,17 @@ describe('bad input through the embedded cloud', () => {
     assert.equal(r.status, 201);
     await new Promise((res) => setTimeout(res, 5));
     const shortDev: TestDevice = { ...dev, id: 'c1-short', credential: r.body.credential, head: { seq: 0, id: GENESIS } };
-    const shortOffer = await getOffer(cloud, shortDev, 'p1', 'p1-spd-1');
+    // refused already when it asks for an offer over HTTP (service/offers.ts checks the credential)...
+    const asked = await cloud.call<{ error: { code: string } }>('POST', '/offers', offerRequest(shortDev, 'p1', 'p1-spd-1'));
+    assert.equal(asked.body.error.code, 'F02_BAD_CREDENTIAL', 'expired credential asking for an offer');
+    // ...and at acceptance, with an offer it got some other way (over MQTT, or before it expired)
+    const p1 = await cloud.deps.store.getHostedDomain('p1');
+    assert.ok(p1?.payTo);
+    const shortOffer = createOffer(
+      { offerId: newOfferId(), providerDomain: 'p1', providerDevice: 'p1-spd-1', service: 'wifi-access', price: 2_000, payTo: p1.payTo, consumer: 'c1/c1-short', expiresAt: Date.now() + 60_000, certificate: (await hubKeyOf(cloud.deps, p1)).certificate },
+      (await hubKeyOf(cloud.deps, p1)).privateKey,
+    );
+    await cloud.deps.store.putOffer(shortOffer);
     await refused(sign(shortDev, shortOffer), 'F02_BAD_CREDENTIAL', 'expired credential');
   });
 

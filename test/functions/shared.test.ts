@@ -12,7 +12,7 @@ import {
   UnavailableError,
 } from '../../core/errors.ts';
 import { loadConfig } from '../../functions/shared/config.ts';
-import { toReply } from '../../functions/shared/errors.ts';
+import { RETRY_MESSAGE, toReply } from '../../functions/shared/errors.ts';
 
 const base = { TABLE_NAME: 't', BITCOIN_RPC_URL: 'http://127.0.0.1:18443' };
 
@@ -86,6 +86,25 @@ describe('toReply: typed errors to HTTP in one place', () => {
 
   it('a retry-class error tells the caller when to retry', () => {
     assert.equal(toReply(new UnavailableError('down'), () => undefined).headers?.['retry-after'], '1');
+  });
+
+  it('a 503 names neither hosts nor ARNs: code and a generic message for the caller, the details in the log', () => {
+    const secret = 'connect ECONNREFUSED 10.0.3.7:8570 arn:aws:iot:eu-west-1:123456789012:topic/oc/x';
+    let logged: unknown;
+    const r = toReply(new UnavailableError(`ledger unavailable: ${secret}`, { cause: secret }), (_m, e) => (logged = e));
+    assert.equal(r.statusCode, 503);
+    assert.equal(r.body.error.code, 'R01_UNAVAILABLE');
+    assert.equal(r.body.error.class, 'retry');
+    assert.equal(r.body.error.message, RETRY_MESSAGE);
+    assert.equal(r.body.error.details, undefined);
+    assert.doesNotMatch(JSON.stringify(r), /10\.0\.3\.7|arn:aws|ECONNREFUSED/);
+    assert.ok(logged instanceof UnavailableError && logged.message.includes('10.0.3.7'), 'the log keeps the details');
+  });
+
+  it('a final error keeps its message and details (the caller must fix the request)', () => {
+    const r = toReply(new MalformedError('body.obligation: required', { issues: [{ path: 'obligation' }] }), () => undefined);
+    assert.equal(r.body.error.message, 'body.obligation: required');
+    assert.deepEqual(r.body.error.details, { issues: [{ path: 'obligation' }] });
   });
 
   it('keeps the status of another 4xx HTTP error (typed HTTP_4xx, class final)', () => {

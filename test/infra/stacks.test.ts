@@ -11,6 +11,8 @@ import { ROUTES } from '../../lib/constructs/http-api.ts';
 import { TTL_ATTRIBUTE } from '../../adapters/table.ts';
 import { BITCOIN_RPC_PORT, MULTICHAIN_RPC_PORT, NAMESPACE_NAME } from '../../lib/chain-stack.ts';
 import { actionsOfRole, buildFixture, logicalId, render } from './fixture.ts';
+import { METRIC, METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
+import { BACKLOG_PERIODS, serviceOf } from '../../lib/constructs/monitoring.ts';
 
 const fixture = buildFixture();
 after(() => fixture.dispose());
@@ -130,7 +132,9 @@ describe('BackendStack: functions', () => {
         assert.doesNotMatch(JSON.stringify(value), /password/i, `${id}.${key}`);
       }
       const arns = Object.keys(env).filter((key) => key.endsWith('_SECRET_ARN'));
-      if (id === fnLogicalId('query')) assert.deepEqual(arns.sort(), ['BITCOIN_RPC_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
+      // query is told only the read-only bitcoind user's secret, never the one that can spend
+      if (id === fnLogicalId('query')) assert.deepEqual(arns.sort(), ['BITCOIN_READER_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
+      if (id === fnLogicalId('settle')) assert.deepEqual(arns.sort(), ['BITCOIN_RPC_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
     }
   });
 
@@ -193,8 +197,9 @@ describe('BackendStack: least privilege', () => {
       const text = JSON.stringify(reads.map((s) => s.resources));
       assert.equal(text.includes('MultichainRpcSecret'), HANDLER_ACCESS[name].ledger, `${name} ledger secret`);
       assert.equal(text.includes('BitcoindRpcSecret'), HANDLER_ACCESS[name].bitcoin, `${name} bitcoind secret`);
+      assert.equal(text.includes('BitcoindReaderSecret'), HANDLER_ACCESS[name].bitcoinReader === true, `${name} read-only bitcoind secret`);
     }
-    assert.equal(HANDLER_ACCESS.offer.ledger, false, 'the matrix itself has a handler without ledger access');
+    assert.equal(HANDLER_ACCESS.enrol.ledger, false, 'the matrix itself has a handler without ledger access');
   });
 });
 
@@ -447,7 +452,9 @@ describe('ChainStack', () => {
       const [container] = (td['Properties'] as { ContainerDefinitions: Array<Record<string, unknown>> }).ContainerDefinitions;
       assert.ok(container);
       const secrets = (container['Secrets'] as Array<{ Name: string; ValueFrom: unknown }>).map((s) => s.Name);
-      assert.deepEqual(secrets.sort(), ['RPC_PASSWORD', 'RPC_USER']);
+      const isBitcoind = secrets.includes('RPC_READER_USER');
+      // bitcoind has a second, read-only RPC user (containers/bitcoind/reader.sh); MultiChain does not
+      assert.deepEqual(secrets.sort(), isBitcoind ? ['RPC_PASSWORD', 'RPC_READER_PASSWORD', 'RPC_READER_USER', 'RPC_USER'] : ['RPC_PASSWORD', 'RPC_USER']);
       const env = (container['Environment'] as Array<{ Name: string }>).map((e) => e.Name);
       assert.ok(!env.some((name) => /PASSWORD|RPC_USER/.test(name)), env.join(','));
       const health = (container['HealthCheck'] as { Command: string[] }).Command;
@@ -517,6 +524,147 @@ describe('ChainStack', () => {
       ServiceName: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('dynamodb')])] }),
     });
     templates.chain.resourceCountIs('AWS::EC2::Subnet', 4);
+  });
+});
+
+/** The table statements of a function's role, with their conditions. */
+function tableStatements(name: HandlerName): Array<{ actions: string[]; resources: string[]; condition: unknown }> {
+  const role = built.backend.handlers.functions[name].role;
+  assert.ok(role);
+  const roleId = logicalId(role);
+  const out: Array<{ actions: string[]; resources: string[]; condition: unknown }> = [];
+  for (const policy of Object.values(templates.backend.findResources('AWS::IAM::Policy'))) {
+    const props = policy['Properties'] as { Roles: unknown[]; PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }> } };
+    if (!props.Roles.some((r) => JSON.stringify(r) === JSON.stringify({ Ref: roleId }))) continue;
+    for (const st of props.PolicyDocument.Statement) {
+      const actions = Array.isArray(st.Action) ? st.Action : [st.Action];
+      if (!actions.some((a) => a.startsWith('dynamodb:'))) continue;
+      const resources = (Array.isArray(st.Resource) ? st.Resource : [st.Resource]).map((r) => JSON.stringify(r));
+      out.push({ actions, resources, condition: st.Condition });
+    }
+  }
+  return out;
+}
+
+describe('BackendStack: hardening (issue 13)', () => {
+  const functions = templates.backend.findResources('AWS::Lambda::Function');
+  const envOf = (name: HandlerName) =>
+    (functions[fnLogicalId(name)]?.['Properties'] as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+
+  it('configures Powertools on every function: its service name, the metrics namespace, a log level; secrets re-read after 5 minutes', () => {
+    for (const name of HANDLER_NAMES) {
+      const env = envOf(name);
+      assert.equal(env['POWERTOOLS_SERVICE_NAME'], serviceOf(name), name);
+      assert.equal(env['POWERTOOLS_METRICS_NAMESPACE'], METRICS_NAMESPACE, name);
+      assert.equal(env['POWERTOOLS_LOG_LEVEL'], 'INFO', name);
+      assert.equal(env['SECRETS_MAX_AGE_S'], '300', name);
+      assert.equal(env['POWERTOOLS_METRICS_DISABLED'], undefined, name);
+    }
+  });
+
+  it('LeadingKeys: enrol and offer touch only their item kinds, with no Scan and no index', () => {
+    const limited = HANDLER_NAMES.filter((n) => HANDLER_ACCESS[n].leadingKeys);
+    assert.deepEqual(limited.sort(), ['enrol', 'offer']);
+    for (const name of limited) {
+      const [statement, ...more] = tableStatements(name);
+      assert.equal(more.length, 0, name);
+      assert.ok(statement);
+      assert.deepEqual(statement.condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': HANDLER_ACCESS[name].leadingKeys } }, name);
+      assert.ok(!statement.actions.includes('dynamodb:Scan'), `${name}: a Scan names no key, so LeadingKeys cannot limit it`);
+      assert.ok(statement.actions.includes('dynamodb:PutItem'), name);
+      assert.equal(statement.resources.length, 1, `${name}: the table only, no index`);
+      assert.doesNotMatch(statement.resources[0] ?? '', /index/);
+    }
+    assert.deepEqual(HANDLER_ACCESS.enrol.leadingKeys, ['DOM#*', 'DEVICE#*', 'REVOKED#*']);
+    assert.deepEqual(HANDLER_ACCESS.offer.leadingKeys, ['DOM#*', 'DOMREC#*', 'DEVICE#*', 'REVOKED#*', 'OFFER#*']);
+  });
+
+  it('the others keep table-wide access without a condition (they use the indexes)', () => {
+    for (const name of HANDLER_NAMES.filter((n) => !HANDLER_ACCESS[n].leadingKeys)) {
+      for (const st of tableStatements(name)) assert.equal(st.condition, undefined, name);
+    }
+  });
+
+  it('query holds no bitcoind credential that can spend: only the read-only user\'s secret', () => {
+    assert.equal(HANDLER_ACCESS.query.bitcoin, false);
+    assert.equal(HANDLER_ACCESS.query.bitcoinReader, true);
+    const readerSecret = built.chain.bitcoind.readerSecret;
+    assert.ok(readerSecret);
+    const env = envOf('query');
+    assert.ok(env['BITCOIN_READER_SECRET_ARN'], 'query is told the reader secret');
+    for (const name of HANDLER_NAMES.filter((n) => n !== 'query')) assert.equal(envOf(name)['BITCOIN_READER_SECRET_ARN'], undefined, name);
+    templates.chain.hasResourceProperties('AWS::SecretsManager::Secret', {
+      GenerateSecretString: Match.objectLike({ GenerateStringKey: 'password', SecretStringTemplate: '{"user":"oc-bitcoind-reader"}' }),
+    });
+  });
+
+  it('sends failed rule invocations of offer and accept to their own encrypted SQS queue after 2 retries', () => {
+    const configs = templates.backend.findResources('AWS::Lambda::EventInvokeConfig');
+    const byFunction = new Map(
+      Object.values(configs).map((c) => {
+        const p = c['Properties'] as { FunctionName: { Ref: string }; MaximumRetryAttempts: number; MaximumEventAgeInSeconds: number; DestinationConfig: { OnFailure: { Destination: unknown } } };
+        return [p.FunctionName.Ref, p] as const;
+      }),
+    );
+    assert.deepEqual([...byFunction.keys()].sort(), [fnLogicalId('accept'), fnLogicalId('offer')].sort());
+    for (const handler of ['offer', 'accept'] as const) {
+      const config = byFunction.get(fnLogicalId(handler));
+      assert.ok(config);
+      assert.equal(config.MaximumRetryAttempts, 2);
+      assert.equal(config.MaximumEventAgeInSeconds, 6 * 3600);
+      assert.deepEqual(config.DestinationConfig.OnFailure.Destination, { 'Fn::GetAtt': [logicalId(built.backend.ruleFailures.queues[handler]), 'Arn'] });
+      assert.ok(hasAction(handler, 'sqs:SendMessage'), `${handler} may send to its queue`);
+    }
+    templates.backend.resourceCountIs('AWS::SQS::Queue', 2);
+    templates.backend.allResourcesProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86400 });
+  });
+
+  it('alarms on every function\'s errors and throttles, the failure queues, table throttles, the publish backlog and chain tasks, all to one topic', () => {
+    const alarms = Object.values(templates.backend.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a['Properties'] as { MetricName?: string; Namespace?: string; Dimensions?: Array<{ Name: string; Value: unknown }>; Metrics?: unknown[]; AlarmActions: unknown[]; EvaluationPeriods: number; ComparisonOperator: string; Statistic?: string },
+    );
+    const topicRef = { Ref: logicalId(built.backend.monitoring.topic) };
+    for (const a of alarms) assert.deepEqual(a.AlarmActions, [topicRef]);
+    const named = (ns: string, metric: string) => alarms.filter((a) => a.Namespace === ns && a.MetricName === metric);
+    assert.equal(named('AWS/Lambda', 'Errors').length, HANDLER_NAMES.length);
+    assert.equal(named('AWS/Lambda', 'Throttles').length, HANDLER_NAMES.length);
+    for (const name of HANDLER_NAMES) {
+      assert.ok(named('AWS/Lambda', 'Errors').some((a) => JSON.stringify(a.Dimensions).includes(fnLogicalId(name))), `${name} errors`);
+    }
+    assert.equal(named('AWS/SQS', 'ApproximateNumberOfMessagesVisible').length, 2);
+    const tableAlarm = alarms.filter((a) => JSON.stringify(a.Metrics ?? []).includes('WriteThrottleEvents') && JSON.stringify(a.Metrics).includes('ReadThrottleEvents'));
+    assert.equal(tableAlarm.length, 1, 'one alarm on read + write throttle events');
+    const backlog = named(METRICS_NAMESPACE, METRIC.publishBacklog);
+    assert.equal(backlog.length, 1);
+    assert.deepEqual(backlog[0]?.Dimensions, [{ Name: 'service', Value: serviceOf('publish') }]);
+    assert.equal(backlog[0]?.Statistic, 'Minimum');
+    assert.equal(backlog[0]?.EvaluationPeriods, BACKLOG_PERIODS);
+    const tasks = named('ECS/ContainerInsights', 'RunningTaskCount');
+    assert.equal(tasks.length, 2);
+    for (const t of tasks) {
+      assert.equal(t.ComparisonOperator, 'LessThanThreshold');
+      assert.deepEqual(t.Dimensions?.map((d) => d.Name).sort(), ['ClusterName', 'ServiceName']);
+    }
+    templates.backend.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: Match.objectLike({ Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) }),
+    });
+  });
+
+  it('has a dashboard with the headline figures: acceptances, refusals by code, latency, backlog, settlements, invalid records', () => {
+    const dashboards = Object.values(templates.backend.findResources('AWS::CloudWatch::Dashboard'));
+    assert.equal(dashboards.length, 1);
+    const body = JSON.stringify((dashboards[0]?.['Properties'] as { DashboardBody: unknown }).DashboardBody);
+    for (const metric of Object.values(METRIC)) assert.ok(body.includes(metric), metric);
+    assert.match(body, /SEARCH\(/);
+    assert.match(body, /RunningTaskCount/);
+    assert.match(body, /WriteThrottleEvents/);
+  });
+
+  it('every open route says how it is authenticated; POST /offers names the device signature', () => {
+    for (const route of ROUTES) {
+      assert.equal(route.admin || (route.open ?? '').length >= 40, true, `${route.method} ${route.path}`);
+    }
+    assert.match(ROUTES.find((r) => r.path === '/offers')?.open ?? '', /signed by the consumer device/);
   });
 });
 

@@ -8,7 +8,7 @@
 import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCloud, type CloudOptions, type LocalCloud } from '../../local/cloud.ts';
-import { buy, enrol, registerDomain, sleep, type TestDevice } from './support.ts';
+import { buy, enrol, offerRequest, registerDomain, sleep, type TestDevice } from './support.ts';
 import { skippable } from '../skippable.ts';
 
 /**
@@ -108,13 +108,7 @@ export function describeLifecycle(
     });
 
     it('makes offers only for devices enrolled in the provider domain', async () => {
-      const r = await cloud.call<{ error: { code: string } }>('POST', '/offers', {
-        consumerDomain: 'c1',
-        consumerDevice: scd.id,
-        providerDomain: 'p1',
-        providerDevice: 'p1-nobody',
-        service: 'wifi-access',
-      });
+      const r = await cloud.call<{ error: { code: string } }>('POST', '/offers', offerRequest(scd, 'p1', 'p1-nobody'));
       assert.equal(r.status, 404);
       assert.equal(r.body.error.code, 'F09_NOT_FOUND');
     });

@@ -1,5 +1,5 @@
 /** Helpers for tests on the embedded cloud: actors that use the HTTP API as a client would. */
-import { generateKeyPair, type KeyPair } from '../../core/keys.ts';
+import { generateKeyPair, signValue, type KeyPair } from '../../core/keys.ts';
 import { createObligation } from '../../core/obligation.ts';
 import { GENESIS, type DeviceCredential, type Obligation, type Offer, type Signed } from '../../core/types.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
@@ -46,15 +46,15 @@ export async function ensureProviderDevice(cloud: LocalCloud, domain: string, de
   seen.add(`${domain}/${device}`);
 }
 
+/** A POST /offers body: the request signed by the consumer device, with its credential. */
+export function offerRequest(dev: TestDevice, providerDomain: string, providerDevice: string, service = 'wifi-access', issuedAt = Date.now()) {
+  const body = { requestId: 'http', consumerDomain: dev.domain, consumerDevice: dev.id, providerDomain, providerDevice, service, issuedAt };
+  return { request: signValue(body, dev.keys.privateKey, `${dev.domain}/${dev.id}`), credential: dev.credential };
+}
+
 export async function getOffer(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string, service = 'wifi-access') {
   await ensureProviderDevice(cloud, providerDomain, providerDevice);
-  const r = await cloud.call<{ offer: Signed<Offer> }>('POST', '/offers', {
-    consumerDomain: dev.domain,
-    consumerDevice: dev.id,
-    providerDomain,
-    providerDevice,
-    service,
-  });
+  const r = await cloud.call<{ offer: Signed<Offer> }>('POST', '/offers', offerRequest(dev, providerDomain, providerDevice, service));
   if (r.status !== 201) throw new Error(`offer: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.offer;
 }

@@ -189,6 +189,8 @@ async function jsonRpc<T>(ep: RpcEndpointInfo, path: string, method: string, par
 export interface BitcoindOptions {
   /** Data directory (default: a fresh temporary one, removed by stop()). */
   datadir?: string;
+  /** More bitcoin.conf lines (e.g. a second RPC user's rpcauth and rpcwhitelist). */
+  conf?: string;
 }
 
 /** One regtest bitcoind: credentials in its bitcoin.conf (not on the command line), RPC on loopback only. */
@@ -209,7 +211,7 @@ export class Bitcoind {
   static async start(opts: BitcoindOptions = {}): Promise<Bitcoind> {
     const datadir = opts.datadir ?? (await mkdtemp(join(tmpdir(), 'oc-bitcoind-')));
     const node = new Bitcoind(datadir, opts.datadir === undefined, await freePort());
-    await writeFile(join(datadir, 'bitcoin.conf'), `rpcuser=${node.endpoint.username}\nrpcpassword=${node.endpoint.password}\n`, { mode: 0o600 });
+    await writeFile(join(datadir, 'bitcoin.conf'), `rpcuser=${node.endpoint.username}\nrpcpassword=${node.endpoint.password}\n${opts.conf ?? ''}`, { mode: 0o600 });
     await node.start();
     return node;
   }
