@@ -205,11 +205,13 @@ async function follow(
     return;
   }
   if (await confirmedEarlier(deps, payments, s, summary)) return;
+  const height = await payments.height();
+  const due = s.broadcastHeight === undefined || height - s.broadcastHeight >= deps.config.bumpAfterBlocks;
+  if (tx !== null && !due) return; // in the mempool, waiting for a block
   if (await payments.isConflicted(s.hex)) {
     await fail(deps, payments, s, 'its transaction can never confirm: an input is spent elsewhere', summary);
     return;
   }
-  const height = await payments.height();
   if (tx === null || s.broadcastHeight === undefined) {
     // the node forgot it (restarted without its mempool): the same transaction again, never a new one
     await fence();
@@ -220,7 +222,6 @@ async function follow(
     if (s.broadcastHeight === undefined) await deps.store.markBroadcast(s, height);
     return;
   }
-  if (height - s.broadcastHeight < deps.config.bumpAfterBlocks) return;
   await fence();
   const replacement = await payments.prepareReplacement(s.hex);
   const next: SettlementItem = {
