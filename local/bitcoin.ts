@@ -278,13 +278,18 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
   const walletPlugin = node.plugins['walletdb'];
   if (walletPlugin === undefined) throw new UnavailableError('bcoin wallet plugin did not load');
   const wdb = walletPlugin.wdb;
-  // A replaced transaction leaves every wallet it touched, as Core's wallet marks it conflicted: bcoin
-  // drops it only from the payer's (whose coins it spent), so the payee would count it forever.
+  // A replaced transaction leaves every wallet it paid, as Core's wallet marks it conflicted: bcoin
+  // drops it only from the payer's (whose coins it spent), so a payee would count it forever.
   fullRbf(node.mempool, async (evicted) => {
     for (const tx of evicted) {
       for (const wid of (await wdb.getWalletsByTX(tx)) ?? []) {
-        const wallet = (await wdb.get(wid)) as { abandon(hash: string): Promise<unknown> } | null;
-        await wallet?.abandon(tx.hash('hex')).catch(() => undefined); // already gone (the payer's own wallet)
+        const wallet = (await wdb.get(wid)) as (BcoinWallet & { abandon(hash: string): Promise<unknown> }) | null;
+        if (!wallet) continue;
+        // the payer (whose coins it spent) drops it itself when the replacement reaches its wallet
+        // (txdb removeConflicts); removing it here too would race that removal
+        const spent = (await wallet.getSpentView(tx)) as { map: Map<unknown, unknown> };
+        if (spent.map.size > 0) continue;
+        await wallet.abandon(tx.hash('hex')).catch(() => undefined);
       }
     }
   });
