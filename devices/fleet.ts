@@ -241,6 +241,8 @@ export class Fleet {
             const at = this.providers.find((p) => p.domain === pd)?.hub;
             return at === undefined || at === hub ? undefined : this.hub(at).api;
           },
+          // its own hub's API: where it asks for its chain head after a replay or broken link
+          backendApi: this.hub(hub).api,
           chain: this.env.chainStore?.(id) ?? new MemoryChainStore(),
           payWindowMs: cfg.payWindowMs,
           timeoutMs: 3_000,

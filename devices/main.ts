@@ -91,6 +91,8 @@ async function main(): Promise<void> {
     credential,
     link,
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
+    // its hub's API, where it asks for its chain head after a replay or broken link
+    backendApi: cfg.api.replace(/\/+$/, ''),
     ...(cfg.buy.payWindowMs === undefined ? {} : { payWindowMs: cfg.buy.payWindowMs }),
     providerKey: async (d) => {
       const hit = keys.get(d);
