@@ -5,7 +5,7 @@
  * adapter talks to it over HTTP exactly as it talks to bitcoind.
  * Quirks are in /work/shared/notes/feasibility.md row 4b.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { UnavailableError } from '../core/errors.ts';
@@ -36,6 +36,14 @@ export interface RegtestNode {
 export interface StartRegtestOptions {
   /** Wallets to create at start-up (e.g. ['scb', 'spb']). */
   walletIds?: string[];
+  /**
+   * Derive each wallet's master key from this secret and the wallet's id
+   * (instead of at random), so a wallet re-created in a later process owns the
+   * same addresses: what lets `npm start -- --data DIR` run again (bcoin's
+   * chain is in memory, but a provider's payment address kept in the table
+   * still belongs to its wallet).
+   */
+  walletSeed?: Buffer;
 }
 
 // bcoin ships no type declarations: these are the few members we use.
@@ -106,7 +114,7 @@ interface BcoinWalletDB {
   txLock: { lock(): Promise<() => void> };
   get(id: string | number): Promise<unknown>;
   getWalletsByTX(tx: BcoinTx): Promise<Set<number> | null>;
-  create(options: { id: string }): Promise<unknown>;
+  create(options: { id: string; master?: unknown; mnemonic?: unknown }): Promise<unknown>;
   primary: { receiveAddress(): Promise<{ toString(network: unknown): string }> };
 }
 interface BcoinFullNode {
@@ -128,6 +136,7 @@ interface Bcoin {
   FullNode: new (options: Record<string, unknown>) => BcoinFullNode;
   Address: { fromString(address: string, network: unknown): unknown };
   MTX: { fromTX(tx: BcoinTx): BcoinMtx };
+  HDPrivateKey: { fromSeed(seed: Buffer): unknown };
   Script: new () => unknown;
   Witness: new () => unknown;
   util: { revHex(hex: string): string };
@@ -280,6 +289,16 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
   const wdb = walletPlugin.wdb;
   // A replaced transaction leaves every wallet it paid, as Core's wallet marks it conflicted: bcoin
   // drops it only from the payer's (whose coins it spent), so a payee would count it forever.
+  const seed = opts.walletSeed;
+  if (seed !== undefined) {
+    const create = wdb.create.bind(wdb);
+    wdb.create = (options) =>
+      create(
+        options.master != null || options.mnemonic != null // the REST PUT passes null for both
+          ? options
+          : { ...options, master: bcoin.HDPrivateKey.fromSeed(createHash('sha256').update(seed).update(options.id).digest()) },
+      );
+  }
   fullRbf(node.mempool, async (evicted) => {
     for (const tx of evicted) {
       for (const wid of (await wdb.getWalletsByTX(tx)) ?? []) {

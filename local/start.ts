@@ -10,7 +10,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
+import { join } from 'node:path';
+import { DEFAULT_FLEET, deviceFiles, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
 import { hubEnv, startFederation } from './federation.ts';
@@ -32,7 +33,8 @@ usage: npm start [-- options]
   --hubs N           independent hubs sharing only the chain (default 1); with N > 1, domains are
                      hosted round-robin and consumers buy only from providers at other hubs
   --ledger-delay MS  ledger propagation delay between hubs (default 150; with --hubs > 1)
-  --data DIR         keep the ledger and DynamoDB on disk in DIR (bcoin stays in memory)
+  --data DIR         keep the ledger, DynamoDB and the devices' keys and chains in DIR (bcoin stays
+                     in memory); run again with the same DIR to go on (the summary counts this run)
   --port N           HTTP API port (default: a free port)
   --serve            keep running after the summary (watch the web page; Ctrl-C to stop)
   --json FILE        also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)
@@ -160,14 +162,15 @@ async function main(): Promise<void> {
     console.log(`  live page     ${cloud.api}/ui/index.html`);
     console.log(`  MQTT broker   ${cloud.broker.url}`);
     if (cfg.data) {
-      console.log(`  data          ${cfg.data} (ledger and table kept; bcoin regtest is in memory, so wallets start over each run)`);
+      console.log(`  data          ${cfg.data} (ledger, table, device keys and chains kept; bcoin regtest is in memory, so wallets start over each run)`);
     }
     const f = cfg.fleet;
     console.log(
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
         `${Math.round(f.consumers * f.defaulterShare)} never pay; ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
     );
-    fleet = new Fleet(f, hubEnv(cloud));
+    // with --data, devices keep their keys and chains there: a later run goes on where this one ends
+    fleet = new Fleet(f, { ...hubEnv(cloud), ...(cfg.data ? deviceFiles(join(cfg.data, 'devices')) : {}) });
     process.stdout.write('setting up domains, wallets and devices… ');
     await fleet.setUp();
     console.log(`done (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
@@ -197,6 +200,10 @@ async function main(): Promise<void> {
         `/domains/${c.domain}/reputation`,
       )).body;
       const accepted = fleet.results.filter((r) => r.consumer === c.domain && r.ok).map((r) => (r.ok ? r.obligationId : ''));
+      // this run's obligations (a --data directory keeps earlier runs' too: totals shown apart)
+      const thisRun = new Set(accepted);
+      const all = obligations;
+      const mine = all.filter((o) => thisRun.has(o.id));
       let onLedger = 0;
       for (const id of accepted) onLedger += (await cloud.deps.ledger.listByKey('obligations', id)).length === 1 ? 1 : 0;
       const l = ledger.get(c.domain);
@@ -209,12 +216,18 @@ async function main(): Promise<void> {
         accepted: accepted.length,
         refused: report?.refused ?? {},
         timeouts: report?.timeouts ?? 0,
-        fulfilled: obligations.filter((o) => o.status === 'fulfilled').length,
-        defaulted: obligations.filter((o) => o.status === 'defaulted').length,
-        stored: obligations.length,
+        fulfilled: mine.filter((o) => o.status === 'fulfilled').length,
+        defaulted: mine.filter((o) => o.status === 'defaulted').length,
+        stored: mine.length,
         onLedger,
-        payments: new Set(obligations.map((o) => o.paidTxid).filter(Boolean)).size,
-        paidSats: obligations.filter((o) => o.status === 'fulfilled').reduce((s, o) => s + o.amount, 0),
+        payments: new Set(mine.map((o) => o.paidTxid).filter(Boolean)).size,
+        paidSats: mine.filter((o) => o.status === 'fulfilled').reduce((s, o) => s + o.amount, 0),
+        allRuns: {
+          stored: all.length,
+          fulfilled: all.filter((o) => o.status === 'fulfilled').length,
+          defaulted: all.filter((o) => o.status === 'defaulted').length,
+          paidSats: all.filter((o) => o.status === 'fulfilled').reduce((s, o) => s + o.amount, 0),
+        },
         ledgerAgrees:
           l !== undefined &&
           Math.abs(l.rScaled - rep.rScaled) <= 1e-9 * Math.max(1, rep.rScaled) &&

@@ -216,7 +216,9 @@ async function follow(
     // the node forgot it (restarted without its mempool): the same transaction again, never a new one
     await fence();
     await payments.broadcast(s.hex).catch((e: unknown) => {
-      if (!(e instanceof TxRejectedError)) throw e;
+      // refused, or not taken (e.g. a node that never saw its inputs): kept and tried again next run,
+      // never in the way of the domain's other settlements
+      if (!(e instanceof TxRejectedError) && !(e instanceof UnavailableError)) throw e;
       (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason: e.message });
     });
     if (s.broadcastHeight === undefined) await deps.store.markBroadcast(s, height);
