@@ -97,6 +97,16 @@ export interface Payments {
    * confirm (in a mempool, or merely refused by this node's policy).
    */
   isConflicted(hex: string): Promise<boolean>;
+  /**
+   * A fee bump (replace-by-fee) of this wallet's broadcast, unconfirmed
+   * transaction `hex`: signed, not broadcast. It spends every input of the
+   * original, so at most one of the two can ever confirm (never a second
+   * payment), and pays every recipient of the original the same amount; only
+   * the change (and any input the wallet adds) differ.
+   */
+  prepareReplacement(hex: string): Promise<PreparedTx>;
+  /** The node's chain height (number of blocks after genesis). */
+  height(): Promise<number>;
   /** Give a prepared, never broadcast transaction's inputs back to the wallet (unlock them). */
   abandon(hex: string): Promise<void>;
   /** null when the wallet does not know the transaction. */

@@ -318,8 +318,11 @@ function array(value: unknown, path: string, max: number): unknown[] {
   return value;
 }
 
+/** Fee bumps of one settlement a record may list. */
+const MAX_REPLACES = 16;
+
 function settlementBody(value: unknown, path: string): SettlementRecord {
-  const obj = object(value, path, ['version', 'settlementId', 'consumerDomain', 'phase', 'txid', 'outputs', 'at']);
+  const obj = object(value, path, ['version', 'settlementId', 'consumerDomain', 'phase', 'txid', 'outputs', 'at', 'replaces']);
   const phase = obj['phase'];
   if (phase !== 'intent' && phase !== 'broadcast' && phase !== 'confirmed') {
     throw new MalformedError(`${path}.phase must be intent, broadcast or confirmed`);
@@ -346,7 +349,19 @@ function settlementBody(value: unknown, path: string): SettlementRecord {
     txid: string(obj, 'txid', path, TXID_RE),
     outputs,
     at: time(obj, 'at', path),
+    ...(obj['replaces'] === undefined ? {} : { replaces: replaced(obj, path) }),
   };
+}
+
+/** A settlement record's `replaces`: 1 to MAX_REPLACES txids, none of them its own `txid`. */
+function replaced(obj: Obj, path: string): string[] {
+  const txids = array(obj['replaces'], `${path}.replaces`, MAX_REPLACES).map((t, i) => {
+    if (typeof t !== 'string' || !TXID_RE.test(t)) throw new MalformedError(`${path}.replaces[${i}] must be a txid`);
+    if (t === obj['txid']) throw new MalformedError(`${path}.replaces[${i}] is the record's own txid`);
+    return t;
+  });
+  if (new Set(txids).size !== txids.length) throw new MalformedError(`${path}.replaces names a txid twice`);
+  return txids;
 }
 
 /** Validate the structure of a signed outcome record (`outcome:<id>` on the `obligations` stream). */

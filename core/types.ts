@@ -158,6 +158,12 @@ export interface SettlementRecord {
   /** Per provider address, the amount paid and the obligations it covers. */
   outputs: { payTo: string; providerDomain: string; amount: number; obligationIds: string[] }[];
   at: number;
+  /**
+   * Set on a fee bump (replace-by-fee): the earlier transactions of this same
+   * settlement, oldest first, that `txid` replaces. `txid` spends every input
+   * of each, so at most one of them all ever confirms.
+   */
+  replaces?: string[];
 }
 
 /**

@@ -12,10 +12,13 @@
  * hub's public HTTP API (POST /offers, POST /obligations); the provider's grant
  * still reaches the SPD over the provider hub's MQTT.
  */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { generateKeyPair, type KeyPair } from '../core/keys.ts';
 import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
 import type { DeviceLink } from './link.ts';
-import { ConsumerDevice, MemoryChainStore, type BuyResult, type ChainStore } from './scd.ts';
+import { ConsumerDevice, FileChainStore, MemoryChainStore, type BuyResult, type ChainStore } from './scd.ts';
 import { ProviderDevice } from './spd.ts';
 
 export interface FleetConfig {
@@ -64,8 +67,36 @@ export interface HubEnv {
 /** What the fleet needs from its surroundings: one hub (itself), or several (`hubs`). */
 export interface FleetEnv extends HubEnv {
   chainStore?(deviceId: string): ChainStore;
+  /** A device's signing keys, kept between runs (so its chain goes on); fresh keys each run when absent. */
+  deviceKeys?(deviceId: string): Promise<KeyPair>;
   /** Several hubs: domains are hosted round-robin over these, and the fields above are not used. */
   hubs?: HubEnv[];
+}
+
+/**
+ * Device state kept in `dir` between runs (`npm start -- --data DIR`): each
+ * device's chain head (<id>.chain.json) and signing keys (<id>.key.json,
+ * mode 600, created on first use). A device that comes back with the same key
+ * and chain continues its chain where the back-end's table has it.
+ */
+export function deviceFiles(dir: string): Required<Pick<FleetEnv, 'chainStore' | 'deviceKeys'>> {
+  return {
+    chainStore: (id) => FileChainStore.forDevice(dir, id),
+    async deviceKeys(id) {
+      const file = join(dir, `${id}.key.json`);
+      try {
+        return JSON.parse(await readFile(file, 'utf8')) as KeyPair;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      const keys = generateKeyPair();
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+      await writeFile(tmp, JSON.stringify(keys), { mode: 0o600 });
+      await rename(tmp, file);
+      return keys;
+    },
+  };
 }
 
 export interface ReputationPoint {
@@ -183,7 +214,7 @@ export class Fleet {
 
   private async device(hub: number, domain: string, id: string, creditLimit: number) {
     const h = this.hub(hub);
-    const keys = generateKeyPair();
+    const keys = (await this.env.deviceKeys?.(id)) ?? generateKeyPair();
     const { credential } = await api<{ credential: Signed<DeviceCredential> }>(h.api, 'POST', `/domains/${domain}/devices`, {
       deviceId: id,
       deviceKey: keys.publicKey,
@@ -241,6 +272,8 @@ export class Fleet {
             const at = this.providers.find((p) => p.domain === pd)?.hub;
             return at === undefined || at === hub ? undefined : this.hub(at).api;
           },
+          // its own hub's API: where it asks for its chain head after a replay or broken link
+          backendApi: this.hub(hub).api,
           chain: this.env.chainStore?.(id) ?? new MemoryChainStore(),
           payWindowMs: cfg.payWindowMs,
           timeoutMs: 3_000,

@@ -109,6 +109,8 @@ async function main(): Promise<number> {
     credential,
     link,
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
+    // its hub's API, where it asks for its chain head after a replay or broken link
+    backendApi: cfg.api.replace(/\/+$/, ''),
     ...(buy.payWindowMs === undefined ? {} : { payWindowMs: buy.payWindowMs }),
     providerKey: async (d) => {
       const hit = keys.get(d);

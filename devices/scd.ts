@@ -14,13 +14,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { canonicalize, sha256Hex } from '../core/canonical.ts';
 import { createObligation, verifyAcceptanceSignature } from '../core/obligation.ts';
 import { createRenewalRequest, parseCredential, verifyOffer } from '../core/records.ts';
-import { sameKey, signValue, type PrivateKeyRef } from '../core/keys.ts';
+import { sameKey, signValue, verifyBytes, type PrivateKeyRef } from '../core/keys.ts';
 import {
   GENESIS,
   type AcceptanceBody,
   type DeviceCredential,
+  type Obligation,
   type Offer,
   type PublicKeyRef,
   type Signed,
@@ -111,6 +113,14 @@ export interface ConsumerDeviceOptions {
   /** Base URL of the API of the hub hosting `domain`, when that is not this device's hub (else undefined: MQTT). */
   providerApi?: (domain: string) => string | undefined;
   chain?: ChainStore;
+  /**
+   * Base URL of this device's own hub's API: after a refusal as a replay
+   * (F04) or a broken chain link (F05) — its chain head fell behind, e.g. an
+   * acceptance reply was lost — the device asks it for its chain head
+   * (GET /domains/{domain}/devices/{device}/head), adopts the head if the
+   * obligation it names verifies with the device's own key, and tries once more.
+   */
+  backendApi?: string;
   /** dueBy = issuedAt + payWindowMs (default DEFAULT_PAY_WINDOW_MS). */
   payWindowMs?: number;
   /**
@@ -247,12 +257,35 @@ export class ConsumerDevice {
     } catch (e) {
       return fail('offer', 'BAD_OFFER', (e as Error).message, started, now);
     }
+    let sent = await this.sendObligation(offer.body, remote, now);
+    if (!sent.reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
+    const code = sent.reply.error?.code;
+    if (!sent.reply.accepted && (code === 'F04_REPLAY' || code === 'F05_CHAIN_BREAK') && (await this.resync())) {
+      // its chain head was behind the back-end's: once more from the head it just verified
+      sent = await this.sendObligation(offer.body, remote, now);
+      if (!sent.reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
+    }
+    const { ob, reply, sentAt } = sent;
+    if (!reply.accepted || !reply.acceptance) {
+      return { ok: false, stage: 'accept', error: reply.error ?? err('REFUSED', 'refused'), latencyMs: now() - started };
+    }
+    const providerKey = await this.o.providerKey(providerDomain);
+    if (reply.acceptance.body.obligationId !== ob.id || !acceptedBy(reply.acceptance, providerKey)) {
+      return fail('accept', 'BAD_ACCEPTANCE', 'the acceptance is not signed by the provider domain', started, now);
+    }
+    await this.chain.save({ seq: ob.body.seq, id: ob.id });
+    return { ok: true, obligationId: ob.id, amount: ob.body.amount, seq: ob.body.seq, latencyMs: now() - started, acceptMs: now() - sentAt };
+  }
+
+  /** Sign the next obligation of the chain for `offer` and send it; the answer, or undefined after the attempts. */
+  private async sendObligation(offer: Offer, remote: string | undefined, now: () => number) {
+    const { domain, deviceId, link } = this.o;
     const head = await this.chain.load();
     const issuedAt = now();
     const ob = createObligation({
       credential: this.o.credential,
       deviceKey: this.o.privateKey,
-      offer: offer.body,
+      offer,
       seq: head.seq + 1,
       prev: head.id,
       issuedAt,
@@ -269,16 +302,48 @@ export class ConsumerDevice {
             link.publish(topics.fromDevice(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
           )
     ) as { accepted?: boolean; acceptance?: Signed<AcceptanceBody>; error?: DeviceError } | undefined;
-    if (!reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
-    if (!reply.accepted || !reply.acceptance) {
-      return { ok: false, stage: 'accept', error: reply.error ?? err('REFUSED', 'refused'), latencyMs: now() - started };
+    return { ob, reply, sentAt };
+  }
+
+  /**
+   * Ask the back-end for this device's chain head and adopt it when it is a
+   * link this device signed: the named obligation hashes to the head id, is
+   * this device's, at the head's seq, and its signature verifies with the
+   * device's own key (from its credential). Never moves the chain back.
+   * True when the chain head changed.
+   */
+  async resync(): Promise<boolean> {
+    const base = this.o.backendApi;
+    if (base === undefined) return false;
+    const { domain, deviceId } = this.o;
+    let answer: { seq?: unknown; id?: unknown; obligation?: Obligation };
+    try {
+      const res = await fetch(`${base}/domains/${encodeURIComponent(domain)}/devices/${encodeURIComponent(deviceId)}/head`, {
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
+      });
+      if (res.status !== 200) return false;
+      answer = (await res.json()) as typeof answer;
+    } catch {
+      return false;
     }
-    const providerKey = await this.o.providerKey(providerDomain);
-    if (reply.acceptance.body.obligationId !== ob.id || !acceptedBy(reply.acceptance, providerKey)) {
-      return fail('accept', 'BAD_ACCEPTANCE', 'the acceptance is not signed by the provider domain', started, now);
+    const local = await this.chain.load();
+    const { seq, id, obligation: ob } = answer;
+    if (typeof seq !== 'number' || typeof id !== 'string' || seq <= local.seq || !ob || typeof ob !== 'object') return false;
+    if (!this.signedByMe(ob) || ob.id !== id || ob.body.seq !== seq) return false;
+    await this.chain.save({ seq, id });
+    return true;
+  }
+
+  /** `ob` is an obligation of this device, its id the hash of its body, signed with this device's key. */
+  private signedByMe(ob: Obligation): boolean {
+    try {
+      const body = ob.body;
+      if (body.consumerDomain !== this.o.domain || body.consumerDevice !== this.o.deviceId) return false;
+      const text = canonicalize(body);
+      return sha256Hex(text) === ob.id && verifyBytes(this.o.credential.body.deviceKey, text, ob.sig);
+    } catch {
+      return false;
     }
-    await this.chain.save({ seq: ob.body.seq, id: ob.id });
-    return { ok: true, obligationId: ob.id, amount: ob.body.amount, seq: ob.body.seq, latencyMs: now() - started, acceptMs: now() - sentAt };
   }
 
   /**

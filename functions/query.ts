@@ -55,11 +55,15 @@ const verifyReputation = httpRoute({ params: DomainParams }, async ({ params, de
  * obligation must link to (seq + 1, prev = id). A device that lost its chain
  * state (reset, restored backup) asks here after F04_REPLAY / F05_CHAIN_BREAK
  * and resumes. Public like the other reads: the head is on the ledger anyway.
+ * The answer carries the head obligation (signed by the device) when there is one.
  */
 const head = httpRoute({ params: DeviceParams }, async ({ params, deps }) => {
   await knownDomain(deps, params.domain);
   const h = await deps.store.getChainHead(params.domain, params.device);
-  return { body: { domain: params.domain, device: params.device, seq: h?.seq ?? 0, id: h?.id ?? GENESIS } };
+  // the head obligation itself, signed by the device: a device adopts a head only when it
+  // verifies with its own key (a back-end cannot move a device's chain to a link it never signed)
+  const obligation = h ? (await deps.store.getObligation(h.id))?.accepted.obligation : undefined;
+  return { body: { domain: params.domain, device: params.device, seq: h?.seq ?? 0, id: h?.id ?? GENESIS, ...(obligation ? { obligation } : {}) } };
 });
 
 /** A page of a domain's obligations; `next` (opaque) asks for the following page, null on the last. */

@@ -5,7 +5,7 @@
  * adapter talks to it over HTTP exactly as it talks to bitcoind.
  * Quirks are in /work/shared/notes/feasibility.md row 4b.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { UnavailableError } from '../core/errors.ts';
@@ -21,6 +21,11 @@ export interface RegtestNode {
   createWallet(id: string): Promise<void>;
   /** Mine `n` blocks to `address` (default: a fresh address of the primary wallet), then wait for the wallet to sync. */
   mine(n: number, address?: string): Promise<string[]>;
+  /**
+   * Mine `n` blocks that include no mempool transaction (Core: `generateblock
+   * <address> []`): what a busy network does to a low-fee transaction.
+   */
+  mineEmpty(n: number, address?: string): Promise<string[]>;
   /** Resolve once the wallet database has processed every block of the chain. */
   waitForWalletSync(): Promise<void>;
   /** Take both RPC servers down (false) or bring them back (true): simulates bitcoind being unreachable. */
@@ -31,6 +36,14 @@ export interface RegtestNode {
 export interface StartRegtestOptions {
   /** Wallets to create at start-up (e.g. ['scb', 'spb']). */
   walletIds?: string[];
+  /**
+   * Derive each wallet's master key from this secret and the wallet's id
+   * (instead of at random), so a wallet re-created in a later process owns the
+   * same addresses: what lets `npm start -- --data DIR` run again (bcoin's
+   * chain is in memory, but a provider's payment address kept in the table
+   * still belongs to its wallet).
+   */
+  walletSeed?: Buffer;
 }
 
 // bcoin ships no type declarations: these are the few members we use.
@@ -38,21 +51,81 @@ interface BcoinHttpServer {
   open(): Promise<void>;
   close(): Promise<void>;
 }
+interface BcoinWalletHttp extends BcoinHttpServer {
+  post(path: string, handler: (req: BcoinRequest, res: BcoinResponse) => Promise<void>): void;
+}
+interface BcoinRequest {
+  body: Record<string, unknown>;
+  wallet: BcoinWallet;
+}
+interface BcoinResponse {
+  json(status: number, body?: unknown): void;
+}
+interface BcoinScript {
+  getAddress(): unknown;
+}
+interface BcoinOutput {
+  value: number;
+  script: BcoinScript;
+  getAddress(): unknown;
+  isDust(rate?: number): boolean;
+}
+interface BcoinInput {
+  prevout: { hash: string; index: number };
+  script: unknown;
+  witness: unknown;
+}
+interface BcoinTx {
+  inputs: BcoinInput[];
+  outputs: BcoinOutput[];
+  hash(enc: 'hex'): string;
+  txid(): string;
+  getFee(view: unknown): number;
+  getVirtualSize(): number;
+}
+interface BcoinMtx extends BcoinTx {
+  view: unknown;
+  toRaw(): Buffer;
+}
+interface BcoinWallet {
+  getTX(hash: string): Promise<{ tx: BcoinTx; height: number } | null>;
+  getSpentView(tx: BcoinTx): Promise<unknown>;
+  hasAddress(address: unknown): Promise<boolean>;
+  sign(mtx: BcoinMtx): Promise<number>;
+}
+interface BcoinMempoolEntry {
+  tx: BcoinTx;
+  fee: number;
+  size: number;
+  descFee: number;
+}
+interface BcoinMempool {
+  getSpent(hash: string, index: number): BcoinMempoolEntry | undefined;
+  getCoinView(tx: BcoinTx): Promise<unknown>;
+  hasEntry?(hash: string): boolean;
+  exists(hash: string): boolean;
+  evictEntry(entry: BcoinMempoolEntry): void;
+  insertTX(tx: BcoinTx, id?: number): Promise<unknown>;
+  options: { minRelay: number };
+}
 interface BcoinWalletDB {
   state: { height: number };
   /** Held by addBlock while it records a block's transactions (after it moved the tip). */
   txLock: { lock(): Promise<() => void> };
-  get(id: string): Promise<unknown>;
-  create(options: { id: string }): Promise<unknown>;
+  get(id: string | number): Promise<unknown>;
+  getWalletsByTX(tx: BcoinTx): Promise<Set<number> | null>;
+  create(options: { id: string; master?: unknown; mnemonic?: unknown }): Promise<unknown>;
   primary: { receiveAddress(): Promise<{ toString(network: unknown): string }> };
 }
 interface BcoinFullNode {
   network: unknown;
+  mempool: BcoinMempool;
   chain: { height: number };
   http: BcoinHttpServer;
   pool: { invMap: Map<unknown, { resolve(): void }> };
   rpc: { mineBlocks(n: number, address: unknown): Promise<string[]> };
-  plugins: Record<string, { wdb: BcoinWalletDB; http: BcoinHttpServer } | undefined>;
+  miner: { mempool: unknown };
+  plugins: Record<string, { wdb: BcoinWalletDB; http: BcoinWalletHttp } | undefined>;
   use(plugin: unknown): void;
   on(event: 'error', listener: (err: Error) => void): void;
   open(): Promise<void>;
@@ -62,6 +135,11 @@ interface Bcoin {
   set(network: string): void;
   FullNode: new (options: Record<string, unknown>) => BcoinFullNode;
   Address: { fromString(address: string, network: unknown): unknown };
+  MTX: { fromTX(tx: BcoinTx): BcoinMtx };
+  HDPrivateKey: { fromSeed(seed: Buffer): unknown };
+  Script: new () => unknown;
+  Witness: new () => unknown;
+  util: { revHex(hex: string): string };
   wallet: { plugin: unknown };
 }
 
@@ -103,6 +181,84 @@ export function bcoinPaymentsOptions(
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * bcoin 1.0.2's mempool refuses every transaction that spends an output a
+ * mempool transaction already spends ("bad-txns-inputs-spent"): no
+ * replacement at all (its `replaceByFee` option only admits transactions that
+ * signal BIP125). Bitcoin Core replaces any mempool transaction since v28
+ * (full RBF the default; the option removed in v29), so the stand-in does too,
+ * by Core's main rules (BIP125 rules 3, 4 and 6): the replacement pays more
+ * than everything it evicts (conflicts and their descendants) plus the
+ * minimum relay fee for its own size, at a higher fee rate than each conflict.
+ * The conflicts are evicted, the replacement inserted; if it then fails any
+ * other check, the evicted transactions are put back.
+ */
+function fullRbf(mempool: BcoinMempool, onReplaced: (evicted: BcoinTx[]) => Promise<void>): void {
+  const insert = mempool.insertTX.bind(mempool);
+  mempool.insertTX = async (tx, id) => {
+    const conflicts = new Map<string, BcoinMempoolEntry>();
+    for (const { prevout } of tx.inputs) {
+      const entry = mempool.getSpent(prevout.hash, prevout.index);
+      if (entry) conflicts.set(entry.tx.hash('hex'), entry);
+    }
+    if (conflicts.size === 0 || mempool.exists(tx.hash('hex'))) return insert(tx, id);
+    const fee = tx.getFee(await mempool.getCoinView(tx));
+    const size = tx.getVirtualSize();
+    const evicted = [...conflicts.values()].reduce((sum, e) => sum + e.descFee, 0);
+    const minRelay = Math.ceil((size * mempool.options.minRelay) / 1000); // minRelay is sat/kvB
+    const better = [...conflicts.values()].every((e) => fee * e.size > e.fee * size);
+    if (fee < 0 || fee < evicted + minRelay || !better) return insert(tx, id); // refused as a double spend, as before
+    for (const e of conflicts.values()) mempool.evictEntry(e);
+    let missing: unknown;
+    try {
+      missing = await insert(tx, id);
+    } catch (err) {
+      for (const e of conflicts.values()) await insert(e.tx).catch(() => undefined);
+      throw err;
+    }
+    await onReplaced([...conflicts.values()].map((e) => e.tx));
+    return missing;
+  };
+}
+
+/**
+ * POST /wallet/:id/bump {txid} on the wallet server: what Core's psbtbumpfee
+ * (+ walletprocesspsbt) does, for bcoin, which has no fee bumping and whose
+ * wallet will not sign inputs it counts as spent. The replacement spends the
+ * same inputs (their coins from the wallet's spent view) and pays the same
+ * outputs, except the change (the output to this wallet) which pays the extra
+ * fee: the original fee again, at least 1 sat/vB more. Signed, not broadcast.
+ */
+function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
+  http.post('/wallet/:id/bump', async (req, res) => {
+    const txid = req.body['txid'];
+    if (typeof txid !== 'string' || !/^[0-9a-f]{64}$/.test(txid)) return res.json(400, { error: { message: 'txid required' } });
+    const wallet = req.wallet;
+    const wtx = await wallet.getTX(bcoin.util.revHex(txid));
+    if (!wtx) return res.json(404, { error: { message: `no wallet transaction ${txid}` } });
+    if (wtx.height !== -1) return res.json(409, { error: { message: `transaction ${txid} is confirmed` } });
+    const view = await wallet.getSpentView(wtx.tx);
+    const fee = wtx.tx.getFee(view);
+    const extra = Math.max(fee, wtx.tx.getVirtualSize());
+    const mtx = bcoin.MTX.fromTX(wtx.tx);
+    mtx.view = view;
+    let change: BcoinOutput | undefined;
+    for (const out of mtx.outputs) {
+      const address = out.getAddress();
+      if (address && (await wallet.hasAddress(address))) change = out;
+    }
+    if (!change) return res.json(409, { error: { message: `transaction ${txid} has no change output to pay a higher fee from` } });
+    change.value -= extra;
+    if (change.value <= 0 || change.isDust()) return res.json(409, { error: { message: `the change of ${txid} cannot pay a higher fee` } });
+    for (const input of mtx.inputs) {
+      input.script = new bcoin.Script();
+      input.witness = new bcoin.Witness();
+    }
+    await wallet.sign(mtx);
+    res.json(200, { hex: mtx.toRaw().toString('hex') });
+  });
+}
+
 /** Start bcoin regtest in memory with the wallet plugin and both RPC servers on free loopback ports. */
 export async function startRegtest(opts: StartRegtestOptions = {}): Promise<RegtestNode> {
   const bcoin = loadBcoin();
@@ -131,6 +287,32 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
   const walletPlugin = node.plugins['walletdb'];
   if (walletPlugin === undefined) throw new UnavailableError('bcoin wallet plugin did not load');
   const wdb = walletPlugin.wdb;
+  // A replaced transaction leaves every wallet it paid, as Core's wallet marks it conflicted: bcoin
+  // drops it only from the payer's (whose coins it spent), so a payee would count it forever.
+  const seed = opts.walletSeed;
+  if (seed !== undefined) {
+    const create = wdb.create.bind(wdb);
+    wdb.create = (options) =>
+      create(
+        options.master != null || options.mnemonic != null // the REST PUT passes null for both
+          ? options
+          : { ...options, master: bcoin.HDPrivateKey.fromSeed(createHash('sha256').update(seed).update(options.id).digest()) },
+      );
+  }
+  fullRbf(node.mempool, async (evicted) => {
+    for (const tx of evicted) {
+      for (const wid of (await wdb.getWalletsByTX(tx)) ?? []) {
+        const wallet = (await wdb.get(wid)) as (BcoinWallet & { abandon(hash: string): Promise<unknown> }) | null;
+        if (!wallet) continue;
+        // the payer (whose coins it spent) drops it itself when the replacement reaches its wallet
+        // (txdb removeConflicts); removing it here too would race that removal
+        const spent = (await wallet.getSpentView(tx)) as { map: Map<unknown, unknown> };
+        if (spent.map.size > 0) continue;
+        await wallet.abandon(tx.hash('hex')).catch(() => undefined);
+      }
+    }
+  });
+  addBumpRoute(bcoin, walletPlugin.http);
 
   const endpoint = (port: number): RpcEndpoint => ({
     host: '127.0.0.1',
@@ -181,6 +363,18 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
       const hashes = await node.rpc.mineBlocks(n, bcoin.Address.fromString(to, node.network));
       await waitForWalletSync();
       return hashes;
+    },
+    async mineEmpty(n, address) {
+      const to = address ?? (await wdb.primary.receiveAddress()).toString(node.network);
+      // bcoin's miner fills a block template from its mempool only when it has one (miner.js getSnapshot)
+      const mempool = node.miner.mempool;
+      node.miner.mempool = null;
+      try {
+        return await node.rpc.mineBlocks(n, bcoin.Address.fromString(to, node.network));
+      } finally {
+        node.miner.mempool = mempool;
+        await waitForWalletSync();
+      }
     },
     async setAvailable(want) {
       if (want === up || stopped) return;

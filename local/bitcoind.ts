@@ -91,6 +91,14 @@ export async function connectBitcoind(url: string): Promise<RegtestNode> {
       await rpc('syncwithvalidationinterfacequeue');
       return hashes;
     },
+    async mineEmpty(n, address) {
+      // generateblock <address> []: blocks without any mempool transaction (a stuck payment stays stuck)
+      const to = address ?? (await miner());
+      const hashes: string[] = [];
+      for (let i = 0; i < n; i++) hashes.push((await rpc<{ hash: string }>('generateblock', [to, []])).hash);
+      await rpc('syncwithvalidationinterfacequeue');
+      return hashes;
+    },
     async waitForWalletSync() {
       await rpc('syncwithvalidationinterfacequeue');
     },

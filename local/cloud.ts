@@ -21,7 +21,7 @@
 import './powertools-env.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { handler as accept } from '../functions/accept.ts';
 import { handler as domains } from '../functions/domains.ts';
 import { handler as enrol } from '../functions/enrol.ts';
@@ -141,7 +141,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       ? await useDynamo(opts.dynamoEndpoint)
       : await startDynamo(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {});
     stops.push(() => dynamo.stop());
-    const regtest = opts.regtest ?? (await startRegtest());
+    // with a data directory, wallets are re-created with the same keys each run (bcoin's chain is in memory)
+    const regtest = opts.regtest ?? (await startRegtest(opts.dataDir ? { walletSeed: await walletSeed(opts.dataDir) } : {}));
     if (!opts.regtest) stops.push(() => regtest.stop());
 
     const things = new MapThingRegistry();
@@ -370,4 +371,17 @@ async function fetchRpc(node: RegtestNode, method: string, params: unknown[] = [
   });
   const out = (await res.json()) as { result?: unknown };
   return out.result;
+}
+
+/** The secret the embedded bcoin derives wallet keys from, kept in the data directory (mode 600). */
+async function walletSeed(dir: string): Promise<Buffer> {
+  const file = join(dir, 'bcoin-wallet-seed');
+  try {
+    return Buffer.from((await readFile(file, 'utf8')).trim(), 'hex');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const seed = randomBytes(32);
+  await writeFile(file, seed.toString('hex'), { mode: 0o600 });
+  return seed;
 }

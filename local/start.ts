@@ -9,7 +9,8 @@
  *   npm start -- --hubs 3        (a federation: see runFederated below)
  */
 import { writeFile } from 'node:fs/promises';
-import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
+import { join } from 'node:path';
+import { DEFAULT_FLEET, deviceFiles, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
 import type { LocalCloud } from './cloud.ts';
 import { prepareDataDir } from './data-dir.ts';
@@ -28,7 +29,7 @@ const OPTIONS = {
   seed: { type: 'int', min: 0, max: 2 ** 32 - 1, default: DEFAULT_FLEET.seed, arg: 'N', help: 'PRNG seed' },
   hubs: { type: 'int', min: 1, max: 16, default: 1, arg: 'N', help: 'hubs sharing only the chain (consumers buy at other hubs)' },
   'ledger-delay': { type: 'int', min: 0, max: 60_000, default: 150, arg: 'MS', help: 'ledger delay between hubs (--hubs > 1)' },
-  data: { type: 'string', arg: 'DIR', help: 'keep the ledger and DynamoDB in DIR (created if its parent exists; bcoin stays in memory)' },
+  data: { type: 'string', arg: 'DIR', help: 'keep the ledger, DynamoDB and the devices\' keys and chains in DIR (created if its parent exists); run again to go on' },
   port: { type: 'int', min: 1, max: 65_535, arg: 'N', help: 'HTTP API port; default a free port' },
   'mqtt-port': { type: 'int', min: 1, max: 65_535, arg: 'N', help: 'MQTT broker port; default a free port' },
   serve: { type: 'boolean', help: 'keep running after the summary (web page, API, broker; Ctrl-C to stop)' },
@@ -170,7 +171,7 @@ async function main(): Promise<number | void> {
     console.log(`  MQTT broker   ${cloud.broker.url}`);
     if (cfg.data) {
       console.log(
-        `  data          ${cfg.data}${created ? ' (created)' : ''} (ledger and table kept; bcoin regtest is in memory, so wallets start over each run)`,
+        `  data          ${cfg.data}${created ? ' (created)' : ''} (ledger, table, device keys and chains kept; bcoin regtest is in memory: wallets keep their keys, not their coins)`,
       );
     }
     const f = cfg.fleet;
@@ -178,7 +179,8 @@ async function main(): Promise<number | void> {
       `scenario: ${f.consumers} consumer domains × ${f.devicesPerConsumer} devices, ${f.providers} providers × ${f.devicesPerProvider} devices, ` +
         `${Math.round(f.consumers * f.defaulterShare)} never pay;\n          ${f.rounds} rounds, pay window ${f.payWindowMs} ms, seed ${f.seed}`,
     );
-    fleet = new Fleet(f, hubEnv(cloud));
+    // with --data, devices keep their keys and chains there: a later run goes on where this one ends
+    fleet = new Fleet(f, { ...hubEnv(cloud), ...(cfg.data ? deviceFiles(join(cfg.data, 'devices')) : {}) });
     process.stdout.write('setting up domains, wallets and devices… ');
     await fleet.setUp();
     console.log(`done (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
@@ -205,6 +207,10 @@ async function main(): Promise<number | void> {
         `/domains/${c.domain}/reputation`,
       )).body;
       const accepted = fleet.results.filter((r) => r.consumer === c.domain && r.ok).map((r) => (r.ok ? r.obligationId : ''));
+      // this run's obligations (a --data directory keeps earlier runs' too: totals shown apart)
+      const thisRun = new Set(accepted);
+      const all = obligations;
+      const mine = all.filter((o) => thisRun.has(o.id));
       let onLedger = 0;
       for (const id of accepted) onLedger += (await cloud.deps.ledger.listByKey('obligations', id)).length === 1 ? 1 : 0;
       const l = ledger.get(c.domain);
@@ -217,12 +223,18 @@ async function main(): Promise<number | void> {
         accepted: accepted.length,
         refused: report?.refused ?? {},
         timeouts: report?.timeouts ?? 0,
-        fulfilled: obligations.filter((o) => o.status === 'fulfilled').length,
-        defaulted: obligations.filter((o) => o.status === 'defaulted').length,
-        stored: obligations.length,
+        fulfilled: mine.filter((o) => o.status === 'fulfilled').length,
+        defaulted: mine.filter((o) => o.status === 'defaulted').length,
+        stored: mine.length,
         onLedger,
-        payments: new Set(obligations.map((o) => o.paidTxid).filter(Boolean)).size,
-        paidSats: obligations.filter((o) => o.status === 'fulfilled').reduce((s, o) => s + o.amount, 0),
+        payments: new Set(mine.map((o) => o.paidTxid).filter(Boolean)).size,
+        paidSats: mine.filter((o) => o.status === 'fulfilled').reduce((s, o) => s + o.amount, 0),
+        allRuns: {
+          stored: all.length,
+          fulfilled: all.filter((o) => o.status === 'fulfilled').length,
+          defaulted: all.filter((o) => o.status === 'defaulted').length,
+          paidSats: all.filter((o) => o.status === 'fulfilled').reduce((s, o) => s + o.amount, 0),
+        },
         ledgerAgrees:
           l !== undefined &&
           Math.abs(l.rScaled - rep.rScaled) <= 1e-9 * Math.max(1, rep.rScaled) &&

@@ -17,6 +17,11 @@ export interface DomainSummary {
   payments: number;
   paidSats: number;
   ledgerAgrees: boolean;
+  /**
+   * With `npm start -- --data DIR` run again: this domain's obligations over
+   * every run kept in DIR (the fields above count this run's only).
+   */
+  allRuns?: { stored: number; fulfilled: number; defaulted: number; paidSats: number };
 }
 
 export interface RunFacts {
@@ -127,6 +132,15 @@ export function renderSummary(rows: DomainSummary[], facts: RunFacts, width = SU
   if (tooWide()) t = table(columns(bars, (num = compact)), rows);
   if (tooWide()) t = table(columns(0, num), rows);
   lines.push(...t);
+  const earlier = rows.filter((r) => r.allRuns !== undefined && r.allRuns.stored > r.stored);
+  if (earlier.length > 0) {
+    lines.push('');
+    lines.push('over every run kept in the data directory (the table above counts this run only):');
+    for (const r of earlier) {
+      const a = r.allRuns as NonNullable<DomainSummary['allRuns']>;
+      lines.push(`  ${pad(r.domain, Math.max(6, ...earlier.map((e) => e.domain.length)))} obligations ${a.stored}, fulfilled ${a.fulfilled}, defaulted ${a.defaulted}, paid sats ${a.paidSats}`);
+    }
+  }
   lines.push('');
   lines.push(`refusals by reason (providers' threshold: reputation ≥ ${facts.threshold}):`);
   const name = Math.max(6, ...rows.map((r) => r.domain.length));

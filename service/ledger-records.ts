@@ -21,7 +21,9 @@ export const ledgerKeys = {
   outcome: (id: string) => `outcome:${id}`,
   provider: (d: string) => `p:${d}`,
   consumer: (d: string) => `c:${d}`,
-  settlement: (settlementId: string, phase: SettlementRecord['phase']) => `settlement:${settlementId}:${phase}`,
+  /** A fee bump's records (`replacement`: its txid) are new items beside the original's, never duplicates of them. */
+  settlement: (settlementId: string, phase: SettlementRecord['phase'], replacement?: string) =>
+    replacement === undefined ? `settlement:${settlementId}:${phase}` : `settlement:${settlementId}:${phase}:${replacement}`,
   /** A revocation on the `domains` stream: one per device key (fingerprint: core/keys.ts keyFingerprint). */
   revocation: (domain: string, deviceId: string, fingerprint: string) => `revocation:${domain}/${deviceId}/${fingerprint}`,
   revocations: (domain: string) => `revocations:${domain}`,
@@ -92,7 +94,7 @@ export async function readOutcome(directory: DomainDirectory, item: LedgerItem):
 export async function readSettlement(directory: DomainDirectory, item: LedgerItem): Promise<Signed<SettlementRecord>> {
   const record = checked('settlement', item, () => parseSettlement(item.data));
   const r = record.body;
-  if (item.keys[0] !== ledgerKeys.settlement(r.settlementId, r.phase)) {
+  if (item.keys[0] !== ledgerKeys.settlement(r.settlementId, r.phase, r.replaces === undefined ? undefined : r.txid)) {
     throw new InvalidRecordError('settlement is not under its id', { txid: item.txid });
   }
   const consumer = await signer(directory, r.consumerDomain, item);

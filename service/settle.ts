@@ -17,7 +17,18 @@
  * A transaction the node rejects for good is released (its obligations back
  * to 'accepted', planned again next run) only once the node shows it can
  * never confirm (an input spent elsewhere in the chain); until then it is
- * kept and retried ("stuck"), never paid a second time. No fee bumping (RBF).
+ * kept and retried ("stuck"), never paid a second time.
+ *
+ * A broadcast settlement stays on the consumer's unconfirmed list until a
+ * transaction of it confirms. One still unconfirmed `bumpAfterBlocks` blocks
+ * after its broadcast is fee-bumped (replace-by-fee): the wallet builds a
+ * replacement that spends every input of the current transaction and pays the
+ * same outputs at a higher fee, so at most one of them ever confirms — never
+ * a second payment of the same obligations. The replacement goes through the
+ * same intent → broadcast steps (its records name the new txid and list the
+ * txids it replaces), so providers and other hubs match the payment that
+ * actually confirms; if an earlier transaction confirms first, that one is
+ * the settlement's payment.
  */
 import { randomUUID } from 'node:crypto';
 import { NotFoundError, ObligationError, UnavailableError } from '../core/errors.ts';
@@ -48,6 +59,10 @@ export interface SettleSummary {
   stuck?: { settlementId: string; txid: string; reason: string }[];
   /** Obligations left unpaid because their payTo is not an address of this hub's network (F17_WRONG_NETWORK). */
   unpayable?: string[];
+  /** Settlements fee-bumped this run: the stuck transaction and its replacement. */
+  bumped?: { settlementId: string; from: string; to: string }[];
+  /** Settlements whose payment confirmed since the last run (they leave the unconfirmed list). */
+  confirmed?: number;
   /** Why the run stopped early, if it did (another run holds the domain, ledger or bitcoind unavailable, no funds). */
   deferred?: string;
 }
@@ -60,6 +75,7 @@ const recordOf = (s: SettlementItem, phase: SettlementRecord['phase']): Settleme
   txid: s.txid,
   outputs: s.outputs,
   at: s.at,
+  ...(s.replaces && s.replaces.length > 0 ? { replaces: s.replaces } : {}),
 });
 
 async function publishRecord(deps: Deps, s: SettlementItem, phase: SettlementRecord['phase']): Promise<void> {
@@ -68,7 +84,8 @@ async function publishRecord(deps: Deps, s: SettlementItem, phase: SettlementRec
   const keys = [ledgerKeys.consumer(s.consumerDomain), s.txid, ...new Set(s.outputs.map((o) => ledgerKeys.provider(o.providerDomain)))];
   // signed by the paying domain: a record only it can publish, checkable against the transaction it names
   const signed = await createSettlementRecord(recordOf(s, phase), domainSigner(deps, hosted));
-  await deps.ledger.publish('settlements', ledgerKeys.settlement(s.settlementId, phase), keys, signed as unknown as Json);
+  const replacement = s.replaces && s.replaces.length > 0 ? s.txid : undefined;
+  await deps.ledger.publish('settlements', ledgerKeys.settlement(s.settlementId, phase, replacement), keys, signed as unknown as Json);
 }
 
 /**
@@ -117,6 +134,8 @@ async function complete(
   fence: () => Promise<void>,
   summary: SettleSummary,
 ): Promise<boolean> {
+  // A fee bump whose original confirmed first (mined before the replacement was sent): paid by that one.
+  if (await confirmedEarlier(deps, payments, s, summary)) return true;
   // A run that died right after broadcasting left an intent the wallet already knows.
   const known = await payments.getTransaction(s.txid);
   if (known !== null && known.confirmations === 0 && (await payments.isConflicted(s.hex))) {
@@ -153,8 +172,79 @@ async function complete(
   // the record first: the phase change takes the settlement out of recovery, so a
   // crash between the two leaves an intent that the next run completes (no re-broadcast)
   await publishRecord(deps, s, 'broadcast');
-  await deps.store.setSettlementPhase(s.settlementId, 'broadcast');
+  await deps.store.markBroadcast(s, await payments.height());
   return true;
+}
+
+/** Has a transaction this settlement's current one replaced confirmed? Then that one paid it: record so. */
+async function confirmedEarlier(deps: Deps, payments: Payments, s: SettlementItem, summary: SettleSummary): Promise<boolean> {
+  for (const old of s.replaces ?? []) {
+    const tx = await payments.getTransaction(old);
+    if (tx !== null && tx.confirmations > 0) {
+      await deps.store.confirmSettlement(s.settlementId, old, deps.now());
+      summary.confirmed = (summary.confirmed ?? 0) + 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * One broadcast, unconfirmed settlement: leave it once a transaction of it
+ * confirmed; give it up if it can never confirm; send it again if the node
+ * lost it; fee-bump it once it has waited `bumpAfterBlocks` blocks.
+ */
+async function follow(
+  deps: Deps,
+  payments: Payments,
+  s: SettlementItem,
+  hooks: SettleHooks,
+  fence: () => Promise<void>,
+  summary: SettleSummary,
+): Promise<void> {
+  const tx = await payments.getTransaction(s.txid);
+  if (tx !== null && tx.confirmations > 0) {
+    await deps.store.confirmSettlement(s.settlementId, s.txid, deps.now());
+    summary.confirmed = (summary.confirmed ?? 0) + 1;
+    return;
+  }
+  if (await confirmedEarlier(deps, payments, s, summary)) return;
+  const height = await payments.height();
+  const due = s.broadcastHeight === undefined || height - s.broadcastHeight >= deps.config.bumpAfterBlocks;
+  if (tx !== null && !due) return; // in the mempool, waiting for a block
+  if (await payments.isConflicted(s.hex)) {
+    await fail(deps, payments, s, 'its transaction can never confirm: an input is spent elsewhere', summary);
+    return;
+  }
+  if (tx === null || s.broadcastHeight === undefined) {
+    // the node forgot it (restarted without its mempool): the same transaction again, never a new one
+    await fence();
+    await payments.broadcast(s.hex).catch((e: unknown) => {
+      // refused, or not taken (e.g. a node that never saw its inputs): kept and tried again next run,
+      // never in the way of the domain's other settlements
+      if (!(e instanceof TxRejectedError) && !(e instanceof UnavailableError)) throw e;
+      (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason: e.message });
+    });
+    if (s.broadcastHeight === undefined) await deps.store.markBroadcast(s, height);
+    return;
+  }
+  await fence();
+  const replacement = await payments.prepareReplacement(s.hex);
+  const next: SettlementItem = {
+    ...s,
+    phase: 'intent',
+    txid: replacement.txid,
+    hex: replacement.hex,
+    replaces: [...(s.replaces ?? []), s.txid],
+    at: deps.now(),
+  };
+  delete next.broadcastHeight;
+  if (!(await deps.store.replaceSettlementTx(next, s.txid))) {
+    await payments.abandon(replacement.hex);
+    return; // another run changed it first
+  }
+  (summary.bumped ??= []).push({ settlementId: s.settlementId, from: s.txid, to: replacement.txid });
+  await complete(deps, payments, next, hooks, fence, summary);
 }
 
 export async function settleDomain(
@@ -190,7 +280,11 @@ export async function settleDomain(
       await complete(deps, payments, s, hooks, fence, summary);
       summary.recovered += 1;
     }
-    // 2. pay what is published and unpaid (read under the lease, after recovery)
+    // 2. follow what was broadcast until it confirms; fee-bump what is stuck
+    for (const s of await deps.store.listUnconfirmedSettlements(domain)) {
+      await follow(deps, payments, s, hooks, fence, summary);
+    }
+    // 3. pay what is published and unpaid (read under the lease, after recovery)
     const unpaid = (await deps.store.listByConsumer(domain, 'accepted')).filter(
       (o) => o.ledgerTxid !== undefined && o.settlementId === undefined,
     );

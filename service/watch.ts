@@ -63,8 +63,10 @@ async function settleRecord(
     summary.invalid += 1; // forged, malformed or foreign-signed: skipped, never fatal
     return true;
   }
-  if (seen.has(rec.settlementId)) return true; // the same settlement's other phase
-  seen.add(rec.settlementId);
+  // the same transaction's other phase; a fee bump's records (another txid of the same settlement) are read on their own
+  const key = `${rec.settlementId}:${rec.txid}`;
+  if (seen.has(key)) return true;
+  seen.add(key);
   const out = rec.outputs.find((o) => o.providerDomain === provider.domain && o.payTo === provider.payTo);
   if (!out) return true;
   const obligations: ObligationItem[] = [];
@@ -81,6 +83,9 @@ async function settleRecord(
       await store.transition(ob.id, ['accepted'], 'settling', { settlementId: rec.settlementId }, { expect: { settlementId: null } });
     }
   }
+  // Paid (or defaulted) through another record of the settlement, e.g. the fee bump that confirmed
+  // instead of this record's transaction, which now never will: nothing left to wait for.
+  if (obligations.length > 0 && obligations.every((o) => o.status === 'fulfilled' || o.status === 'defaulted')) return true;
   if (await store.isPaymentUsed(provider.domain, rec.txid)) return true;
   const paid = await store.getPayment(provider.domain, rec.txid);
   if (!paid || paid.amount < out.amount) return false; // not seen (yet)

@@ -9,7 +9,7 @@
  */
 import { btcToSats, satsToBtc } from './amount.ts';
 import { withKeyLock } from './lock.ts';
-import { parseTx } from './rawtx.ts';
+import { parseTx, type ParsedTx } from './rawtx.ts';
 import { RpcRejection, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { createStrategy, type NodeKind, type Strategy } from './strategy.ts';
 import { MalformedError, ObligationError, UnavailableError } from '../../core/errors.ts';
@@ -102,6 +102,31 @@ interface RawTxJson {
   vout?: { value: number | string; scriptPubKey?: { address?: string; addresses?: string[] } }[];
 }
 
+/**
+ * What makes a replacement safe to broadcast, whatever the node built: it
+ * spends every input of the original (so the two conflict and at most one
+ * confirms: the obligations are never paid twice), and every output of the
+ * original but one (the change, which pays the extra fee) is in it unchanged
+ * (every recipient still gets exactly what it is owed).
+ */
+export function checkReplacement(original: ParsedTx, next: ParsedTx): void {
+  if (next.txid === original.txid) throw new UnavailableError('the replacement is the original transaction', { txid: original.txid });
+  const spent = new Set(next.inputs.map((i) => `${i.txid}:${i.vout}`));
+  if (!original.inputs.every((i) => spent.has(`${i.txid}:${i.vout}`))) {
+    throw new UnavailableError('the replacement does not spend every input of the original', { txid: original.txid, replacement: next.txid });
+  }
+  const left = [...next.outputs];
+  let changed = 0;
+  for (const out of original.outputs) {
+    const at = left.findIndex((o) => o.script === out.script && o.value === out.value);
+    if (at >= 0) left.splice(at, 1);
+    else changed += 1;
+  }
+  if (changed > 1) {
+    throw new UnavailableError('the replacement changes more than the change output', { txid: original.txid, replacement: next.txid });
+  }
+}
+
 export class BitcoinPayments implements Payments {
   private readonly strategy: Strategy;
   private readonly depth: number;
@@ -163,6 +188,22 @@ export class BitcoinPayments implements Payments {
         return { txid: parseTx(hex).txid, hex };
       }),
     );
+  }
+
+  async prepareReplacement(hex: string): Promise<PreparedTx> {
+    const original = parseTx(hex);
+    return this.guard(() =>
+      withKeyLock(this.prepareKey, async () => {
+        const replacement = await this.strategy.buildReplacement(original.txid);
+        const next = parseTx(replacement);
+        checkReplacement(original, next);
+        return { txid: next.txid, hex: replacement };
+      }),
+    );
+  }
+
+  async height(): Promise<number> {
+    return this.guard(() => this.strategy.node.call<number>('getblockcount'));
   }
 
   async broadcast(hex: string): Promise<string> {
@@ -243,8 +284,8 @@ export class BitcoinPayments implements Payments {
       try {
         tx = await this.strategy.node.call<RawTxJson>('getrawtransaction', txid, true);
       } catch (err) {
-        // -5: no such transaction in the mempool or the (indexed) chain
-        if (err instanceof RpcRejection && err.rpcCode === RPC_INVALID_ADDRESS_OR_KEY) return null;
+        // Core -5: no such transaction in the mempool or the (indexed) chain; bcoin: -1 "Transaction not found."
+        if (err instanceof RpcRejection && (err.rpcCode === RPC_INVALID_ADDRESS_OR_KEY || /transaction not found/i.test(err.message))) return null;
         throw err;
       }
       return {

@@ -12,10 +12,18 @@ export interface Outpoint {
   vout: number;
 }
 
+export interface TxOutput {
+  /** Satoshis. */
+  value: number;
+  /** scriptPubKey, hex. */
+  script: string;
+}
+
 export interface ParsedTx {
   txid: string;
   inputs: Outpoint[];
   outputCount: number;
+  outputs: TxOutput[];
   isCoinbase: boolean;
 }
 
@@ -78,9 +86,12 @@ export function parseTx(hex: string): ParsedTx {
   }
   const outputCount = r.varint();
   if (outputCount === 0) throw new MalformedError('transaction has no outputs');
+  const outputs: TxOutput[] = [];
   for (let i = 0; i < outputCount; i++) {
-    r.take(8); // value
-    r.skipVarBytes(); // scriptPubKey
+    const value = r.take(8).readBigUInt64LE(0);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new MalformedError('output value too large');
+    const script = r.take(r.varint()).toString('hex');
+    outputs.push({ value: Number(value), script });
   }
   const bodyEnd = r.offset;
   if (segwit) {
@@ -95,5 +106,5 @@ export function parseTx(hex: string): ParsedTx {
   const txid = sha256d(stripped).reverse().toString('hex');
   const first = inputs[0];
   const isCoinbase = inputs.length === 1 && first !== undefined && first.txid === NULL_TXID && first.vout === 0xffffffff;
-  return { txid, inputs, outputCount, isCoinbase };
+  return { txid, inputs, outputCount, outputs, isCoinbase };
 }

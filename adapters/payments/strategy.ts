@@ -70,6 +70,13 @@ export interface Strategy {
    * choose them. Returns the signed hex.
    */
   buildSigned(amounts: Record<string, number>): Promise<string>;
+  /**
+   * Build and sign (never broadcast) a replacement of the unconfirmed wallet
+   * transaction `txid` at a higher fee: it spends every input of the original
+   * (so at most one of the two can ever confirm) and pays the same recipients
+   * the same amounts; only the wallet's change (and inputs it adds) differ.
+   */
+  buildReplacement(txid: string): Promise<string>;
   /** After sendrawtransaction: make sure the node took the transaction. */
   afterBroadcast(txid: string): Promise<void>;
   /** After generatetoaddress: make sure the wallet has seen the new blocks. */
@@ -199,6 +206,19 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
         throw err;
       }
     },
+    async buildReplacement(txid) {
+      // psbtbumpfee "txid" (Core v31 RPC docs): "All inputs in the original transaction will be included
+      // in the replacement transaction"; the extra fee comes from the change (or added inputs), the new
+      // fee rate is at least the original's plus incrementalfee, and nothing is signed or broadcast.
+      // Core ≥ 28 replaces any mempool transaction (full RBF is the default, the option was removed in 29).
+      const bumped = await wallet<{ psbt: string }>('psbtbumpfee', txid);
+      const signed = await wallet<{ psbt: string; complete: boolean; hex?: string }>('walletprocesspsbt', bumped.psbt, true);
+      if (!signed.complete) throw new UnavailableError('wallet could not sign the replacement', { kind: 'bitcoind', txid });
+      const hex = signed.hex ?? (await node.call<{ hex: string }>('finalizepsbt', signed.psbt)).hex;
+      // inputs the replacement added must not be chosen by the next build (those of the original are spent already)
+      for (const input of parseTx(hex).inputs) await wallet('lockunspent', false, [input]).catch(() => undefined);
+      return hex;
+    },
     async balances() {
       // getbalance "*" 0 leaves out untrusted pending receives (someone else's unconfirmed payment to us);
       // getbalances has them under mine.untrusted_pending.
@@ -300,6 +320,15 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       const hex = (tx.body as { hex?: unknown }).hex;
       if (typeof hex !== 'string') throw new UnavailableError('bcoin create returned no transaction');
       await wallet('lockunspent', false, parseTx(hex).inputs);
+      return hex;
+    },
+    async buildReplacement(txid) {
+      // bcoin 1.0.2 has no bumpfee, and its wallet refuses to sign inputs it already counts as spent; the
+      // embedded node (local/bitcoin.ts) adds POST /wallet/:id/bump: same inputs and payees, a higher fee
+      // taken from the change, signed, not broadcast. Its mempool accepts the replacement (full RBF, as Core).
+      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid });
+      const hex = (tx.body as { hex?: unknown }).hex;
+      if (typeof hex !== 'string') throw new UnavailableError('bcoin bump returned no transaction', { txid });
       return hex;
     },
     async afterBroadcast(txid) {

@@ -189,6 +189,11 @@ export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
   hex: string;
   /** Fencing token of the settle lease under which it was prepared. */
   fence?: number;
+  /** Chain height when its current transaction was broadcast (phase 'broadcast', not yet confirmed). */
+  broadcastHeight?: number;
+  /** Set once a transaction of it confirmed (its current one, or one it replaced): it leaves the unconfirmed list. */
+  confirmedTxid?: string;
+  confirmedAt?: number;
   failure?: string;
   failedAt?: number;
 }
@@ -1055,7 +1060,7 @@ export class DynamoStore {
   // ---- settlements ------------------------------------------------------------
 
   async putSettlement(s: SettlementItem): Promise<boolean> {
-    const at = `${String(s.at).padStart(15, '0')}#${s.settlementId}`;
+    const at = settlementSortKey(s);
     return this.putNew({
       pk: `SET#${s.settlementId}`,
       sk: 'SET',
@@ -1084,6 +1089,95 @@ export class DynamoStore {
         }),
       ),
     );
+  }
+
+  /**
+   * Broadcast at chain height `height`: out of recovery (the open partition)
+   * and into the consumer's unconfirmed partition, where each settle run
+   * checks it until a transaction of it confirms (and fee-bumps it when stuck).
+   */
+  async markBroadcast(s: SettlementItem, height: number): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `SET#${s.settlementId}`, sk: 'SET' },
+          UpdateExpression: 'SET phase = :p, broadcastHeight = :h, gsi2pk = :w, gsi2sk = :k',
+          ConditionExpression: 'attribute_exists(pk) AND txid = :t AND attribute_not_exists(confirmedAt)',
+          ExpressionAttributeValues: {
+            ':p': 'broadcast',
+            ':h': height,
+            ':w': unconfirmedSettlements(s.consumerDomain),
+            ':k': settlementSortKey(s),
+            ':t': s.txid,
+          },
+        }),
+      ),
+    ).catch((e: unknown) => {
+      if (!isConditionFailure(e)) throw e;
+    });
+  }
+
+  /** A transaction of it (`txid`) confirmed: it leaves the unconfirmed partition. */
+  async confirmSettlement(id: string, txid: string, at: number): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `SET#${id}`, sk: 'SET' },
+          UpdateExpression: 'SET confirmedTxid = :t, confirmedAt = :a REMOVE gsi2pk, gsi2sk',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':t': txid, ':a': at },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Record a fee bump before it is broadcast: `next` (same settlement, its
+   * replacement txid and hex, `replaces` naming the earlier ones) becomes the
+   * settlement's intent again, so a crash before its broadcast is completed
+   * by recovery like any intent. Conditional on the settlement still naming
+   * `fromTxid`: false when another run bumped or changed it first.
+   */
+  async replaceSettlementTx(next: SettlementItem, fromTxid: string): Promise<boolean> {
+    try {
+      await this.send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: `SET#${next.settlementId}`, sk: 'SET' },
+            UpdateExpression: 'SET txid = :n, hex = :x, replaces = :r, phase = :p, #at = :a, gsi2pk = :o, gsi2sk = :k REMOVE broadcastHeight',
+            ConditionExpression: 'attribute_exists(pk) AND txid = :f AND attribute_not_exists(confirmedAt)',
+            ExpressionAttributeNames: { '#at': 'at' },
+            ExpressionAttributeValues: {
+              ':n': next.txid,
+              ':x': next.hex,
+              ':r': next.replaces ?? [],
+              ':p': 'intent',
+              ':a': next.at,
+              ':o': openSettlements(next.consumerDomain),
+              ':k': settlementSortKey(next),
+              ':f': fromTxid,
+            },
+          }),
+        ),
+      );
+      return true;
+    } catch (e) {
+      if (isConditionFailure(e)) return false;
+      throw e;
+    }
+  }
+
+  /** Broadcast settlements of a consumer domain no transaction of which has confirmed yet (a sparse partition). */
+  async listUnconfirmedSettlements(consumerDomain: string): Promise<SettlementItem[]> {
+    const items = await this.queryAll({
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :p',
+      ExpressionAttributeValues: { ':p': unconfirmedSettlements(consumerDomain) },
+    });
+    return items.map((i) => strip(i) as unknown as SettlementItem);
   }
 
   /** A settlement that can never be paid: it leaves recovery, its obligations are released separately. */
@@ -1367,6 +1461,16 @@ function partition(kind: 'CONS' | 'PROV', domain: string, open: boolean): string
 /** gsi2 partition of a consumer domain's unfinished settlements (sparse: an item leaves it when it is broadcast or failed). */
 function openSettlements(domain: string): string {
   return `SETOPEN#${domain}`;
+}
+
+/** Sort key of a settlement in its consumer's partitions: oldest first. */
+function settlementSortKey(s: Pick<SettlementItem, 'at' | 'settlementId'>): string {
+  return `${String(s.at).padStart(15, '0')}#${s.settlementId}`;
+}
+
+/** gsi2 partition of a consumer domain's broadcast settlements whose payment has not confirmed yet. */
+function unconfirmedSettlements(domain: string): string {
+  return `SETWAIT#${domain}`;
 }
 
 /** A page of a listing; `last` (the position of its last item) when another page follows. */

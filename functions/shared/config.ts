@@ -65,6 +65,8 @@ const EnvSchema = z.object({
   MIN_TERM_MS: z.coerce.number().int().positive().optional(),
   /** How long one settle run holds a consumer domain's lease (longer than the settle function's timeout). */
   SETTLE_LEASE_MS: z.coerce.number().int().positive().default(180_000),
+  /** A broadcast settlement still unconfirmed this many blocks later is fee-bumped (replace-by-fee). */
+  BUMP_AFTER_BLOCKS: z.coerce.number().int().min(1).default(6),
   /** How long one publish run holds the hub's publication lease (longer than the publish function's timeout). */
   PUBLISH_LEASE_MS: z.coerce.number().int().positive().default(120_000),
   /** Where domain keys live: AWS KMS, or a local signer (memory, or SIGNER_KEY_FILE) for the embedded cloud. */
@@ -113,6 +115,8 @@ export interface Config {
   settleLeaseMs: number;
   /** See PUBLISH_LEASE_MS. */
   publishLeaseMs: number;
+  /** See BUMP_AFTER_BLOCKS. */
+  bumpAfterBlocks: number;
   signer: { kind: 'kms'; keyPolicy?: string | undefined; tags: Record<string, string> } | { kind: 'local'; file?: string | undefined };
   credentialTtlMs: number;
   hubKeyTtlMs: number;
@@ -211,6 +215,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     minTermMs,
     settleLeaseMs: e.SETTLE_LEASE_MS,
     publishLeaseMs: e.PUBLISH_LEASE_MS,
+    bumpAfterBlocks: e.BUMP_AFTER_BLOCKS,
     reputation: { ...DEFAULT_REPUTATION, lambda: e.REPUTATION_LAMBDA, unit: e.REPUTATION_UNIT },
     credit: {
       base: e.CREDIT_BASE,

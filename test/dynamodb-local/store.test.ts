@@ -309,6 +309,36 @@ describe('on DynamoDB Local', () => {
       assert.equal(await store.isPaymentUsed('p1', txid), true);
     });
 
+    it('follows a broadcast settlement until it confirms, and records a fee bump only over the txid it replaces', async () => {
+      const consumer = `c-${uid()}`;
+      const s = {
+        version: 1 as const,
+        settlementId: uid(),
+        consumerDomain: consumer,
+        phase: 'intent' as const,
+        txid: 'tx-1',
+        outputs: [{ payTo: 'R-payto', providerDomain: 'p1', amount: 3_000, obligationIds: ['a'] }],
+        at: 1_000,
+        hex: '01',
+      };
+      await store.putSettlement(s);
+      await store.markBroadcast(s, 120);
+      assert.deepEqual(await store.listOpenSettlements(consumer), []);
+      assert.deepEqual(await store.listUnconfirmedSettlements(consumer), [{ ...s, phase: 'broadcast', broadcastHeight: 120 }]);
+      const bump = { ...s, txid: 'tx-2', hex: '02', replaces: ['tx-1'], at: 2_000 };
+      assert.equal(await store.replaceSettlementTx(bump, 'tx-0'), false, 'not over a txid it no longer has');
+      assert.equal(await store.replaceSettlementTx(bump, 'tx-1'), true);
+      assert.equal(await store.replaceSettlementTx({ ...bump, txid: 'tx-3' }, 'tx-1'), false, 'a second bump of the same transaction loses');
+      assert.deepEqual(await store.listUnconfirmedSettlements(consumer), []);
+      assert.deepEqual(await store.listOpenSettlements(consumer), [bump], 'the replacement is an intent again (recovery completes it)');
+      await store.markBroadcast(bump, 127);
+      await store.confirmSettlement(s.settlementId, 'tx-2', 3_000);
+      assert.deepEqual([await store.listOpenSettlements(consumer), await store.listUnconfirmedSettlements(consumer)], [[], []]);
+      const done = await store.getSettlement(s.settlementId);
+      assert.deepEqual([done?.txid, done?.confirmedTxid, done?.phase], ['tx-2', 'tx-2', 'broadcast']);
+      assert.equal(await store.replaceSettlementTx({ ...bump, txid: 'tx-4', replaces: ['tx-1', 'tx-2'] }, 'tx-2'), false, 'never bumped once confirmed');
+    });
+
     it('keeps settlements (with their phase) and watcher cursors', async () => {
       const consumer = `c-${uid()}`;
       const s = {

@@ -62,7 +62,7 @@ describe('settlement faults', () => {
     cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 }, env: { CREDIT_BASE: '1000000' } });
     await registerDomain(cloud, 'sp', 'provider', { threshold: 0.3 });
     await registerDomain(cloud, 'sq', 'provider', { threshold: 0.3 });
-    for (const c of ['sa', 'sb', 'sc', 'sd']) {
+    for (const c of ['sa', 'sb', 'sc', 'sd', 'se']) {
       await registerDomain(cloud, c, 'consumer');
       await cloud.fund(c);
       devs[c] = await enrol(cloud, c, `${c}-dev`);
@@ -172,6 +172,61 @@ describe('settlement faults', () => {
     assert.ok((await items(ids)).every((o) => o.status === 'settling'));
   });
 
+  it('a settlement unconfirmed BUMP_AFTER_BLOCKS blocks after broadcast is fee-bumped (RBF): one payment, under the new txid, fulfils it', async () => {
+    const ids = await published('se', 2);
+    const k = cloud.deps.config.bumpAfterBlocks;
+    const first = await settleDomain(cloud.deps, 'se');
+    const paid = first.settlements[0];
+    assert.ok(paid && first.settlements.length === 1, JSON.stringify(first));
+    const owed = (await items(ids)).reduce((sum, o) => sum + o.amount, 0);
+    assert.equal(paid.total, owed);
+
+    await cloud.regtest.mineEmpty(k - 1); // blocks that leave it out
+    const waiting = await settleDomain(cloud.deps, 'se');
+    assert.deepEqual([waiting.bumped, waiting.settlements, waiting.confirmed], [undefined, [], undefined], 'not stuck yet');
+    await cloud.regtest.mineEmpty(1);
+    const bumpRun = await settleDomain(cloud.deps, 'se');
+    const bump = bumpRun.bumped?.[0];
+    assert.ok(bump && bumpRun.bumped?.length === 1, JSON.stringify(bumpRun));
+    assert.deepEqual([bump.settlementId, bump.from], [paid.settlementId, paid.txid]);
+    assert.notEqual(bump.to, paid.txid);
+    assert.deepEqual(bumpRun.settlements, [], 'no second settlement of the same obligations');
+    const item = await cloud.deps.store.getSettlement(paid.settlementId);
+    assert.deepEqual([item?.txid, item?.replaces, item?.phase], [bump.to, [paid.txid], 'broadcast']);
+    assert.ok((await items(ids)).every((o) => o.status === 'settling' && o.settlementId === paid.settlementId));
+
+    // the ledger names the replacement, as a record of its own that lists what it replaces
+    const onLedger = await cloud.deps.ledger.listByKey('settlements', `c:se`);
+    assert.equal(new Set(onLedger.map((r) => r.keys[0])).size, 4, 'four items under four ids: a reader that keeps the first item per id keeps them all');
+    const records = onLedger.map((r) => r.data as { body: { txid: string; phase: string; replaces?: string[] } });
+    assert.deepEqual(
+      records.map((r) => [r.body.phase, r.body.txid, r.body.replaces]),
+      [['intent', paid.txid, undefined], ['broadcast', paid.txid, undefined], ['intent', bump.to, [paid.txid]], ['broadcast', bump.to, [paid.txid]]],
+    );
+
+    await cloud.regtest.mine(1);
+    assert.equal((await settleDomain(cloud.deps, 'se')).confirmed, 1);
+    assert.equal((await cloud.deps.store.getSettlement(paid.settlementId))?.confirmedTxid, bump.to);
+    assert.deepEqual(await cloud.deps.store.listUnconfirmedSettlements('se'), []);
+    const provider = await cloud.deps.store.getHostedDomain('sp');
+    assert.ok(provider);
+    await watchProvider(cloud.deps, provider);
+    const done = await items(ids);
+    assert.ok(done.every((o) => o.status === 'fulfilled' && o.paidTxid === bump.to), JSON.stringify(done.map((o) => [o.status, o.paidTxid])));
+    // the stuck transaction's records wait no more: their obligations were paid through the replacement's
+    const all = await cloud.deps.ledger.listByKeyFrom('settlements', 'p:sp', 0, 10_000);
+    const stale = all.flatMap((r, i) => ((r.data as { body: { txid: string } }).body.txid === paid.txid ? [i] : []));
+    assert.equal(stale.length, 2);
+    await watchProvider(cloud.deps, provider); // the next run looks at what was still waiting
+    const cursor = JSON.parse((await cloud.deps.store.getCursor('settlements:sp')) ?? '{}') as { waiting?: number[] };
+    assert.deepEqual(stale.filter((i) => cursor.waiting?.includes(i)), [], JSON.stringify(cursor));
+    const received = (await receivedBy(cloud, 'sp')).filter((p) => p.txid === paid.txid || p.txid === bump.to);
+    assert.deepEqual(received.map((p) => [p.txid, p.amount]), [[bump.to, owed]], 'paid once, exactly what is owed');
+    const wallet = await cloud.deps.payments(provider.wallet);
+    assert.equal(await wallet.lookupTransaction(paid.txid), null, 'the stuck transaction is gone for good');
+    assert.equal((await wallet.lookupTransaction(bump.to))?.confirmations, 1);
+  });
+
   it('defaults only past dueBy + grace, judged on the state written: an obligation settle takes meanwhile keeps its grace', async () => {
     const [early, taken] = await published('sd', 2, 5_000, 'sq');
     const provider = await cloud.deps.store.getHostedDomain('sq');
@@ -223,7 +278,7 @@ describe('settlement faults', () => {
 
   it('every consumer paid each provider exactly what it owes, once', async () => {
     const owed = new Map<string, number>();
-    for (const c of ['sa', 'sb', 'sc', 'sd']) {
+    for (const c of ['sa', 'sb', 'sc', 'sd', 'se']) {
       for (const o of await cloud.deps.store.listByConsumer(c)) {
         if (o.status === 'settling' || o.status === 'fulfilled') owed.set(c, (owed.get(c) ?? 0) + o.amount);
       }

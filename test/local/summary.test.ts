@@ -45,6 +45,14 @@ describe('summary', () => {
     assert.equal(sparkline([0, 0.5, 0.999, 1, 2, -1]), '▁▅███▁');
   });
 
+  it('a run against a data directory with earlier runs shows their totals apart; a first run does not', () => {
+    const again = renderSummary([row({ allRuns: { stored: 7, fulfilled: 6, defaulted: 1, paidSats: 14_000 } })], facts);
+    assert.match(again, /over every run kept in the data directory \(the table above counts this run only\):\n  c1 +obligations 7, fulfilled 6, defaulted 1, paid sats 14000/);
+    assert.match(again, /✔ every accepted obligation ended fulfilled or defaulted \(3\/3, 0 open\)/, 'the checks count this run');
+    const first = renderSummary([row({ allRuns: { stored: 3, fulfilled: 3, defaulted: 0, paidSats: 6_000 } })], facts);
+    assert.doesNotMatch(first, /over every run/);
+  });
+
   it('ticks every check when nothing is lost', () => {
     const text = renderSummary([row()], facts);
     assert.equal((text.match(/✔/g) ?? []).length, 4);

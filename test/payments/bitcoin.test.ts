@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BitcoinPayments, InsufficientFundsError } from '../../adapters/payments/bitcoin.ts';
+import { BitcoinPayments, checkReplacement, InsufficientFundsError } from '../../adapters/payments/bitcoin.ts';
+import { parseTx } from '../../adapters/payments/rawtx.ts';
 import { MalformedError, UnavailableError } from '../../core/errors.ts';
 import { bcoinPaymentsOptions, freePort, startRegtest, type RegtestNode } from '../../local/bitcoin.ts';
 import type { IncomingPayment } from '../../adapters/ports.ts';
@@ -120,6 +121,53 @@ describe('BitcoinPayments on bcoin regtest', () => {
     await assert.rejects(scb.prepareSendMany({ [await spb.newAddress()]: 0.5 }), MalformedError);
     await assert.rejects(scb.prepareSendMany({}), MalformedError);
     await assert.rejects(scb.broadcast('deadbeef'), MalformedError);
+  });
+
+  it('fee-bumps a stuck payment (RBF): the replacement spends the same inputs, evicts the original, and only it confirms', async () => {
+    // a payer of its own, with one confirmed coin (bcoin's wallet trips over replacing a spend of
+    // coins that came to it as change of its own earlier payments: see the report of this change)
+    await node.createWallet('bumper');
+    const payer = new BitcoinPayments(bcoinPaymentsOptions(node, 'bumper'));
+    const funding = await scb.prepareSendMany({ [await payer.newAddress()]: 5_000_000 });
+    await scb.broadcast(funding.hex);
+    await scb.mine(1);
+    const to = await spb.newAddress();
+    const original = await payer.prepareSendMany({ [to]: 70_000 });
+    await payer.broadcast(original.hex);
+    await node.mineEmpty(3); // blocks that leave it out: stuck
+    assert.equal((await payer.getTransaction(original.txid))?.confirmations, 0);
+
+    const bump = await payer.prepareReplacement(original.hex);
+    assert.notEqual(bump.txid, original.txid);
+    const [a, b] = [parseTx(original.hex), parseTx(bump.hex)];
+    assert.deepEqual(b.inputs, a.inputs, 'the same inputs: the two can never both confirm');
+    const payee = a.outputs.find((o) => o.value === 70_000);
+    assert.ok(payee && b.outputs.some((o) => o.script === payee.script && o.value === 70_000), 'the payee gets the same amount');
+    assert.equal(await payer.lookupTransaction(bump.txid), null, 'prepared, not broadcast');
+
+    assert.equal(await payer.broadcast(bump.hex), bump.txid, 'the mempool takes the replacement (full RBF)');
+    assert.equal(await payer.lookupTransaction(original.txid), null, 'and evicts the original');
+    await scb.mine(1);
+    assert.equal((await payer.getTransaction(bump.txid))?.confirmations, 1);
+    const got = await spb.receivedSince();
+    const paid = got.payments.filter((p) => p.address === to);
+    assert.deepEqual(paid.map((p) => [p.txid, p.amount]), [[bump.txid, 70_000]], 'paid once, by the replacement');
+    assert.equal(await payer.isConflicted(original.hex), true, 'the original can never confirm now');
+  });
+
+  it('a replacement that does not pay the same inputs and outputs is refused before it can be sent', () => {
+    const tx = (inputs: string[], outputs: [string, number][]) => ({
+      txid: inputs.join('') + outputs.join(''),
+      inputs: inputs.map((t) => ({ txid: t, vout: 0 })),
+      outputCount: outputs.length,
+      outputs: outputs.map(([script, value]) => ({ script, value })),
+      isCoinbase: false,
+    });
+    const original = tx(['aa', 'bb'], [['payee', 5_000], ['change', 90_000]]);
+    checkReplacement(original, tx(['aa', 'bb', 'cc'], [['payee', 5_000], ['change', 80_000]]));
+    assert.throws(() => checkReplacement(original, tx(['aa'], [['payee', 5_000], ['change', 80_000]])), /every input/);
+    assert.throws(() => checkReplacement(original, tx(['aa', 'bb'], [['payee', 4_000], ['change', 80_000]])), /more than the change/);
+    assert.throws(() => checkReplacement(original, original), /is the original/);
   });
 
   it('creates a missing wallet once and finds it the second time', async () => {

@@ -9,7 +9,9 @@
  * restart; one created without load_on_startup is reloaded on -18; the
  * watcher resumes from an unknown cursor; balance counts untrusted pending
  * receives; a dust output is a final error; a transaction whose input was
- * spent elsewhere in a block is rejected for good and seen as conflicted.
+ * spent elsewhere in a block is rejected for good and seen as conflicted;
+ * a settlement left out of BUMP_AFTER_BLOCKS blocks is fee-bumped (psbtbumpfee,
+ * full RBF) and paid exactly once, under the replacement's txid.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,8 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AmountTooSmallError, BitcoinPayments, TxRejectedError } from '../../adapters/payments/bitcoin.ts';
-import { REGTEST_LOOPBACK_FLAGS } from './harness.ts';
 import { addressFormat, WrongNetworkError } from '../../core/network.ts';
+import { startCloud, type LocalCloud } from '../../local/cloud.ts';
+import { settleDomain } from '../../service/settle.ts';
+import { watchProvider } from '../../service/watch.ts';
+import { buy, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
+import { Bitcoind, REGTEST_LOOPBACK_FLAGS } from './harness.ts';
 
 const BIN = process.env.OC_NODES_BIN;
 const skip = !BIN
@@ -239,5 +245,78 @@ describe('BitcoinPayments on a real bitcoind (regtest)', { skip }, () => {
     const guarded = new BitcoinPayments({ kind: 'bitcoind', node: node.endpoint, wallet: { ...node.endpoint, name: 'oc-a' }, addressFormat: addressFormat('regtest') });
     await assert.rejects(guarded.prepareSendMany({ bc1qmfmgeswv7wd378sewj8qva3pnk4l53msq9ny2h: 30_000 }), WrongNetworkError);
     assert.deepEqual(await node.rpc<unknown[]>('listlockunspent', [], 'oc-a'), [], 'nothing funded or locked');
+  });
+});
+
+describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid once', { skip }, () => {
+  let node: Bitcoind;
+  let cloud: LocalCloud;
+  let dev: TestDevice;
+
+  before(async () => {
+    node = await Bitcoind.start();
+    cloud = await startCloud({
+      schedule: { publish: 0, watch: 0, settle: 0, mine: 0, follow: 0 },
+      regtest: node.asRegtest(),
+      env: { CREDIT_BASE: '1000000' },
+    });
+    await registerDomain(cloud, 'rc', 'consumer');
+    await registerDomain(cloud, 'rp', 'provider', { threshold: 0.3 });
+    await cloud.fund('rc');
+    dev = await enrol(cloud, 'rc', 'rc-dev');
+  });
+  after(async () => {
+    await cloud?.stop();
+    await node?.stop();
+  });
+
+  it('left out of K blocks (generateblock with no transaction), bumped once; the replacement confirms, the original never; paid == owed', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { ob, res } = await buy(cloud, dev, 'rp', 'rp-spd');
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      ids.push(ob.id);
+    }
+    await cloud.runJob('publish');
+    const owed = (await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)))).reduce((sum, o) => sum + (o?.amount ?? 0), 0);
+    const k = cloud.deps.config.bumpAfterBlocks;
+
+    const first = await settleDomain(cloud.deps, 'rc');
+    const paid = first.settlements[0];
+    assert.ok(paid && first.settlements.length === 1 && paid.total === owed, JSON.stringify(first));
+    assert.ok((await node.rpc<string[]>('getrawmempool')).includes(paid.txid));
+
+    await node.mineEmpty(k - 1);
+    assert.deepEqual((await settleDomain(cloud.deps, 'rc')).bumped, undefined, 'not stuck yet');
+    await node.mineEmpty(1);
+    const run = await settleDomain(cloud.deps, 'rc');
+    const bump = run.bumped?.[0];
+    assert.ok(bump && run.bumped?.length === 1 && bump.from === paid.txid, JSON.stringify(run));
+    assert.deepEqual(run.settlements, [], 'no second settlement of the same obligations');
+    const mempool = await node.rpc<string[]>('getrawmempool');
+    assert.ok(mempool.includes(bump.to) && !mempool.includes(paid.txid), 'the node replaced the original (full RBF)');
+    const payer = (await cloud.deps.store.getHostedDomain('rc'))?.wallet as string;
+    const [oldFee, newFee] = [
+      (await node.rpc<{ fee: number }>('gettransaction', [paid.txid], payer)).fee,
+      (await node.rpc<{ fee: number }>('gettransaction', [bump.to], payer)).fee,
+    ];
+    assert.ok(Math.abs(newFee) > Math.abs(oldFee), `a higher fee: ${oldFee} → ${newFee}`);
+
+    await node.mine(1);
+    assert.equal((await settleDomain(cloud.deps, 'rc')).confirmed, 1);
+    const provider = await cloud.deps.store.getHostedDomain('rp');
+    assert.ok(provider?.payTo);
+    await watchProvider(cloud.deps, provider);
+    const done = await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)));
+    assert.ok(done.every((o) => o?.status === 'fulfilled' && o.paidTxid === bump.to), JSON.stringify(done.map((o) => [o?.status, o?.paidTxid])));
+
+    // what the chain says, through the node (as another hub's follower checks it)
+    const payments = await cloud.deps.payments(provider.wallet);
+    assert.equal(await payments.lookupTransaction(paid.txid), null, 'the original is in no block and no mempool');
+    const tx = await payments.lookupTransaction(bump.to);
+    assert.equal(tx?.confirmations, 1);
+    assert.equal(tx?.outputs.filter((o) => o.address === provider.payTo).reduce((sum, o) => sum + o.amount, 0), owed);
+    assert.equal(await payments.balance(), owed, 'the provider received exactly what is owed, once');
+    assert.ok((await node.rpc<{ confirmations: number }>('gettransaction', [paid.txid], payer)).confirmations < 0, 'the wallet sees the original conflicted');
   });
 });

@@ -273,6 +273,15 @@ export class Bitcoind {
     return hashes;
   }
 
+  /** generateblock <address> [] n times: blocks without any mempool transaction (a stuck payment stays stuck). */
+  async mineEmpty(blocks: number, address?: string): Promise<string[]> {
+    const to = address ?? (await this.miner());
+    const hashes: string[] = [];
+    for (let i = 0; i < blocks; i++) hashes.push((await this.rpc<{ hash: string }>('generateblock', [to, []])).hash);
+    await this.rpc('syncwithvalidationinterfacequeue');
+    return hashes;
+  }
+
   /**
    * This node as the embedded cloud's shared Bitcoin network (kind 'bitcoind'):
    * hubs reach it through the bitcoind adapter, and their `fund` mines to it
@@ -289,6 +298,7 @@ export class Bitcoind {
         });
       },
       mine: (n, address) => this.mine(n, address),
+      mineEmpty: (n, address) => this.mineEmpty(n, address),
       waitForWalletSync: async () => {
         await this.rpc('syncwithvalidationinterfacequeue');
       },
