@@ -18,7 +18,7 @@ import type { DeviceLink, MessageHandler } from '../../devices/link.ts';
 import { createObligation } from '../../core/obligation.ts';
 import { generateKeyPair } from '../../core/keys.ts';
 import type { PublicKeyRef } from '../../core/types.ts';
-import { ensureProviderDevice, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
+import { ensureProviderDevice, enrol, getOffer, registerDomain, type TestDevice } from '../integration/support.ts';
 
 /** A device link that drops the replies to obligations while `dropReplies` is set (a lost acceptance). */
 function lossy(inner: DeviceLink): DeviceLink & { dropReplies: boolean; dropped: number } {
@@ -122,14 +122,7 @@ describe('device chain resync', () => {
 
   it('a head the back-end forged is refused: the chain stays where it was', async () => {
     const real = (await cloud.call<{ seq: number; id: string; obligation: { body: unknown } }>('GET', `/domains/yc/devices/${dev.id}/head`)).body;
-    const offer = (await cloud.call<{ offer: { body: Parameters<typeof createObligation>[0]['offer'] } }>('POST', '/offers', {
-      requestId: 'forge',
-      consumerDomain: 'yc',
-      consumerDevice: dev.id,
-      providerDomain: 'yp',
-      providerDevice: 'yp-spd',
-      service: 'wifi-access',
-    })).body.offer.body;
+    const offer = (await getOffer(cloud, dev, 'yp', 'yp-spd')).body;
     // an obligation for this device at seq + 5, signed with a key that is not the device's
     const forged = createObligation({
       credential: dev.credential,

@@ -17,7 +17,9 @@ import { PAGE } from '../../functions/shared/schemas.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { allObligations } from '../../local/pages.ts';
 import { assertTypedRefusal, rawPost } from '../faults/support.ts';
-import { buy, enrol, registerDomain } from './support.ts';
+import { buy, enrol, offerRequest, registerDomain } from './support.ts';
+import { generateKeyPair } from '../../core/keys.ts';
+import { issueCredential } from '../../core/records.ts';
 
 /** A POST with no content-type header at all (fetch would add text/plain to a string body). */
 function postWithoutType(base: string, path: string, body: string): Promise<{ status: number; text: string }> {
@@ -150,9 +152,13 @@ describe('HTTP API boundary', () => {
       }
       assertTypedRefusal(await cloud.call('GET', '/domains/zzz'), 'F09_NOT_FOUND');
       assertTypedRefusal(await cloud.call('POST', '/domains/zzz/settlements', {}), 'F09_NOT_FOUND');
-      const offer = { consumerDomain: 'zzz', consumerDevice: 'd1', providerDomain: 'p1', providerDevice: 'p1-spd-1', service: 'wifi-access' };
-      assertTypedRefusal(await cloud.call('POST', '/offers', offer), 'F07_UNKNOWN_DOMAIN');
-      assertTypedRefusal(await cloud.call('POST', '/offers', { ...offer, consumerDomain: 'c1', providerDomain: 'zzz' }), 'F09_NOT_FOUND');
+      // offer requests are signed by the consumer device with the credential its domain issued (service/offers.ts)
+      const dev = await enrol(cloud, 'c1', 'c1-api-offers');
+      const stranger = generateKeyPair();
+      const { version: _v, ...cred } = { ...dev.credential.body, domain: 'zzz', deviceId: 'd1', deviceKey: stranger.publicKey };
+      const zzzDev = { ...dev, domain: 'zzz', id: 'd1', keys: stranger, credential: issueCredential(cred, generateKeyPair().privateKey) };
+      assertTypedRefusal(await cloud.call('POST', '/offers', offerRequest(zzzDev, 'p1', 'p1-spd-1')), 'F07_UNKNOWN_DOMAIN');
+      assertTypedRefusal(await cloud.call('POST', '/offers', offerRequest(dev, 'zzz', 'p1-spd-1')), 'F09_NOT_FOUND');
       const key = { alg: 'ed25519', spki: 'MCowBQYDK2VwAyEA'.padEnd(60, 'A') };
       assertTypedRefusal(await cloud.call('POST', '/domains/zzz/devices', { deviceId: 'd', deviceKey: key, creditLimit: 1 }), 'F09_NOT_FOUND');
     });
