@@ -98,6 +98,9 @@ async function chainServices(deps: Deps): Promise<Record<string, string>> {
   );
 }
 
+/** Parked publications the health route lists (the oldest). */
+const PARKED_SHOWN = 20;
+
 const health = httpRoute({}, async ({ deps }) => {
   const [ledger, services] = await Promise.all([
     deps.ledger.health().catch((e: unknown) => ({ ok: false, detail: String((e as Error).message) })),
@@ -109,7 +112,9 @@ const health = httpRoute({}, async ({ deps }) => {
   ).catch((e: unknown) => [{ ok: false, detail: String((e as Error).message) }]);
   const bitcoin = wallets[0] ?? { ok: true, detail: 'no wallet yet' };
   const ok = ledger.ok && bitcoin.ok;
-  return { status: ok ? 200 : 503, body: { ok, ledger, bitcoin, services, domains: hosted.length } };
+  // obligations the ledger refused for good (parked by the publish job), for an operator to look at
+  const parked = (await deps.store.listParkedPublication(PARKED_SHOWN)).map((p) => ({ id: p.id, ...p.publishError }));
+  return { status: ok ? 200 : 503, body: { ok, ledger, bitcoin, services, domains: hosted.length, publication: { parked } } };
 });
 
 const routes: Record<string, typeof health> = {
