@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_FLEET, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import { startCloud, type LocalCloud } from './cloud.ts';
+import { multichainLedgerEnv } from './ledger-env.ts';
 import { hubEnv, startFederation } from './federation.ts';
 import { drainFederation, federationReport } from './federation-report.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
@@ -36,6 +37,8 @@ usage: npm start [-- options]
   --port N           HTTP API port (default: a free port)
   --serve            keep running after the summary (watch the web page; Ctrl-C to stop)
   --json FILE        also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)
+  --multichain URL   use this MultiChain node as the ledger: http://user:password@host:port/chain
+                     (one hub; or LEDGER_KIND=multichain with MULTICHAIN_RPC_URL… in the environment)
   --help`;
 
 interface StartConfig {
@@ -46,6 +49,8 @@ interface StartConfig {
   json?: string;
   hubs: number;
   ledgerDelayMs: number;
+  /** The ledger's environment: empty for the embedded ledger, else a real MultiChain node's (local/ledger-env.ts). */
+  ledgerEnv: Record<string, string>;
 }
 
 function config(): StartConfig {
@@ -65,6 +70,7 @@ function config(): StartConfig {
       port: { type: 'string' },
       serve: { type: 'boolean', default: false },
       json: { type: 'string' },
+      multichain: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -90,13 +96,14 @@ function config(): StartConfig {
     seed: int(values.seed, DEFAULT_FLEET.seed, 'seed'),
   };
   const hubs = int(values.hubs, 1, 'hubs', 1);
-  if (hubs > 1 && (values.data || values.port || values.serve || values.json)) {
-    throw new Error('--data, --port, --serve and --json are for one hub only');
+  if (hubs > 1 && (values.data || values.port || values.serve || values.json || values.multichain)) {
+    throw new Error('--data, --port, --serve, --json and --multichain are for one hub only');
   }
   return {
     fleet,
     hubs,
     ledgerDelayMs: int(values['ledger-delay'], 150, 'ledger-delay'),
+    ledgerEnv: multichainLedgerEnv(values.multichain, process.env),
     ...(values.data ? { data: values.data } : {}),
     ...(values.port ? { port: int(values.port, 0, 'port', 1) } : {}),
     ...(values.json ? { json: values.json } : {}),
@@ -140,9 +147,10 @@ async function main(): Promise<void> {
   if (cfg.hubs > 1) return runFederated(cfg);
   const t0 = Date.now();
   console.log('obligation-chain — embedded cloud (dynalite, aedes, bcoin regtest, embedded ledger, real handlers)');
+  if (cfg.ledgerEnv.MULTICHAIN_RPC_URL) console.log(`  ledger        MultiChain node ${cfg.ledgerEnv.MULTICHAIN_RPC_URL} chain ${cfg.ledgerEnv.MULTICHAIN_CHAIN_NAME}`);
   const cloud = await startCloud({
     schedule: { publish: 250, watch: 400, settle: 1_000, mine: 500 },
-    env: LOCAL_GRACE,
+    env: { ...LOCAL_GRACE, ...cfg.ledgerEnv },
     ...(cfg.data ? { dataDir: cfg.data } : {}),
     ...(cfg.port ? { apiPort: cfg.port } : {}),
   });
