@@ -8,7 +8,10 @@ import { IotStack } from './iot-stack.ts';
 /**
  * Default MultiChain chain name (override with `-c chainName=...`). Other
  * context keys: `multichainSha256` (required to build the MultiChain image at
- * deploy), `bitcoinSha256` (optional extra pin).
+ * deploy), `bitcoinSha256` (optional extra pin), `joinChain` (host:port of a
+ * node of another organisation's chain to join instead of creating one),
+ * `p2pAllowCidrs` (comma-separated CIDRs allowed to reach this node's P2P port
+ * through a Network Load Balancer; none: no load balancer). See docs/deploy.md.
  */
 export const DEFAULT_CHAIN_NAME = 'oc-chain';
 
@@ -50,6 +53,7 @@ export function buildApp(options: ObligationChainAppOptions = {}): ObligationCha
     chainName,
     multichainSha256: contextString(app, 'multichainSha256'),
     bitcoinSha256: contextString(app, 'bitcoinSha256'),
+    ...joinAndAllow(app),
     description: 'obligation-chain: VPC, ECS cluster, MultiChain and bitcoind nodes on EFS',
   });
   const data = new DataStack(app, 'OcData', {
@@ -78,4 +82,21 @@ export function buildApp(options: ObligationChainAppOptions = {}): ObligationCha
 function contextString(app: App, key: string): string | undefined {
   const value: unknown = app.node.tryGetContext(key);
   return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** `-c joinChain=host:port` and `-c p2pAllowCidrs=a/n,b/m`, checked at synth: a typo fails here, not at deploy. */
+export function joinAndAllow(app: App): { joinChain?: string; p2pAllowCidrs: string[] } {
+  const join = contextString(app, 'joinChain');
+  if (join !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(join)) {
+    throw new Error(`-c joinChain must be host:port (another organisation's JoinChain output), got ${join}`);
+  }
+  const raw = app.node.tryGetContext('p2pAllowCidrs') as unknown;
+  const list = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',') : [];
+  const cidrs = list.map((c) => c.trim()).filter((c) => c.length > 0);
+  for (const c of cidrs) {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(c);
+    if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) throw new Error(`-c p2pAllowCidrs: not an IPv4 CIDR: ${c}`);
+    if (Number(m[5]) === 0) throw new Error(`-c p2pAllowCidrs: ${c} would let everyone reach the P2P port; name the organisations' egress IPs`);
+  }
+  return { ...(join ? { joinChain: join } : {}), p2pAllowCidrs: cidrs };
 }

@@ -20,6 +20,8 @@ export interface ChainNodeProps {
   /** Docker build args (e.g. pinned release digests); empty values are dropped. */
   readonly buildArgs?: Record<string, string | undefined>;
   readonly rpcPort: number;
+  /** Further container ports (e.g. MultiChain's P2P port behind a load balancer); no ingress is opened for them here. */
+  readonly extraPorts?: readonly number[];
   /** Shell command for the container health check; it runs inside the container. */
   readonly healthCommand: string;
   /** Non-secret configuration for the entrypoint. */
@@ -46,6 +48,12 @@ export class ChainNode extends Construct {
   readonly service: ecs.FargateService;
   readonly rpcSecret: secretsmanager.Secret;
   readonly fileSystem: efs.FileSystem;
+  /** The task's security group (RPC from `rpcClients` only, unless a caller opens more). */
+  readonly securityGroup: ec2.SecurityGroup;
+  /** The container's name in the task definition (load balancer targets name it). */
+  readonly containerName = 'Node';
+  /** The node's log group (the entrypoint logs the node's chain address there). */
+  readonly logGroup: logs.LogGroup;
   /** `http://{name}.{namespace}:{port}` */
   readonly rpcUrl: string;
 
@@ -113,11 +121,11 @@ export class ChainNode extends Construct {
       'elasticfilesystem:ClientWrite',
     );
 
-    const logGroup = new logs.LogGroup(this, 'Logs', {
+    const logGroup = (this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const container = taskDefinition.addContainer('Node', {
+    }));
+    const container = taskDefinition.addContainer(this.containerName, {
       image: ecs.ContainerImage.fromAsset(props.imageDirectory, { buildArgs: definedOnly(props.buildArgs ?? {}) }),
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: props.name, logGroup }),
       environment: { ...props.environment, DATA_DIR: CHAIN_DATA_PATH, RPC_PORT: String(props.rpcPort) },
@@ -125,7 +133,7 @@ export class ChainNode extends Construct {
         RPC_USER: ecs.Secret.fromSecretsManager(this.rpcSecret, 'user'),
         RPC_PASSWORD: ecs.Secret.fromSecretsManager(this.rpcSecret, 'password'),
       },
-      portMappings: [{ containerPort: props.rpcPort, protocol: ecs.Protocol.TCP }],
+      portMappings: [props.rpcPort, ...(props.extraPorts ?? [])].map((containerPort) => ({ containerPort, protocol: ecs.Protocol.TCP })),
       healthCheck: {
         command: ['CMD-SHELL', props.healthCommand],
         interval: Duration.seconds(30),
@@ -142,11 +150,11 @@ export class ChainNode extends Construct {
         'Only non-secret settings (chain name, ports, VPC CIDR for rpcallowip, data dir) are plain environment variables; the RPC credentials come from Secrets Manager as ECS secrets.',
     });
 
-    const securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+    const securityGroup = (this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
       vpc: props.vpc,
       description: `${props.name} node: RPC from the backend Lambdas only`,
       allowAllOutbound: true,
-    });
+    }));
     securityGroup.addIngressRule(
       props.rpcClients,
       ec2.Port.tcp(props.rpcPort),

@@ -15,7 +15,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { STREAMS } from '../../adapters/ports.ts';
 import { skippable } from '../skippable.ts';
 import { MULTICHAIN_BINARIES, MultiChain, missingNodes } from './harness.ts';
 
@@ -37,7 +36,8 @@ describe('npm start on a real MultiChain node', () => {
   let chain: MultiChain;
   let dir: string;
   before(async () => {
-    chain = await MultiChain.start({ nodes: 1, streams: STREAMS });
+    // no streams yet: the hub's ensureStreams creates them on the node it runs on (the chain's creator)
+    chain = await MultiChain.start({ nodes: 1, streams: [] });
     dir = await mkdtemp(join(tmpdir(), 'oc-start-mc-'));
   });
   after(async () => {
