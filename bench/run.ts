@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchCore } from './core.ts';
 import { benchFederation } from './federation.ts';
+import { benchLedger } from './ledger.ts';
 import { benchSystem } from './system.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 
@@ -15,6 +16,8 @@ export const SUITES: BenchSuite[] = [
   { name: 'core', run: benchCore },
   { name: 'system', run: async (filter) => (filter === undefined ? benchSystem() : []) },
   { name: 'federation', run: async (filter) => (filter === undefined ? benchFederation() : []) },
+  // a real MultiChain node from OC_NODES_BIN (the row says skipped, and why, without it)
+  { name: 'ledger', run: async (filter) => (filter === undefined ? benchLedger() : []) },
 ];
 
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
