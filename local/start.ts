@@ -189,7 +189,13 @@ async function main(): Promise<void> {
     const consumerDomains = fleet.consumers.map((c) => c.domain);
     const open = await drain(cloud, consumerDomains, Math.max(30_000, f.payWindowMs * 3));
     if (process.stdout.isTTY) process.stdout.write('\r' + ' '.repeat(60) + '\r');
-    await cloud.runJob('publish');
+    // The last outcomes onto the ledger: a scheduled run may hold the publication lease with a
+    // pending set read before them (this run would then do nothing), so run until none is pending.
+    for (let tries = 0; tries < 100; tries++) {
+      await cloud.runJob('publish');
+      if ((await cloud.deps.store.listPendingPublication(1)).length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
 
     // Check what was promised against the ledger alone.
     const ledger = await recomputeFromLedger(cloud.deps);
