@@ -67,6 +67,9 @@ describe('npm start on a real MultiChain node', () => {
   });
 
   it('LEDGER_KIND=multichain with MULTICHAIN_RPC_URL… in the environment does the same (no longer overwritten)', async () => {
+    // a chain of its own: npm start's fleet has fixed domain names, already on the first chain with other keys
+    await chain.stop();
+    chain = await MultiChain.start({ nodes: 1, streams: [] });
     const node = chain.node(0);
     const before = await itemsOnNode();
     const json = join(dir, 'env.json');
