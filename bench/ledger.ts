@@ -3,7 +3,7 @@
  * items/s): one node on loopback (test/real-nodes/harness.ts, 2 s blocks),
  * items shaped like accepted obligations (~1.7 KB of JSON, three keys each),
  * published through MultiChainLedger.publishBatch as the publish job sends them
- * (32 per publishmultifrom transaction, 4 batches in flight), every item
+ * (32 per publishmultifrom transaction, 2 batches in flight), every item
  * checked "already ours?" first. Runs only with OC_NODES_BIN; otherwise the row
  * says skipped and why.
  */
@@ -15,7 +15,7 @@ import type { BenchRow } from './types.ts';
 const NAME = 'ledger items/s published to a real MultiChain';
 const ITEMS = 2_000;
 const BATCH = 32;
-const PARALLEL = 4;
+const PARALLEL = 2;
 
 export async function benchLedger(): Promise<BenchRow[]> {
   const missing = missingNodes(MULTICHAIN_BINARIES);

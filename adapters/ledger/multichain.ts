@@ -81,7 +81,7 @@ export interface MultiChainLedgerOptions {
    * bounds the stream items one standard transaction may carry.
    */
   batchSize?: number;
-  /** "Already published?" checks in flight at once during a batch publish (default 8). */
+  /** "Already published?" checks in flight at once during a batch publish (default 4; a node answers HTTP 503 "Work queue depth exceeded" when too many requests are in flight). */
   checkConcurrency?: number;
   fetch?: typeof fetch;
   /** Clock for unconfirmed items that carry no blocktime (epoch ms). */
@@ -152,7 +152,7 @@ export class MultiChainLedger implements Ledger {
       backoffBaseMs: 100,
       pageSize: 500,
       batchSize: 32,
-      checkConcurrency: 8,
+      checkConcurrency: 4,
       fetch: globalThis.fetch,
       now: Date.now,
       random: Math.random,
