@@ -62,19 +62,18 @@ export interface PublishOptions {
   /** Obligations read from the queue per run (default 200). */
   limit?: number;
   /**
-   * Items per ledger batch (up to 32 fit one MultiChain transaction). Default 1:
-   * with 32 per batch, `npm start --multichain` against a real node ended with
-   * "reputation counters equal a recomputation from the ledger alone" failing
-   * (2 runs of 2; with 1 it passed), cause not yet found, so batching is opt-in.
+   * Entries per publishBatch call (default 32). How many share one ledger
+   * transaction is the adapter's choice (MultiChainLedger: one per transaction,
+   * because a real node's local-ordering listing shows one item per transaction).
    */
   batchSize?: number;
   /**
-   * Batches in flight at once (default 4). Batches hold disjoint obligations
+   * Batches in flight at once (default 1; the parallel path is tested in
+   * test/faults/publish-refused.test.ts, not yet by npm start on a real node). Batches hold disjoint obligations
    * (an obligation's id key is in one batch only) and every acceptance of the
    * run is on the ledger before any outcome is published, so parallel batches
    * change only the relative order of unrelated obligations under a shared
    * provider or consumer key, which no reader relies on (readers work per id).
-   * Default 1, for the same reason as batchSize.
    */
   parallel?: number;
 }
@@ -111,7 +110,7 @@ const chunked = <T>(items: readonly T[], size: number): T[][] =>
 export async function publishPending(deps: Deps, options: PublishOptions | number = {}): Promise<PublishSummary> {
   const opts = typeof options === 'number' ? { limit: options } : options;
   const limit = opts.limit ?? 200;
-  const batchSize = Math.max(1, opts.batchSize ?? 1);
+  const batchSize = Math.max(1, opts.batchSize ?? 32);
   const parallel = Math.max(1, opts.parallel ?? 1);
   const summary: PublishSummary = { published: 0, outcomes: 0, duplicates: 0, deferred: false, parked: 0 };
   const owner = randomUUID();

@@ -76,9 +76,14 @@ export interface MultiChainLedgerOptions {
   /** Items per liststream*items page (default 500). */
   pageSize?: number;
   /**
-   * Items per publishmultifrom transaction (default 32): a chain's
+   * Items per publishmultifrom transaction (default 1). A chain's
    * `max-std-op-returns-count` (32 in a default params.dat of MultiChain 2.3.3)
-   * bounds the stream items one standard transaction may carry.
+   * allows up to 32, but on a real 2.3.3 node `liststreamitems` with
+   * local-ordering=true lists only ONE item of a transaction that carries
+   * several (3 items in one publishmultifrom: 3 listed with local-ordering=false,
+   * 1 with true, before and after the block), and `list` must use local
+   * ordering for stable positions: items would vanish from every follower's
+   * and every recomputation's view. Larger batches only for streams read by key.
    */
   batchSize?: number;
   /** "Already published?" checks in flight at once during a batch publish (default 4; a node answers HTTP 503 "Work queue depth exceeded" when too many requests are in flight). */
@@ -151,7 +156,7 @@ export class MultiChainLedger implements Ledger {
       timeoutMs: 10_000,
       backoffBaseMs: 100,
       pageSize: 500,
-      batchSize: 32,
+      batchSize: 1,
       checkConcurrency: 4,
       fetch: globalThis.fetch,
       now: Date.now,
@@ -208,8 +213,8 @@ export class MultiChainLedger implements Ledger {
   }
 
   /**
-   * Several items in as few transactions as possible (publishmultifrom, at most
-   * `batchSize` items each), with `publish`'s semantics entry by entry: the
+   * Several items, `batchSize` per publishmultifrom transaction (1 by default: see
+   * the option), with `publish`'s semantics entry by entry: the
    * "already ours?" check runs for every entry first (a few at a time), and
    * check-then-publish is retried as a unit, so a batch that landed before a
    * timeout is found, not written twice. A transaction the node refuses for

@@ -402,12 +402,21 @@ describe('MultiChainLedger: final errors an operator must see (not the retryable
 });
 
 describe('MultiChainLedger.publishBatch on the stateful fake', () => {
-  const entry = (n: number, data: Json = { n }) => ({ id: `${n}`.padStart(64, 'b'), keys: [`k:${n % 3}`], data });
-
-  it('writes up to 32 items per publishmultifrom transaction (max-std-op-returns-count), checking each id first', async (t) => {
+  it('by default, one item per transaction (a real node\'s local-ordering list shows one item per transaction)', async (t) => {
     const { fake, server } = await startFakeMultiChain();
     t.after(() => server.close());
     const ledger = new MultiChainLedger(options(server.url));
+    await ledger.ensureStreams();
+    await ledger.publishBatch('obligations', [entry(1), entry(2), entry(3)]);
+    assert.equal(fake.transactions, 3);
+  });
+
+  const entry = (n: number, data: Json = { n }) => ({ id: `${n}`.padStart(64, 'b'), keys: [`k:${n % 3}`], data });
+
+  it('with batchSize 32, writes up to 32 items per publishmultifrom transaction (max-std-op-returns-count), checking each id first', async (t) => {
+    const { fake, server } = await startFakeMultiChain();
+    t.after(() => server.close());
+    const ledger = new MultiChainLedger(options(server.url, { batchSize: 32 }));
     await ledger.ensureStreams();
     const entries = Array.from({ length: 70 }, (_, i) => entry(i));
     const results = await ledger.publishBatch('obligations', entries);
@@ -424,7 +433,7 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
   it('a transaction the node refuses for good is split: the others land, only the too-large item gets LedgerRefusedError', async (t) => {
     const { fake, server } = await startFakeMultiChain();
     t.after(() => server.close());
-    const ledger = new MultiChainLedger(options(server.url));
+    const ledger = new MultiChainLedger(options(server.url, { batchSize: 32 }));
     await ledger.ensureStreams();
     const entries = [entry(1), entry(2, { blob: 'x'.repeat(FAKE_MAX_TX_BYTES) }), entry(3)];
     const results = await ledger.publishBatch('obligations', entries);
@@ -465,7 +474,7 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
       return { status: res.status, body };
     });
     t.after(() => proxy.close());
-    const ledger = new MultiChainLedger(options(proxy.url));
+    const ledger = new MultiChainLedger(options(proxy.url, { batchSize: 32 }));
     await ledger.ensureStreams();
     const results = await ledger.publishBatch('obligations', [entry(1), entry(2)]);
     assert.ok(dropped);

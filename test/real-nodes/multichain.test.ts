@@ -267,6 +267,7 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
   });
 
   it('publishBatch: one publishmultifrom transaction per 32 items, read on the other node; a too-large item is refused alone, the rest land', async () => {
+    const l1 = ledgerOf(n1, { batchSize: 32 });
     const entries = Array.from({ length: 40 }, (_, i) => ({ id: id(`batch${i}`), keys: ['k:batch'], data: { i, pad: 'p'.repeat(1_500) } as Json }));
     const results = await l1.publishBatch('obligations', entries);
     assert.ok(results.every((r) => !('error' in r) && !r.duplicate), JSON.stringify(results.filter((r) => 'error' in r)));
@@ -274,6 +275,12 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
     const items = await reached(l2, 'obligations', 'k:batch', 40);
     assert.deepEqual(new Set(items.map((x) => (x.data as { i: number }).i)), new Set(entries.map((_, i) => i)));
     for (const x of items) assert.equal(x.publisher, n1.address);
+    // why the adapter's default is one item per transaction: the local-ordering listing
+    // (what list() and every follower read) shows ONE item per transaction, chain order all
+    const batchTxids = new Set(results.map((r) => ('error' in r ? '' : r.txid)));
+    const local = (await n1.rpc<{ txid: string }[]>('liststreamitems', ['obligations', false, 100_000, 0, true])).filter((x) => batchTxids.has(x.txid));
+    const chainOrder = (await n1.rpc<{ txid: string }[]>('liststreamitems', ['obligations', false, 100_000, 0, false])).filter((x) => batchTxids.has(x.txid));
+    assert.deepEqual([local.length, chainOrder.length], [2, 40]);
     // again: every entry is a duplicate, nothing written
     const again = await l1.publishBatch('obligations', entries);
     assert.ok(again.every((r) => !('error' in r) && r.duplicate));
