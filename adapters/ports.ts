@@ -4,6 +4,7 @@
  * cloud (embedded ledger, bcoin regtest in memory, dynalite).
  */
 import type { Json, KeyAlg, PublicKeyRef } from '../core/types.ts';
+import type { ObligationError } from '../core/errors.ts';
 
 export type StreamName = 'domains' | 'obligations' | 'settlements';
 export const STREAMS: readonly StreamName[] = ['domains', 'obligations', 'settlements'];
@@ -28,6 +29,16 @@ export interface PublishResult {
   duplicate: boolean;
 }
 
+/** One item of a batch publish: the arguments of `publish`. */
+export interface PublishEntry {
+  id: string;
+  keys: string[];
+  data: Json;
+}
+
+/** What became of one entry of a batch: published (or a duplicate), or refused for good with a final typed error. */
+export type BatchPublishResult = PublishResult | { error: ObligationError };
+
 export interface Ledger {
   /** Create (if missing) and subscribe to every stream. Idempotent. */
   ensureStreams(): Promise<void>;
@@ -38,6 +49,17 @@ export interface Ledger {
    * race between two publishers is harmless.
    */
   publish(stream: StreamName, id: string, keys: string[], data: Json): Promise<PublishResult>;
+  /**
+   * Publish several entries (MultiChain: as few transactions as possible, with
+   * publishmultifrom). Results in entry order, each exactly what `publish` would
+   * give for it, one after another: an entry whose id and content already are on
+   * the stream (or earlier in this batch) is a duplicate; an entry refused for
+   * good (malformed, too large) gets its final typed error and does not stop the
+   * others. A failure of the whole batch (node unavailable, misconfigured,
+   * forbidden) throws, as `publish` does; entries that landed before it are
+   * duplicates when sent again.
+   */
+  publishBatch(stream: StreamName, entries: readonly PublishEntry[]): Promise<BatchPublishResult[]>;
   /** Items with this key, oldest first (chain order: every node agrees which is first). */
   listByKey(stream: StreamName, key: string): Promise<LedgerItem[]>;
   /**

@@ -24,6 +24,8 @@ export const SUITES: BenchSuite[] = [
   { name: 'system', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem() : []) },
   { name: 'federation', run: async (filter) => (filter === undefined ? (await import('./federation.ts')).benchFederation() : []) },
   { name: 'store', run: async (filter) => (filter === undefined ? (await import('./store.ts')).benchStore() : []) },
+  // a real MultiChain node from OC_NODES_BIN (the row says skipped, and why, without it)
+  { name: 'ledger', run: async (filter) => (filter === undefined ? (await import('./ledger.ts')).benchLedger() : []) },
 ];
 
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));

@@ -61,6 +61,18 @@ export class NotFoundError extends define('F09_NOT_FOUND', 'final') {}
 export class InvalidRecordError extends define('F10_INVALID_RECORD', 'final') {}
 /** The thing exists already with other settings (e.g. a domain registered with another role): nothing was changed. */
 export class AlreadyExistsError extends define('F13_EXISTS', 'final') {}
+/**
+ * The ledger node refuses this one item for good (too large for a transaction,
+ * rejected by the node's verification): publishing it again as is never works.
+ * The publish job parks it with this error and goes on with the others.
+ */
+export class LedgerRefusedError extends define('F15_LEDGER_REFUSED', 'final') {}
+/**
+ * The ledger node cannot serve this hub as configured (wrong chain name, a
+ * publisher address not in the node's wallet): nothing will publish until an
+ * operator fixes the configuration. Shown by the health route and the publish job's log.
+ */
+export class LedgerMisconfiguredError extends define('F16_LEDGER_MISCONFIGURED', 'final') {}
 /** The consumer domain's reputation is below the provider's threshold. */
 export class ReputationTooLowError extends define('T01_REPUTATION_TOO_LOW', 'temporary') {}
 /** Outstanding + amount would exceed the consumer domain's (or device's) credit limit. */

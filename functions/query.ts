@@ -157,6 +157,9 @@ function publicHealth(component: string, h: { ok: boolean; detail: string }): { 
 
 const fail = (e: unknown) => ({ ok: false, detail: String((e as Error).message) });
 
+/** Parked publications the health route lists (the oldest). */
+const PARKED_SHOWN = 20;
+
 const health = httpRoute({}, async ({ deps }) => {
   const [ledger, services, bitcoin] = await Promise.all([
     deps.ledger.health().catch(fail),
@@ -169,9 +172,11 @@ const health = httpRoute({}, async ({ deps }) => {
   ]);
   const hosted = await deps.store.listHostedDomains();
   const ok = ledger.ok && bitcoin.ok;
+  // obligations the ledger refused for good (parked by the publish job), for an operator to look at
+  const parked = (await deps.store.listParkedPublication(PARKED_SHOWN)).map((p) => ({ id: p.id, ...p.publishError }));
   return {
     status: ok ? 200 : 503,
-    body: { ok, ledger: publicHealth('ledger', ledger), bitcoin: publicHealth('bitcoin', bitcoin), services, domains: hosted.length },
+    body: { ok, ledger: publicHealth('ledger', ledger), bitcoin: publicHealth('bitcoin', bitcoin), services, domains: hosted.length, publication: { parked } },
   };
 });
 

@@ -13,7 +13,11 @@ import { LocalstackFreeBackendStack } from './localstack-free-stack.ts';
  * deploy), `stage` (default `dev`, in every stack name: `oc-<stage>-chain` …),
  * `bitcoinNetwork` (regtest | signet | testnet4 | mainnet), `bitcoinPrune`
  * (MiB, off regtest), `bitcoinVersion` + `bitcoinSha256` (another Bitcoin Core
- * release and its archive digest; default 28.1 with its pinned digest).
+ * release and its archive digest; default 28.1 with its pinned digest),
+ * `joinChain` (host:port of a node of another organisation's chain to join
+ * instead of creating one), `p2pAllowCidrs` (comma-separated CIDRs allowed to
+ * reach this node's P2P port through a Network Load Balancer; none: no load
+ * balancer). See docs/deploy.md.
  */
 export const DEFAULT_CHAIN_NAME = 'oc-chain';
 /** Default deployment stage (`-c stage=...`): part of every stack name, so stages share an account and region. */
@@ -71,6 +75,7 @@ export function buildApp(options: ObligationChainAppOptions = {}): ObligationCha
     bitcoinVersion: contextString(app, 'bitcoinVersion'),
     bitcoinNetwork: network as BitcoinNetwork,
     ...(prune === undefined ? {} : { bitcoinPruneMiB: Number(prune) }),
+    ...joinAndAllow(app),
     description: 'obligation-chain: VPC, ECS cluster, MultiChain and bitcoind nodes on EFS',
   });
   const data = new DataStack(app, 'OcData', {
@@ -143,4 +148,21 @@ export function buildTarget(options: ObligationChainAppOptions = {}): { app: App
   if (target === undefined || target === 'aws') return buildApp(options);
   if (target === LOCALSTACK_FREE_TARGET) return buildLocalstackFreeApp(options);
   throw new Error(`unknown -c target=${target} (aws or ${LOCALSTACK_FREE_TARGET})`);
+}
+
+/** `-c joinChain=host:port` and `-c p2pAllowCidrs=a/n,b/m`, checked at synth: a typo fails here, not at deploy. */
+export function joinAndAllow(app: App): { joinChain?: string; p2pAllowCidrs: string[] } {
+  const join = contextString(app, 'joinChain');
+  if (join !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(join)) {
+    throw new Error(`-c joinChain must be host:port (another organisation's JoinChain output), got ${join}`);
+  }
+  const raw = app.node.tryGetContext('p2pAllowCidrs') as unknown;
+  const list = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',') : [];
+  const cidrs = list.map((c) => c.trim()).filter((c) => c.length > 0);
+  for (const c of cidrs) {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(c);
+    if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) throw new Error(`-c p2pAllowCidrs: not an IPv4 CIDR: ${c}`);
+    if (Number(m[5]) === 0) throw new Error(`-c p2pAllowCidrs: ${c} would let everyone reach the P2P port; name the organisations' egress IPs`);
+  }
+  return { ...(join ? { joinChain: join } : {}), p2pAllowCidrs: cidrs };
 }

@@ -15,6 +15,7 @@ import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec, type 
 import type { LocalCloud } from './cloud.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { allObligations } from './pages.ts';
+import { multichainLedgerEnv } from './ledger-env.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
 import { percentile } from './stats.ts';
 
@@ -35,6 +36,7 @@ const OPTIONS = {
   serve: { type: 'boolean', help: 'keep running after the summary (web page, API, broker; Ctrl-C to stop)' },
   json: { type: 'string', arg: 'FILE', help: 'also write a machine-readable summary to FILE (one hub; see scripts/runs.ts)' },
   bitcoind: { type: 'string', arg: 'URL', help: 'pay through this real regtest bitcoind (http://user:password@host:port, or env BITCOIND_RPC_URL): its faucet and miner too' },
+  multichain: { type: 'string', arg: 'URL', help: 'use this MultiChain node as the ledger: http://user:password@host:port/chain (or LEDGER_KIND=multichain with MULTICHAIN_RPC_URL…)' },
 } as const satisfies Options;
 
 export const START: CommandSpec<typeof OPTIONS> = {
@@ -59,6 +61,8 @@ interface StartConfig {
   hubs: number;
   ledgerDelayMs: number;
   bitcoind?: string;
+  /** The ledger's environment: empty for the embedded ledger, else a real MultiChain node's (local/ledger-env.ts). */
+  ledgerEnv: Record<string, string>;
 }
 
 /** The run's configuration from the command line; undefined when --help was asked for. Throws UsageError. */
@@ -77,8 +81,14 @@ export function startConfig(argv: readonly string[]): StartConfig | undefined {
     seed: values.seed,
   };
   const bitcoind = values.bitcoind ?? process.env.BITCOIND_RPC_URL;
-  if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined || bitcoind !== undefined)) {
-    throw new UsageError('--data, --port, --mqtt-port, --serve, --json and --bitcoind are for one hub only (drop --hubs)');
+  let ledgerEnv: Record<string, string>;
+  try {
+    ledgerEnv = multichainLedgerEnv(values.multichain, process.env);
+  } catch (e) {
+    throw new UsageError(`--multichain: ${(e as Error).message}`);
+  }
+  if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined || bitcoind !== undefined || values.multichain !== undefined)) {
+    throw new UsageError('--data, --port, --mqtt-port, --serve, --json, --bitcoind and --multichain are for one hub only (drop --hubs)');
   }
   if (values.port !== undefined && values.port === values['mqtt-port']) throw new UsageError('--port and --mqtt-port must differ');
   return {
@@ -91,6 +101,7 @@ export function startConfig(argv: readonly string[]): StartConfig | undefined {
     ...(values.json !== undefined ? { json: values.json } : {}),
     serve: values.serve,
     ...(bitcoind !== undefined ? { bitcoind } : {}),
+    ledgerEnv,
   };
 }
 
@@ -144,8 +155,9 @@ async function main(): Promise<number | void> {
           throw new UsageError(`--bitcoind: ${(e as Error).message}`);
         });
   console.log(
-    `obligation-chain — embedded cloud (dynalite, aedes, ${bitcoind ? `bitcoind regtest at ${bitcoind.nodeRpc.host}:${bitcoind.nodeRpc.port}` : 'bcoin regtest'}, embedded ledger, real handlers)`,
+    `obligation-chain — embedded cloud (dynalite, aedes, ${bitcoind ? `bitcoind regtest at ${bitcoind.nodeRpc.host}:${bitcoind.nodeRpc.port}` : 'bcoin regtest'}, ${cfg.ledgerEnv.MULTICHAIN_RPC_URL ? 'MultiChain' : 'embedded'} ledger, real handlers)`,
   );
+  if (cfg.ledgerEnv.MULTICHAIN_RPC_URL) console.log(`  ledger        MultiChain node ${cfg.ledgerEnv.MULTICHAIN_RPC_URL} chain ${cfg.ledgerEnv.MULTICHAIN_CHAIN_NAME}`);
   // Ctrl-C while the cloud starts: stop what has started once startCloud returns
   let cloud: LocalCloud | undefined;
   let fleet: Fleet | undefined;
@@ -157,7 +169,7 @@ async function main(): Promise<number | void> {
   cloud = await startCloud({
     ...(bitcoind ? { regtest: bitcoind } : {}),
     schedule: { publish: 250, watch: 400, settle: 1_000, mine: 500 },
-    env: LOCAL_GRACE,
+    env: { ...LOCAL_GRACE, ...cfg.ledgerEnv },
     ...(cfg.data ? { dataDir: cfg.data } : {}),
     ...(cfg.port ? { apiPort: cfg.port } : {}),
     ...(cfg.mqttPort ? { brokerPort: cfg.mqttPort } : {}),
@@ -194,7 +206,13 @@ async function main(): Promise<number | void> {
     const consumerDomains = fleet.consumers.map((c) => c.domain);
     const open = await drain(cloud, consumerDomains, Math.max(30_000, f.payWindowMs * 3));
     if (process.stdout.isTTY) process.stdout.write('\r' + ' '.repeat(60) + '\r');
-    await cloud.runJob('publish');
+    // The last outcomes onto the ledger: a scheduled run may hold the publication lease with a
+    // pending set read before them (this run would then do nothing), so run until none is pending.
+    for (let tries = 0; tries < 100; tries++) {
+      await cloud.runJob('publish');
+      if ((await cloud.deps.store.listPendingPublication(1)).length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
 
     // Check what was promised against the ledger alone.
     const ledger = await recomputeFromLedger(cloud.deps);

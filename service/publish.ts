@@ -16,7 +16,7 @@
  * still dedupe by id (first wins), but the ledger carries each once.
  */
 import { randomUUID } from 'node:crypto';
-import { NotFoundError, UnavailableError } from '../core/errors.ts';
+import { NotFoundError, ObligationError, UnavailableError } from '../core/errors.ts';
 import { createOutcome } from '../core/records.ts';
 import type { Json, OutcomeBody } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
@@ -54,14 +54,71 @@ export interface PublishSummary {
    * lost, or more than `limit` waiting: then a lower bound). Absent when busy.
    */
   backlog?: number;
+  /** Items the ledger refused for good (too large, malformed): parked with their error, the others went on. */
+  parked: number;
+  /**
+   * Set when the ledger refuses this hub itself (wrong chain name, publisher not
+   * in the node's wallet, no write permission): nothing publishes until an
+   * operator fixes it; the items stay queued. Logged at error level by the job.
+   */
+  blocked?: { code: string; message: string };
+}
+
+export interface PublishOptions {
+  /** Obligations read from the queue per run (default 200). */
+  limit?: number;
+  /**
+   * Entries per publishBatch call (default 32). How many share one ledger
+   * transaction is the adapter's choice (MultiChainLedger: one per transaction,
+   * because a real node's local-ordering listing shows one item per transaction).
+   */
+  batchSize?: number;
+  /**
+   * Batches in flight at once (default 1; the parallel path is tested in
+   * test/faults/publish-refused.test.ts, not yet by npm start on a real node). Batches hold disjoint obligations
+   * (an obligation's id key is in one batch only) and every acceptance of the
+   * run is on the ledger before any outcome is published, so parallel batches
+   * change only the relative order of unrelated obligations under a shared
+   * provider or consumer key, which no reader relies on (readers work per id).
+   */
+  parallel?: number;
 }
 
 /** The store item every publish run of this hub (this table) contends for. */
 export const PUBLISH_LEASE = 'publish';
 
-/** Publish what is pending, oldest first, at most `limit` obligations per run. */
-export async function publishPending(deps: Deps, limit = 200): Promise<PublishSummary> {
-  const summary: PublishSummary = { published: 0, outcomes: 0, duplicates: 0, deferred: false };
+/** Run `task` over `chunks`, at most `parallel` at once; after a failure no new chunk starts, and the first failure is thrown. */
+async function inParallel<T>(chunks: readonly T[], parallel: number, task: (chunk: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < chunks.length) {
+      const chunk = chunks[next++] as T;
+      try {
+        await task(chunk);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, chunks.length) }, worker));
+  if (failure) throw failure.error;
+}
+
+const chunked = <T>(items: readonly T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+
+/**
+ * Publish what is pending, oldest first, at most `limit` obligations per run:
+ * first every acceptance, then every outcome, in ledger batches
+ * (Ledger.publishBatch), several batches at once under the lease.
+ */
+export async function publishPending(deps: Deps, options: PublishOptions | number = {}): Promise<PublishSummary> {
+  const opts = typeof options === 'number' ? { limit: options } : options;
+  const limit = opts.limit ?? 200;
+  const batchSize = Math.max(1, opts.batchSize ?? 32);
+  const parallel = Math.max(1, opts.parallel ?? 1);
+  const summary: PublishSummary = { published: 0, outcomes: 0, duplicates: 0, deferred: false, parked: 0 };
   const owner = randomUUID();
   const ttl = deps.config.publishLeaseMs;
   let token: number | undefined;
@@ -78,35 +135,87 @@ export async function publishPending(deps: Deps, limit = 200): Promise<PublishSu
         throw new UnavailableError('lost the publication lease', { token: held });
       }
     };
+    const park = (item: ObligationItem, field: 'ledgerTxid' | 'outcomeTxid', error: ObligationError) => {
+      summary.parked += 1;
+      return deps.store.parkPublication(item.id, { field, code: error.code, message: error.message, at: deps.now() });
+    };
+    const keysOf = (item: ObligationItem) => [ledgerKeys.provider(item.providerDomain), ledgerKeys.consumer(item.consumerDomain)];
     // read under the lease: what an earlier holder published has left the pending set
     const pending = await deps.store.listPendingPublication(limit);
     summary.backlog = pending.length;
-    for (const item of pending) {
-      const keys = [ledgerKeys.provider(item.providerDomain), ledgerKeys.consumer(item.consumerDomain)];
-      const outcome = outcomeOf(item);
-      if (item.ledgerTxid === undefined) {
-        await fence();
-        const r = await deps.ledger.publish('obligations', ledgerKeys.obligation(item.id), keys, item.accepted as unknown as Json);
+    // one pending obligation left the queue (published, or parked for an operator)
+    const done = () => void (summary.backlog = (summary.backlog ?? 0) - 1);
+
+    // 1. acceptances
+    const accepting = pending.filter((item) => item.ledgerTxid === undefined);
+    const accepted = new Set<string>();
+    await inParallel(chunked(accepting, batchSize), parallel, async (chunk) => {
+      await fence();
+      const results = await deps.ledger.publishBatch(
+        'obligations',
+        chunk.map((item) => ({ id: ledgerKeys.obligation(item.id), keys: keysOf(item), data: item.accepted as unknown as Json })),
+      );
+      for (const [i, item] of chunk.entries()) {
+        const r = results[i];
+        if (r === undefined) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
+        if ('error' in r) {
+          await park(item, 'ledgerTxid', r.error);
+          done();
+          continue;
+        }
+        const outcome = outcomeOf(item);
         await deps.store.markPublished(item.id, 'ledgerTxid', r.txid, outcome === undefined ? item.status : undefined);
+        accepted.add(item.id);
+        if (outcome === undefined || item.outcomeTxid !== undefined) done();
         summary.published += 1;
         if (r.duplicate) summary.duplicates += 1;
       }
-      if (outcome && item.outcomeTxid === undefined) {
-        // signed by the provider domain that decided it: nobody else can claim it
-        const provider = await deps.store.getHostedDomain(item.providerDomain);
-        if (!provider) throw new NotFoundError(`provider domain ${item.providerDomain} is not hosted here`);
-        const signed = await createOutcome(outcome, domainSigner(deps, provider));
-        await fence();
-        const r = await deps.ledger.publish('obligations', ledgerKeys.outcome(item.id), keys, signed as unknown as Json);
+    });
+
+    // 2. outcomes, of obligations whose acceptance is on the ledger, signed by the provider domain that decided them
+    const deciding: { item: ObligationItem; signed: Json }[] = [];
+    for (const item of pending) {
+      const outcome = outcomeOf(item);
+      if (!outcome || item.outcomeTxid !== undefined) continue;
+      if (item.ledgerTxid === undefined && !accepted.has(item.id)) continue;
+      const provider = await deps.store.getHostedDomain(item.providerDomain);
+      if (!provider) {
+        // nobody here can sign it: this item only, for an operator to look at
+        await park(item, 'outcomeTxid', new NotFoundError(`provider domain ${item.providerDomain} is not hosted here`));
+        done();
+        continue;
+      }
+      deciding.push({ item, signed: (await createOutcome(outcome, domainSigner(deps, provider))) as unknown as Json });
+    }
+    await inParallel(chunked(deciding, batchSize), parallel, async (chunk) => {
+      await fence();
+      const results = await deps.ledger.publishBatch(
+        'obligations',
+        chunk.map(({ item, signed }) => ({ id: ledgerKeys.outcome(item.id), keys: keysOf(item), data: signed })),
+      );
+      for (const [i, { item }] of chunk.entries()) {
+        const r = results[i];
+        if (r === undefined) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
+        if ('error' in r) {
+          await park(item, 'outcomeTxid', r.error);
+          done();
+          continue;
+        }
         await deps.store.markPublished(item.id, 'outcomeTxid', r.txid, item.status);
         summary.outcomes += 1;
         if (r.duplicate) summary.duplicates += 1;
+        done();
       }
-      summary.backlog -= 1;
-    }
+    });
   } catch (e) {
     if (e instanceof UnavailableError) {
       summary.deferred = true;
+      return summary;
+    }
+    // A final refusal of the whole batch is about this hub, not an item (Ledger.publishBatch):
+    // the items stay queued and the run says why, instead of failing silently or parking everything.
+    if (e instanceof ObligationError && e.errorClass === 'final') {
+      summary.blocked = { code: e.code, message: e.message };
       return summary;
     }
     throw e;

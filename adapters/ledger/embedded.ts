@@ -32,10 +32,10 @@ import { appendFile, readFile, truncate } from 'node:fs/promises';
 import type { Json } from '../../core/types.ts';
 import { GENESIS } from '../../core/types.ts';
 import { MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
-import type { Ledger, LedgerItem, PublishResult, StreamName } from '../ports.ts';
+import type { BatchPublishResult, Ledger, LedgerItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
 import { STREAMS } from '../ports.ts';
 import { cloneJson, isJson, isRecord, sortedStringify } from './json.ts';
-import { assertKey, checkPublish, checkRange } from './validate.ts';
+import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
 
 /** Reserved stream that records stream creation. */
 export const CREATE_STREAM = '$create';
@@ -376,6 +376,21 @@ export class EmbeddedLedger implements Ledger {
       const entry = await this.log.append(stream, checked.keys, copy, this.publisher, this.node);
       return { txid: entry.hash, duplicate: false };
     });
+  }
+
+  /** One `publish` after another: the semantics MultiChainLedger's publishmultifrom batches keep. */
+  async publishBatch(stream: StreamName, entries: readonly PublishEntry[]): Promise<BatchPublishResult[]> {
+    const out: BatchPublishResult[] = [];
+    for (const e of entries) {
+      try {
+        out.push(await this.publish(stream, e.id, e.keys, e.data));
+      } catch (err) {
+        // refused for good (malformed): this entry only; anything else stops the batch
+        if (refusesItem(err)) out.push({ error: err });
+        else throw err;
+      }
+    }
+    return out;
   }
 
   async listByKey(stream: StreamName, key: string): Promise<LedgerItem[]> {

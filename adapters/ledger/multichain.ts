@@ -45,11 +45,19 @@
  *   which item under a key is first.
  */
 import type { Json } from '../../core/types.ts';
-import { ForbiddenError, MalformedError, NotFoundError, ObligationError, UnavailableError } from '../../core/errors.ts';
-import type { Ledger, LedgerItem, PublishResult, StreamName } from '../ports.ts';
+import {
+  ForbiddenError,
+  LedgerMisconfiguredError,
+  LedgerRefusedError,
+  MalformedError,
+  NotFoundError,
+  ObligationError,
+  UnavailableError,
+} from '../../core/errors.ts';
+import type { BatchPublishResult, Ledger, LedgerItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
 import { STREAMS } from '../ports.ts';
 import { isJson, isRecord, sortedStringify } from './json.ts';
-import { assertKey, checkPublish, checkRange } from './validate.ts';
+import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
 
 export interface MultiChainLedgerOptions {
   /** JSON-RPC endpoint, e.g. http://multichain.internal:4798/ */
@@ -67,6 +75,19 @@ export interface MultiChainLedgerOptions {
   backoffBaseMs?: number;
   /** Items per liststream*items page (default 500). */
   pageSize?: number;
+  /**
+   * Items per publishmultifrom transaction (default 1). A chain's
+   * `max-std-op-returns-count` (32 in a default params.dat of MultiChain 2.3.3)
+   * allows up to 32, but on a real 2.3.3 node `liststreamitems` with
+   * local-ordering=true lists only ONE item of a transaction that carries
+   * several (3 items in one publishmultifrom: 3 listed with local-ordering=false,
+   * 1 with true, before and after the block), and `list` must use local
+   * ordering for stable positions: items would vanish from every follower's
+   * and every recomputation's view. Larger batches only for streams read by key.
+   */
+  batchSize?: number;
+  /** "Already published?" checks in flight at once during a batch publish (default 4; a node answers HTTP 503 "Work queue depth exceeded" when too many requests are in flight). */
+  checkConcurrency?: number;
   fetch?: typeof fetch;
   /** Clock for unconfirmed items that carry no blocktime (epoch ms). */
   now?: () => number;
@@ -84,7 +105,18 @@ export const RPC = {
   ENTITY_NOT_FOUND: -708,
   /** Seen on a real 2.3.3 node: publishfrom an address whose key is not in this node's wallet. */
   ADDRESS_NOT_FOUND: -709,
+  /** Invalid address or key (documented for a publisher not in the wallet). */
+  INVALID_ADDRESS_OR_KEY: -5,
+  /** Invalid parameter: "Item key is too long", "Transaction too large" (real-nodes.md). */
+  INVALID_PARAMETER: -8,
+  /** The node's verification rejected the transaction (a ~4 MB item, real-nodes.md). */
+  VERIFY_REJECTED: -26,
+  /** JSON-RPC invalid request: "Wrong chain name", with HTTP 400 (real-nodes.md). */
+  INVALID_REQUEST: -32600,
 } as const;
+
+/** The methods that write stream items: their -8/-26 refuse the item(s), their -5 names the publisher. */
+const PUBLISH_METHODS = new Set(['publishfrom', 'publishmultifrom']);
 
 /** A failure worth retrying (network, timeout, 5xx without an RPC error, warm-up). */
 class TransientError extends Error {}
@@ -98,6 +130,15 @@ export class RpcError extends Error {
   ) {
     super(message);
   }
+}
+
+/** Run `task` over `items`, at most `limit` at once. */
+async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -115,6 +156,8 @@ export class MultiChainLedger implements Ledger {
       timeoutMs: 10_000,
       backoffBaseMs: 100,
       pageSize: 500,
+      batchSize: 1,
+      checkConcurrency: 4,
       fetch: globalThis.fetch,
       now: Date.now,
       random: Math.random,
@@ -169,6 +212,73 @@ export class MultiChainLedger implements Ledger {
     });
   }
 
+  /**
+   * Several items, `batchSize` per publishmultifrom transaction (1 by default: see
+   * the option), with `publish`'s semantics entry by entry: the
+   * "already ours?" check runs for every entry first (a few at a time), and
+   * check-then-publish is retried as a unit, so a batch that landed before a
+   * timeout is found, not written twice. A transaction the node refuses for
+   * good (-8 too large, -26 rejected) is split: its items go one by one, so only
+   * the culprit gets the LedgerRefusedError and the others land.
+   */
+  async publishBatch(stream: StreamName, entries: readonly PublishEntry[]): Promise<BatchPublishResult[]> {
+    const out: (BatchPublishResult | undefined)[] = entries.map(() => undefined);
+    const todo: { index: number; keys: string[]; data: Json; canonical: string }[] = [];
+    entries.forEach((e, index) => {
+      try {
+        const checked = checkPublish(e.id, e.keys, e.data);
+        todo.push({ index, keys: checked.keys, data: checked.data, canonical: sortedStringify(checked.data) });
+      } catch (err) {
+        if (!refusesItem(err)) throw err;
+        out[index] = { error: err };
+      }
+    });
+    for (let at = 0; at < todo.length; at += this.opts.batchSize) {
+      const chunk = todo.slice(at, at + this.opts.batchSize);
+      const refused = await this.retrying('publishmultifrom', async () => {
+        const own = await this.identity();
+        const open = chunk.filter((t) => out[t.index] === undefined);
+        await pool(open, this.opts.checkConcurrency, async (t) => {
+          const mine = (await this.itemsUnder(stream, t.keys[0] as string)).find((i) => i.publisher === own && sortedStringify(i.data) === t.canonical);
+          if (mine) out[t.index] = { txid: mine.txid, duplicate: true };
+        });
+        // equal content under one id twice in the batch: the later one is a duplicate of the first, as one publish after another
+        const fresh: typeof chunk = [];
+        const later: typeof chunk = [];
+        for (const t of open) {
+          if (out[t.index] !== undefined) continue;
+          (fresh.some((f) => f.keys[0] === t.keys[0] && f.canonical === t.canonical) ? later : fresh).push(t);
+        }
+        if (fresh.length === 0) return false;
+        let txid: unknown;
+        try {
+          txid = await this.rpc('publishmultifrom', [own, stream, fresh.map((t) => ({ keys: t.keys, data: { json: t.data } }))]);
+        } catch (err) {
+          if (err instanceof RpcError && this.typed(err) instanceof LedgerRefusedError) return true;
+          throw err;
+        }
+        if (typeof txid !== 'string') throw new UnavailableError('MultiChain publishmultifrom returned no txid', { result: String(txid) });
+        for (const t of fresh) out[t.index] = { txid, duplicate: false };
+        for (const t of later) out[t.index] = { txid, duplicate: true };
+        return false;
+      });
+      if (refused) {
+        // one by one: the items the node accepts land, the culprit keeps its error
+        for (const t of chunk) {
+          if (out[t.index] !== undefined) continue;
+          const e = entries[t.index] as PublishEntry;
+          try {
+            out[t.index] = await this.publish(stream, e.id, e.keys, e.data);
+          } catch (err) {
+            if (!refusesItem(err)) throw err;
+            out[t.index] = { error: err };
+          }
+        }
+      }
+    }
+    return out as BatchPublishResult[];
+  }
+
   /** Every item under `key` (single attempts: the caller retries the whole check). */
   private async itemsUnder(stream: StreamName, key: string): Promise<LedgerItem[]> {
     const out: LedgerItem[] = [];
@@ -216,13 +326,21 @@ export class MultiChainLedger implements Ledger {
     try {
       const info = await this.rpc('getinfo', []);
       if (!isRecord(info)) return { ok: false, detail: 'getinfo returned no object' };
+      if (this.opts.publisher) {
+        // a configured publisher must be this node's own: its key signs every item (otherwise -709 on every publish)
+        const v = await this.rpc('validateaddress', [this.opts.publisher]);
+        if (!isRecord(v) || v.ismine !== true) {
+          const e = new LedgerMisconfiguredError(`publisher ${this.opts.publisher} is not an address of this node's wallet`);
+          return { ok: false, detail: `${e.code}: ${e.message}` };
+        }
+      }
       return {
         ok: true,
         detail: `multichain ${String(info.version)} chain ${String(info.chainname)} blocks ${String(info.blocks)}`,
       };
     } catch (err) {
       const e = this.typed(err);
-      return { ok: false, detail: e.message };
+      return { ok: false, detail: `${e.code}: ${e.message}` };
     }
   }
 
@@ -330,13 +448,26 @@ export class MultiChainLedger implements Ledger {
     if (err instanceof ObligationError) return err;
     if (err instanceof RpcError) {
       const details = { rpcCode: err.code, method: err.method };
+      const publishing = PUBLISH_METHODS.has(err.method);
       switch (err.code) {
         case RPC.ENTITY_NOT_FOUND:
         case RPC.NOT_SUBSCRIBED:
           return new NotFoundError(`MultiChain ${err.method}: ${err.message}`, details);
         case RPC.INSUFFICIENT_PERMISSIONS:
-        case RPC.ADDRESS_NOT_FOUND: // a misconfigured publisher: final, for an operator to fix
           return new ForbiddenError(`MultiChain ${err.method}: ${err.message}`, details);
+        // A misconfigured hub: final, for an operator to fix (never a silent retry).
+        case RPC.INVALID_REQUEST: // "Wrong chain name"
+        case RPC.ADDRESS_NOT_FOUND: // the publisher's key is not in this node's wallet (a real 2.3.3 node)
+          return new LedgerMisconfiguredError(`MultiChain ${err.method}: ${err.message}`, details);
+        case RPC.INVALID_ADDRESS_OR_KEY:
+          return publishing
+            ? new LedgerMisconfiguredError(`MultiChain ${err.method}: ${err.message}`, details)
+            : new NotFoundError(`MultiChain ${err.method}: ${err.message}`, details);
+        // This item (or this transaction's items) refused for good: too large, rejected.
+        case RPC.INVALID_PARAMETER:
+          return publishing ? new LedgerRefusedError(`MultiChain ${err.method}: ${err.message}`, details) : new MalformedError(`MultiChain ${err.method}: ${err.message}`, details);
+        case RPC.VERIFY_REJECTED:
+          return new LedgerRefusedError(`MultiChain ${err.method}: ${err.message}`, details);
         default:
           return new UnavailableError(`MultiChain ${err.method}: ${err.message}`, details);
       }

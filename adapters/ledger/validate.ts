@@ -3,7 +3,7 @@
  * same inputs with the same typed errors.
  */
 import type { Json } from '../../core/types.ts';
-import { MalformedError } from '../../core/errors.ts';
+import { LedgerRefusedError, MalformedError, type ObligationError } from '../../core/errors.ts';
 import { assertJson } from './json.ts';
 
 /**
@@ -36,10 +36,24 @@ export function checkPublish(id: unknown, keys: unknown, data: unknown): { keys:
   return { keys: itemKeys(id, keys as string[]), data };
 }
 
-/** Validate list paging: start >= 0 and count >= 0, integers (count may be Infinity). */
+/**
+ * The highest position a list may start at: MultiChain reads liststreamitems'
+ * `start` as a 32-bit signed integer, and a larger value wraps (to counting
+ * from the end, or 0), seen on a real 2.3.3 node (shared/notes/real-nodes.md).
+ * Both adapters refuse it, so the embedded ledger behaves as the real one can.
+ */
+export const MAX_POSITION = 2 ** 31 - 1;
+
+/** Validate list paging: 0 <= start <= MAX_POSITION and count >= 0, integers (count may be Infinity). */
 export function checkRange(start: number, count: number): void {
   if (!Number.isInteger(start) || start < 0) throw new MalformedError('start must be an integer >= 0', { start });
+  if (start > MAX_POSITION) throw new MalformedError(`start must be at most ${MAX_POSITION} (2^31-1): MultiChain reads it as a 32-bit integer`, { start, max: MAX_POSITION });
   if (!(count === Infinity || (Number.isInteger(count) && count >= 0))) {
     throw new MalformedError('count must be an integer >= 0', { count });
   }
+}
+
+/** An error that refuses one item for good (not the node, the hub or the batch): the item is set aside, the others go on. */
+export function refusesItem(err: unknown): err is ObligationError {
+  return err instanceof MalformedError || err instanceof LedgerRefusedError;
 }

@@ -105,6 +105,8 @@ export interface ObligationItem {
   learntAt?: number;
   /** The escrow shard its credit was drawn from (accepted here). */
   shard?: number;
+  /** Why the ledger refused to publish it for good (it left the publication queue: parked). */
+  publishError?: { field: 'ledgerTxid' | 'outcomeTxid'; code: string; message: string; at: number };
 }
 
 /** Fulfilled evidence waiting for its provider's standing (core/reputation.ts vouches). */
@@ -203,6 +205,8 @@ const isConditionFailure = (e: unknown): boolean =>
 
 /** gsi3 partition of obligations with something still to publish on the ledger. */
 const PENDING = 'PENDING';
+/** gsi3 partition of obligations the ledger refused for good: set aside with their error for an operator. */
+const PARKED = 'PARKED';
 
 export class DynamoStore {
   /** Hosted-domain configs, cached briefly: read on every offer and acceptance, changed almost never. */
@@ -936,6 +940,34 @@ export class DynamoStore {
         }),
       ),
     );
+  }
+
+  /**
+   * Set an obligation aside from the publication queue with the ledger's final
+   * refusal (e.g. too large for a transaction): later runs no longer try it,
+   * and `listParkedPublication` shows it to an operator.
+   */
+  async parkPublication(id: string, error: NonNullable<ObligationItem['publishError']>): Promise<void> {
+    await this.send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `OB#${id}`, sk: 'OB' },
+          UpdateExpression: 'SET publishError = :e, gsi3pk = :parked',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':e': error, ':parked': PARKED },
+        }),
+      ),
+    );
+  }
+
+  /** Obligations the ledger refused for good, oldest first (at most `limit`). */
+  async listParkedPublication(limit = 100): Promise<ObligationItem[]> {
+    const items = await this.queryAll(
+      { IndexName: 'gsi3', KeyConditionExpression: 'gsi3pk = :p', ExpressionAttributeValues: { ':p': PARKED } },
+      limit,
+    );
+    return items.map((i) => strip(i) as unknown as ObligationItem);
   }
 
   /** Obligations with an acceptance or outcome still to publish, oldest first. */

@@ -98,7 +98,7 @@ fi
 
 bitcoind -datadir="$DATA_DIR" &
 pid=$!
-trap 'bitcoin-cli -datadir="$DATA_DIR" stop >/dev/null 2>&1 || kill "$pid"; wait "$pid"' TERM INT
+trap 'bitcoin-cli -datadir="$DATA_DIR" stop >/dev/null 2>&1 || kill "$pid"; s=0; wait "$pid" || s=$?; exit "$s"' TERM INT
 
 cli() { bitcoin-cli -datadir="$DATA_DIR" "$@"; }
 cli -rpcwait -rpcwaittimeout=120 getblockchaininfo >/dev/null

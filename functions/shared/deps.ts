@@ -123,6 +123,7 @@ function delegatingLedger(get: () => Promise<Ledger>, close: () => Promise<void>
   return {
     ensureStreams: async () => (await get()).ensureStreams(),
     publish: async (stream, id, keys, data) => (await get()).publish(stream, id, keys, data),
+    publishBatch: async (stream, entries) => (await get()).publishBatch(stream, entries),
     listByKey: async (stream, key) => (await get()).listByKey(stream, key),
     listByKeyFrom: async (stream, key, start, count) => (await get()).listByKeyFrom(stream, key, start, count),
     list: async (stream, start, count) => (await get()).list(stream, start, count),
@@ -150,6 +151,7 @@ function lazyLedger(open: () => Promise<Ledger>): Ledger & { opened(): Ledger | 
     opened: () => value,
     ensureStreams: async () => (await get()).ensureStreams(),
     publish: async (stream, id, keys, data) => (await get()).publish(stream, id, keys, data),
+    publishBatch: async (stream, entries) => (await get()).publishBatch(stream, entries),
     listByKey: async (stream, key) => (await get()).listByKey(stream, key),
     listByKeyFrom: async (stream, key, start, count) => (await get()).listByKeyFrom(stream, key, start, count),
     list: async (stream, start, count) => (await get()).list(stream, start, count),

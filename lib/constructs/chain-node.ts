@@ -21,6 +21,8 @@ export interface ChainNodeProps {
   /** Docker build args (e.g. pinned release digests); empty values are dropped. */
   readonly buildArgs?: Record<string, string | undefined>;
   readonly rpcPort: number;
+  /** Further container ports (e.g. MultiChain's P2P port behind a load balancer); no ingress is opened for them here. */
+  readonly extraPorts?: readonly number[];
   /** Shell command for the container health check; it runs inside the container. */
   readonly healthCommand: string;
   /** Non-secret configuration for the entrypoint. */
@@ -54,6 +56,12 @@ export class ChainNode extends Construct {
   /** The read-only RPC user's secret, when the node has one (`readerUser`). */
   readonly readerSecret: secretsmanager.Secret | undefined;
   readonly fileSystem: efs.FileSystem;
+  /** The task's security group (RPC from `rpcClients` only, unless a caller opens more). */
+  readonly securityGroup: ec2.SecurityGroup;
+  /** The container's name in the task definition (load balancer targets name it). */
+  readonly containerName = 'Node';
+  /** The node's log group (the entrypoint logs the node's chain address there). */
+  readonly logGroup: logs.LogGroup;
   /** `http://{name}.{namespace}:{port}` */
   readonly rpcUrl: string;
 
@@ -123,11 +131,11 @@ export class ChainNode extends Construct {
       'elasticfilesystem:ClientWrite',
     );
 
-    const logGroup = new logs.LogGroup(this, 'Logs', {
+    const logGroup = (this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const container = taskDefinition.addContainer('Node', {
+    }));
+    const container = taskDefinition.addContainer(this.containerName, {
       // Built for the task's platform whatever the build host is (an arm64 laptop would otherwise build an arm64 image).
       image: ecs.ContainerImage.fromAsset(props.imageDirectory, { buildArgs: definedOnly(props.buildArgs ?? {}), platform: Platform.LINUX_AMD64 }),
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: props.name, logGroup }),
@@ -142,7 +150,7 @@ export class ChainNode extends Construct {
             }
           : {}),
       },
-      portMappings: [{ containerPort: props.rpcPort, protocol: ecs.Protocol.TCP }],
+      portMappings: [props.rpcPort, ...(props.extraPorts ?? [])].map((containerPort) => ({ containerPort, protocol: ecs.Protocol.TCP })),
       healthCheck: {
         command: ['CMD-SHELL', props.healthCommand],
         interval: Duration.seconds(30),
@@ -159,11 +167,11 @@ export class ChainNode extends Construct {
         'Only non-secret settings (chain name, ports, VPC CIDR for rpcallowip, data dir) are plain environment variables; the RPC credentials come from Secrets Manager as ECS secrets.',
     });
 
-    const securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+    const securityGroup = (this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
       vpc: props.vpc,
       description: `${props.name} node: RPC from the backend Lambdas only`,
       allowAllOutbound: true,
-    });
+    }));
     securityGroup.addIngressRule(
       props.rpcClients,
       ec2.Port.tcp(props.rpcPort),

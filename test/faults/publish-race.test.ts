@@ -170,13 +170,14 @@ describe('publish runs racing', () => {
       const store = cloud.deps.store;
       // the lease expires under the run after its first write: another owner takes it
       const ledger = Object.assign(Object.create(node.ledger) as MultiChainLedger, {
-        publish: async (...args: Parameters<MultiChainLedger['publish']>) => {
-          const r = await node.ledger.publish(...args);
+        publishBatch: async (...args: Parameters<MultiChainLedger['publishBatch']>) => {
+          const r = await node.ledger.publishBatch(...args);
           if (++writes === 1) await store.acquireLease('publish', 'someone-else', 60_000, Date.now() + 10 * 60_000);
           return r;
         },
       });
-      const run = await publishPending({ ...cloud.deps, ledger });
+      // one item per batch, one batch at a time: the fence is checked before each batch
+      const run = await publishPending({ ...cloud.deps, ledger }, { batchSize: 1, parallel: 1 });
       assert.equal(writes, 1);
       assert.equal(run.deferred, true, JSON.stringify(run));
       assert.equal(run.published, 1);

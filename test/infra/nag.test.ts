@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../../lib/app.ts';
+import { ChainStack } from '../../lib/chain-stack.ts';
 
 const outdir = mkdtempSync(join(tmpdir(), 'oc-nag-'));
 after(() => rmSync(outdir, { recursive: true, force: true }));
@@ -26,6 +27,12 @@ describe('cdk-nag AwsSolutions', () => {
       assert.deepEqual(violationsOf(stack), []);
     });
   }
+
+  it('a chain stack that joins another organisation\'s chain behind a P2P load balancer has no unacknowledged finding', () => {
+    const app = new App({ outdir: join(outdir, 'p2p') });
+    const stack = new ChainStack(app, 'OcChainP2p', { chainName: 'oc-chain', joinChain: 'a.example.org:8571', p2pAllowCidrs: ['203.0.113.0/24'] });
+    assert.deepEqual(violationsOf(stack), []);
+  });
 
   it('the checker does find an unacknowledged wildcard (control)', () => {
     const app = new App({ outdir: join(outdir, 'control') });

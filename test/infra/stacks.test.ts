@@ -9,7 +9,10 @@ import { TABLE_INDEXES, TABLE_KEYS } from '../../adapters/table.ts';
 import { APP_TAG, HANDLER_ACCESS, HANDLER_NAMES, SIGNER_ROLE_TAG, type HandlerName } from '../../lib/constructs/handlers.ts';
 import { ROUTES } from '../../lib/constructs/http-api.ts';
 import { TTL_ATTRIBUTE } from '../../adapters/table.ts';
-import { BITCOIN_RPC_PORT, MULTICHAIN_RPC_PORT, NAMESPACE_NAME } from '../../lib/chain-stack.ts';
+import { BITCOIN_RPC_PORT, ChainStack, MULTICHAIN_P2P_PORT, MULTICHAIN_RPC_PORT, NAMESPACE_NAME } from '../../lib/chain-stack.ts';
+import { joinAndAllow } from '../../lib/app.ts';
+import { App } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
 import { actionsOfRole, buildFixture, logicalId, render } from './fixture.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
 import { BACKLOG_PERIODS, serviceOf } from '../../lib/constructs/monitoring.ts';
@@ -722,5 +725,95 @@ describe('deployment options: stage, Bitcoin network, pruning (synth without bun
     assert.throws(() => variant({ bitcoinNetwork: 'testnet3' }), /-c bitcoinNetwork=testnet3/);
     assert.throws(() => variant({ bitcoinPrune: '550' }), /only off regtest/);
     assert.throws(() => variant({ bitcoinNetwork: 'signet', bitcoinPrune: '100' }), /bitcoinPrune must be/);
+  });
+});
+
+describe('ChainStack: joining another organisation\'s chain, P2P open to an allow-list', () => {
+  const p2pApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'oc-cdk-p2p-')) });
+  const joining = new ChainStack(p2pApp, 'OcChainB', {
+    chainName: 'oc-chain',
+    joinChain: 'oc-a-nlb.example.org:8571',
+    p2pAllowCidrs: ['203.0.113.0/24', '198.51.100.7/32'],
+  });
+  const t = Template.fromStack(joining);
+  after(() => rmSync(p2pApp.outdir, { recursive: true, force: true }));
+  const multichainContainer = (tpl: Template) => {
+    const defs = Object.values(tpl.findResources('AWS::ECS::TaskDefinition')).map(
+      (td) => (td['Properties'] as { ContainerDefinitions: Array<{ Environment: { Name: string; Value: unknown }[]; PortMappings: { ContainerPort: number }[]; HealthCheck: { Command: string[] } }> }).ContainerDefinitions[0]!,
+    );
+    const found = defs.find((d) => d.Environment.some((e) => e.Name === 'CHAIN_NAME'));
+    assert.ok(found);
+    return found;
+  };
+  const env = (c: ReturnType<typeof multichainContainer>) => Object.fromEntries(c.Environment.map((e) => [e.Name, e.Value]));
+
+  it('the node joins the given chain, maps its P2P port, and counts as healthy while it waits for the grant', () => {
+    const c = multichainContainer(t);
+    assert.equal(env(c)['JOIN_CHAIN'], 'oc-a-nlb.example.org:8571');
+    assert.equal(env(c)['P2P_PORT'], String(MULTICHAIN_P2P_PORT));
+    assert.deepEqual(c.PortMappings.map((p) => p.ContainerPort).sort(), [MULTICHAIN_RPC_PORT, MULTICHAIN_P2P_PORT].sort());
+    assert.match(c.HealthCheck.Command[1] ?? '', /JOIN_CHAIN.*\.oc-joined.*exit 0.*getinfo/);
+    // the creating side (default context) does not join
+    assert.equal(env(multichainContainer(templates.chain))['JOIN_CHAIN'], undefined);
+  });
+
+  it('an internet-facing NLB forwards TCP 8571 to the node; its security group admits only the allow-listed CIDRs', () => {
+    t.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Type: 'network', Scheme: 'internet-facing' });
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: MULTICHAIN_P2P_PORT, Protocol: 'TCP' });
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', { Port: MULTICHAIN_P2P_PORT, Protocol: 'TCP', TargetType: 'ip' });
+    const lbSg = logicalId(joining.p2p!.node.findChild('Sg') as IConstruct);
+    const groups = t.findResources('AWS::EC2::SecurityGroup');
+    const ingress = (groups[lbSg]!['Properties'] as { SecurityGroupIngress: { CidrIp: string; FromPort: number; ToPort: number }[] }).SecurityGroupIngress;
+    assert.deepEqual(ingress.map((r) => [r.CidrIp, r.FromPort, r.ToPort]).sort(), [
+      ['198.51.100.7/32', MULTICHAIN_P2P_PORT, MULTICHAIN_P2P_PORT],
+      ['203.0.113.0/24', MULTICHAIN_P2P_PORT, MULTICHAIN_P2P_PORT],
+    ]);
+    // nothing anywhere is open to the world
+    const everyIngress = [
+      ...Object.values(groups).flatMap((g) => (g['Properties'] as { SecurityGroupIngress?: { CidrIp?: string }[] }).SecurityGroupIngress ?? []),
+      ...Object.values(t.findResources('AWS::EC2::SecurityGroupIngress')).map((r) => r['Properties'] as { CidrIp?: string }),
+    ];
+    assert.ok(!everyIngress.some((r) => r.CidrIp === '0.0.0.0/0'));
+    // the node admits P2P only from the load balancer's group
+    const nodeSg = logicalId(joining.multichain.securityGroup);
+    const p2pIngress = Object.values(t.findResources('AWS::EC2::SecurityGroupIngress'))
+      .map((r) => r['Properties'] as { GroupId: unknown; FromPort: number; SourceSecurityGroupId?: unknown; CidrIp?: string })
+      .filter((r) => r.FromPort === MULTICHAIN_P2P_PORT);
+    assert.deepEqual(p2pIngress.map((r) => [r.GroupId, r.SourceSecurityGroupId, r.CidrIp]), [[{ 'Fn::GetAtt': [nodeSg, 'GroupId'] }, { 'Fn::GetAtt': [lbSg, 'GroupId'] }, undefined]]);
+    // without an allow-list there is no load balancer at all
+    templates.chain.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 0);
+  });
+
+  it('outputs the chain\'s parameters, the join address, the egress IP and how to read the node\'s address', () => {
+    const outputs = t.findOutputs('*');
+    const value = (suffix: string) => {
+      const key = Object.keys(outputs).find((k) => k.includes(suffix));
+      assert.ok(key, `output ${suffix} in ${Object.keys(outputs).join(',')}`);
+      return JSON.stringify(outputs[key]!['Value']);
+    };
+    assert.equal(value('ChainName'), '"oc-chain"');
+    assert.equal(value('ChainMode'), '"join oc-a-nlb.example.org:8571"');
+    assert.equal(value('ChainPorts'), `"rpc ${MULTICHAIN_RPC_PORT} p2p ${MULTICHAIN_P2P_PORT}"`);
+    assert.equal(value('P2pAllowCidrs'), '"203.0.113.0/24,198.51.100.7/32"');
+    assert.match(value('JoinChain'), /DNSName.*:8571/);
+    assert.match(value('MultichainAddressCommand'), /aws logs filter-log-events --log-group-name .*address/);
+    assert.match(value('EgressIp'), /Ref/);
+    const created = templates.chain.findOutputs('*');
+    assert.equal(JSON.stringify(created[Object.keys(created).find((k) => k.includes('ChainMode'))!]!['Value']), '"create"');
+    assert.ok(!Object.keys(created).some((k) => k.includes('JoinChain')));
+  });
+
+  it('-c joinChain and -c p2pAllowCidrs are checked at synth', () => {
+    const ctx = (context: Record<string, string>) => joinAndAllow(new App({ context }));
+    assert.deepEqual(ctx({ joinChain: 'a.example.org:8571', p2pAllowCidrs: '203.0.113.0/24, 198.51.100.7/32' }), {
+      joinChain: 'a.example.org:8571',
+      p2pAllowCidrs: ['203.0.113.0/24', '198.51.100.7/32'],
+    });
+    assert.deepEqual(ctx({}), { p2pAllowCidrs: [] });
+    assert.throws(() => ctx({ joinChain: 'a.example.org' }), /host:port/);
+    assert.throws(() => ctx({ p2pAllowCidrs: '0.0.0.0/0' }), /everyone/);
+    assert.throws(() => ctx({ p2pAllowCidrs: '203.0.113.0/33' }), /not an IPv4 CIDR/);
+    assert.throws(() => ctx({ p2pAllowCidrs: '300.0.113.0/24' }), /not an IPv4 CIDR/);
   });
 });

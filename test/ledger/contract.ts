@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Ledger, StreamName } from '../../adapters/ports.ts';
+import type { Ledger, PublishEntry, StreamName } from '../../adapters/ports.ts';
 import { STREAMS } from '../../adapters/ports.ts';
 import { MalformedError, NotFoundError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
@@ -137,6 +137,50 @@ export function ledgerContract(name: string, makeLedger: () => Promise<LedgerFix
       await assert.rejects(ledger.list('obligations', -1), MalformedError);
       await assert.rejects(ledger.list('obligations', 0, 1.5), MalformedError);
       assert.deepEqual(await ledger.list('obligations'), [], 'nothing was written');
+    });
+
+    it('refuses a list start above 2^31-1 (MultiChain reads it as a 32-bit integer and wraps), accepts 2^31-1', async (t) => {
+      const ledger = await fresh(t);
+      await ledger.publish('settlements', id(40), ['k:wrap'], 1);
+      for (const start of [2 ** 31, 2 ** 32, 2 ** 32 + 1]) {
+        await assert.rejects(ledger.list('settlements', start), (e: unknown) => e instanceof MalformedError && /2\^31-1/.test(e.message), `list from ${start}`);
+        await assert.rejects(ledger.listByKeyFrom('settlements', 'k:wrap', start), MalformedError, `listByKeyFrom ${start}`);
+      }
+      assert.deepEqual(await ledger.list('settlements', 2 ** 31 - 1), []);
+      assert.deepEqual(await ledger.listByKeyFrom('settlements', 'k:wrap', 2 ** 31 - 1), []);
+    });
+
+    it('publishBatch gives, entry by entry, what publish one after another gives', async (t) => {
+      const ledger = await fresh(t);
+      const before = await ledger.publish('obligations', id(50), ['k:batch'], { n: 0 });
+      const entries: PublishEntry[] = [
+        { id: id(50), keys: ['k:batch'], data: { n: 0 } }, // already ours: duplicate
+        { id: id(51), keys: ['k:batch'], data: { n: 1, m: [1, 2] } },
+        { id: '', keys: [], data: 1 }, // malformed: this entry only
+        { id: id(52), keys: ['k:batch', 'k:other'], data: { n: 2 } },
+        { id: id(51), keys: ['k:batch'], data: { m: [1, 2], n: 1 } }, // equal to an earlier entry (canonically): duplicate
+        { id: id(53), keys: [''], data: 3 }, // malformed key
+        { id: id(50), keys: ['k:batch'], data: { n: 'other' } }, // same id, other data: written
+      ];
+      const results = await ledger.publishBatch('obligations', entries);
+      assert.equal(results.length, entries.length);
+      const shape = results.map((r) => ('error' in r ? r.error.code : r.duplicate ? 'duplicate' : 'published'));
+      assert.deepEqual(shape, ['duplicate', 'published', 'F00_MALFORMED', 'published', 'duplicate', 'F00_MALFORMED', 'published']);
+      const ok = results.map((r) => ('error' in r ? undefined : r.txid));
+      assert.equal(ok[0], before.txid);
+      assert.equal(ok[4], ok[1], 'the duplicate names the entry that landed');
+      const listed = await ledger.listByKey('obligations', 'k:batch');
+      assert.deepEqual(
+        listed.map((i) => i.data),
+        [{ n: 0 }, { n: 1, m: [1, 2] }, { n: 2 }, { n: 'other' }],
+      );
+      assert.deepEqual((await ledger.listByKey('obligations', 'k:other')).map((i) => i.keys), [[id(52), 'k:batch', 'k:other']]);
+      for (const [i, txid] of ok.entries()) if (txid) assert.ok(listed.some((x) => x.txid === txid), `entry ${i}'s txid is listed`);
+      // publishing the same batch again writes nothing
+      const again = await ledger.publishBatch('obligations', entries.filter((e) => e.id !== '' && !e.keys.includes('')));
+      assert.ok(again.every((r) => !('error' in r) && r.duplicate), JSON.stringify(again));
+      assert.equal((await ledger.listByKey('obligations', 'k:batch')).length, 4);
+      assert.deepEqual(await ledger.publishBatch('obligations', []), []);
     });
 
     it('a stream name outside the three is not found', async (t) => {

@@ -1,8 +1,11 @@
 /**
  * A small stateful stand-in for multichaind's stream API, answering with the
  * documented response shapes (see test/fixtures/multichain/README.md):
- * getinfo, getaddresses, liststreams, create, subscribe, publish, publishfrom,
- * liststreamkeyitems, liststreamitems. One node: its arrival order is the
+ * getinfo, getaddresses, validateaddress, liststreams, create, subscribe,
+ * publish, publishfrom, publishmultifrom, liststreamkeyitems, liststreamitems,
+ * with the errors a real 2.3.3 node was seen to answer (shared/notes/real-nodes.md):
+ * HTTP 400 -32600 for a wrong chain name, -709 for a publisher not in the
+ * wallet, -8 "Transaction too large", and a `start` above 2^31-1 wrapping. One node: its arrival order is the
  * chain order, so local-ordering=true and false list the same. Enough for the Ledger contract, not a
  * MultiChain emulator (no blocks, no permissions, every item confirmed).
  */
@@ -28,20 +31,28 @@ export const NODE_ADDRESS = '1HGMosmcKEPUnwD2DzNUfQ46HCA9Th4mBZCZEF';
 
 const ok = (result: unknown, id: unknown): RpcReply => ({ status: 200, body: { result, error: null, id } });
 const fail = (code: number, message: string, id: unknown): RpcReply => ({
-  status: code === -32601 ? 404 : 500,
+  status: code === -32601 ? 404 : code === -32600 ? 400 : 500,
   body: { result: null, error: { code, message }, id },
 });
 
 /** MultiChain's paging: count default 10; start default -count; negative start counts from the end. */
 function page<T>(all: T[], countArg: unknown, startArg: unknown): T[] {
   const count = typeof countArg === 'number' ? countArg : 10;
-  let start = typeof startArg === 'number' ? startArg : -count;
+  // the node reads start as a 32-bit signed integer: larger values wrap (seen on 2.3.3)
+  let start = typeof startArg === 'number' ? startArg | 0 : -count;
   if (start < 0) start = Math.max(0, all.length + start);
   return all.slice(start, start + count);
 }
 
+/** Bytes of item data one transaction may carry here (a real node refuses ~4.5 MB with -8 "Transaction too large"). */
+export const FAKE_MAX_TX_BYTES = 100_000;
+/** Stream items per transaction (a default params.dat: max-std-op-returns-count = 32). */
+export const FAKE_MAX_TX_ITEMS = 32;
+
 export class FakeMultiChain {
   readonly streams = new Map<string, FakeStream>();
+  /** Transactions written by publish, publishfrom and publishmultifrom. */
+  transactions = 0;
   private counter = 0;
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -110,23 +121,33 @@ export class FakeMultiChain {
         for (const n of names) this.streams.get(n as string)!.subscribed = true;
         return ok(null, id);
       }
+      case 'validateaddress':
+        return ok({ isvalid: typeof p[0] === 'string', address: p[0], ismine: p[0] === NODE_ADDRESS }, id);
       case 'publish':
-      case 'publishfrom': {
-        const [from, stream, keys, data] = req.method === 'publishfrom' ? p : [NODE_ADDRESS, ...p];
+      case 'publishfrom':
+      case 'publishmultifrom': {
+        const [from, stream, ...rest] = req.method === 'publish' ? [NODE_ADDRESS, ...p] : p;
+        if (from !== NODE_ADDRESS) return fail(-709, 'Private key for from-address is not found in this wallet', id);
         const s = typeof stream === 'string' ? this.streams.get(stream) : undefined;
         if (!s) return fail(-708, `Stream with this name not found: ${String(stream)}`, id);
-        const keyList = Array.isArray(keys) ? keys : [keys];
-        if (!keyList.every((k) => typeof k === 'string')) return fail(-8, 'Invalid keys', id);
-        if (typeof data !== 'object' || data === null || !('json' in data)) return fail(-8, 'Expected {"json": ...}', id);
-        const item: FakeItem = {
-          txid: this.txid(),
-          keys: keyList as string[],
-          publisher: String(from),
-          data,
-          blocktime: Math.floor(this.now() / 1000),
-        };
-        s.items.push(item);
-        return ok(item.txid, id);
+        const items = req.method === 'publishmultifrom' ? (Array.isArray(rest[0]) ? rest[0] : []) : [{ keys: rest[0], data: rest[1] }];
+        if (items.length === 0 || items.length > FAKE_MAX_TX_ITEMS) return fail(-26, 'Rejected: too many stream items', id);
+        const written: FakeItem[] = [];
+        let bytes = 0;
+        const txid = this.txid();
+        for (const it of items as { keys?: unknown; data?: unknown; for?: unknown }[]) {
+          const keys = it.keys;
+          const data = it.data;
+          const keyList = Array.isArray(keys) ? keys : [keys];
+          if (!keyList.every((k) => typeof k === 'string')) return fail(-8, 'Invalid keys', id);
+          if (typeof data !== 'object' || data === null || !('json' in data)) return fail(-8, 'Expected {"json": ...}', id);
+          bytes += JSON.stringify(data).length;
+          written.push({ txid, keys: keyList as string[], publisher: String(from), data, blocktime: Math.floor(this.now() / 1000) });
+        }
+        if (bytes > FAKE_MAX_TX_BYTES) return fail(-8, 'Transaction too large', id);
+        s.items.push(...written);
+        this.transactions += 1;
+        return ok(txid, id);
       }
       case 'liststreamkeyitems': {
         const s = this.readable(p[0], id);

@@ -1,9 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MultiChainLedger, type MultiChainLedgerOptions } from '../../adapters/ledger/multichain.ts';
-import { ForbiddenError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import { ForbiddenError, LedgerMisconfiguredError, LedgerRefusedError, MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import type { Json } from '../../core/types.ts';
 import { ledgerContract } from './contract.ts';
-import { NODE_ADDRESS, startFakeMultiChain } from './fake-multichain.ts';
+import { FAKE_MAX_TX_BYTES, NODE_ADDRESS, startFakeMultiChain } from './fake-multichain.ts';
 import {
   BASIC,
   CHAIN,
@@ -338,5 +339,147 @@ describe('MultiChainLedger faults', () => {
     server.requests.length = 0;
     assert.deepEqual((await ledger.list('obligations', 1, 3)).map((i) => i.data), [1, 2, 3]);
     assert.deepEqual(server.requests.map((r) => r.params.slice(2, 4)), [[2, 1], [1, 3]]);
+  });
+});
+
+describe('MultiChainLedger: final errors an operator must see (not the retryable UnavailableError)', () => {
+  const rpcError = (code: number, message: string, status = 500): RpcReply => ({ status, body: { result: null, error: { code, message }, id: 1 } });
+
+  it('a wrong chain name (HTTP 400, -32600) is LedgerMisconfiguredError, tried once, and health says so', async (t) => {
+    const { server } = await startFakeMultiChain();
+    t.after(() => server.close());
+    const ledger = new MultiChainLedger(options(server.url, { chainName: 'not-this-chain' }));
+    await assert.rejects(ledger.list('domains'), (e: unknown) => e instanceof LedgerMisconfiguredError && e.errorClass === 'final' && (e.details as { rpcCode?: number }).rpcCode === -32600);
+    assert.equal(server.requests.length, 1, 'not retried');
+    const h = await ledger.health();
+    assert.equal(h.ok, false);
+    assert.match(h.detail, /^F16_LEDGER_MISCONFIGURED: .*wrong chain/i);
+  });
+
+  for (const [code, message] of [
+    [-5, 'Invalid address'],
+    [-709, 'Private key for from-address is not found in this wallet'],
+  ] as const) {
+    it(`a publisher not in the wallet (${code} on publishfrom) is LedgerMisconfiguredError, not retried`, async (t) => {
+      const server = await scripted(t, [
+        { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems-empty') },
+        { method: 'publishfrom', reply: rpcError(code, message) },
+      ]);
+      const ledger = new MultiChainLedger(options(server.url, { publisher: NODE_ADDRESS }));
+      await assert.rejects(ledger.publish('domains', 'd1', [], 1), LedgerMisconfiguredError);
+      assert.equal(server.requests.length, 2);
+    });
+  }
+
+  it('health reports a configured publisher that is not this node\'s own', async (t) => {
+    const { server } = await startFakeMultiChain();
+    t.after(() => server.close());
+    assert.equal((await new MultiChainLedger(options(server.url, { publisher: NODE_ADDRESS })).health()).ok, true);
+    const h = await new MultiChainLedger(options(server.url, { publisher: '1OtherHubAddressXXXXXXXXXXXXXXXXXX' })).health();
+    assert.equal(h.ok, false);
+    assert.match(h.detail, /^F16_LEDGER_MISCONFIGURED: publisher 1OtherHub\S+ is not an address of this node's wallet/);
+  });
+
+  for (const [code, message] of [
+    [-8, 'Transaction too large'],
+    [-26, 'Rejected'],
+  ] as const) {
+    it(`a too-large item (${code} on publishfrom) is LedgerRefusedError for that item, not retried`, async (t) => {
+      const server = await scripted(t, [
+        { method: 'liststreamkeyitems', reply: fixture('liststreamkeyitems-empty') },
+        { method: 'publishfrom', reply: rpcError(code, message) },
+      ]);
+      const ledger = new MultiChainLedger(options(server.url, { publisher: NODE_ADDRESS }));
+      await assert.rejects(ledger.publish('domains', 'd1', [], 1), (e: unknown) => e instanceof LedgerRefusedError && e.errorClass === 'final');
+      assert.equal(server.requests.length, 2);
+    });
+  }
+
+  it('-8 on a read is a caller\'s mistake (MalformedError), not a refused item', async (t) => {
+    const server = await scripted(t, [{ method: 'liststreamitems', reply: rpcError(-8, 'Invalid parameter') }]);
+    await assert.rejects(new MultiChainLedger(options(server.url)).list('domains'), MalformedError);
+  });
+});
+
+describe('MultiChainLedger.publishBatch on the stateful fake', () => {
+  it('by default, one item per transaction (a real node\'s local-ordering list shows one item per transaction)', async (t) => {
+    const { fake, server } = await startFakeMultiChain();
+    t.after(() => server.close());
+    const ledger = new MultiChainLedger(options(server.url));
+    await ledger.ensureStreams();
+    await ledger.publishBatch('obligations', [entry(1), entry(2), entry(3)]);
+    assert.equal(fake.transactions, 3);
+  });
+
+  const entry = (n: number, data: Json = { n }) => ({ id: `${n}`.padStart(64, 'b'), keys: [`k:${n % 3}`], data });
+
+  it('with batchSize 32, writes up to 32 items per publishmultifrom transaction (max-std-op-returns-count), checking each id first', async (t) => {
+    const { fake, server } = await startFakeMultiChain();
+    t.after(() => server.close());
+    const ledger = new MultiChainLedger(options(server.url, { batchSize: 32 }));
+    await ledger.ensureStreams();
+    const entries = Array.from({ length: 70 }, (_, i) => entry(i));
+    const results = await ledger.publishBatch('obligations', entries);
+    assert.equal(fake.transactions, 3, '32 + 32 + 6');
+    assert.ok(results.every((r) => !('error' in r) && !r.duplicate));
+    assert.equal(new Set(results.map((r) => ('error' in r ? '' : r.txid))).size, 3);
+    assert.equal((await ledger.list('obligations')).length, 70);
+    const methods = server.requests.map((r) => r.method);
+    assert.equal(methods.filter((m) => m === 'publishmultifrom').length, 3);
+    assert.equal(methods.filter((m) => m === 'liststreamkeyitems').length, 70, 'one "already ours?" check per entry');
+    assert.ok(server.requests.filter((r) => r.method === 'publishmultifrom').every((r) => (r.params[2] as unknown[]).length <= 32));
+  });
+
+  it('a transaction the node refuses for good is split: the others land, only the too-large item gets LedgerRefusedError', async (t) => {
+    const { fake, server } = await startFakeMultiChain();
+    t.after(() => server.close());
+    const ledger = new MultiChainLedger(options(server.url, { batchSize: 32 }));
+    await ledger.ensureStreams();
+    const entries = [entry(1), entry(2, { blob: 'x'.repeat(FAKE_MAX_TX_BYTES) }), entry(3)];
+    const results = await ledger.publishBatch('obligations', entries);
+    assert.deepEqual(
+      results.map((r) => ('error' in r ? r.error.code : 'published')),
+      ['published', 'F15_LEDGER_REFUSED', 'published'],
+    );
+    assert.ok('error' in results[1]! && results[1].error instanceof LedgerRefusedError);
+    assert.deepEqual((await ledger.list('obligations')).map((i) => i.data), [{ n: 1 }, { n: 3 }]);
+    assert.equal(fake.transactions, 2);
+  });
+
+  it('a misconfigured hub fails the whole batch with LedgerMisconfiguredError (nothing is parked for it)', async (t) => {
+    const { server } = await startFakeMultiChain();
+    t.after(() => server.close());
+    const good = new MultiChainLedger(options(server.url));
+    await good.ensureStreams();
+    const foreign = new MultiChainLedger(options(server.url, { publisher: '1OtherHubAddressXXXXXXXXXXXXXXXXXX' }));
+    await assert.rejects(foreign.publishBatch('obligations', [entry(1), entry(2)]), LedgerMisconfiguredError);
+  });
+
+  it('after a failed publishmultifrom that had landed, the retry finds the items: duplicates, no second write', async (t) => {
+    const { fake, server: node } = await startFakeMultiChain();
+    t.after(() => node.close());
+    // a proxy that answers 500 to the first publishmultifrom after forwarding it (it landed, the answer was lost)
+    let dropped = false;
+    const proxy = await startRpcServer(async (req) => {
+      const res = await fetch(node.url, {
+        method: 'POST',
+        headers: { authorization: req.authorization ?? '', 'content-type': 'application/json' },
+        body: JSON.stringify({ method: req.method, params: req.params, id: req.id, chain_name: req.chainName }),
+      });
+      const body = (await res.json()) as RpcReply['body'];
+      if (req.method === 'publishmultifrom' && !dropped) {
+        dropped = true;
+        return { status: 500, raw: '' };
+      }
+      return { status: res.status, body };
+    });
+    t.after(() => proxy.close());
+    const ledger = new MultiChainLedger(options(proxy.url, { batchSize: 32 }));
+    await ledger.ensureStreams();
+    const results = await ledger.publishBatch('obligations', [entry(1), entry(2)]);
+    assert.ok(dropped);
+    assert.ok(results.every((r) => !('error' in r) && r.duplicate), JSON.stringify(results));
+    assert.equal(fake.transactions, 1);
+    assert.equal((await ledger.list('obligations')).length, 2);
   });
 });

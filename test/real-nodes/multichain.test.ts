@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { MultiChainLedger, type MultiChainLedgerOptions } from '../../adapters/ledger/multichain.ts';
 import { STREAMS, type LedgerItem, type StreamName } from '../../adapters/ports.ts';
-import { ForbiddenError, MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import { ForbiddenError, LedgerMisconfiguredError, LedgerRefusedError, MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
 import { skippable } from '../skippable.ts';
 import { MULTICHAIN_BINARIES, MultiChain, type MultiChainNode, missingNodes, until } from './harness.ts';
@@ -217,17 +217,37 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
       return fetch(input, init);
     };
     const wrongChain = new MultiChainLedger({ url: n1.url, user: 'oc', password: n1.endpoint.password, chainName: 'not-this-chain', fetch: counting });
-    await assert.rejects(wrongChain.listByKey('domains', 'x'), (e: unknown) => e instanceof UnavailableError && /chain name/i.test((e as Error).message));
+    await assert.rejects(wrongChain.listByKey('domains', 'x'), (e: unknown) => e instanceof LedgerMisconfiguredError && /chain name/i.test((e as Error).message));
     assert.equal(calls, 1, 'a refusal is not retried');
+    assert.match((await wrongChain.health()).detail, /^F16_LEDGER_MISCONFIGURED: .*chain name/i);
     // a publisher address that is not in this node's wallet: -709 on a real 2.3.3 node (not -5), final, not retried
     calls = 0;
     const foreign = new MultiChainLedger({ url: n2.url, user: 'oc', password: n2.endpoint.password, chainName: chain.name, publisher: n1.address, fetch: counting });
     await assert.rejects(foreign.publish('obligations', id('foreign'), [], {}), (e: unknown) => {
-      assert.ok(e instanceof ForbiddenError, String(e));
+      assert.ok(e instanceof LedgerMisconfiguredError, String(e));
       assert.equal((e.details as { rpcCode?: number })?.rpcCode, -709, JSON.stringify(e.details));
       return true;
     });
     assert.equal(calls, 2, 'one check, one publish, no retry');
+    await assert.rejects(foreign.publishBatch('obligations', [{ id: id('foreign2'), keys: [], data: {} }]), LedgerMisconfiguredError);
+    const h = await foreign.health();
+    assert.equal(h.ok, false);
+    assert.match(h.detail, /^F16_LEDGER_MISCONFIGURED: publisher \S+ is not an address of this node's wallet/);
+    // an item too large for a transaction: -8 "Transaction too large", refused for good (LedgerRefusedError), not retried
+    calls = 0;
+    const counted = ledgerOf(n1, { fetch: counting });
+    await assert.rejects(counted.publish('settlements', id('huge'), [], { blob: 'z'.repeat(5_000_000) }), (e: unknown) => {
+      assert.ok(e instanceof LedgerRefusedError, String(e));
+      assert.ok([-8, -26].includes((e.details as { rpcCode?: number })?.rpcCode ?? 0), JSON.stringify(e.details));
+      return true;
+    });
+    assert.equal(calls, 3, 'the node\'s address (getaddresses), one check, one publish: no retry');
+    // list start above 2^31-1: the node would wrap it; refused before any RPC
+    calls = 0;
+    await assert.rejects(counted.list('settlements', 2 ** 31), MalformedError);
+    await assert.rejects(counted.listByKeyFrom('settlements', 'k:big', 2 ** 32 + 1), MalformedError);
+    assert.equal(calls, 0);
+    assert.deepEqual(await counted.list('settlements', 2 ** 31 - 1), []);
     // an address of this node with send but no <stream>.write: -704 → ForbiddenError
     const bare = await n2.rpc<string>('getnewaddress');
     await n1.rpc('grant', [bare, 'send']);
@@ -244,6 +264,38 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
     const results = await Promise.all(Array.from({ length: many }, (_, i) => l1.publish('domains', id(`load${i}`), ['k:load'], { i })));
     assert.equal(new Set(results.map((r) => r.txid)).size, many);
     assert.equal((await l1.listByKey('domains', 'k:load')).length, many);
+  });
+
+  it('publishBatch: one publishmultifrom transaction per 32 items, read on the other node; a too-large item is refused alone, the rest land', async () => {
+    const l1 = ledgerOf(n1, { batchSize: 32 });
+    const entries = Array.from({ length: 40 }, (_, i) => ({ id: id(`batch${i}`), keys: ['k:batch'], data: { i, pad: 'p'.repeat(1_500) } as Json }));
+    const results = await l1.publishBatch('obligations', entries);
+    assert.ok(results.every((r) => !('error' in r) && !r.duplicate), JSON.stringify(results.filter((r) => 'error' in r)));
+    assert.equal(new Set(results.map((r) => ('error' in r ? '' : r.txid))).size, 2, '32 + 8 items: two transactions');
+    const items = await reached(l2, 'obligations', 'k:batch', 40);
+    assert.deepEqual(new Set(items.map((x) => (x.data as { i: number }).i)), new Set(entries.map((_, i) => i)));
+    for (const x of items) assert.equal(x.publisher, n1.address);
+    // why the adapter's default is one item per transaction: the local-ordering listing
+    // (what list() and every follower read) shows ONE item per transaction, chain order all
+    const batchTxids = new Set(results.map((r) => ('error' in r ? '' : r.txid)));
+    const local = (await n1.rpc<{ txid: string }[]>('liststreamitems', ['obligations', false, 100_000, 0, true])).filter((x) => batchTxids.has(x.txid));
+    const chainOrder = (await n1.rpc<{ txid: string }[]>('liststreamitems', ['obligations', false, 100_000, 0, false])).filter((x) => batchTxids.has(x.txid));
+    assert.deepEqual([local.length, chainOrder.length], [2, 40]);
+    // again: every entry is a duplicate, nothing written
+    const again = await l1.publishBatch('obligations', entries);
+    assert.ok(again.every((r) => !('error' in r) && r.duplicate));
+    assert.equal((await l1.listByKey('obligations', 'k:batch')).length, 40);
+    // a 5 MB item in a batch: the transaction is refused, split, and only that item fails
+    const mixed = await l1.publishBatch('obligations', [
+      { id: id('mixed1'), keys: ['k:mixed'], data: { n: 1 } },
+      { id: id('mixed2'), keys: ['k:mixed'], data: { blob: 'z'.repeat(5_000_000) } },
+      { id: id('mixed3'), keys: ['k:mixed'], data: { n: 3 } },
+    ]);
+    assert.deepEqual(
+      mixed.map((r) => ('error' in r ? r.error.code : 'published')),
+      ['published', 'F15_LEDGER_REFUSED', 'published'],
+    );
+    assert.deepEqual((await reached(l2, 'obligations', 'k:mixed', 2)).map((x) => x.data), [{ n: 1 }, { n: 3 }]);
   });
 
   it('reports health from getinfo', async () => {
