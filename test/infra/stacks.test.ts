@@ -202,7 +202,7 @@ describe('BackendStack: least privilege', () => {
       assert.equal(text.includes('BitcoindRpcSecret'), HANDLER_ACCESS[name].bitcoin, `${name} bitcoind secret`);
       assert.equal(text.includes('BitcoindReaderSecret'), HANDLER_ACCESS[name].bitcoinReader === true, `${name} read-only bitcoind secret`);
     }
-    assert.equal(HANDLER_ACCESS.enrol.ledger, false, 'the matrix itself has a handler without ledger access');
+    assert.equal(HANDLER_ACCESS.query.bitcoin, false, 'the matrix itself has a handler without the spending bitcoind secret');
   });
 });
 

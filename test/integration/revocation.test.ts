@@ -21,7 +21,15 @@ import type { LocalCloud } from '../../local/cloud.ts';
 import { followLedger } from '../../service/follow.ts';
 import { domainSigner } from '../../service/keys.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
-import { buy, enrol, registerDomain, sleep, type TestDevice } from './support.ts';
+import { buy, enrol, ensureProviderDevice, getOffer, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
+
+/** A purchase that may be refused at the offer (its answer then) or at acceptance. */
+async function attempt(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string) {
+  await ensureProviderDevice(cloud, providerDomain, providerDevice);
+  const offered = await cloud.call<{ offer: Parameters<typeof sign>[1] } & ErrorBody>('POST', '/offers', offerRequest(dev, providerDomain, providerDevice));
+  if (offered.status !== 201) return { stage: 'offer', res: offered };
+  return { stage: 'accept', res: await submit(cloud, dev, sign(dev, offered.body.offer)) };
+}
 
 const DELAY = 30;
 type ErrorBody = { error?: { code: string } };
@@ -80,6 +88,7 @@ describe('device keys: revocation at every hub, short-lived credentials and rene
     const dev = await enrol(hub1, 'c1', 'c1-stolen');
     assert.equal((await buy(hub1, dev, 'p1', 'p1-spd-1')).res.status, 201);
     assert.equal((await buy(hub2, dev, 'p2', 'p2-spd-1')).res.status, 201);
+    const early = await getOffer(hub1, dev, 'p1', 'p1-spd-1');
 
     const revoked = await hub1.call<{ revocation: Signed<RevocationBody> }>('POST', `/domains/c1/devices/${dev.id}/revocation`, { reason: 'key stolen' });
     assert.equal(revoked.status, 201, JSON.stringify(revoked.body));
@@ -87,9 +96,13 @@ describe('device keys: revocation at every hub, short-lived credentials and rene
     const again = await hub1.call('POST', `/domains/c1/devices/${dev.id}/revocation`, {});
     assert.equal(again.status, 201, 'revoking twice is harmless');
 
-    const home = await buy(hub1, dev, 'p1', 'p1-spd-1');
-    assert.equal(home.res.status, 403);
-    assert.equal((home.res.body as ErrorBody).error?.code, 'F14_REVOKED');
+    // refused at acceptance, with an offer it got before the revocation...
+    const home = await submit(hub1, dev, sign(dev, early));
+    assert.equal(home.status, 403);
+    assert.equal((home.body as ErrorBody).error?.code, 'F14_REVOKED');
+    // ...and no new offer either
+    const asked = await attempt(hub1, dev, 'p1', 'p1-spd-1');
+    assert.deepEqual([asked.stage, asked.res.status, (asked.res.body as ErrorBody).error?.code], ['offer', 403, 'F14_REVOKED']);
 
     await propagate();
     // until its follower runs, hub 2 has not heard: the window is one follower interval
@@ -97,7 +110,7 @@ describe('device keys: revocation at every hub, short-lived credentials and rene
     const followed = await follow(hub2);
     assert.equal(followed.revocations, 1, JSON.stringify(followed));
     assert.equal(followed.invalid, 0);
-    const away = await buy(hub2, dev, 'p2', 'p2-spd-1');
+    const away = await attempt(hub2, dev, 'p2', 'p2-spd-1');
     assert.equal(away.res.status, 403);
     assert.equal((away.res.body as ErrorBody).error?.code, 'F14_REVOKED');
 
@@ -154,7 +167,7 @@ describe('device keys: revocation at every hub, short-lived credentials and rene
     assert.equal(r.status, 201);
     await sleep(5);
     const ended: TestDevice = { domain: 'c1', id: 'c1-ended', keys, credential: r.body.credential, head: { seq: 0, id: '0'.repeat(64) } };
-    const refused = await buy(hub1, ended, 'p1', 'p1-spd-1');
+    const refused = await attempt(hub1, ended, 'p1', 'p1-spd-1');
     assert.equal((refused.res.body as ErrorBody).error?.code, 'F02_BAD_CREDENTIAL');
     assert.equal((await renew(hub1, ended)).body.error?.code, 'F02_BAD_CREDENTIAL', 'an ended credential is re-enrolled, not renewed');
   });
