@@ -73,6 +73,8 @@ export class LedgerRefusedError extends define('F15_LEDGER_REFUSED', 'final') {}
  * operator fixes the configuration. Shown by the health route and the publish job's log.
  */
 export class LedgerMisconfiguredError extends define('F16_LEDGER_MISCONFIGURED', 'final') {}
+/** An address is well-formed but belongs to another Bitcoin network than the one this hub pays on. */
+export class WrongNetworkError extends define('F17_WRONG_NETWORK', 'final') {}
 /** The consumer domain's reputation is below the provider's threshold. */
 export class ReputationTooLowError extends define('T01_REPUTATION_TOO_LOW', 'temporary') {}
 /** Outstanding + amount would exceed the consumer domain's (or device's) credit limit. */

@@ -12,7 +12,7 @@
  * (bcoin lib/protocol/networks.js: hrp `rb`, 0x3c, 0x26).
  */
 import { createHash } from 'node:crypto';
-import { MalformedError, ObligationError } from './errors.ts';
+import { MalformedError, WrongNetworkError } from './errors.ts';
 
 export const BITCOIN_NETWORKS = ['regtest', 'signet', 'testnet4', 'mainnet'] as const;
 export type BitcoinNetwork = (typeof BITCOIN_NETWORKS)[number];
@@ -42,13 +42,8 @@ export const NETWORK_DEFAULTS: Record<BitcoinNetwork, NetworkDefaults> = {
   mainnet: { confirmations: 6, rpcPort: 8332, fees: { targetBlocks: 6, floorSatVb: 1, capSatVb: 200, fallbackSatVb: 10 } },
 };
 
-/** An address is well-formed but belongs to another Bitcoin network than the one this hub pays on. */
-export class WrongNetworkError extends ObligationError {
-  static readonly code = 'F17_WRONG_NETWORK';
-  constructor(message: string, details?: Record<string, unknown>) {
-    super(WrongNetworkError.code, 'final', message, details);
-  }
-}
+// An address of another network: typed where every code is (core/errors.ts).
+export { WrongNetworkError };
 
 export interface AddressFormat {
   /** Name for messages (`regtest`, `bcoin-regtest`, …). */
