@@ -85,7 +85,8 @@ export function startConfig(argv: readonly string[]): StartConfig | undefined {
   try {
     ledgerEnv = multichainLedgerEnv(values.multichain, process.env);
   } catch (e) {
-    throw new UsageError(`--multichain: ${(e as Error).message}`);
+    const message = (e as Error).message;
+    throw new UsageError(message.startsWith('--multichain') ? message : `--multichain: ${message}`);
   }
   if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined || bitcoind !== undefined || values.multichain !== undefined)) {
     throw new UsageError('--data, --port, --mqtt-port, --serve, --json, --bitcoind and --multichain are for one hub only (drop --hubs)');
@@ -154,7 +155,8 @@ async function main(): Promise<number | void> {
       ? undefined
       : await (await import('./bitcoind.ts')).connectBitcoind(cfg.bitcoind).catch((e: unknown) => {
           // a user error (bad URL, credentials, not regtest, unreachable): one line, exit 2
-          throw new UsageError(`--bitcoind: ${(e as Error).message}`);
+          const message = (e as Error).message;
+          throw new UsageError(message.startsWith('--bitcoind') ? message : `--bitcoind: ${message}`);
         });
   console.log(
     `obligation-chain — embedded cloud (dynalite, aedes, ${bitcoind ? `bitcoind regtest at ${bitcoind.nodeRpc.host}:${bitcoind.nodeRpc.port}` : 'bcoin regtest'}, ${cfg.ledgerEnv.MULTICHAIN_RPC_URL ? 'MultiChain' : 'embedded'} ledger, real handlers)`,
