@@ -662,18 +662,7 @@ export class DynamoStore {
   async advanceChain(domain: string, device: string, seq: number, id: string, prev: string): Promise<boolean> {
     return this.conditional(() =>
       this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: `DEV#${domain}/${device}`, sk: 'CHAIN' },
-          UpdateExpression: 'SET seq = :seq, id = :id',
-          // after the head it knows, or a forward gap over links accepted at other hubs (core/policy.ts)
-          ConditionExpression:
-            seq === 1
-              ? 'attribute_not_exists(pk) OR id = :id'
-              : 'attribute_not_exists(pk) OR (seq = :prevSeq AND id = :prev) OR seq < :prevSeq OR id = :id',
-          ExpressionAttributeValues:
-            seq === 1 ? { ':seq': seq, ':id': id } : { ':seq': seq, ':id': id, ':prevSeq': seq - 1, ':prev': prev },
-        }),
+        new UpdateCommand(chainAdvance(this.table, domain, device, seq, id, prev)),
       ),
     );
   }
@@ -780,18 +769,7 @@ export class DynamoStore {
         },
       },
       {
-        Update: {
-          TableName: this.table,
-          Key: { pk: `DEV#${item.consumerDomain}/${item.consumerDevice}`, sk: 'CHAIN' },
-          UpdateExpression: 'SET seq = :seq, id = :id',
-          // after the head it knows, or a forward gap over links accepted at other hubs (core/policy.ts)
-          ConditionExpression:
-            seq === 1
-              ? 'attribute_not_exists(pk) OR id = :id'
-              : 'attribute_not_exists(pk) OR (seq = :prevSeq AND id = :prev) OR seq < :prevSeq OR id = :id',
-          ExpressionAttributeValues:
-            seq === 1 ? { ':seq': seq, ':id': item.id } : { ':seq': seq, ':id': item.id, ':prevSeq': seq - 1, ':prev': chain.prev },
-        },
+        Update: chainAdvance(this.table, item.consumerDomain, item.consumerDevice, seq, item.id, chain.prev),
       },
       {
         Update: {
@@ -1538,3 +1516,23 @@ function strip<T extends object>(item: T): T {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The update that moves a device's chain head to (seq, id): after the head it
+ * knows, or a forward gap over links accepted at other hubs (core/policy.ts);
+ * the same head again is idempotent. One definition for advanceChain and the
+ * acceptance transaction.
+ */
+function chainAdvance(table: string, domain: string, device: string, seq: number, id: string, prev: string) {
+  return {
+    TableName: table,
+    Key: { pk: `DEV#${domain}/${device}`, sk: 'CHAIN' },
+    UpdateExpression: 'SET seq = :seq, id = :id',
+    ConditionExpression:
+      seq === 1
+        ? 'attribute_not_exists(pk) OR id = :id'
+        : 'attribute_not_exists(pk) OR (seq = :prevSeq AND id = :prev) OR seq < :prevSeq OR id = :id',
+    ExpressionAttributeValues:
+      seq === 1 ? { ':seq': seq, ':id': id } : { ':seq': seq, ':id': id, ':prevSeq': seq - 1, ':prev': prev },
+  };
+}

@@ -147,25 +147,14 @@ function lazyLedger(open: () => Promise<Ledger>): Ledger & { opened(): Ledger | 
     );
     return p;
   };
+  const ledger = delegatingLedger(get, async () => {
+    if (p) await (await p.catch(() => undefined))?.close();
+  });
   return {
+    ...ledger,
     opened: () => value,
-    ensureStreams: async () => (await get()).ensureStreams(),
-    publish: async (stream, id, keys, data) => (await get()).publish(stream, id, keys, data),
-    publishBatch: async (stream, entries) => (await get()).publishBatch(stream, entries),
-    listByKey: async (stream, key) => (await get()).listByKey(stream, key),
-    listByKeyFrom: async (stream, key, start, count) => (await get()).listByKeyFrom(stream, key, start, count),
-    list: async (stream, start, count) => (await get()).list(stream, start, count),
-    identity: async () => (await get()).identity(),
-    health: async () => {
-      try {
-        return await (await get()).health();
-      } catch (e) {
-        return { ok: false, detail: (e as Error).message };
-      }
-    },
-    close: async () => {
-      if (p) await (await p.catch(() => undefined))?.close();
-    },
+    // a ledger that cannot even be opened is unhealthy, not an error
+    health: () => ledger.health().catch((e: unknown) => ({ ok: false, detail: (e as Error).message })),
   };
 }
 
