@@ -39,6 +39,32 @@ export interface PublishEntry {
 /** What became of one entry of a batch: published (or a duplicate), or refused for good with a final typed error. */
 export type BatchPublishResult = PublishResult | { error: ObligationError };
 
+/**
+ * The chain this hub's ledger node is on, as that node reports it: what
+ * another organisation needs to join (chain name, protocol, P2P port, the
+ * chain's parameters and hashes) and what the chain's admin grants (this
+ * hub's publishing address, with the permissions it holds now).
+ */
+export interface ChainInfo {
+  /** 'multichain': a real node; 'embedded': the in-process stand-in (nothing to join). */
+  kind: 'multichain' | 'embedded';
+  chainName: string;
+  /** The address this hub publishes from (identity()). */
+  address: string;
+  /** That address's permissions on the chain as the node sees them now (connect, send, receive, <stream>.write, …), sorted. */
+  permissions: string[];
+  node: {
+    version: string;
+    protocolVersion: number;
+    blocks: number;
+    connections: number;
+    /** `chain@host:port` as the node advertises itself (on AWS a private address: use the P2P endpoint to join). */
+    nodeAddress?: string;
+  };
+  /** The chain's parameters (MultiChain getblockchainparams: chain-protocol, protocol-version, default-network-port, anyone-can-*, genesis-hash, chain-params-hash, …). */
+  params: Record<string, string | number | boolean>;
+}
+
 export interface Ledger {
   /** Create (if missing) and subscribe to every stream. Idempotent. */
   ensureStreams(): Promise<void>;
@@ -76,6 +102,8 @@ export interface Ledger {
    * Domain records name it, and readers check every record's real publisher against it.
    */
   identity(): Promise<string>;
+  /** The chain and this node's place on it (the admin route GET /chain). */
+  chainInfo(): Promise<ChainInfo>;
   health(): Promise<{ ok: boolean; detail: string }>;
   close(): Promise<void>;
 }

@@ -54,7 +54,7 @@ import {
   ObligationError,
   UnavailableError,
 } from '../../core/errors.ts';
-import type { BatchPublishResult, Ledger, LedgerItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
+import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
 import { STREAMS } from '../ports.ts';
 import { isJson, isRecord, sortedStringify } from './json.ts';
 import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
@@ -320,6 +320,47 @@ export class MultiChainLedger implements Ledger {
       this.address = undefined;
       throw e;
     });
+  }
+
+  /**
+   * The chain and this hub's place on it, from the node itself (seen on a real
+   * 2.3.3 node): `getinfo` (version, protocolversion, nodeaddress
+   * `chain@host:port`, blocks, connections), `getblockchainparams` (the
+   * parameters a joining node fetches: chain-protocol, protocol-version,
+   * default-network-port, anyone-can-*, genesis-hash, chain-params-hash, …),
+   * and the publishing address's permissions: `listpermissions * <address>`
+   * gives the global ones, `listpermissions <stream>.* <address>` a stream's
+   * (a stream not created yet answers -708: none). A revoked permission is no
+   * longer listed.
+   */
+  async chainInfo(): Promise<ChainInfo> {
+    const [info, params, address] = await Promise.all([this.call('getinfo', []), this.call('getblockchainparams', []), this.identity()]);
+    if (!isRecord(info) || !isRecord(params)) throw new UnavailableError('MultiChain getinfo or getblockchainparams returned no object');
+    const types = (listed: unknown): string[] =>
+      Array.isArray(listed) ? listed.flatMap((p) => (isRecord(p) && p.address === address && typeof p.type === 'string' ? [p.type] : [])) : [];
+    const permissions = types(await this.call('listpermissions', ['*', address]));
+    for (const stream of STREAMS) {
+      try {
+        permissions.push(...types(await this.call('listpermissions', [`${stream}.*`, address])).map((t) => `${stream}.${t}`));
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    const primitive = Object.entries(params).filter((e): e is [string, string | number | boolean] => ['string', 'number', 'boolean'].includes(typeof e[1]));
+    return {
+      kind: 'multichain',
+      chainName: typeof info.chainname === 'string' ? info.chainname : this.opts.chainName,
+      address,
+      permissions: [...new Set(permissions)].sort(),
+      node: {
+        version: String(info.version),
+        protocolVersion: Number(info.protocolversion),
+        blocks: Number(info.blocks),
+        connections: Number(info.connections),
+        ...(typeof info.nodeaddress === 'string' ? { nodeAddress: info.nodeaddress } : {}),
+      },
+      params: Object.fromEntries(primitive),
+    };
   }
 
   async health(): Promise<{ ok: boolean; detail: string }> {

@@ -22,6 +22,11 @@ const EnvSchema = z.object({
   MULTICHAIN_RPC_SECRET_ARN: z.string().optional(),
   MULTICHAIN_RPC_USER: z.string().optional(),
   MULTICHAIN_RPC_PASSWORD: z.string().optional(),
+  /** `host:port` other organisations join this chain through (the P2P load balancer), shown by GET /chain. */
+  MULTICHAIN_P2P_ENDPOINT: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'host:port')
+    .optional(),
   BITCOIN_KIND: z.enum(['bitcoind', 'bcoin']).default('bitcoind'),
   BITCOIN_RPC_URL: z.string().url(),
   BITCOIN_WALLET_RPC_URL: z.string().url().optional(),
@@ -99,7 +104,7 @@ export interface Config {
   tableName: string;
   ledger:
     | { kind: 'embedded'; file?: string | undefined; publisher: string }
-    | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined } & RpcTarget);
+    | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined; p2pEndpoint?: string | undefined } & RpcTarget);
   bitcoin: { kind: 'bitcoind' | 'bcoin'; network: BitcoinNetwork; node: RpcTarget; walletUrl: string; fees: FeePolicy; reader?: RpcTarget | undefined };
   secretsMaxAgeSeconds: number;
   confirmations: number;
@@ -179,6 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             user: e.MULTICHAIN_RPC_USER,
             password: e.MULTICHAIN_RPC_PASSWORD,
             secretArn: e.MULTICHAIN_RPC_SECRET_ARN,
+            p2pEndpoint: e.MULTICHAIN_P2P_ENDPOINT,
           },
     bitcoin: {
       kind: e.BITCOIN_KIND,

@@ -11,6 +11,8 @@ import { ROUTES } from '../../lib/constructs/http-api.ts';
 import { TTL_ATTRIBUTE } from '../../adapters/table.ts';
 import { BITCOIN_RPC_PORT, ChainStack, MULTICHAIN_P2P_PORT, MULTICHAIN_RPC_PORT, NAMESPACE_NAME } from '../../lib/chain-stack.ts';
 import { joinAndAllow } from '../../lib/app.ts';
+import { BackendStack } from '../../lib/backend-stack.ts';
+import { DataStack } from '../../lib/data-stack.ts';
 import { App } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { actionsOfRole, buildFixture, logicalId, render } from './fixture.ts';
@@ -729,12 +731,14 @@ describe('deployment options: stage, Bitcoin network, pruning (synth without bun
 });
 
 describe('ChainStack: joining another organisation\'s chain, P2P open to an allow-list', () => {
-  const p2pApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'oc-cdk-p2p-')) });
+  // bundling-stacks []: no Lambda bundling for the back-end below, the templates are all these tests read
+  const p2pApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'oc-cdk-p2p-')), context: { 'aws:cdk:bundling-stacks': [] } });
   const joining = new ChainStack(p2pApp, 'OcChainB', {
     chainName: 'oc-chain',
     joinChain: 'oc-a-nlb.example.org:8571',
     p2pAllowCidrs: ['203.0.113.0/24', '198.51.100.7/32'],
   });
+  const joiningBackend = new BackendStack(p2pApp, 'OcBackendB', { chain: joining, table: new DataStack(p2pApp, 'OcDataB').table });
   const t = Template.fromStack(joining);
   after(() => rmSync(p2pApp.outdir, { recursive: true, force: true }));
   const multichainContainer = (tpl: Template) => {
@@ -802,6 +806,28 @@ describe('ChainStack: joining another organisation\'s chain, P2P open to an allo
     const created = templates.chain.findOutputs('*');
     assert.equal(JSON.stringify(created[Object.keys(created).find((k) => k.includes('ChainMode'))!]!['Value']), '"create"');
     assert.ok(!Object.keys(created).some((k) => k.includes('JoinChain')));
+  });
+
+  it('GET /chain is an IAM-authorised route; its URL is an output; the functions are told the P2P endpoint only when the NLB exists', () => {
+    const chainRoute = ROUTES.find((r) => r.path === '/chain');
+    assert.deepEqual(chainRoute && { method: chainRoute.method, handler: chainRoute.handler, admin: chainRoute.admin }, { method: 'GET', handler: 'query', admin: true });
+    templates.backend.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'GET /chain', AuthorizationType: 'AWS_IAM' });
+    for (const [stack, tpl] of [
+      [built.backend, templates.backend],
+      [joiningBackend, Template.fromStack(joiningBackend)],
+    ] as const) {
+      const outputs = tpl.findOutputs('*');
+      const key = Object.keys(outputs).find((k) => k.startsWith('ChainInfoUrl'));
+      assert.ok(key, `ChainInfoUrl in ${Object.keys(outputs).join(',')}`);
+      const value = outputs[key]!['Value'] as { 'Fn::Join': [string, unknown[]] };
+      assert.equal(value['Fn::Join'][1].at(-1), '/chain', JSON.stringify(value));
+      assert.match(JSON.stringify(value), new RegExp(logicalId(stack.httpApi.api)));
+    }
+    const queryEnv = (tpl: Template, stack: BackendStack) =>
+      (tpl.findResources('AWS::Lambda::Function')[logicalId(stack.handlers.functions.query)]!['Properties'] as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    assert.equal(queryEnv(templates.backend, built.backend)['MULTICHAIN_P2P_ENDPOINT'], undefined, 'no NLB: nobody joins');
+    // the NLB's DNS name (exported by the chain stack) and the P2P port
+    assert.match(JSON.stringify(queryEnv(Template.fromStack(joiningBackend), joiningBackend)['MULTICHAIN_P2P_ENDPOINT']), /Fn::ImportValue.*P2pNlb.*DNSName.*:8571/);
   });
 
   it('-c joinChain and -c p2pAllowCidrs are checked at synth', () => {
