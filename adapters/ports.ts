@@ -65,6 +65,15 @@ export interface ChainInfo {
   params: Record<string, string | number | boolean>;
 }
 
+/** One permission granted or revoked by setMembership, and its transaction. */
+export interface MembershipChange {
+  permission: string;
+  txid: string;
+}
+
+/** The permission kinds of a hub's membership, in grant order (one kind per MultiChain `grant` call). */
+export const MEMBERSHIP_PERMISSIONS: readonly string[] = ['connect,send,receive', ...STREAMS.map((s) => `${s}.write`)];
+
 export interface Ledger {
   /** Create (if missing) and subscribe to every stream. Idempotent. */
   ensureStreams(): Promise<void>;
@@ -104,6 +113,14 @@ export interface Ledger {
   identity(): Promise<string>;
   /** The chain and this node's place on it (the admin route GET /chain). */
   chainInfo(): Promise<ChainInfo>;
+  /**
+   * On the chain's admin node: grant `address` (another hub's node) membership
+   * (`connect,send,receive`, then `<stream>.write` on every stream), or revoke
+   * it (the stream writes first: once connect is gone the hub's node would not
+   * even learn it may no longer write). One transaction per permission kind,
+   * in that order (the admin route POST /chain/members).
+   */
+  setMembership(address: string, action: 'grant' | 'revoke'): Promise<MembershipChange[]>;
   health(): Promise<{ ok: boolean; detail: string }>;
   close(): Promise<void>;
 }

@@ -54,8 +54,8 @@ import {
   ObligationError,
   UnavailableError,
 } from '../../core/errors.ts';
-import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
-import { STREAMS } from '../ports.ts';
+import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, MembershipChange, PublishEntry, PublishResult, StreamName } from '../ports.ts';
+import { MEMBERSHIP_PERMISSIONS, STREAMS } from '../ports.ts';
 import { isJson, isRecord, sortedStringify } from './json.ts';
 import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
 
@@ -361,6 +361,25 @@ export class MultiChainLedger implements Ledger {
       },
       params: Object.fromEntries(primitive),
     };
+  }
+
+  /**
+   * What containers/multichain/grant.sh does, by RPC: `grant|revoke <address>
+   * <permission>`, one permission kind per call (`s1.write,s2.write` in one
+   * call fails with -708, and global and stream permissions cannot be mixed:
+   * shared/notes/real-nodes.md), stream writes revoked before connect. A node
+   * without admin permission answers with an error mapped like any other
+   * (-704: F08_FORBIDDEN). Each call answers the transaction's id.
+   */
+  async setMembership(address: string, action: 'grant' | 'revoke'): Promise<MembershipChange[]> {
+    const order = action === 'grant' ? MEMBERSHIP_PERMISSIONS : [...MEMBERSHIP_PERMISSIONS.slice(1), ...MEMBERSHIP_PERMISSIONS.slice(0, 1)];
+    const changes: MembershipChange[] = [];
+    for (const permission of order) {
+      const txid = await this.call(action, [address, permission]);
+      if (typeof txid !== 'string') throw new UnavailableError(`MultiChain ${action} ${permission} answered no transaction id`);
+      changes.push({ permission, txid });
+    }
+    return changes;
   }
 
   async health(): Promise<{ ok: boolean; detail: string }> {

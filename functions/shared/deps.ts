@@ -129,6 +129,7 @@ function delegatingLedger(get: () => Promise<Ledger>, close: () => Promise<void>
     list: async (stream, start, count) => (await get()).list(stream, start, count),
     identity: async () => (await get()).identity(),
     chainInfo: async () => (await get()).chainInfo(),
+    setMembership: async (address, action) => (await get()).setMembership(address, action),
     health: async () => (await get()).health(),
     close,
   };

@@ -307,9 +307,11 @@ describe('BackendStack: HTTP API and schedules', () => {
     'GET /domains',
     'GET /domains/{domain}',
     'GET /health',
+    'GET /chain',
+    'POST /chain/members',
   ];
 
-  it('has exactly the fifteen routes, IAM-authorised on admin routes only (the regtest faucet and the ledger recomputation among them; renewal is signed by the device key)', () => {
+  it('has exactly the seventeen routes, IAM-authorised on admin routes only (the regtest faucet, the ledger recomputation and the chain membership among them; renewal is signed by the device key)', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
@@ -322,11 +324,14 @@ describe('BackendStack: HTTP API and schedules', () => {
       // reads the whole ledger: not for anyone
       'GET /domains/{domain}/reputation/verify',
       'POST /domains/{domain}/devices/{device}/revocation',
+      // the node's address and permissions; granting or revoking another hub's node
+      'GET /chain',
+      'POST /chain/members',
     ]);
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 15);
+    assert.equal(ROUTES.length, 17);
   });
 
   it('logs access and throttles the default stage', () => {
@@ -808,10 +813,12 @@ describe('ChainStack: joining another organisation\'s chain, P2P open to an allo
     assert.ok(!Object.keys(created).some((k) => k.includes('JoinChain')));
   });
 
-  it('GET /chain is an IAM-authorised route; its URL is an output; the functions are told the P2P endpoint only when the NLB exists', () => {
+  it('GET /chain and POST /chain/members are IAM-authorised routes; the URL is an output; the functions are told the P2P endpoint only when the NLB exists', () => {
     const chainRoute = ROUTES.find((r) => r.path === '/chain');
     assert.deepEqual(chainRoute && { method: chainRoute.method, handler: chainRoute.handler, admin: chainRoute.admin }, { method: 'GET', handler: 'query', admin: true });
     templates.backend.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'GET /chain', AuthorizationType: 'AWS_IAM' });
+    // granting and revoking another hub (grant.sh without ECS Exec): admins only, too
+    templates.backend.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /chain/members', AuthorizationType: 'AWS_IAM' });
     for (const [stack, tpl] of [
       [built.backend, templates.backend],
       [joiningBackend, Template.fromStack(joiningBackend)],

@@ -19,8 +19,21 @@ describe('GET /chain on the embedded cloud', () => {
   });
   after(() => cloud?.stop());
 
-  it('is an admin route', () => {
+  it('GET /chain and POST /chain/members are admin routes', () => {
     assert.equal(ROUTES.find((r) => r.method === 'GET' && r.path === '/chain')?.admin, true);
+    assert.equal(ROUTES.find((r) => r.method === 'POST' && r.path === '/chain/members')?.admin, true);
+  });
+
+  it('POST /chain/members refuses a malformed address or action before any RPC (400), and the embedded ledger has nobody to grant (403)', async () => {
+    const post = (body: unknown) => cloud.call<{ error: { code: string; message: string } }>('POST', '/chain/members', body);
+    for (const bad of [{ address: '0OIl-not-base58-at-all-x', action: 'grant' }, { address: '1'.repeat(10), action: 'grant' }, { address: '1Abc'.repeat(8), action: 'promote' }, { address: '1Abc'.repeat(8) }]) {
+      const r = await post(bad);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+    }
+    const r = await post({ address: '1Abc'.repeat(8), action: 'grant' });
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, 'F08_FORBIDDEN');
+    assert.match(r.body.error.message, /no chain to join/);
   });
 
   it('answers with the hub\'s publishing address and permissions; the embedded ledger has no chain to join', async () => {

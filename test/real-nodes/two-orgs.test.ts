@@ -45,7 +45,9 @@ import {
   BITCOIND_ENTRYPOINT,
   Entrypoint,
   MULTICHAIN_ENTRYPOINT,
+  GRANTED_WRITES,
   bitcoindContainer,
+  containerRpc,
   grantedOn,
   multichainContainer,
   runGrant,
@@ -248,5 +250,29 @@ describe('two organisations: B joins A\'s chain through the entrypoints and the 
       assert.equal(v.body.ledger.fulfilled, 1);
       assert.ok(Math.abs(v.body.ledger.rScaled - v.body.rScaled) <= 1e-9 * Math.max(1, v.body.rScaled));
     }
+  });
+  it('POST /chain/members: hub A (the chain\'s admin node) revokes B, writes first, and grants it again; hub B\'s node, no admin, may not', async () => {
+    const notAdmin = await hubB.call<{ error: { code: string } }>('POST', '/chain/members', { address: addressA, action: 'revoke' });
+    assert.equal(notAdmin.status, 403, JSON.stringify(notAdmin.body));
+    assert.equal(notAdmin.body.error.code, 'F08_FORBIDDEN');
+    const permissionsOfB = async () => {
+      const held: string[] = [];
+      for (const kind of ['connect', 'send', 'receive', ...GRANTED_WRITES]) {
+        if (((await containerRpc(orgA, 'listpermissions', [kind, addressB])) as unknown[]).length > 0) held.push(kind);
+      }
+      return held;
+    };
+    const change = async (action: 'grant' | 'revoke') => {
+      const r = await hubA.call<{ address: string; action: string; transactions: { permission: string; txid: string }[] }>('POST', '/chain/members', { address: addressB, action });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.address, addressB);
+      for (const t of r.body.transactions) assert.match(t.txid, /^[0-9a-f]{64}$/);
+      return r.body.transactions.map((t) => t.permission);
+    };
+    assert.deepEqual(await change('revoke'), ['domains.write', 'obligations.write', 'settlements.write', 'connect,send,receive']);
+    // on the admin's node every permission of B is gone once the revokes are in a block (2 s blocks)
+    await until('B revoked on A\'s node', async () => (await permissionsOfB()).length === 0, 30_000, 250);
+    assert.deepEqual(await change('grant'), ['connect,send,receive', 'domains.write', 'obligations.write', 'settlements.write']);
+    await until('B granted again on A\'s node', async () => (await permissionsOfB()).length === 6, 30_000, 250);
   });
 });
