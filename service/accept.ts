@@ -9,8 +9,10 @@
  *      counters and one escrow shard of its credit, picked at random;
  *   2. decide() on them, the credit check being "amount ≤ the shard's free credit";
  *   3. one TransactWriteItems: store the obligation (pending publication), claim
- *      the offer, advance the chain and draw the amount from the shard — all or
- *      nothing, so a crash leaves either nothing or everything.
+ *      the offer (a single-use offer: bind it to this obligation; a standing one:
+ *      add the amount to what it has carried, within its cap), advance the chain
+ *      and draw the amount from the shard — all or nothing, so a crash leaves
+ *      either nothing or everything.
  * A shard that is short is refilled by a rebalance (store.rebalance) and the
  * decision taken again; only when the whole limit is used is it OverCredit.
  */
@@ -18,6 +20,7 @@ import { checkPayTo } from './addresses.ts';
 import {
   ExpiredError,
   ObligationError,
+  OfferExhaustedError,
   OfferMismatchError,
   OverCreditError,
   ReplayError,
@@ -80,6 +83,14 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
     store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey),
   ]);
   if (read.stored) return duplicate(ob, read.stored);
+  // A standing offer is used by many obligations, so `read.stored` (found through a single-use
+  // offer's usedBy) cannot name this one: an obligation at or below the chain head is either
+  // this very obligation again (the same answer) or a replay, refused below.
+  const cap = read.offer?.offer.body.cap;
+  if (cap !== undefined && read.head && b.seq <= read.head.seq) {
+    const again = await store.getObligation(ob.id);
+    if (again) return duplicate(ob, again);
+  }
   checkPayTo(deps, b.payTo);
   if (!provider || provider.role === 'consumer') {
     throw new UnknownDomainError(`provider domain ${b.providerDomain} is not hosted here`, { domain: b.providerDomain });
@@ -150,7 +161,10 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       shard,
     };
     // 2. one transaction: obligation, offer claim, chain advance and credit draw, all or nothing
-    const outcome = await store.commitAcceptance(item, { seq: b.seq, prev: b.prev }, b.offerId, now);
+    const outcome =
+      cap === undefined
+        ? await store.commitAcceptance(item, { seq: b.seq, prev: b.prev }, b.offerId, now)
+        : await store.commitStandingAcceptance(item, { seq: b.seq, prev: b.prev }, { offerId: b.offerId, cap }, now);
     if (outcome === 'accepted') {
       return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: decision.acceptance, duplicate: false };
     }
@@ -158,6 +172,13 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       const again = await store.getObligation(ob.id);
       if (again) return duplicate(ob, again);
       continue;
+    }
+    if (outcome === 'offer' && cap !== undefined) {
+      throw new OfferExhaustedError(`standing offer ${b.offerId} has no room for ${b.amount} more sats (cap ${cap})`, {
+        offerId: b.offerId,
+        cap,
+        amount: b.amount,
+      });
     }
     if (outcome === 'offer') {
       throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
