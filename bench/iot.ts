@@ -79,10 +79,10 @@ export async function measureIotMessages(opts: { standing: boolean; purchases?: 
       const r = await scd.buy('ip', 'ip-spd-1', 'wifi-access');
       if (!r.ok) throw new Error(`refused during the IoT bench: ${r.error.code} ${r.error.message}`);
     }
-    // the last grant and its `delivered` report arrive after the consumer's reply: wait for them
-    for (let i = 0; i < 200 && (grants.size < purchases || (cloud.broker.meter.byKind['delivered'] ?? 0) - (before.byKind['delivered'] ?? 0) < purchases); i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // the provider device's copy (and its PUBACK) may arrive after the consumer's: wait for every grant
+    for (let i = 0; i < 500 && grants.size < purchases; i++) await new Promise((r) => setTimeout(r, 10));
+    if (grants.size < purchases) throw new Error(`${grants.size} of ${purchases} grants reached the provider device`);
+    await new Promise((r) => setTimeout(r, 50));
     await cloud.broker.settled();
     const after = snapshot(cloud.broker.meter);
     const byKind: Record<string, number> = {};

@@ -170,7 +170,9 @@ export class ConsumerDevice {
   private onMessage(topic: string, payload: unknown): void {
     const p = payload as { requestId?: string; obligationId?: string } | null;
     if (!p || typeof p !== 'object') return;
-    const key = topic.endsWith('/in/offer') ? `offer:${p.requestId}` : topic.endsWith('/in/reply') ? `reply:${p.obligationId ?? p.requestId}` : undefined;
+    // oc/{domain}/{thing}/in/{kind}[/…]: a first acceptance comes on in/reply/{providerDomain}/{providerDevice}
+    const kind = topic.split('/')[4];
+    const key = kind === 'offer' ? `offer:${p.requestId}` : kind === 'reply' ? `reply:${p.obligationId ?? p.requestId}` : undefined;
     if (!key) return;
     const w = this.waiting.get(key);
     if (w) {

@@ -2,7 +2,8 @@
  * The embedded stand-in for AWS IoT Core: an aedes MQTT 3.1.1 broker with
  * - per-thing authentication (a signed connect token in place of the X.509 client certificate),
  * - per-thing authorisation mirroring the project's IoT policy (publish only to
- *   `oc/{domain}/{thing}/out/...`, subscribe/receive only `oc/{domain}/{thing}/in/...`),
+ *   `oc/{domain}/{thing}/out/...`, subscribe/receive only `oc/{domain}/{thing}/in/...`
+ *   and the one filter `oc/+/+/in/reply/{domain}/{thing}`: accepted replies granting it a service),
  * - topic rules that invoke handlers asynchronously with Lambda's async retry semantics
  *   and an error action.
  */
@@ -109,7 +110,7 @@ export interface IotMessageMeter {
   sessions: number;
   /** Everything above: the messages AWS IoT Core would bill. */
   total: number;
-  /** The same total by the topic's last segment (`request`, `offer`, `grant`, …; `connect`, `subscribe`). */
+  /** The same total by the topic's kind (`request`, `offer`, `obligation`, `reply`, …, `reply-puback`; `connect`, `subscribe`). */
   byKind: Record<string, number>;
 }
 
@@ -216,7 +217,11 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     meter.byKind[kind] = (meter.byKind[kind] ?? 0) + n;
   };
   const size = (p: Buffer | string): number => (typeof p === 'string' ? Buffer.byteLength(p) : p.length);
-  const kindOf = (topic: string): string => topic.slice(topic.lastIndexOf('/') + 1);
+  // oc/{domain}/{thing}/{in|out}/{kind}[/…] → kind; other topics: their last segment
+  const kindOf = (topic: string): string => {
+    const parts = topic.split('/');
+    return (parts[0] === 'oc' && parts.length > 4 ? parts[4] : parts[parts.length - 1]) ?? topic;
+  };
   const ruleErrors: RuleFailure[] = [];
   const events = new EventEmitter();
   const inflight = new Set<Promise<void>>();
@@ -280,6 +285,8 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
       if (prefix !== undefined && sub.topic.startsWith(prefix) && sub.topic.length > prefix.length) {
         return done(null, sub);
       }
+      // and exactly one filter outside it: the accepted replies that grant this (provider) thing a service
+      if (who?.kind === 'thing' && sub.topic === `oc/+/+/in/reply/${who.domain}/${who.thing}`) return done(null, sub);
       refuse('subscribe', client.id, sub.topic);
       return done(null, null); // SUBACK 0x80 for this filter
     },

@@ -203,9 +203,13 @@ function duplicate(ob: Obligation, stored: ObligationItem): AcceptOutcome {
 
 /**
  * Tell the consumer device the answer and, on a first acceptance, grant the
- * service on the provider device (both at once). The answer goes to `replyTo`
- * (over MQTT: the sender the broker vouched for), else to the consumer the
- * obligation names, if it is readable enough to name one.
+ * service on the provider device. The answer goes to `replyTo` (over MQTT: the
+ * sender the broker vouched for), else to the consumer the obligation names, if
+ * it is readable enough to name one. A first acceptance is ONE publish that both
+ * devices receive (topics.acceptedReply: the consumer's inbox, named after the
+ * provider device, which subscribes to topics.grantsFor): the reply with the
+ * signed acceptance, and the grant. IoT Core bills each publish and each delivery,
+ * so this saves one message per purchase over a reply and a separate grant.
  */
 export async function notifyOutcome(
   deps: Deps,
@@ -216,25 +220,24 @@ export async function notifyOutcome(
 ): Promise<void> {
   const named = outcome.accepted ? outcome.obligation.body : consumerNamedIn(raw);
   const to = replyTo ?? (named ? { domain: named.consumerDomain, thing: named.consumerDevice } : undefined);
-  const sends: Promise<void>[] = [];
-  if (to) {
-    const reply = outcome.accepted
-      ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
-      : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
-    sends.push(deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never));
-  }
   if (outcome.accepted && !outcome.duplicate) {
     const b = outcome.obligation.body;
-    sends.push(
-      deps.notifier.publish(topics.toDevice(b.providerDomain, b.providerDevice, 'grant'), {
-        obligationId: outcome.obligationId,
-        consumer: `${b.consumerDomain}/${b.consumerDevice}`,
-        service: b.service,
-        amount: b.amount,
-      }),
-    );
+    // acceptObligation refused an obligation whose sender is not its consumer, so `to` is the consumer here
+    const consumer = to ?? { domain: b.consumerDomain, thing: b.consumerDevice };
+    await deps.notifier.publish(topics.acceptedReply(consumer.domain, consumer.thing, b.providerDomain, b.providerDevice), {
+      requestId,
+      obligationId: outcome.obligationId,
+      accepted: true,
+      acceptance: outcome.acceptance,
+      grant: { obligationId: outcome.obligationId, consumer: `${b.consumerDomain}/${b.consumerDevice}`, service: b.service, amount: b.amount },
+    } as never);
+    return;
   }
-  await Promise.all(sends);
+  if (!to) return;
+  const reply = outcome.accepted
+    ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
+    : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
+  await deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never);
 }
 
 function consumerNamedIn(raw: unknown): { consumerDomain: string; consumerDevice: string } | undefined {

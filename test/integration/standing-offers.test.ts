@@ -156,7 +156,7 @@ describe('standing offers', () => {
     assert.equal(r.body.error?.code, 'F01_BAD_SIGNATURE');
   });
 
-  it('a device holding a standing offer asks for one offer per cap, not per purchase (counted at the broker)', async () => {
+  it('a device holding a standing offer asks for one offer per cap, not per purchase; reply and grant are one publish (counted at the broker)', async () => {
     const keys = generateKeyPair();
     const { body } = await cloud.call<{ credential: Signed<DeviceCredential> }>('POST', '/domains/c1/devices', { deviceId: 'c1-st-9', deviceKey: keys.publicKey, creditLimit: 1_000_000 });
     cloud.registerThing('c1-st-9', 'c1', keys.publicKey);
@@ -179,14 +179,23 @@ describe('standing offers', () => {
       await scd.start();
       const requests = () => cloud.broker.meter.byKind['request'] ?? 0;
       const obligations = () => cloud.broker.meter.byKind['obligation'] ?? 0;
+      const replies = () => cloud.broker.meter.byKind['reply'] ?? 0;
       const before = requests();
       const sentBefore = obligations();
+      const repliesBefore = replies();
+      const granted = new Set<string>();
+      spd.onGrant((g) => granted.add(g.obligationId));
       for (let i = 0; i < 2 * PURCHASES + 1; i++) {
         const r = await scd.buy('s1', 's1-spd-2', 'wifi-access');
         assert.ok(r.ok, JSON.stringify(r));
       }
       assert.equal(requests() - before, 3, `${2 * PURCHASES + 1} purchases under a cap of ${PURCHASES}: three offers`);
       assert.equal(obligations() - sentBefore, 2 * PURCHASES + 1, 'the device renews before the cap: no obligation refused as over it');
+      // reply and grant in one publish that both devices receive: 1 back-end publish + 2 deliveries per purchase
+      for (let i = 0; i < 300 && granted.size < 2 * PURCHASES + 1; i++) await sleep(10);
+      assert.equal(granted.size, 2 * PURCHASES + 1, 'every purchase granted on the provider device');
+      await sleep(50);
+      assert.equal(replies() - repliesBefore, 3 * (2 * PURCHASES + 1));
     } finally {
       await scd.close();
       await spd.close();

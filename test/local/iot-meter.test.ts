@@ -87,4 +87,13 @@ describe('IoT Core message meter', () => {
       await second.disconnect().catch(() => undefined);
     }
   });
+
+  test('a thing may subscribe to the accepted replies naming it as provider device, and to no other outside its inbox', async () => {
+    const before = broker.stats.refusedSubscribe;
+    assert.equal((await dev.subscribe('oc/+/+/in/reply/m1/m1-dev-1', mqtt.QoS.AtLeastOnce)).qos, 1);
+    for (const filter of ['oc/+/+/in/reply/m1/m1-dev-2', 'oc/+/+/in/reply/#', 'oc/+/+/in/reply/+/m1-dev-1', 'oc/x/y/in/reply/m1/m1-dev-1']) {
+      assert.equal((await dev.subscribe(filter, mqtt.QoS.AtLeastOnce)).qos, 128, filter);
+    }
+    assert.equal(broker.stats.refusedSubscribe, before + 4);
+  });
 });
