@@ -7,7 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair, signValue } from '../../core/keys.ts';
-import { createOffer, verifyOffer } from '../../core/records.ts';
+import { createOffer, parseOffer, verifyOffer } from '../../core/records.ts';
+import { loadConfig } from '../../functions/shared/config.ts';
 import type { DeviceCredential, Offer, PublicKeyRef, Signed } from '../../core/types.ts';
 import { createLink } from '../../devices/link.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
@@ -225,5 +226,21 @@ describe('standing offers: expiry', () => {
     assert.equal((await submit(cloud, dev, sign(dev, offer))).status, 201);
     await sleep(Math.max(0, offer.body.expiresAt - Date.now()) + 50);
     assert.equal(code(await submit(cloud, dev, sign(dev, offer))), 'F03_EXPIRED');
+  });
+});
+
+describe('standing offers: configuration and shape', () => {
+  const base = { TABLE_NAME: 't', BITCOIN_RPC_URL: 'http://127.0.0.1:18443', LEDGER_KIND: 'embedded' };
+
+  it('defaults to 1 h and 100 purchases; a standing offer may not outlive half a hub key (its signer)', () => {
+    assert.deepEqual(loadConfig(base).standingOffer, { ttlMs: 3_600_000, purchases: 100 });
+    assert.deepEqual(loadConfig({ ...base, STANDING_OFFER_PURCHASES: '0' }).standingOffer.purchases, 0);
+    assert.throws(() => loadConfig({ ...base, HUB_KEY_TTL_MS: String(2 * 3_600_000 - 2) }), /STANDING_OFFER_TTL_MS \(3600000\) must be at most half HUB_KEY_TTL_MS/);
+  });
+
+  it('an offer whose cap is below its price is malformed', () => {
+    const body = { version: 1, offerId: 'o1', providerDomain: 's1', providerDevice: 's1-spd-1', service: 'wifi-access', price: 2_000, payTo: 'bcrt1qexample', consumer: 'c1/d1', expiresAt: 1 };
+    assert.equal(parseOffer({ body: { ...body, cap: 2_000 }, sig: 'x', by: 's1' }).body.cap, 2_000);
+    assert.throws(() => parseOffer({ body: { ...body, cap: 1_999 }, sig: 'x', by: 's1' }), /cap \(1999\) is below the price/);
   });
 });
