@@ -61,6 +61,8 @@ export const OfferRequestBodySchema = z.object({
   providerDevice: Name,
   service: Service,
   issuedAt: z.number().int().positive(),
+  /** Ask for a standing offer (service/offers.ts). */
+  standing: z.literal(true).optional(),
 });
 
 /**
@@ -78,6 +80,8 @@ export const OfferRequestMessage = z.object({
   providerDomain: Name,
   providerDevice: Name,
   service: Service,
+  /** Ask for a standing offer (service/offers.ts): one offer for many purchases. */
+  standing: z.literal(true).optional(),
 });
 
 export const ObligationMessage = z.object({

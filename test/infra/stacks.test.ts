@@ -371,12 +371,18 @@ describe('IotStack', () => {
     const doc = (policies[0]?.['Properties'] as { PolicyDocument: { Statement: Array<{ Action: string; Resource: unknown }> } })
       .PolicyDocument;
     const prefix = 'arn:{AWS::Partition}:iot:{AWS::Region}:{AWS::AccountId}:';
-    const byAction = Object.fromEntries(doc.Statement.map((s) => [s.Action, render(s.Resource)]));
+    const byAction = Object.fromEntries(doc.Statement.map((s) => [s.Action, Array.isArray(s.Resource) ? s.Resource.map(render) : render(s.Resource)]));
     assert.deepEqual(byAction, {
       'iot:Connect': `${prefix}client/\${iot:Connection.Thing.ThingName}`,
       'iot:Publish': `${prefix}topic/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/out/*`,
-      'iot:Subscribe': `${prefix}topicfilter/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
-      'iot:Receive': `${prefix}topic/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
+      'iot:Subscribe': [
+        `${prefix}topicfilter/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
+        `${prefix}topicfilter/oc/+/+/in/reply/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}`,
+      ],
+      'iot:Receive': [
+        `${prefix}topic/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
+        `${prefix}topic/oc/*/*/in/reply/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}`,
+      ],
     });
     assert.ok(!JSON.stringify(doc).includes('Fn::Sub'), 'policy variables must not go through Fn::Sub');
   });
