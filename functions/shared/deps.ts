@@ -13,7 +13,7 @@
  * the invocation through every await) and nothing is written to process.env.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -168,6 +168,8 @@ export interface DepsOverrides {
   aws?: Required<AwsClientSettings>;
   /** DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB or the regional endpoint). */
   dynamoEndpoint?: string;
+  /** The DynamoDB client's transport (the embedded cloud: in-process to its stand-in); else the SDK's HTTP handler. */
+  dynamoRequestHandler?: DynamoDBClientConfig['requestHandler'];
   /** A ledger to use as is; its owner opens and closes it (ensureStreams is still called on first use). */
   ledger?: Ledger;
   now?: () => number;
@@ -182,7 +184,11 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
   const creds = new RpcCredentials(secrets, config.secretsMaxAgeSeconds);
 
   const dynamo = tracer.captureAWSv3Client(
-    new DynamoDBClient({ ...aws, ...(overrides.dynamoEndpoint ? { endpoint: overrides.dynamoEndpoint } : {}) }),
+    new DynamoDBClient({
+      ...aws,
+      ...(overrides.dynamoEndpoint ? { endpoint: overrides.dynamoEndpoint } : {}),
+      ...(overrides.dynamoRequestHandler ? { requestHandler: overrides.dynamoRequestHandler } : {}),
+    }),
   );
   const doc = DynamoDBDocumentClient.from(dynamo, {
     marshallOptions: { removeUndefinedValues: true },
