@@ -41,6 +41,7 @@ import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type InProcessHandler, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type Route } from './http.ts';
+import { InProcessIotData, publishQos } from './iot-data.ts';
 import { countHub, historyHandler, sampleHub, startHistory } from './history.ts';
 import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
@@ -163,8 +164,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
             const topic = decodeURIComponent(event.pathParameters?.topic ?? '');
             const raw = event.body ?? '';
             const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-            const qos = event.queryStringParameters?.qos === '0' ? 0 : 1;
-            await broker.publish(topic, text, qos);
+            await broker.publish(topic, text, publishQos(event.queryStringParameters?.qos));
             return { statusCode: 200, body: '{}' };
           },
         },
@@ -202,8 +202,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     const deps = await buildDeps(loadConfig(env), {
       aws: { region: env.AWS_REGION!, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY! } },
       ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { dynamoEndpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
-      // the embedded stand-in is reached in-process (same SDK calls, no loopback HTTP)
+      // the embedded stand-ins are reached in-process (same SDK calls, no loopback HTTP)
       ...(dynamo.requestHandler ? { dynamoRequestHandler: dynamo.requestHandler } : {}),
+      iotRequestHandler: new InProcessIotData((topic, text, qos) => broker.publish(topic, text, qos)),
       ...(opts.ledger ? { ledger: opts.ledger } : {}),
     });
     stops.push(() => closeDeps(deps));

@@ -14,7 +14,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { IoTDataPlaneClient, PublishCommand, type IoTDataPlaneClientConfig } from '@aws-sdk/client-iot-data-plane';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -170,6 +170,8 @@ export interface DepsOverrides {
   dynamoEndpoint?: string;
   /** The DynamoDB client's transport (the embedded cloud: in-process to its stand-in); else the SDK's HTTP handler. */
   dynamoRequestHandler?: DynamoDBClientConfig['requestHandler'];
+  /** The IoT data plane client's transport (the embedded cloud: in-process to its broker); else the SDK's HTTP handler. */
+  iotRequestHandler?: IoTDataPlaneClientConfig['requestHandler'];
   /** A ledger to use as is; its owner opens and closes it (ensureStreams is still called on first use). */
   ledger?: Ledger;
   now?: () => number;
@@ -268,7 +270,11 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
   };
 
   const iot = tracer.captureAWSv3Client(
-    new IoTDataPlaneClient({ ...aws, ...(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {}) }),
+    new IoTDataPlaneClient({
+      ...aws,
+      ...(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {}),
+      ...(overrides.iotRequestHandler ? { requestHandler: overrides.iotRequestHandler } : {}),
+    }),
   );
   const notifier: Notifier = {
     async publish(topic: string, payload: Json, qos: 0 | 1 = 1) {
