@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConditionalCheckFailedException, DescribeTableCommand, ResourceNotFoundException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { localDynamoClient, startDynamo, type LocalDynamo } from '../../local/dynamo.ts';
 import { transactionContract } from './transact-contract.ts';
 
@@ -126,6 +126,16 @@ describe('the in-process transport', () => {
       new UpdateCommand({ TableName: dynamo.tableName, Key: { pk: 'X#5', sk: 'A' }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 2 }, ReturnValues: 'ALL_NEW' }),
     );
     assert.equal(out.Attributes?.n, 3);
+  });
+
+  test('a transaction asked for its consumed capacity is charged on the new image: 2 units per KB', async () => {
+    const out = await doc.send(
+      new TransactWriteCommand({
+        TransactItems: [{ Put: { TableName: dynamo.tableName, Item: { pk: 'X#6', sk: 'A', blob: 'x'.repeat(3000) } } }],
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    assert.equal(out.ConsumedCapacity?.[0]?.CapacityUnits, 6, 'a new 3 KB item: 2 × 3 units');
   });
 
   test('after stop, a request through the transport fails instead of reaching a closed store', async () => {
