@@ -22,6 +22,7 @@ export const SUITES: BenchSuite[] = [
   { name: 'core', run: async (filter) => (await import('./core.ts')).benchCore(filter) },
   { name: 'keys', run: async (filter) => (filter === undefined ? (await import('./keys.ts')).benchKeys() : []) },
   { name: 'system', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem() : []) },
+  { name: 'system-jobs', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem({ allJobs: true }) : []) },
   { name: 'federation', run: async (filter) => (filter === undefined ? (await import('./federation.ts')).benchFederation() : []) },
   { name: 'store', run: async (filter) => (filter === undefined ? (await import('./store.ts')).benchStore() : []) },
   // IoT Core billed messages per purchase, counted at the embedded broker (`npm run bench -- iot` runs it alone)

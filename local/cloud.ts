@@ -39,8 +39,9 @@ import type { PublicKeyRef } from '../core/types.ts';
 import { topics } from '../service/topics.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
-import { createStateTable, localDynamoClient, startDynamo, type LocalDynamo } from './dynamo.ts';
+import { createStateTable, localDynamoClient, startDynamo, type InProcessHandler, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type Route } from './http.ts';
+import { InProcessIotData, publishQos } from './iot-data.ts';
 import { countHub, historyHandler, sampleHub, startHistory } from './history.ts';
 import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
@@ -64,6 +65,8 @@ export interface CloudOptions {
    * The handlers only see a different AWS_ENDPOINT_URL_DYNAMODB and TABLE_NAME.
    */
   dynamoEndpoint?: string;
+  /** With `dynamoEndpoint`: reach it through this in-process transport (an embedded front of this process, e.g. the federation's shared one). */
+  dynamoTransport?: InProcessHandler;
   /**
    * Use this regtest node (shared by the hubs of a federation: one Bitcoin
    * network) instead of starting one. The caller stops it. Its `kind` sets
@@ -138,7 +141,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
   try {
     if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
     const dynamo = opts.dynamoEndpoint
-      ? await useDynamo(opts.dynamoEndpoint)
+      ? await useDynamo(opts.dynamoEndpoint, opts.dynamoTransport)
       : await startDynamo(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {});
     stops.push(() => dynamo.stop());
     // with a data directory, wallets are re-created with the same keys each run (bcoin's chain is in memory)
@@ -161,8 +164,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
             const topic = decodeURIComponent(event.pathParameters?.topic ?? '');
             const raw = event.body ?? '';
             const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-            const qos = event.queryStringParameters?.qos === '0' ? 0 : 1;
-            await broker.publish(topic, text, qos);
+            await broker.publish(topic, text, publishQos(event.queryStringParameters?.qos));
             return { statusCode: 200, body: '{}' };
           },
         },
@@ -200,6 +202,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     const deps = await buildDeps(loadConfig(env), {
       aws: { region: env.AWS_REGION!, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY! } },
       ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { dynamoEndpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
+      // the embedded stand-ins are reached in-process (same SDK calls, no loopback HTTP)
+      ...(dynamo.requestHandler ? { dynamoRequestHandler: dynamo.requestHandler } : {}),
+      iotRequestHandler: new InProcessIotData((topic, text, qos) => broker.publish(topic, text, qos)),
       ...(opts.ledger ? { ledger: opts.ledger } : {}),
     });
     stops.push(() => closeDeps(deps));
@@ -317,8 +322,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 }
 
 /** An external DynamoDB endpoint with a fresh table (`oc-state-<random>`); stop() only closes the client. */
-async function useDynamo(endpoint: string): Promise<LocalDynamo> {
-  const client = localDynamoClient(endpoint);
+async function useDynamo(endpoint: string, requestHandler?: InProcessHandler): Promise<LocalDynamo> {
+  const client = localDynamoClient(endpoint, LOCAL_REGION, requestHandler);
   const tableName = `oc-state-${randomBytes(6).toString('hex')}`;
   try {
     await createStateTable(client, tableName);
@@ -326,7 +331,7 @@ async function useDynamo(endpoint: string): Promise<LocalDynamo> {
     client.destroy();
     throw e;
   }
-  return { endpoint, region: LOCAL_REGION, tableName, client, stop: async () => client.destroy() };
+  return { endpoint, region: LOCAL_REGION, tableName, client, ...(requestHandler ? { requestHandler } : {}), stop: async () => client.destroy() };
 }
 
 /**

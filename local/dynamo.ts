@@ -1,8 +1,12 @@
 /**
  * The embedded stand-in for DynamoDB: dynalite (in memory, or LevelDB on disk)
  * behind a front that adds TransactWriteItems and TransactGetItems
- * (local/transact.ts), on 127.0.0.1, with the project's one table
- * (adapters/table.ts) created. dynalite still lacks TTL, PartiQL and Streams
+ * (local/transact.ts), with the project's one table (adapters/table.ts)
+ * created. The front is served on 127.0.0.1 (for other processes and clients
+ * given the endpoint) and, to the hub in this process, through an in-process
+ * transport: the SDK client builds, signs and parses every request exactly as
+ * over HTTP, only the socket, the HTTP parser and the loopback round trip are
+ * skipped (the SDK's `requestHandler` is its documented transport plug-in). dynalite still lacks TTL, PartiQL and Streams
  * (feasibility 3a); the store uses none of them (TTL only deletes expired items).
  */
 import { createRequire } from 'node:module';
@@ -18,7 +22,7 @@ import {
 import { UnavailableError } from '../core/errors.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../adapters/table.ts';
 import { LOCAL_REGION } from './lambda.ts';
-import { transactFront } from './transact.ts';
+import { frontServer, transactHandler, type DynamoFront } from './transact.ts';
 import { listenLoopback } from './net.ts';
 
 /** dynalite 4 options we use (it ships no types). */
@@ -37,8 +41,10 @@ export interface LocalDynamo {
   readonly endpoint: string;
   readonly region: string;
   readonly tableName: string;
-  /** A client for the endpoint with dummy credentials; destroyed by stop(). */
+  /** A client with dummy credentials on the in-process transport; destroyed by stop(). */
   readonly client: DynamoDBClient;
+  /** The SDK transport that hands requests to the embedded front in-process (absent for an external endpoint). */
+  readonly requestHandler?: InProcessHandler;
   stop(): Promise<void>;
 }
 
@@ -53,9 +59,60 @@ export interface DynamoOptions {
 
 export const DEFAULT_TABLE_NAME = 'oc-state';
 
-/** A DynamoDB client for a local endpoint (dummy credentials: dynalite and DynamoDB Local do not check them). */
-export function localDynamoClient(endpoint: string, region: string = LOCAL_REGION): DynamoDBClient {
-  return new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+/**
+ * A DynamoDB client for a local endpoint (dummy credentials: dynalite and DynamoDB Local do not check them);
+ * with `requestHandler`, its requests go in-process to the front instead of over HTTP.
+ */
+export function localDynamoClient(endpoint: string, region: string = LOCAL_REGION, requestHandler?: InProcessHandler): DynamoDBClient {
+  return new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, ...(requestHandler ? { requestHandler } : {}) });
+}
+
+const viewOf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+/** The parts of the SDK's HttpRequest the transport reads. */
+interface SdkRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+/**
+ * An SDK transport (the `requestHandler` of a client: `handle(request)` resolving
+ * to `{ response: { statusCode, headers, body } }`, as @smithy/node-http-handler
+ * does) that answers from the front in this process. Everything above the
+ * transport — serialisation, SigV4 signing, retries, error parsing — is the
+ * SDK's own and unchanged. After close(), requests fail as on a closed endpoint.
+ */
+export class InProcessHandler {
+  readonly metadata = { handlerProtocol: 'in-process' };
+  private closed = false;
+
+  constructor(private readonly front: DynamoFront) {}
+
+  async handle(request: SdkRequest, options?: { abortSignal?: { aborted?: boolean } }): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: Uint8Array } }> {
+    if (this.closed) throw Object.assign(new Error('connect ECONNREFUSED (the embedded DynamoDB is stopped)'), { code: 'ECONNREFUSED' });
+    if (options?.abortSignal?.aborted) throw Object.assign(new Error('Request aborted'), { name: 'AbortError' });
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v;
+    const body = request.body;
+    // the SDK's JSON body is a Uint8Array (a view is taken: no copy, and none of its string methods is called)
+    const raw = body === undefined || body === null ? '' : typeof body === 'string' ? body : viewOf(body as Uint8Array);
+    const r = await this.front(headers, raw, request.method, request.path);
+    return { response: { statusCode: r.status, headers: r.headers, body: Buffer.from(r.body) } };
+  }
+
+  /** Part of the SDK's handler interface; nothing to configure. */
+  updateHttpClientConfig(): void {}
+  httpHandlerConfigs(): Record<string, never> {
+    return {};
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  destroy(): void {}
 }
 
 /**
@@ -108,12 +165,15 @@ export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo
   const inner = dynalite(dynaliteOptions);
   // dynalite is invoked in-process by the front; it listens only so that its close() (which closes LevelDB) works
   await listenLoopback(inner, 0, 'dynalite');
-  const server = transactFront(inner);
+  const front = transactHandler(inner);
+  const server = frontServer(front);
   const endpoint = `http://127.0.0.1:${await listenLoopback(server, opts.port, 'dynamo front')}`;
   const tableName = opts.tableName ?? DEFAULT_TABLE_NAME;
-  const client = localDynamoClient(endpoint);
+  const requestHandler = new InProcessHandler(front);
+  const client = localDynamoClient(endpoint, LOCAL_REGION, requestHandler);
   const stop = async (): Promise<void> => {
     client.destroy();
+    requestHandler.close();
     await new Promise<void>((resolve, reject) => {
       server.close((err?: Error) => (err ? reject(err) : resolve()));
       server.closeAllConnections();
@@ -130,5 +190,5 @@ export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo
     await stop();
     throw error;
   }
-  return { endpoint, region: LOCAL_REGION, tableName, client, stop };
+  return { endpoint, region: LOCAL_REGION, tableName, client, requestHandler, stop };
 }

@@ -140,6 +140,7 @@ async function startHubs(
     for (let i = 0; i < opts.hubs; i++) {
       const hub = await startCloud({
         dynamoEndpoint: dynamo.endpoint,
+        ...(dynamo.requestHandler ? { dynamoTransport: dynamo.requestHandler } : {}),
         regtest,
         ...(ledgers[i] ? { ledger: ledgers[i] } : {}),
         publisher: publisher(i),

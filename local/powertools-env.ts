@@ -11,4 +11,10 @@
 process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 process.env.POWERTOOLS_SERVICE_NAME ??= 'obligation-chain-local';
+// Tracing is off outside Lambda (Powertools' Tracer is a no-op here), but the X-Ray SDK it loads
+// starts its automatic-context mode on import: an async_hooks hook with a destroy callback, paid
+// by every promise of the process (CPU profile of the system bench: ≈ 8% of the time in
+// registerDestroyHook and the async-hook callbacks). Manual mode is the X-Ray SDK's switch that skips it;
+// on Lambda the variable is unset and tracing works as deployed.
+process.env.AWS_XRAY_MANUAL_MODE ??= 'true';
 export {};

@@ -36,9 +36,9 @@
  * 2 units per KB per item, as DynamoDB charges transactional requests.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createRequire } from 'node:module';
-import { Readable } from 'node:stream';
 
 const require = createRequire(import.meta.url);
 
@@ -120,43 +120,57 @@ class KeyLocks {
   }
 }
 
-/** Invoke dynalite's request handler in-process with a JSON body. */
-function invoke(inner: Server, target: string, body: Json): Promise<Reply> {
+/** What dynalite (or the front) answers to one request: status, headers (lower-case names) and body text. */
+export interface DynamoReply {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Invoke dynalite's request handler in-process: a request object that emits
+ * its body at once (dynalite attaches its `data`/`end` listeners synchronously
+ * when the request is emitted) and a response that records what dynalite sets
+ * (status, x-amz-crc32, x-amzn-RequestId, content type and length) and resolves
+ * on `end`. No socket and no HTTP parser on either side.
+ */
+function invokeRaw(inner: Server, headers: IncomingHttpHeaders, raw: Buffer | string, method = 'POST', url = '/'): Promise<DynamoReply> {
   return new Promise((resolve, reject) => {
-    const raw = Buffer.from(JSON.stringify(body));
-    const req = Object.assign(Readable.from([raw]), {
-      method: 'POST',
-      url: '/',
-      headers: {
-        'content-type': 'application/x-amz-json-1.0',
-        'x-amz-target': `DynamoDB_20120810.${target}`,
-        authorization: AUTH,
-        'x-amz-date': '20260101T000000Z',
-      } as IncomingHttpHeaders,
-    });
-    let status = 200;
+    const req = Object.assign(new EventEmitter(), { method, url, headers });
+    const out: Record<string, string> = {};
     const res = {
-      set statusCode(s: number) {
-        status = s;
+      statusCode: 200,
+      contentType: undefined as string | undefined,
+      setHeader(name: string, value: string | number) {
+        out[name.toLowerCase()] = String(value);
       },
-      get statusCode() {
-        return status;
-      },
-      setHeader() {},
       end(text?: string) {
-        try {
-          resolve({ status, body: text ? (JSON.parse(text) as Json) : {} });
-        } catch (e) {
-          reject(e as Error);
-        }
+        resolve({ status: res.statusCode, headers: out, body: text ?? '' });
       },
     };
     try {
       inner.emit('request', req, res);
+      if (raw.length > 0) req.emit('data', typeof raw === 'string' ? Buffer.from(raw) : raw);
+      req.emit('end');
     } catch (e) {
       reject(e as Error);
     }
   });
+}
+
+/** Invoke dynalite in-process with a JSON body (the front's own single-item calls). */
+async function invoke(inner: Server, target: string, body: Json): Promise<Reply> {
+  const r = await invokeRaw(
+    inner,
+    {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': `DynamoDB_20120810.${target}`,
+      authorization: AUTH,
+      'x-amz-date': '20260101T000000Z',
+    },
+    JSON.stringify(body),
+  );
+  return { status: r.status, body: r.body ? (JSON.parse(r.body) as Json) : {} };
 }
 
 async function call(inner: Server, target: string, body: Json): Promise<Json> {
@@ -228,15 +242,12 @@ function pick(o: Json, keys: string[]): Json {
 
 const units = (item: Item | undefined, size: (i: Item) => number) => Math.max(1, Math.ceil((item ? size(item) : 0) / 1024));
 
-export interface TransactFront {
-  server: Server;
-}
-
 /**
- * An HTTP server that serves the DynamoDB API from `inner` (a dynalite server,
- * invoked in-process) and adds TransactWriteItems and TransactGetItems.
+ * The front: serves the DynamoDB API from `inner` (a dynalite server, invoked
+ * in-process) and adds TransactWriteItems and TransactGetItems. Reached over
+ * HTTP (transactFront) or in-process by the SDK (local/dynamo.ts's transport).
  */
-export function transactFront(inner: Server, maxItemSizeKb = 400): Server {
+export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront {
   const locks = new KeyLocks();
   const keySchemas = new Map<string, string[]>();
   const tokens = new Map<string, { at: number; hash: string; reply: Reply }>();
@@ -305,7 +316,11 @@ export function transactFront(inner: Server, maxItemSizeKb = 400): Server {
         }
         throw e;
       }
-      const after = await Promise.all(actions.map((a) => (a.kind === 'ConditionCheck' || a.kind === 'Delete' ? undefined : getItem(a.table, a.key))));
+      // the new images are read only to size the consumed capacity, when the caller asked for it
+      const wantsCapacity = body.ReturnConsumedCapacity === 'TOTAL' || body.ReturnConsumedCapacity === 'INDEXES';
+      const after = wantsCapacity
+        ? await Promise.all(actions.map((a) => (a.kind === 'ConditionCheck' || a.kind === 'Delete' ? undefined : getItem(a.table, a.key))))
+        : [];
       const reply: Reply = { status: 200, body: capacity(body, actions, images, after) };
       if (token) tokens.set(token, { at: now, hash, reply });
       return reply;
@@ -395,59 +410,76 @@ export function transactFront(inner: Server, maxItemSizeKb = 400): Server {
     return key;
   }
 
-  const send = (res: ServerResponse, r: Reply) => {
-    const text = JSON.stringify(r.body);
-    res.statusCode = r.status;
-    res.setHeader('Content-Type', 'application/x-amz-json-1.0');
-    res.setHeader('Content-Length', Buffer.byteLength(text));
-    res.end(text);
+  const reply = (r: Reply): DynamoReply => {
+    const body = JSON.stringify(r.body);
+    return { status: r.status, headers: { 'content-type': 'application/x-amz-json-1.0', 'content-length': String(Buffer.byteLength(body)) }, body };
   };
 
+  /** One DynamoDB API request (headers with lower-case names, the raw JSON body) to its answer. */
+  async function handle(headers: IncomingHttpHeaders, raw: Buffer | string, method = 'POST', url = '/'): Promise<DynamoReply> {
+    const target = String(headers['x-amz-target'] ?? '').split('.')[1] ?? '';
+    const text = typeof raw === 'string' ? raw : raw.toString();
+    if (target !== 'TransactWriteItems' && target !== 'TransactGetItems') {
+      let data: Json;
+      try {
+        data = JSON.parse(text || '{}') as Json;
+      } catch {
+        return invokeRaw(inner, headers, raw, method, url); // dynalite answers SerializationException
+      }
+      let keys: string[];
+      try {
+        keys = await lockedKeys(target, data);
+      } catch {
+        keys = [];
+      }
+      if (keys.length === 0) return invokeRaw(inner, headers, raw, method, url);
+      const release = await locks.lock(keys);
+      try {
+        return await invokeRaw(inner, headers, raw, method, url);
+      } finally {
+        release();
+      }
+    }
+    let body: Json;
+    try {
+      body = JSON.parse(text) as Json;
+    } catch {
+      return reply({ status: 400, body: { __type: 'com.amazon.coral.service#SerializationException' } });
+    }
+    try {
+      return reply(await (target === 'TransactWriteItems' ? transactWrite(body) : transactGet(body)));
+    } catch (e) {
+      if (e instanceof ApiError) return reply({ status: e.status, body: e.body });
+      return reply({ status: 500, body: { __type: `${SERVICE}#InternalServerError`, message: String((e as Error).message ?? e) } });
+    }
+  }
+
+  return handle;
+}
+
+/** Answers DynamoDB API requests from dynalite, with TransactWriteItems and TransactGetItems added (see the top of this file). */
+export type DynamoFront = (headers: IncomingHttpHeaders, raw: Buffer | string, method?: string, url?: string) => Promise<DynamoReply>;
+
+/** The front as an HTTP server (the endpoint other processes and the CLI reach). */
+export function transactFront(inner: Server, maxItemSizeKb = 400): Server {
+  return frontServer(transactHandler(inner, maxItemSizeKb));
+}
+
+/** Serve `front` over HTTP. */
+export function frontServer(front: DynamoFront): Server {
   return createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const target = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? '';
-      const forward = (release?: () => void) => {
-        const inReq = Object.assign(Readable.from(raw.length ? [raw] : []), { method: req.method, url: req.url, headers: req.headers });
-        if (release) res.once('finish', release).once('close', release);
-        inner.emit('request', inReq, res);
-      };
-      if (target !== 'TransactWriteItems' && target !== 'TransactGetItems') {
-        let data: Json;
-        try {
-          data = JSON.parse(raw.toString() || '{}') as Json;
-        } catch {
-          return forward(); // dynalite answers SerializationException
-        }
-        void lockedKeys(target, data).then(
-          async (keys) => {
-            if (keys.length === 0) return forward();
-            const release = await locks.lock(keys);
-            let done = false;
-            forward(() => {
-              if (!done) {
-                done = true;
-                release();
-              }
-            });
-          },
-          () => forward(),
-        );
-        return;
-      }
-      let body: Json;
-      try {
-        body = JSON.parse(raw.toString()) as Json;
-      } catch {
-        return send(res, { status: 400, body: { __type: 'com.amazon.coral.service#SerializationException' } });
-      }
-      (target === 'TransactWriteItems' ? transactWrite(body) : transactGet(body)).then(
-        (r) => send(res, r),
+      front(req.headers, Buffer.concat(chunks), req.method, req.url).then(
+        (r) => {
+          res.statusCode = r.status;
+          for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
+          res.end(r.body);
+        },
         (e: unknown) => {
-          if (e instanceof ApiError) send(res, { status: e.status, body: e.body });
-          else send(res, { status: 500, body: { __type: `${SERVICE}#InternalServerError`, message: String((e as Error).message ?? e) } });
+          res.statusCode = 500;
+          res.end(JSON.stringify({ __type: `${SERVICE}#InternalServerError`, message: String((e as Error)?.message ?? e) }));
         },
       );
     });

@@ -13,8 +13,8 @@
  * the invocation through every await) and nothing is written to process.env.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { IoTDataPlaneClient, PublishCommand, type IoTDataPlaneClientConfig } from '@aws-sdk/client-iot-data-plane';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -170,6 +170,10 @@ export interface DepsOverrides {
   aws?: Required<AwsClientSettings>;
   /** DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB or the regional endpoint). */
   dynamoEndpoint?: string;
+  /** The DynamoDB client's transport (the embedded cloud: in-process to its stand-in); else the SDK's HTTP handler. */
+  dynamoRequestHandler?: DynamoDBClientConfig['requestHandler'];
+  /** The IoT data plane client's transport (the embedded cloud: in-process to its broker); else the SDK's HTTP handler. */
+  iotRequestHandler?: IoTDataPlaneClientConfig['requestHandler'];
   /** A ledger to use as is; its owner opens and closes it (ensureStreams is still called on first use). */
   ledger?: Ledger;
   now?: () => number;
@@ -184,7 +188,11 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
   const creds = new RpcCredentials(secrets, config.secretsMaxAgeSeconds);
 
   const dynamo = tracer.captureAWSv3Client(
-    new DynamoDBClient({ ...aws, ...(overrides.dynamoEndpoint ? { endpoint: overrides.dynamoEndpoint } : {}) }),
+    new DynamoDBClient({
+      ...aws,
+      ...(overrides.dynamoEndpoint ? { endpoint: overrides.dynamoEndpoint } : {}),
+      ...(overrides.dynamoRequestHandler ? { requestHandler: overrides.dynamoRequestHandler } : {}),
+    }),
   );
   const doc = DynamoDBDocumentClient.from(dynamo, {
     marshallOptions: { removeUndefinedValues: true },
@@ -264,7 +272,11 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
   };
 
   const iot = tracer.captureAWSv3Client(
-    new IoTDataPlaneClient({ ...aws, ...(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {}) }),
+    new IoTDataPlaneClient({
+      ...aws,
+      ...(config.iotDataEndpoint ? { endpoint: config.iotDataEndpoint } : {}),
+      ...(overrides.iotRequestHandler ? { requestHandler: overrides.iotRequestHandler } : {}),
+    }),
   );
   const notifier: Notifier = {
     async publish(topic: string, payload: Json, qos: 0 | 1 = 1) {

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConditionalCheckFailedException, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { startDynamo, type LocalDynamo } from '../../local/dynamo.ts';
+import { ConditionalCheckFailedException, DescribeTableCommand, ResourceNotFoundException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { localDynamoClient, startDynamo, type LocalDynamo } from '../../local/dynamo.ts';
 import { transactionContract } from './transact-contract.ts';
 
 const servers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
@@ -60,13 +60,92 @@ describe('dynalite with the state table', () => {
   });
 });
 
-describe('transactions on the embedded front (dynalite behind local/transact.ts)', () => {
+describe('transactions on the embedded front (dynalite behind local/transact.ts), through the in-process transport', () => {
   let dynamo: LocalDynamo;
   before(async () => {
     dynamo = await startDynamo();
   });
   after(() => dynamo.stop());
+  test('the client the hub gets uses the in-process transport', () => {
+    assert.ok(dynamo.requestHandler);
+    assert.equal(dynamo.client.config.requestHandler, dynamo.requestHandler);
+  });
   transactionContract(test, () => ({ client: dynamo.client, table: dynamo.tableName }));
+});
+
+describe('transactions on the embedded front, over its HTTP endpoint (other processes)', () => {
+  let dynamo: LocalDynamo;
+  let http: DynamoDBClient;
+  before(async () => {
+    dynamo = await startDynamo();
+    http = localDynamoClient(dynamo.endpoint);
+  });
+  after(async () => {
+    http.destroy();
+    await dynamo.stop();
+  });
+  transactionContract(test, () => ({ client: http, table: dynamo.tableName }));
+});
+
+describe('the in-process transport', () => {
+  let dynamo: LocalDynamo;
+  let doc: DynamoDBDocumentClient;
+  before(async () => {
+    dynamo = await startDynamo();
+    doc = DynamoDBDocumentClient.from(dynamo.client);
+  });
+  after(() => dynamo.stop());
+
+  test('an item written over HTTP is read in-process and the other way round (one store behind both)', async () => {
+    const http = DynamoDBDocumentClient.from(localDynamoClient(dynamo.endpoint));
+    try {
+      await http.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'X#1', sk: 'A', n: 1 } }));
+      assert.equal((await doc.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk: 'X#1', sk: 'A' } }))).Item?.n, 1);
+      await doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'X#2', sk: 'A', n: 2 } }));
+      assert.equal((await http.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk: 'X#2', sk: 'A' } }))).Item?.n, 2);
+    } finally {
+      http.destroy();
+    }
+  });
+
+  test('errors come back as the SDK typed exceptions: a failed condition, an unknown table, a malformed expression', async () => {
+    const put = () =>
+      doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'X#3', sk: 'A' }, ConditionExpression: 'attribute_not_exists(pk)' }));
+    await put();
+    await assert.rejects(put(), ConditionalCheckFailedException);
+    await assert.rejects(doc.send(new GetCommand({ TableName: 'no-such-table', Key: { pk: 'a', sk: 'b' } })), ResourceNotFoundException);
+    await assert.rejects(
+      doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'X#4', sk: 'A' }, ConditionExpression: 'attribute_not_exists(' })),
+      (e: Error) => e.name === 'ValidationException',
+    );
+  });
+
+  test('an update returns the new image (ReturnValues ALL_NEW) as over HTTP', async () => {
+    await doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'X#5', sk: 'A', n: 1 } }));
+    const out = await doc.send(
+      new UpdateCommand({ TableName: dynamo.tableName, Key: { pk: 'X#5', sk: 'A' }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 2 }, ReturnValues: 'ALL_NEW' }),
+    );
+    assert.equal(out.Attributes?.n, 3);
+  });
+
+  test('a transaction asked for its consumed capacity is charged on the new image: 2 units per KB', async () => {
+    const out = await doc.send(
+      new TransactWriteCommand({
+        TransactItems: [{ Put: { TableName: dynamo.tableName, Item: { pk: 'X#6', sk: 'A', blob: 'x'.repeat(3000) } } }],
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    assert.equal(out.ConsumedCapacity?.[0]?.CapacityUnits, 6, 'a new 3 KB item: 2 × 3 units');
+  });
+
+  test('after stop, a request through the transport fails instead of reaching a closed store', async () => {
+    const own = await startDynamo();
+    const client = DynamoDBDocumentClient.from(own.client);
+    const again = DynamoDBDocumentClient.from(localDynamoClient(own.endpoint, undefined, own.requestHandler));
+    await own.stop();
+    await assert.rejects(again.send(new GetCommand({ TableName: own.tableName, Key: { pk: 'a', sk: 'b' } })), /ECONNREFUSED|stopped/);
+    void client;
+  });
 });
 
 describe('dynalite lifecycle', () => {

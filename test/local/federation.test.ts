@@ -36,6 +36,11 @@ describe('federation of hubs', () => {
     assert.notEqual(a.broker.port, b.broker.port);
     assert.notEqual(a.env.TABLE_NAME, b.env.TABLE_NAME);
     assert.equal(a.env.AWS_ENDPOINT_URL_DYNAMODB, b.env.AWS_ENDPOINT_URL_DYNAMODB, 'one dynalite server');
+    // both hubs' stores reach it in-process (the SDK's transport plug-in), not over loopback HTTP
+    const transport = a.dynamo.requestHandler;
+    assert.ok(transport);
+    assert.equal(b.dynamo.requestHandler, transport);
+    for (const hub of [a, b]) assert.equal(hub.deps.store.doc.config.requestHandler, transport);
     assert.deepEqual([a.env.LEDGER_PUBLISHER, b.env.LEDGER_PUBLISHER], ['hub-1', 'hub-2']);
     assert.equal(process.env.TABLE_NAME, undefined, 'nothing written to process.env');
   });
