@@ -57,6 +57,8 @@ export interface CloudOptions {
   env?: Record<string, string>;
   apiPort?: number;
   brokerPort?: number;
+  /** Period of the live page's history sampler in ms (default 1 000); 0: no sampler (tests that record every store request). */
+  historyEveryMs?: number;
   /** Where failures of scheduled jobs are reported (default: one line on stderr). */
   log?: (message: string, error: unknown) => void;
   /**
@@ -215,7 +217,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
         runWithDeps(deps, () => h(event, context));
 
     // the run's history for the live page (local only): sampled from the start, served whole to a late visitor
-    const sampler = startHistory(() => sampleHub(deps));
+    const sampler = startHistory(() => sampleHub(deps), opts.historyEveryMs ?? 1_000);
     stops.push(() => sampler.stop());
     const api = await startHttpFront({
       ...(opts.apiPort ? { port: opts.apiPort } : {}),

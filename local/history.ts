@@ -106,9 +106,12 @@ export interface HistorySampler {
   stop(): Promise<void>;
 }
 
-/** Sample every `everyMs` from now on (the first at once); a failed sample is skipped, the next one tries again. */
+/**
+ * Sample every `everyMs` from now on (the first at once); a failed sample is
+ * skipped, the next one tries again. `everyMs` 0: only when asked (`sample()`).
+ */
 export function startHistory(sample: () => Promise<DomainSample[]>, everyMs = 1_000): HistorySampler {
-  const history = new RunHistory(everyMs);
+  const history = new RunHistory(everyMs > 0 ? everyMs : 1_000);
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
   const once = async () => {
@@ -122,9 +125,11 @@ export function startHistory(sample: () => Promise<DomainSample[]>, everyMs = 1_
   const tick = () => {
     running = running.then(once);
   };
-  tick();
-  const timer = setInterval(tick, everyMs);
-  timer.unref();
+  const timer = everyMs > 0 ? setInterval(tick, everyMs) : undefined;
+  if (timer) {
+    tick();
+    timer.unref();
+  }
   return {
     history,
     sample: () => (tick(), running),
