@@ -567,9 +567,9 @@ describe('BackendStack: hardening (issue 13)', () => {
     }
   });
 
-  it('LeadingKeys: enrol and offer touch only their item kinds, with no Scan and no index', () => {
+  it('LeadingKeys: enrol, offer and rebalance touch only their item kinds, with no Scan and no index', () => {
     const limited = HANDLER_NAMES.filter((n) => HANDLER_ACCESS[n].leadingKeys);
-    assert.deepEqual(limited.sort(), ['enrol', 'offer']);
+    assert.deepEqual(limited.sort(), ['enrol', 'offer', 'rebalance']);
     for (const name of limited) {
       const [statement, ...more] = tableStatements(name);
       assert.equal(more.length, 0, name);
@@ -582,6 +582,8 @@ describe('BackendStack: hardening (issue 13)', () => {
     }
     assert.deepEqual(HANDLER_ACCESS.enrol.leadingKeys, ['DOM#*', 'DEVICE#*', 'REVOKED#*']);
     assert.deepEqual(HANDLER_ACCESS.offer.leadingKeys, ['DOM#*', 'DOMREC#*', 'DEVICE#*', 'REVOKED#*', 'OFFER#*']);
+    // the escrow only: its list of domains, their counters and shards
+    assert.deepEqual(HANDLER_ACCESS.rebalance.leadingKeys, ['CREDITDOMAINS', 'REP#*', 'CREDIT#*']);
   });
 
   it('the others keep table-wide access without a condition (they use the indexes)', () => {

@@ -22,15 +22,20 @@ import { canonicalize } from '../../core/canonical.ts';
 import { DEFAULT_REPUTATION } from '../../core/reputation.ts';
 import { itemSize } from '../../bench/item-size.ts';
 import { rebalanceAll } from '../../service/rebalance.ts';
-import { makeWorld, obligationFor, NOW, DAY } from '../core/fixtures.ts';
+import { makeOffer, makeWorld, obligationFor, NOW, DAY } from '../core/fixtures.ts';
+import type { KeyAlg } from '../../core/types.ts';
 
 const uid = () => randomBytes(6).toString('hex');
 
-/** An obligation accepted with a certified hub key (as service/accept.ts does), as its item. */
-function acceptedItem(): ObligationItem & { shard: number } {
-  const w = makeWorld();
-  const ob = obligationFor(w, obligationFor(w));
-  const hub = generateKeyPair('ed25519');
+/**
+ * An obligation accepted with a certified hub key (as service/accept.ts does), as its item: the
+ * second of its chain (a random `prev`), a 32-hex offer id and a 34-character address, as in a run.
+ */
+function acceptedItem(alg: KeyAlg = 'ed25519'): ObligationItem & { shard: number } {
+  const w = makeWorld(alg);
+  const offer = makeOffer(w.providerDomain, randomBytes(16).toString('hex'), { payTo: 'mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef' });
+  const ob = obligationFor(w, obligationFor(w, undefined, offer), offer);
+  const hub = generateKeyPair(alg);
   const certificate = certifyHubKey({ domain: 'wifico', key: hub.publicKey, notBefore: NOW - 1000, notAfter: NOW + DAY }, w.providerDomain.privateKey);
   const acceptance = acceptanceOf(ob, hub.privateKey, NOW + 5, certificate);
   const b = ob.body;
@@ -80,8 +85,8 @@ describe('an acceptance at DynamoDB cost (embedded stand-in)', () => {
   const raw = async (pk: string, sk: string) =>
     (await store.doc.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk, sk }, ConsistentRead: true }))).Item ?? {};
 
-  test('the obligation item is below 1 KB as DynamoDB sizes it, and reads back exactly as stored', async () => {
-    const item = acceptedItem();
+  test('the obligation item is below 1 KB as DynamoDB sizes it (P-256 keys: the larger), and reads back exactly as stored', async () => {
+    const item = acceptedItem('p256');
     assert.equal(await store.putObligation(item), true);
     const stored = await raw(`OB#${item.id}`, 'OB');
     assert.ok(itemSize(stored) < 1024, `obligation item is ${itemSize(stored)} bytes`);
