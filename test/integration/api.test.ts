@@ -15,6 +15,7 @@ import type { AcceptedObligation, ObligationStatus } from '../../core/types.ts';
 import { ROUTES } from '../../functions/routes.ts';
 import { PAGE } from '../../functions/shared/schemas.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
+import { limitFn } from '../../service/credit.ts';
 import { allObligations } from '../../local/pages.ts';
 import { assertTypedRefusal, rawPost } from '../faults/support.ts';
 import { buy, enrol, offerRequest, registerDomain } from './support.ts';
@@ -274,6 +275,22 @@ describe('HTTP API boundary', () => {
       assert.equal(r.body.ledger.outstanding, r.body.outstanding);
       assert.ok(r.body.outstanding > 0);
       assertTypedRefusal(await cloud.call('GET', '/domains/zzz/reputation/verify'), 'F07_UNKNOWN_DOMAIN');
+    });
+  });
+
+  describe('the scheduled escrow rebalancer (functions/rebalance.ts as the cloud runs it)', () => {
+    it('refreshes a grant that lapses within its window, and leaves a fresh one alone', async () => {
+      const now = Date.now();
+      // the limit the job computes too (a lower one would look short to it and be topped up)
+      const limit = limitFn(cloud.deps.config);
+      // granted 200 s ago: its 5 min grant lapses in 100 s, within the job's 150 s window
+      await cloud.deps.store.rebalance('rb-old', { limit, now: now - 200_000 });
+      await cloud.deps.store.rebalance('rb-new', { limit, now });
+      await cloud.runJob('rebalance');
+      const old = await cloud.deps.store.creditSnapshot('rb-old');
+      assert.ok(old.shards.every((x) => x.until >= now + 250_000), JSON.stringify(old.shards));
+      const fresh = await cloud.deps.store.creditSnapshot('rb-new');
+      assert.ok(fresh.shards.every((x) => x.until === now + 300_000), JSON.stringify(fresh.shards));
     });
   });
 });
