@@ -39,6 +39,41 @@ export interface PublishEntry {
 /** What became of one entry of a batch: published (or a duplicate), or refused for good with a final typed error. */
 export type BatchPublishResult = PublishResult | { error: ObligationError };
 
+/**
+ * The chain this hub's ledger node is on, as that node reports it: what
+ * another organisation needs to join (chain name, protocol, P2P port, the
+ * chain's parameters and hashes) and what the chain's admin grants (this
+ * hub's publishing address, with the permissions it holds now).
+ */
+export interface ChainInfo {
+  /** 'multichain': a real node; 'embedded': the in-process stand-in (nothing to join). */
+  kind: 'multichain' | 'embedded';
+  chainName: string;
+  /** The address this hub publishes from (identity()). */
+  address: string;
+  /** That address's permissions on the chain as the node sees them now (connect, send, receive, <stream>.write, …), sorted. */
+  permissions: string[];
+  node: {
+    version: string;
+    protocolVersion: number;
+    blocks: number;
+    connections: number;
+    /** `chain@host:port` as the node advertises itself (on AWS a private address: use the P2P endpoint to join). */
+    nodeAddress?: string;
+  };
+  /** The chain's parameters (MultiChain getblockchainparams: chain-protocol, protocol-version, default-network-port, anyone-can-*, genesis-hash, chain-params-hash, …). */
+  params: Record<string, string | number | boolean>;
+}
+
+/** One permission granted or revoked by setMembership, and its transaction. */
+export interface MembershipChange {
+  permission: string;
+  txid: string;
+}
+
+/** The permission kinds of a hub's membership, in grant order (one kind per MultiChain `grant` call). */
+export const MEMBERSHIP_PERMISSIONS: readonly string[] = ['connect,send,receive', ...STREAMS.map((s) => `${s}.write`)];
+
 export interface Ledger {
   /** Create (if missing) and subscribe to every stream. Idempotent. */
   ensureStreams(): Promise<void>;
@@ -76,6 +111,16 @@ export interface Ledger {
    * Domain records name it, and readers check every record's real publisher against it.
    */
   identity(): Promise<string>;
+  /** The chain and this node's place on it (the admin route GET /chain). */
+  chainInfo(): Promise<ChainInfo>;
+  /**
+   * On the chain's admin node: grant `address` (another hub's node) membership
+   * (`connect,send,receive`, then `<stream>.write` on every stream), or revoke
+   * it (the stream writes first: once connect is gone the hub's node would not
+   * even learn it may no longer write). One transaction per permission kind,
+   * in that order (the admin route POST /chain/members).
+   */
+  setMembership(address: string, action: 'grant' | 'revoke'): Promise<MembershipChange[]>;
   health(): Promise<{ ok: boolean; detail: string }>;
   close(): Promise<void>;
 }

@@ -24,6 +24,8 @@ export const SUITES: BenchSuite[] = [
   { name: 'system', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem() : []) },
   { name: 'federation', run: async (filter) => (filter === undefined ? (await import('./federation.ts')).benchFederation() : []) },
   { name: 'store', run: async (filter) => (filter === undefined ? (await import('./store.ts')).benchStore() : []) },
+  // IoT Core billed messages per purchase, counted at the embedded broker (`npm run bench -- iot` runs it alone)
+  { name: 'iot', run: async (filter) => (filter === undefined ? (await import('./iot.ts')).benchIot() : []) },
   // a real MultiChain node from OC_NODES_BIN (the row says skipped, and why, without it)
   { name: 'ledger', run: async (filter) => (filter === undefined ? (await import('./ledger.ts')).benchLedger() : []) },
 ];

@@ -10,8 +10,9 @@
  *   "waves": a request that starts while no other store request is in flight);
  * - accepted obligations/s for ONE consumer domain with 32 devices, and the
  *   bound checked exactly afterwards (outstanding = Σ accepted ≤ limit);
- * - cost per million accepted obligations, COMPUTED from the measured units and
- *   Lambda invocations plus list prices (stated in the row).
+ * - cost per million accepted obligations, COMPUTED from the measured units,
+ *   Lambda invocations and IoT Core messages (counted at the embedded broker as
+ *   IoT Core meters them, local/broker.ts) plus list prices (stated in the row).
  * Skipped (no rows) when java or DynamoDBLocal.jar is missing.
  */
 import { performance } from 'node:perf_hooks';
@@ -500,6 +501,7 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     const jobRcu = meter.units.accept.rcu + meter.units.offer.rcu;
     const jobRefreshed = job.refreshed.length;
     const rulesBefore = cloud.broker.stats.ruleInvocations;
+    const iotBefore = cloud.broker.meter.total; // IoT Core billed messages, counted at the broker (bench/iot.ts)
     meter.reset();
     let accepted = 0;
     let lastId = '';
@@ -511,6 +513,7 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     }
     const rulesPerPurchase = (cloud.broker.stats.ruleInvocations - rulesBefore) / sequential;
     meter.flush();
+    const iotMessages = (cloud.broker.meter.total - iotBefore) / sequential;
     const wcu = (meter.units.offer.wcu + meter.units.accept.wcu) / accepted;
     const rcu = (meter.units.offer.rcu + meter.units.accept.rcu) / accepted;
     const acceptWaves = meter.waves.accept;
@@ -546,8 +549,7 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     const sharded = await storeOnly(ddb.endpoint, 8, devicesN, seconds);
     const single = await storeOnly(ddb.endpoint, 1, devicesN, seconds);
 
-    const iotMessages = 10; // per purchase, as counted in issue 11 (another helper reduces it)
-    const lambdaGbS = 2 * 0.25 * 0.05; // assumed: offer + accept handler, 256 MB, 50 ms each
+    const lambdaGbS = rulesPerPurchase * 0.25 * 0.05; // assumed: 256 MB, 50 ms per handler invocation
     const perMillion =
       1e6 *
       (billedWcu * PRICES.wru + rcu * PRICES.rru + iotMessages * PRICES.iotMessage + rulesPerPurchase * PRICES.iotRule + rulesPerPurchase * PRICES.lambdaRequest + lambdaGbS * PRICES.lambdaGbS);
@@ -596,7 +598,7 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
         ok: sharded.rate >= 1_000 && sharded.exact,
       },
       {
-        name: `cost per million accepted obligations (COMPUTED: ${round(billedWcu)} WCU as billed, ${round(rcu)} RCU, ${round(rulesPerPurchase)} Lambda invocations; ${iotMessages} IoT messages per purchase from issue 11; Lambda 256 MB × 50 ms assumed)`,
+        name: `cost per million accepted obligations (COMPUTED: ${round(billedWcu)} WCU as billed, ${round(rcu)} RCU, ${round(rulesPerPurchase)} Lambda invocations; ${round(iotMessages)} IoT messages per purchase measured at the broker; Lambda 256 MB × 50 ms assumed)`,
         value: round(perMillion),
         unit: 'USD (us-east-1 list: DynamoDB on-demand $0.625/M WRU, $0.125/M RRU; IoT Core $1.00/M messages, rules $0.15/M + actions $0.15/M; Lambda $0.20/M requests, $0.0000166667/GB-s)',
         target: '≤ $15',

@@ -75,6 +75,11 @@ export class LedgerRefusedError extends define('F15_LEDGER_REFUSED', 'final') {}
 export class LedgerMisconfiguredError extends define('F16_LEDGER_MISCONFIGURED', 'final') {}
 /** An address is well-formed but belongs to another Bitcoin network than the one this hub pays on. */
 export class WrongNetworkError extends define('F17_WRONG_NETWORK', 'final') {}
+/**
+ * A standing offer's cap is used up: the obligations accepted under it already add up to
+ * so much that this amount would exceed the cap. The device asks for a new offer.
+ */
+export class OfferExhaustedError extends define('F20_OFFER_EXHAUSTED', 'final') {}
 /** The consumer domain's reputation is below the provider's threshold. */
 export class ReputationTooLowError extends define('T01_REPUTATION_TOO_LOW', 'temporary') {}
 /** Outstanding + amount would exceed the consumer domain's (or device's) credit limit. */

@@ -202,10 +202,11 @@ function credentialBody(value: unknown, path: string): DeviceCredential {
 
 function offerBody(value: unknown, path: string): Offer {
   const obj = object(value, path, [
-    'version', 'offerId', 'providerDomain', 'providerDevice', 'service', 'price', 'payTo', 'consumer', 'expiresAt', 'certificate',
+    'version', 'offerId', 'providerDomain', 'providerDevice', 'service', 'price', 'payTo', 'consumer', 'expiresAt', 'cap', 'certificate',
   ]);
-  return {
+  const offer: Offer = {
     ...optionalCertificate(obj, path),
+    ...(obj['cap'] === undefined ? {} : { cap: amount(obj, 'cap', path) }),
     version: version(obj, path),
     offerId: string(obj, 'offerId', path, NAME_RE),
     providerDomain: string(obj, 'providerDomain', path, NAME_RE),
@@ -216,6 +217,10 @@ function offerBody(value: unknown, path: string): Offer {
     consumer: string(obj, 'consumer', path, SIGNER_RE),
     expiresAt: time(obj, 'expiresAt', path),
   };
+  if (offer.cap !== undefined && offer.cap < offer.price) {
+    throw new MalformedError(`${path}.cap (${offer.cap}) is below the price (${offer.price})`);
+  }
+  return offer;
 }
 
 function obligationBody(value: unknown, path: string): ObligationBody {
@@ -540,6 +545,7 @@ export function newOfferId(): string {
 export function createOffer(input: Omit<Offer, 'version'>, providerKey: PrivateKeyRef): Signed<Offer> {
   const body: Offer = { version: 1, ...input };
   if (body.certificate === undefined) delete body.certificate;
+  if (body.cap === undefined) delete body.cap;
   offerBody(body, 'offer.body');
   return signValue(body, providerKey, input.providerDomain);
 }

@@ -96,6 +96,12 @@ export interface Offer {
   /** The consumer device the offer was made to ("domain/device"). */
   consumer: string;
   expiresAt: number;
+  /**
+   * A standing offer: the consumer device may buy at this price again and again until
+   * expiresAt, as long as the amounts of its obligations under the offer add up to at most
+   * `cap` (sats). Absent: the offer is good for one obligation.
+   */
+  cap?: number;
   /** When signed with a certified hub key rather than the domain key itself. */
   certificate?: Signed<HubKeyCertificate>;
 }

@@ -129,6 +129,15 @@ export interface ConsumerDeviceOptions {
    * a third of its validity). Without it the device keeps its credential until it ends.
    */
   renewal?: { api: string; beforeMs?: number };
+  /**
+   * Ask for standing offers (default true): one signed offer serves this device's purchases
+   * of one service from one provider device until it expires or its cap is reached, so a
+   * purchase is one obligation and its answer — no offer request and offer per purchase
+   * (issue 11: IoT Core bills every message). A held offer the back-end refuses as used up
+   * (F20_OFFER_EXHAUSTED), expired (F03) or unknown (F06) is dropped and the purchase made
+   * once more with a fresh offer. False: an offer per purchase.
+   */
+  standingOffers?: boolean;
   /** How long to wait for an answer before sending again. */
   timeoutMs?: number;
   attempts?: number;
@@ -139,6 +148,8 @@ type Waiter = { resolve: (v: unknown) => void };
 
 export class ConsumerDevice {
   private readonly waiting = new Map<string, Waiter>();
+  /** Standing offers held, by `providerDomain/providerDevice/service`, with what was accepted under each. */
+  private readonly held = new Map<string, { offer: Signed<Offer>; spent: number }>();
   private readonly chain: ChainStore;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -159,7 +170,9 @@ export class ConsumerDevice {
   private onMessage(topic: string, payload: unknown): void {
     const p = payload as { requestId?: string; obligationId?: string } | null;
     if (!p || typeof p !== 'object') return;
-    const key = topic.endsWith('/in/offer') ? `offer:${p.requestId}` : topic.endsWith('/in/reply') ? `reply:${p.obligationId ?? p.requestId}` : undefined;
+    // oc/{domain}/{thing}/in/{kind}[/…]: a first acceptance comes on in/reply/{providerDomain}/{providerDevice}
+    const kind = topic.split('/')[4];
+    const key = kind === 'offer' ? `offer:${p.requestId}` : kind === 'reply' ? `reply:${p.obligationId ?? p.requestId}` : undefined;
     if (!key) return;
     const w = this.waiting.get(key);
     if (w) {
@@ -224,27 +237,69 @@ export class ConsumerDevice {
     return true;
   }
 
-  private async buyNow(providerDomain: string, providerDevice: string, service: string): Promise<BuyResult> {
+  /** A held standing offer that can carry one more purchase now, with a margin for the answer's way back. */
+  private usableHeld(slot: string, now: number): Signed<Offer> | undefined {
+    const h = this.held.get(slot);
+    if (!h) return undefined;
+    const b = h.offer.body;
+    if (b.cap === undefined || h.spent + b.price > b.cap || now + (this.o.timeoutMs ?? 5000) >= b.expiresAt) {
+      this.held.delete(slot);
+      return undefined;
+    }
+    return h.offer;
+  }
+
+  private async buyNow(providerDomain: string, providerDevice: string, service: string, retried = false): Promise<BuyResult> {
     const now = this.o.now ?? Date.now;
     // a failed renewal leaves the current credential, which may still be valid: the provider decides
     await this.renewIfDue().catch(() => false);
     const started = now();
+    const remote = this.o.providerApi?.(providerDomain);
+    const slot = `${providerDomain}/${providerDevice}/${service}`;
+    const held = this.usableHeld(slot, started);
+    const offer = held ?? (await this.askOffer(providerDomain, providerDevice, service, remote, now));
+    if ('ok' in offer) return { ...offer, latencyMs: now() - started };
+    if (!held && offer.body.cap !== undefined && this.o.standingOffers !== false) this.held.set(slot, { offer, spent: 0 });
+    const result = await this.purchase(offer, remote, started, now);
+    if (result.ok) {
+      const h = this.held.get(slot);
+      if (h && h.offer === offer) h.spent += result.amount;
+      return result;
+    }
+    const code = result.error.code;
+    if (held && result.stage === 'accept' && (code === 'F20_OFFER_EXHAUSTED' || code === 'F03_EXPIRED' || code === 'F06_OFFER_MISMATCH')) {
+      // the back-end's view of the held offer wins: drop it, and buy once more with a fresh one
+      this.held.delete(slot);
+      if (!retried) return this.buyNow(providerDomain, providerDevice, service, true);
+    }
+    return result;
+  }
+
+  /** Ask the provider for an offer (a standing one unless standingOffers is false) and verify it; a failed purchase otherwise. */
+  private async askOffer(
+    providerDomain: string,
+    providerDevice: string,
+    service: string,
+    remote: string | undefined,
+    now: () => number,
+  ): Promise<Signed<Offer> | BuyResult> {
+    const started = now();
     const { domain, deviceId, link } = this.o;
     const requestId = randomUUID();
-    const remote = this.o.providerApi?.(providerDomain);
+    const standing = this.o.standingOffers !== false ? { standing: true as const } : {};
     const offerMsg = (
       remote
         ? // over HTTP the request is signed with this device's key (no broker vouches for it)
           await this.post(remote, '/offers', {
             request: signValue(
-              { requestId, consumerDomain: domain, consumerDevice: deviceId, providerDomain, providerDevice, service, issuedAt: now() },
+              { requestId, consumerDomain: domain, consumerDevice: deviceId, providerDomain, providerDevice, service, issuedAt: now(), ...standing },
               this.o.privateKey,
               `${domain}/${deviceId}`,
             ),
             credential: this.o.credential,
           })
         : await this.exchange(`offer:${requestId}`, () =>
-            link.publish(topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service }, 1),
+            link.publish(topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service, ...standing }, 1),
           )
     ) as { offer?: Signed<Offer>; error?: DeviceError } | undefined;
     if (!offerMsg) return fail('offer', 'TIMEOUT', 'no offer arrived', started, now);
@@ -257,6 +312,17 @@ export class ConsumerDevice {
     } catch (e) {
       return fail('offer', 'BAD_OFFER', (e as Error).message, started, now);
     }
+    // an offer for another purchase than the one asked for (or for another device) is not used, held or not
+    const b = offer.body;
+    if (b.providerDomain !== providerDomain || b.providerDevice !== providerDevice || b.service !== service || b.consumer !== `${domain}/${deviceId}`) {
+      return fail('offer', 'BAD_OFFER', `offer ${b.offerId} is for ${b.consumer} buying ${b.service} from ${b.providerDomain}/${b.providerDevice}`, started, now);
+    }
+    return offer;
+  }
+
+  /** Sign and send the obligation for `offer`; the purchase's outcome. */
+  private async purchase(offer: Signed<Offer>, remote: string | undefined, started: number, now: () => number): Promise<BuyResult> {
+    const providerDomain = offer.body.providerDomain;
     let sent = await this.sendObligation(offer.body, remote, now);
     if (!sent.reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
     const code = sent.reply.error?.code;

@@ -1,7 +1,11 @@
 /**
  * The service provider's device (SPD): waits for grants from its back-end
- * (an obligation for it was accepted) and delivers the service, reporting
- * each delivery on its `out/delivered` topic. Duplicate grants are delivered once.
+ * (an obligation for it was accepted) and delivers the service. Duplicate
+ * grants are delivered once. A grant comes with the accepted reply to the
+ * consumer, in one publish both devices receive (topics.grantsFor); a grant
+ * on its own `in/grant` topic is still honoured. With `reportDeliveries` it
+ * reports each delivery on its `out/delivered` topic (off by default: nothing
+ * in the system reads it, and IoT Core bills every publish).
  */
 import { topics } from '../service/topics.ts';
 import type { DeviceLink } from './link.ts';
@@ -21,10 +25,12 @@ export class ProviderDevice {
     private readonly domain: string,
     private readonly deviceId: string,
     private readonly link: DeviceLink,
+    private readonly opts: { reportDeliveries?: boolean } = {},
   ) {
     link.onMessage((topic, payload) => {
-      if (!topic.endsWith('/in/grant')) return;
-      const g = payload as Partial<Grant> | null;
+      const viaReply = topic.endsWith(`/in/reply/${domain}/${deviceId}`);
+      if (!viaReply && !topic.endsWith('/in/grant')) return;
+      const g = (viaReply ? (payload as { grant?: Partial<Grant> } | null)?.grant : payload) as Partial<Grant> | null | undefined;
       if (!g || typeof g.obligationId !== 'string' || this.delivered.has(g.obligationId)) return;
       const grant: Grant = {
         obligationId: g.obligationId,
@@ -34,6 +40,7 @@ export class ProviderDevice {
       };
       this.delivered.set(grant.obligationId, grant);
       for (const l of this.listeners) l(grant);
+      if (!this.opts.reportDeliveries) return;
       void this.link
         .publish(topics.fromDevice(this.domain, this.deviceId, 'delivered'), { obligationId: grant.obligationId }, 0)
         .catch(() => undefined);
@@ -51,6 +58,7 @@ export class ProviderDevice {
   async start(): Promise<void> {
     await this.link.connect();
     await this.link.subscribe(topics.inbox(this.domain, this.deviceId), 1);
+    await this.link.subscribe(topics.grantsFor(this.domain, this.deviceId), 1);
   }
 
   close(): Promise<void> {

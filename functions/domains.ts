@@ -1,11 +1,13 @@
 /**
  * POST /domains — register a hosted domain (keys, wallet, record on the ledger).
  * POST /domains/{domain}/faucet — regtest only: mine coins to the domain's funding address.
- * Both admin routes (IAM on AWS).
+ * POST /chain/members — grant or revoke another hub's node on the chain (service/chain.ts).
+ * All admin routes (IAM on AWS).
  */
+import { setChainMember } from '../service/chain.ts';
 import { fundDomain, registerDomain } from '../service/domains.ts';
 import { httpRoute } from './shared/middleware.ts';
-import { DomainParams, FaucetBody, RegisterDomainBody } from './shared/schemas.ts';
+import { ChainMemberBody, DomainParams, FaucetBody, RegisterDomainBody } from './shared/schemas.ts';
 
 const register = httpRoute({ body: RegisterDomainBody }, async ({ body, deps }) => {
   const d = await registerDomain(deps, body);
@@ -17,5 +19,15 @@ const faucet = httpRoute({ body: FaucetBody, params: DomainParams }, async ({ bo
   body: await fundDomain(deps, params.domain, body.blocks),
 }));
 
-export const handler = (event: { routeKey?: string }, context: Parameters<typeof register>[1]) =>
-  (event.routeKey === 'POST /domains/{domain}/faucet' ? faucet : register)(event as never, context);
+const member = httpRoute({ body: ChainMemberBody }, async ({ body, deps }) => ({
+  status: 200,
+  body: await setChainMember(deps, body.address, body.action),
+}));
+
+const routes: Record<string, typeof register> = {
+  'POST /domains': register,
+  'POST /domains/{domain}/faucet': faucet as typeof register,
+  'POST /chain/members': member as typeof register,
+};
+
+export const handler = (event: { routeKey?: string }, context: Parameters<typeof register>[1]) => (routes[event.routeKey ?? ''] ?? register)(event as never, context);

@@ -4,7 +4,8 @@
  * whole ledger), GET /domains/{domain}/obligations (paged),
  * GET /domains/{domain}/devices/{device}/head (a device's chain head),
  * GET /domains/{domain} (its record on the ledger), GET /domains (hosted
- * domains with their figures, paged), GET /health.
+ * domains with their figures, paged), GET /health, GET /chain (admin: the
+ * node's address and permissions, the chain's parameters; service/chain.ts).
  *
  * Every route about a domain answers 404 (F07_UNKNOWN_DOMAIN) for a domain
  * with no valid record here or on the ledger: no invented newcomer figures.
@@ -12,6 +13,7 @@
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { logger, tracer } from './shared/observability.ts';
 import { ForbiddenError, NotFoundError, UnavailableError, UnknownDomainError } from '../core/errors.ts';
+import { chainMembership } from '../service/chain.ts';
 import { fundingOf } from '../service/domains.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
 import type { Deps } from './shared/deps.ts';
@@ -180,6 +182,9 @@ const health = httpRoute({}, async ({ deps }) => {
   };
 });
 
+/** Admin (IAM): the hub's node address and permissions, the chain's parameters, the P2P endpoint (service/chain.ts). */
+const chain = httpRoute({}, async ({ deps }) => ({ status: 200, body: await chainMembership(deps) }));
+
 const routes: Record<string, typeof health> = {
   'GET /domains/{domain}/reputation': reputation,
   'GET /domains/{domain}/reputation/verify': verifyReputation,
@@ -188,6 +193,7 @@ const routes: Record<string, typeof health> = {
   'GET /domains/{domain}': domain,
   'GET /domains': listDomains,
   'GET /health': health,
+  'GET /chain': chain,
 };
 
 export const handler = (event: { routeKey?: string }, context: Parameters<typeof health>[1]) => {

@@ -28,7 +28,7 @@ const PUBLIC_READ =
 /**
  * Admin routes (hosting a domain, enrolling and revoking devices, the regtest
  * faucet, forcing a settlement, recomputing a reputation from the whole
- * ledger) need SigV4-signed requests (IAM authoriser) on AWS. The other routes
+ * ledger, the chain's membership details, granting another hub) need SigV4-signed requests (IAM authoriser) on AWS. The other routes
  * say why they may be open: a device signature checked in the handler, or a
  * public read.
  */
@@ -51,6 +51,10 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/domains', handler: 'query', admin: false, open: PUBLIC_READ },
   { method: 'GET', path: '/domains/{domain}', handler: 'query', admin: false, open: PUBLIC_READ },
   { method: 'GET', path: '/health', handler: 'query', admin: false, open: PUBLIC_READ },
+  // the node's address, its permissions and the chain's parameters (service/chain.ts): what another organisation needs to join
+  { method: 'GET', path: '/chain', handler: 'query', admin: true },
+  // grant or revoke another hub's node on the chain (grant.sh without ECS Exec): the chain's admin node only
+  { method: 'POST', path: '/chain/members', handler: 'domains', admin: true },
 ];
 
 /** IoT topic rules: devices' `oc/+/+/out/<kind>` messages → the handler (AWS: CfnTopicRule with a Lambda action). */

@@ -29,7 +29,12 @@ export class BackendStack extends Stack {
       vpc: chain.network.vpc,
       securityGroup: chain.network.lambdaSecurityGroup,
       table: props.table,
-      multichain: { rpcUrl: chain.multichain.rpcUrl, chainName: chain.chainName, secret: chain.multichain.rpcSecret },
+      multichain: {
+        rpcUrl: chain.multichain.rpcUrl,
+        chainName: chain.chainName,
+        secret: chain.multichain.rpcSecret,
+        ...(chain.p2p ? { p2pEndpoint: chain.p2p.joinAddress } : {}),
+      },
       bitcoin: {
         rpcUrl: chain.bitcoind.rpcUrl,
         secret: chain.bitcoind.rpcSecret,
@@ -52,6 +57,11 @@ export class BackendStack extends Stack {
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.api.apiEndpoint, description: 'HTTP API base URL' });
+    // The node's address and permissions and the chain's parameters exist only at run time: this admin route asks the node.
+    new CfnOutput(this, 'ChainInfoUrl', {
+      value: `${this.httpApi.api.apiEndpoint}/chain`,
+      description: "GET with SigV4 (execute-api): this hub's MultiChain address and permissions, the chain's name and parameters, the P2P endpoint (docs/deploy.md)",
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn, description: 'SNS topic of every alarm: subscribe the operators' });
     for (const [handler, queue] of Object.entries(this.ruleFailures.queues)) {
       new CfnOutput(this, `${handler}FailureQueueUrl`, { value: queue.queueUrl, description: `On-failure queue of the ${handler} rule invocations (scripts/redrive-rule-failures.sh)` });

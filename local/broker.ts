@@ -2,7 +2,8 @@
  * The embedded stand-in for AWS IoT Core: an aedes MQTT 3.1.1 broker with
  * - per-thing authentication (a signed connect token in place of the X.509 client certificate),
  * - per-thing authorisation mirroring the project's IoT policy (publish only to
- *   `oc/{domain}/{thing}/out/...`, subscribe/receive only `oc/{domain}/{thing}/in/...`),
+ *   `oc/{domain}/{thing}/out/...`, subscribe/receive only `oc/{domain}/{thing}/in/...`
+ *   and the one filter `oc/+/+/in/reply/{domain}/{thing}`: accepted replies granting it a service),
  * - topic rules that invoke handlers asynchronously with Lambda's async retry semantics
  *   and an error action.
  */
@@ -84,12 +85,49 @@ export interface BrokerStats {
 
 export type RefusalKind = 'connect' | 'publish' | 'subscribe';
 
+/**
+ * AWS IoT Core's messaging meter, as its pricing page states it
+ * (https://aws.amazon.com/iot-core/pricing/additional-details/, "MQTT Message Metering"):
+ * a PUBLISH received from a device and a PUBLISH sent by the service to a subscriber are
+ * each metered on the size of topic + payload, in 5 KB messages (rounded up); an HTTP
+ * request (the back-end's iot-data Publish) on the size of its body; a PUBACK received
+ * from a device as one 5 KB message under MQTT 3.1.1 (MQTT5: on its size, so at least
+ * one); CONNECT and SUBSCRIBE on their size. Not metered: PINGREQ/PINGRESP, DISCONNECT,
+ * CONNACK, SUBACK, UNSUBSCRIBE and the PUBACK the service sends. Topic-rule invocations
+ * are billed as rules, not messages (AWS: the broker does not deliver to a rule as to a
+ * client), so they are not counted here.
+ */
+export interface IotMessageMeter {
+  /** PUBLISH received from device clients. */
+  inbound: number;
+  /** Back-end publishes (AWS: iot-data Publish, an HTTP request metered on its body). */
+  backend: number;
+  /** PUBLISH sent by the broker to subscribed clients. */
+  outbound: number;
+  /** PUBACK received from clients (QoS 1 deliveries). */
+  pubacks: number;
+  /** CONNECT and SUBSCRIBE: per session, not per purchase. */
+  sessions: number;
+  /** Everything above: the messages AWS IoT Core would bill. */
+  total: number;
+  /** The same total by the topic's kind (`request`, `offer`, `obligation`, `reply`, …, `reply-puback`; `connect`, `subscribe`). */
+  byKind: Record<string, number>;
+}
+
+/** IoT Core's metering unit: 5 KB. */
+export const IOT_MESSAGE_BYTES = 5 * 1024;
+
+/** Messages metered for `bytes` (at least one: an empty payload is still a message). */
+export const meteredMessages = (bytes: number): number => Math.max(1, Math.ceil(bytes / IOT_MESSAGE_BYTES));
+
 /** The running broker. As a Notifier it is what handlers use locally to push to devices. */
 export interface LocalBroker extends Notifier {
   /** `mqtt://127.0.0.1:{port}` */
   readonly url: string;
   readonly port: number;
   readonly stats: Readonly<BrokerStats>;
+  /** What AWS IoT Core would bill for messaging since the broker started (see IotMessageMeter). */
+  readonly meter: Readonly<IotMessageMeter>;
   /** Every rule failure that reached the error action, oldest first. */
   readonly ruleErrors: readonly RuleFailure[];
   /** Emits `refused` (kind: RefusalKind, clientId: string, detail: string) and `ruleFailed` (RuleFailure). */
@@ -172,6 +210,18 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     ruleRetries: 0,
     ruleFailures: 0,
   };
+  const meter: IotMessageMeter = { inbound: 0, backend: 0, outbound: 0, pubacks: 0, sessions: 0, total: 0, byKind: {} };
+  const count = (field: 'inbound' | 'backend' | 'outbound' | 'pubacks' | 'sessions', kind: string, n: number): void => {
+    meter[field] += n;
+    meter.total += n;
+    meter.byKind[kind] = (meter.byKind[kind] ?? 0) + n;
+  };
+  const size = (p: Buffer | string): number => (typeof p === 'string' ? Buffer.byteLength(p) : p.length);
+  // oc/{domain}/{thing}/{in|out}/{kind}[/…] → kind; other topics: their last segment
+  const kindOf = (topic: string): string => {
+    const parts = topic.split('/');
+    return (parts[0] === 'oc' && parts.length > 4 ? parts[4] : parts[parts.length - 1]) ?? topic;
+  };
   const ruleErrors: RuleFailure[] = [];
   const events = new EventEmitter();
   const inflight = new Set<Promise<void>>();
@@ -235,8 +285,16 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
       if (prefix !== undefined && sub.topic.startsWith(prefix) && sub.topic.length > prefix.length) {
         return done(null, sub);
       }
+      // and exactly one filter outside it: the accepted replies that grant this (provider) thing a service
+      if (who?.kind === 'thing' && sub.topic === `oc/+/+/in/reply/${who.domain}/${who.thing}`) return done(null, sub);
       refuse('subscribe', client.id, sub.topic);
       return done(null, null); // SUBACK 0x80 for this filter
+    },
+
+    // Called for every PUBLISH the broker sends a client (rules are internal subscriptions: not here).
+    authorizeForward(_client, packet) {
+      count('outbound', kindOf(packet.topic), meteredMessages(Buffer.byteLength(packet.topic) + size(packet.payload)));
+      return packet;
     },
   });
 
@@ -248,6 +306,21 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
   });
   aedes.on('clientDisconnect', () => {
     stats.connected--;
+  });
+  aedes.on('publish', (packet, client) => {
+    if (packet.topic.startsWith('$SYS/')) return; // the broker's own heartbeat: no IoT Core counterpart
+    const kind = kindOf(packet.topic);
+    if (client === null) count('backend', kind, meteredMessages(size(packet.payload)));
+    else count('inbound', kind, meteredMessages(Buffer.byteLength(packet.topic) + size(packet.payload)));
+  });
+  // 'ack': a client's PUBACK for a QoS 1 PUBLISH the broker sent it (the original packet, when still known)
+  aedes.on('ack', (packet) => {
+    const topic = (packet as { topic?: string } | undefined)?.topic;
+    count('pubacks', `${topic === undefined ? '' : kindOf(topic)}-puback`, 1);
+  });
+  aedes.on('clientReady', () => count('sessions', 'connect', 1));
+  aedes.on('subscribe', (subs) => {
+    for (const sub of subs) count('sessions', 'subscribe', meteredMessages(Buffer.byteLength(sub.topic)));
   });
 
   const sockets = new Set<Socket>();
@@ -311,6 +384,7 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     url: `mqtt://127.0.0.1:${port}`,
     port,
     stats,
+    meter,
     ruleErrors,
     events,
     addRule(rule) {

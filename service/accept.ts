@@ -9,8 +9,10 @@
  *      counters and one escrow shard of its credit, picked at random;
  *   2. decide() on them, the credit check being "amount ≤ the shard's free credit";
  *   3. one TransactWriteItems: store the obligation (pending publication), claim
- *      the offer, advance the chain and draw the amount from the shard — all or
- *      nothing, so a crash leaves either nothing or everything.
+ *      the offer (a single-use offer: bind it to this obligation; a standing one:
+ *      add the amount to what it has carried, within its cap), advance the chain
+ *      and draw the amount from the shard — all or nothing, so a crash leaves
+ *      either nothing or everything.
  * A shard that is short is refilled by a rebalance (store.rebalance) and the
  * decision taken again; only when the whole limit is used is it OverCredit.
  */
@@ -18,6 +20,7 @@ import { checkPayTo } from './addresses.ts';
 import {
   ExpiredError,
   ObligationError,
+  OfferExhaustedError,
   OfferMismatchError,
   OverCreditError,
   ReplayError,
@@ -81,6 +84,14 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
     store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey, false),
   ]);
   if (read.stored) return duplicate(ob, read.stored);
+  // A standing offer is used by many obligations, so `read.stored` (found through a single-use
+  // offer's usedBy) cannot name this one: an obligation at or below the chain head is either
+  // this very obligation again (the same answer) or a replay, refused below.
+  const cap = read.offer?.offer.body.cap;
+  if (cap !== undefined && read.head && b.seq <= read.head.seq) {
+    const again = await store.getObligation(ob.id);
+    if (again) return duplicate(ob, again);
+  }
   checkPayTo(deps, b.payTo);
   if (!provider || provider.role === 'consumer') {
     throw new UnknownDomainError(`provider domain ${b.providerDomain} is not hosted here`, { domain: b.providerDomain });
@@ -151,7 +162,10 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       shard,
     };
     // 2. one transaction: obligation, offer claim, chain advance and credit draw, all or nothing
-    const outcome = await store.commitAcceptance(item, { seq: b.seq, prev: b.prev }, b.offerId, now);
+    const outcome =
+      cap === undefined
+        ? await store.commitAcceptance(item, { seq: b.seq, prev: b.prev }, b.offerId, now)
+        : await store.commitStandingAcceptance(item, { seq: b.seq, prev: b.prev }, { offerId: b.offerId, cap }, now);
     if (outcome === 'accepted') {
       return { accepted: true, obligation: ob, obligationId: ob.id, acceptance: decision.acceptance, duplicate: false };
     }
@@ -159,6 +173,13 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       const again = await store.getObligation(ob.id);
       if (again) return duplicate(ob, again);
       continue;
+    }
+    if (outcome === 'offer' && cap !== undefined) {
+      throw new OfferExhaustedError(`standing offer ${b.offerId} has no room for ${b.amount} more sats (cap ${cap})`, {
+        offerId: b.offerId,
+        cap,
+        amount: b.amount,
+      });
     }
     if (outcome === 'offer') {
       throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
@@ -183,9 +204,13 @@ function duplicate(ob: Obligation, stored: ObligationItem): AcceptOutcome {
 
 /**
  * Tell the consumer device the answer and, on a first acceptance, grant the
- * service on the provider device (both at once). The answer goes to `replyTo`
- * (over MQTT: the sender the broker vouched for), else to the consumer the
- * obligation names, if it is readable enough to name one.
+ * service on the provider device. The answer goes to `replyTo` (over MQTT: the
+ * sender the broker vouched for), else to the consumer the obligation names, if
+ * it is readable enough to name one. A first acceptance is ONE publish that both
+ * devices receive (topics.acceptedReply: the consumer's inbox, named after the
+ * provider device, which subscribes to topics.grantsFor): the reply with the
+ * signed acceptance, and the grant. IoT Core bills each publish and each delivery,
+ * so this saves one message per purchase over a reply and a separate grant.
  */
 export async function notifyOutcome(
   deps: Deps,
@@ -196,25 +221,24 @@ export async function notifyOutcome(
 ): Promise<void> {
   const named = outcome.accepted ? outcome.obligation.body : consumerNamedIn(raw);
   const to = replyTo ?? (named ? { domain: named.consumerDomain, thing: named.consumerDevice } : undefined);
-  const sends: Promise<void>[] = [];
-  if (to) {
-    const reply = outcome.accepted
-      ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
-      : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
-    sends.push(deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never));
-  }
   if (outcome.accepted && !outcome.duplicate) {
     const b = outcome.obligation.body;
-    sends.push(
-      deps.notifier.publish(topics.toDevice(b.providerDomain, b.providerDevice, 'grant'), {
-        obligationId: outcome.obligationId,
-        consumer: `${b.consumerDomain}/${b.consumerDevice}`,
-        service: b.service,
-        amount: b.amount,
-      }),
-    );
+    // acceptObligation refused an obligation whose sender is not its consumer, so `to` is the consumer here
+    const consumer = to ?? { domain: b.consumerDomain, thing: b.consumerDevice };
+    await deps.notifier.publish(topics.acceptedReply(consumer.domain, consumer.thing, b.providerDomain, b.providerDevice), {
+      requestId,
+      obligationId: outcome.obligationId,
+      accepted: true,
+      acceptance: outcome.acceptance,
+      grant: { obligationId: outcome.obligationId, consumer: `${b.consumerDomain}/${b.consumerDevice}`, service: b.service, amount: b.amount },
+    } as never);
+    return;
   }
-  await Promise.all(sends);
+  if (!to) return;
+  const reply = outcome.accepted
+    ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
+    : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
+  await deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never);
 }
 
 function consumerNamedIn(raw: unknown): { consumerDomain: string; consumerDevice: string } | undefined {

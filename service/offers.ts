@@ -1,4 +1,18 @@
-/** SPB: sign an offer, for one of its enrolled devices, answering a consumer device's request; remember it for acceptance. */
+/**
+ * SPB: sign an offer, for one of its enrolled devices, answering a consumer device's request; remember it for acceptance.
+ *
+ * Two kinds (issue 11: fewer IoT messages per purchase):
+ * - a single-use offer (the default): good for one obligation, for OFFER_TTL_MS;
+ * - a standing offer, when the device asks for one (`standing: true`) and the hub allows
+ *   them (STANDING_OFFER_PURCHASES > 0): the same signed price for repeated purchases by
+ *   that one consumer device, until `expiresAt` (STANDING_OFFER_TTL_MS, never past the
+ *   certificate of the hub key that signs it) and while the amounts accepted under it add
+ *   up to at most `cap` (price × STANDING_OFFER_PURCHASES). Each obligation stays unique and
+ *   replay-proof: its own id, the next link of the device's chain (seq, prev), and the
+ *   acceptance transaction adds its amount to the offer's `spent` only while spent + amount
+ *   ≤ cap (adapters/store/dynamo.ts: commitStandingAcceptance) — past it, F20_OFFER_EXHAUSTED.
+ *   A device holding one sends only its obligations: no request, no offer per purchase.
+ */
 import { BadSignatureError, ExpiredError, ForbiddenError, MalformedError, NotFoundError, RevokedError, UnknownDomainError } from '../core/errors.ts';
 import { verifySigned } from '../core/keys.ts';
 import { createOffer, newOfferId, parseCredential, verifyCredential } from '../core/records.ts';
@@ -15,6 +29,8 @@ export interface OfferRequest {
   providerDomain: string;
   providerDevice: string;
   service: string;
+  /** Ask for a standing offer. */
+  standing?: true;
 }
 
 /** What a consumer device signs to ask for an offer over HTTP. */
@@ -86,6 +102,11 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
   }
   // signed in process with the hub key the domain key certified: no KMS call per offer
   const hubKey = await hubKeyOf(deps, provider);
+  const now = deps.now();
+  const { ttlMs, purchases } = deps.config.standingOffer;
+  const standing = req.standing === true && purchases > 0;
+  // a standing offer ends before the certificate of the hub key that signs it (verifyOffer checks it at expiresAt)
+  const expiresAt = standing ? Math.min(now + ttlMs, hubKey.certificate.body.notAfter) : now + deps.config.offerTtlMs;
   const offer = createOffer(
     {
       offerId: newOfferId(),
@@ -95,7 +116,8 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
       price,
       payTo: provider.payTo,
       consumer: `${req.consumerDomain}/${req.consumerDevice}`,
-      expiresAt: deps.now() + deps.config.offerTtlMs,
+      expiresAt,
+      ...(standing ? { cap: price * purchases } : {}),
       certificate: hubKey.certificate,
     },
     hubKey.privateKey,

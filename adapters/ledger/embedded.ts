@@ -31,8 +31,8 @@ import { createHash } from 'node:crypto';
 import { appendFile, readFile, truncate } from 'node:fs/promises';
 import type { Json } from '../../core/types.ts';
 import { GENESIS } from '../../core/types.ts';
-import { MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
-import type { BatchPublishResult, Ledger, LedgerItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
+import { ForbiddenError, MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, MembershipChange, PublishEntry, PublishResult, StreamName } from '../ports.ts';
 import { STREAMS } from '../ports.ts';
 import { cloneJson, isJson, isRecord, sortedStringify } from './json.ts';
 import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
@@ -419,6 +419,24 @@ export class EmbeddedLedger implements Ledger {
 
   async identity(): Promise<string> {
     return this.publisher;
+  }
+
+  /** Nobody joins the embedded ledger: it has no permissions to grant or revoke. */
+  async setMembership(): Promise<MembershipChange[]> {
+    throw new ForbiddenError('the embedded ledger has no chain to join: membership is granted on a MultiChain admin node');
+  }
+
+  /** The embedded ledger has no chain to join: one log, open to every publisher of this process. */
+  async chainInfo(): Promise<ChainInfo> {
+    this.guard();
+    return {
+      kind: 'embedded',
+      chainName: 'embedded',
+      address: this.publisher,
+      permissions: ['connect', 'receive', 'send', ...STREAMS.map((s) => `${s}.write`)].sort(),
+      node: { version: 'embedded', protocolVersion: 0, blocks: this.log.entries.length, connections: 0 },
+      params: {},
+    };
   }
 
   async health(): Promise<{ ok: boolean; detail: string }> {

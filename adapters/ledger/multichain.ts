@@ -54,8 +54,8 @@ import {
   ObligationError,
   UnavailableError,
 } from '../../core/errors.ts';
-import type { BatchPublishResult, Ledger, LedgerItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
-import { STREAMS } from '../ports.ts';
+import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, MembershipChange, PublishEntry, PublishResult, StreamName } from '../ports.ts';
+import { MEMBERSHIP_PERMISSIONS, STREAMS } from '../ports.ts';
 import { isJson, isRecord, sortedStringify } from './json.ts';
 import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
 
@@ -320,6 +320,66 @@ export class MultiChainLedger implements Ledger {
       this.address = undefined;
       throw e;
     });
+  }
+
+  /**
+   * The chain and this hub's place on it, from the node itself (seen on a real
+   * 2.3.3 node): `getinfo` (version, protocolversion, nodeaddress
+   * `chain@host:port`, blocks, connections), `getblockchainparams` (the
+   * parameters a joining node fetches: chain-protocol, protocol-version,
+   * default-network-port, anyone-can-*, genesis-hash, chain-params-hash, …),
+   * and the publishing address's permissions: `listpermissions * <address>`
+   * gives the global ones, `listpermissions <stream>.* <address>` a stream's
+   * (a stream not created yet answers -708: none). A revoked permission is no
+   * longer listed.
+   */
+  async chainInfo(): Promise<ChainInfo> {
+    const [info, params, address] = await Promise.all([this.call('getinfo', []), this.call('getblockchainparams', []), this.identity()]);
+    if (!isRecord(info) || !isRecord(params)) throw new UnavailableError('MultiChain getinfo or getblockchainparams returned no object');
+    const types = (listed: unknown): string[] =>
+      Array.isArray(listed) ? listed.flatMap((p) => (isRecord(p) && p.address === address && typeof p.type === 'string' ? [p.type] : [])) : [];
+    const permissions = types(await this.call('listpermissions', ['*', address]));
+    for (const stream of STREAMS) {
+      try {
+        permissions.push(...types(await this.call('listpermissions', [`${stream}.*`, address])).map((t) => `${stream}.${t}`));
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    const primitive = Object.entries(params).filter((e): e is [string, string | number | boolean] => ['string', 'number', 'boolean'].includes(typeof e[1]));
+    return {
+      kind: 'multichain',
+      chainName: typeof info.chainname === 'string' ? info.chainname : this.opts.chainName,
+      address,
+      permissions: [...new Set(permissions)].sort(),
+      node: {
+        version: String(info.version),
+        protocolVersion: Number(info.protocolversion),
+        blocks: Number(info.blocks),
+        connections: Number(info.connections),
+        ...(typeof info.nodeaddress === 'string' ? { nodeAddress: info.nodeaddress } : {}),
+      },
+      params: Object.fromEntries(primitive),
+    };
+  }
+
+  /**
+   * What containers/multichain/grant.sh does, by RPC: `grant|revoke <address>
+   * <permission>`, one permission kind per call (`s1.write,s2.write` in one
+   * call fails with -708, and global and stream permissions cannot be mixed:
+   * shared/notes/real-nodes.md), stream writes revoked before connect. A node
+   * without admin permission answers with an error mapped like any other
+   * (-704: F08_FORBIDDEN). Each call answers the transaction's id.
+   */
+  async setMembership(address: string, action: 'grant' | 'revoke'): Promise<MembershipChange[]> {
+    const order = action === 'grant' ? MEMBERSHIP_PERMISSIONS : [...MEMBERSHIP_PERMISSIONS.slice(1), ...MEMBERSHIP_PERMISSIONS.slice(0, 1)];
+    const changes: MembershipChange[] = [];
+    for (const permission of order) {
+      const txid = await this.call(action, [address, permission]);
+      if (typeof txid !== 'string') throw new UnavailableError(`MultiChain ${action} ${permission} answered no transaction id`);
+      changes.push({ permission, txid });
+    }
+    return changes;
   }
 
   async health(): Promise<{ ok: boolean; detail: string }> {

@@ -813,6 +813,78 @@ export class DynamoStore {
     };
   }
 
+  /**
+   * commitAcceptance for an obligation under a STANDING offer (service/offers.ts): the
+   * same transaction — obligation (if absent), chain advance, escrow-shard draw — except
+   * that the offer is not bound to one obligation: its `spent` grows by the amount, on
+   * condition that spent + amount ≤ cap (and that it is not a single-use offer already
+   * used). Each obligation stays unique by its id (the Put's condition) and by the device
+   * chain (the chain advance's condition); concurrent acceptances under one offer cannot
+   * overrun the cap, since the condition is checked inside the transaction. Returns as
+   * commitAcceptance does; 'offer' here means the cap would be exceeded.
+   * (A separate method so commitAcceptance stays as it is; the transaction items other
+   * than the offer's must stay the same as there.)
+   */
+  async commitStandingAcceptance(
+    item: ObligationItem & { shard: number },
+    chain: { seq: number; prev: string },
+    offer: { offerId: string; cap: number },
+    now: number,
+  ): Promise<'accepted' | 'duplicate' | 'offer' | 'chain' | 'credit'> {
+    if (item.amount > offer.cap) return 'offer';
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+      {
+        Put: {
+          TableName: this.table,
+          Item: obligationRecord(item),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      {
+        Update: {
+          TableName: this.table,
+          Key: { pk: `OFFER#${offer.offerId}`, sk: 'OFFER' },
+          UpdateExpression: 'ADD spent :a',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(usedBy) AND (attribute_not_exists(spent) OR spent <= :room)',
+          ExpressionAttributeValues: { ':a': item.amount, ':room': offer.cap - item.amount },
+        },
+      },
+      {
+        Update: chainAdvance(this.table, item.consumerDomain, item.consumerDevice, chain.seq, item.id, chain.prev),
+      },
+      {
+        Update: {
+          TableName: this.table,
+          Key: shardKey(item.consumerDomain, item.shard),
+          UpdateExpression: 'ADD #used :a, #free :na',
+          ConditionExpression: '#free >= :a AND #u >= :now',
+          ExpressionAttributeNames: { '#u': 'until', '#free': 'free', '#used': 'used' },
+          ExpressionAttributeValues: { ':a': item.amount, ':na': -item.amount, ':now': now },
+        },
+      },
+    ];
+    const outcomes = ['duplicate', 'offer', 'chain', 'credit'] as const;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.transact(items);
+        return 'accepted';
+      } catch (e) {
+        const reasons = cancellation(e);
+        if (!reasons) throw e;
+        const failed = reasons.findIndex((r) => r === 'ConditionalCheckFailed');
+        if (failed >= 0) return outcomes[failed] ?? 'credit';
+        if (attempt >= 20) throw new ConflictError('acceptance kept conflicting with concurrent transactions; retry', { id: item.id });
+        await sleep(Math.random() * Math.min(50, 2 ** attempt));
+      }
+    }
+  }
+
+  /** How much has been accepted under a standing offer so far (0 when none, or no such offer). */
+  async offerSpent(offerId: string): Promise<number> {
+    const item = await this.get<{ spent?: number }>(`OFFER#${offerId}`, 'OFFER');
+    return Number(item?.spent ?? 0);
+  }
+
   /** BatchGetItem of distinct keys (strongly consistent unless `consistent` is false), unprocessed keys retried; items by `pk\0sk`. */
   private async batchGet(keys: { pk: string; sk: string }[], consistent = true): Promise<Map<string, Record<string, unknown>>> {
     const found = new Map<string, Record<string, unknown>>();

@@ -22,6 +22,11 @@ const EnvSchema = z.object({
   MULTICHAIN_RPC_SECRET_ARN: z.string().optional(),
   MULTICHAIN_RPC_USER: z.string().optional(),
   MULTICHAIN_RPC_PASSWORD: z.string().optional(),
+  /** `host:port` other organisations join this chain through (the P2P load balancer), shown by GET /chain. */
+  MULTICHAIN_P2P_ENDPOINT: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'host:port')
+    .optional(),
   BITCOIN_KIND: z.enum(['bitcoind', 'bcoin']).default('bitcoind'),
   BITCOIN_RPC_URL: z.string().url(),
   BITCOIN_WALLET_RPC_URL: z.string().url().optional(),
@@ -51,6 +56,13 @@ const EnvSchema = z.object({
   /** Log a summary line after every scheduled run ('false' for the embedded cloud, which runs them often). */
   LOG_JOBS: z.enum(['true', 'false']).default('true'),
   OFFER_TTL_MS: num(60_000),
+  /**
+   * Standing offers (a device that asks for one may buy at the offered price again and again):
+   * how long one lasts (at most half HUB_KEY_TTL_MS, so the hub key that signed it stays
+   * certified) and how many purchases its cap allows (cap = price × this; 0: single-use offers only).
+   */
+  STANDING_OFFER_TTL_MS: z.coerce.number().int().positive().default(3_600_000),
+  STANDING_OFFER_PURCHASES: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /** How long after dueBy an obligation in settlement (paid, unconfirmed) may still be fulfilled. */
   SETTLEMENT_GRACE_MS: num(3_600_000),
   /** How often the settle job runs (CDK: its schedule; embedded cloud: its scheduler). */
@@ -99,7 +111,7 @@ export interface Config {
   tableName: string;
   ledger:
     | { kind: 'embedded'; file?: string | undefined; publisher: string }
-    | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined } & RpcTarget);
+    | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined; p2pEndpoint?: string | undefined } & RpcTarget);
   bitcoin: { kind: 'bitcoind' | 'bcoin'; network: BitcoinNetwork; node: RpcTarget; walletUrl: string; fees: FeePolicy; reader?: RpcTarget | undefined };
   secretsMaxAgeSeconds: number;
   confirmations: number;
@@ -107,6 +119,8 @@ export interface Config {
   ecs?: { clusterArn: string; services: string[]; endpoint?: string | undefined } | undefined;
   logJobs: boolean;
   offerTtlMs: number;
+  /** See STANDING_OFFER_TTL_MS and STANDING_OFFER_PURCHASES. */
+  standingOffer: { ttlMs: number; purchases: number };
   settlementGraceMs: number;
   /** See SETTLE_INTERVAL_MS, ACCEPTED_GRACE_MS, MIN_TERM_MS, SETTLE_LEASE_MS. */
   settleIntervalMs: number;
@@ -160,6 +174,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (!parsedTags.success) throw new Error('invalid configuration: SIGNER_KEY_TAGS must be a JSON object of strings');
     tags = parsedTags.data;
   }
+  if (e.STANDING_OFFER_TTL_MS > e.HUB_KEY_TTL_MS / 2) {
+    throw new Error(`invalid configuration: STANDING_OFFER_TTL_MS (${e.STANDING_OFFER_TTL_MS}) must be at most half HUB_KEY_TTL_MS (${e.HUB_KEY_TTL_MS})`);
+  }
   if (e.HUB_KEY_TTL_MS <= 2 * e.OFFER_TTL_MS) {
     throw new Error(`invalid configuration: HUB_KEY_TTL_MS (${e.HUB_KEY_TTL_MS}) must exceed twice OFFER_TTL_MS (${e.OFFER_TTL_MS})`);
   }
@@ -179,6 +196,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             user: e.MULTICHAIN_RPC_USER,
             password: e.MULTICHAIN_RPC_PASSWORD,
             secretArn: e.MULTICHAIN_RPC_SECRET_ARN,
+            p2pEndpoint: e.MULTICHAIN_P2P_ENDPOINT,
           },
     bitcoin: {
       kind: e.BITCOIN_KIND,
@@ -209,6 +227,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       : undefined,
     logJobs: e.LOG_JOBS === 'true',
     offerTtlMs: e.OFFER_TTL_MS,
+    standingOffer: { ttlMs: e.STANDING_OFFER_TTL_MS, purchases: e.STANDING_OFFER_PURCHASES },
     settlementGraceMs: e.SETTLEMENT_GRACE_MS,
     settleIntervalMs: e.SETTLE_INTERVAL_MS,
     acceptedGraceMs: e.ACCEPTED_GRACE_MS ?? 2 * e.SETTLE_INTERVAL_MS,

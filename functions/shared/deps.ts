@@ -128,6 +128,8 @@ function delegatingLedger(get: () => Promise<Ledger>, close: () => Promise<void>
     listByKeyFrom: async (stream, key, start, count) => (await get()).listByKeyFrom(stream, key, start, count),
     list: async (stream, start, count) => (await get()).list(stream, start, count),
     identity: async () => (await get()).identity(),
+    chainInfo: async () => (await get()).chainInfo(),
+    setMembership: async (address, action) => (await get()).setMembership(address, action),
     health: async () => (await get()).health(),
     close,
   };

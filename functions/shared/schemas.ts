@@ -14,6 +14,12 @@ export const DeviceParams = z.object({ domain: Name, device: Name });
 /** POST /domains/{domain}/faucet: how many blocks to mine to the domain (regtest; each coinbase is 50 BTC or less). */
 export const FaucetBody = z.object({ blocks: z.number().int().min(1).max(50).optional() });
 
+/** POST /chain/members: another hub's MultiChain address (base58: no 0, O, I or l, as grant.sh checks it) and what to do. */
+export const ChainMemberBody = z.object({
+  address: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{20,64}$/, 'a MultiChain address (base58)'),
+  action: z.enum(['grant', 'revoke']),
+});
+
 export const RegisterDomainBody = z.object({
   domain: Name,
   role: z.enum(['consumer', 'provider', 'both']),
@@ -55,6 +61,8 @@ export const OfferRequestBodySchema = z.object({
   providerDevice: Name,
   service: Service,
   issuedAt: z.number().int().positive(),
+  /** Ask for a standing offer (service/offers.ts). */
+  standing: z.literal(true).optional(),
 });
 
 /**
@@ -72,6 +80,8 @@ export const OfferRequestMessage = z.object({
   providerDomain: Name,
   providerDevice: Name,
   service: Service,
+  /** Ask for a standing offer (service/offers.ts): one offer for many purchases. */
+  standing: z.literal(true).optional(),
 });
 
 export const ObligationMessage = z.object({

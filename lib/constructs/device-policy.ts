@@ -20,12 +20,19 @@ export const DEVICE_POLICY_RESOURCES = {
   publish: `topic/oc/${DOMAIN}/${THING}/out/*`,
   subscribe: `topicfilter/oc/${DOMAIN}/${THING}/in/*`,
   receive: `topic/oc/${DOMAIN}/${THING}/in/*`,
+  // a provider device receives its grants with the consumer's accepted reply, in one publish
+  // (service/topics.ts: grantsFor). In a policy `+` is a literal character, `*` any characters
+  // (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-variables.html); only the
+  // back-end may publish under `in/`.
+  subscribeGrants: `topicfilter/oc/+/+/in/reply/${DOMAIN}/${THING}`,
+  receiveGrants: `topic/oc/*/*/in/reply/${DOMAIN}/${THING}`,
 } as const;
 
 /**
  * The thing type and the one IoT policy attached to every device certificate:
  * a device may connect only as its own thing name, publish only under
- * `oc/{its domain}/{its name}/out/`, and subscribe/receive only under `.../in/`.
+ * `oc/{its domain}/{its name}/out/`, and subscribe/receive only under `.../in/`
+ * and the accepted replies addressed to it as a provider device.
  */
 export class DevicePolicy extends Construct {
   readonly policy: iot.CfnPolicy;
@@ -55,8 +62,8 @@ export class DevicePolicy extends Construct {
         Statement: [
           { Effect: 'Allow', Action: 'iot:Connect', Resource: arn(r.connect) },
           { Effect: 'Allow', Action: 'iot:Publish', Resource: arn(r.publish) },
-          { Effect: 'Allow', Action: 'iot:Subscribe', Resource: arn(r.subscribe) },
-          { Effect: 'Allow', Action: 'iot:Receive', Resource: arn(r.receive) },
+          { Effect: 'Allow', Action: 'iot:Subscribe', Resource: [arn(r.subscribe), arn(r.subscribeGrants)] },
+          { Effect: 'Allow', Action: 'iot:Receive', Resource: [arn(r.receive), arn(r.receiveGrants)] },
         ],
       },
     });

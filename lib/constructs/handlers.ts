@@ -117,7 +117,13 @@ export interface HandlersProps {
   readonly vpc?: ec2.IVpc;
   readonly securityGroup?: ec2.ISecurityGroup;
   readonly table: dynamodb.ITableV2;
-  readonly multichain: { readonly rpcUrl: string; readonly chainName: string; readonly secret: secretsmanager.ISecret };
+  readonly multichain: {
+    readonly rpcUrl: string;
+    readonly chainName: string;
+    readonly secret: secretsmanager.ISecret;
+    /** `host:port` other organisations join through (the P2P load balancer), shown by GET /chain; absent: none. */
+    readonly p2pEndpoint?: string;
+  };
   readonly bitcoin: {
     readonly rpcUrl: string;
     readonly secret: secretsmanager.ISecret;
@@ -156,6 +162,7 @@ export class Handlers extends Construct {
       MULTICHAIN_RPC_URL: props.multichain.rpcUrl,
       MULTICHAIN_CHAIN_NAME: props.multichain.chainName,
       MULTICHAIN_RPC_SECRET_ARN: props.multichain.secret.secretArn,
+      ...(props.multichain.p2pEndpoint ? { MULTICHAIN_P2P_ENDPOINT: props.multichain.p2pEndpoint } : {}),
       BITCOIN_KIND: 'bitcoind',
       BITCOIN_RPC_URL: props.bitcoin.rpcUrl,
       BITCOIN_NETWORK: props.bitcoin.network ?? 'regtest',

@@ -39,7 +39,7 @@ function lossy(inner: DeviceLink): DeviceLink & { dropReplies: boolean; dropped:
     close: () => inner.close(),
   };
   inner.onMessage((topic, payload) => {
-    if (link.dropReplies && topic.endsWith('/in/reply')) {
+    if (link.dropReplies && topic.split('/')[4] === 'reply') {
       link.dropped += 1;
       return;
     }

@@ -228,6 +228,8 @@ describe('every HTTP route under fuzz: no 5xx, typed 4xx, a refusal changes noth
         return { obligation };
       case '/domains/{domain}/settlements':
         return { maxOutputs: 10 };
+      case '/chain/members':
+        return { address: '1Abc'.repeat(8), action: 'grant' };
       default:
         return {};
     }

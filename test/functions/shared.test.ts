@@ -26,6 +26,14 @@ describe('loadConfig', () => {
     assert.equal(c.logJobs, true);
   });
 
+  it('MULTICHAIN_P2P_ENDPOINT (what GET /chain shows other organisations) is host:port, or refused naming the variable', () => {
+    const c = loadConfig({ ...base, MULTICHAIN_RPC_URL: 'http://multichain.oc.internal:8570', MULTICHAIN_P2P_ENDPOINT: 'oc-a-nlb.elb.amazonaws.com:8571' });
+    assert.equal(c.ledger.kind === 'multichain' ? c.ledger.p2pEndpoint : undefined, 'oc-a-nlb.elb.amazonaws.com:8571');
+    for (const bad of ['oc-a-nlb.elb.amazonaws.com', 'http://a.example:8571', 'a b:8571']) {
+      assert.throws(() => loadConfig({ ...base, MULTICHAIN_RPC_URL: 'http://m:8570', MULTICHAIN_P2P_ENDPOINT: bad }), /MULTICHAIN_P2P_ENDPOINT/, bad);
+    }
+  });
+
   it('parses numbers from strings', () => {
     const c = loadConfig({ ...base, LEDGER_KIND: 'embedded', CONFIRMATIONS: '3', CREDIT_BASE: '123' });
     assert.equal(c.confirmations, 3);

@@ -11,6 +11,8 @@ import { ROUTES } from '../../lib/constructs/http-api.ts';
 import { TTL_ATTRIBUTE } from '../../adapters/table.ts';
 import { BITCOIN_RPC_PORT, ChainStack, MULTICHAIN_P2P_PORT, MULTICHAIN_RPC_PORT, NAMESPACE_NAME } from '../../lib/chain-stack.ts';
 import { joinAndAllow } from '../../lib/app.ts';
+import { BackendStack } from '../../lib/backend-stack.ts';
+import { DataStack } from '../../lib/data-stack.ts';
 import { App } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { actionsOfRole, buildFixture, logicalId, render } from './fixture.ts';
@@ -305,9 +307,11 @@ describe('BackendStack: HTTP API and schedules', () => {
     'GET /domains',
     'GET /domains/{domain}',
     'GET /health',
+    'GET /chain',
+    'POST /chain/members',
   ];
 
-  it('has exactly the fifteen routes, IAM-authorised on admin routes only (the regtest faucet and the ledger recomputation among them; renewal is signed by the device key)', () => {
+  it('has exactly the seventeen routes, IAM-authorised on admin routes only (the regtest faucet, the ledger recomputation and the chain membership among them; renewal is signed by the device key)', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
@@ -320,11 +324,14 @@ describe('BackendStack: HTTP API and schedules', () => {
       // reads the whole ledger: not for anyone
       'GET /domains/{domain}/reputation/verify',
       'POST /domains/{domain}/devices/{device}/revocation',
+      // the node's address and permissions; granting or revoking another hub's node
+      'GET /chain',
+      'POST /chain/members',
     ]);
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 15);
+    assert.equal(ROUTES.length, 17);
   });
 
   it('logs access and throttles the default stage', () => {
@@ -366,12 +373,18 @@ describe('IotStack', () => {
     const doc = (policies[0]?.['Properties'] as { PolicyDocument: { Statement: Array<{ Action: string; Resource: unknown }> } })
       .PolicyDocument;
     const prefix = 'arn:{AWS::Partition}:iot:{AWS::Region}:{AWS::AccountId}:';
-    const byAction = Object.fromEntries(doc.Statement.map((s) => [s.Action, render(s.Resource)]));
+    const byAction = Object.fromEntries(doc.Statement.map((s) => [s.Action, Array.isArray(s.Resource) ? s.Resource.map(render) : render(s.Resource)]));
     assert.deepEqual(byAction, {
       'iot:Connect': `${prefix}client/\${iot:Connection.Thing.ThingName}`,
       'iot:Publish': `${prefix}topic/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/out/*`,
-      'iot:Subscribe': `${prefix}topicfilter/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
-      'iot:Receive': `${prefix}topic/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
+      'iot:Subscribe': [
+        `${prefix}topicfilter/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
+        `${prefix}topicfilter/oc/+/+/in/reply/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}`,
+      ],
+      'iot:Receive': [
+        `${prefix}topic/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
+        `${prefix}topic/oc/*/*/in/reply/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}`,
+      ],
     });
     assert.ok(!JSON.stringify(doc).includes('Fn::Sub'), 'policy variables must not go through Fn::Sub');
   });
@@ -733,12 +746,14 @@ describe('deployment options: stage, Bitcoin network, pruning (synth without bun
 });
 
 describe('ChainStack: joining another organisation\'s chain, P2P open to an allow-list', () => {
-  const p2pApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'oc-cdk-p2p-')) });
+  // bundling-stacks []: no Lambda bundling for the back-end below, the templates are all these tests read
+  const p2pApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'oc-cdk-p2p-')), context: { 'aws:cdk:bundling-stacks': [] } });
   const joining = new ChainStack(p2pApp, 'OcChainB', {
     chainName: 'oc-chain',
     joinChain: 'oc-a-nlb.example.org:8571',
     p2pAllowCidrs: ['203.0.113.0/24', '198.51.100.7/32'],
   });
+  const joiningBackend = new BackendStack(p2pApp, 'OcBackendB', { chain: joining, table: new DataStack(p2pApp, 'OcDataB').table });
   const t = Template.fromStack(joining);
   after(() => rmSync(p2pApp.outdir, { recursive: true, force: true }));
   const multichainContainer = (tpl: Template) => {
@@ -806,6 +821,30 @@ describe('ChainStack: joining another organisation\'s chain, P2P open to an allo
     const created = templates.chain.findOutputs('*');
     assert.equal(JSON.stringify(created[Object.keys(created).find((k) => k.includes('ChainMode'))!]!['Value']), '"create"');
     assert.ok(!Object.keys(created).some((k) => k.includes('JoinChain')));
+  });
+
+  it('GET /chain and POST /chain/members are IAM-authorised routes; the URL is an output; the functions are told the P2P endpoint only when the NLB exists', () => {
+    const chainRoute = ROUTES.find((r) => r.path === '/chain');
+    assert.deepEqual(chainRoute && { method: chainRoute.method, handler: chainRoute.handler, admin: chainRoute.admin }, { method: 'GET', handler: 'query', admin: true });
+    templates.backend.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'GET /chain', AuthorizationType: 'AWS_IAM' });
+    // granting and revoking another hub (grant.sh without ECS Exec): admins only, too
+    templates.backend.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /chain/members', AuthorizationType: 'AWS_IAM' });
+    for (const [stack, tpl] of [
+      [built.backend, templates.backend],
+      [joiningBackend, Template.fromStack(joiningBackend)],
+    ] as const) {
+      const outputs = tpl.findOutputs('*');
+      const key = Object.keys(outputs).find((k) => k.startsWith('ChainInfoUrl'));
+      assert.ok(key, `ChainInfoUrl in ${Object.keys(outputs).join(',')}`);
+      const value = outputs[key]!['Value'] as { 'Fn::Join': [string, unknown[]] };
+      assert.equal(value['Fn::Join'][1].at(-1), '/chain', JSON.stringify(value));
+      assert.match(JSON.stringify(value), new RegExp(logicalId(stack.httpApi.api)));
+    }
+    const queryEnv = (tpl: Template, stack: BackendStack) =>
+      (tpl.findResources('AWS::Lambda::Function')[logicalId(stack.handlers.functions.query)]!['Properties'] as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    assert.equal(queryEnv(templates.backend, built.backend)['MULTICHAIN_P2P_ENDPOINT'], undefined, 'no NLB: nobody joins');
+    // the NLB's DNS name (exported by the chain stack) and the P2P port
+    assert.match(JSON.stringify(queryEnv(Template.fromStack(joiningBackend), joiningBackend)['MULTICHAIN_P2P_ENDPOINT']), /Fn::ImportValue.*P2pNlb.*DNSName.*:8571/);
   });
 
   it('-c joinChain and -c p2pAllowCidrs are checked at synth', () => {

@@ -13,92 +13,25 @@
  * Skipped, saying why, without OC_NODES_BIN.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { MultiChainLedger } from '../../adapters/ledger/multichain.ts';
 import { skippable } from '../skippable.ts';
-import { BITCOIN_BINARIES, MULTICHAIN_BINARIES, NODES_BIN, freePort, missingNodes, until } from './harness.ts';
-
-const script = (path: string) => fileURLToPath(new URL(`../../containers/${path}`, import.meta.url));
-const ENTRYPOINT = script('multichain/entrypoint.sh');
-const GRANT = script('multichain/grant.sh');
-const BITCOIND_ENTRYPOINT = script('bitcoind/entrypoint.sh');
-
-/** One entrypoint run: `sh <script>` with this environment, its output collected. */
-class Entrypoint {
-  private readonly child: ChildProcess;
-  output = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(path: string, env: Record<string, string>) {
-    // its own process group, so teardown can end the node and the log tail with it if the script is stuck
-    this.child = spawn('sh', [path], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const collect = (b: Buffer) => {
-      this.output += b.toString('utf8');
-    };
-    this.child.stdout?.on('data', collect);
-    this.child.stderr?.on('data', collect);
-    // 'close': exited and its output read to the end
-    this.exited = new Promise((resolve) => this.child.once('close', (code, signal) => resolve({ code, signal })));
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Until the output shows `pattern` (fails early if the entrypoint exits). */
-  async waitFor(pattern: RegExp, timeoutMs = 90_000): Promise<RegExpExecArray> {
-    return until(
-      `${pattern}`,
-      async () => {
-        const m = pattern.exec(this.output);
-        if (m) return m;
-        if (!this.running) throw new Error(`entrypoint exited: ${this.output.slice(-1500)}`);
-        return undefined;
-      },
-      timeoutMs,
-      200,
-    );
-  }
-
-  /** SIGTERM (as ECS stops a task) and the exit it makes. */
-  async terminate(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.running) this.child.kill('SIGTERM');
-    return this.exited;
-  }
-
-  /** Teardown: SIGTERM, then SIGKILL to the whole group (script, node, log tail) after `graceMs`. */
-  async kill(graceMs = 20_000): Promise<void> {
-    if (this.running) this.child.kill('SIGTERM');
-    const timer = setTimeout(() => {
-      try {
-        if (this.child.pid) process.kill(-this.child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }, graceMs);
-    await this.exited;
-    clearTimeout(timer);
-    try {
-      if (this.child.pid) process.kill(-this.child.pid, 'SIGKILL'); // anything left in the group
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-interface NodeEnv {
-  dir: string;
-  rpcPort: number;
-  p2pPort: number;
-  password: string;
-  env: Record<string, string>;
-}
+import {
+  BITCOIND_ENTRYPOINT,
+  Entrypoint,
+  MULTICHAIN_ENTRYPOINT as ENTRYPOINT,
+  bitcoindContainer,
+  containerRpc as fetchRpc,
+  grantedOn,
+  multichainContainer,
+  runGrant,
+  type MultichainContainer as NodeEnv,
+} from './containers.ts';
+import { BITCOIN_BINARIES, MULTICHAIN_BINARIES, missingNodes, until } from './harness.ts';
 
 describe('the MultiChain container entrypoint and grant script on real binaries', () => {
   const { it, before, after } = skippable(missingNodes([...MULTICHAIN_BINARIES, 'multichain-cli']));
@@ -110,39 +43,14 @@ describe('the MultiChain container entrypoint and grant script on real binaries'
   let nodeA: Entrypoint;
   let nodeB: Entrypoint;
 
-  const nodeEnv = async (name: string, extra: Record<string, string> = {}): Promise<NodeEnv> => {
-    const dir = join(root, name);
-    await mkdir(dir);
-    const rpcPort = await freePort();
-    const p2pPort = await freePort();
-    const password = `pw-${Math.random().toString(36).slice(2)}`;
-    return {
-      dir,
-      rpcPort,
-      p2pPort,
-      password,
-      env: {
-        NODES_BIN: NODES_BIN as string,
-        CHAIN_NAME: chain,
-        RPC_USER: 'oc',
-        RPC_PASSWORD: password,
-        DATA_DIR: dir,
-        RPC_PORT: String(rpcPort),
-        P2P_PORT: String(p2pPort),
-        RPC_BIND: '127.0.0.1',
-        P2P_BIND: '127.0.0.1',
-        EXTERNAL_IP: '127.0.0.1',
-        ...extra,
-      },
-    };
-  };
+  const nodeEnv = (name: string, extra: Record<string, string> = {}) => multichainContainer(root, name, chain, extra);
   const start = (path: string, env: Record<string, string>) => {
     const e = new Entrypoint(path, env);
     running.push(e);
     return e;
   };
   const ledgerOf = (n: NodeEnv) => new MultiChainLedger({ url: `http://127.0.0.1:${n.rpcPort}/`, user: 'oc', password: n.password, chainName: chain, retries: 2 });
-  const grant = (...args: string[]) => spawnSync('sh', [GRANT, ...args], { env: { PATH: process.env.PATH ?? '', ...a.env }, encoding: 'utf8', timeout: 60_000 });
+  const grant = (...args: string[]) => runGrant(a, ...args);
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'oc-entrypoints-'));
@@ -197,6 +105,7 @@ describe('the MultiChain container entrypoint and grant script on real binaries'
     const streams = (await fetchRpc(b, 'liststreams')) as { name: string; subscribed: boolean }[];
     for (const s of ['domains', 'obligations', 'settlements']) assert.equal(streams.find((x) => x.name === s)?.subscribed, true, s);
 
+    await grantedOn(b, addressB); // the write grants may reach B's node a block after connect
     const ledgerB = ledgerOf(b);
     const ledgerA = ledgerOf(a);
     assert.equal(await ledgerB.identity(), addressB);
@@ -246,35 +155,10 @@ describe('the bitcoind container entrypoint on the real binary', () => {
 
   it('starts regtest, creates the wallet, mines 101 blocks, and exits 0 on SIGTERM after a clean shutdown', async () => {
     dir = await mkdtemp(join(tmpdir(), 'oc-bitcoind-entrypoint-'));
-    // No P2P listener (other suites' nodes share this machine): settings.json is
-    // read after bitcoin.conf, which the entrypoint writes itself.
-    await mkdir(join(dir, 'regtest'));
-    await writeFile(join(dir, 'regtest', 'settings.json'), JSON.stringify({ listen: false, listenonion: false }));
-    const rpcPort = await freePort();
-    node = new Entrypoint(BITCOIND_ENTRYPOINT, {
-      PATH: `${NODES_BIN as string}:${process.env.PATH ?? ''}`,
-      RPC_USER: 'oc',
-      RPC_PASSWORD: 'pw-entrypoint',
-      DATA_DIR: dir,
-      RPC_PORT: String(rpcPort),
-      MINE_INTERVAL: '0',
-    });
+    node = new Entrypoint(BITCOIND_ENTRYPOINT, (await bitcoindContainer(dir)).env);
     await node.waitFor(/regtest initialised: 101 blocks mined to wallet oc/);
     const exit = await node.terminate();
     assert.deepEqual(exit, { code: 0, signal: null }, node.output.slice(-800));
     assert.match(node.output, /Shutdown done/);
   });
 });
-
-/** Plain JSON-RPC to an entrypoint's node. */
-async function fetchRpc(n: NodeEnv, method: string, params: unknown[] = []): Promise<unknown> {
-  const res = await fetch(`http://127.0.0.1:${n.rpcPort}/`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`oc:${n.password}`).toString('base64')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ method, params, id: 1, chain_name: n.env.CHAIN_NAME }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const body = (await res.json()) as { result: unknown; error: { message: string } | null };
-  if (body.error) throw new Error(`${method}: ${body.error.message}`);
-  return body.result;
-}
