@@ -3,7 +3,7 @@
  * the CDK stacks (lib/constructs/http-api.ts) and the embedded cloud
  * (local/cloud.ts) read, so the local API is the deployed API.
  */
-export const HANDLER_NAMES = ['domains', 'enrol', 'offer', 'accept', 'publish', 'watch', 'settle', 'follow', 'query'] as const;
+export const HANDLER_NAMES = ['domains', 'enrol', 'offer', 'accept', 'publish', 'watch', 'settle', 'follow', 'query', 'rebalance'] as const;
 export type HandlerName = (typeof HANDLER_NAMES)[number];
 
 /** One HTTP route: method, path, handler, and whether only IAM principals (admins) may call it. */

@@ -31,6 +31,7 @@ import { handler as query } from '../functions/query.ts';
 import { handler as settle } from '../functions/settle.ts';
 import { handler as watch } from '../functions/watch.ts';
 import { handler as follow } from '../functions/follow.ts';
+import { handler as rebalance } from '../functions/rebalance.ts';
 import { buildDeps, closeDeps, runWithDeps, type Deps } from '../functions/shared/deps.ts';
 import { loadConfig } from '../functions/shared/config.ts';
 import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
@@ -57,8 +58,6 @@ export interface CloudOptions {
   env?: Record<string, string>;
   apiPort?: number;
   brokerPort?: number;
-  /** Period of the live page's history sampler in ms (default 1 000); 0: no sampler (tests that record every store request). */
-  historyEveryMs?: number;
   /** Where failures of scheduled jobs are reported (default: one line on stderr). */
   log?: (message: string, error: unknown) => void;
   /**
@@ -84,9 +83,11 @@ export interface CloudOptions {
   ledger?: Ledger;
   /** The ledger publishing address of this hub (LEDGER_PUBLISHER); default `local-hub`, or the given ledger's. */
   publisher?: string;
+  /** Sample the live page's reputation history every second (default true; false: only when asked; bench/store.ts and tests that record every store request turn it off). */
+  history?: boolean;
 }
 
-export type JobName = 'publish' | 'watch' | 'settle' | 'follow' | 'mine';
+export type JobName = 'publish' | 'watch' | 'settle' | 'follow' | 'mine' | 'rebalance';
 
 export interface LocalCloud {
   /** Base URL of the HTTP API. */
@@ -130,10 +131,10 @@ export interface LocalCloud {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 500, settle: 2_000, follow: 500, mine: 1_000 };
+export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 500, settle: 2_000, follow: 500, mine: 1_000, rebalance: 10_000 };
 
 /** Every Lambda entry, by the name CDK gives it. */
-const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, follow, query };
+const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, follow, query, rebalance };
 
 export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
   const stops: (() => Promise<void>)[] = [];
@@ -217,7 +218,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
         runWithDeps(deps, () => h(event, context));
 
     // the run's history for the live page (local only): sampled from the start, served whole to a late visitor
-    const sampler = startHistory(() => sampleHub(deps), opts.historyEveryMs ?? 1_000);
+    const sampler = startHistory(() => sampleHub(deps), opts.history === false ? 0 : 1_000);
     stops.push(() => sampler.stop());
     const api = await startHttpFront({
       ...(opts.apiPort ? { port: opts.apiPort } : {}),
@@ -257,6 +258,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
         addTotals(followTotals, result);
         return result;
       },
+      rebalance: () => inHub(() => rebalance(scheduled, lambdaContext('rebalance'))),
       // regtest has no miners: a block whenever something waits in the mempool
       mine: () => mineIfPending(regtest),
     };

@@ -79,8 +79,9 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
     store.getHostedDomain(b.providerDomain),
     deps.directory.get(b.consumerDomain),
     store.readForAcceptance({ obligationId: ob.id, offerId: b.offerId, consumerDomain: b.consumerDomain, consumerDevice: b.consumerDevice, shard }),
-    // revocations are in the store (this hub's own, and those the follower verified): no ledger read here
-    store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey),
+    // revocations are in the store (this hub's own, and those the follower verified): no ledger read here;
+    // eventually consistent, in the same wave (see DynamoStore.getRevocation for why that is enough)
+    store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey, false),
   ]);
   if (read.stored) return duplicate(ob, read.stored);
   // A standing offer is used by many obligations, so `read.stored` (found through a single-use

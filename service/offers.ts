@@ -64,7 +64,8 @@ export async function verifyOfferRequest(deps: Deps, signed: Signed<OfferRequest
   const now = deps.now();
   verifyCredential(credential, record.body.key, now);
   // a revoked device key gets no offer either (its obligations would be refused at acceptance)
-  if (await deps.store.getRevocation(r.consumerDomain, r.consumerDevice, credential.body.deviceKey)) {
+  // eventually consistent (half the read units): see DynamoStore.getRevocation; acceptance checks it again
+  if (await deps.store.getRevocation(r.consumerDomain, r.consumerDevice, credential.body.deviceKey, false)) {
     throw new RevokedError(`the key of ${device} was revoked by ${r.consumerDomain}`, { device });
   }
   if (!verifySigned(signed, credential.body.deviceKey)) {
@@ -85,7 +86,8 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
   if (!provider || provider.role === 'consumer' || !provider.payTo) {
     throw new NotFoundError(`provider domain ${req.providerDomain} is not hosted here`, { domain: req.providerDomain });
   }
-  if (!(await deps.store.getDevice(provider.domain, req.providerDevice))) {
+  // eventually consistent: the provider device's enrolment is written once and read by every offer
+  if (!(await deps.store.getDevice(provider.domain, req.providerDevice, false))) {
     throw new NotFoundError(`device ${req.providerDevice} is not enrolled in ${provider.domain}`, {
       domain: provider.domain,
       device: req.providerDevice,

@@ -36,6 +36,7 @@ import type {
   SettlementRecord,
 } from '../../core/types.ts';
 import { keyFingerprint } from '../../core/keys.ts';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 /** An enrolled device: its key and what its latest credential says (renewal reissues it). */
 export interface DeviceItem {
@@ -172,13 +173,17 @@ export type CreditLimitFn = (c: ReputationCounters, at: number) => number;
 export interface CreditOptions {
   /** Escrow shards per consumer domain (default 8). */
   shards: number;
-  /** How long a grant stays valid (default 60 s): the limit is the smallest over it. */
+  /**
+   * How long a grant stays valid (default 5 min): the limit is the smallest over
+   * it. Longer than two runs of the scheduled rebalancer (EventBridge's finest
+   * rate is 1 minute), so it refreshes grants before they lapse.
+   */
   grantMs: number;
   /** Idempotency markers of counter events are removed by TTL after this many seconds (default 30 days). */
   markerTtlS: number;
 }
 
-export const DEFAULT_CREDIT_OPTIONS: CreditOptions = { shards: 8, grantMs: 60_000, markerTtlS: 30 * 86_400 };
+export const DEFAULT_CREDIT_OPTIONS: CreditOptions = { shards: 8, grantMs: 300_000, markerTtlS: 30 * 86_400 };
 
 export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
   /**
@@ -203,6 +208,9 @@ export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
 const isConditionFailure = (e: unknown): boolean =>
   e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 
+/** Partition of the list of consumer domains with escrow here (sk: the domain): what the scheduled rebalancer tops up. */
+const CREDIT_DOMAINS = 'CREDITDOMAINS';
+
 /** gsi3 partition of obligations with something still to publish on the ledger. */
 const PENDING = 'PENDING';
 /** gsi3 partition of obligations the ledger refused for good: set aside with their error for an operator. */
@@ -226,6 +234,11 @@ export class DynamoStore {
 
   close(): void {
     this.doc.destroy();
+  }
+
+  /** The table's name (bench/store.ts reads items back to size them). */
+  get tableName(): string {
+    return this.table;
   }
 
   /** Run a conditional write: true when it was written, false when its condition failed. */
@@ -358,8 +371,9 @@ export class DynamoStore {
     );
   }
 
-  async getDevice(domain: string, deviceId: string): Promise<DeviceItem | undefined> {
-    const item = await this.get<DeviceItem>(`DEVICE#${domain}/${deviceId}`, 'DEVICE');
+  /** An enrolled device; `consistent: false` (offers: an enrolment is written once, read by every offer) halves the read units. */
+  async getDevice(domain: string, deviceId: string, consistent = true): Promise<DeviceItem | undefined> {
+    const item = await this.get<DeviceItem>(`DEVICE#${domain}/${deviceId}`, 'DEVICE', consistent);
     return (
       item && {
         domain: item.domain,
@@ -379,9 +393,17 @@ export class DynamoStore {
     return this.putNew({ pk: `REVOKED#${r.domain}/${r.deviceId}`, sk: keyFingerprint(r.deviceKey), record });
   }
 
-  /** The revocation of this device key, if any (one consistent read: acceptance checks it). */
-  async getRevocation(domain: string, deviceId: string, key: PublicKeyRef): Promise<Signed<RevocationBody> | undefined> {
-    const item = await this.get<{ record: Signed<RevocationBody> }>(`REVOKED#${domain}/${deviceId}`, keyFingerprint(key));
+  /**
+   * The revocation of this device key, if any. Strongly consistent unless
+   * `consistent` is false: offers and acceptances read it eventually consistent
+   * (half the read units, read-write-operations.html), in the same wave as their
+   * other reads. A revocation is one write, read by every later purchase; one
+   * that this hub stored within the last second may be missed once, a far
+   * smaller window than a revocation learnt from another hub (follower lag).
+   * Revoking (service/domains.ts) reads it strongly.
+   */
+  async getRevocation(domain: string, deviceId: string, key: PublicKeyRef, consistent = true): Promise<Signed<RevocationBody> | undefined> {
+    const item = await this.get<{ record: Signed<RevocationBody> }>(`REVOKED#${domain}/${deviceId}`, keyFingerprint(key), consistent);
     return item?.record;
   }
 
@@ -567,9 +589,9 @@ export class DynamoStore {
    */
   async rebalance(
     domain: string,
-    opts: { limit: CreditLimitFn; now: number; prefer?: number; need?: number },
+    opts: { limit: CreditLimitFn; now: number; prefer?: number; need?: number; drawn?: boolean; attempts?: number },
   ): Promise<{ free: number[]; limit: number; outstanding: number }> {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < (opts.attempts ?? 20); attempt++) {
       const snap = await this.creditSnapshot(domain);
       const mine = opts.prefer !== undefined ? snap.shards[opts.prefer] : undefined;
       if (mine && opts.need !== undefined && mine.free >= opts.need && mine.until >= opts.now) {
@@ -618,6 +640,17 @@ export class DynamoStore {
           },
         },
       ];
+      // the domain's entry in the list the scheduled rebalancer tops up (see topUp): what was granted,
+      // and when credit was last wanted (an acceptance asked, or the rebalancer saw credit drawn)
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: { pk: CREDIT_DOMAINS, sk: domain },
+          UpdateExpression: `SET granted = :g, #ttl = :ttl, wanted = ${opts.drawn === false ? 'if_not_exists(wanted, :now)' : ':now'}`,
+          ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ':g': target.reduce((t, x) => t + x, 0), ':ttl': Math.ceil(opts.now / 1000) + 86_400, ':now': opts.now },
+        },
+      });
       for (let k = 0; k < n; k++) {
         const d = (target[k] ?? 0) - (snap.shards[k]?.free ?? 0);
         items.push({
@@ -640,6 +673,55 @@ export class DynamoStore {
       }
     }
     throw new ConflictError(`credit of ${domain} is too contended to rebalance; retry`, { domain });
+  }
+
+  /**
+   * The consumer domains whose escrow was granted here in the last day (an
+   * entry per domain, written by every rebalance, removed by TTL), with what
+   * was granted and when credit was last wanted. Eventually consistent: the
+   * scheduled rebalancer reads the list, and each domain's shards strongly.
+   */
+  async listCreditDomains(): Promise<{ domain: string; granted: number; wanted: number }[]> {
+    const items = await this.queryAll({ KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': CREDIT_DOMAINS } });
+    return items.map((i) => ({ domain: String(i.sk), granted: Number(i.granted ?? 0), wanted: Number(i.wanted ?? 0) }));
+  }
+
+  /**
+   * What the scheduled rebalancer does for one domain: keep its escrow shards
+   * topped up so acceptances almost never rebalance inline. It rebalances (the
+   * same serialised, bound-keeping rebalance an acceptance would run) when a
+   * grant lapses within `refreshBeforeMs` or a shard's free credit is below half
+   * of an even share of the credit left, unless the domain is idle: nothing
+   * drawn since its last grant and no credit wanted for `idleMs` (its grants
+   * then lapse; the next acceptance rebalances inline). Returns what it did.
+   */
+  async topUp(
+    domain: string,
+    entry: { granted: number; wanted: number },
+    opts: { limit: CreditLimitFn; now: number; refreshBeforeMs: number; idleMs: number },
+  ): Promise<'refreshed' | 'fresh' | 'idle'> {
+    // eventually consistent (half the units of a TransactGetItems' quarter): it only decides whether to
+    // rebalance, and rebalance() judges on a serialisable snapshot of its own
+    const got = await this.batchGet([{ pk: `REP#${domain}`, sk: 'COUNTERS' }, ...this.shardKeys(domain)], false);
+    const c = got.get(`REP#${domain}\u0000COUNTERS`) ?? {};
+    const shards = this.shardKeys(domain).map((k) => got.get(`${k.pk}\u0000${k.sk}`) ?? {}).map((i) => ({ free: Number(i.free ?? 0), used: Number(i.used ?? 0), until: Number(i.until ?? 0) }));
+    const snap = {
+      counters: { rScaled: Number(c.rScaled ?? 0), sScaled: Number(c.sScaled ?? 0), paidVolume: Number(c.paidVolume ?? 0), outstanding: shards.reduce((t, x) => t + x.used, 0) },
+      shards,
+    };
+    const free = snap.shards.reduce((t, x) => t + x.free, 0);
+    const drawn = free < entry.granted;
+    if (!drawn && opts.now - entry.wanted >= opts.idleMs) return 'idle';
+    const until = Math.min(...snap.shards.map((x) => x.until));
+    const left = Math.max(0, Math.min(opts.limit(snap.counters, opts.now), opts.limit(snap.counters, opts.now + this.credit.grantMs)) - snap.counters.outstanding);
+    // nothing granted and nothing to grant (the limit is used up): a rebalance would change nothing but
+    // contend with the acceptances' own (each over-credit acceptance rebalances once)
+    if (free === 0 && left === 0) return 'fresh';
+    const low = snap.shards.some((x) => x.free < left / snap.shards.length / 2);
+    if (until - opts.now >= opts.refreshBeforeMs && !low) return 'fresh';
+    // few attempts: on contention the job yields to the acceptances' own rebalances (ConflictError; the next run retries)
+    await this.rebalance(domain, { limit: opts.limit, now: opts.now, drawn, attempts: 3 });
+    return 'refreshed';
   }
 
   /** One TransactWriteItems (a TransactionCanceledException passes through; see cancellation()). */
@@ -671,18 +753,28 @@ export class DynamoStore {
 
   /** Store an accepted obligation once; returns false if it was already stored. */
   async putObligation(item: ObligationItem): Promise<boolean> {
-    return this.putNew({ pk: `OB#${item.id}`, sk: 'OB', ...obligationIndexes(item), ...item });
+    return this.putNew(obligationRecord(item));
   }
 
   // ---- acceptance: one batched read, one transaction ------------------------------
 
   /**
-   * Everything an acceptance decides on, in one strongly consistent
-   * BatchGetItem: the offer, the device's chain head, the consumer's evidence
-   * counters and the escrow shard it would draw from. The obligation itself is
-   * not read: it is stored in the same transaction that claims the offer, so an
-   * offer used by this very obligation means it is stored (`stored` is then
-   * read, for the duplicate's answer).
+   * Everything an acceptance decides on, in one wave of two BatchGetItems
+   * issued together (a BatchGetItem has one consistency for a table):
+   * - strongly consistent (1 read unit per 4 KB, read-write-operations.html):
+   *   the offer (put by the offer request a moment before; its `usedBy` tells a
+   *   duplicate of this very obligation) and the device's chain head (advanced
+   *   by the device's previous obligation a moment before). A stale read of
+   *   either would refuse a good obligation;
+   * - eventually consistent (half that): the consumer's evidence counters (the
+   *   reputation may lag by the read's staleness, far less than the ledger
+   *   follower's lag) and the escrow shard it would draw from. The shard read
+   *   only guides the decision: the transaction draws under the condition
+   *   `free ≥ amount AND until ≥ now` on the committed item, so a stale value
+   *   can cost a retry, never the bound.
+   * The obligation itself is not read: it is stored in the same transaction
+   * that claims the offer, so an offer used by this very obligation means it is
+   * stored (`stored` is then read, for the duplicate's answer).
    */
   async readForAcceptance(q: {
     obligationId: string;
@@ -697,8 +789,11 @@ export class DynamoStore {
       counters: { pk: `REP#${q.consumerDomain}`, sk: 'COUNTERS' },
       shard: shardKey(q.consumerDomain, q.shard),
     };
-    const got = await this.batchGet(Object.values(keys));
-    const at = (k: { pk: string; sk: string }) => got.get(`${k.pk}\u0000${k.sk}`);
+    const [strong, eventual] = await Promise.all([
+      this.batchGet([keys.offer, keys.chain], true),
+      this.batchGet([keys.counters, keys.shard], false),
+    ]);
+    const at = (k: { pk: string; sk: string }) => strong.get(`${k.pk}\u0000${k.sk}`) ?? eventual.get(`${k.pk}\u0000${k.sk}`);
     const offer = at(keys.offer) as { offer: Signed<Offer>; usedBy?: string } | undefined;
     const stored = offer?.usedBy === q.obligationId ? await this.getObligation(q.obligationId) : undefined;
     const chain = at(keys.chain) as { seq: number; id: string } | undefined;
@@ -741,7 +836,7 @@ export class DynamoStore {
       {
         Put: {
           TableName: this.table,
-          Item: { pk: `OB#${item.id}`, sk: 'OB', ...obligationIndexes(item), ...item },
+          Item: obligationRecord(item),
           ConditionExpression: 'attribute_not_exists(pk)',
         },
       },
@@ -790,8 +885,8 @@ export class DynamoStore {
     return Number(item?.spent ?? 0);
   }
 
-  /** BatchGetItem (strongly consistent) of distinct keys, unprocessed keys retried; items by `pk\0sk`. */
-  private async batchGet(keys: { pk: string; sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
+  /** BatchGetItem of distinct keys (strongly consistent unless `consistent` is false), unprocessed keys retried; items by `pk\0sk`. */
+  private async batchGet(keys: { pk: string; sk: string }[], consistent = true): Promise<Map<string, Record<string, unknown>>> {
     const found = new Map<string, Record<string, unknown>>();
     let pending: Record<string, unknown>[] = keys;
     for (let attempt = 0; pending.length > 0; attempt++) {
@@ -799,7 +894,7 @@ export class DynamoStore {
       if (attempt > 10) throw new UnavailableError('store unavailable: BatchGetItem left keys unprocessed');
       const batch = pending.slice(0, 100);
       const out = await this.send(() =>
-        this.doc.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: batch, ConsistentRead: true } } })),
+        this.doc.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: batch, ConsistentRead: consistent } } })),
       );
       for (const item of out.Responses?.[this.table] ?? []) found.set(`${String(item.pk)}\u0000${String(item.sk)}`, item);
       pending = [...(out.UnprocessedKeys?.[this.table]?.Keys ?? []), ...pending.slice(100)];
@@ -827,7 +922,7 @@ export class DynamoStore {
       {
         Put: {
           TableName: this.table,
-          Item: { pk: `OB#${item.id}`, sk: 'OB', ...obligationIndexes(item), ...item },
+          Item: obligationRecord(item),
           ConditionExpression: 'attribute_not_exists(pk)',
         },
       },
@@ -872,8 +967,8 @@ export class DynamoStore {
   }
 
   async getObligation(id: string): Promise<ObligationItem | undefined> {
-    const item = await this.get<ObligationItem>(`OB#${id}`, 'OB');
-    return item && (strip(item) as ObligationItem);
+    const item = await this.get<Record<string, unknown>>(`OB#${id}`, 'OB');
+    return item && obligationFrom(item);
   }
 
   /**
@@ -898,7 +993,7 @@ export class DynamoStore {
     const fields: Record<string, unknown> = { ...extra, status: to };
     if (opts.pending) {
       fields.gsi3pk = PENDING;
-      fields.gsi3sk = `${String(current.acceptedAt).padStart(15, '0')}#${id}`;
+      fields.gsi3sk = pendingPosition(current);
     }
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
@@ -1017,7 +1112,7 @@ export class DynamoStore {
       { IndexName: 'gsi3', KeyConditionExpression: 'gsi3pk = :p', ExpressionAttributeValues: { ':p': PARKED } },
       limit,
     );
-    return items.map((i) => strip(i) as unknown as ObligationItem);
+    return items.map(obligationFrom);
   }
 
   /** Obligations with an acceptance or outcome still to publish, oldest first. */
@@ -1026,7 +1121,7 @@ export class DynamoStore {
       { IndexName: 'gsi3', KeyConditionExpression: 'gsi3pk = :p', ExpressionAttributeValues: { ':p': PENDING } },
       limit,
     );
-    return items.map((i) => strip(i) as unknown as ObligationItem);
+    return items.map(obligationFrom);
   }
 
   /** A consumer domain's obligations, oldest first; open statuses read only the open partition. */
@@ -1077,7 +1172,7 @@ export class DynamoStore {
         opts.limit + 1,
       );
     // by id: an item that moved from the open to the closed partition between the two reads counts once
-    const byId = new Map((await Promise.all(parts.map(read))).flat().map((i) => [i.id as string, strip(i) as unknown as ObligationItem]));
+    const byId = new Map((await Promise.all(parts.map(read))).flat().map((i) => { const o = obligationFrom(i); return [o.id, o]; }));
     const merged = [...byId.values()].sort((a, b) => (obligationPosition(a) < obligationPosition(b) ? -1 : 1) * (opts.newest ? -1 : 1));
     const items = merged.slice(0, opts.limit);
     const lastItem = items[items.length - 1];
@@ -1108,7 +1203,7 @@ export class DynamoStore {
           }
         : { ExpressionAttributeValues: { ':p': pk } }),
     });
-    return items.map((i) => strip(i) as unknown as ObligationItem);
+    return items.map(obligationFrom);
   }
 
   // ---- offers -----------------------------------------------------------------
@@ -1563,7 +1658,9 @@ export interface Page<T> {
 
 /** An obligation's position in its domain's listings: the gsi sort key, acceptance time then id. */
 export function obligationPosition(item: Pick<ObligationItem, 'acceptedAt' | 'id'>): string {
-  return `${String(item.acceptedAt).padStart(15, '0')}#${item.id}`;
+  // 16 hex digits of the id break ties within a millisecond (two ids sharing them: 2^-64); the
+  // full id would put 48 more bytes in the item and in each of its two index entries
+  return `${String(item.acceptedAt).padStart(15, '0')}#${item.id.slice(0, 16)}`;
 }
 
 function obligationIndexes(item: ObligationItem): Record<string, string> {
@@ -1576,7 +1673,7 @@ function obligationIndexes(item: ObligationItem): Record<string, string> {
   };
   if (item.ledgerTxid === undefined) {
     idx.gsi3pk = PENDING;
-    idx.gsi3sk = at;
+    idx.gsi3sk = pendingPosition(item);
   }
   return idx;
 }
@@ -1607,4 +1704,106 @@ function chainAdvance(table: string, domain: string, device: string, seq: number
     ExpressionAttributeValues:
       seq === 1 ? { ':seq': seq, ':id': id } : { ':seq': seq, ':id': id, ':prevSeq': seq - 1, ':prev': prev },
   };
+}
+
+/**
+ * Sort key of an obligation in the publication queue (gsi3): its acceptance
+ * time alone. The queue is only read oldest first, never paged by position, so
+ * no id is needed to break ties (DynamoDB keeps index entries with equal keys
+ * apart by the table key); 80 bytes less in the item and in its index entry.
+ */
+function pendingPosition(item: Pick<ObligationItem, 'acceptedAt'>): string {
+  return String(item.acceptedAt).padStart(15, '0');
+}
+
+// ---- the obligation item, compact ----------------------------------------------
+//
+// An accepted obligation is written in the acceptance transaction, where DynamoDB
+// bills 2 write units per KB of item, rounded up per item ("Capacity management
+// for transactions", transaction-apis.html), and read back as 1 read unit per
+// 4 KB (read-write-operations.html). As plain attributes it was 1.9 KB (2 KB: 4
+// units); kept below 1 KB it costs 2. So:
+// - the signed obligation and acceptance (`accepted`, exactly what the ledger
+//   record carries: its format does not change) are one binary attribute `a`:
+//   their JSON compressed with raw DEFLATE and a preset dictionary of the field
+//   names and fixed prefixes (base64url signatures and keys do not compress, the
+//   structure does);
+// - `id` is not stored (it is the pk), and the fields the item denormalises
+//   (consumerDomain, consumerDevice, providerDomain, amount, payTo, acceptedAt,
+//   dueBy) are stored only when they differ from what `accepted` says (they
+//   never do for an obligation accepted here); obligationFrom() restores them.
+
+/** Format byte of `a`: 1 = JSON, raw DEFLATE with OB_DICTIONARY. A new dictionary gets a new byte. */
+const OB_FORMAT = 1;
+/** Format byte of `a`: as 1, without obligation.id and acceptance.body.obligationId (both the pk's id). */
+const OB_FORMAT_NO_IDS = 2;
+const OB_DICTIONARY = Buffer.from(
+  '"by":"","sig":"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE","kind":"hub-key","key":{"alg":"p256","spki":"MCowBQYDK2VwAyEA"},' +
+    '"notBefore":17,"notAfter":17,"certificate":{"body":{"version":1,"kind":"hub-key","domain":"","key":{"alg":"ed25519","spki":"MCowBQYDK2VwAyEA"},' +
+    '"acceptance":{"body":{"version":1,"obligationId":"","providerDomain":"","payTo":"","acceptedAt":17' +
+    '"offerId":"","issuedAt":17,"dueBy":17,"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000",' +
+    '"credential":{"body":{"version":1,"domain":"","deviceId":"","deviceKey":{"alg":"ed25519","spki":"MCowBQYDK2VwAyEA"},"creditLimit":1,' +
+    '{"obligation":{"id":"","body":{"version":1,"consumerDomain":"","consumerDevice":"","providerDomain":"","providerDevice":"","service":"wifi-access","amount":',
+  'utf8',
+);
+
+function packAccepted(a: AcceptedObligation, id: string): Uint8Array {
+  // the obligation id twice more is 2 × 64 hex digits that do not compress: left out when it is the pk's
+  const o = (a as Partial<AcceptedObligation>).obligation;
+  const acc = (a as Partial<AcceptedObligation>).acceptance;
+  const idsOut = o?.id === id && acc?.body?.obligationId === id;
+  const slim = idsOut
+    ? { ...a, obligation: { ...o, id: undefined }, acceptance: { ...acc, body: { ...acc.body, obligationId: undefined } } }
+    : a;
+  const z = deflateRawSync(Buffer.from(JSON.stringify(slim), 'utf8'), { dictionary: OB_DICTIONARY, level: 9, memLevel: 9 });
+  return Buffer.concat([Buffer.from([idsOut ? OB_FORMAT_NO_IDS : OB_FORMAT]), z]);
+}
+
+function unpackAccepted(b: Uint8Array, id: string): AcceptedObligation {
+  if (b[0] !== OB_FORMAT && b[0] !== OB_FORMAT_NO_IDS) throw new Error(`obligation item format ${b[0]} is not known`);
+  const a = JSON.parse(inflateRawSync(b.subarray(1), { dictionary: OB_DICTIONARY }).toString('utf8')) as AcceptedObligation;
+  if (b[0] === OB_FORMAT_NO_IDS) {
+    a.obligation.id = id;
+    a.acceptance.body.obligationId = id;
+  }
+  return a;
+}
+
+type Derived = Partial<Pick<ObligationItem, 'consumerDomain' | 'consumerDevice' | 'providerDomain' | 'amount' | 'payTo' | 'acceptedAt' | 'dueBy'>>;
+
+/** The item fields that the signed obligation and acceptance already say. */
+function derivedFields(a: AcceptedObligation | undefined): Derived {
+  const b = (a as Partial<AcceptedObligation> | undefined)?.obligation?.body;
+  const acc = (a as Partial<AcceptedObligation> | undefined)?.acceptance?.body;
+  const d: Derived = {
+    consumerDomain: b?.consumerDomain,
+    consumerDevice: b?.consumerDevice,
+    providerDomain: b?.providerDomain,
+    amount: b?.amount,
+    payTo: b?.payTo,
+    acceptedAt: acc?.acceptedAt,
+    dueBy: b?.dueBy,
+  };
+  for (const k of Object.keys(d) as (keyof Derived)[]) if (d[k] === undefined) delete d[k];
+  return d;
+}
+
+/** The table item of an obligation: keys, index keys, `a`, and only the fields `a` does not already say. */
+export function obligationRecord(item: ObligationItem): Record<string, unknown> {
+  const { id, accepted, ...rest } = item;
+  const derived = derivedFields(accepted) as Record<string, unknown>;
+  const out: Record<string, unknown> = { pk: `OB#${id}`, sk: 'OB', ...obligationIndexes(item), a: packAccepted(accepted, id) };
+  for (const [k, v] of Object.entries(rest)) {
+    if (v === undefined || (k in derived && derived[k] === v)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+/** An obligation as stored → the ObligationItem (its id from the pk, the derived fields from `a`). */
+export function obligationFrom(raw: Record<string, unknown>): ObligationItem {
+  const { a, ...fields } = strip(raw) as Record<string, unknown>;
+  const id = String(raw.pk).slice('OB#'.length);
+  const accepted = a instanceof Uint8Array ? unpackAccepted(a, id) : (fields.accepted as AcceptedObligation);
+  return { id, ...derivedFields(accepted), ...fields, accepted } as ObligationItem;
 }

@@ -77,6 +77,9 @@ export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.minutes(2) },
   // Cursor-driven and idempotent: an overlapping run repeats work, never doubles it.
   follow: { description: 'Ledger follower: learn other hubs\' domains, obligations, outcomes and revocations', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
+  // only the escrow: the list of domains with credit here, their counters and shards (service/rebalance.ts). Overlapping
+  // runs are safe: every rebalance is one transaction conditioned on the counters' version.
+  rebalance: { description: 'Top up the escrow shards of consumer domains drawing credit here', table: 'readWrite', leadingKeys: ['CREDITDOMAINS', 'REP#*', 'CREDIT#*'], ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
   // reads through the GSIs (hosted list, obligations by domain), so no LeadingKeys; bitcoind only as the read-only user
   query: { description: 'Reputation, obligations, health', table: 'read', ledger: true, bitcoin: false, bitcoinReader: true, iotPublish: false, ecsHealth: true, keys: 'none', timeout: Duration.seconds(15) },
 };

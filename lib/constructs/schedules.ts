@@ -11,6 +11,8 @@ export const SCHEDULES: ReadonlyArray<{ readonly handler: HandlerName; readonly 
   { handler: 'watch', every: Duration.minutes(1) },
   { handler: 'settle', every: Duration.minutes(5) },
   { handler: 'follow', every: Duration.minutes(1) },
+  // EventBridge's finest rate; grants last 5 min and are refreshed 2.5 min before they lapse (service/rebalance.ts)
+  { handler: 'rebalance', every: Duration.minutes(1) },
 ];
 
 /** The event the scheduled handlers receive. */

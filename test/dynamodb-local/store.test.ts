@@ -142,9 +142,9 @@ describe('on DynamoDB Local', () => {
       assert.equal(snap.shards.reduce((a, x) => a + x.free, 0), 0);
     });
 
-    it('the credit bound holds under concurrent acceptances, releases, defaults and rebalances (one fast-check run)', async () => {
+    it('the credit bound holds under concurrent acceptances, releases, defaults, rebalances and the scheduled rebalancer (one fast-check run)', async () => {
       // the same property as test/local/escrow.test.ts, on real transactions (TransactionConflict retried)
-      await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 1, endOnFailure: true });
+      await fc.assert(fc.asyncProperty(escrowRunArb.map((run) => ({ ...run, topUps: 2 })), (run) => runEscrow(store, run)), { numRuns: 1, endOnFailure: true });
     });
 
     it('acceptance is one transaction: a used offer cancels it and nothing else is written', async () => {

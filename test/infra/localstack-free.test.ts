@@ -57,7 +57,7 @@ describe('LocalStack free set (-c target=localstack-free)', () => {
       assert.ok(env['POWERTOOLS_SERVICE_NAME']);
       assert.equal(env['ECS_CLUSTER_ARN'], undefined);
     }
-    backend.resourceCountIs('AWS::Events::Rule', 4);
+    backend.resourceCountIs('AWS::Events::Rule', 5); // publish, watch, settle, follow, rebalance
   });
 
   it('takes the chain endpoints and credentials as parameters, passwords not echoed', () => {

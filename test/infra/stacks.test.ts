@@ -343,7 +343,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     });
   });
 
-  it('runs publish, watch and follow every minute, settle every five, with {"source":"schedule"}', () => {
+  it('runs publish, watch, follow and rebalance every minute, settle every five, with {"source":"schedule"}', () => {
     const rules = Object.values(templates.backend.findResources('AWS::Events::Rule')).map(
       (r) => r['Properties'] as { ScheduleExpression: string; Targets: Array<{ Arn: unknown; Input: string }> },
     );
@@ -360,7 +360,9 @@ describe('BackendStack: HTTP API and schedules', () => {
     assert.equal(byTarget.get(arnOf('watch')), 'rate(1 minute)');
     assert.equal(byTarget.get(arnOf('settle')), 'rate(5 minutes)');
     assert.equal(byTarget.get(arnOf('follow')), 'rate(1 minute)');
-    assert.equal(byTarget.size, 4);
+    // shorter than half a grant (5 min, adapters/store/dynamo.ts): the rebalancer refreshes grants before they lapse
+    assert.equal(byTarget.get(arnOf('rebalance')), 'rate(1 minute)');
+    assert.equal(byTarget.size, 5);
   });
 });
 
@@ -578,9 +580,9 @@ describe('BackendStack: hardening (issue 13)', () => {
     }
   });
 
-  it('LeadingKeys: enrol and offer touch only their item kinds, with no Scan and no index', () => {
+  it('LeadingKeys: enrol, offer and rebalance touch only their item kinds, with no Scan and no index', () => {
     const limited = HANDLER_NAMES.filter((n) => HANDLER_ACCESS[n].leadingKeys);
-    assert.deepEqual(limited.sort(), ['enrol', 'offer']);
+    assert.deepEqual(limited.sort(), ['enrol', 'offer', 'rebalance']);
     for (const name of limited) {
       const [statement, ...more] = tableStatements(name);
       assert.equal(more.length, 0, name);
@@ -593,6 +595,8 @@ describe('BackendStack: hardening (issue 13)', () => {
     }
     assert.deepEqual(HANDLER_ACCESS.enrol.leadingKeys, ['DOM#*', 'DEVICE#*', 'REVOKED#*']);
     assert.deepEqual(HANDLER_ACCESS.offer.leadingKeys, ['DOM#*', 'DOMREC#*', 'DEVICE#*', 'REVOKED#*', 'OFFER#*']);
+    // the escrow only: its list of domains, their counters and shards
+    assert.deepEqual(HANDLER_ACCESS.rebalance.leadingKeys, ['CREDITDOMAINS', 'REP#*', 'CREDIT#*']);
   });
 
   it('the others keep table-wide access without a condition (they use the indexes)', () => {

@@ -15,9 +15,10 @@ import type { AcceptedObligation, ObligationStatus } from '../../core/types.ts';
 import { ROUTES } from '../../functions/routes.ts';
 import { PAGE } from '../../functions/shared/schemas.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
+import { limitFn } from '../../service/credit.ts';
 import { allObligations } from '../../local/pages.ts';
 import { assertTypedRefusal, rawPost } from '../faults/support.ts';
-import { buy, enrol, offerRequest, registerDomain } from './support.ts';
+import { buy, enrol, getOffer, offerRequest, registerDomain, sign, submit } from './support.ts';
 import { generateKeyPair } from '../../core/keys.ts';
 import { issueCredential } from '../../core/records.ts';
 
@@ -274,6 +275,68 @@ describe('HTTP API boundary', () => {
       assert.equal(r.body.ledger.outstanding, r.body.outstanding);
       assert.ok(r.body.outstanding > 0);
       assertTypedRefusal(await cloud.call('GET', '/domains/zzz/reputation/verify'), 'F07_UNKNOWN_DOMAIN');
+    });
+  });
+
+  describe('what a purchase reads and writes (issue 11: round trips, consistency)', () => {
+    it('an offer reads the device and revocation eventually; an acceptance is one wave of reads (offer and chain strong, counters, shard and revocation eventual) and one transaction', async () => {
+      const dev = await enrol(cloud, 'c1', 'c1-dev-rt');
+      assert.equal((await buy(cloud, dev, 'p1', 'p1-spd-1')).res.status, 201); // warm-up: caches, the first grant
+      const head = await cloud.deps.store.getChainHead('c1', 'c1-dev-rt');
+      const seen: string[][] = [];
+      let inFlight = 0;
+      let recording = false;
+      cloud.deps.store.doc.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (!recording) return next(args);
+          const input = args.input as { Key?: { pk: string }; ConsistentRead?: boolean; RequestItems?: Record<string, { Keys: { pk: string }[]; ConsistentRead?: boolean }>; TransactItems?: unknown[] };
+          const batch = Object.values(input.RequestItems ?? {})[0];
+          const kinds = (batch ? batch.Keys.map((k) => k.pk) : input.Key ? [input.Key.pk] : []).map((pk) => pk.split('#')[0]).sort().join('+');
+          const strong = (batch ? batch.ConsistentRead : input.ConsistentRead) === true;
+          const op = String((context as { commandName?: string }).commandName).replace(/Command$/, '');
+          if (inFlight === 0) seen.push([]);
+          seen[seen.length - 1]?.push(`${op} ${kinds}${op.endsWith('Get') || op.startsWith('Get') || op.startsWith('Batch') ? (strong ? ' strong' : ' eventual') : ''}`);
+          inFlight += 1;
+          try {
+            return await next(args);
+          } finally {
+            inFlight -= 1;
+          }
+        },
+        { step: 'initialize', name: 'testWaves' },
+      );
+      try {
+        recording = true;
+        const offer = await getOffer(cloud, dev, 'p1', 'p1-spd-1');
+        const offerWaves = seen.splice(0);
+        assert.deepEqual(offerWaves.flat().filter((r) => /DEVICE|REVOKED/.test(r)).sort(), ['GetItem DEVICE eventual', 'GetItem REVOKED eventual']);
+        const res = await submit(cloud, dev, sign(dev, offer, { seq: 2, prev: head?.id ?? '' }));
+        recording = false;
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        assert.deepEqual(
+          seen.map((w) => w.filter((r) => !r.startsWith('GetItem DOM')).sort()),
+          [['BatchGetItem CREDIT+REP eventual', 'BatchGetItem DEV+OFFER strong', 'GetItem REVOKED eventual'], ['TransactWriteItems ']],
+        );
+      } finally {
+        recording = false;
+        cloud.deps.store.doc.middlewareStack.remove('testWaves');
+      }
+    });
+  });
+
+  describe('the scheduled escrow rebalancer (functions/rebalance.ts as the cloud runs it)', () => {
+    it('refreshes a grant that lapses within its window, and leaves a fresh one alone', async () => {
+      const now = Date.now();
+      // the limit the job computes too (a lower one would look short to it and be topped up)
+      const limit = limitFn(cloud.deps.config);
+      // granted 200 s ago: its 5 min grant lapses in 100 s, within the job's 150 s window
+      await cloud.deps.store.rebalance('rb-old', { limit, now: now - 200_000 });
+      await cloud.deps.store.rebalance('rb-new', { limit, now });
+      await cloud.runJob('rebalance');
+      const old = await cloud.deps.store.creditSnapshot('rb-old');
+      assert.ok(old.shards.every((x) => x.until >= now + 250_000), JSON.stringify(old.shards));
+      const fresh = await cloud.deps.store.creditSnapshot('rb-new');
+      assert.ok(fresh.shards.every((x) => x.until === now + 300_000), JSON.stringify(fresh.shards));
     });
   });
 });

@@ -58,7 +58,7 @@ describe('LeadingKeys: what enrol and offer really touch', () => {
 
   before(async () => {
     // no job and no history sampler: every recorded request is the handler's own
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 }, historyEveryMs: 0 });
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 }, history: false });
     const doc = (cloud.deps.store as unknown as { doc: DynamoDBDocumentClient }).doc;
     doc.middlewareStack.add(
       (next, context) => async (args) => {

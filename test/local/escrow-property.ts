@@ -6,8 +6,10 @@
  * One consumer domain; many acceptances in parallel, each doing what
  * service/accept.ts does (read one random shard with the batch read, rebalance
  * when it is short, commit the transaction, rebalance and retry on a 'credit'
- * refusal), while releases (fulfilments), defaults (which lower the limit) and
- * stand-alone rebalances run at the same time, and a watcher takes serialisable
+ * refusal), while releases (fulfilments), defaults (which lower the limit),
+ * stand-alone rebalances and the scheduled rebalancer (DynamoStore.topUp, told
+ * every grant lapses soon so that it rebalances on every pass) run at the same
+ * time, and a watcher takes serialisable
  * snapshots (TransactGetItems). Every snapshot must satisfy:
  *   - every shard's free credit ≥ 0;
  *   - outstanding + Σ free ≤ limit, or Σ free = 0 (a default may drop the limit
@@ -17,6 +19,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import fc from 'fast-check';
+import { ConflictError } from '../../core/errors.ts';
 import type { CreditLimitFn, DynamoStore, ObligationItem } from '../../adapters/store/dynamo.ts';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
 
@@ -32,6 +35,8 @@ export interface EscrowRun {
   defaults: number;
   defaultCut: number;
   rebalancers: number;
+  /** How many scheduled-rebalancer loops (DynamoStore.topUp, as service/rebalance.ts runs it) run concurrently. */
+  topUps: number;
 }
 
 export const escrowRunArb: fc.Arbitrary<EscrowRun> = fc.record({
@@ -41,6 +46,7 @@ export const escrowRunArb: fc.Arbitrary<EscrowRun> = fc.record({
   defaults: fc.integer({ min: 0, max: 3 }),
   defaultCut: fc.integer({ min: 0, max: 8_000 }),
   rebalancers: fc.integer({ min: 0, max: 3 }),
+  topUps: fc.integer({ min: 0, max: 2 }),
 });
 
 /** limit = base − cut · sScaled (a default adds 1 to sScaled), never below 0. */
@@ -122,16 +128,32 @@ export async function runEscrow(store: DynamoStore, run: EscrowRun, now = Date.n
     assert.equal((await store.applyCounters(domain, `fulfil:${a.id}`, { outstanding: -a.amount }, opts)).applied, false);
   };
 
+  // the scheduled rebalancer: passes over this domain until the acceptances are done
+  let done = false;
+  const topUp = async (): Promise<void> => {
+    for (let pass = 0; pass < 200 && !done; pass++) {
+      const entry = (await store.listCreditDomains()).find((e) => e.domain === domain);
+      // on contention the job gives up for this run (ConflictError) and tries again on the next, as rebalanceAll does
+      if (entry) await store.topUp(domain, entry, { limit, now, refreshBeforeMs: Number.MAX_SAFE_INTEGER, idleMs: Number.MAX_SAFE_INTEGER }).catch((e: unknown) => {
+        if (!(e instanceof ConflictError)) throw e;
+      });
+      await new Promise((r) => setTimeout(r, randomInt(10, 40)));
+    }
+  };
+
   const defaults = Array.from({ length: run.defaults }, (_, i) => store.applyCounters(domain, `default:${i}`, { sScaled: 1 }, { limit, now }));
 
   try {
     await store.rebalance(domain, { limit, now });
+    const toppingUp = Array.from({ length: run.topUps }, topUp);
     await Promise.all([
       ...run.amounts.map(accept),
       ...run.releases.map(release),
       ...defaults,
       ...Array.from({ length: run.rebalancers }, () => store.rebalance(domain, { limit, now })),
     ]);
+    done = true;
+    await Promise.all(toppingUp);
   } finally {
     stop = true;
     await watch;

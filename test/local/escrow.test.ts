@@ -18,4 +18,9 @@ describe('credit escrow shards (embedded stand-in)', () => {
   test('never more outstanding than the limit, and outstanding = accepted − released, under concurrency', async () => {
     await fc.assert(fc.asyncProperty(escrowRunArb, (run) => runEscrow(store, run)), { numRuns: 8, endOnFailure: true });
   });
+
+  test('the same with the scheduled rebalancer topping the shards up throughout', async () => {
+    const withJob = escrowRunArb.map((run) => ({ ...run, topUps: 2 }));
+    await fc.assert(fc.asyncProperty(withJob, (run) => runEscrow(store, run)), { numRuns: 4, endOnFailure: true });
+  });
 });
