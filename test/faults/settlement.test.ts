@@ -191,8 +191,14 @@ describe('settlement faults', () => {
     assert.deepEqual([bump.settlementId, bump.from], [paid.settlementId, paid.txid]);
     assert.notEqual(bump.to, paid.txid);
     assert.deepEqual(bumpRun.settlements, [], 'no second settlement of the same obligations');
+    if (bumpRun.deferred !== undefined) {
+      // a transient node error after the replacement's intent was recorded (seen under load: bcoin's
+      // listtransactions answering -32603): the next run completes that intent, and bumps nothing again
+      const recovery = await settleDomain(cloud.deps, 'se');
+      assert.deepEqual([recovery.recovered, recovery.bumped, recovery.settlements], [1, undefined, []], JSON.stringify({ bumpRun, recovery }));
+    }
     const item = await cloud.deps.store.getSettlement(paid.settlementId);
-    assert.deepEqual([item?.txid, item?.replaces, item?.phase], [bump.to, [paid.txid], 'broadcast']);
+    assert.deepEqual([item?.txid, item?.replaces, item?.phase], [bump.to, [paid.txid], 'broadcast'], JSON.stringify(bumpRun));
     assert.ok((await items(ids)).every((o) => o.status === 'settling' && o.settlementId === paid.settlementId));
 
     // the ledger names the replacement, as a record of its own that lists what it replaces
