@@ -67,8 +67,10 @@ function previous(): Results['rows'] {
 
 async function main(filter: string | undefined): Promise<void> {
   const rows: Results['rows'] = [];
+  const whole = new Set<string>(); // suites run whole: their earlier rows all go (a renamed row must not linger)
   for (const suite of SUITES) {
     const suiteFilter = filter === undefined || suite.name.toLowerCase().includes(filter.toLowerCase()) ? undefined : filter;
+    if (suiteFilter === undefined) whole.add(suite.name);
     const started = Date.now();
     process.stderr.write(`running ${suite.name}… `);
     const got = await suite.run(suiteFilter);
@@ -77,7 +79,7 @@ async function main(filter: string | undefined): Promise<void> {
   }
   console.log(format(rows));
   const fresh = new Set(rows.map((r) => `${r.suite}/${r.name}`));
-  const merged = [...previous().filter((r) => !fresh.has(`${r.suite}/${r.name}`)), ...rows];
+  const merged = [...previous().filter((r) => !whole.has(r.suite) && !fresh.has(`${r.suite}/${r.name}`)), ...rows];
   const results: Results = { at: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown', rows: merged };
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   const failed = rows.filter((r) => r.ok === false);
