@@ -822,8 +822,6 @@ export class DynamoStore {
    * chain (the chain advance's condition); concurrent acceptances under one offer cannot
    * overrun the cap, since the condition is checked inside the transaction. Returns as
    * commitAcceptance does; 'offer' here means the cap would be exceeded.
-   * (A separate method so commitAcceptance stays as it is; the transaction items other
-   * than the offer's must stay the same as there.)
    */
   async commitStandingAcceptance(
     item: ObligationItem & { shard: number },
@@ -832,51 +830,13 @@ export class DynamoStore {
     now: number,
   ): Promise<'accepted' | 'duplicate' | 'offer' | 'chain' | 'credit'> {
     if (item.amount > offer.cap) return 'offer';
-    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-      {
-        Put: {
-          TableName: this.table,
-          Item: obligationRecord(item),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      },
-      {
-        Update: {
-          TableName: this.table,
-          Key: { pk: `OFFER#${offer.offerId}`, sk: 'OFFER' },
-          UpdateExpression: 'ADD spent :a',
-          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(usedBy) AND (attribute_not_exists(spent) OR spent <= :room)',
-          ExpressionAttributeValues: { ':a': item.amount, ':room': offer.cap - item.amount },
-        },
-      },
-      {
-        Update: chainAdvance(this.table, item.consumerDomain, item.consumerDevice, chain.seq, item.id, chain.prev),
-      },
-      {
-        Update: {
-          TableName: this.table,
-          Key: shardKey(item.consumerDomain, item.shard),
-          UpdateExpression: 'ADD #used :a, #free :na',
-          ConditionExpression: '#free >= :a AND #u >= :now',
-          ExpressionAttributeNames: { '#u': 'until', '#free': 'free', '#used': 'used' },
-          ExpressionAttributeValues: { ':a': item.amount, ':na': -item.amount, ':now': now },
-        },
-      },
-    ];
-    const outcomes = ['duplicate', 'offer', 'chain', 'credit'] as const;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.transact(items);
-        return 'accepted';
-      } catch (e) {
-        const reasons = cancellation(e);
-        if (!reasons) throw e;
-        const failed = reasons.findIndex((r) => r === 'ConditionalCheckFailed');
-        if (failed >= 0) return outcomes[failed] ?? 'credit';
-        if (attempt >= 20) throw new ConflictError('acceptance kept conflicting with concurrent transactions; retry', { id: item.id });
-        await sleep(Math.random() * Math.min(50, 2 ** attempt));
-      }
-    }
+    return this.acceptInTransaction(item, chain, now, {
+      TableName: this.table,
+      Key: { pk: `OFFER#${offer.offerId}`, sk: 'OFFER' },
+      UpdateExpression: 'ADD spent :a',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(usedBy) AND (attribute_not_exists(spent) OR spent <= :room)',
+      ExpressionAttributeValues: { ':a': item.amount, ':room': offer.cap - item.amount },
+    });
   }
 
   /** How much has been accepted under a standing offer so far (0 when none, or no such offer). */
@@ -917,7 +877,27 @@ export class DynamoStore {
     offerId: string,
     now: number,
   ): Promise<'accepted' | 'duplicate' | 'offer' | 'chain' | 'credit'> {
-    const seq = chain.seq;
+    return this.acceptInTransaction(item, chain, now, {
+      TableName: this.table,
+      Key: { pk: `OFFER#${offerId}`, sk: 'OFFER' },
+      UpdateExpression: 'SET usedBy = :id',
+      ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(usedBy) OR usedBy = :id)',
+      ExpressionAttributeValues: { ':id': item.id },
+    });
+  }
+
+  /**
+   * The acceptance transaction of both kinds of offer: the obligation (if absent), the
+   * offer's claim (`claim`: bind a single-use offer, or draw on a standing one's cap),
+   * the chain advance and the escrow-shard draw, in that order (the order of the
+   * outcomes a cancellation maps to).
+   */
+  private async acceptInTransaction(
+    item: ObligationItem & { shard: number },
+    chain: { seq: number; prev: string },
+    now: number,
+    claim: TransactUpdate,
+  ): Promise<'accepted' | 'duplicate' | 'offer' | 'chain' | 'credit'> {
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
       {
         Put: {
@@ -926,17 +906,9 @@ export class DynamoStore {
           ConditionExpression: 'attribute_not_exists(pk)',
         },
       },
+      { Update: claim },
       {
-        Update: {
-          TableName: this.table,
-          Key: { pk: `OFFER#${offerId}`, sk: 'OFFER' },
-          UpdateExpression: 'SET usedBy = :id',
-          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(usedBy) OR usedBy = :id)',
-          ExpressionAttributeValues: { ':id': item.id },
-        },
-      },
-      {
-        Update: chainAdvance(this.table, item.consumerDomain, item.consumerDevice, seq, item.id, chain.prev),
+        Update: chainAdvance(this.table, item.consumerDomain, item.consumerDevice, chain.seq, item.id, chain.prev),
       },
       {
         Update: {
@@ -1692,6 +1664,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the same head again is idempotent. One definition for advanceChain and the
  * acceptance transaction.
  */
+/** One Update of a TransactWriteItems. */
+type TransactUpdate = NonNullable<NonNullable<TransactWriteCommandInput['TransactItems']>[number]['Update']>;
+
 function chainAdvance(table: string, domain: string, device: string, seq: number, id: string, prev: string) {
   return {
     TableName: table,
