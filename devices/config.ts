@@ -23,6 +23,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { DEFAULT_TOPIC_ROOT, TOPIC_ROOT } from '../service/topics.ts';
 import { UsageError } from '../cli/args.ts';
 
 const Name = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a name of 1-64 letters, digits, _ or -');
@@ -41,6 +42,8 @@ export const IotCoreLinkConfig = z.strictObject({
   keyPath: z.string().min(1),
   port: Port.optional(),
   caPath: z.string().min(1).optional(),
+  /** The stage's MQTT topic root (stack output `TopicRoot` of oc-<stage>-iot): `oc` for the default stage. */
+  topicRoot: z.string().regex(TOPIC_ROOT, "one topic level of letters, digits, '-' or '_' (the TopicRoot output)").default(DEFAULT_TOPIC_ROOT),
 });
 
 export const BuyConfig = z.strictObject({

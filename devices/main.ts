@@ -81,9 +81,10 @@ async function main(): Promise<number> {
           ...(cfg.link.caPath === undefined ? {} : { caPath: cfg.link.caPath }),
         };
   const link: DeviceLink = createLink(linkCfg);
+  const topicRoot = cfg.link.kind === 'iot-core' ? cfg.link.topicRoot : undefined;
 
   if (cfg.role === 'spd') {
-    const spd = new ProviderDevice(cfg.domain, cfg.thing, link);
+    const spd = new ProviderDevice(cfg.domain, cfg.thing, link, topicRoot === undefined ? {} : { topicRoot });
     spd.onGrant((g) => console.log(`granted ${g.service} to ${g.consumer} for ${g.amount} sats (obligation ${g.obligationId.slice(0, 12)}…)`));
     onInterrupt(() => spd.close().catch(() => undefined), () => undefined);
     await connect(() => spd.start(), cfg);
@@ -108,6 +109,7 @@ async function main(): Promise<number> {
     privateKey: key,
     credential,
     link,
+    ...(topicRoot === undefined ? {} : { topicRoot }),
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
     // its hub's API, where it asks for its chain head after a replay or broken link
     backendApi: cfg.api.replace(/\/+$/, ''),

@@ -27,7 +27,7 @@ import {
   type PublicKeyRef,
   type Signed,
 } from '../core/types.ts';
-import { topics } from '../service/topics.ts';
+import { DEFAULT_TOPIC_ROOT, topicsUnder } from '../service/topics.ts';
 import type { DeviceLink } from './link.ts';
 
 export interface ChainState {
@@ -108,6 +108,8 @@ export interface ConsumerDeviceOptions {
   privateKey: PrivateKeyRef;
   credential: Signed<DeviceCredential>;
   link: DeviceLink;
+  /** The stage's topic root (default `oc`: service/topics.ts). */
+  topicRoot?: string;
   /** The SP domain's public key, from its record on the ledger. */
   providerKey: (domain: string) => Promise<PublicKeyRef>;
   /** Base URL of the API of the hub hosting `domain`, when that is not this device's hub (else undefined: MQTT). */
@@ -151,10 +153,12 @@ export class ConsumerDevice {
   /** Standing offers held, by `providerDomain/providerDevice/service`, with what was accepted under each. */
   private readonly held = new Map<string, { offer: Signed<Offer>; spent: number }>();
   private readonly chain: ChainStore;
+  private readonly topics: ReturnType<typeof topicsUnder>;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: ConsumerDeviceOptions) {
     this.chain = o.chain ?? new MemoryChainStore();
+    this.topics = topicsUnder(o.topicRoot ?? DEFAULT_TOPIC_ROOT);
     o.link.onMessage((topic, payload) => this.onMessage(topic, payload));
   }
 
@@ -164,7 +168,7 @@ export class ConsumerDevice {
 
   async start(): Promise<void> {
     await this.o.link.connect();
-    await this.o.link.subscribe(topics.inbox(this.o.domain, this.o.deviceId), 0);
+    await this.o.link.subscribe(this.topics.inbox(this.o.domain, this.o.deviceId), 0);
   }
 
   private onMessage(topic: string, payload: unknown): void {
@@ -299,7 +303,7 @@ export class ConsumerDevice {
             credential: this.o.credential,
           })
         : await this.exchange(`offer:${requestId}`, () =>
-            link.publish(topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service, ...standing }, 1),
+            link.publish(this.topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service, ...standing }, 1),
           )
     ) as { offer?: Signed<Offer>; error?: DeviceError } | undefined;
     if (!offerMsg) return fail('offer', 'TIMEOUT', 'no offer arrived', started, now);
@@ -365,7 +369,7 @@ export class ConsumerDevice {
             r === undefined ? undefined : { accepted: r.error === undefined && r.acceptance !== undefined, ...r },
           )
         : await this.exchange(`reply:${ob.id}`, () =>
-            link.publish(topics.fromDevice(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
+            link.publish(this.topics.fromDevice(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
           )
     ) as { accepted?: boolean; acceptance?: Signed<AcceptanceBody>; error?: DeviceError } | undefined;
     return { ob, reply, sentAt };

@@ -7,7 +7,7 @@
  * reports each delivery on its `out/delivered` topic (off by default: nothing
  * in the system reads it, and IoT Core bills every publish).
  */
-import { topics } from '../service/topics.ts';
+import { DEFAULT_TOPIC_ROOT, topicsUnder } from '../service/topics.ts';
 import type { DeviceLink } from './link.ts';
 
 export interface Grant {
@@ -20,13 +20,15 @@ export interface Grant {
 export class ProviderDevice {
   readonly delivered = new Map<string, Grant>();
   private readonly listeners: ((g: Grant) => void)[] = [];
+  private readonly topics: ReturnType<typeof topicsUnder>;
 
   constructor(
     private readonly domain: string,
     private readonly deviceId: string,
     private readonly link: DeviceLink,
-    private readonly opts: { reportDeliveries?: boolean } = {},
+    private readonly opts: { reportDeliveries?: boolean; /** the stage's topic root (default `oc`) */ topicRoot?: string } = {},
   ) {
+    this.topics = topicsUnder(opts.topicRoot ?? DEFAULT_TOPIC_ROOT);
     link.onMessage((topic, payload) => {
       const viaReply = topic.endsWith(`/in/reply/${domain}/${deviceId}`);
       if (!viaReply && !topic.endsWith('/in/grant')) return;
@@ -42,7 +44,7 @@ export class ProviderDevice {
       for (const l of this.listeners) l(grant);
       if (!this.opts.reportDeliveries) return;
       void this.link
-        .publish(topics.fromDevice(this.domain, this.deviceId, 'delivered'), { obligationId: grant.obligationId }, 0)
+        .publish(this.topics.fromDevice(this.domain, this.deviceId, 'delivered'), { obligationId: grant.obligationId }, 0)
         .catch(() => undefined);
     });
   }
@@ -57,8 +59,8 @@ export class ProviderDevice {
 
   async start(): Promise<void> {
     await this.link.connect();
-    await this.link.subscribe(topics.inbox(this.domain, this.deviceId), 1);
-    await this.link.subscribe(topics.grantsFor(this.domain, this.deviceId), 1);
+    await this.link.subscribe(this.topics.inbox(this.domain, this.deviceId), 1);
+    await this.link.subscribe(this.topics.grantsFor(this.domain, this.deviceId), 1);
   }
 
   close(): Promise<void> {

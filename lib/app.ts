@@ -86,6 +86,7 @@ export function buildApp(options: ObligationChainAppOptions = {}): ObligationCha
   const backend = new BackendStack(app, 'OcBackend', {
     ...stackProps,
     stackName: name('backend'),
+    stage,
     chain,
     table: data.table,
     description: 'obligation-chain: Lambda handlers, HTTP API, schedules',

@@ -8,10 +8,13 @@ import { IotDataEndpoint } from './constructs/iot-endpoint.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { RuleFailureDestinations } from './constructs/rule-failures.ts';
 import { Schedules } from './constructs/schedules.ts';
+import { topicRoot } from '../service/topics.ts';
 
 export interface BackendStackProps extends StackProps {
   readonly chain: ChainStack;
   readonly table: dynamodb.ITableV2;
+  /** Deployment stage: sets the handlers' MQTT topic root (service/topics.ts: topicRoot); default dev. */
+  readonly stage?: string;
 }
 
 /** The serverless back-end: Lambdas, HTTP API, schedules. */
@@ -42,6 +45,7 @@ export class BackendStack extends Stack {
         ...(chain.bitcoind.readerSecret ? { readerSecret: chain.bitcoind.readerSecret } : {}),
       },
       iotDataEndpoint: iotEndpoint.url,
+      topicRoot: topicRoot(props.stage ?? 'dev'),
       cluster: chain.cluster,
       chainServices: [chain.multichain.service, chain.bitcoind.service],
     });

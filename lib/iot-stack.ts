@@ -3,6 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import { DevicePolicy, thingTypeName } from './constructs/device-policy.ts';
 import { TopicRules } from './constructs/topic-rules.ts';
+import { topicRoot } from '../service/topics.ts';
 
 export interface IotStackProps extends StackProps {
   readonly offer: lambda.IFunction;
@@ -19,12 +20,15 @@ export class IotStack extends Stack {
   constructor(scope: Construct, id: string, props: IotStackProps) {
     super(scope, id, props);
     const thingType = thingTypeName(props.stage ?? 'dev');
-    this.devicePolicy = new DevicePolicy(this, 'Devices', { thingTypeName: thingType });
-    this.topicRules = new TopicRules(this, 'Rules', { functions: { offer: props.offer, accept: props.accept } });
+    // a topic root per stage: IoT Core's topic space is the account's (per region), so two stages' rules must not see each other's devices
+    const root = topicRoot(props.stage ?? 'dev');
+    this.devicePolicy = new DevicePolicy(this, 'Devices', { thingTypeName: thingType, topicRoot: root });
+    this.topicRules = new TopicRules(this, 'Rules', { functions: { offer: props.offer, accept: props.accept }, topicRoot: root });
     new CfnOutput(this, 'DevicePolicyName', {
       value: this.devicePolicy.policy.ref,
       description: 'IoT policy to attach to each device certificate (scripts/provision-fleet.sh)',
     });
+    new CfnOutput(this, 'TopicRoot', { value: root, description: "this stage's MQTT topic root: a device config's link.topicRoot (devices/config.ts)" });
     new CfnOutput(this, 'ThingTypeName', { value: thingType, description: 'thing type of this stage (scripts/provision-fleet.sh --thing-type)' });
   }
 }

@@ -7,6 +7,7 @@
  * - topic rules that invoke handlers asynchronously with Lambda's async retry semantics
  *   and an error action.
  */
+import { DEFAULT_TOPIC_ROOT } from '../service/topics.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -155,6 +156,8 @@ export interface BrokerOptions {
   now?: () => number;
   /** Where broker-internal errors go. Default console.error. */
   log?: (message: string, error: unknown) => void;
+  /** The stage's topic root things are confined under (service/topics.ts). Default `oc`. */
+  topicRoot?: string;
 }
 
 /** Topic the default error action publishes to. */
@@ -199,6 +202,7 @@ function parsePayload(payload: Buffer | string): Record<string, unknown> {
 /** Start the embedded IoT Core broker on 127.0.0.1. */
 export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
   const now = opts.now ?? Date.now;
+  const root = opts.topicRoot ?? DEFAULT_TOPIC_ROOT;
   const skewMs = opts.tokenSkewMs ?? TOKEN_SKEW_MS;
   const identities = new WeakMap<Client, Identity>();
   const stats: BrokerStats = {
@@ -220,7 +224,7 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
   // oc/{domain}/{thing}/{in|out}/{kind}[/…] → kind; other topics: their last segment
   const kindOf = (topic: string): string => {
     const parts = topic.split('/');
-    return (parts[0] === 'oc' && parts.length > 4 ? parts[4] : parts[parts.length - 1]) ?? topic;
+    return (parts[0] === root && parts.length > 4 ? parts[4] : parts[parts.length - 1]) ?? topic;
   };
   const ruleErrors: RuleFailure[] = [];
   const events = new EventEmitter();
@@ -268,7 +272,7 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
       if (client === null) return done(null); // broker-internal (e.g. wills are re-checked with the client)
       const who = identities.get(client);
       if (who?.kind === 'backend') return done(null);
-      const prefix = who ? `oc/${who.domain}/${who.thing}/out/` : undefined;
+      const prefix = who ? `${root}/${who.domain}/${who.thing}/out/` : undefined;
       if (prefix !== undefined && packet.topic.startsWith(prefix) && packet.topic.length > prefix.length) {
         return done(null);
       }
@@ -280,13 +284,13 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     authorizeSubscribe(client, sub, done) {
       const who = identities.get(client);
       if (who?.kind === 'backend') return done(null, sub);
-      const prefix = who ? `oc/${who.domain}/${who.thing}/in/` : undefined;
+      const prefix = who ? `${root}/${who.domain}/${who.thing}/in/` : undefined;
       // The filter must stay inside the prefix: the prefix is literal, so wildcards can only follow it.
       if (prefix !== undefined && sub.topic.startsWith(prefix) && sub.topic.length > prefix.length) {
         return done(null, sub);
       }
       // and exactly one filter outside it: the accepted replies that grant this (provider) thing a service
-      if (who?.kind === 'thing' && sub.topic === `oc/+/+/in/reply/${who.domain}/${who.thing}`) return done(null, sub);
+      if (who?.kind === 'thing' && sub.topic === `${root}/+/+/in/reply/${who.domain}/${who.thing}`) return done(null, sub);
       refuse('subscribe', client.id, sub.topic);
       return done(null, null); // SUBACK 0x80 for this filter
     },

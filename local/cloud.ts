@@ -37,7 +37,7 @@ import { loadConfig } from '../functions/shared/config.ts';
 import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
 import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
-import { topics } from '../service/topics.ts';
+import { DEFAULT_TOPIC_ROOT, topicsUnder } from '../service/topics.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type InProcessHandler, type LocalDynamo } from './dynamo.ts';
@@ -153,7 +153,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
 
     const things = new MapThingRegistry();
     const backend = { username: 'backend', password: randomBytes(16).toString('hex') };
-    let broker = await startBroker({ things, backend, ...(opts.brokerPort ? { port: opts.brokerPort } : {}) });
+    // the stage's topic root, as the handlers read it (TOPIC_ROOT) and the IoT policy confines devices to it
+    const topicRoot = opts.env?.['TOPIC_ROOT'] ?? DEFAULT_TOPIC_ROOT;
+    let broker = await startBroker({ things, backend, topicRoot, ...(opts.brokerPort ? { port: opts.brokerPort } : {}) });
     stops.push(() => broker.stop());
 
     // The IoT data plane endpoint: the handlers' IoTDataPlaneClient posts here.
@@ -240,7 +242,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     const addRules = (b: LocalBroker) => {
       for (const { kind, handler } of TOPIC_ROUTES) {
         const h = scoped(HANDLERS[handler] as (event: unknown, context: Context) => Promise<unknown>);
-        b.addRule({ name: handler, topicFilter: topics.rule(kind), handler: (e) => h(e, lambdaContext(handler)) });
+        b.addRule({ name: handler, topicFilter: topicsUnder(topicRoot).rule(kind), handler: (e) => h(e, lambdaContext(handler)) });
       }
     };
     addRules(broker);
@@ -286,7 +288,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       restartBroker: async () => {
         const port = broker.port;
         await broker.stop();
-        broker = await startBroker({ things, backend, port });
+        broker = await startBroker({ things, backend, topicRoot, port });
         addRules(broker);
       },
       things,

@@ -36,7 +36,7 @@ import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { hubKeyOf } from './keys.ts';
 import { limitFn } from './credit.ts';
-import { topics } from './topics.ts';
+import { topicsUnder } from './topics.ts';
 
 /** Longest payment term a provider accepts unless it says otherwise: 7 days. */
 export const DEFAULT_MAX_TERM_MS = 7 * 86_400_000;
@@ -225,7 +225,7 @@ export async function notifyOutcome(
     const b = outcome.obligation.body;
     // acceptObligation refused an obligation whose sender is not its consumer, so `to` is the consumer here
     const consumer = to ?? { domain: b.consumerDomain, thing: b.consumerDevice };
-    await deps.notifier.publish(topics.acceptedReply(consumer.domain, consumer.thing, b.providerDomain, b.providerDevice), {
+    await deps.notifier.publish(topicsUnder(deps.config.topicRoot).acceptedReply(consumer.domain, consumer.thing, b.providerDomain, b.providerDevice), {
       requestId,
       obligationId: outcome.obligationId,
       accepted: true,
@@ -238,7 +238,7 @@ export async function notifyOutcome(
   const reply = outcome.accepted
     ? { requestId, obligationId: outcome.obligationId, accepted: true, acceptance: outcome.acceptance }
     : { requestId, obligationId: outcome.obligationId ?? null, accepted: false, error: outcome.error.toJSON() };
-  await deps.notifier.publish(topics.toDevice(to.domain, to.thing, 'reply'), reply as never);
+  await deps.notifier.publish(topicsUnder(deps.config.topicRoot).toDevice(to.domain, to.thing, 'reply'), reply as never);
 }
 
 function consumerNamedIn(raw: unknown): { consumerDomain: string; consumerDevice: string } | undefined {

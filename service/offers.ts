@@ -20,7 +20,7 @@ import type { Offer, Signed } from '../core/types.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { checkPayTo } from './addresses.ts';
 import { hubKeyOf } from './keys.ts';
-import { topics } from './topics.ts';
+import { topicsUnder } from './topics.ts';
 
 export interface OfferRequest {
   requestId: string;
@@ -124,7 +124,7 @@ export async function makeOffer(deps: Deps, req: OfferRequest, reply: boolean): 
   );
   await deps.store.putOffer(offer);
   if (reply) {
-    await deps.notifier.publish(topics.toDevice(req.consumerDomain, req.consumerDevice, 'offer'), {
+    await deps.notifier.publish(topicsUnder(deps.config.topicRoot).toDevice(req.consumerDomain, req.consumerDevice, 'offer'), {
       requestId: req.requestId,
       offer: offer as never,
     });

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { DEFAULT_CREDIT, type CreditParams } from '../../core/credit.ts';
 import { DEFAULT_REPUTATION, type ReputationParams } from '../../core/reputation.ts';
+import { DEFAULT_TOPIC_ROOT, TOPIC_ROOT } from '../../service/topics.ts';
 import { BITCOIN_NETWORKS, NETWORK_DEFAULTS, type BitcoinNetwork, type FeePolicy } from '../../core/network.ts';
 
 const num = (def: number) => z.coerce.number().finite().default(def);
@@ -49,6 +50,8 @@ const EnvSchema = z.object({
   FEE_CAP_SAT_VB: z.coerce.number().finite().positive().optional(),
   FEE_FALLBACK_SAT_VB: z.coerce.number().finite().positive().optional(),
   IOT_DATA_ENDPOINT: z.string().optional(),
+  /** The stage's MQTT topic root (service/topics.ts: `oc` for the default stage, `oc-<stage>` for others; set by the stack). */
+  TOPIC_ROOT: z.string().regex(TOPIC_ROOT, "one topic level of letters, digits, '-' or '_'").default(DEFAULT_TOPIC_ROOT),
   ECS_CLUSTER_ARN: z.string().optional(),
   ECS_SERVICES: z.string().optional(),
   /** The SDK's own endpoint override, read here too for callers that build clients without process.env. */
@@ -116,6 +119,8 @@ export interface Config {
   secretsMaxAgeSeconds: number;
   confirmations: number;
   iotDataEndpoint?: string | undefined;
+  /** Where devices' topics live (service/topics.ts: topicsUnder). */
+  topicRoot: string;
   ecs?: { clusterArn: string; services: string[]; endpoint?: string | undefined } | undefined;
   logJobs: boolean;
   offerTtlMs: number;
@@ -222,6 +227,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     secretsMaxAgeSeconds: e.SECRETS_MAX_AGE_S,
     confirmations: e.CONFIRMATIONS ?? netDefaults.confirmations,
     iotDataEndpoint: e.IOT_DATA_ENDPOINT,
+    topicRoot: e.TOPIC_ROOT,
     ecs: e.ECS_CLUSTER_ARN
       ? { clusterArn: e.ECS_CLUSTER_ARN, services: (e.ECS_SERVICES ?? '').split(',').filter(Boolean), endpoint: e.AWS_ENDPOINT_URL_ECS }
       : undefined,

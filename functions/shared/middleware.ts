@@ -13,7 +13,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { MalformedError, ObligationError } from '../../core/errors.ts';
-import { topics, type InKind } from '../../service/topics.ts';
+import { topicsUnder, type InKind } from '../../service/topics.ts';
 import { getDeps, type Deps } from './deps.ts';
 import { toReply } from './errors.ts';
 import { logger, metrics, tracer } from './observability.ts';
@@ -139,7 +139,7 @@ export function ruleHandler<R>(replyKind: InKind, fn: (event: RuleEvent, deps: D
       }
       logger.info('refused', { code: e.code });
       const requestId = typeof event.requestId === 'string' ? event.requestId.slice(0, 64) : null;
-      await deps.notifier.publish(topics.toDevice(event.domain, event.thing, replyKind), {
+      await deps.notifier.publish(topicsUnder(deps.config.topicRoot).toDevice(event.domain, event.thing, replyKind), {
         requestId,
         accepted: false,
         error: toReply(e).body.error as never,

@@ -1,6 +1,7 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import { Construct } from 'constructs';
+import { DEFAULT_TOPIC_ROOT } from '../../service/topics.ts';
 
 /** The thing type every device is created with (scripts/provision-fleet.sh uses it). */
 export const THING_TYPE_NAME = 'oc-device';
@@ -14,19 +15,21 @@ export const thingTypeName = (stage: string): string => (stage === 'dev' ? THING
 const THING = '${iot:Connection.Thing.ThingName}';
 const DOMAIN = '${iot:Connection.Thing.Attributes[domain]}';
 
-/** Resource names (after `arn:...:iot:region:account:`) the device policy allows, per action. */
-export const DEVICE_POLICY_RESOURCES = {
+/** Resource names (after `arn:...:iot:region:account:`) the device policy allows, per action, under a stage's topic root. */
+export const devicePolicyResources = (root: string = DEFAULT_TOPIC_ROOT) => ({
   connect: `client/${THING}`,
-  publish: `topic/oc/${DOMAIN}/${THING}/out/*`,
-  subscribe: `topicfilter/oc/${DOMAIN}/${THING}/in/*`,
-  receive: `topic/oc/${DOMAIN}/${THING}/in/*`,
+  publish: `topic/${root}/${DOMAIN}/${THING}/out/*`,
+  subscribe: `topicfilter/${root}/${DOMAIN}/${THING}/in/*`,
+  receive: `topic/${root}/${DOMAIN}/${THING}/in/*`,
   // a provider device receives its grants with the consumer's accepted reply, in one publish
   // (service/topics.ts: grantsFor). In a policy `+` is a literal character, `*` any characters
   // (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-variables.html); only the
   // back-end may publish under `in/`.
-  subscribeGrants: `topicfilter/oc/+/+/in/reply/${DOMAIN}/${THING}`,
-  receiveGrants: `topic/oc/*/*/in/reply/${DOMAIN}/${THING}`,
-} as const;
+  subscribeGrants: `topicfilter/${root}/+/+/in/reply/${DOMAIN}/${THING}`,
+  receiveGrants: `topic/${root}/*/*/in/reply/${DOMAIN}/${THING}`,
+});
+/** The default stage's (`oc`). */
+export const DEVICE_POLICY_RESOURCES = devicePolicyResources();
 
 /**
  * The thing type and the one IoT policy attached to every device certificate:
@@ -38,7 +41,7 @@ export class DevicePolicy extends Construct {
   readonly policy: iot.CfnPolicy;
   readonly thingType: iot.CfnThingType;
 
-  constructor(scope: Construct, id: string, props: { thingTypeName?: string } = {}) {
+  constructor(scope: Construct, id: string, props: { thingTypeName?: string; /** default `oc` */ topicRoot?: string } = {}) {
     super(scope, id);
     this.thingType = new iot.CfnThingType(this, 'ThingType', {
       thingTypeName: props.thingTypeName ?? THING_TYPE_NAME,
@@ -55,7 +58,7 @@ export class DevicePolicy extends Construct {
         resourceName: resource.slice(slash + 1),
       });
     };
-    const r = DEVICE_POLICY_RESOURCES;
+    const r = devicePolicyResources(props.topicRoot);
     this.policy = new iot.CfnPolicy(this, 'Policy', {
       policyDocument: {
         Version: '2012-10-17',

@@ -1,3 +1,4 @@
+import { DEFAULT_TOPIC_ROOT } from '../../service/topics.ts';
 import { Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib';
 import { NETWORK_DEFAULTS, type BitcoinNetwork } from '../../core/network.ts';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -109,8 +110,10 @@ export const TABLE_WRITE_ACTIONS = [
 ] as const;
 
 /** The device inbox topics offer/accept may publish replies to (ARN resource name). */
-export const IOT_REPLY_TOPICS = 'topic/oc/*/*/in/*';
-const IOT_REPLY_TOPICS_NAG = `arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:${IOT_REPLY_TOPICS}`;
+/** The device inbox topics the offer and accept functions may publish replies on, under a stage's topic root. */
+export const iotReplyTopics = (root: string = DEFAULT_TOPIC_ROOT): string => `topic/${root}/*/*/in/*`;
+export const IOT_REPLY_TOPICS = iotReplyTopics();
+const iotReplyTopicsNag = (root: string) => `arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:${iotReplyTopics(root)}`;
 
 export interface HandlersProps {
   /** The functions' VPC and security group; without them the functions run outside any VPC (the LocalStack free set). */
@@ -134,6 +137,8 @@ export interface HandlersProps {
   };
   /** `https://{endpointAddress}` of the IoT data plane (ATS). */
   readonly iotDataEndpoint: string;
+  /** The stage's MQTT topic root (service/topics.ts: topicRoot); default `oc`. */
+  readonly topicRoot?: string;
   /** The chain nodes' cluster and services, for query's /health (absent: no ECS health). */
   readonly cluster?: ecs.ICluster;
   readonly chainServices?: readonly ecs.IBaseService[];
@@ -170,6 +175,7 @@ export class Handlers extends Construct {
       // the settle job's schedule: providers' minimum payment term and the default grace derive from it
       SETTLE_INTERVAL_MS: String(settleEvery().toMilliseconds()),
       IOT_DATA_ENDPOINT: props.iotDataEndpoint,
+      TOPIC_ROOT: props.topicRoot ?? DEFAULT_TOPIC_ROOT,
       NODE_OPTIONS: '--enable-source-maps',
       SIGNER_KIND: 'kms',
       // Powertools (functions/shared/observability.ts); the service name is per function below
@@ -240,7 +246,7 @@ export class Handlers extends Construct {
       made[name] = fn;
     }
     this.functions = made as Record<HandlerName, NodejsFunction>;
-    this.acknowledgeFindings();
+    this.acknowledgeFindings(props.topicRoot ?? DEFAULT_TOPIC_ROOT);
   }
 
   /**
@@ -275,7 +281,7 @@ export class Handlers extends Construct {
   }
 
   /** cdk-nag findings that are inherent to these functions, each with its reason. */
-  private acknowledgeFindings(): void {
+  private acknowledgeFindings(topicRoot: string): void {
     const acknowledgements = [
       {
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
@@ -291,8 +297,8 @@ export class Handlers extends Construct {
           'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords do not support resource-level permissions; kms:CreateKey (registering function only) has no key to scope to and is conditioned instead on SIGN_VERIFY ECC keys carrying exactly this app\'s tags.',
       },
       {
-        id: `AwsSolutions-IAM5[Resource::${IOT_REPLY_TOPICS_NAG}]`,
-        reason: 'offer/accept reply to whichever device asked, so they may publish on any device inbox topic oc/{domain}/{device}/in/{kind} and nowhere else.',
+        id: `AwsSolutions-IAM5[Resource::${iotReplyTopicsNag(topicRoot)}]`,
+        reason: 'offer/accept reply to whichever device asked, so they may publish on any device inbox topic {topic root}/{domain}/{device}/in/{kind} of this stage and nowhere else.',
       },
       {
         id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
@@ -376,7 +382,7 @@ export class Handlers extends Construct {
         new iam.PolicyStatement({
           actions: ['iot:Publish'],
           resources: [
-            Stack.of(this).formatArn({ service: 'iot', resource: 'topic', resourceName: IOT_REPLY_TOPICS.slice('topic/'.length) }),
+            Stack.of(this).formatArn({ service: 'iot', resource: 'topic', resourceName: iotReplyTopics(props.topicRoot ?? DEFAULT_TOPIC_ROOT).slice('topic/'.length) }),
           ],
         }),
       );

@@ -6,16 +6,19 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { TOPIC_ROUTES } from '../../functions/routes.ts';
 import type { HandlerName } from './handlers.ts';
+import { DEFAULT_TOPIC_ROOT, topicsUnder, type OutKind } from '../../service/topics.ts';
 
-/** The IoT SQL of a rule that forwards device messages of one kind to a handler. */
-export function ruleSql(kind: string): string {
-  return `SELECT *, topic(2) AS domain, topic(3) AS thing, topic() AS topic FROM 'oc/+/+/out/${kind}'`;
+/** The IoT SQL of a rule that forwards device messages of one kind, under a stage's topic root, to a handler. */
+export function ruleSql(kind: OutKind, root: string = DEFAULT_TOPIC_ROOT): string {
+  return `SELECT *, topic(2) AS domain, topic(3) AS thing, topic() AS topic FROM '${topicsUnder(root).rule(kind)}'`;
 }
 
 export { TOPIC_ROUTES } from '../../functions/routes.ts';
 
 export interface TopicRulesProps {
   readonly functions: Pick<Record<HandlerName, lambda.IFunction>, 'offer' | 'accept'>;
+  /** The stage's MQTT topic root (service/topics.ts: topicRoot); default `oc`. */
+  readonly topicRoot?: string;
 }
 
 /**
@@ -50,7 +53,7 @@ export class TopicRules extends Construct {
       const rule = new iot.CfnTopicRule(this, `${kind}Rule`, {
         topicRulePayload: {
           description: `Device ${kind} messages to the ${handler} handler`,
-          sql: ruleSql(kind),
+          sql: ruleSql(kind, props.topicRoot),
           awsIotSqlVersion: '2016-03-23',
           ruleDisabled: false,
           actions: [{ lambda: { functionArn: fn.functionArn } }],

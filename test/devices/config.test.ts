@@ -20,6 +20,16 @@ describe('device config examples', () => {
     const cfg = parseDeviceConfig(await example('example.aws.device.json'));
     assert.equal(cfg.link.kind, 'iot-core');
     assert.match(cfg.api, /execute-api\.[a-z0-9-]+\.amazonaws\.com/);
+    assert.equal(cfg.link.kind === 'iot-core' && cfg.link.topicRoot, 'oc', 'the default stage\'s topic root when none is given');
+  });
+
+  it('an IoT Core link takes its stage\'s topic root (the TopicRoot output), one topic level', async () => {
+    const { $comment: _c, ...aws } = await example('example.aws.device.json');
+    const cfg = parseDeviceConfig({ ...aws, link: { ...(aws.link as object), topicRoot: 'oc-orgb' } });
+    assert.equal(cfg.link.kind === 'iot-core' && cfg.link.topicRoot, 'oc-orgb');
+    for (const bad of ['oc/orgb', '+', '']) {
+      assert.throws(() => parseDeviceConfig({ ...aws, link: { ...(aws.link as object), topicRoot: bad } }, 'x.json'), (e: unknown) => e instanceof UsageError && /link\.topicRoot/.test(e.message));
+    }
   });
 
   it('devices/example.spd.device.json is a valid local SPD config', async () => {

@@ -26,6 +26,13 @@ describe('loadConfig', () => {
     assert.equal(c.logJobs, true);
   });
 
+  it('TOPIC_ROOT (the stage\'s MQTT topic root) defaults to oc and is one topic level, or refused naming the variable', () => {
+    const env = { ...base, MULTICHAIN_RPC_URL: 'http://m:8570' };
+    assert.equal(loadConfig(env).topicRoot, 'oc');
+    assert.equal(loadConfig({ ...env, TOPIC_ROOT: 'oc-orgb' }).topicRoot, 'oc-orgb');
+    for (const bad of ['oc/orgb', 'oc+', '#', '']) assert.throws(() => loadConfig({ ...env, TOPIC_ROOT: bad }), /TOPIC_ROOT/, bad);
+  });
+
   it('MULTICHAIN_P2P_ENDPOINT (what GET /chain shows other organisations) is host:port, or refused naming the variable', () => {
     const c = loadConfig({ ...base, MULTICHAIN_RPC_URL: 'http://multichain.oc.internal:8570', MULTICHAIN_P2P_ENDPOINT: 'oc-a-nlb.elb.amazonaws.com:8571' });
     assert.equal(c.ledger.kind === 'multichain' ? c.ledger.p2pEndpoint : undefined, 'oc-a-nlb.elb.amazonaws.com:8571');

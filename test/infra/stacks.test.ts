@@ -718,6 +718,29 @@ describe('deployment options: stage, Bitcoin network, pruning (synth without bun
     assert.throws(() => variant({ stage: 'Prod_1' }), /-c stage=Prod_1/);
   });
 
+  it('gives every stage but dev its own MQTT topic root: rules, device policy, the handlers\' TOPIC_ROOT and reply grant, and an output', () => {
+    const stageTopics = (b: typeof built, root: string) => {
+      const iotT = Template.fromStack(b.iot);
+      const sql = Object.values(iotT.findResources('AWS::IoT::TopicRule')).map((r) => (r['Properties'] as { TopicRulePayload: { Sql: string } }).TopicRulePayload.Sql);
+      assert.ok(sql.length >= 2);
+      for (const q of sql) assert.match(q, new RegExp(`FROM '${root}/\\+/\\+/out/\\w+'$`), q);
+      const policy = JSON.stringify(Object.values(iotT.findResources('AWS::IoT::Policy'))[0]);
+      for (const kind of ['topic', 'topicfilter']) assert.ok(policy.includes(`:${kind}/${root}/`), `${kind}/${root}/ in the device policy`);
+      assert.ok(!policy.includes(`:topic/${root === 'oc' ? 'oc-' : 'oc/'}`), 'no other root in the device policy');
+      iotT.hasOutput('TopicRoot', { Value: root });
+      const backend = Template.fromStack(b.backend);
+      const envs = Object.values(backend.findResources('AWS::Lambda::Function'))
+        .map((f) => (f['Properties'] as { Environment?: { Variables?: Record<string, string> } }).Environment?.Variables ?? {})
+        .filter((v) => v['IOT_DATA_ENDPOINT'] !== undefined);
+      assert.ok(envs.length >= 2);
+      for (const v of envs) assert.equal(v['TOPIC_ROOT'], root);
+      const publish = JSON.stringify(Object.values(backend.findResources('AWS::IAM::Policy')).filter((p) => JSON.stringify(p).includes('iot:Publish')));
+      assert.ok(publish.includes(`:topic/${root}/*/*/in/*`), 'replies may be published under this root only');
+    };
+    stageTopics(built, 'oc');
+    stageTopics(variant({ stage: 'orgb' }), 'oc-orgb');
+  });
+
   it('-c bitcoinNetwork=mainnet: the container, its RPC port and ingress, and the handlers (6 confirmations) follow', () => {
     const main = variant({ bitcoinNetwork: 'mainnet', bitcoinPrune: '550' });
     const chain = Template.fromStack(main.chain);
