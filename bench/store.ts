@@ -23,7 +23,7 @@ import { TABLE_INDEXES } from '../adapters/table.ts';
 import { DynamoStore } from '../adapters/store/dynamo.ts';
 import { createStateTable, localDynamoClient } from '../local/dynamo.ts';
 import { generateKeyPair } from '../core/keys.ts';
-import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
+import type { PublicKeyRef } from '../core/types.ts';
 import { createLink } from '../devices/link.ts';
 import { ConsumerDevice } from '../devices/scd.ts';
 import { ProviderDevice } from '../devices/spd.ts';
@@ -31,6 +31,7 @@ import { startCloud, type LocalCloud } from '../local/cloud.ts';
 import { startDynamoDbLocal } from '../local/dynamodb-local.ts';
 import { rebalanceAll } from '../service/rebalance.ts';
 import type { BenchRow } from './types.ts';
+import { consumer } from './system.ts';
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -433,28 +434,6 @@ async function itemBreakdown(
   return { rows, wcu, rcu, updateBytes: (kind) => byKind[kind] ?? 0 };
 }
 
-async function consumer(cloud: LocalCloud, domain: string, id: string, providerKey: PublicKeyRef): Promise<ConsumerDevice> {
-  const keys = generateKeyPair();
-  const { body } = await cloud.call<{ credential: Signed<DeviceCredential> }>('POST', `/domains/${domain}/devices`, {
-    deviceId: id,
-    deviceKey: keys.publicKey,
-    creditLimit: 1_000_000,
-  });
-  cloud.registerThing(id, domain, keys.publicKey);
-  const scd = new ConsumerDevice({
-    domain,
-    deviceId: id,
-    privateKey: keys.privateKey,
-    credential: body.credential,
-    link: createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: id, privateKey: keys.privateKey }),
-    providerKey: async () => providerKey,
-    payWindowMs: 3_600_000,
-    timeoutMs: 10_000,
-  });
-  await scd.start();
-  return scd;
-}
-
 export async function benchStore(opts: { devices?: number; seconds?: number; sequential?: number } = {}): Promise<BenchRow[]> {
   const devicesN = opts.devices ?? 32;
   const seconds = opts.seconds ?? 10;
@@ -486,7 +465,7 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     cloud.registerThing('sp-spd-1', 'sp', spdKeys.publicKey);
     spd = new ProviderDevice('sp', 'sp-spd-1', createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: 'sp-spd-1', privateKey: spdKeys.privateKey }));
     await spd.start();
-    for (let i = 1; i <= devicesN; i++) devices.push(await consumer(cloud, 'sc', `sc-scd-${i}`, providerKey));
+    for (let i = 1; i <= devicesN; i++) devices.push(await consumer(cloud, 'sc', `sc-scd-${i}`, providerKey, 10_000));
     const first = devices[0];
     if (!first) throw new Error('no device');
 

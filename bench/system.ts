@@ -20,7 +20,8 @@ import { percentile } from '../local/stats.ts';
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
-async function consumer(cloud: LocalCloud, domain: string, id: string, providerKey: PublicKeyRef): Promise<ConsumerDevice> {
+/** A consumer device enrolled at `domain` (credit 1 000 000 sats, pay window 1 h), connected to the cloud's broker. */
+export async function consumer(cloud: LocalCloud, domain: string, id: string, providerKey: PublicKeyRef, timeoutMs = 5_000): Promise<ConsumerDevice> {
   const keys = generateKeyPair();
   const { body } = await cloud.call<{ credential: Signed<DeviceCredential> }>('POST', `/domains/${domain}/devices`, {
     deviceId: id,
@@ -36,7 +37,7 @@ async function consumer(cloud: LocalCloud, domain: string, id: string, providerK
     link: createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: id, privateKey: keys.privateKey }),
     providerKey: async () => providerKey,
     payWindowMs: 3_600_000,
-    timeoutMs: 5_000,
+    timeoutMs,
   });
   await scd.start();
   return scd;
