@@ -7,6 +7,7 @@
  * `dueBy` and unpaid become defaulted. Every step is idempotent by
  * obligation id, and evidence goes to the consumer's counters once.
  */
+import { createHash } from 'node:crypto';
 import { evidenceWeight } from '../core/reputation.ts';
 import { recordEvidence } from './evidence.ts';
 import { InvalidRecordError, UnavailableError } from '../core/errors.ts';
@@ -86,16 +87,29 @@ async function settleRecord(
   // Paid (or defaulted) through another record of the settlement, e.g. the fee bump that confirmed
   // instead of this record's transaction, which now never will: nothing left to wait for.
   if (obligations.length > 0 && obligations.every((o) => o.status === 'fulfilled' || o.status === 'defaulted')) return true;
-  if (await store.isPaymentUsed(provider.domain, rec.txid)) return true;
+  // A payment pays one claim only. Used by another: nothing here. Used by this very claim: a
+  // run stopped after taking it, before every fulfilment was written; finish them (each is idempotent).
+  const claim = paymentClaim(rec.settlementId, out.obligationIds);
+  const used = await store.paymentClaim(provider.domain, rec.txid);
+  if (used !== undefined && used !== claim) return true;
   const paid = await store.getPayment(provider.domain, rec.txid);
   if (!paid || paid.amount < out.amount) return false; // not seen (yet)
   const payments = await deps.payments(provider.wallet);
   const tx = await payments.getTransaction(rec.txid);
   if (!tx || tx.confirmations < deps.config.confirmations) return false;
   if (obligations.reduce((sum, o) => sum + o.amount, 0) > paid.amount) return true; // claims more than was paid: never honoured
-  if (!(await store.consumePayment(provider.domain, rec.txid, rec.settlementId))) return true;
+  if (!(await store.consumePayment(provider.domain, rec.txid, rec.settlementId, claim))) return true;
   for (const ob of obligations) if (await fulfil(deps, ob, rec.txid)) summary.fulfilled += 1;
   return true;
+}
+
+/**
+ * What a settlement output claims of a payment: its settlement and the obligations it
+ * pays for (sorted, hashed). The intent and broadcast records of one transaction make the
+ * same claim; a record of the same settlement naming other obligations makes another.
+ */
+export function paymentClaim(settlementId: string, obligationIds: readonly string[]): string {
+  return `${settlementId}:${createHash('sha256').update([...obligationIds].sort().join(',')).digest('hex').slice(0, 32)}`;
 }
 
 /** Settlement records read from the ledger per run and page. */

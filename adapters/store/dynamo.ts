@@ -1378,16 +1378,22 @@ export class DynamoStore {
     return item && { txid: item.txid, amount: item.amount };
   }
 
-  /** Consume a received payment for one settlement output, once: false if it was already used. */
-  async consumePayment(domain: string, txid: string, settlementId: string): Promise<boolean> {
-    const ok = await this.putNew({ pk: `USED#${domain}#${txid}`, sk: 'USED', settlementId });
+  /**
+   * Consume a received payment for one claim on it, once: false if another claim
+   * used it. A claim is one settlement output, `settlementId` and the obligations
+   * it pays for (the watcher's `paymentClaim`); the same claim again is true, so a
+   * run that stopped after taking the payment completes its fulfilments.
+   */
+  async consumePayment(domain: string, txid: string, settlementId: string, claim: string = settlementId): Promise<boolean> {
+    const ok = await this.putNew({ pk: `USED#${domain}#${txid}`, sk: 'USED', settlementId, claim });
     if (ok) return true;
-    const item = await this.get<{ settlementId: string }>(`USED#${domain}#${txid}`, 'USED');
-    return item?.settlementId === settlementId;
+    return (await this.paymentClaim(domain, txid)) === claim;
   }
 
-  async isPaymentUsed(domain: string, txid: string): Promise<boolean> {
-    return (await this.get(`USED#${domain}#${txid}`, 'USED')) !== undefined;
+  /** The claim that consumed a received payment, if one did (see consumePayment). */
+  async paymentClaim(domain: string, txid: string): Promise<string | undefined> {
+    const item = await this.get<{ settlementId: string; claim?: string }>(`USED#${domain}#${txid}`, 'USED');
+    return item && (item.claim ?? item.settlementId);
   }
 
   // ---- leases (singleton jobs) ---------------------------------------------------

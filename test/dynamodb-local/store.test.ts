@@ -302,11 +302,12 @@ describe('on DynamoDB Local', () => {
       await store.putPayment('p1', txid, 3_000);
       await store.putPayment('p1', txid, 3_000);
       assert.deepEqual(await store.getPayment('p1', txid), { txid, amount: 3_000 });
-      assert.equal(await store.isPaymentUsed('p1', txid), false);
-      assert.equal(await store.consumePayment('p1', txid, 's1'), true);
-      assert.equal(await store.consumePayment('p1', txid, 's1'), true, 'idempotent for the same settlement');
+      assert.equal(await store.paymentClaim('p1', txid), undefined);
+      assert.equal(await store.consumePayment('p1', txid, 's1', 's1:a'), true);
+      assert.equal(await store.consumePayment('p1', txid, 's1', 's1:a'), true, 'idempotent for the same claim');
+      assert.equal(await store.consumePayment('p1', txid, 's1', 's1:b'), false, 'the same settlement naming other obligations');
       assert.equal(await store.consumePayment('p1', txid, 's2'), false);
-      assert.equal(await store.isPaymentUsed('p1', txid), true);
+      assert.equal(await store.paymentClaim('p1', txid), 's1:a');
     });
 
     it('follows a broadcast settlement until it confirms, and records a fee bump only over the txid it replaces', async () => {

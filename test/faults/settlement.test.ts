@@ -62,7 +62,7 @@ describe('settlement faults', () => {
     cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 }, env: { CREDIT_BASE: '1000000' } });
     await registerDomain(cloud, 'sp', 'provider', { threshold: 0.3 });
     await registerDomain(cloud, 'sq', 'provider', { threshold: 0.3 });
-    for (const c of ['sa', 'sb', 'sc', 'sd', 'se']) {
+    for (const c of ['sa', 'sb', 'sc', 'sd', 'se', 'sf']) {
       await registerDomain(cloud, c, 'consumer');
       await cloud.fund(c);
       devs[c] = await enrol(cloud, c, `${c}-dev`);
@@ -280,6 +280,28 @@ describe('settlement faults', () => {
     assert.deepEqual([tooShort.body.error.code, tooShort.body.error.class], ['F12_TERM_TOO_SHORT', 'final']);
     const fine = await cloud.call('POST', '/domains', { domain: 'sp-long', role: 'provider', minTermMs: cloud.deps.config.settleIntervalMs + 1 });
     assert.equal(fine.status, 201, JSON.stringify(fine.body));
+  });
+
+  it('a watcher that stopped after taking a payment, before fulfilling, fulfils on its next run: the payer is never defaulted', async () => {
+    const ids = await published('sf', 2, 60_000, 'sq');
+    assert.equal((await settleDomain(cloud.deps, 'sf')).settlements[0]?.obligations, 2);
+    await cloud.regtest.mine(1);
+    const provider = await cloud.deps.store.getHostedDomain('sq');
+    assert.ok(provider);
+    // the run stops (a crash, a timeout) right after the payment is marked used, before any obligation moves
+    const crashing = Object.assign(Object.create(cloud.deps.store) as DynamoStore, {
+      transition: async (...args: Parameters<DynamoStore['transition']>) => {
+        if (args[2] === 'fulfilled') throw new Error('the run stopped here');
+        return cloud.deps.store.transition(...args);
+      },
+    });
+    await assert.rejects(watchProvider({ ...cloud.deps, store: crashing }, provider), /the run stopped here/);
+    assert.deepEqual((await items(ids)).map((o) => o.status), ['settling', 'settling']);
+    assert.equal((await watchProvider(cloud.deps, provider)).fulfilled, 2);
+    assert.deepEqual((await items(ids)).map((o) => [o.status, o.counted]), [['fulfilled', true], ['fulfilled', true]]);
+    // and long past dueBy and every grace, nothing of it is defaulted
+    const late = (await items(ids)).reduce((t, o) => Math.max(t, o.dueBy), 0) + 86_400_000;
+    assert.equal((await watchProvider({ ...cloud.deps, now: () => late }, provider)).defaulted, 0);
   });
 
   it('every consumer paid each provider exactly what it owes, once', async () => {

@@ -58,14 +58,20 @@ describe('watcher guards', () => {
    * Put a settlement record on the ledger, signed by the consumer domain it names, as
    * its back-end would (a consumer lying about its own payment: the guards must hold).
    */
-  async function record(consumerDomain: string, txid: string, outputs: SettlementRecord['outputs']): Promise<void> {
-    const settlementId = createHash('sha256').update(`test-settlement-${++n}`).digest('hex');
-    const rec: SettlementRecord = { version: 1, settlementId, consumerDomain, phase: 'broadcast', txid, outputs, at: Date.now() };
+  async function record(
+    consumerDomain: string,
+    txid: string,
+    outputs: SettlementRecord['outputs'],
+    settlementId = createHash('sha256').update(`test-settlement-${++n}`).digest('hex'),
+    phase: SettlementRecord['phase'] = 'broadcast',
+  ): Promise<string> {
+    const rec: SettlementRecord = { version: 1, settlementId, consumerDomain, phase, txid, outputs, at: Date.now() };
     const hosted = await cloud.deps.store.getHostedDomain(consumerDomain);
     assert.ok(hosted);
     const keys = [ledgerKeys.consumer(consumerDomain), txid, ...new Set(outputs.map((o) => ledgerKeys.provider(o.providerDomain)))];
     const signed = await createSettlementRecord(rec, domainSigner(cloud.deps, hosted));
-    await (await cloud.ledger()).publish('settlements', ledgerKeys.settlement(settlementId, 'broadcast'), keys, signed as unknown as Json);
+    await (await cloud.ledger()).publish('settlements', ledgerKeys.settlement(settlementId, phase), keys, signed as unknown as Json);
+    return settlementId;
   }
 
   const status = async (id: string) => (await cloud.deps.store.getObligation(id))?.status;
@@ -74,9 +80,10 @@ describe('watcher guards', () => {
     const o1 = await accepted(wc, 'wp');
     const o2 = await accepted(wc, 'wp');
     const o3 = await accepted(wc2, 'wp');
+    const o4 = await accepted(wc, 'wp');
     const amount = o1.body.amount;
     const t1 = await pay('wc', { [payTo.wp as string]: amount });
-    await record('wc', t1, [{ payTo: payTo.wp as string, providerDomain: 'wp', amount, obligationIds: [o1.id] }]);
+    const s1 = await record('wc', t1, [{ payTo: payTo.wp as string, providerDomain: 'wp', amount, obligationIds: [o1.id] }]);
     await record('wc', t1, [{ payTo: payTo.wp as string, providerDomain: 'wp', amount, obligationIds: [o2.id] }]);
     await record('wc2', t1, [{ payTo: payTo.wp as string, providerDomain: 'wp', amount, obligationIds: [o3.id] }]);
     await watchAll(cloud.deps);
@@ -85,6 +92,10 @@ describe('watcher guards', () => {
     // named by its own consumer's record: in settlement (its grace applies), never fulfilled by a used payment
     assert.equal(await status(o2.id), 'settling', 'a second record of the same consumer reusing it');
     assert.equal(await status(o3.id), 'settling', 'a record of another consumer reusing it');
+    // later, the same settlement and transaction in its other phase, naming another obligation: a claim of its own
+    await record('wc', t1, [{ payTo: payTo.wp as string, providerDomain: 'wp', amount, obligationIds: [o4.id] }], s1, 'intent');
+    await watchAll(cloud.deps);
+    assert.equal(await status(o4.id), 'settling', 'a record of the same settlement naming another obligation');
   });
 
   it('a record whose payment never reached this provider fulfils nothing', async () => {
