@@ -173,7 +173,12 @@ async function applyOutcome(deps: Deps, outcome: Signed<OutcomeBody>, summary: F
   if (o.providerDomain !== item.providerDomain || o.consumerDomain !== item.consumerDomain || o.amount !== item.amount) {
     throw new InvalidRecordError(`outcome of ${o.obligationId} does not match its obligation`);
   }
-  if (item.origin !== 'ledger' || item.status === 'fulfilled' || item.status === 'defaulted') return false;
+  if (item.origin !== 'ledger') return false;
+  if (item.status === 'fulfilled' || item.status === 'defaulted') {
+    // a run that stopped between the outcome and its evidence: complete it (once: recordEvidence is keyed)
+    if (item.status === o.outcome && !item.counted) await recordEvidence(deps, item);
+    return false;
+  }
   const verdict = await checkClaim(deps, item, o);
   if (verdict === 'wait') {
     if (!claimed) await deps.store.putClaim({ obligationId: o.obligationId, outcome, firstSeen: deps.now() });

@@ -138,6 +138,20 @@ describe('three hubs that share only the chain', () => {
   it('every hub applies every outcome: the same reputation everywhere, and counters equal the ledger', async () => {
     await everywhere('publish');
     await propagate();
+    // hub 1's follower stops right after writing its first outcome, before that outcome's evidence (a crash)
+    let stopped = false;
+    const crashing = Object.assign(Object.create(hub1.deps.store) as typeof hub1.deps.store, {
+      transition: async (...args: Parameters<typeof hub1.deps.store.transition>) => {
+        const next = await hub1.deps.store.transition(...args);
+        if (next && !stopped) {
+          stopped = true;
+          throw new Error('the run stopped here');
+        }
+        return next;
+      },
+    });
+    await assert.rejects(followLedger({ ...hub1.deps, store: crashing }), /the run stopped here/);
+    assert.ok(stopped);
     await everywhere('follow');
     await propagate();
     await everywhere('follow');
