@@ -68,6 +68,7 @@ export const cursorName = (stream: StreamName) => `follow:${stream}`;
 export async function followLedger(deps: Deps, opts: { maxItems?: number } = {}): Promise<FollowSummary> {
   const summary: FollowSummary = { domains: 0, revocations: 0, settlements: 0, obligations: 0, outcomes: 0, pendingClaims: 0, invalid: 0 };
   const max = opts.maxItems ?? 500;
+  const run: Run = { refs: new Set(), hosted: new Map() };
   try {
     for (const stream of ORDER) {
       const name = cursorName(stream);
@@ -76,7 +77,7 @@ export async function followLedger(deps: Deps, opts: { maxItems?: number } = {})
       let done = 0;
       try {
         for (const item of items) {
-          await handle(deps, stream, item, summary);
+          await handle(deps, stream, item, summary, run);
           done += 1;
         }
       } finally {
@@ -94,7 +95,26 @@ export async function followLedger(deps: Deps, opts: { maxItems?: number } = {})
   return summary;
 }
 
-async function handle(deps: Deps, stream: StreamName, item: LedgerItem, summary: FollowSummary): Promise<void> {
+/** What one run remembers: settlement refs written, and which provider domains are hosted here. */
+interface Run {
+  refs: Set<string>;
+  hosted: Map<string, Promise<boolean>>;
+}
+
+/**
+ * Is `domain` hosted here? Then its obligations were accepted here, and their outcomes
+ * are decided here by the watcher, never claimed from the ledger.
+ */
+function hostedHere(deps: Deps, run: Run, domain: string): Promise<boolean> {
+  let hosted = run.hosted.get(domain);
+  if (!hosted) {
+    hosted = deps.store.getHostedDomain(domain).then((d) => d !== undefined);
+    run.hosted.set(domain, hosted);
+  }
+  return hosted;
+}
+
+async function handle(deps: Deps, stream: StreamName, item: LedgerItem, summary: FollowSummary, run: Run): Promise<void> {
   try {
     if (stream === 'domains' && isRevocationItem(item)) {
       await deps.store.putRevocation(await readRevocation(deps.directory, item));
@@ -104,9 +124,16 @@ async function handle(deps: Deps, stream: StreamName, item: LedgerItem, summary:
       summary.domains += 1;
     } else if (stream === 'settlements') {
       const r = (await readSettlement(deps.directory, item)).body;
+      // Refs are what a claimed outcome is checked against (checkClaim), so only obligations
+      // whose provider is elsewhere need one. A transaction's intent and broadcast records name
+      // the same refs: a run writes each once.
       for (const out of r.outputs) {
+        if (await hostedHere(deps, run, out.providerDomain)) continue;
         for (const obligationId of out.obligationIds) {
+          const key = `${obligationId}:${r.txid}`;
+          if (run.refs.has(key)) continue;
           await deps.store.putSettlementRef({ obligationId, settlementId: r.settlementId, consumerDomain: r.consumerDomain, txid: r.txid, payTo: out.payTo });
+          run.refs.add(key);
         }
       }
       summary.settlements += 1;

@@ -140,7 +140,12 @@ describe('three hubs that share only the chain', () => {
     await propagate();
     // hub 1's follower stops right after writing its first outcome, before that outcome's evidence (a crash)
     let stopped = false;
+    const refs: string[] = [];
     const crashing = Object.assign(Object.create(hub1.deps.store) as typeof hub1.deps.store, {
+      putSettlementRef: async (ref: Parameters<typeof hub1.deps.store.putSettlementRef>[0]) => {
+        refs.push(`${ref.obligationId}:${ref.txid}`);
+        return hub1.deps.store.putSettlementRef(ref);
+      },
       transition: async (...args: Parameters<typeof hub1.deps.store.transition>) => {
         const next = await hub1.deps.store.transition(...args);
         if (next && !stopped) {
@@ -152,10 +157,19 @@ describe('three hubs that share only the chain', () => {
     });
     await assert.rejects(followLedger({ ...hub1.deps, store: crashing }), /the run stopped here/);
     assert.ok(stopped);
+    // the settlement records (intent and broadcast of each transaction) came first: each ref written once
+    assert.ok(refs.length > 0);
+    assert.equal(refs.length, new Set(refs).size);
     await everywhere('follow');
     await propagate();
     await everywhere('follow');
     assert.deepEqual(await statuses(hub1, 'c1'), ['fulfilled', 'fulfilled', 'fulfilled']);
+    // the payment refs a claimed outcome is checked against: kept where the provider is elsewhere
+    // (hub 1, once per obligation and transaction), not where it is hosted (hub 2 decides itself)
+    for (const ob of (await hub1.deps.store.listByConsumer('c1')).filter((o) => o.providerDomain === 'p2')) {
+      assert.equal((await hub1.deps.store.listSettlementRefs(ob.id)).length, 1);
+      assert.equal((await hub2.deps.store.listSettlementRefs(ob.id)).length, 0);
+    }
     assert.deepEqual(await statuses(hub1, 'c2'), ['defaulted']);
     for (const d of ['c1', 'c2', 'c3', 'c4', 'x']) {
       const views = await Promise.all(fed.hubs.map((h) => rep(h, d)));
@@ -227,6 +241,12 @@ describe('three hubs that share only the chain', () => {
     const afterwards = await figures();
     assert.deepEqual(afterwards, before);
     assert.deepEqual(await statuses(hub1, 'c1'), ['fulfilled', 'fulfilled', 'fulfilled']);
+    // the payment refs a claimed outcome is checked against: kept where the provider is elsewhere
+    // (hub 1, once per obligation and transaction), not where it is hosted (hub 2 decides itself)
+    for (const ob of (await hub1.deps.store.listByConsumer('c1')).filter((o) => o.providerDomain === 'p2')) {
+      assert.equal((await hub1.deps.store.listSettlementRefs(ob.id)).length, 1);
+      assert.equal((await hub2.deps.store.listSettlementRefs(ob.id)).length, 0);
+    }
     assert.equal((await hub1.call('GET', '/domains/evil')).status, 404);
     // the recomputation from the ledger skips them too
     for (const h of fed.hubs) {
