@@ -370,6 +370,46 @@ async function storeOnly(endpoint: string, shards: number, workers: number, seco
  *   consistent one half of that, a missing item still costs the minimum
  *   (read-write-operations.html).
  */
+/**
+ * Store units of the rest of an obligation's life at its accepting hub: the jobs are
+ * run by hand (publish, settle, mine, watch, follow) until every open obligation of
+ * `domain` is fulfilled, then publish and follow once more for the outcome records.
+ * Units are summed over every request the jobs made, per obligation closed; a
+ * transaction's Updates are billed at their item's size (`updateBytes`, 1 KB for
+ * a kind it does not know: every item here is below 1 KB).
+ */
+async function lifecycle(
+  cloud: LocalCloud,
+  meter: StoreMeter,
+  domain: string,
+  open: number,
+  updateBytes: (kind: string) => number,
+): Promise<{ wcu: number; rcu: number; closed: number; top: string }> {
+  meter.reset();
+  const jobs = ['publish', 'settle', 'mine', 'watch', 'follow'] as const;
+  for (let round = 0; ; round++) {
+    for (const j of jobs) await cloud.runJob(j);
+    if ((await cloud.deps.store.getCounters(domain)).outstanding === 0) break;
+    if (round >= 20) throw new Error(`store bench: ${domain}'s obligations still open after 20 rounds of the jobs`);
+  }
+  await cloud.runJob('publish');
+  await cloud.runJob('follow');
+  const sized = (kind: string) => updateBytes(kind) || 1024;
+  const wcu = meter.billedWcu('offer', sized) + meter.billedWcu('accept', sized);
+  const rcu = meter.units.offer.rcu + meter.units.accept.rcu;
+  // the meter's offer/accept phases mean nothing here: every request below is a job's
+  const lines = meter.report(open).filter((l) => !l.startsWith('wave')).map((l) => l.replace(/^(offer|accept) /, ''));
+  process.stderr.write(`\nstore requests per obligation after acceptance (jobs, DynamoDB Local, ${open} obligations):\n  ${lines.join('\n  ')}\n`);
+  // the three request kinds with the most write units, for the row's name
+  const top = [...meter.tally.entries()]
+    .filter(([k]) => !/ (Get|BatchGet|Query|TransactGet)/.test(k.slice(k.indexOf(' '))))
+    .sort(([, a], [, b]) => b.table + Object.values(b.gsi).reduce((t, u) => t + u, 0) - (a.table + Object.values(a.gsi).reduce((t, u) => t + u, 0)))
+    .slice(0, 3)
+    .map(([k, t]) => `${k.slice(k.indexOf(' ') + 1)} ${round(t.count / open, 2)}/obligation`)
+    .join(', ');
+  return { wcu: wcu / open, rcu: rcu / open, closed: open, top };
+}
+
 async function itemBreakdown(
   store: DynamoStore,
   obligationId: string,
@@ -430,7 +470,7 @@ async function itemBreakdown(
       'RCU billed',
     ),
   ];
-  const byKind: Record<string, number> = { OFFER: Math.max(size.offerBefore, size.offerAfter), DEV: size.chain, CREDIT: size.shard, REP: size.counters };
+  const byKind: Record<string, number> = { OB: size.ob, OFFER: Math.max(size.offerBefore, size.offerAfter), DEV: size.chain, CREDIT: size.shard, REP: size.counters };
   return { rows, wcu, rcu, updateBytes: (kind) => byKind[kind] ?? 0 };
 }
 
@@ -459,6 +499,7 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     const meter = new StoreMeter(cloud.deps.store.doc);
     await cloud.call('POST', '/domains', { domain: 'sc', role: 'consumer' });
     await cloud.call('POST', '/domains', { domain: 'sp', role: 'provider', threshold: 0.4 });
+    await cloud.fund('sc', 3); // its obligations are paid in step 1b
     const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/sp')).body.record.body.key;
     const spdKeys = generateKeyPair();
     await cloud.call('POST', '/domains/sp/devices', { deviceId: 'sp-spd-1', deviceKey: spdKeys.publicKey, creditLimit: 0 });
@@ -504,6 +545,11 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     // as DynamoDB bills it: see StoreMeter.billedWcu (Update sizes measured by itemBreakdown)
     const billedWcu = (meter.billedWcu('offer', items.updateBytes) + meter.billedWcu('accept', items.updateBytes)) / accepted;
 
+    // 1b. the rest of each obligation's life at this hub, jobs run by hand: publication, settlement
+    // (paid on the embedded regtest, one block mined), the provider's watch (payment seen, fulfilled,
+    // evidence counted), the follower, then the outcome records published and followed
+    const life = await lifecycle(cloud, meter, 'sc', 10 + sequential, items.updateBytes);
+
     // 2. one consumer domain, all devices at once
     let n = 0;
     let refused = 0;
@@ -520,18 +566,23 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     );
     const elapsed = (performance.now() - t0) / 1000;
     const c = await cloud.deps.store.getCounters('sc');
-    const totalAccepted = 10 + sequential + n;
-    const exact = c.outstanding === totalAccepted * 2_000 && c.outstanding <= limit;
+    // the earlier ones were closed in step 1b: outstanding is exactly this step's acceptances
+    const exact = c.outstanding === n * 2_000 && c.outstanding <= limit;
 
     // 3. the store alone, one consumer domain, 32 concurrent acceptances: escrow shards vs one credit item
     const calibration = await calibrate(ddb.endpoint, devicesN, Math.max(2, Math.round(seconds / 2)));
     const sharded = await storeOnly(ddb.endpoint, 8, devicesN, seconds);
     const single = await storeOnly(ddb.endpoint, 1, devicesN, seconds);
 
+    const lifeWcu = billedWcu + life.wcu;
+    const lifeRcu = rcu + life.rcu;
     const lambdaGbS = rulesPerPurchase * 0.25 * 0.05; // assumed: 256 MB, 50 ms per handler invocation
-    const perMillion =
+    const perMillion = (w: number, r: number) =>
       1e6 *
-      (billedWcu * PRICES.wru + rcu * PRICES.rru + iotMessages * PRICES.iotMessage + rulesPerPurchase * PRICES.iotRule + rulesPerPurchase * PRICES.lambdaRequest + lambdaGbS * PRICES.lambdaGbS);
+      (w * PRICES.wru + r * PRICES.rru + iotMessages * PRICES.iotMessage + rulesPerPurchase * PRICES.iotRule + rulesPerPurchase * PRICES.lambdaRequest + lambdaGbS * PRICES.lambdaGbS);
+    const lifeCost = perMillion(lifeWcu, lifeRcu);
+    const acceptCost = perMillion(billedWcu, rcu);
+    const prices = 'USD (us-east-1 list: DynamoDB on-demand $0.625/M WRU, $0.125/M RRU; IoT Core $1.00/M messages, rules $0.15/M + actions $0.15/M; Lambda $0.20/M requests, $0.0000166667/GB-s)';
     return [
       ...items.rows,
       {
@@ -540,18 +591,32 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
         unit: 'WCU',
       },
       {
-        name: 'dynamodb write units per accepted obligation as DynamoDB bills them (COMPUTED from the measured requests: transactional 2 per KB per item, GSI entries at the standard rate; see the item rows)',
+        name: 'dynamodb write units per accepted obligation as DynamoDB bills them, offer + acceptance only (COMPUTED from the measured requests: transactional 2 per KB per item, GSI entries at the standard rate; see the item rows)',
         value: round(billedWcu),
         unit: 'WCU',
-        target: '≤ 12',
+        target: '≤ 12 (read as the acceptance alone)',
         ok: billedWcu <= 12,
+      },
+      {
+        name: `dynamodb write units per obligation over its whole life at the accepting hub, as DynamoDB bills them (COMPUTED from measured requests as above: offer + acceptance ${round(billedWcu)}, then publication, settlement, payment watch, outcome evidence, follower and outcome records ${round(life.wcu)}; ${life.closed} obligations fulfilled on the embedded regtest; ${life.top})`,
+        value: round(lifeWcu),
+        unit: 'WCU',
+        target: '≤ 12 (read as the whole life)',
+        ok: lifeWcu <= 12,
+      },
+      {
+        name: `dynamodb read units per obligation over its whole life at the accepting hub (measured on DynamoDB Local: offer + acceptance ${round(rcu)}, the jobs ${round(life.rcu)})`,
+        value: round(lifeRcu),
+        unit: 'RCU',
+        target: '≤ 6 (read as the whole life)',
+        ok: lifeRcu <= 6,
       },
       {
         name: `scheduled rebalancer: one run for one active consumer domain (${cloud.deps.store.creditShards} shards; ${jobRefreshed} refreshed), measured; per accepted obligation at 1 run/min and 100 accepted/s: ${round(jobWcu / 6_000, 4)} WCU`,
         value: round(jobWcu),
         unit: `WCU billed per run (+ ${round(jobRcu)} RCU)`,
       },
-      { name: `dynamodb read units per accepted obligation (offer + accept, DynamoDB Local, measured: it reports reads as DynamoDB bills them; ${detail.filter((l) => /Get|Query/.test(l) && !l.startsWith('wave')).join('; ')})`, value: round(rcu), unit: 'RCU', target: '≤ 6', ok: rcu <= 6 },
+      { name: `dynamodb read units per accepted obligation, offer + acceptance only (DynamoDB Local, measured: it reports reads as DynamoDB bills them; ${detail.filter((l) => /Get|Query/.test(l) && !l.startsWith('wave')).join('; ')})`, value: round(rcu), unit: 'RCU', target: '≤ 6 (read as the acceptance alone)', ok: rcu <= 6 },
       { name: `sequential store round trips per acceptance (SDK middleware; ${detail.filter((l) => l.startsWith('wave accept')).map((l) => l.slice('wave accept: '.length)).join('; ')})`, value: round(acceptWaves / accepted), unit: 'round trips', target: '≤ 2', ok: acceptWaves / accepted <= 2 },
       { name: 'sequential store round trips per offer (SDK middleware)', value: round(offerWaves / accepted), unit: 'round trips' },
       {
@@ -577,11 +642,18 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
         ok: sharded.rate >= 1_000 && sharded.exact,
       },
       {
-        name: `cost per million accepted obligations (COMPUTED: ${round(billedWcu)} WCU as billed, ${round(rcu)} RCU, ${round(rulesPerPurchase)} Lambda invocations; ${round(iotMessages)} IoT messages per purchase measured at the broker; Lambda 256 MB × 50 ms assumed)`,
-        value: round(perMillion),
-        unit: 'USD (us-east-1 list: DynamoDB on-demand $0.625/M WRU, $0.125/M RRU; IoT Core $1.00/M messages, rules $0.15/M + actions $0.15/M; Lambda $0.20/M requests, $0.0000166667/GB-s)',
-        target: '≤ $15',
-        ok: perMillion <= 15,
+        name: `cost per million accepted obligations, offer + acceptance only (COMPUTED: ${round(billedWcu)} WCU as billed, ${round(rcu)} RCU, ${round(rulesPerPurchase)} Lambda invocations; ${round(iotMessages)} IoT messages per purchase measured at the broker; Lambda 256 MB × 50 ms assumed)`,
+        value: round(acceptCost),
+        unit: prices,
+        target: '≤ $15 (read as the acceptance alone)',
+        ok: acceptCost <= 15,
+      },
+      {
+        name: `cost per million accepted obligations over each one's whole life at the accepting hub (COMPUTED: ${round(lifeWcu)} WCU as billed, ${round(lifeRcu)} RCU, ${round(rulesPerPurchase)} Lambda invocations per purchase, the scheduled jobs' Lambda time not counted; ${round(iotMessages)} IoT messages per purchase measured at the broker; Lambda 256 MB × 50 ms assumed)`,
+        value: round(lifeCost),
+        unit: prices,
+        target: '≤ $15 (read as the whole life)',
+        ok: lifeCost <= 15,
       },
     ];
   } finally {
