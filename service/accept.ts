@@ -75,13 +75,20 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   const limit = limitFn(deps.config);
   // 1. one batched read (the provider's config and the consumer's domain record are cached)
   let shard = randomInt(store.creditShards);
-  const [provider, consumerRecord, read, revocation] = await Promise.all([
+  const [provider, consumerRecord, read] = await Promise.all([
     store.getHostedDomain(b.providerDomain),
     deps.directory.get(b.consumerDomain),
-    store.readForAcceptance({ obligationId: ob.id, offerId: b.offerId, consumerDomain: b.consumerDomain, consumerDevice: b.consumerDevice, shard }),
-    // revocations are in the store (this hub's own, and those the follower verified): no ledger read here;
-    // eventually consistent, in the same wave (see DynamoStore.getRevocation for why that is enough)
-    store.getRevocation(b.consumerDomain, b.consumerDevice, b.credential.body.deviceKey, false),
+    // with the device key's revocation: revocations are in the store (this hub's own, and those the
+    // follower verified), so no ledger read here; eventually consistent, in the same batch as the
+    // counters and shard (see DynamoStore.getRevocation for why that is enough)
+    store.readForAcceptance({
+      obligationId: ob.id,
+      offerId: b.offerId,
+      consumerDomain: b.consumerDomain,
+      consumerDevice: b.consumerDevice,
+      shard,
+      deviceKey: b.credential.body.deviceKey,
+    }),
   ]);
   if (read.stored) return duplicate(ob, read.stored);
   // A standing offer is used by many obligations, so `read.stored` (found through a single-use
@@ -130,7 +137,7 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       providerDomain: provider.domain,
       providerKey: hubKey.privateKey,
       providerCertificate: hubKey.certificate,
-      revoked: revocation !== undefined,
+      revoked: read.revocation !== undefined,
       threshold: provider.threshold,
       reputation,
       creditLimit: creditLine,

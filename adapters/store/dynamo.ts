@@ -145,6 +145,8 @@ export interface AcceptanceRead {
   head?: { seq: number; id: string };
   counters: Omit<StoredCounters, 'outstanding'>;
   shard: CreditShard;
+  /** The revocation of the device key asked about (`deviceKey`), if any: read eventually consistent, see getRevocation. */
+  revocation?: Signed<RevocationBody>;
 }
 
 export interface StoredCounters extends ReputationCounters {
@@ -782,16 +784,19 @@ export class DynamoStore {
     consumerDomain: string;
     consumerDevice: string;
     shard: number;
+    /** Also look up this device key's revocation, in the eventually consistent batch (one request fewer). */
+    deviceKey?: PublicKeyRef;
   }): Promise<AcceptanceRead> {
     const keys = {
       offer: { pk: `OFFER#${q.offerId}`, sk: 'OFFER' },
       chain: { pk: `DEV#${q.consumerDomain}/${q.consumerDevice}`, sk: 'CHAIN' },
       counters: { pk: `REP#${q.consumerDomain}`, sk: 'COUNTERS' },
       shard: shardKey(q.consumerDomain, q.shard),
+      revocation: q.deviceKey && { pk: `REVOKED#${q.consumerDomain}/${q.consumerDevice}`, sk: keyFingerprint(q.deviceKey) },
     };
     const [strong, eventual] = await Promise.all([
       this.batchGet([keys.offer, keys.chain], true),
-      this.batchGet([keys.counters, keys.shard], false),
+      this.batchGet([keys.counters, keys.shard, ...(keys.revocation ? [keys.revocation] : [])], false),
     ]);
     const at = (k: { pk: string; sk: string }) => strong.get(`${k.pk}\u0000${k.sk}`) ?? eventual.get(`${k.pk}\u0000${k.sk}`);
     const offer = at(keys.offer) as { offer: Signed<Offer>; usedBy?: string } | undefined;
@@ -799,6 +804,7 @@ export class DynamoStore {
     const chain = at(keys.chain) as { seq: number; id: string } | undefined;
     const c = at(keys.counters) ?? {};
     const sh = at(keys.shard) ?? {};
+    const revoked = keys.revocation && (at(keys.revocation) as { record: Signed<RevocationBody> } | undefined);
     return {
       ...(stored ? { stored } : {}),
       offer: offer && { offer: offer.offer, ...(offer.usedBy ? { usedBy: offer.usedBy } : {}) },
@@ -810,6 +816,7 @@ export class DynamoStore {
         version: Number(c.version ?? 0),
       },
       shard: { free: Number(sh.free ?? 0), used: Number(sh.used ?? 0), until: Number(sh.until ?? 0) },
+      ...(revoked ? { revocation: revoked.record } : {}),
     };
   }
 
