@@ -216,13 +216,14 @@ async function applyOutcome(deps: Deps, outcome: Signed<OutcomeBody>, summary: F
   const [consumer, provider] = await Promise.all([deps.directory.get(o.consumerDomain), deps.directory.get(o.providerDomain)]);
   // The same closedAt and weight the deciding hub used, so the evidence is identical everywhere.
   const weight = o.outcome === 'fulfilled' ? evidenceWeight(consumer?.body, provider?.body) : 1;
-  const next = await deps.store.transition(o.obligationId, ['accepted', 'settling'], o.outcome, {
+  const extra = {
     closedAt: o.at,
     // when this hub learnt it: followedAt − closedAt is the outcome's propagation lag
     followedAt: deps.now(),
     weight,
     ...(o.txid ? { paidTxid: o.txid } : {}),
-  });
+  };
+  const next = await deps.store.transition(o.obligationId, ['accepted', 'settling'], o.outcome, extra, { current: item });
   const done = next ?? (await deps.store.getObligation(o.obligationId));
   if (done && done.status === o.outcome) await recordEvidence(deps, done);
   return next !== undefined;

@@ -37,7 +37,7 @@ async function fulfil(deps: Deps, item: ObligationItem, txid: string): Promise<b
     ['accepted', 'settling'],
     'fulfilled',
     { paidTxid: txid, closedAt: deps.now(), weight },
-    { pending: true },
+    { pending: true, current: item },
   );
   const done = next ?? (await deps.store.getObligation(item.id));
   if (done?.status === 'fulfilled' && done.paidTxid === txid) await recordEvidence(deps, done);
@@ -79,9 +79,10 @@ async function settleRecord(
   }
   // The consumer (at whatever hub) has started to pay them: from now on the settlement
   // grace applies here too, so a payment confirming after dueBy is not met by a default.
-  for (const ob of obligations) {
+  for (const [i, ob] of obligations.entries()) {
     if (ob.status === 'accepted') {
-      await store.transition(ob.id, ['accepted'], 'settling', { settlementId: rec.settlementId }, { expect: { settlementId: null } });
+      const moved = await store.transition(ob.id, ['accepted'], 'settling', { settlementId: rec.settlementId }, { expect: { settlementId: null }, current: ob });
+      if (moved) obligations[i] = moved;
     }
   }
   // Paid (or defaulted) through another record of the settlement, e.g. the fee bump that confirmed
@@ -214,7 +215,7 @@ async function markDefaults(deps: Deps, provider: HostedDomain): Promise<number>
         [ob.status],
         'defaulted',
         { closedAt: now },
-        { pending: true, expect: { settlementId: ob.settlementId ?? null } },
+        { pending: true, expect: { settlementId: ob.settlementId ?? null }, current: ob },
       );
       if (next) {
         await recordEvidence(deps, next);

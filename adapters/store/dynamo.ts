@@ -957,15 +957,18 @@ export class DynamoStore {
    * write happens (null: in none), so a decision taken on an earlier read is
    * never applied to an obligation that moved meanwhile; `remove` deletes
    * attributes (e.g. settlementId when a failed settlement releases it).
+   * `current`: the item as the caller just read it, so it is not read again
+   * (the write's condition, not this copy, decides; the item returned is the
+   * one written, ReturnValues ALL_NEW).
    */
   async transition(
     id: string,
     from: ObligationStatus[],
     to: ObligationStatus,
     extra: Partial<ObligationItem> = {},
-    opts: { pending?: boolean; expect?: { settlementId: string | null }; remove?: (keyof ObligationItem)[] } = {},
+    opts: { pending?: boolean; expect?: { settlementId: string | null }; remove?: (keyof ObligationItem)[]; current?: ObligationItem } = {},
   ): Promise<ObligationItem | undefined> {
-    const current = await this.getObligation(id);
+    const current = opts.current ?? (await this.getObligation(id));
     if (!current || !from.includes(current.status)) return undefined;
     const expected = opts.expect?.settlementId;
     if (expected !== undefined && (current.settlementId ?? null) !== expected) return undefined;
@@ -996,8 +999,9 @@ export class DynamoStore {
         condition += ' AND #sid = :sid';
       }
     }
-    const written = await this.conditional(() =>
-      this.doc.send(
+    let written: Record<string, unknown> | undefined;
+    const ok = await this.conditional(async () => {
+      const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `OB#${id}`, sk: 'OB' },
@@ -1005,13 +1009,13 @@ export class DynamoStore {
           ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
         }),
-      ),
-    );
-    if (!written) return undefined;
-    const next: ObligationItem = { ...current, ...extra, status: to };
-    for (const k of opts.remove ?? []) delete next[k];
-    return next;
+      );
+      written = out.Attributes;
+    });
+    if (!ok || !written) return undefined;
+    return obligationFrom(written);
   }
 
   /**
