@@ -17,6 +17,7 @@ import { ProviderDevice } from '../devices/spd.ts';
 import { DEFAULT_SCHEDULE, startCloud, type LocalCloud } from '../local/cloud.ts';
 import type { BenchRow } from './types.ts';
 import { percentile } from '../local/stats.ts';
+import { DEFAULT_CREDIT } from '../core/credit.ts';
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -51,11 +52,15 @@ export async function benchSystem(
   const seconds = opts.seconds ?? 5;
   const sequential = opts.sequential ?? 200;
   // allJobs: every scheduled job at the embedded cloud's default periods (local/cloud.ts DEFAULT_SCHEDULE)
-  const tag = opts.allJobs ? `, every job running (${Object.entries(DEFAULT_SCHEDULE).map(([n, ms]) => `${n} ${ms} ms`).join(', ')}), credit 1e12` : '';
+  // allJobs: the credit of a domain at the top of the default scale (core/credit.ts: the cap,
+  // 10 000 000 sats), drawn from escrow shards and released as the jobs settle and fulfil
+  const tag = opts.allJobs
+    ? `, every job running (${Object.entries(DEFAULT_SCHEDULE).map(([n, ms]) => `${n} ${ms} ms`).join(', ')}), credit ${DEFAULT_CREDIT.cap.toLocaleString('en-US')} sats per domain (the default cap)`
+    : '';
   const cloud = await startCloud({
     schedule: opts.allJobs ? {} : { publish: 250, watch: 0, settle: 0, mine: 1_000 },
-    // a large credit line so the benchmark measures acceptance, not refusals
-    env: { CREDIT_BASE: '1000000000000', CREDIT_CAP: '1000000000000' },
+    // jobs off: a large credit line so the benchmark measures acceptance, not refusals
+    env: opts.allJobs ? { CREDIT_BASE: String(DEFAULT_CREDIT.cap) } : { CREDIT_BASE: '1000000000000', CREDIT_CAP: '1000000000000' },
   });
   const devices: ConsumerDevice[] = [];
   let spd: ProviderDevice | undefined;
@@ -64,6 +69,8 @@ export async function benchSystem(
     for (let d = 2; d <= domainsN; d++) await cloud.call('POST', '/domains', { domain: `bc${d}`, role: 'consumer' });
     await cloud.call('POST', '/domains', { domain: 'bp', role: 'provider', threshold: 0.4 });
     await cloud.fund('bc', 3);
+    // every job running: each domain's settlement pays, so fund them all
+    if (opts.allJobs) for (let d = 2; d <= domainsN; d++) await cloud.fund(`bc${d}`, 1);
     const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/bp')).body.record.body.key;
     const spdKeys = generateKeyPair();
     await cloud.call('POST', '/domains/bp/devices', { deviceId: 'bp-spd-1', deviceKey: spdKeys.publicKey, creditLimit: 0 });
