@@ -554,10 +554,9 @@ export class MultiChainLedger implements Ledger {
           const next: unknown = Array.isArray(peek) ? peek[0] : undefined;
           if (isRecord(next) && next.txid === entry.txid && typeof next.vout === 'number' && next.vout > from) until = next.vout;
         }
-        for (const raw of items) {
-          const vout = voutOf(raw);
-          if (vout >= from && vout < until) out.push({ ...(await this.toItem(stream, raw)), position });
-        }
+        const mine = items.filter((raw) => voutOf(raw) >= from && voutOf(raw) < until);
+        // never less than the entry itself: a cursor must be able to pass every position
+        for (const raw of mine.length > 0 ? mine : [entry.raw]) out.push({ ...(await this.toItem(stream, raw)), position });
       }
       if (page.length < want) break;
       at += page.length;
