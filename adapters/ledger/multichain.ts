@@ -109,7 +109,7 @@ export interface MultiChainLedgerOptions {
   timeoutMs?: number;
   /** Backoff base (default 100 ms): delay n is base * 2^n, half of it jittered. */
   backoffBaseMs?: number;
-  /** Items per liststream*items page (default 500). */
+  /** Entries per liststream*items page (default 500; a local-ordering entry of a multi-item transaction hands out all its items). */
   pageSize?: number;
   /**
    * At most this many items per publishmultifrom transaction. By default as many
