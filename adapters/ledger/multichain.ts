@@ -56,11 +56,14 @@
  *   a STREAM holds ONE row per transaction: wallettxs.cpp adds the
  *   time-received entities without an extension, and wallettxdb.cpp keys a row
  *   by entity and txid. `liststreamitems ... local-ordering=true` therefore
- *   lists a transaction once, as its first item in the stream (seen: 3 items in
- *   one publishmultifrom, 3 listed in chain order, 1 with local ordering). The
- *   per-KEY time-received index is filled by IncrementSubKey with the item's
+ *   lists a transaction once, as its first item in the stream. The per-KEY
+ *   time-received index is filled by IncrementSubKey with the item's
  *   extension, one row per item under the key (wallettxs.cpp), each row's
- *   listing starting at its own output (WRPGetHashAndFirstOutput).
+ *   listing starting at its own output (WRPGetHashAndFirstOutput). Seen on a
+ *   second 2.3.3 node for 40 items in two publishmultifrom transactions
+ *   (test/real-nodes/multichain.test.ts): liststreamitems local ordering 2,
+ *   chain order 40; liststreamkeyitems local ordering 40 under the key all
+ *   carry, 20 under a key half of them carry.
  * - `liststreamtxitems stream txid(s) (verbose=false)` (MultiChain 2.0+) lists
  *   every item of the given transactions in that stream, in output order; txids
  *   is one txid, an array of them, or a comma-separated string (ParseStringList

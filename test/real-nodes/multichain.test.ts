@@ -267,6 +267,7 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
   });
 
   it('publishBatch by default: one publishmultifrom transaction per 32 items (the chain\'s max-std-op-returns-count); the other node\'s list() and a follower\'s cursor read all 40; a too-large item is refused alone, the rest land', async (t) => {
+    await l2.ensureStreams(); // idempotent: the test also runs alone
     const batcher = ledgerOf(n1);
     assert.equal(await batcher.itemsPerTransaction(), 32, 'max-std-op-returns-count of a default 2.3.3 chain, from getblockchainparams');
     const entries = Array.from({ length: 40 }, (_, i) => ({ id: id(`batch${i}`), keys: ['k:batch', `k:batch${i % 2}`], data: { i, pad: 'p'.repeat(1_500) } as Json }));
