@@ -23,6 +23,19 @@ export interface LedgerItem {
   time: number;
 }
 
+/**
+ * An item read by position (Ledger.list, Ledger.listByKeyFrom). `position` is
+ * the reading position it was listed at: positions never move, so a reader
+ * keeps the first position it has not finished as its cursor. Several items
+ * may share one position: a MultiChain node lists a transaction that carries
+ * several items of a stream once, at one position, and the adapter hands out
+ * all of them there. A reader resumes at `position + 1` after the last item
+ * it finished, or at `position` of the first one it did not.
+ */
+export interface PositionedItem extends LedgerItem {
+  position: number;
+}
+
 export interface PublishResult {
   txid: string;
   /** True when an item with the same idempotency id already was on the stream: nothing was written. */
@@ -99,13 +112,13 @@ export interface Ledger {
   listByKey(stream: StreamName, key: string): Promise<LedgerItem[]>;
   /**
    * Items with this key in this node's arrival order, from position `start`
-   * (0-based), at most `count`: positions never move (MultiChain's
-   * local-ordering), so a reader can keep a cursor per key and read only what
-   * is new.
+   * (0-based), the items of at most `count` positions: positions never move
+   * (MultiChain's local-ordering), so a reader can keep a cursor per key and
+   * read only what is new (PositionedItem).
    */
-  listByKeyFrom(stream: StreamName, key: string, start: number, count?: number): Promise<LedgerItem[]>;
-  /** All items, oldest first, from position `start` (0-based), at most `count`. */
-  list(stream: StreamName, start?: number, count?: number): Promise<LedgerItem[]>;
+  listByKeyFrom(stream: StreamName, key: string, start: number, count?: number): Promise<PositionedItem[]>;
+  /** All items in this node's arrival order, from position `start` (0-based), the items of at most `count` positions (PositionedItem). */
+  list(stream: StreamName, start?: number, count?: number): Promise<PositionedItem[]>;
   /**
    * The address this ledger node publishes from: the hub's identity on the chain.
    * Domain records name it, and readers check every record's real publisher against it.

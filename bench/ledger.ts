@@ -3,9 +3,11 @@
  * items/s): one node on loopback (test/real-nodes/harness.ts, 2 s blocks),
  * items shaped like accepted obligations (~1.7 KB of JSON, three keys each),
  * published through MultiChainLedger.publishBatch as the publish job sends them
- * (32 per publishmultifrom transaction, 2 batches in flight), every item
- * checked "already ours?" first. Runs only with OC_NODES_BIN; otherwise the row
- * says skipped and why.
+ * (batches of 32, 2 in flight), with the adapter's default of as many items per
+ * publishmultifrom transaction as the chain allows (its max-std-op-returns-count,
+ * 32 on this default chain), every item checked "already ours?" first. The
+ * row is ok only if `list` (what a follower reads) then hands back every item.
+ * Runs only with OC_NODES_BIN; otherwise the row says skipped and why.
  */
 import { MultiChainLedger } from '../adapters/ledger/multichain.ts';
 import type { PublishEntry } from '../adapters/ports.ts';
@@ -46,13 +48,15 @@ export async function benchLedger(): Promise<BenchRow[]> {
     );
     const seconds = (performance.now() - started) / 1000;
     const perSecond = Math.round(published / seconds);
+    const perTx = await ledger.itemsPerTransaction();
+    const readBack = (await ledger.list('obligations')).length;
     return [
       {
         name: NAME,
         value: perSecond,
-        unit: `items/s (${published} items of ~1.7 KB, one item per tx (the adapter default), batches of ${BATCH}, ${PARALLEL} in flight, MultiChain 2.3.3 on loopback)`,
+        unit: `items/s (${published} items of ~1.7 KB, up to ${perTx} items per publishmultifrom tx (the adapter default: the chain's max-std-op-returns-count), batches of ${BATCH}, ${PARALLEL} in flight, ${readBack} read back by list(), MultiChain 2.3.3 on loopback)`,
         target: '≥ 100 items/s',
-        ok: perSecond >= 100 && published === ITEMS,
+        ok: perSecond >= 100 && published === ITEMS && readBack === ITEMS,
       },
     ];
   } finally {

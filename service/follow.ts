@@ -74,14 +74,18 @@ export async function followLedger(deps: Deps, opts: { maxItems?: number } = {})
       const name = cursorName(stream);
       const start = Number((await deps.store.getCursor(name)) ?? '0');
       const items = await deps.ledger.list(stream, start, max);
-      let done = 0;
+      // The cursor is a position; several items (one transaction's) may share one, so it
+      // passes a position only once all its items are handled (a crash handles them again).
+      let cursor = start;
       try {
         for (const item of items) {
+          cursor = Math.max(cursor, item.position);
           await handle(deps, stream, item, summary, run);
-          done += 1;
         }
+        const last = items.at(-1);
+        if (last) cursor = Math.max(cursor, last.position + 1);
       } finally {
-        if (done > 0) await deps.store.putCursor(name, String(start + done));
+        if (cursor > start) await deps.store.putCursor(name, String(cursor));
       }
     }
     await recheckClaims(deps, summary);

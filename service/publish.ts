@@ -69,8 +69,10 @@ export interface PublishOptions {
   limit?: number;
   /**
    * Entries per publishBatch call (default 32). How many share one ledger
-   * transaction is the adapter's choice (MultiChainLedger: one per transaction,
-   * because a real node's local-ordering listing shows one item per transaction).
+   * transaction is the adapter's choice: MultiChainLedger puts as many in one
+   * publishmultifrom as the chain's `max-std-op-returns-count` allows (32 on a
+   * default chain, so one transaction per call), and its `list` hands every
+   * item of such a transaction to the followers.
    */
   batchSize?: number;
   /**

@@ -148,18 +148,24 @@ async function readSettlementRecords(deps: Deps, provider: HostedDomain, summary
   const cursor = parseCursor(stored);
   const seen = new Set<string>();
   const waiting: number[] = [];
+  const wait = (at: number) => void (waiting.at(-1) === at || waiting.push(at));
   for (const at of cursor.waiting) {
-    const [record] = await ledger.listByKeyFrom('settlements', key, at, 1);
-    if (record !== undefined && !(await settleRecord(deps, provider, record, seen, summary))) waiting.push(at);
+    // every record at that position (one transaction may carry several)
+    for (const record of await ledger.listByKeyFrom('settlements', key, at, 1)) {
+      if (!(await settleRecord(deps, provider, record, seen, summary))) wait(at);
+    }
   }
   let next = cursor.next;
   for (;;) {
     const page = await ledger.listByKeyFrom('settlements', key, next, RECORD_PAGE);
-    for (const [i, record] of page.entries()) {
-      if (!(await settleRecord(deps, provider, record, seen, summary))) waiting.push(next + i);
+    for (const record of page) {
+      if (!(await settleRecord(deps, provider, record, seen, summary))) wait(record.position);
     }
-    next += page.length;
-    if (page.length < RECORD_PAGE) break;
+    const last = page.at(-1);
+    if (last === undefined) break;
+    const read = next + RECORD_PAGE;
+    next = last.position + 1;
+    if (next < read) break; // the page ended before RECORD_PAGE positions: nothing more yet
   }
   const value = JSON.stringify({ next, waiting } satisfies RecordCursor);
   if (value !== stored) await store.putCursor(name, value);

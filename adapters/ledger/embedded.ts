@@ -32,7 +32,7 @@ import { appendFile, readFile, truncate } from 'node:fs/promises';
 import type { Json } from '../../core/types.ts';
 import { GENESIS } from '../../core/types.ts';
 import { ForbiddenError, MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
-import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, MembershipChange, PublishEntry, PublishResult, StreamName } from '../ports.ts';
+import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, MembershipChange, PositionedItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
 import { STREAMS } from '../ports.ts';
 import { cloneJson, isJson, isRecord, sortedStringify } from './json.ts';
 import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
@@ -400,21 +400,21 @@ export class EmbeddedLedger implements Ledger {
     return positions.map((p) => this.item(stream, p));
   }
 
-  async listByKeyFrom(stream: StreamName, key: string, start: number, count = Infinity): Promise<LedgerItem[]> {
+  async listByKeyFrom(stream: StreamName, key: string, start: number, count = Infinity): Promise<PositionedItem[]> {
     this.guard();
     assertKey(key);
     checkRange(start, count);
     const positions = this.stream(stream).arrived.get(key) ?? [];
     const end = count === Infinity ? positions.length : Math.min(positions.length, start + count);
-    return positions.slice(start, end).map((p) => this.item(stream, p));
+    return positions.slice(start, end).map((p, i) => ({ ...this.item(stream, p), position: start + i }));
   }
 
-  async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {
+  async list(stream: StreamName, start = 0, count = Infinity): Promise<PositionedItem[]> {
     this.guard();
     checkRange(start, count);
     const items = this.stream(stream).items;
     const end = count === Infinity ? items.length : Math.min(items.length, start + count);
-    return items.slice(start, end).map((p) => this.item(stream, p));
+    return items.slice(start, end).map((p, i) => ({ ...this.item(stream, p), position: start + i }));
   }
 
   async identity(): Promise<string> {

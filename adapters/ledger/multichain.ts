@@ -1,11 +1,9 @@
 /**
  * Ledger port over MultiChain's JSON-RPC API (multichaind on ECS).
  *
- * Honest note: no multichaind binary runs on this machine (see
- * /work/shared/notes/feasibility.md), so this adapter is tested only against
- * fixtures shaped like MultiChain's documented responses
- * (test/fixtures/multichain) and a stateful fake server; it has not been run
- * against a real node.
+ * Tested against fixtures shaped like MultiChain's documented responses
+ * (test/fixtures/multichain), a stateful fake server (test/ledger), and real
+ * MultiChain 2.3.3 nodes when OC_NODES_BIN is set (test/real-nodes).
  *
  * API facts relied on (multichain.com/developers/json-rpc-api and the
  * MultiChain source, src/rpc/rpcprotocol.h, rpcstreams.cpp, rpcwallet*.cpp):
@@ -43,6 +41,47 @@
  *   items as blocks arrive): `list` and `listByKeyFrom` use it, since a
  *   follower's or watcher's persisted cursor is a position. `listByKey` keeps chain order, so all nodes agree
  *   which item under a key is first.
+ *
+ * Several items per transaction (publishmultifrom), and reading them all back
+ * by position. Facts from the 2.3.3 release source (commit 3166c3a5, fetched
+ * from github.com/MultiChain/multichain) and seen on a real 2.3.3 node:
+ * - `publishmultifrom from stream [{keys, data}, ...]` writes one transaction;
+ *   more items than the chain's `max-std-op-returns-count` fail with -8
+ *   "Number of items exceeds N (max-std-op-returns-count)" (rpcstreams.cpp,
+ *   publishmultifrom). The value is a chain parameter (paramlist.h: default 32,
+ *   at most 1024), reported by `getblockchainparams` under that name
+ *   (rpcmisc.cpp, with upgrades applied).
+ * - The chain-order index holds a row per stream item, extra outputs of one
+ *   transaction as "extension" rows; the local-ordering (time-received) index of
+ *   a STREAM holds ONE row per transaction: wallettxs.cpp adds the
+ *   time-received entities without an extension, and wallettxdb.cpp keys a row
+ *   by entity and txid. `liststreamitems ... local-ordering=true` therefore
+ *   lists a transaction once, as its first item in the stream. The per-KEY
+ *   time-received index is filled by IncrementSubKey with the item's
+ *   extension, one row per item under the key (wallettxs.cpp), each row's
+ *   listing starting at its own output (WRPGetHashAndFirstOutput). Seen on a
+ *   second 2.3.3 node for 40 items in two publishmultifrom transactions
+ *   (test/real-nodes/multichain.test.ts): liststreamitems local ordering 2,
+ *   chain order 40; liststreamkeyitems local ordering 40 under the key all
+ *   carry, 20 under a key half of them carry.
+ * - `liststreamtxitems stream txid(s) (verbose=false)` (MultiChain 2.0+) lists
+ *   every item of the given transactions in that stream, in output order; txids
+ *   is one txid, an array of them, or a comma-separated string (ParseStringList
+ *   in rpcutils.cpp, which refuses a repeated txid with -8).
+ * - verbose=true adds `vout` (the item's output), `time`, `timereceived`,
+ *   `blockhash`, `blockheight`, `blockindex`, `valid` (WalletTxToJSON).
+ * So `list` and `listByKeyFrom` read a page of local-ordering entries (verbose,
+ * for `vout`), fetch the page's transactions with one `liststreamtxitems` per
+ * TX_EXPAND_CHUNK transactions, and hand out, at an entry's position, every
+ * item of its transaction (under the key, for listByKeyFrom) in output order,
+ * from the entry's own output up to the output of the transaction's next entry
+ * (per-key rows: each entry then gives its own item; per-transaction rows: the
+ * one entry gives them all). When a page ends on a transaction with items
+ * left, one look at the next position (count 1) says whether that
+ * transaction's next entry follows. Every entry gives at least its own item,
+ * positions still count the node's entries, so they never move, and a cursor
+ * at `position + 1` after the last item read resumes exactly there, whichever
+ * page boundary fell inside a transaction.
  */
 import type { Json } from '../../core/types.ts';
 import {
@@ -54,7 +93,7 @@ import {
   ObligationError,
   UnavailableError,
 } from '../../core/errors.ts';
-import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, MembershipChange, PublishEntry, PublishResult, StreamName } from '../ports.ts';
+import type { BatchPublishResult, ChainInfo, Ledger, LedgerItem, MembershipChange, PositionedItem, PublishEntry, PublishResult, StreamName } from '../ports.ts';
 import { MEMBERSHIP_PERMISSIONS, STREAMS } from '../ports.ts';
 import { isJson, isRecord, sortedStringify } from './json.ts';
 import { assertKey, checkPublish, checkRange, refusesItem } from './validate.ts';
@@ -73,17 +112,14 @@ export interface MultiChainLedgerOptions {
   timeoutMs?: number;
   /** Backoff base (default 100 ms): delay n is base * 2^n, half of it jittered. */
   backoffBaseMs?: number;
-  /** Items per liststream*items page (default 500). */
+  /** Entries per liststream*items page (default 500; a local-ordering entry of a multi-item transaction hands out all its items). */
   pageSize?: number;
   /**
-   * Items per publishmultifrom transaction (default 1). A chain's
-   * `max-std-op-returns-count` (32 in a default params.dat of MultiChain 2.3.3)
-   * allows up to 32, but on a real 2.3.3 node `liststreamitems` with
-   * local-ordering=true lists only ONE item of a transaction that carries
-   * several (3 items in one publishmultifrom: 3 listed with local-ordering=false,
-   * 1 with true, before and after the block), and `list` must use local
-   * ordering for stable positions: items would vanish from every follower's
-   * and every recomputation's view. Larger batches only for streams read by key.
+   * At most this many items per publishmultifrom transaction. By default as many
+   * as the chain allows: its `max-std-op-returns-count`, read once with
+   * `getblockchainparams` (32 when the node does not say; 32 in a default
+   * params.dat of MultiChain 2.3.3). `list` and `listByKeyFrom` read every item
+   * of such a transaction back (see the header).
    */
   batchSize?: number;
   /** "Already published?" checks in flight at once during a batch publish (default 4; a node answers HTTP 503 "Work queue depth exceeded" when too many requests are in flight). */
@@ -132,6 +168,15 @@ export class RpcError extends Error {
   }
 }
 
+/** An item's keys: `keys`, or the 1.0-compatible `key`. */
+function keysOf(raw: Record<string, unknown>): string[] {
+  if (Array.isArray(raw.keys)) return raw.keys.filter((k): k is string => typeof k === 'string');
+  return typeof raw.key === 'string' ? [raw.key] : [];
+}
+
+/** An item's output in its transaction (verbose listings; 0 when not given). */
+const voutOf = (raw: Record<string, unknown>): number => (typeof raw.vout === 'number' ? raw.vout : 0);
+
 /** Run `task` over `items`, at most `limit` at once. */
 async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -143,12 +188,25 @@ async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Pr
 
 const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Items per transaction when the node does not report `max-std-op-returns-count` (its default in MultiChain 2.3.3's paramlist.h). */
+export const DEFAULT_ITEMS_PER_TX = 32;
+/** Transactions per `liststreamtxitems` call when a listing page is expanded (32 items each at most: a bounded reply). */
+export const TX_EXPAND_CHUNK = 64;
+
+/** One entry of a local-ordering listing: the transaction it names, and (verbose) the output it shows. */
+interface ListedEntry {
+  raw: Record<string, unknown>;
+  txid: string;
+  vout: number | undefined;
+}
+
 export class MultiChainLedger implements Ledger {
-  private readonly opts: Required<Omit<MultiChainLedgerOptions, 'publisher'>> & { publisher: string | undefined };
+  private readonly opts: Required<Omit<MultiChainLedgerOptions, 'publisher' | 'batchSize'>> & { publisher: string | undefined; batchSize: number | undefined };
   private readonly auth: string;
   private nextId = 1;
   private closed = false;
   private address: Promise<string> | undefined;
+  private perTx: Promise<number> | undefined;
 
   constructor(options: MultiChainLedgerOptions) {
     this.opts = {
@@ -156,7 +214,6 @@ export class MultiChainLedger implements Ledger {
       timeoutMs: 10_000,
       backoffBaseMs: 100,
       pageSize: 500,
-      batchSize: 1,
       checkConcurrency: 4,
       fetch: globalThis.fetch,
       now: Date.now,
@@ -164,6 +221,7 @@ export class MultiChainLedger implements Ledger {
       sleep: sleepMs,
       ...options,
       publisher: options.publisher,
+      batchSize: options.batchSize,
     };
     this.auth = `Basic ${Buffer.from(`${options.user}:${options.password}`).toString('base64')}`;
   }
@@ -213,8 +271,8 @@ export class MultiChainLedger implements Ledger {
   }
 
   /**
-   * Several items, `batchSize` per publishmultifrom transaction (1 by default: see
-   * the option), with `publish`'s semantics entry by entry: the
+   * Several items, as many per publishmultifrom transaction as the chain allows
+   * (itemsPerTransaction), with `publish`'s semantics entry by entry: the
    * "already ours?" check runs for every entry first (a few at a time), and
    * check-then-publish is retried as a unit, so a batch that landed before a
    * timeout is found, not written twice. A transaction the node refuses for
@@ -233,8 +291,9 @@ export class MultiChainLedger implements Ledger {
         out[index] = { error: err };
       }
     });
-    for (let at = 0; at < todo.length; at += this.opts.batchSize) {
-      const chunk = todo.slice(at, at + this.opts.batchSize);
+    const perTx = todo.length > 1 ? await this.itemsPerTransaction() : 1;
+    for (let at = 0; at < todo.length; at += perTx) {
+      const chunk = todo.slice(at, at + perTx);
       const refused = await this.retrying('publishmultifrom', async () => {
         const own = await this.identity();
         const open = chunk.filter((t) => out[t.index] === undefined);
@@ -279,6 +338,30 @@ export class MultiChainLedger implements Ledger {
     return out as BatchPublishResult[];
   }
 
+  /**
+   * Items per publishmultifrom transaction: the chain's `max-std-op-returns-count`
+   * (getblockchainparams, read once), at most the batchSize option; 32 when the
+   * node answers without it or refuses the call. A node that cannot be reached
+   * fails the batch (UnavailableError), as the publish would.
+   */
+  async itemsPerTransaction(): Promise<number> {
+    this.perTx ??= this.retrying('getblockchainparams', async () => {
+      let chain = DEFAULT_ITEMS_PER_TX;
+      try {
+        const params = await this.rpc('getblockchainparams', []);
+        const n = isRecord(params) ? params['max-std-op-returns-count'] : undefined;
+        if (typeof n === 'number' && Number.isInteger(n) && n >= 1) chain = n;
+      } catch (err) {
+        if (!(err instanceof RpcError)) throw err;
+      }
+      return Math.max(1, Math.min(chain, this.opts.batchSize ?? chain));
+    });
+    return this.perTx.catch((e: unknown) => {
+      this.perTx = undefined;
+      throw e;
+    });
+  }
+
   /** Every item under `key` (single attempts: the caller retries the whole check). */
   private async itemsUnder(stream: StreamName, key: string): Promise<LedgerItem[]> {
     const out: LedgerItem[] = [];
@@ -295,15 +378,15 @@ export class MultiChainLedger implements Ledger {
     return this.paged(stream, Infinity, 0, (count, start) => ['liststreamkeyitems', [stream, key, false, count, start, false]]);
   }
 
-  async listByKeyFrom(stream: StreamName, key: string, start: number, count = Infinity): Promise<LedgerItem[]> {
+  async listByKeyFrom(stream: StreamName, key: string, start: number, count = Infinity): Promise<PositionedItem[]> {
     assertKey(key);
     checkRange(start, count);
-    return this.paged(stream, count, start, (n, s) => ['liststreamkeyitems', [stream, key, false, n, s, true]]);
+    return this.positioned(stream, key, count, start, (n, s) => ['liststreamkeyitems', [stream, key, true, n, s, true]]);
   }
 
-  async list(stream: StreamName, start = 0, count = Infinity): Promise<LedgerItem[]> {
+  async list(stream: StreamName, start = 0, count = Infinity): Promise<PositionedItem[]> {
     checkRange(start, count);
-    return this.paged(stream, count, start, (n, s) => ['liststreamitems', [stream, false, n, s, true]]);
+    return this.positioned(stream, undefined, count, start, (n, s) => ['liststreamitems', [stream, true, n, s, true]]);
   }
 
   /** The configured publisher, else the node's first wallet address; every publish goes out from it. */
@@ -429,14 +512,83 @@ export class MultiChainLedger implements Ledger {
     return out;
   }
 
+  /**
+   * Read `count` local-ordering positions from `start`, page by page, and hand
+   * out at each position every item of its transaction (under `key`, if
+   * given), in output order: see the header for why.
+   */
+  private async positioned(
+    stream: StreamName,
+    key: string | undefined,
+    count: number,
+    start: number,
+    request: (count: number, start: number) => [string, Json[]],
+  ): Promise<PositionedItem[]> {
+    const out: PositionedItem[] = [];
+    let at = start;
+    while (at - start < count) {
+      const want = Math.min(this.opts.pageSize, count - (at - start));
+      const [method, params] = request(want, at);
+      const page = await this.call(method, params);
+      if (!Array.isArray(page)) throw new UnavailableError(`MultiChain ${method} returned no array`);
+      const entries = page.map((raw): ListedEntry => {
+        if (!isRecord(raw) || typeof raw.txid !== 'string') throw new MalformedError('MultiChain stream item without txid');
+        return { raw, txid: raw.txid, vout: typeof raw.vout === 'number' ? raw.vout : undefined };
+      });
+      const byTx = await this.transactionItems(stream, entries.map((e) => e.txid));
+      for (const [i, entry] of entries.entries()) {
+        const position = at + i;
+        const items = (byTx.get(entry.txid) ?? []).filter((raw) => key === undefined || keysOf(raw).includes(key));
+        if (items.length === 0) {
+          // the node listed it but gave none of its transaction's items: the entry as it is
+          out.push({ ...(await this.toItem(stream, entry.raw)), position });
+          continue;
+        }
+        // without vout (not verbose), the transaction's first entry in the page carries all of it
+        if (entry.vout === undefined && entries.slice(0, i).some((e) => e.txid === entry.txid)) continue;
+        // this entry's items: from its own output up to the next entry of the same transaction
+        const from = entry.vout ?? voutOf(items[0] as Record<string, unknown>);
+        let until = Infinity;
+        for (const e of entries) if (e.txid === entry.txid && e.vout !== undefined && e.vout > from) until = Math.min(until, e.vout);
+        if (i === entries.length - 1 && page.length === want && until === Infinity && items.some((raw) => voutOf(raw) > from)) {
+          // the page (or the range asked for) ends inside the transaction: does its next entry follow?
+          const [m, p] = request(1, at + page.length);
+          const peek = await this.call(m, p);
+          const next: unknown = Array.isArray(peek) ? peek[0] : undefined;
+          if (isRecord(next) && next.txid === entry.txid && typeof next.vout === 'number' && next.vout > from) until = next.vout;
+        }
+        const mine = items.filter((raw) => voutOf(raw) >= from && voutOf(raw) < until);
+        // never less than the entry itself: a cursor must be able to pass every position
+        for (const raw of mine.length > 0 ? mine : [entry.raw]) out.push({ ...(await this.toItem(stream, raw)), position });
+      }
+      if (page.length < want) break;
+      at += page.length;
+    }
+    return out;
+  }
+
+  /** Every item of these transactions in this stream, by txid, in output order (liststreamtxitems, verbose). */
+  private async transactionItems(stream: StreamName, txids: readonly string[]): Promise<Map<string, Record<string, unknown>[]>> {
+    const distinct = [...new Set(txids)];
+    const byTx = new Map<string, Record<string, unknown>[]>();
+    for (let i = 0; i < distinct.length; i += TX_EXPAND_CHUNK) {
+      const listed = await this.call('liststreamtxitems', [stream, distinct.slice(i, i + TX_EXPAND_CHUNK), true]);
+      if (!Array.isArray(listed)) throw new UnavailableError('MultiChain liststreamtxitems returned no array');
+      for (const raw of listed) {
+        if (!isRecord(raw) || typeof raw.txid !== 'string') throw new MalformedError('MultiChain stream item without txid');
+        const items = byTx.get(raw.txid) ?? [];
+        items.push(raw);
+        byTx.set(raw.txid, items);
+      }
+    }
+    for (const items of byTx.values()) items.sort((a, b) => voutOf(a) - voutOf(b));
+    return byTx;
+  }
+
   /** Map one documented stream item to a LedgerItem. */
   private async toItem(stream: StreamName, raw: unknown): Promise<LedgerItem> {
     if (!isRecord(raw) || typeof raw.txid !== 'string') throw new MalformedError('MultiChain stream item without txid');
-    const keys = Array.isArray(raw.keys)
-      ? raw.keys.filter((k): k is string => typeof k === 'string')
-      : typeof raw.key === 'string'
-        ? [raw.key]
-        : [];
+    const keys = keysOf(raw);
     const publishers = Array.isArray(raw.publishers) ? raw.publishers : [];
     const seconds = typeof raw.blocktime === 'number' ? raw.blocktime : typeof raw.time === 'number' ? raw.time : undefined;
     return {

@@ -113,6 +113,7 @@ export function ledgerContract(name: string, makeLedger: () => Promise<LedgerFix
       assert.deepEqual(await data(2, 3), [2, 3, 4]);
       assert.deepEqual(await data(7), []);
       assert.deepEqual(await data(100, 5), []);
+      assert.deepEqual((await ledger.listByKeyFrom('settlements', 'sp.cursor', 2, 3)).map((i) => i.position), [2, 3, 4], 'one item per position here');
       await assert.rejects(ledger.listByKeyFrom('settlements', 'sp.cursor', -1));
     });
 
@@ -126,6 +127,7 @@ export function ledgerContract(name: string, makeLedger: () => Promise<LedgerFix
       assert.deepEqual(await data(6, 10), [6]);
       assert.deepEqual(await data(7, 3), []);
       assert.deepEqual(await data(0, 0), []);
+      assert.deepEqual((await ledger.list('settlements', 2, 3)).map((i) => i.position), [2, 3, 4], 'one item per position here');
     });
 
     it('rejects malformed input with MalformedError', async (t) => {

@@ -1,12 +1,21 @@
 /**
  * A small stateful stand-in for multichaind's stream API, answering with the
  * documented response shapes (see test/fixtures/multichain/README.md):
- * getinfo, getaddresses, validateaddress, liststreams, create, subscribe,
- * publish, publishfrom, publishmultifrom, liststreamkeyitems, liststreamitems,
- * with the errors a real 2.3.3 node was seen to answer (shared/notes/real-nodes.md):
- * HTTP 400 -32600 for a wrong chain name, -709 for a publisher not in the
- * wallet, -8 "Transaction too large", and a `start` above 2^31-1 wrapping. One node: its arrival order is the
- * chain order, so local-ordering=true and false list the same. Enough for the Ledger contract, not a
+ * getinfo, getaddresses, validateaddress, getblockchainparams, liststreams,
+ * create, subscribe, publish, publishfrom, publishmultifrom,
+ * liststreamkeyitems, liststreamitems, liststreamtxitems, with the errors a
+ * real 2.3.3 node was seen to answer (shared/notes/real-nodes.md): HTTP 400
+ * -32600 for a wrong chain name, -709 for a publisher not in the wallet, -8
+ * "Transaction too large", -8 for more items than max-std-op-returns-count,
+ * and a `start` above 2^31-1 wrapping.
+ *
+ * One node: its arrival order is the chain order. Chain order
+ * (local-ordering=false) lists every item; local ordering lists what a real
+ * 2.3.3 node lists (adapters/ledger/multichain.ts header): by stream, ONE
+ * entry per transaction (its first item in the stream), and by key one entry
+ * per item under the key (`keyEntries: 'item'`, the default) or, to check a
+ * reader that must not depend on it, one per transaction (`'tx'`). Verbose
+ * listings add `vout` and `time`. Enough for the Ledger contract, not a
  * MultiChain emulator (no blocks, no permissions, every item confirmed).
  */
 import { createHash } from 'node:crypto';
@@ -14,6 +23,8 @@ import { BASIC, CHAIN, startRpcServer, type RpcReply, type RpcRequest, type RpcS
 
 interface FakeItem {
   txid: string;
+  /** The item's output in its transaction. */
+  vout: number;
   keys: string[];
   publisher: string;
   data: unknown;
@@ -49,19 +60,34 @@ export const FAKE_MAX_TX_BYTES = 100_000;
 /** Stream items per transaction (a default params.dat: max-std-op-returns-count = 32). */
 export const FAKE_MAX_TX_ITEMS = 32;
 
+export interface FakeMultiChainOptions {
+  now?: () => number;
+  /** The chain's max-std-op-returns-count (default FAKE_MAX_TX_ITEMS); null: getblockchainparams does not report it. */
+  maxTxItems?: number | null;
+  /** Local-ordering listing by key: one entry per item under the key (default, as the 2.3.3 source indexes it) or per transaction. */
+  keyEntries?: 'item' | 'tx';
+}
+
 export class FakeMultiChain {
   readonly streams = new Map<string, FakeStream>();
   /** Transactions written by publish, publishfrom and publishmultifrom. */
   transactions = 0;
   private counter = 0;
-  constructor(private readonly now: () => number = Date.now) {}
+  private readonly now: () => number;
+  private readonly maxTxItems: number | null;
+  private readonly keyEntries: 'item' | 'tx';
+  constructor(o: FakeMultiChainOptions = {}) {
+    this.now = o.now ?? Date.now;
+    this.maxTxItems = o.maxTxItems === undefined ? FAKE_MAX_TX_ITEMS : o.maxTxItems;
+    this.keyEntries = o.keyEntries ?? 'item';
+  }
 
   private txid(): string {
     this.counter += 1;
     return createHash('sha256').update(`tx${this.counter}`).digest('hex');
   }
 
-  private itemJson(item: FakeItem): unknown {
+  private itemJson(item: FakeItem, verbose: unknown): unknown {
     return {
       publishers: [item.publisher],
       keys: item.keys,
@@ -71,7 +97,14 @@ export class FakeMultiChain {
       confirmations: 1,
       blocktime: item.blocktime,
       txid: item.txid,
+      ...(verbose === true ? { vout: item.vout, valid: true, time: item.blocktime, timereceived: item.blocktime } : {}),
     };
+  }
+
+  /** What a local-ordering listing shows of `items`: a transaction once (its first item), or every item. */
+  private static perTransaction(items: FakeItem[]): FakeItem[] {
+    const seen = new Set<string>();
+    return items.filter((i) => !seen.has(i.txid) && seen.add(i.txid));
   }
 
   private readable(name: unknown, id: unknown): FakeStream | RpcReply {
@@ -90,6 +123,16 @@ export class FakeMultiChain {
         return ok({ version: '2.3.3', chainname: CHAIN, protocol: 'multichain', blocks: this.counter, errors: '' }, id);
       case 'getaddresses':
         return ok([NODE_ADDRESS], id);
+      case 'getblockchainparams':
+        return ok(
+          {
+            'chain-protocol': 'multichain',
+            'chain-description': CHAIN,
+            'protocol-version': 20013,
+            ...(this.maxTxItems === null ? {} : { 'max-std-op-returns-count': this.maxTxItems }),
+          },
+          id,
+        );
       case 'liststreams':
         return ok(
           [...this.streams.values()].map((s) => ({
@@ -131,7 +174,9 @@ export class FakeMultiChain {
         const s = typeof stream === 'string' ? this.streams.get(stream) : undefined;
         if (!s) return fail(-708, `Stream with this name not found: ${String(stream)}`, id);
         const items = req.method === 'publishmultifrom' ? (Array.isArray(rest[0]) ? rest[0] : []) : [{ keys: rest[0], data: rest[1] }];
-        if (items.length === 0 || items.length > FAKE_MAX_TX_ITEMS) return fail(-26, 'Rejected: too many stream items', id);
+        const max = this.maxTxItems ?? FAKE_MAX_TX_ITEMS;
+        if (items.length > max) return fail(-8, `Number of items exceeds ${max} (max-std-op-returns-count)`, id);
+        if (items.length === 0) return fail(-8, 'Items should be non-empty array', id);
         const written: FakeItem[] = [];
         let bytes = 0;
         const txid = this.txid();
@@ -142,7 +187,7 @@ export class FakeMultiChain {
           if (!keyList.every((k) => typeof k === 'string')) return fail(-8, 'Invalid keys', id);
           if (typeof data !== 'object' || data === null || !('json' in data)) return fail(-8, 'Expected {"json": ...}', id);
           bytes += JSON.stringify(data).length;
-          written.push({ txid, keys: keyList as string[], publisher: String(from), data, blocktime: Math.floor(this.now() / 1000) });
+          written.push({ txid, vout: written.length, keys: keyList as string[], publisher: String(from), data, blocktime: Math.floor(this.now() / 1000) });
         }
         if (bytes > FAKE_MAX_TX_BYTES) return fail(-8, 'Transaction too large', id);
         s.items.push(...written);
@@ -153,12 +198,22 @@ export class FakeMultiChain {
         const s = this.readable(p[0], id);
         if (!(s instanceof Object && 'items' in s)) return s;
         const matching = s.items.filter((i) => i.keys.includes(String(p[1])));
-        return ok(page(matching, p[3], p[4]).map((i) => this.itemJson(i)), id);
+        const listed = p[5] === true && this.keyEntries === 'tx' ? FakeMultiChain.perTransaction(matching) : matching;
+        return ok(page(listed, p[3], p[4]).map((i) => this.itemJson(i, p[2])), id);
       }
       case 'liststreamitems': {
         const s = this.readable(p[0], id);
         if (!(s instanceof Object && 'items' in s)) return s;
-        return ok(page(s.items, p[2], p[3]).map((i) => this.itemJson(i)), id);
+        const listed = p[4] === true ? FakeMultiChain.perTransaction(s.items) : s.items;
+        return ok(page(listed, p[2], p[3]).map((i) => this.itemJson(i, p[1])), id);
+      }
+      case 'liststreamtxitems': {
+        const s = this.readable(p[0], id);
+        if (!(s instanceof Object && 'items' in s)) return s;
+        const txids = Array.isArray(p[1]) ? p[1] : typeof p[1] === 'string' ? p[1].split(',') : undefined;
+        if (!txids || !txids.every((t) => typeof t === 'string')) return fail(-8, 'Invalid value, expected array of strings', id);
+        if (new Set(txids).size !== txids.length) return fail(-8, 'Invalid parameter, duplicate value', id);
+        return ok(txids.flatMap((t) => s.items.filter((i) => i.txid === t).map((i) => this.itemJson(i, p[2]))), id);
       }
       default:
         return fail(-32601, 'Method not found', id);
@@ -167,8 +222,8 @@ export class FakeMultiChain {
 }
 
 /** Start a fake node on 127.0.0.1:0. */
-export async function startFakeMultiChain(now?: () => number): Promise<{ fake: FakeMultiChain; server: RpcServer }> {
-  const fake = new FakeMultiChain(now);
+export async function startFakeMultiChain(options: FakeMultiChainOptions = {}): Promise<{ fake: FakeMultiChain; server: RpcServer }> {
+  const fake = new FakeMultiChain(options);
   const server = await startRpcServer((req) => fake.handle(req));
   return { fake, server };
 }

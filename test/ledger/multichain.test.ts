@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MultiChainLedger, type MultiChainLedgerOptions } from '../../adapters/ledger/multichain.ts';
 import { ForbiddenError, LedgerMisconfiguredError, LedgerRefusedError, MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
+import type { LedgerItem, PositionedItem } from '../../adapters/ports.ts';
 import { ledgerContract } from './contract.ts';
 import { FAKE_MAX_TX_BYTES, NODE_ADDRESS, startFakeMultiChain } from './fake-multichain.ts';
 import {
@@ -176,10 +177,20 @@ describe('MultiChainLedger against documented responses', () => {
   });
 
   it('maps liststreamitems: JSON, hex and text data, legacy key, unconfirmed item without blocktime', async (t) => {
-    const server = await scripted(t, [{ method: 'liststreamitems', reply: fixture('liststreamitems') }]);
+    // three transactions of one item each: liststreamtxitems answers the same items
+    const server = await scripted(t, [
+      { method: 'liststreamitems', reply: fixture('liststreamitems') },
+      { method: 'liststreamtxitems', reply: fixture('liststreamitems') },
+    ]);
     const items = await new MultiChainLedger(options(server.url, { now: () => 42_000 })).list('domains');
-    assert.deepEqual(server.requests[0]!.params, ['domains', false, 500, 0, true], 'local ordering: stable positions');
+    assert.deepEqual(server.requests[0]!.params, ['domains', true, 500, 0, true], 'local ordering (stable positions), verbose (vout)');
+    assert.deepEqual(server.requests[1]!.params, [
+      'domains',
+      ['0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c', '1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d', '2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e'],
+      true,
+    ]);
     assert.equal(items.length, 3);
+    assert.deepEqual(items.map((i) => i.position), [0, 1, 2]);
     assert.deepEqual(items.map((i) => i.data), [{ domain: 'sc.example', version: 1 }, { domain: 'sp.example' }, 'plain text item']);
     assert.deepEqual(items[1]!.keys, ['legacy-key']);
     assert.equal(items[1]!.publisher, '1HGMosmcKEPUnwD2DzNUfQ46HCA9Th4mBZCZEF');
@@ -191,10 +202,11 @@ describe('MultiChainLedger against documented responses', () => {
   it('fetches data above maxshowndata with gettxoutdata', async (t) => {
     const server = await scripted(t, [
       { method: 'liststreamitems', reply: fixture('liststreamitems-large') },
+      { method: 'liststreamtxitems', reply: fixture('liststreamitems-large') },
       { method: 'gettxoutdata', reply: fixture('gettxoutdata') },
     ]);
     const [item] = await new MultiChainLedger(options(server.url)).list('settlements', 0, 10);
-    assert.deepEqual(server.requests[1]!.params, ['3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f', 0]);
+    assert.deepEqual(server.requests[2]!.params, ['3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f', 0]);
     assert.equal((item!.data as { phase: string }).phase, 'broadcast');
   });
 
@@ -224,13 +236,14 @@ describe('MultiChainLedger faults', () => {
       { method: 'liststreamitems', reply: serverError },
       { method: 'liststreamitems', reply: serverError },
       { method: 'liststreamitems', reply: fixture('liststreamitems') },
+      { method: 'liststreamtxitems', reply: fixture('liststreamitems') },
     ]);
     const delays: number[] = [];
     const ledger = new MultiChainLedger(
       options(server.url, { backoffBaseMs: 100, sleep: async (ms) => void delays.push(ms), random: () => 0.5 }),
     );
     assert.equal((await ledger.list('domains')).length, 3);
-    assert.equal(server.requests.length, 3);
+    assert.equal(server.requests.length, 4);
     assert.deepEqual(delays, [75, 150]);
   });
 
@@ -266,6 +279,7 @@ describe('MultiChainLedger faults', () => {
     const server = await scripted(t, [
       { method: 'liststreamitems', reply: fixture('error-warmup') },
       { method: 'liststreamitems', reply: fixture('liststreamitems') },
+      { method: 'liststreamtxitems', reply: fixture('liststreamitems') },
     ]);
     assert.equal((await new MultiChainLedger(options(server.url)).list('domains')).length, 3);
   });
@@ -325,11 +339,13 @@ describe('MultiChainLedger faults', () => {
     await ledger.ensureStreams();
     for (let i = 0; i < 5; i += 1) await ledger.publish('obligations', `id-${i}`, ['sp.example'], i);
     server.requests.length = 0;
+    const listings = () => server.requests.filter((r) => r.method !== 'liststreamtxitems');
     assert.deepEqual((await ledger.list('obligations')).map((i) => i.data), [0, 1, 2, 3, 4]);
     assert.deepEqual(
-      server.requests.map((r) => r.params.slice(2, 4)),
+      listings().map((r) => r.params.slice(2, 4)),
       [[2, 0], [2, 2], [2, 4]],
     );
+    assert.deepEqual(server.requests.map((r) => r.method), ['liststreamitems', 'liststreamtxitems', 'liststreamitems', 'liststreamtxitems', 'liststreamitems', 'liststreamtxitems'], 'one expansion per page');
     server.requests.length = 0;
     assert.deepEqual((await ledger.listByKey('obligations', 'sp.example')).map((i) => i.data), [0, 1, 2, 3, 4]);
     assert.deepEqual(
@@ -338,7 +354,7 @@ describe('MultiChainLedger faults', () => {
     );
     server.requests.length = 0;
     assert.deepEqual((await ledger.list('obligations', 1, 3)).map((i) => i.data), [1, 2, 3]);
-    assert.deepEqual(server.requests.map((r) => r.params.slice(2, 4)), [[2, 1], [1, 3]]);
+    assert.deepEqual(listings().map((r) => r.params.slice(2, 4)), [[2, 1], [1, 3]]);
   });
 });
 
@@ -401,22 +417,40 @@ describe('MultiChainLedger: final errors an operator must see (not the retryable
   });
 });
 
+const entry = (n: number, data: Json = { n }) => ({ id: `${n}`.padStart(64, 'b'), keys: [`k:${n % 3}`], data });
+
 describe('MultiChainLedger.publishBatch on the stateful fake', () => {
-  it('by default, one item per transaction (a real node\'s local-ordering list shows one item per transaction)', async (t) => {
-    const { fake, server } = await startFakeMultiChain();
+  it('by default, as many items per transaction as the chain allows: max-std-op-returns-count from getblockchainparams, read once', async (t) => {
+    const { fake, server } = await startFakeMultiChain({ maxTxItems: 8 });
     t.after(() => server.close());
     const ledger = new MultiChainLedger(options(server.url));
     await ledger.ensureStreams();
-    await ledger.publishBatch('obligations', [entry(1), entry(2), entry(3)]);
-    assert.equal(fake.transactions, 3);
+    await ledger.publishBatch('obligations', Array.from({ length: 20 }, (_, i) => entry(i)));
+    await ledger.publishBatch('obligations', Array.from({ length: 3 }, (_, i) => entry(100 + i)));
+    assert.equal(fake.transactions, 4, '8 + 8 + 4, then 3');
+    const sent = server.requests.filter((r) => r.method === 'publishmultifrom').map((r) => (r.params[2] as unknown[]).length);
+    assert.deepEqual(sent, [8, 8, 4, 3]);
+    assert.equal(server.requests.filter((r) => r.method === 'getblockchainparams').length, 1);
+    assert.equal(await ledger.itemsPerTransaction(), 8);
   });
 
-  const entry = (n: number, data: Json = { n }) => ({ id: `${n}`.padStart(64, 'b'), keys: [`k:${n % 3}`], data });
+  it('32 per transaction when the node does not report max-std-op-returns-count; the batchSize option only lowers it', async (t) => {
+    const { fake, server } = await startFakeMultiChain({ maxTxItems: null });
+    t.after(() => server.close());
+    const ledger = new MultiChainLedger(options(server.url));
+    await ledger.ensureStreams();
+    await ledger.publishBatch('obligations', Array.from({ length: 40 }, (_, i) => entry(i)));
+    assert.equal(fake.transactions, 2, '32 + 8');
+    assert.equal(await new MultiChainLedger(options(server.url, { batchSize: 5 })).itemsPerTransaction(), 5);
+    const { server: small } = await startFakeMultiChain({ maxTxItems: 4 });
+    t.after(() => small.close());
+    assert.equal(await new MultiChainLedger(options(small.url, { batchSize: 32 })).itemsPerTransaction(), 4, 'never more than the chain allows');
+  });
 
-  it('with batchSize 32, writes up to 32 items per publishmultifrom transaction (max-std-op-returns-count), checking each id first', async (t) => {
+  it('writes up to 32 items per publishmultifrom transaction (a default chain\'s max-std-op-returns-count), checking each id first', async (t) => {
     const { fake, server } = await startFakeMultiChain();
     t.after(() => server.close());
-    const ledger = new MultiChainLedger(options(server.url, { batchSize: 32 }));
+    const ledger = new MultiChainLedger(options(server.url));
     await ledger.ensureStreams();
     const entries = Array.from({ length: 70 }, (_, i) => entry(i));
     const results = await ledger.publishBatch('obligations', entries);
@@ -433,7 +467,7 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
   it('a transaction the node refuses for good is split: the others land, only the too-large item gets LedgerRefusedError', async (t) => {
     const { fake, server } = await startFakeMultiChain();
     t.after(() => server.close());
-    const ledger = new MultiChainLedger(options(server.url, { batchSize: 32 }));
+    const ledger = new MultiChainLedger(options(server.url));
     await ledger.ensureStreams();
     const entries = [entry(1), entry(2, { blob: 'x'.repeat(FAKE_MAX_TX_BYTES) }), entry(3)];
     const results = await ledger.publishBatch('obligations', entries);
@@ -474,12 +508,101 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
       return { status: res.status, body };
     });
     t.after(() => proxy.close());
-    const ledger = new MultiChainLedger(options(proxy.url, { batchSize: 32 }));
+    const ledger = new MultiChainLedger(options(proxy.url));
     await ledger.ensureStreams();
     const results = await ledger.publishBatch('obligations', [entry(1), entry(2)]);
     assert.ok(dropped);
     assert.ok(results.every((r) => !('error' in r) && r.duplicate), JSON.stringify(results));
     assert.equal(fake.transactions, 1);
     assert.equal((await ledger.list('obligations')).length, 2);
+  });
+});
+
+/**
+ * A follower's and a watcher's reads (list, listByKeyFrom) by position over
+ * multi-item transactions: the fake's local-ordering listing shows a
+ * transaction once by stream (as a real 2.3.3 node does), so a reader that
+ * does not expand it loses items.
+ */
+describe('MultiChainLedger: reading multi-item transactions back by position', () => {
+  /** a1, then b0..b4 in one transaction, then c1, then d0..d2 in one transaction; keys: id, p:x|p:y, c:z. */
+  async function written(t: TestCtx, keyEntries: 'item' | 'tx' = 'item', pageSize = 2) {
+    const { fake, server } = await startFakeMultiChain({ keyEntries });
+    t.after(() => server.close());
+    const ledger = new MultiChainLedger(options(server.url, { pageSize }));
+    await ledger.ensureStreams();
+    const one = (name: string, i: number) => ({ id: name.padStart(64, 'd'), keys: [i % 2 === 0 ? 'p:x' : 'p:y', 'c:z'], data: { name } as Json });
+    await ledger.publish('obligations', one('a1', 0).id, one('a1', 0).keys, one('a1', 0).data);
+    await ledger.publishBatch('obligations', [0, 1, 2, 3, 4].map((i) => one(`b${i}`, i)));
+    await ledger.publish('obligations', one('c1', 1).id, one('c1', 1).keys, one('c1', 1).data);
+    await ledger.publishBatch('obligations', [0, 1, 2].map((i) => one(`d${i}`, i)));
+    assert.equal(fake.transactions, 4);
+    return { ledger, server };
+  }
+  const names = (items: readonly LedgerItem[]) => items.map((i) => (i.data as { name: string }).name);
+  const ALL = ['a1', 'b0', 'b1', 'b2', 'b3', 'b4', 'c1', 'd0', 'd1', 'd2'];
+  /** A follower's loop: read `count` positions from the cursor, resume after the last item's position. */
+  async function follow(read: (start: number, count: number) => Promise<PositionedItem[]>, count: number): Promise<PositionedItem[]> {
+    const seen: PositionedItem[] = [];
+    for (let cursor = 0, rounds = 0; rounds < 50; rounds += 1) {
+      const items = await read(cursor, count);
+      const last = items.at(-1);
+      if (!last) return seen;
+      seen.push(...items);
+      cursor = last.position + 1;
+    }
+    throw new Error('the cursor did not reach the end');
+  }
+
+  it('the node lists a transaction once by local ordering (what makes expansion necessary)', async (t) => {
+    const { server } = await written(t);
+    const raw = async (local: boolean) => {
+      const res = await fetch(server.url, {
+        method: 'POST',
+        headers: { authorization: BASIC, 'content-type': 'application/json' },
+        body: JSON.stringify({ method: 'liststreamitems', params: ['obligations', false, 100, 0, local], id: 1, chain_name: CHAIN }),
+      });
+      return ((await res.json()) as { result: unknown[] }).result.length;
+    };
+    assert.deepEqual([await raw(true), await raw(false)], [4, 10]);
+  });
+
+  it('list hands out every item of every transaction once, in output order, at its transaction\'s position', async (t) => {
+    const { ledger } = await written(t);
+    const all = await ledger.list('obligations');
+    assert.deepEqual(names(all), ALL);
+    assert.deepEqual(all.map((i) => i.position), [0, 1, 1, 1, 1, 1, 2, 3, 3, 3], 'positions count the node\'s entries: they never move');
+    assert.deepEqual(names(await ledger.list('obligations', 1, 1)), ['b0', 'b1', 'b2', 'b3', 'b4']);
+    assert.deepEqual(names(await ledger.list('obligations', 2)), ['c1', 'd0', 'd1', 'd2']);
+    assert.deepEqual(await ledger.list('obligations', 4), []);
+  });
+
+  for (const pageSize of [1, 2, 3, 500]) {
+    it(`a follower's cursor reads every item exactly once, whatever the page (pageSize ${pageSize}, 1 to 3 positions a read)`, async (t) => {
+      const { ledger } = await written(t, 'item', pageSize);
+      for (const count of [1, 2, 3]) assert.deepEqual(names(await follow((s, c) => ledger.list('obligations', s, c), count)), ALL, `count ${count}`);
+    });
+  }
+
+  for (const keyEntries of ['item', 'tx'] as const) {
+    it(`listByKeyFrom hands out every item under the key once, with the key listed per ${keyEntries}`, async (t) => {
+      for (const pageSize of [1, 2, 500]) {
+        const { ledger } = await written(t, keyEntries, pageSize);
+        for (const count of [1, 2, 3]) {
+          const read = (key: string) => follow((s, c) => ledger.listByKeyFrom('obligations', key, s, c), count);
+          assert.deepEqual(names(await read('c:z')), ALL, `c:z, pageSize ${pageSize}, count ${count}`);
+          assert.deepEqual(names(await read('p:x')), ['a1', 'b0', 'b2', 'b4', 'd0', 'd2'], `p:x, pageSize ${pageSize}, count ${count}`);
+          assert.deepEqual(names(await read('p:y')), ['b1', 'b3', 'c1', 'd1'], `p:y, pageSize ${pageSize}, count ${count}`);
+          assert.deepEqual(names(await read('d1'.padStart(64, 'd'))), ['d1'], 'an id key: its one item of the transaction');
+        }
+        const all = await ledger.listByKeyFrom('obligations', 'c:z', 0);
+        assert.deepEqual(all.map((i) => i.position), keyEntries === 'item' ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] : [0, 1, 1, 1, 1, 1, 2, 3, 3, 3]);
+      }
+    });
+  }
+
+  it('a watcher re-reading one waiting position gets that position\'s items', async (t) => {
+    const { ledger } = await written(t, 'tx');
+    assert.deepEqual(names(await ledger.listByKeyFrom('obligations', 'p:x', 1, 1)), ['b0', 'b2', 'b4']);
   });
 });

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { MultiChainLedger, type MultiChainLedgerOptions } from '../../adapters/ledger/multichain.ts';
-import { STREAMS, type LedgerItem, type StreamName } from '../../adapters/ports.ts';
+import { STREAMS, type LedgerItem, type PositionedItem, type StreamName } from '../../adapters/ports.ts';
 import { ForbiddenError, LedgerMisconfiguredError, LedgerRefusedError, MalformedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
 import { skippable } from '../skippable.ts';
@@ -266,27 +266,62 @@ describe('MultiChainLedger on a real MultiChain chain (2 nodes, 2 s blocks)', ()
     assert.equal((await l1.listByKey('domains', 'k:load')).length, many);
   });
 
-  it('publishBatch: one publishmultifrom transaction per 32 items, read on the other node; a too-large item is refused alone, the rest land', async () => {
-    const l1 = ledgerOf(n1, { batchSize: 32 });
-    const entries = Array.from({ length: 40 }, (_, i) => ({ id: id(`batch${i}`), keys: ['k:batch'], data: { i, pad: 'p'.repeat(1_500) } as Json }));
-    const results = await l1.publishBatch('obligations', entries);
+  it('publishBatch by default: one publishmultifrom transaction per 32 items (the chain\'s max-std-op-returns-count); the other node\'s list() and a follower\'s cursor read all 40; a too-large item is refused alone, the rest land', async (t) => {
+    await l2.ensureStreams(); // idempotent: the test also runs alone
+    const batcher = ledgerOf(n1);
+    assert.equal(await batcher.itemsPerTransaction(), 32, 'max-std-op-returns-count of a default 2.3.3 chain, from getblockchainparams');
+    const entries = Array.from({ length: 40 }, (_, i) => ({ id: id(`batch${i}`), keys: ['k:batch', `k:batch${i % 2}`], data: { i, pad: 'p'.repeat(1_500) } as Json }));
+    const results = await batcher.publishBatch('obligations', entries);
     assert.ok(results.every((r) => !('error' in r) && !r.duplicate), JSON.stringify(results.filter((r) => 'error' in r)));
-    assert.equal(new Set(results.map((r) => ('error' in r ? '' : r.txid))).size, 2, '32 + 8 items: two transactions');
+    const batchTxids = new Set(results.map((r) => ('error' in r ? '' : r.txid)));
+    assert.equal(batchTxids.size, 2, '32 + 8 items: two transactions');
     const items = await reached(l2, 'obligations', 'k:batch', 40);
     assert.deepEqual(new Set(items.map((x) => (x.data as { i: number }).i)), new Set(entries.map((_, i) => i)));
     for (const x of items) assert.equal(x.publisher, n1.address);
-    // why the adapter's default is one item per transaction: the local-ordering listing
-    // (what list() and every follower read) shows ONE item per transaction, chain order all
-    const batchTxids = new Set(results.map((r) => ('error' in r ? '' : r.txid)));
-    const local = (await n1.rpc<{ txid: string }[]>('liststreamitems', ['obligations', false, 100_000, 0, true])).filter((x) => batchTxids.has(x.txid));
-    const chainOrder = (await n1.rpc<{ txid: string }[]>('liststreamitems', ['obligations', false, 100_000, 0, false])).filter((x) => batchTxids.has(x.txid));
-    assert.deepEqual([local.length, chainOrder.length], [2, 40]);
+    const ofBatch = (read: readonly PositionedItem[]) => read.filter((x) => batchTxids.has(x.txid)).map((x) => (x.data as { i: number }).i);
+    const all40 = entries.map((_, i) => i);
+    // what the node itself lists (local ordering: a transaction once by stream), recorded
+    const raw = async (node: MultiChainNode, method: string, params: Json[]) => (await node.rpc<{ txid: string }[]>(method, params)).filter((x) => batchTxids.has(x.txid)).length;
+    const seen = {
+      streamLocal: await raw(n2, 'liststreamitems', ['obligations', false, 100_000, 0, true]),
+      streamChain: await raw(n2, 'liststreamitems', ['obligations', false, 100_000, 0, false]),
+      keyLocal: await raw(n2, 'liststreamkeyitems', ['obligations', 'k:batch', false, 100_000, 0, true]),
+      keyLocal1: await raw(n2, 'liststreamkeyitems', ['obligations', 'k:batch1', false, 100_000, 0, true]),
+    };
+    t.diagnostic(`node 2 lists the 40 batched items: ${JSON.stringify(seen)} (local ordering by stream, chain order, local ordering by key k:batch and k:batch1)`);
+    // on the SECOND node: list() (every follower's read) hands out all 40, once each, in output order within a transaction
+    const listed = ofBatch(await l2.list('obligations'));
+    assert.deepEqual(listed, all40);
+    // a follower's cursor: a few positions per read, resumed at the last item's position + 1
+    for (const count of [1, 3, 7]) {
+      const got: PositionedItem[] = [];
+      for (let cursor = 0; ; ) {
+        const page = await l2.list('obligations', cursor, count);
+        const last = page.at(-1);
+        if (!last) break;
+        got.push(...page);
+        cursor = last.position + 1;
+      }
+      assert.deepEqual(ofBatch(got), all40, `follower reading ${count} position(s) at a time`);
+    }
+    // a watcher's read by key (local ordering by key), whole and by cursor
+    assert.deepEqual(ofBatch(await l2.listByKeyFrom('obligations', 'k:batch', 0)), all40);
+    assert.deepEqual(ofBatch(await l2.listByKeyFrom('obligations', 'k:batch1', 0)), all40.filter((i) => i % 2 === 1));
+    const byKey: PositionedItem[] = [];
+    for (let cursor = 0; ; ) {
+      const page = await l2.listByKeyFrom('obligations', 'k:batch', cursor, 5);
+      const last = page.at(-1);
+      if (!last) break;
+      byKey.push(...page);
+      cursor = last.position + 1;
+    }
+    assert.deepEqual(ofBatch(byKey), all40);
     // again: every entry is a duplicate, nothing written
-    const again = await l1.publishBatch('obligations', entries);
+    const again = await batcher.publishBatch('obligations', entries);
     assert.ok(again.every((r) => !('error' in r) && r.duplicate));
-    assert.equal((await l1.listByKey('obligations', 'k:batch')).length, 40);
+    assert.equal((await batcher.listByKey('obligations', 'k:batch')).length, 40);
     // a 5 MB item in a batch: the transaction is refused, split, and only that item fails
-    const mixed = await l1.publishBatch('obligations', [
+    const mixed = await batcher.publishBatch('obligations', [
       { id: id('mixed1'), keys: ['k:mixed'], data: { n: 1 } },
       { id: id('mixed2'), keys: ['k:mixed'], data: { blob: 'z'.repeat(5_000_000) } },
       { id: id('mixed3'), keys: ['k:mixed'], data: { n: 3 } },
