@@ -300,18 +300,22 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
       if (client === null) return done(null); // broker-internal (e.g. wills are re-checked with the client)
       const who = identities.get(client);
       const ingest = parseBasicIngest(packet.topic);
-      // Basic Ingest: only to a rule that exists (the IoT policy names the stage's rules, nothing else)
-      const rule = ingest === undefined ? undefined : rules.get(ingest.rule);
-      if (who?.kind === 'backend' && ingest === undefined) return done(null);
-      // a thing: iot:Publish on `$aws/rules/{rule}/{root}/{its domain}/{its name}/out/{the rule's kind}` only
-      // (lib/constructs/device-policy.ts); the plain `out/` topics are not allowed (devices use Basic Ingest only)
-      const own = who?.kind === 'thing' ? `${root}/${who.domain}/${who.thing}/out/` : undefined;
-      const allowed = who?.kind === 'backend' || (own !== undefined && ingest?.topic.startsWith(own) === true && topicMatches(rule?.topicFilter ?? '', ingest.topic));
-      if (rule !== undefined && ingest !== undefined && allowed) {
-        // routed here, before the PUBACK, as IoT Core hands it to the rules engine; aedes then
-        // publishes it to no one (no subscription can match it: authorizeSubscribe, authorizeForward)
-        routeIngest(rule, ingest.topic, packet.payload);
-        return done(null);
+      if (ingest === undefined) {
+        // a plain topic: the back-end only; a thing's policy has no plain publish grant (it uses Basic Ingest only)
+        if (who?.kind === 'backend') return done(null);
+      } else {
+        // Basic Ingest, to a rule that exists (the IoT policy names the stage's rules, nothing else). A thing:
+        // iot:Publish on `$aws/rules/{rule}/{root}/{its domain}/{its name}/out/{the rule's kind}` only
+        // (lib/constructs/device-policy.ts): its own prefix, and the rest as the rule's filter takes it.
+        const rule = rules.get(ingest.rule);
+        const own = who?.kind === 'thing' ? `${root}/${who.domain}/${who.thing}/out/` : undefined;
+        const allowed = who?.kind === 'backend' || (own !== undefined && ingest.topic.startsWith(own) && topicMatches(rule?.topicFilter ?? '', ingest.topic));
+        if (rule !== undefined && allowed) {
+          // routed here, before the PUBACK, as IoT Core hands it to the rules engine; aedes then
+          // publishes it to no one (no subscription can match it: authorizeSubscribe, authorizeForward)
+          routeIngest(rule, ingest.topic, packet.payload);
+          return done(null);
+        }
       }
       refuse('publish', client.id, packet.topic);
       // An error makes aedes drop the client, as IoT Core disconnects on a policy violation.
