@@ -11,7 +11,11 @@
  *                          the embedded broker; the device signs its connect token with devicePrivateKeyPath
  *                        { "kind": "iot-core", "endpoint": "xxxx-ats.iot.<region>.amazonaws.com",
  *                          "certPath": ".fleet/<thing>/cert.pem", "keyPath": ".fleet/<thing>/private.key",
- *                          "port"?: 8883, "caPath"?: "<CA PEM>" }   MQTT5 + mTLS, files from scripts/provision-fleet.sh
+ *                          "port"?: 8883, "caPath"?: "<CA PEM>",
+ *                          "topicRoot"?: "oc", "ingestRules"?: { "request": "oc_request", "obligation": "oc_obligation" } }
+ *                          MQTT5 + mTLS, files from scripts/provision-fleet.sh; topicRoot and ingestRules are
+ *                          the IoT stack's TopicRoot and IngestRules outputs (default: the `dev` stage's; the
+ *                          rules default to the ones derived from topicRoot, as the stack names them)
  *   devicePrivateKeyPath the obligation signing key (`npm run device:keygen -- <dir>` writes <dir>/device.key.json)
  *   credentialPath       SCD: the credential from enrolment (`npm run admin -- enrol … --out <file>`)
  *   chainPath            SCD: where it keeps its chain head (default <thing>.chain.json)
@@ -23,7 +27,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { DEFAULT_TOPIC_ROOT, TOPIC_ROOT } from '../service/topics.ts';
+import { DEFAULT_TOPIC_ROOT, RULE_NAME, TOPIC_ROOT } from '../service/topics.ts';
 import { UsageError } from '../cli/args.ts';
 
 const Name = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a name of 1-64 letters, digits, _ or -');
@@ -44,6 +48,13 @@ export const IotCoreLinkConfig = z.strictObject({
   caPath: z.string().min(1).optional(),
   /** The stage's MQTT topic root (stack output `TopicRoot` of oc-<stage>-iot): `oc` for the default stage. */
   topicRoot: z.string().regex(TOPIC_ROOT, "one topic level of letters, digits, '-' or '_' (the TopicRoot output)").default(DEFAULT_TOPIC_ROOT),
+  /** The stage's topic rules, which the device publishes to by Basic Ingest (stack output `IngestRules`); default: derived from topicRoot. */
+  ingestRules: z
+    .strictObject({
+      request: z.string().regex(RULE_NAME, "an IoT rule name: letters, digits and '_' (the IngestRules output)"),
+      obligation: z.string().regex(RULE_NAME, "an IoT rule name: letters, digits and '_' (the IngestRules output)"),
+    })
+    .optional(),
 });
 
 export const BuyConfig = z.strictObject({

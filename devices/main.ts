@@ -82,6 +82,8 @@ async function main(): Promise<number> {
         };
   const link: DeviceLink = createLink(linkCfg);
   const topicRoot = cfg.link.kind === 'iot-core' ? cfg.link.topicRoot : undefined;
+  // the rules it publishes to by Basic Ingest: default, the root's (service/topics.ts: ingestRules)
+  const ingestRules = cfg.link.kind === 'iot-core' ? cfg.link.ingestRules : undefined;
 
   if (cfg.role === 'spd') {
     const spd = new ProviderDevice(cfg.domain, cfg.thing, link, topicRoot === undefined ? {} : { topicRoot });
@@ -110,6 +112,7 @@ async function main(): Promise<number> {
     credential,
     link,
     ...(topicRoot === undefined ? {} : { topicRoot }),
+    ...(ingestRules === undefined ? {} : { ingestRules }),
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
     // its hub's API, where it asks for its chain head after a replay or broken link
     backendApi: cfg.api.replace(/\/+$/, ''),

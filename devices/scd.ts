@@ -27,7 +27,7 @@ import {
   type PublicKeyRef,
   type Signed,
 } from '../core/types.ts';
-import { DEFAULT_TOPIC_ROOT, topicsUnder } from '../service/topics.ts';
+import { DEFAULT_TOPIC_ROOT, ingestRules, topicsUnder, type IngestRules } from '../service/topics.ts';
 import type { DeviceLink } from './link.ts';
 
 export interface ChainState {
@@ -110,6 +110,11 @@ export interface ConsumerDeviceOptions {
   link: DeviceLink;
   /** The stage's topic root (default `oc`: service/topics.ts). */
   topicRoot?: string;
+  /**
+   * The stage's topic rules the device publishes to by Basic Ingest (the IoT stack's
+   * `IngestRules` output); default: the root's (service/topics.ts: ingestRules).
+   */
+  ingestRules?: IngestRules;
   /** The SP domain's public key, from its record on the ledger. */
   providerKey: (domain: string) => Promise<PublicKeyRef>;
   /** Base URL of the API of the hub hosting `domain`, when that is not this device's hub (else undefined: MQTT). */
@@ -158,7 +163,8 @@ export class ConsumerDevice {
 
   constructor(private readonly o: ConsumerDeviceOptions) {
     this.chain = o.chain ?? new MemoryChainStore();
-    this.topics = topicsUnder(o.topicRoot ?? DEFAULT_TOPIC_ROOT);
+    const root = o.topicRoot ?? DEFAULT_TOPIC_ROOT;
+    this.topics = topicsUnder(root, o.ingestRules ?? ingestRules(root));
     o.link.onMessage((topic, payload) => this.onMessage(topic, payload));
   }
 
@@ -303,7 +309,7 @@ export class ConsumerDevice {
             credential: this.o.credential,
           })
         : await this.exchange(`offer:${requestId}`, () =>
-            link.publish(this.topics.fromDevice(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service, ...standing }, 1),
+            link.publish(this.topics.ingest(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service, ...standing }, 1),
           )
     ) as { offer?: Signed<Offer>; error?: DeviceError } | undefined;
     if (!offerMsg) return fail('offer', 'TIMEOUT', 'no offer arrived', started, now);
@@ -369,7 +375,7 @@ export class ConsumerDevice {
             r === undefined ? undefined : { accepted: r.error === undefined && r.acceptance !== undefined, ...r },
           )
         : await this.exchange(`reply:${ob.id}`, () =>
-            link.publish(this.topics.fromDevice(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
+            link.publish(this.topics.ingest(domain, deviceId, 'obligation'), { requestId: ob.id, obligation: ob }, 1),
           )
     ) as { accepted?: boolean; acceptance?: Signed<AcceptanceBody>; error?: DeviceError } | undefined;
     return { ob, reply, sentAt };

@@ -3,9 +3,9 @@
  * (an obligation for it was accepted) and delivers the service. Duplicate
  * grants are delivered once. A grant comes with the accepted reply to the
  * consumer, in one publish both devices receive (topics.grantsFor); a grant
- * on its own `in/grant` topic is still honoured. With `reportDeliveries` it
- * reports each delivery on its `out/delivered` topic (off by default: nothing
- * in the system reads it, and IoT Core bills every publish).
+ * on its own `in/grant` topic is still honoured. It publishes nothing: its
+ * device policy allows publishing only by Basic Ingest to the hub's topic rules
+ * (request, obligation), and no rule takes deliveries.
  */
 import { DEFAULT_TOPIC_ROOT, topicsUnder } from '../service/topics.ts';
 import type { DeviceLink } from './link.ts';
@@ -26,7 +26,7 @@ export class ProviderDevice {
     private readonly domain: string,
     private readonly deviceId: string,
     private readonly link: DeviceLink,
-    private readonly opts: { reportDeliveries?: boolean; /** the stage's topic root (default `oc`) */ topicRoot?: string } = {},
+    opts: { /** the stage's topic root (default `oc`) */ topicRoot?: string } = {},
   ) {
     this.topics = topicsUnder(opts.topicRoot ?? DEFAULT_TOPIC_ROOT);
     link.onMessage((topic, payload) => {
@@ -42,10 +42,6 @@ export class ProviderDevice {
       };
       this.delivered.set(grant.obligationId, grant);
       for (const l of this.listeners) l(grant);
-      if (!this.opts.reportDeliveries) return;
-      void this.link
-        .publish(this.topics.fromDevice(this.domain, this.deviceId, 'delivered'), { obligationId: grant.obligationId }, 0)
-        .catch(() => undefined);
     });
   }
 

@@ -22,13 +22,18 @@ export class IotStack extends Stack {
     const thingType = thingTypeName(props.stage ?? 'dev');
     // a topic root per stage: IoT Core's topic space is the account's (per region), so two stages' rules must not see each other's devices
     const root = topicRoot(props.stage ?? 'dev');
-    this.devicePolicy = new DevicePolicy(this, 'Devices', { thingTypeName: thingType, topicRoot: root });
     this.topicRules = new TopicRules(this, 'Rules', { functions: { offer: props.offer, accept: props.accept }, topicRoot: root });
+    // devices may publish only by Basic Ingest, to these rules
+    this.devicePolicy = new DevicePolicy(this, 'Devices', { thingTypeName: thingType, topicRoot: root, ingestRules: this.topicRules.ruleNames });
     new CfnOutput(this, 'DevicePolicyName', {
       value: this.devicePolicy.policy.ref,
       description: 'IoT policy to attach to each device certificate (scripts/provision-fleet.sh)',
     });
     new CfnOutput(this, 'TopicRoot', { value: root, description: "this stage's MQTT topic root: a device config's link.topicRoot (devices/config.ts)" });
+    new CfnOutput(this, 'IngestRules', {
+      value: JSON.stringify(this.topicRules.ruleNames),
+      description: "this stage's topic rules, which devices publish to by Basic Ingest: a device config's link.ingestRules (devices/config.ts; default derived from link.topicRoot)",
+    });
     new CfnOutput(this, 'ThingTypeName', { value: thingType, description: 'thing type of this stage (scripts/provision-fleet.sh --thing-type)' });
   }
 }

@@ -1,17 +1,22 @@
 /**
  * The embedded stand-in for AWS IoT Core: an aedes MQTT 3.1.1 broker with
  * - per-thing authentication (a signed connect token in place of the X.509 client certificate),
- * - per-thing authorisation mirroring the project's IoT policy (publish only to
- *   `oc/{domain}/{thing}/out/...`, subscribe/receive only `oc/{domain}/{thing}/in/...`
+ * - per-thing authorisation mirroring the project's IoT policy (lib/constructs/device-policy.ts):
+ *   publish only by Basic Ingest, `$aws/rules/{rule}/oc/{domain}/{thing}/out/{kind}` to an
+ *   existing rule whose filter takes that kind; subscribe/receive only `oc/{domain}/{thing}/in/...`
  *   and the one filter `oc/+/+/in/reply/{domain}/{thing}`: accepted replies granting it a service),
  * - topic rules that invoke handlers asynchronously with Lambda's async retry semantics
- *   and an error action.
+ *   and an error action, reached by Basic Ingest as IoT Core does
+ *   (https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html): the rule
+ *   named in the topic runs on the topic without its `$aws/rules/{rule}` prefix, no client
+ *   receives the message (nobody may subscribe to `$aws/rules/...`), and the meter does not
+ *   bill it as messaging (it counts it apart, as a rule-triggering ingest).
  */
-import { DEFAULT_TOPIC_ROOT } from '../service/topics.ts';
+import { BASIC_INGEST_PREFIX, DEFAULT_TOPIC_ROOT, parseBasicIngest, RULE_NAME } from '../service/topics.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { Json, PublicKeyRef } from '../core/types.ts';
 import { ForbiddenError, MalformedError } from '../core/errors.ts';
 import type { Notifier } from '../adapters/ports.ts';
@@ -62,6 +67,7 @@ export interface RuleFailure {
 }
 
 export interface TopicRule {
+  /** The rule's name: devices reach it by Basic Ingest at `$aws/rules/{name}/...` (service/topics.ts: ingestRuleName). */
   name: string;
   /** MQTT filter the rule's SQL selects FROM, e.g. `oc/+/+/out/obligation`. */
   topicFilter: string;
@@ -96,7 +102,11 @@ export type RefusalKind = 'connect' | 'publish' | 'subscribe';
  * one); CONNECT and SUBSCRIBE on their size. Not metered: PINGREQ/PINGRESP, DISCONNECT,
  * CONNACK, SUBACK, UNSUBSCRIBE and the PUBACK the service sends. Topic-rule invocations
  * are billed as rules, not messages (AWS: the broker does not deliver to a rule as to a
- * client), so they are not counted here.
+ * client), so they are not counted here. A Basic Ingest PUBLISH ($aws/rules/...) is not a
+ * billed message either ("without incurring messaging costs",
+ * https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html): it is
+ * counted in `ingest`, apart from `total`; its rule and action are billed as rules (the
+ * cost row counts rule invocations, bench/store.ts).
  */
 export interface IotMessageMeter {
   /** PUBLISH received from device clients. */
@@ -113,6 +123,10 @@ export interface IotMessageMeter {
   total: number;
   /** The same total by the topic's kind (`request`, `offer`, `obligation`, `reply`, …, `reply-puback`; `connect`, `subscribe`). */
   byKind: Record<string, number>;
+  /** Basic Ingest PUBLISHes routed to a rule, in 5 KB units like a message: NOT in `total` (not billed as messaging). */
+  ingest: number;
+  /** `ingest` by the kind of the topic the rule saw. */
+  ingestByKind: Record<string, number>;
 }
 
 /** IoT Core's metering unit: 5 KB. */
@@ -189,6 +203,18 @@ function baseUsername(username: string | undefined): string | undefined {
   return q < 0 ? username : username.slice(0, q);
 }
 
+/** Whether `topic` matches the MQTT filter `filter` (`+` one level, `#` the rest). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return i === f.length - 1;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
 /** Parse a rule payload the way `SELECT *` needs it: a JSON object. */
 function parsePayload(payload: Buffer | string): Record<string, unknown> {
   const text = typeof payload === 'string' ? payload : payload.toString('utf8');
@@ -214,7 +240,7 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     ruleRetries: 0,
     ruleFailures: 0,
   };
-  const meter: IotMessageMeter = { inbound: 0, backend: 0, outbound: 0, pubacks: 0, sessions: 0, total: 0, byKind: {} };
+  const meter: IotMessageMeter = { inbound: 0, backend: 0, outbound: 0, pubacks: 0, sessions: 0, total: 0, byKind: {}, ingest: 0, ingestByKind: {} };
   const count = (field: 'inbound' | 'backend' | 'outbound' | 'pubacks' | 'sessions', kind: string, n: number): void => {
     meter[field] += n;
     meter.total += n;
@@ -227,6 +253,8 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     return (parts[0] === root && parts.length > 4 ? parts[4] : parts[parts.length - 1]) ?? topic;
   };
   const ruleErrors: RuleFailure[] = [];
+  /** The rules by name: what a Basic Ingest topic names. */
+  const rules = new Map<string, TopicRule>();
   const events = new EventEmitter();
   const inflight = new Set<Promise<void>>();
   let stopping = false;
@@ -271,10 +299,23 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     authorizePublish(client, packet, done) {
       if (client === null) return done(null); // broker-internal (e.g. wills are re-checked with the client)
       const who = identities.get(client);
-      if (who?.kind === 'backend') return done(null);
-      const prefix = who ? `${root}/${who.domain}/${who.thing}/out/` : undefined;
-      if (prefix !== undefined && packet.topic.startsWith(prefix) && packet.topic.length > prefix.length) {
-        return done(null);
+      const ingest = parseBasicIngest(packet.topic);
+      if (ingest === undefined) {
+        // a plain topic: the back-end only; a thing's policy has no plain publish grant (it uses Basic Ingest only)
+        if (who?.kind === 'backend') return done(null);
+      } else {
+        // Basic Ingest, to a rule that exists (the IoT policy names the stage's rules, nothing else). A thing:
+        // iot:Publish on `$aws/rules/{rule}/{root}/{its domain}/{its name}/out/{the rule's kind}` only
+        // (lib/constructs/device-policy.ts): its own prefix, and the rest as the rule's filter takes it.
+        const rule = rules.get(ingest.rule);
+        const own = who?.kind === 'thing' ? `${root}/${who.domain}/${who.thing}/out/` : undefined;
+        const allowed = who?.kind === 'backend' || (own !== undefined && ingest.topic.startsWith(own) && topicMatches(rule?.topicFilter ?? '', ingest.topic));
+        if (rule !== undefined && allowed) {
+          // routed here, before the PUBACK, as IoT Core hands it to the rules engine; aedes then
+          // publishes it to no one (no subscription can match it: authorizeSubscribe, authorizeForward)
+          routeIngest(rule, ingest.topic, packet.payload);
+          return done(null);
+        }
       }
       refuse('publish', client.id, packet.topic);
       // An error makes aedes drop the client, as IoT Core disconnects on a policy violation.
@@ -283,6 +324,11 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
 
     authorizeSubscribe(client, sub, done) {
       const who = identities.get(client);
+      // "Your devices and rules can't subscribe to Basic Ingest reserved topics" (iot-basic-ingest.html)
+      if (sub.topic.startsWith(BASIC_INGEST_PREFIX)) {
+        refuse('subscribe', client.id, sub.topic);
+        return done(null, null);
+      }
       if (who?.kind === 'backend') return done(null, sub);
       const prefix = who ? `${root}/${who.domain}/${who.thing}/in/` : undefined;
       // The filter must stay inside the prefix: the prefix is literal, so wildcards can only follow it.
@@ -297,6 +343,8 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
 
     // Called for every PUBLISH the broker sends a client (rules are internal subscriptions: not here).
     authorizeForward(_client, packet) {
+      // Basic Ingest bypasses the publish/subscribe broker: no client ever receives it (e.g. through `$aws/#`)
+      if (packet.topic.startsWith(BASIC_INGEST_PREFIX)) return undefined;
       count('outbound', kindOf(packet.topic), meteredMessages(Buffer.byteLength(packet.topic) + size(packet.payload)));
       return packet;
     },
@@ -313,6 +361,7 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
   });
   aedes.on('publish', (packet, client) => {
     if (packet.topic.startsWith('$SYS/')) return; // the broker's own heartbeat: no IoT Core counterpart
+    if (packet.topic.startsWith(BASIC_INGEST_PREFIX)) return; // not billed as messaging: counted in routeIngest
     const kind = kindOf(packet.topic);
     if (client === null) count('backend', kind, meteredMessages(size(packet.payload)));
     else count('inbound', kind, meteredMessages(Buffer.byteLength(packet.topic) + size(packet.payload)));
@@ -356,13 +405,13 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     }
   };
 
-  const runRule = async (rule: TopicRule, packet: AedesPublishPacket): Promise<void> => {
-    const topic = packet.topic;
+  /** Run `rule` on a message whose topic, as the rule's SQL sees it (`topic()`), is `topic`. */
+  const runRule = async (rule: TopicRule, topic: string, payload: Buffer | string): Promise<void> => {
     const segments = topic.split('/');
     let event: RuleEvent;
     try {
       // Fields selected by the rule's SQL win over payload fields of the same name.
-      event = { ...parsePayload(packet.payload), domain: segments[1] ?? '', thing: segments[2] ?? '', topic };
+      event = { ...parsePayload(payload), domain: segments[1] ?? '', thing: segments[2] ?? '', topic };
     } catch (error) {
       return fail(rule, { rule: rule.name, topic, error: `unparsable payload: ${errorMessage(error)}`, attempts: 0, at: now() });
     }
@@ -380,6 +429,23 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     }
   };
 
+  const dispatch = (rule: TopicRule, topic: string, payload: Buffer | string): void => {
+    if (stopping && aedes.closed) return;
+    const run = runRule(rule, topic, payload).finally(() => inflight.delete(run));
+    inflight.add(run);
+  };
+
+  // A Basic Ingest publish (authorised in authorizePublish): to the named rule only, on the topic
+  // without the `$aws/rules/{rule}` prefix ("isn't available to the topic(Decimal) function"). The
+  // rule's FROM filter is not what selects it (service/topics.ts); a thing's topic was checked against it.
+  function routeIngest(rule: TopicRule, topic: string, payload: Buffer | string): void {
+    const n = meteredMessages(Buffer.byteLength(topic) + size(payload));
+    meter.ingest += n;
+    const kind = kindOf(topic);
+    meter.ingestByKind[kind] = (meter.ingestByKind[kind] ?? 0) + n;
+    dispatch(rule, topic, payload);
+  }
+
   const settled = async (): Promise<void> => {
     while (inflight.size > 0) await Promise.allSettled([...inflight]);
   };
@@ -392,14 +458,16 @@ export async function startBroker(opts: BrokerOptions): Promise<LocalBroker> {
     ruleErrors,
     events,
     addRule(rule) {
+      if (!RULE_NAME.test(rule.name)) throw new MalformedError(`rule name ${rule.name}: letters, digits and '_' only, at most 128`);
+      if (rules.has(rule.name)) throw new MalformedError(`a rule named ${rule.name} exists`);
+      rules.set(rule.name, rule);
+      // A plain publish matching the filter (the back-end's; things may only use Basic Ingest).
       // The deliver callback is called at once: an IoT rule's Lambda action is an asynchronous invoke.
       aedes.subscribe(
         rule.topicFilter,
         (packet, cb) => {
           cb();
-          if (stopping && aedes.closed) return;
-          const run = runRule(rule, packet).finally(() => inflight.delete(run));
-          inflight.add(run);
+          dispatch(rule, packet.topic, packet.payload);
         },
         () => {},
       );

@@ -37,7 +37,7 @@ import { loadConfig } from '../functions/shared/config.ts';
 import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
 import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
-import { DEFAULT_TOPIC_ROOT, topicsUnder } from '../service/topics.ts';
+import { DEFAULT_TOPIC_ROOT, ingestRuleName, topicsUnder } from '../service/topics.ts';
 import { startRegtest, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type InProcessHandler, type LocalDynamo } from './dynamo.ts';
@@ -242,7 +242,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     const addRules = (b: LocalBroker) => {
       for (const { kind, handler } of TOPIC_ROUTES) {
         const h = scoped(HANDLERS[handler] as (event: unknown, context: Context) => Promise<unknown>);
-        b.addRule({ name: handler, topicFilter: topicsUnder(topicRoot).rule(kind), handler: (e) => h(e, lambdaContext(handler)) });
+        // named as the IoT stack names it (lib/constructs/topic-rules.ts): devices reach it by Basic Ingest
+        b.addRule({ name: ingestRuleName(topicRoot, kind), topicFilter: topicsUnder(topicRoot).rule(kind), handler: (e) => h(e, lambdaContext(handler)) });
       }
     };
     addRules(broker);

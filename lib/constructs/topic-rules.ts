@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { TOPIC_ROUTES } from '../../functions/routes.ts';
 import type { HandlerName } from './handlers.ts';
-import { DEFAULT_TOPIC_ROOT, topicsUnder, type OutKind } from '../../service/topics.ts';
+import { DEFAULT_TOPIC_ROOT, ingestRules, topicsUnder, type IngestRules, type OutKind } from '../../service/topics.ts';
 
 /** The IoT SQL of a rule that forwards device messages of one kind, under a stage's topic root, to a handler. */
 export function ruleSql(kind: OutKind, root: string = DEFAULT_TOPIC_ROOT): string {
@@ -22,17 +22,26 @@ export interface TopicRulesProps {
 }
 
 /**
- * IoT topic rules from the devices' `out/` topics into the SPB handlers. A
+ * IoT topic rules from the devices' `out/` messages into the SPB handlers. Devices
+ * reach them by Basic Ingest (`$aws/rules/<rule name>/<root>/<domain>/<thing>/out/<kind>`,
+ * service/topics.ts), so each rule has an explicit name, per stage (`ingestRuleName`:
+ * `oc_request`, `oc_demo_obligation`, …): devices must know it, and rule names are the
+ * account's per region, so two stages must not share one (a CDK-generated name would
+ * be unique but unknown to devices until deployed). The SQL keeps the FROM filter: it
+ * documents what the rule receives and still applies to a plain publish. A
  * failed action is written to a CloudWatch log group (errorAction). Each
  * invoke permission is created here, in this stack, scoped to the rule's ARN,
  * so the back-end stack does not depend on this one.
  */
 export class TopicRules extends Construct {
   readonly rules: iot.CfnTopicRule[] = [];
+  /** The rules' names per kind: what devices publish to (the IoT stack's `IngestRules` output). */
+  readonly ruleNames: IngestRules;
   readonly errorLogs: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: TopicRulesProps) {
     super(scope, id);
+    this.ruleNames = ingestRules(props.topicRoot ?? DEFAULT_TOPIC_ROOT);
     this.errorLogs = new logs.LogGroup(this, 'RuleErrors', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -51,6 +60,8 @@ export class TopicRules extends Construct {
     for (const { kind, handler } of TOPIC_ROUTES) {
       const fn = props.functions[handler];
       const rule = new iot.CfnTopicRule(this, `${kind}Rule`, {
+        // RuleName: ^[a-zA-Z0-9_]+$, 1-128 (AWS::IoT::TopicRule); changing it replaces the rule
+        ruleName: this.ruleNames[kind],
         topicRulePayload: {
           description: `Device ${kind} messages to the ${handler} handler`,
           sql: ruleSql(kind, props.topicRoot),

@@ -52,16 +52,16 @@ describe('abuse', () => {
     link.onMessage((topic, p) => {
       if (topic.endsWith('/in/reply')) replies.push(p as (typeof replies)[number]);
     });
-    await link.publish(topics.fromDevice('ac', attacker.id, 'obligation'), { requestId: 'own', obligation: ob }, 1);
+    await link.publish(topics.ingest('ac', attacker.id, 'obligation'), { requestId: 'own', obligation: ob }, 1);
     const mismatch = await eventually(() => replies[0]);
     assert.equal(mismatch.accepted, false);
     assert.equal(mismatch.error?.code, 'F06_OFFER_MISMATCH', 'an obligation of another device sent on its own topic');
     assert.equal(stats.ruleInvocations, invocations + 1);
 
     // QoS0 so the SDK does not resend it after the broker drops the connection
-    await link.publish(topics.fromDevice('ac', victim.id, 'obligation'), { requestId: 'x', obligation: ob }, 0);
+    await link.publish(topics.ingest('ac', victim.id, 'obligation'), { requestId: 'x', obligation: ob }, 0);
     await eventually(() => (stats.refusedPublish > refusedPub ? true : undefined));
-    await link.publish(topics.fromDevice('other', attacker.id, 'obligation'), { requestId: 'y', obligation: ob }, 0).catch(() => undefined);
+    await link.publish(topics.ingest('other', attacker.id, 'obligation'), { requestId: 'y', obligation: ob }, 0).catch(() => undefined);
     await cloud.broker.settled();
     assert.equal(stats.ruleInvocations, invocations + 1, 'no rule ran for the refused publishes');
     assert.equal((await cloud.deps.store.listByConsumer('ac')).length, 0, 'nothing stored');

@@ -32,6 +32,18 @@ describe('device config examples', () => {
     }
   });
 
+  it("an IoT Core link takes its stage's topic rules for Basic Ingest (the IngestRules output): rule names only", async () => {
+    const { $comment: _c, ...aws } = await example('example.aws.device.json');
+    const plain = parseDeviceConfig(aws);
+    assert.equal(plain.link.kind === 'iot-core' && plain.link.ingestRules, undefined, 'absent: derived from the topic root (service/topics.ts: ingestRules)');
+    const rules = { request: 'oc_orgb_request', obligation: 'oc_orgb_obligation' };
+    const cfg = parseDeviceConfig({ ...aws, link: { ...(aws.link as object), topicRoot: 'oc-orgb', ingestRules: rules } });
+    assert.deepEqual(cfg.link.kind === 'iot-core' && cfg.link.ingestRules, rules);
+    for (const bad of [{ ...rules, request: 'oc-orgb-request' }, { ...rules, obligation: 'a/b' }, { request: 'oc_request' }, { ...rules, delivered: 'x' }]) {
+      assert.throws(() => parseDeviceConfig({ ...aws, link: { ...(aws.link as object), ingestRules: bad } }, 'x.json'), (e: unknown) => e instanceof UsageError && /link\.ingestRules/.test(e.message), JSON.stringify(bad));
+    }
+  });
+
   it('devices/example.spd.device.json is a valid local SPD config', async () => {
     const cfg = parseDeviceConfig(await example('example.spd.device.json'));
     assert.equal(cfg.role, 'spd');

@@ -27,7 +27,7 @@ import {
 import { idOf } from '../../core/canonical.ts';
 import { GENESIS, type Json, type Obligation } from '../../core/types.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
-import { topics } from '../../service/topics.ts';
+import { ingestRuleName, topics } from '../../service/topics.ts';
 import { domainSigner, hubKeyOf } from '../../service/keys.ts';
 import { EnrolBody, OfferBody, RegisterDomainBody, SettleBody } from '../../functions/shared/schemas.ts';
 import { enrol, getOffer, offerRequest, registerDomain, sign, submit, type TestDevice } from '../integration/support.ts';
@@ -429,7 +429,7 @@ describe('bad input through the embedded cloud', () => {
     await link.connect();
     await link.subscribe(topics.inbox('c1', mdev.id), 1);
     const before = await state();
-    const out = topics.fromDevice('c1', mdev.id, 'obligation');
+    const out = topics.ingest('c1', mdev.id, 'obligation');
 
     const cases: [string, Json][] = [
       ['m-empty', {}],
@@ -456,7 +456,7 @@ describe('bad input through the embedded cloud', () => {
 
     const errorsBefore = cloud.broker.ruleErrors.length;
     await link.publish(out, 'not an object', 1); // the SDK link JSON-encodes: a JSON string, not an object
-    const failure = await eventually(() => cloud.broker.ruleErrors.slice(errorsBefore).find((f) => f.rule === 'accept'));
+    const failure = await eventually(() => cloud.broker.ruleErrors.slice(errorsBefore).find((f) => f.rule === ingestRuleName('oc', 'obligation')));
     assert.match(failure.error, /unparsable payload/);
     assert.equal(failure.attempts, 0);
     await cloud.broker.settled();

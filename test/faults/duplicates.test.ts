@@ -63,7 +63,7 @@ describe('duplicate deliveries', () => {
     const ob = sign(dev, await getOffer(cloud, dev, 'dp', 'dp-spd-1'));
     const invocations = cloud.broker.stats.ruleInvocations;
     await Promise.all(
-      Array.from({ length: 4 }, () => link.publish(topics.fromDevice('dc', dev.id, 'obligation'), { requestId: ob.id, obligation: ob }, 1)),
+      Array.from({ length: 4 }, () => link.publish(topics.ingest('dc', dev.id, 'obligation'), { requestId: ob.id, obligation: ob }, 1)),
     );
     await eventually(() => (cloud.broker.stats.ruleInvocations >= invocations + 4 ? true : undefined));
     await cloud.broker.settled();

@@ -18,6 +18,7 @@ import type { IConstruct } from 'constructs';
 import { actionsOfRole, buildFixture, logicalId, render } from './fixture.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
 import { BACKLOG_PERIODS, serviceOf } from '../../lib/constructs/monitoring.ts';
+import { ingestRules } from '../../service/topics.ts';
 
 const fixture = buildFixture();
 after(() => fixture.dispose());
@@ -376,7 +377,11 @@ describe('IotStack', () => {
     const byAction = Object.fromEntries(doc.Statement.map((s) => [s.Action, Array.isArray(s.Resource) ? s.Resource.map(render) : render(s.Resource)]));
     assert.deepEqual(byAction, {
       'iot:Connect': `${prefix}client/\${iot:Connection.Thing.ThingName}`,
-      'iot:Publish': `${prefix}topic/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/out/*`,
+      // by Basic Ingest only, each rule for its own kind and the device's own domain and name
+      'iot:Publish': [
+        `${prefix}topic/$aws/rules/oc_request/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/out/request`,
+        `${prefix}topic/$aws/rules/oc_obligation/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/out/obligation`,
+      ],
       'iot:Subscribe': [
         `${prefix}topicfilter/oc/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/in/*`,
         `${prefix}topicfilter/oc/+/+/in/reply/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}`,
@@ -397,8 +402,11 @@ describe('IotStack', () => {
     const rules = Object.entries(templates.iot.findResources('AWS::IoT::TopicRule'));
     assert.equal(rules.length, 2);
     const seen = new Map<string, string>();
+    const names = new Map<string, string>();
     for (const [, rule] of rules) {
-      const payload = (rule['Properties'] as { TopicRulePayload: Record<string, unknown> }).TopicRulePayload;
+      const props = rule['Properties'] as { RuleName?: string; TopicRulePayload: Record<string, unknown> };
+      const payload = props.TopicRulePayload;
+      names.set(payload['Sql'] as string, props.RuleName ?? '(generated)');
       assert.equal(payload['AwsIotSqlVersion'], '2016-03-23');
       const error = payload['ErrorAction'] as { CloudwatchLogs?: { LogGroupName: unknown; RoleArn: unknown } };
       assert.ok(error.CloudwatchLogs?.LogGroupName && error.CloudwatchLogs.RoleArn, 'error action logs with a role');
@@ -410,6 +418,10 @@ describe('IotStack', () => {
     const obligation = seen.get("SELECT *, topic(2) AS domain, topic(3) AS thing, topic() AS topic FROM 'oc/+/+/out/obligation'");
     assert.match(request ?? '', importOf('offer'));
     assert.match(obligation ?? '', importOf('accept'));
+    // explicit names (devices publish to $aws/rules/<name>/...), as the IngestRules output tells devices
+    assert.deepEqual([...names.values()].sort(), ['oc_obligation', 'oc_request']);
+    assert.equal(names.get("SELECT *, topic(2) AS domain, topic(3) AS thing, topic() AS topic FROM 'oc/+/+/out/request'"), 'oc_request');
+    templates.iot.hasOutput('IngestRules', { Value: JSON.stringify({ request: 'oc_request', obligation: 'oc_obligation' }) });
   });
 
   it('lets IoT invoke each function only from its rule', () => {
@@ -724,8 +736,16 @@ describe('deployment options: stage, Bitcoin network, pruning (synth without bun
       const sql = Object.values(iotT.findResources('AWS::IoT::TopicRule')).map((r) => (r['Properties'] as { TopicRulePayload: { Sql: string } }).TopicRulePayload.Sql);
       assert.ok(sql.length >= 2);
       for (const q of sql) assert.match(q, new RegExp(`FROM '${root}/\\+/\\+/out/\\w+'$`), q);
+      // the rules' names are the stage's own: two stages in one account and region must not share one
+      const rules = ingestRules(root);
+      const names = Object.values(iotT.findResources('AWS::IoT::TopicRule')).map((r) => (r['Properties'] as { RuleName: string }).RuleName);
+      assert.deepEqual(names.sort(), [rules.obligation, rules.request].sort());
+      iotT.hasOutput('IngestRules', { Value: JSON.stringify(rules) });
       const policy = JSON.stringify(Object.values(iotT.findResources('AWS::IoT::Policy'))[0]);
-      for (const kind of ['topic', 'topicfilter']) assert.ok(policy.includes(`:${kind}/${root}/`), `${kind}/${root}/ in the device policy`);
+      for (const kind of ['topicfilter']) assert.ok(policy.includes(`:${kind}/${root}/`), `${kind}/${root}/ in the device policy`);
+      for (const kind of ['request', 'obligation'] as const) {
+        assert.ok(policy.includes(`:topic/$aws/rules/${rules[kind]}/${root}/\${iot:Connection.Thing.Attributes[domain]}/\${iot:Connection.Thing.ThingName}/out/${kind}"`), `publish to ${rules[kind]} in the device policy`);
+      }
       assert.ok(!policy.includes(`:topic/${root === 'oc' ? 'oc-' : 'oc/'}`), 'no other root in the device policy');
       iotT.hasOutput('TopicRoot', { Value: root });
       const backend = Template.fromStack(b.backend);

@@ -178,8 +178,11 @@ describe('standing offers', () => {
     try {
       await spd.start();
       await scd.start();
-      const requests = () => cloud.broker.meter.byKind['request'] ?? 0;
-      const obligations = () => cloud.broker.meter.byKind['obligation'] ?? 0;
+      // the device sends by Basic Ingest: counted apart from billed messages
+      const requests = () => cloud.broker.meter.ingestByKind['request'] ?? 0;
+      const obligations = () => cloud.broker.meter.ingestByKind['obligation'] ?? 0;
+      const billedFromDevice = () => (cloud.broker.meter.byKind['request'] ?? 0) + (cloud.broker.meter.byKind['obligation'] ?? 0);
+      const billedBefore = billedFromDevice();
       const replies = () => cloud.broker.meter.byKind['reply'] ?? 0;
       const before = requests();
       const sentBefore = obligations();
@@ -192,6 +195,7 @@ describe('standing offers', () => {
       }
       assert.equal(requests() - before, 3, `${2 * PURCHASES + 1} purchases under a cap of ${PURCHASES}: three offers`);
       assert.equal(obligations() - sentBefore, 2 * PURCHASES + 1, 'the device renews before the cap: no obligation refused as over it');
+      assert.equal(billedFromDevice() - billedBefore, 0, 'no request or obligation billed as a message');
       // reply and grant in one publish that both devices receive: 1 back-end publish + 2 deliveries per purchase
       for (let i = 0; i < 300 && granted.size < 2 * PURCHASES + 1; i++) await sleep(10);
       assert.equal(granted.size, 2 * PURCHASES + 1, 'every purchase granted on the provider device');

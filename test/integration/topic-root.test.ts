@@ -13,7 +13,7 @@ import { createLink } from '../../devices/link.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
 import { ProviderDevice } from '../../devices/spd.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
-import { topicRoot, topicsUnder } from '../../service/topics.ts';
+import { ingestRules, topicRoot, topicsUnder } from '../../service/topics.ts';
 import { registerDomain, sleep } from './support.ts';
 
 describe('a stage topic root (TOPIC_ROOT=oc-demo)', () => {
@@ -42,6 +42,10 @@ describe('a stage topic root (TOPIC_ROOT=oc-demo)', () => {
     assert.equal(topicRoot('dev'), 'oc');
     assert.equal(topicRoot('orgb'), 'oc-orgb');
     assert.equal(topicsUnder('oc-orgb').rule('obligation'), 'oc-orgb/+/+/out/obligation');
+    // each stage's topic rules have their own names (rule names are the account's, per region), reached by Basic Ingest
+    assert.deepEqual(ingestRules('oc'), { request: 'oc_request', obligation: 'oc_obligation' });
+    assert.deepEqual(ingestRules('oc-orgb'), { request: 'oc_orgb_request', obligation: 'oc_orgb_obligation' });
+    assert.equal(topicsUnder('oc-orgb').ingest('c1', 'd1', 'obligation'), '$aws/rules/oc_orgb_obligation/oc-orgb/c1/d1/out/obligation');
     for (const bad of ['', 'a/b', '+', '#', '$aws', 'x'.repeat(33)]) assert.throws(() => topicsUnder(bad), /topic root/);
   });
 
@@ -62,6 +66,9 @@ describe('a stage topic root (TOPIC_ROOT=oc-demo)', () => {
       for (let i = 0; i < 300 && granted.length < 2; i++) await sleep(10);
       assert.equal(granted.length, 2, 'both purchases granted on the provider device');
       assert.equal(cloud.broker.stats.refusedPublish + cloud.broker.stats.refusedSubscribe, 0);
+      // by Basic Ingest to the stage's rules: not billed as messages
+      assert.ok((cloud.broker.meter.ingestByKind['obligation'] ?? 0) >= 2, JSON.stringify(cloud.broker.meter.ingestByKind));
+      assert.equal(cloud.broker.meter.byKind['obligation'], undefined);
     } finally {
       await scd.close();
       await spd.close();
@@ -77,7 +84,7 @@ describe('a stage topic root (TOPIC_ROOT=oc-demo)', () => {
     try {
       await c.link.connect();
       await c.link.subscribe(old.inbox('c1', 'c1-scd-2'), 0).catch(() => undefined);
-      await c.link.publish(old.fromDevice('c1', 'c1-scd-2', 'request'), { requestId: 'r1', providerDomain: 's1', providerDevice: 's1-spd-1', service: 'wifi-access' }, 0).catch(() => undefined);
+      await c.link.publish(old.ingest('c1', 'c1-scd-2', 'request'), { requestId: 'r1', providerDomain: 's1', providerDevice: 's1-spd-1', service: 'wifi-access' }, 0).catch(() => undefined);
       for (let i = 0; i < 200 && refused() < before + 2; i++) await sleep(10);
       assert.equal(refused() - before, 2, 'the subscription and the publish under oc/ were refused');
       await sleep(100);

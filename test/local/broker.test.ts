@@ -11,6 +11,7 @@ import {
   type LocalBroker,
   type RuleEvent,
 } from '../../local/broker.ts';
+import { basicIngestTopic as ingest } from '../../service/topics.ts';
 import { deviceKeys, sdkConnection, waitFor } from './support.ts';
 
 const BACKEND = { username: 'oc-backend', password: 'local-secret' };
@@ -108,31 +109,75 @@ describe('embedded IoT broker with the aws-iot-device-sdk-v2 client', () => {
     assert.equal(broker.stats.refusedSubscribe, before + 5);
   });
 
-  test('a rule receives the payload with domain, thing and topic from the topic', async () => {
+  test('a rule reached by Basic Ingest receives the payload with domain, thing and topic from the topic without its $aws/rules/{rule} prefix', async () => {
     const seen: RuleEvent[] = [];
     broker.addRule({ name: 'onRequest', topicFilter: 'oc/+/+/out/request', handler: async (e) => void seen.push(e) });
     const dev = await connectDevice('c1-scd-02', p256);
-    await dev.publish('oc/c1/c1-scd-02/out/request', JSON.stringify({ service: 'wifi-access', amount: 1200 }), mqtt.QoS.AtLeastOnce);
+    await dev.publish(ingest('onRequest', 'oc/c1/c1-scd-02/out/request'), JSON.stringify({ service: 'wifi-access', amount: 1200 }), mqtt.QoS.AtLeastOnce);
     await broker.settled();
     assert.deepEqual(seen, [
       { service: 'wifi-access', amount: 1200, domain: 'c1', thing: 'c1-scd-02', topic: 'oc/c1/c1-scd-02/out/request' },
     ]);
   });
 
-  test("publishing to another thing's topic is refused: the client is dropped and the rule never runs", async () => {
-    const seen: RuleEvent[] = [];
-    broker.addRule({ name: 'onOffer', topicFilter: 'oc/+/+/out/offer', handler: async (e) => void seen.push(e) });
-    const dev = await connectDevice('p1-spd-01', other);
+  /** Publish as `thing` where its policy forbids it: the publish fails, the client is dropped and reconnects. */
+  const refusedPublish = async (thing: string, keys: typeof ed, topic: string): Promise<void> => {
+    const dev = await connectDevice(thing, keys);
     const before = broker.stats.refusedPublish;
     const interrupted = once(dev, 'interrupt');
-    await assert.rejects(dev.publish('oc/p1/p1-spd-02/out/offer', '{"x":1}', mqtt.QoS.AtLeastOnce));
+    await assert.rejects(dev.publish(topic, '{"x":1}', mqtt.QoS.AtLeastOnce));
     await interrupted;
-    assert.equal(broker.stats.refusedPublish, before + 1);
-    // The same device may still publish under its own name once it is back.
+    assert.equal(broker.stats.refusedPublish, before + 1, topic);
     await once(dev, 'resume');
-    await dev.publish('oc/p1/p1-spd-01/out/offer', '{"x":2}', mqtt.QoS.AtLeastOnce);
+  };
+
+  test("publishing to another thing's ingest topic is refused: the client is dropped and the rule never runs", async () => {
+    const seen: RuleEvent[] = [];
+    broker.addRule({ name: 'onOffer', topicFilter: 'oc/+/+/out/offer', handler: async (e) => void seen.push(e) });
+    await refusedPublish('p1-spd-01', other, ingest('onOffer', 'oc/p1/p1-spd-02/out/offer'));
+    await refusedPublish('p1-spd-01', other, ingest('onOffer', 'oc/c1/p1-spd-01/out/offer'));
+    // The same device may still publish under its own name once it is back.
+    await (await connectDevice('p1-spd-01', other)).publish(ingest('onOffer', 'oc/p1/p1-spd-01/out/offer'), '{"x":2}', mqtt.QoS.AtLeastOnce);
     await broker.settled();
     assert.deepEqual(seen.map((e) => [e.thing, e.x]), [['p1-spd-01', 2]]);
+  });
+
+  test('Basic Ingest to an unknown rule, or to a rule that does not take that kind, is refused', async () => {
+    const seen: RuleEvent[] = [];
+    broker.addRule({ name: 'onPing', topicFilter: 'oc/+/+/out/ping', handler: async (e) => void seen.push(e) });
+    await refusedPublish('c1-scd-01', ed, ingest('noSuchRule', 'oc/c1/c1-scd-01/out/ping'));
+    // the device policy ties each rule to its own kind (lib/constructs/device-policy.ts)
+    await refusedPublish('c1-scd-01', ed, ingest('onPing', 'oc/c1/c1-scd-01/out/pong'));
+    await refusedPublish('c1-scd-01', ed, ingest('onPing', 'oc/c1/c1-scd-01/out/ping/more'));
+    await broker.settled();
+    assert.deepEqual(seen, []);
+  });
+
+  test("a device's plain out/ topic is refused: devices publish by Basic Ingest only", async () => {
+    const seen: RuleEvent[] = [];
+    broker.addRule({ name: 'onPlain', topicFilter: 'oc/+/+/out/plain', handler: async (e) => void seen.push(e) });
+    await refusedPublish('c1-scd-01', ed, 'oc/c1/c1-scd-01/out/plain');
+    await broker.settled();
+    assert.deepEqual(seen, []);
+  });
+
+  test('no client receives a Basic Ingest message, and nobody may subscribe to $aws/rules/', async () => {
+    broker.addRule({ name: 'onQuiet', topicFilter: 'oc/+/+/out/quiet', handler: async () => undefined });
+    const ops = await connectBackend('oc-ops-ingest');
+    assert.equal((await ops.subscribe('$aws/rules/onQuiet/#', mqtt.QoS.AtLeastOnce)).qos, 128);
+    const got: string[] = [];
+    for (const filter of ['$aws/#', '#', 'oc/+/+/out/quiet']) {
+      assert.equal((await ops.subscribe(filter, mqtt.QoS.AtMostOnce, (t) => void got.push(t))).qos, 0, filter);
+    }
+    const ran = broker.stats.ruleInvocations;
+    const dev = await connectDevice('c1-scd-01');
+    await dev.publish(ingest('onQuiet', 'oc/c1/c1-scd-01/out/quiet'), '{}', mqtt.QoS.AtLeastOnce);
+    await broker.settled();
+    assert.equal(broker.stats.ruleInvocations, ran + 1);
+    // a back-end publish after it reaches the '#' subscriber: had the ingest message been delivered, it would be first
+    await broker.publish('oc/c1/c1-scd-01/in/marker', {}, 0);
+    await waitFor(() => (got.includes('oc/c1/c1-scd-01/in/marker') ? true : undefined));
+    assert.deepEqual(got, ['oc/c1/c1-scd-01/in/marker']);
   });
 
   test('a failing handler is retried twice, then the error action publishes to oc/$errors', async () => {
@@ -149,7 +194,7 @@ describe('embedded IoT broker with the aws-iot-device-sdk-v2 client', () => {
     const errors: unknown[] = [];
     await ops.subscribe(ERRORS_TOPIC, mqtt.QoS.AtMostOnce, (_t, p) => errors.push(JSON.parse(Buffer.from(p).toString('utf8'))));
     const dev = await connectDevice('c1-scd-01');
-    await dev.publish('oc/c1/c1-scd-01/out/obligation', '{"id":"ob-1"}', mqtt.QoS.AtLeastOnce);
+    await dev.publish(ingest('onObligation', 'oc/c1/c1-scd-01/out/obligation'), '{"id":"ob-1"}', mqtt.QoS.AtLeastOnce);
     await broker.settled();
     assert.equal(calls, 3);
     const failure = broker.ruleErrors.at(-1);
@@ -171,7 +216,7 @@ describe('embedded IoT broker with the aws-iot-device-sdk-v2 client', () => {
       },
     });
     const dev = await connectDevice('c1-scd-01');
-    await dev.publish('oc/c1/c1-scd-01/out/delivered', '{}', mqtt.QoS.AtLeastOnce);
+    await dev.publish(ingest('onDelivered', 'oc/c1/c1-scd-01/out/delivered'), '{}', mqtt.QoS.AtLeastOnce);
     await broker.settled();
     assert.equal(calls, 2);
     assert.equal(broker.ruleErrors.length, errorsBefore);
@@ -187,8 +232,8 @@ describe('embedded IoT broker with the aws-iot-device-sdk-v2 client', () => {
       onError: (f) => void failures.push(f.error),
     });
     const dev = await connectDevice('c1-scd-01');
-    await dev.publish('oc/c1/c1-scd-01/out/receipt', 'not json', mqtt.QoS.AtLeastOnce);
-    await dev.publish('oc/c1/c1-scd-01/out/receipt', '[1,2]', mqtt.QoS.AtLeastOnce);
+    await dev.publish(ingest('onReceipt', 'oc/c1/c1-scd-01/out/receipt'), 'not json', mqtt.QoS.AtLeastOnce);
+    await dev.publish(ingest('onReceipt', 'oc/c1/c1-scd-01/out/receipt'), '[1,2]', mqtt.QoS.AtLeastOnce);
     await broker.settled();
     assert.equal(calls, 0);
     assert.equal(failures.length, 2);
