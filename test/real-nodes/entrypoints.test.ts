@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe } from 'node:test';
 import { MultiChainLedger } from '../../adapters/ledger/multichain.ts';
+import { UnavailableError } from '../../core/errors.ts';
 import { skippable } from '../skippable.ts';
 import {
   BITCOIND_ENTRYPOINT,
@@ -110,7 +111,16 @@ describe('the MultiChain container entrypoint and grant script on real binaries'
     const ledgerA = ledgerOf(a);
     assert.equal(await ledgerB.identity(), addressB);
     const id = 'e'.repeat(64);
-    const published = await ledgerB.publish('obligations', id, ['p:org-b'], { from: 'organisation B' });
+    // B spends the output its grant sent it, which its wallet may not count yet (a real node's
+    // "No unspent outputs are available", an UnavailableError the publish job retries next run)
+    const published = await until('B able to publish', async () => {
+      try {
+        return await ledgerB.publish('obligations', id, ['p:org-b'], { from: 'organisation B' });
+      } catch (e) {
+        if (e instanceof UnavailableError && /No unspent outputs/.test(e.message)) return undefined;
+        throw e;
+      }
+    });
     const [item] = await until('B\'s item on A', async () => {
       const items = await ledgerA.listByKey('obligations', id);
       return items.length > 0 ? items : undefined;
