@@ -45,13 +45,17 @@ export interface PublishSummary {
   published: number;
   outcomes: number;
   duplicates: number;
+  /** Pages of pending obligations this run read and published (a run drains the queue page by page within its budget). */
+  pages: number;
   /** Set when the ledger was unavailable (or the lease was lost): the rest waits for the next run. */
   deferred: boolean;
   /** Set when another run holds the publication lease: this run did nothing. */
   busy?: boolean;
+  /** Set when the run stopped at its time budget with obligations still pending (`backlog` then a lower bound). */
+  budgetSpent?: boolean;
   /**
    * Obligations this run read as pending and left pending (ledger down, lease
-   * lost, or more than `limit` waiting: then a lower bound). Absent when busy.
+   * lost, or budget spent: then a lower bound, at most a page). Absent when busy.
    */
   backlog?: number;
   /** Items the ledger refused for good (too large, malformed): parked with their error, the others went on. */
@@ -65,7 +69,7 @@ export interface PublishSummary {
 }
 
 export interface PublishOptions {
-  /** Obligations read from the queue per run (default 200). */
+  /** Obligations read from the queue per page (default 200). */
   limit?: number;
   /**
    * Entries per publishBatch call (default 32). How many share one ledger
@@ -76,14 +80,16 @@ export interface PublishOptions {
    */
   batchSize?: number;
   /**
-   * Batches in flight at once (default 1; the parallel path is tested in
-   * test/faults/publish-refused.test.ts, not yet by npm start on a real node). Batches hold disjoint obligations
-   * (an obligation's id key is in one batch only) and every acceptance of the
-   * run is on the ledger before any outcome is published, so parallel batches
-   * change only the relative order of unrelated obligations under a shared
-   * provider or consumer key, which no reader relies on (readers work per id).
+   * Batches in flight at once (default PUBLISH_PARALLEL, 4). Batches hold
+   * disjoint obligations (an obligation's id key is in one batch only) and
+   * every acceptance of a page is on the ledger before any outcome of that page
+   * is published, so parallel batches change only the relative order of
+   * unrelated obligations under a shared provider or consumer key, which no
+   * reader relies on (readers work per id).
    */
   parallel?: number;
+  /** Read no new page once this long has passed since the run began (default PUBLISH_BUDGET_MS, 40 s); the first page is always read. */
+  budgetMs?: number;
 }
 
 /** The store item every publish run of this hub (this table) contends for. */
@@ -107,25 +113,38 @@ async function inParallel<T>(chunks: readonly T[], parallel: number, task: (chun
   if (failure) throw failure.error;
 }
 
+/** Run `task` for every item at once; wait for all of them, then throw the first failure. */
+async function forEachAtOnce<T>(items: readonly T[], task: (item: T, index: number) => Promise<void>): Promise<void> {
+  const settled = await Promise.allSettled(items.map((item, i) => task(item, i)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 const chunked = <T>(items: readonly T[], size: number): T[][] =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
 /**
- * Publish what is pending, oldest first, at most `limit` obligations per run:
- * first every acceptance, then every outcome, in ledger batches
- * (Ledger.publishBatch), several batches at once under the lease.
+ * Publish what is pending under the hub's lease, oldest first: page after page
+ * of at most `limit` obligations until none is left or the budget is spent.
+ * Within a page, first every acceptance, then every outcome, in ledger batches
+ * (Ledger.publishBatch), several batches at once. An obligation is handled at
+ * most once per run: the pending index on DynamoDB is eventually consistent, so
+ * a later page may still list one this run marked published; a page with
+ * nothing new ends the run, and the next run takes what is left.
  */
 export async function publishPending(deps: Deps, options: PublishOptions | number = {}): Promise<PublishSummary> {
   const opts = typeof options === 'number' ? { limit: options } : options;
-  const limit = opts.limit ?? 200;
+  const limit = Math.max(1, opts.limit ?? 200);
   const batchSize = Math.max(1, opts.batchSize ?? 32);
-  const parallel = Math.max(1, opts.parallel ?? 1);
-  const summary: PublishSummary = { published: 0, outcomes: 0, duplicates: 0, deferred: false, parked: 0 };
+  const parallel = Math.max(1, opts.parallel ?? deps.config.publishParallel);
+  const budgetMs = opts.budgetMs ?? deps.config.publishBudgetMs;
+  const summary: PublishSummary = { published: 0, outcomes: 0, duplicates: 0, pages: 0, deferred: false, parked: 0 };
   const owner = randomUUID();
   const ttl = deps.config.publishLeaseMs;
+  const began = deps.now();
   let token: number | undefined;
   try {
-    token = await deps.store.acquireLease(PUBLISH_LEASE, owner, ttl, deps.now());
+    token = await deps.store.acquireLease(PUBLISH_LEASE, owner, ttl, began);
     if (token === undefined) {
       summary.busy = true;
       return summary;
@@ -142,73 +161,100 @@ export async function publishPending(deps: Deps, options: PublishOptions | numbe
       return deps.store.parkPublication(item.id, { field, code: error.code, message: error.message, at: deps.now() });
     };
     const keysOf = (item: ObligationItem) => [ledgerKeys.provider(item.providerDomain), ledgerKeys.consumer(item.consumerDomain)];
-    // read under the lease: what an earlier holder published has left the pending set
-    const pending = await deps.store.listPendingPublication(limit);
-    summary.backlog = pending.length;
+    summary.backlog = 0;
     // one pending obligation left the queue (published, or parked for an operator)
     const done = () => void (summary.backlog = (summary.backlog ?? 0) - 1);
+    const seen = new Set<string>();
+    // the provider domains hosted here, read once per run (they sign the outcomes)
+    const providers = new Map<string, ReturnType<Deps['store']['getHostedDomain']>>();
+    const hosted = (domain: string) => {
+      let read = providers.get(domain);
+      if (!read) providers.set(domain, (read = deps.store.getHostedDomain(domain)));
+      return read;
+    };
+    // read under the lease: what an earlier holder published has left the pending set
+    const nextPage = async () => (await deps.store.listPendingPublication(limit)).filter((item) => !seen.has(item.id));
 
-    // 1. acceptances
-    const accepting = pending.filter((item) => item.ledgerTxid === undefined);
-    const accepted = new Set<string>();
-    await inParallel(chunked(accepting, batchSize), parallel, async (chunk) => {
-      await fence();
-      const results = await deps.ledger.publishBatch(
-        'obligations',
-        chunk.map((item) => ({ id: ledgerKeys.obligation(item.id), keys: keysOf(item), data: item.accepted as unknown as Json })),
-      );
-      for (const [i, item] of chunk.entries()) {
-        const r = results[i];
-        if (r === undefined) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
-        if ('error' in r) {
-          await park(item, 'ledgerTxid', r.error);
-          done();
-          continue;
-        }
+    const publishPage = async (pending: ObligationItem[]) => {
+      summary.pages += 1;
+      summary.backlog = (summary.backlog ?? 0) + pending.length;
+      for (const item of pending) seen.add(item.id);
+
+      // 1. acceptances
+      const accepting = pending.filter((item) => item.ledgerTxid === undefined);
+      const accepted = new Set<string>();
+      await inParallel(chunked(accepting, batchSize), parallel, async (chunk) => {
+        await fence();
+        const results = await deps.ledger.publishBatch(
+          'obligations',
+          chunk.map((item) => ({ id: ledgerKeys.obligation(item.id), keys: keysOf(item), data: item.accepted as unknown as Json })),
+        );
+        if (results.length < chunk.length) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
+        await forEachAtOnce(chunk, async (item, i) => {
+          const r = results[i]!;
+          if ('error' in r) {
+            await park(item, 'ledgerTxid', r.error);
+            done();
+            return;
+          }
+          const outcome = outcomeOf(item);
+          await deps.store.markPublished(item.id, 'ledgerTxid', r.txid, outcome === undefined ? item.status : undefined);
+          accepted.add(item.id);
+          if (outcome === undefined || item.outcomeTxid !== undefined) done();
+          summary.published += 1;
+          if (r.duplicate) summary.duplicates += 1;
+        });
+      });
+
+      // 2. outcomes, of obligations whose acceptance is on the ledger, signed by the provider domain that decided them
+      const deciding: { item: ObligationItem; signed: Json }[] = [];
+      for (const item of pending) {
         const outcome = outcomeOf(item);
-        await deps.store.markPublished(item.id, 'ledgerTxid', r.txid, outcome === undefined ? item.status : undefined);
-        accepted.add(item.id);
-        if (outcome === undefined || item.outcomeTxid !== undefined) done();
-        summary.published += 1;
-        if (r.duplicate) summary.duplicates += 1;
-      }
-    });
-
-    // 2. outcomes, of obligations whose acceptance is on the ledger, signed by the provider domain that decided them
-    const deciding: { item: ObligationItem; signed: Json }[] = [];
-    for (const item of pending) {
-      const outcome = outcomeOf(item);
-      if (!outcome || item.outcomeTxid !== undefined) continue;
-      if (item.ledgerTxid === undefined && !accepted.has(item.id)) continue;
-      const provider = await deps.store.getHostedDomain(item.providerDomain);
-      if (!provider) {
-        // nobody here can sign it: this item only, for an operator to look at
-        await park(item, 'outcomeTxid', new NotFoundError(`provider domain ${item.providerDomain} is not hosted here`));
-        done();
-        continue;
-      }
-      deciding.push({ item, signed: (await createOutcome(outcome, domainSigner(deps, provider))) as unknown as Json });
-    }
-    await inParallel(chunked(deciding, batchSize), parallel, async (chunk) => {
-      await fence();
-      const results = await deps.ledger.publishBatch(
-        'obligations',
-        chunk.map(({ item, signed }) => ({ id: ledgerKeys.outcome(item.id), keys: keysOf(item), data: signed })),
-      );
-      for (const [i, { item }] of chunk.entries()) {
-        const r = results[i];
-        if (r === undefined) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
-        if ('error' in r) {
-          await park(item, 'outcomeTxid', r.error);
+        if (!outcome || item.outcomeTxid !== undefined) continue;
+        if (item.ledgerTxid === undefined && !accepted.has(item.id)) continue;
+        const provider = await hosted(item.providerDomain);
+        if (!provider) {
+          // nobody here can sign it: this item only, for an operator to look at
+          await park(item, 'outcomeTxid', new NotFoundError(`provider domain ${item.providerDomain} is not hosted here`));
           done();
           continue;
         }
-        await deps.store.markPublished(item.id, 'outcomeTxid', r.txid, item.status);
-        summary.outcomes += 1;
-        if (r.duplicate) summary.duplicates += 1;
-        done();
+        deciding.push({ item, signed: (await createOutcome(outcome, domainSigner(deps, provider))) as unknown as Json });
       }
-    });
+      await inParallel(chunked(deciding, batchSize), parallel, async (chunk) => {
+        await fence();
+        const results = await deps.ledger.publishBatch(
+          'obligations',
+          chunk.map(({ item, signed }) => ({ id: ledgerKeys.outcome(item.id), keys: keysOf(item), data: signed })),
+        );
+        if (results.length < chunk.length) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
+        await forEachAtOnce(chunk, async ({ item }, i) => {
+          const r = results[i]!;
+          if ('error' in r) {
+            await park(item, 'outcomeTxid', r.error);
+            done();
+            return;
+          }
+          await deps.store.markPublished(item.id, 'outcomeTxid', r.txid, item.status);
+          summary.outcomes += 1;
+          if (r.duplicate) summary.duplicates += 1;
+          done();
+        });
+      });
+    };
+
+    for (let page = await nextPage(); page.length > 0; page = await nextPage()) {
+      await publishPage(page);
+      if (deps.now() - began >= budgetMs) {
+        // what is still waiting, counted from one more page: a lower bound
+        const left = await nextPage();
+        if (left.length > 0) {
+          summary.budgetSpent = true;
+          summary.backlog = (summary.backlog ?? 0) + left.length;
+        }
+        break;
+      }
+    }
   } catch (e) {
     if (e instanceof UnavailableError) {
       summary.deferred = true;

@@ -84,6 +84,14 @@ const EnvSchema = z.object({
   BUMP_AFTER_BLOCKS: z.coerce.number().int().min(1).default(6),
   /** How long one publish run holds the hub's publication lease (longer than the publish function's timeout). */
   PUBLISH_LEASE_MS: z.coerce.number().int().positive().default(120_000),
+  /**
+   * One publish run reads page after page of pending obligations until none is
+   * left or this long has passed (a page started before is finished): under the
+   * publish function's 60 s timeout and PUBLISH_LEASE_MS.
+   */
+  PUBLISH_BUDGET_MS: z.coerce.number().int().min(0).default(40_000),
+  /** Ledger batches (up to 32 items each) a publish run has in flight at once. */
+  PUBLISH_PARALLEL: z.coerce.number().int().min(1).max(16).default(4),
   /** Where domain keys live: AWS KMS, or a local signer (memory, or SIGNER_KEY_FILE) for the embedded cloud. */
   SIGNER_KIND: z.enum(['kms', 'local']).default('kms'),
   SIGNER_KEY_FILE: z.string().optional(),
@@ -132,8 +140,10 @@ export interface Config {
   acceptedGraceMs: number;
   minTermMs: number;
   settleLeaseMs: number;
-  /** See PUBLISH_LEASE_MS. */
+  /** See PUBLISH_LEASE_MS, PUBLISH_BUDGET_MS, PUBLISH_PARALLEL. */
   publishLeaseMs: number;
+  publishBudgetMs: number;
+  publishParallel: number;
   /** See BUMP_AFTER_BLOCKS. */
   bumpAfterBlocks: number;
   signer: { kind: 'kms'; keyPolicy?: string | undefined; tags: Record<string, string> } | { kind: 'local'; file?: string | undefined };
@@ -178,6 +188,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const parsedTags = z.record(z.string(), z.string()).safeParse(JSON.parse(e.SIGNER_KEY_TAGS));
     if (!parsedTags.success) throw new Error('invalid configuration: SIGNER_KEY_TAGS must be a JSON object of strings');
     tags = parsedTags.data;
+  }
+  if (e.PUBLISH_BUDGET_MS >= e.PUBLISH_LEASE_MS) {
+    throw new Error(`invalid configuration: PUBLISH_BUDGET_MS (${e.PUBLISH_BUDGET_MS}) must be less than PUBLISH_LEASE_MS (${e.PUBLISH_LEASE_MS})`);
   }
   if (e.STANDING_OFFER_TTL_MS > e.HUB_KEY_TTL_MS / 2) {
     throw new Error(`invalid configuration: STANDING_OFFER_TTL_MS (${e.STANDING_OFFER_TTL_MS}) must be at most half HUB_KEY_TTL_MS (${e.HUB_KEY_TTL_MS})`);
@@ -240,6 +253,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     minTermMs,
     settleLeaseMs: e.SETTLE_LEASE_MS,
     publishLeaseMs: e.PUBLISH_LEASE_MS,
+    publishBudgetMs: e.PUBLISH_BUDGET_MS,
+    publishParallel: e.PUBLISH_PARALLEL,
     bumpAfterBlocks: e.BUMP_AFTER_BLOCKS,
     reputation: { ...DEFAULT_REPUTATION, lambda: e.REPUTATION_LAMBDA, unit: e.REPUTATION_UNIT },
     credit: {

@@ -109,11 +109,16 @@ describe('publish job: final refusals from the ledger', () => {
     const calls: { kinds: string[]; at: number }[] = [];
     let inFlight = 0;
     let most = 0;
+    // the first batch waits (up to 2 s) for a second one to start: on a loaded
+    // machine a short fixed delay could end before the next run's fence read does
+    let second: () => void = () => {};
+    const secondStarted = new Promise<void>((r) => (second = r));
     const ledger = ledgerWith(real, async (stream, entries) => {
       inFlight += 1;
       most = Math.max(most, inFlight);
+      if (inFlight > 1) second();
       calls.push({ kinds: entries.map((e) => (e.id.startsWith('outcome:') ? 'outcome' : 'accepted')), at: calls.length });
-      await new Promise((r) => setTimeout(r, 5));
+      await (calls.length === 1 ? Promise.race([secondStarted, new Promise((r) => setTimeout(r, 2_000))]) : new Promise((r) => setTimeout(r, 5)));
       try {
         return await real.publishBatch(stream, entries);
       } finally {
