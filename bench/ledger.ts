@@ -14,7 +14,7 @@ import type { PublishEntry } from '../adapters/ports.ts';
 import { MULTICHAIN_BINARIES, MultiChain, missingNodes } from '../test/real-nodes/harness.ts';
 import { startCloud } from '../local/cloud.ts';
 import { publishPending, type PublishSummary } from '../service/publish.ts';
-import { buy, enrol, registerDomain, type TestDevice } from '../test/integration/support.ts';
+import { acceptMany, enrol, registerDomain, type TestDevice } from '../test/integration/support.ts';
 import type { BenchRow } from './types.ts';
 
 const NAME = 'ledger items/s published to a real MultiChain';
@@ -91,29 +91,14 @@ async function benchPublishJob(): Promise<BenchRow[]> {
   const node = chain.node(0);
   const cloud = await startCloud({
     schedule: { publish: 0, watch: 0, settle: 0, mine: 0, follow: 0 },
-    env: {
-      LEDGER_KIND: 'multichain',
-      MULTICHAIN_RPC_URL: node.url,
-      MULTICHAIN_RPC_USER: node.endpoint.username,
-      MULTICHAIN_RPC_PASSWORD: node.endpoint.password,
-      MULTICHAIN_CHAIN_NAME: node.chain,
-      CREDIT_BASE: '1000000000',
-    },
+    env: { ...node.ledgerEnv, CREDIT_BASE: '1000000000' },
   });
   try {
     await registerDomain(cloud, 'bc', 'consumer');
     await registerDomain(cloud, 'bp', 'provider', { threshold: 0.3 });
     const devices: TestDevice[] = [];
     for (let d = 0; d < JOB_DEVICES; d++) devices.push(await enrol(cloud, 'bc', `bc-dev-${d}`, 1_000_000_000));
-    const acceptAll = () =>
-      Promise.all(
-        devices.map(async (dev) => {
-          for (let i = 0; i < JOB_OBLIGATIONS / JOB_DEVICES; i++) {
-            const { res } = await buy(cloud, dev, 'bp', 'bp-spd');
-            if (res.status !== 201) throw new Error(`bench: acceptance refused: ${JSON.stringify(res.body)}`);
-          }
-        }),
-      );
+    const acceptAll = () => Promise.all(devices.map((dev) => acceptMany(cloud, dev, 'bp', 'bp-spd', JOB_OBLIGATIONS / JOB_DEVICES)));
     const timed = async (parallel?: number): Promise<{ run: PublishSummary; perSecond: number }> => {
       await acceptAll();
       const started = performance.now();

@@ -273,7 +273,8 @@ export class MultiChainLedger implements Ledger {
   /**
    * Several items, as many per publishmultifrom transaction as the chain allows
    * (itemsPerTransaction), with `publish`'s semantics entry by entry: the
-   * "already ours?" check runs for every entry first (a few at a time), and
+   * "already ours?" check runs for every entry first (one liststreamkeys for the
+   * transaction's ids, then the items of those the node holds, a few at a time), and
    * check-then-publish is retried as a unit, so a batch that landed before a
    * timeout is found, not written twice. A transaction the node refuses for
    * good (-8 too large, -26 rejected) is split: its items go one by one, so only
@@ -297,7 +298,10 @@ export class MultiChainLedger implements Ledger {
       const refused = await this.retrying('publishmultifrom', async () => {
         const own = await this.identity();
         const open = chunk.filter((t) => out[t.index] === undefined);
-        await pool(open, this.opts.checkConcurrency, async (t) => {
+        // one liststreamkeys for the whole chunk; only ids the node already holds items under are read whole
+        const counts = await this.itemCounts(stream, open.map((t) => t.keys[0] as string));
+        const held = open.filter((t) => (counts.get(t.keys[0] as string) ?? 1) > 0);
+        await pool(held, this.opts.checkConcurrency, async (t) => {
           const mine = (await this.itemsUnder(stream, t.keys[0] as string)).find((i) => i.publisher === own && sortedStringify(i.data) === t.canonical);
           if (mine) out[t.index] = { txid: mine.txid, duplicate: true };
         });
@@ -336,6 +340,25 @@ export class MultiChainLedger implements Ledger {
       }
     }
     return out as BatchPublishResult[];
+  }
+
+  /**
+   * How many items the node holds under each key (liststreamkeys with an array
+   * of keys, one RPC: a real 2.3.3 node answers `items: 0` for a key it has never
+   * seen). A key missing from the answer is absent from the map: the caller
+   * reads it whole rather than assume it unused.
+   */
+  private async itemCounts(stream: StreamName, keys: readonly string[]): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    const unique = [...new Set(keys)];
+    if (unique.length === 0) return counts;
+    const answer = await this.rpc('liststreamkeys', [stream, unique, false]);
+    if (Array.isArray(answer)) {
+      for (const entry of answer) {
+        if (isRecord(entry) && typeof entry.key === 'string' && typeof entry.items === 'number') counts.set(entry.key, entry.items);
+      }
+    }
+    return counts;
   }
 
   /**

@@ -14,7 +14,7 @@ import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { publishPending } from '../../service/publish.ts';
 import { loadConfig } from '../../functions/shared/config.ts';
 import type { DynamoStore, ObligationItem } from '../../adapters/store/dynamo.ts';
-import { buy, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
+import { acceptMany, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
 
 describe('publish job: draining the queue', () => {
   let cloud: LocalCloud;
@@ -30,15 +30,7 @@ describe('publish job: draining the queue', () => {
     await cloud?.stop();
   });
 
-  async function accept(n: number): Promise<string[]> {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const { ob, res } = await buy(cloud, dev, 'dp', 'dp-spd');
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      ids.push(ob.id);
-    }
-    return ids;
-  }
+  const accept = (n: number) => acceptMany(cloud, dev, 'dp', 'dp-spd', n);
   const onLedger = async (id: string) => (await cloud.deps.ledger.listByKey('obligations', id)).length;
   const pending = async () => (await cloud.deps.store.listPendingPublication(1_000)).length;
 

@@ -15,7 +15,7 @@ import { MultiChainLedger } from '../../adapters/ledger/multichain.ts';
 import { publishPending, type PublishSummary } from '../../service/publish.ts';
 import type { Deps } from '../../functions/shared/deps.ts';
 import type { DynamoStore } from '../../adapters/store/dynamo.ts';
-import { buy, enrol, registerDomain, sleep, type TestDevice } from '../integration/support.ts';
+import { acceptMany, enrol, registerDomain, sleep, type TestDevice } from '../integration/support.ts';
 import { FakeMultiChain } from '../ledger/fake-multichain.ts';
 import { CHAIN, RPC_PASSWORD, RPC_USER, startRpcServer, type RpcServer } from '../ledger/rpc-server.ts';
 
@@ -29,12 +29,17 @@ interface RacyNode {
   ledger: MultiChainLedger;
 }
 
-/** A fake multichaind whose reads by key answer after 1–6 ms: the gap between the adapter's check and its write. */
+/**
+ * A fake multichaind whose answers to key counts and reads by key are read at
+ * once and delivered 1–6 ms later: the gap between the adapter's check and its
+ * write, in which another run's write can land unseen.
+ */
 async function racyNode(): Promise<RacyNode> {
   const fake = new FakeMultiChain();
   const server = await startRpcServer(async (req) => {
-    if (req.method === 'liststreamkeyitems') await sleep(1 + Math.random() * 5);
-    return fake.handle(req);
+    const answer = fake.handle(req);
+    if (req.method === 'liststreamkeys' || req.method === 'liststreamkeyitems') await sleep(1 + Math.random() * 5);
+    return answer;
   });
   const ledger = new MultiChainLedger({
     url: server.url,
@@ -85,16 +90,7 @@ describe('publish runs racing', () => {
     await cloud?.stop();
   });
 
-  /** Accept `n` obligations; returns their ids. */
-  async function accept(n: number): Promise<string[]> {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const { ob, res } = await buy(cloud, dev, 'up', 'up-spd');
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      ids.push(ob.id);
-    }
-    return ids;
-  }
+  const accept = (n: number) => acceptMany(cloud, dev, 'up', 'up-spd', n);
 
   /** Decide an outcome for each (defaulted), which puts it back in the publication queue. */
   async function decide(ids: string[]): Promise<void> {

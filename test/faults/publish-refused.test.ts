@@ -14,7 +14,7 @@ import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { publishPending } from '../../service/publish.ts';
 import type { BatchPublishResult, Ledger, PublishEntry, StreamName } from '../../adapters/ports.ts';
 import { LedgerMisconfiguredError, LedgerRefusedError, UnavailableError } from '../../core/errors.ts';
-import { buy, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
+import { acceptMany, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
 
 /** The cloud's ledger, with publishBatch answered by `batch` (which may call the real one). */
 function ledgerWith(real: Ledger, batch: (stream: StreamName, entries: readonly PublishEntry[]) => Promise<BatchPublishResult[]>): Ledger {
@@ -35,15 +35,7 @@ describe('publish job: final refusals from the ledger', () => {
     await cloud?.stop();
   });
 
-  async function accept(n: number): Promise<string[]> {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const { ob, res } = await buy(cloud, dev, 'rp', 'rp-spd');
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      ids.push(ob.id);
-    }
-    return ids;
-  }
+  const accept = (n: number) => acceptMany(cloud, dev, 'rp', 'rp-spd', n);
   const onLedger = async (id: string) => (await cloud.deps.ledger.listByKey('obligations', id)).length;
 
   it('an item refused for good is parked with its error; the items behind it are published in the same run', async () => {

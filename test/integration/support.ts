@@ -89,4 +89,15 @@ export async function buy(cloud: LocalCloud, dev: TestDevice, providerDomain: st
   return { ob, res: await submit(cloud, dev, ob) };
 }
 
+/** `n` purchases one after another, each accepted (201, or the test fails); their obligation ids. */
+export async function acceptMany(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const { ob, res } = await buy(cloud, dev, providerDomain, providerDevice);
+    if (res.status !== 201) throw new Error(`purchase ${i + 1} of ${n} not accepted: ${res.status} ${JSON.stringify(res.body)}`);
+    ids.push(ob.id);
+  }
+  return ids;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

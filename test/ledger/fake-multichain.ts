@@ -194,6 +194,21 @@ export class FakeMultiChain {
         this.transactions += 1;
         return ok(txid, id);
       }
+      case 'liststreamkeys': {
+        // what a real 2.3.3 node answered (shared/notes/real-nodes.md): per asked key {key, items, confirmed}, items 0 for an unseen key; null for []
+        const s = this.readable(p[0], id);
+        if (!(s instanceof Object && 'items' in s)) return s;
+        const asked = Array.isArray(p[1]) ? p[1] : p[1] === undefined || p[1] === '*' ? [...new Set(s.items.flatMap((i) => i.keys))] : [p[1]];
+        if (!asked.every((k) => typeof k === 'string')) return fail(-8, 'Invalid keys', id);
+        if (asked.length === 0) return ok(null, id);
+        return ok(
+          asked.map((key) => {
+            const items = s.items.filter((i) => i.keys.includes(key as string)).length;
+            return { key, items, confirmed: items };
+          }),
+          id,
+        );
+      }
       case 'liststreamkeyitems': {
         const s = this.readable(p[0], id);
         if (!(s instanceof Object && 'items' in s)) return s;

@@ -447,7 +447,7 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
     assert.equal(await new MultiChainLedger(options(small.url, { batchSize: 32 })).itemsPerTransaction(), 4, 'never more than the chain allows');
   });
 
-  it('writes up to 32 items per publishmultifrom transaction (a default chain\'s max-std-op-returns-count), checking each id first', async (t) => {
+  it('writes up to 32 items per publishmultifrom transaction (a default chain\'s max-std-op-returns-count), checking the ids first: one liststreamkeys per transaction, items read only for ids the node holds', async (t) => {
     const { fake, server } = await startFakeMultiChain();
     t.after(() => server.close());
     const ledger = new MultiChainLedger(options(server.url));
@@ -460,8 +460,15 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
     assert.equal((await ledger.list('obligations')).length, 70);
     const methods = server.requests.map((r) => r.method);
     assert.equal(methods.filter((m) => m === 'publishmultifrom').length, 3);
-    assert.equal(methods.filter((m) => m === 'liststreamkeyitems').length, 70, 'one "already ours?" check per entry');
+    assert.equal(methods.filter((m) => m === 'liststreamkeys').length, 3, 'one "already ours?" count per transaction');
+    assert.equal(methods.filter((m) => m === 'liststreamkeyitems').length, 0, 'no id was on the node: none read whole');
     assert.ok(server.requests.filter((r) => r.method === 'publishmultifrom').every((r) => (r.params[2] as unknown[]).length <= 32));
+    // the same batch again (a run that stopped after publishing, before marking): every id is held, read, found ours
+    server.requests.length = 0;
+    const again = await ledger.publishBatch('obligations', entries);
+    assert.ok(again.every((r, i) => !('error' in r) && r.duplicate && r.txid === (results[i] as { txid: string }).txid));
+    assert.equal(fake.transactions, 3, 'nothing written twice');
+    assert.equal(server.requests.filter((r) => r.method === 'liststreamkeyitems').length, 70);
   });
 
   it('a transaction the node refuses for good is split: the others land, only the too-large item gets LedgerRefusedError', async (t) => {
@@ -515,6 +522,29 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
     assert.ok(results.every((r) => !('error' in r) && r.duplicate), JSON.stringify(results));
     assert.equal(fake.transactions, 1);
     assert.equal((await ledger.list('obligations')).length, 2);
+  });
+
+  it('an id missing from the liststreamkeys answer is read whole, not taken as unused', async (t) => {
+    const { fake, server: node } = await startFakeMultiChain();
+    t.after(() => node.close());
+    // a node whose liststreamkeys leaves out the first key asked for
+    const proxy = await startRpcServer(async (req) => {
+      const res = await fetch(node.url, {
+        method: 'POST',
+        headers: { authorization: req.authorization ?? '', 'content-type': 'application/json' },
+        body: JSON.stringify({ method: req.method, params: req.params, id: req.id, chain_name: req.chainName }),
+      });
+      const body = (await res.json()) as RpcReply['body'];
+      if (req.method === 'liststreamkeys' && body && Array.isArray(body.result)) return { status: res.status, body: { ...body, result: body.result.slice(1) } };
+      return { status: res.status, body };
+    });
+    t.after(() => proxy.close());
+    const ledger = new MultiChainLedger(options(proxy.url));
+    await ledger.ensureStreams();
+    const first = await ledger.publishBatch('obligations', [entry(1), entry(2)]);
+    const again = await ledger.publishBatch('obligations', [entry(1), entry(2)]);
+    assert.ok(again.every((r, i) => !('error' in r) && r.duplicate && r.txid === (first[i] as { txid: string }).txid), JSON.stringify(again));
+    assert.equal(fake.transactions, 1, 'nothing written twice');
   });
 });
 

@@ -357,6 +357,17 @@ export class MultiChainNode {
     return `http://${this.endpoint.host}:${this.endpoint.port}/`;
   }
 
+  /** A hub's environment for this node as its ledger (LEDGER_KIND=multichain): how a deployment is configured. */
+  get ledgerEnv(): Record<string, string> {
+    return {
+      LEDGER_KIND: 'multichain',
+      MULTICHAIN_RPC_URL: this.url,
+      MULTICHAIN_RPC_USER: this.endpoint.username,
+      MULTICHAIN_RPC_PASSWORD: this.endpoint.password,
+      MULTICHAIN_CHAIN_NAME: this.chain,
+    };
+  }
+
   /** The peer address other nodes use for this one. */
   get peer(): string {
     return `127.0.0.1:${this.networkPort}`;

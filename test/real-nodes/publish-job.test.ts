@@ -12,7 +12,7 @@ import { describe } from 'node:test';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
 import { publishPending } from '../../service/publish.ts';
-import { buy, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
+import { acceptMany, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
 import { skippable } from '../skippable.ts';
 import { MULTICHAIN_BINARIES, MultiChain, missingNodes } from './harness.ts';
 
@@ -31,14 +31,7 @@ describe('publish job on a real MultiChain node (configured by environment)', ()
     const node = chain.node(0);
     cloud = await startCloud({
       schedule: { publish: 0, watch: 0, settle: 0, mine: 0, follow: 0 },
-      env: {
-        LEDGER_KIND: 'multichain',
-        MULTICHAIN_RPC_URL: node.url,
-        MULTICHAIN_RPC_USER: node.endpoint.username,
-        MULTICHAIN_RPC_PASSWORD: node.endpoint.password,
-        MULTICHAIN_CHAIN_NAME: node.chain,
-        CREDIT_BASE: '100000000',
-      },
+      env: { ...node.ledgerEnv, CREDIT_BASE: '100000000' },
     });
   });
   after(async () => {
@@ -51,16 +44,7 @@ describe('publish job on a real MultiChain node (configured by environment)', ()
     await registerDomain(cloud, 'jp', 'provider', { threshold: 0.3 });
     const devices: TestDevice[] = [];
     for (let d = 0; d < DEVICES; d++) devices.push(await enrol(cloud, 'jc', `jc-dev-${d}`));
-    const ids: string[] = [];
-    await Promise.all(
-      devices.map(async (dev) => {
-        for (let i = 0; i < PER_DEVICE; i++) {
-          const { ob, res } = await buy(cloud, dev, 'jp', 'jp-spd');
-          assert.equal(res.status, 201, JSON.stringify(res.body));
-          ids.push(ob.id);
-        }
-      }),
-    );
+    const ids = (await Promise.all(devices.map((dev) => acceptMany(cloud, dev, 'jp', 'jp-spd', PER_DEVICE)))).flat();
     // some obligations are decided before publication: acceptance and outcome go in the same run
     const decided = ids.slice(0, DECIDED);
     for (const id of decided) assert.ok(await cloud.deps.store.transition(id, ['accepted'], 'defaulted', { closedAt: Date.now() }, { pending: true }), id);
