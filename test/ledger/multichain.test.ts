@@ -534,8 +534,8 @@ describe('MultiChainLedger.publishBatch on the stateful fake', () => {
         headers: { authorization: req.authorization ?? '', 'content-type': 'application/json' },
         body: JSON.stringify({ method: req.method, params: req.params, id: req.id, chain_name: req.chainName }),
       });
-      const body = (await res.json()) as RpcReply['body'];
-      if (req.method === 'liststreamkeys' && body && Array.isArray(body.result)) return { status: res.status, body: { ...body, result: body.result.slice(1) } };
+      const body = (await res.json()) as { result?: unknown };
+      if (req.method === 'liststreamkeys' && Array.isArray(body.result)) return { status: res.status, body: { ...body, result: body.result.slice(1) } };
       return { status: res.status, body };
     });
     t.after(() => proxy.close());
