@@ -113,19 +113,14 @@ async function inParallel<T>(chunks: readonly T[], parallel: number, task: (chun
   if (failure) throw failure.error;
 }
 
-/** Run `task` for every item at once; wait for all of them, then throw the first failure. */
-async function forEachAtOnce<T>(items: readonly T[], task: (item: T, index: number) => Promise<void>): Promise<void> {
-  const settled = await Promise.allSettled(items.map((item, i) => task(item, i)));
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
 const chunked = <T>(items: readonly T[], size: number): T[][] =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
 /**
  * Publish what is pending under the hub's lease, oldest first: page after page
- * of at most `limit` obligations until none is left or the budget is spent.
+ * of at most `limit` obligations while pages come back full (a backlog), until
+ * none is left or the budget is spent; a short page ends the run, so a steady
+ * trickle costs one page per scheduled run, as before.
  * Within a page, first every acceptance, then every outcome, in ledger batches
  * (Ledger.publishBatch), several batches at once. An obligation is handled at
  * most once per run: the pending index on DynamoDB is eventually consistent, so
@@ -173,7 +168,13 @@ export async function publishPending(deps: Deps, options: PublishOptions | numbe
       return read;
     };
     // read under the lease: what an earlier holder published has left the pending set
-    const nextPage = async () => (await deps.store.listPendingPublication(limit)).filter((item) => !seen.has(item.id));
+    // a page shorter than `limit` was the whole queue when read: what arrives after it waits for the next run
+    let full = false;
+    const nextPage = async () => {
+      const listed = await deps.store.listPendingPublication(limit);
+      full = listed.length >= limit;
+      return listed.filter((item) => !seen.has(item.id));
+    };
 
     const publishPage = async (pending: ObligationItem[]) => {
       summary.pages += 1;
@@ -190,12 +191,14 @@ export async function publishPending(deps: Deps, options: PublishOptions | numbe
           chunk.map((item) => ({ id: ledgerKeys.obligation(item.id), keys: keysOf(item), data: item.accepted as unknown as Json })),
         );
         if (results.length < chunk.length) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
-        await forEachAtOnce(chunk, async (item, i) => {
+        // marked one after another: a batch's marks all at once slowed acceptances on the embedded
+        // cloud by a third (the same process); batches in flight already mark side by side
+        for (const [i, item] of chunk.entries()) {
           const r = results[i]!;
           if ('error' in r) {
             await park(item, 'ledgerTxid', r.error);
             done();
-            return;
+            continue;
           }
           const outcome = outcomeOf(item);
           await deps.store.markPublished(item.id, 'ledgerTxid', r.txid, outcome === undefined ? item.status : undefined);
@@ -203,7 +206,7 @@ export async function publishPending(deps: Deps, options: PublishOptions | numbe
           if (outcome === undefined || item.outcomeTxid !== undefined) done();
           summary.published += 1;
           if (r.duplicate) summary.duplicates += 1;
-        });
+        }
       });
 
       // 2. outcomes, of obligations whose acceptance is on the ledger, signed by the provider domain that decided them
@@ -228,24 +231,24 @@ export async function publishPending(deps: Deps, options: PublishOptions | numbe
           chunk.map(({ item, signed }) => ({ id: ledgerKeys.outcome(item.id), keys: keysOf(item), data: signed })),
         );
         if (results.length < chunk.length) throw new UnavailableError('ledger batch answered short', { expected: chunk.length, got: results.length });
-        await forEachAtOnce(chunk, async ({ item }, i) => {
+        for (const [i, { item }] of chunk.entries()) {
           const r = results[i]!;
           if ('error' in r) {
             await park(item, 'outcomeTxid', r.error);
             done();
-            return;
+            continue;
           }
           await deps.store.markPublished(item.id, 'outcomeTxid', r.txid, item.status);
           summary.outcomes += 1;
           if (r.duplicate) summary.duplicates += 1;
           done();
-        });
+        }
       });
     };
 
-    for (let page = await nextPage(); page.length > 0; page = await nextPage()) {
+    for (let page = await nextPage(); page.length > 0; page = full ? await nextPage() : []) {
       await publishPage(page);
-      if (deps.now() - began >= budgetMs) {
+      if (full && deps.now() - began >= budgetMs) {
         // what is still waiting, counted from one more page: a lower bound
         const left = await nextPage();
         if (left.length > 0) {
