@@ -160,15 +160,8 @@ export async function publishPending(deps: Deps, options: PublishOptions | numbe
     // one pending obligation left the queue (published, or parked for an operator)
     const done = () => void (summary.backlog = (summary.backlog ?? 0) - 1);
     const seen = new Set<string>();
-    // the provider domains hosted here, read once per run (they sign the outcomes)
-    const providers = new Map<string, ReturnType<Deps['store']['getHostedDomain']>>();
-    const hosted = (domain: string) => {
-      let read = providers.get(domain);
-      if (!read) providers.set(domain, (read = deps.store.getHostedDomain(domain)));
-      return read;
-    };
-    // read under the lease: what an earlier holder published has left the pending set
-    // a page shorter than `limit` was the whole queue when read: what arrives after it waits for the next run
+    // Read under the lease: what an earlier holder published has left the pending set. A page
+    // shorter than `limit` was the whole queue when read: what arrives after it waits for the next run.
     let full = false;
     const nextPage = async () => {
       const listed = await deps.store.listPendingPublication(limit);
@@ -215,7 +208,7 @@ export async function publishPending(deps: Deps, options: PublishOptions | numbe
         const outcome = outcomeOf(item);
         if (!outcome || item.outcomeTxid !== undefined) continue;
         if (item.ledgerTxid === undefined && !accepted.has(item.id)) continue;
-        const provider = await hosted(item.providerDomain);
+        const provider = await deps.store.getHostedDomain(item.providerDomain);
         if (!provider) {
           // nobody here can sign it: this item only, for an operator to look at
           await park(item, 'outcomeTxid', new NotFoundError(`provider domain ${item.providerDomain} is not hosted here`));
