@@ -10,13 +10,17 @@
  *               qualifies — so every hub ends with the same counters whatever order it
  *               learnt the events in.
  *
- * Every counter update is keyed by event (`fulfil:`, `default:`, `evidence:` + id): the
- * store writes a marker item for the key in the same transaction as the counters, so a
- * retry applies nothing twice; the obligation is marked counted last, and a crash
- * anywhere is completed by the next run. The outstanding amount is released from the
- * escrow shard the obligation drew from.
+ * An obligation is closed and its outcome applied in ONE store transaction
+ * (closeObligation): the status move, the release of its outstanding amount from the
+ * escrow shard it drew from, a default's evidence, and a fulfilment's evidence when it
+ * counts at once (the provider already vouches for the consumer's hub). The move's own
+ * condition makes it happen once. Only a fulfilment that must wait for its provider's
+ * standing takes further steps (parked, released later under an `evidence:` event key
+ * whose marker item is written with the counters), and is marked counted last, so a
+ * crash anywhere is completed by the next run.
  */
 import { evidenceDelta, vouches } from '../core/reputation.ts';
+import type { ObligationStatus, ReputationCounters } from '../core/types.ts';
 import type { ObligationItem, ParkedEvidence } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { limitFn } from './credit.ts';
@@ -26,19 +30,69 @@ export function credit(deps: Deps, item: Pick<ObligationItem, 'id' | 'shard'>): 
   return { limit: limitFn(deps.config), now: deps.now(), shard: item.shard ?? deps.store.shardOf(item.id) };
 }
 
+/**
+ * Close `item` (in one of `from`) as fulfilled or defaulted with its evidence
+ * (above). Returns the closed item, or undefined when it was not in `from`
+ * (or not in the settlement `opts.expect` names): nothing was written.
+ */
+export async function closeObligation(
+  deps: Deps,
+  item: ObligationItem,
+  from: ObligationStatus[],
+  to: 'fulfilled' | 'defaulted',
+  extra: Partial<ObligationItem> & { closedAt: number },
+  opts: { pending?: boolean; expect?: { settlementId: string | null } } = {},
+): Promise<ObligationItem | undefined> {
+  const delta: Partial<ReputationCounters> = { outstanding: -item.amount };
+  let counted = true;
+  if (to === 'defaulted') {
+    delta.sScaled = evidenceDelta('defaulted', item.amount, extra.closedAt, 1, deps.config.reputation).sScaled;
+  } else if ((extra.weight ?? 0) > 0) {
+    if (await vouchedAlready(deps, item)) {
+      delta.rScaled = evidenceDelta('fulfilled', item.amount, extra.closedAt, 1, deps.config.reputation).rScaled;
+      delta.paidVolume = item.amount;
+    } else {
+      counted = false; // parked after the close (recordEvidence)
+    }
+  }
+  const closed = await deps.store.closeObligation(item, from, to, extra, delta, { ...credit(deps, item), counted, ...opts });
+  if (closed && !counted) await recordEvidence(deps, closed);
+  return closed;
+}
+
+/**
+ * Does the provider already vouch for the consumer's hub, having been paid from
+ * it before? Then a fulfilment's evidence counts at once: parking and releasing
+ * it would apply the same change (payer hubs only grow, so vouching never stops).
+ */
+async function vouchedAlready(deps: Deps, item: ObligationItem): Promise<boolean> {
+  const [consumer, provider] = await Promise.all([deps.directory.get(item.consumerDomain), deps.directory.get(item.providerDomain)]);
+  if (!consumer || !provider) return false;
+  const hubs = await deps.store.getPayerHubs(item.providerDomain);
+  return hubs.includes(consumer.body.publisher) && vouches(hubs, consumer.body.publisher, provider.body.publisher);
+}
+
+/**
+ * Complete the evidence of a closed obligation not yet counted: a crash after
+ * its close, or a fulfilment waiting for its provider's standing. An item
+ * closed by a plain status move (before closeObligation) gets its counters
+ * change here, keyed by event (`fulfil:`, `default:` + id) so a retry applies
+ * nothing twice.
+ */
 export async function recordEvidence(deps: Deps, item: ObligationItem): Promise<void> {
   if (item.counted) return;
+  if (item.status !== 'defaulted' && item.status !== 'fulfilled') return;
   const { store } = deps;
   const at = item.closedAt ?? deps.now();
-  if (item.status === 'defaulted') {
-    const d = evidenceDelta('defaulted', item.amount, at, 1, deps.config.reputation);
-    await store.applyCounters(item.consumerDomain, `default:${item.id}`, { sScaled: d.sScaled, outstanding: -item.amount }, credit(deps, item));
-  } else if (item.status === 'fulfilled') {
-    await store.applyCounters(item.consumerDomain, `fulfil:${item.id}`, { outstanding: -item.amount }, credit(deps, item));
-    if ((item.weight ?? 0) > 0) await standing(deps, item, at);
-  } else {
-    return;
+  if (!item.released) {
+    if (item.status === 'defaulted') {
+      const d = evidenceDelta('defaulted', item.amount, at, 1, deps.config.reputation);
+      await store.applyCounters(item.consumerDomain, `default:${item.id}`, { sScaled: d.sScaled, outstanding: -item.amount }, credit(deps, item));
+    } else {
+      await store.applyCounters(item.consumerDomain, `fulfil:${item.id}`, { outstanding: -item.amount }, credit(deps, item));
+    }
   }
+  if (item.status === 'fulfilled' && (item.weight ?? 0) > 0) await standing(deps, item, at);
   await store.markCounted(item);
 }
 

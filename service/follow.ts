@@ -38,7 +38,7 @@ import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { readDomainItem } from './directory.ts';
 import { isOutcomeItem, isRevocationItem, readAccepted, readOutcome, readRevocation, readSettlement } from './ledger-records.ts';
-import { credit, recordEvidence } from './evidence.ts';
+import { closeObligation, credit, recordEvidence } from './evidence.ts';
 
 export interface FollowSummary {
   domains: number;
@@ -142,9 +142,15 @@ async function handle(deps: Deps, stream: StreamName, item: LedgerItem, summary:
       }
       summary.settlements += 1;
     } else if (isOutcomeItem(item)) {
-      if (await applyOutcome(deps, await readOutcome(deps.directory, item), summary)) summary.outcomes += 1;
-    } else if (await learnObligation(deps, await readAccepted(deps.directory, item), item.txid)) {
-      summary.obligations += 1;
+      const outcome = await readOutcome(deps.directory, item);
+      // ours (its provider is hosted here): decided here by the watcher, nothing to read or apply
+      if (await hostedHere(deps, run, outcome.body.providerDomain)) return;
+      if (await applyOutcome(deps, outcome, summary)) summary.outcomes += 1;
+    } else {
+      const accepted = await readAccepted(deps.directory, item);
+      // ours: accepted here, its exposure reserved at acceptance (only its provider's hub can sign the acceptance)
+      if (await hostedHere(deps, run, accepted.obligation.body.providerDomain)) return;
+      if (await learnObligation(deps, accepted, item.txid)) summary.obligations += 1;
     }
   } catch (e) {
     // Anything wrong with the record itself is the record's problem: count it and go on.
@@ -227,10 +233,11 @@ async function applyOutcome(deps: Deps, outcome: Signed<OutcomeBody>, summary: F
     weight,
     ...(o.txid ? { paidTxid: o.txid } : {}),
   };
-  const next = await deps.store.transition(o.obligationId, ['accepted', 'settling'], o.outcome, extra, { current: item });
-  const done = next ?? (await deps.store.getObligation(o.obligationId));
+  if (await closeObligation(deps, item, ['accepted', 'settling'], o.outcome, extra)) return true;
+  // closed meanwhile: complete its evidence if a run stopped midway (once: recordEvidence is keyed)
+  const done = await deps.store.getObligation(o.obligationId);
   if (done && done.status === o.outcome) await recordEvidence(deps, done);
-  return next !== undefined;
+  return false;
 }
 
 /**

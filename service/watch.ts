@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { evidenceWeight } from '../core/reputation.ts';
-import { recordEvidence } from './evidence.ts';
+import { closeObligation, recordEvidence } from './evidence.ts';
 import { InvalidRecordError, UnavailableError } from '../core/errors.ts';
 import type { LedgerItem } from '../adapters/ports.ts';
 import type { HostedDomain, ObligationItem } from '../adapters/store/dynamo.ts';
@@ -32,16 +32,12 @@ async function fulfil(deps: Deps, item: ObligationItem, txid: string): Promise<b
     deps.directory.get(item.providerDomain),
   ]);
   const weight = evidenceWeight(consumer?.body, provider?.body);
-  const next = await deps.store.transition(
-    item.id,
-    ['accepted', 'settling'],
-    'fulfilled',
-    { paidTxid: txid, closedAt: deps.now(), weight },
-    { pending: true, current: item },
-  );
-  const done = next ?? (await deps.store.getObligation(item.id));
+  const next = await closeObligation(deps, item, ['accepted', 'settling'], 'fulfilled', { paidTxid: txid, closedAt: deps.now(), weight }, { pending: true });
+  if (next) return true;
+  // closed already: by this payment in a run that stopped before its evidence was complete, or otherwise
+  const done = await deps.store.getObligation(item.id);
   if (done?.status === 'fulfilled' && done.paidTxid === txid) await recordEvidence(deps, done);
-  return next !== undefined;
+  return false;
 }
 
 /**
@@ -70,13 +66,10 @@ async function settleRecord(
   seen.add(key);
   const out = rec.outputs.find((o) => o.providerDomain === provider.domain && o.payTo === provider.payTo);
   if (!out) return true;
-  const obligations: ObligationItem[] = [];
-  for (const id of out.obligationIds) {
-    const ob = await store.getObligation(id);
-    if (ob && ob.providerDomain === provider.domain && ob.consumerDomain === rec.consumerDomain && ob.payTo === out.payTo) {
-      obligations.push(ob);
-    }
-  }
+  // one batch read, eventually consistent: every move below is a conditional write the current item decides
+  const obligations: ObligationItem[] = (await store.getObligations(out.obligationIds)).filter(
+    (ob) => ob.providerDomain === provider.domain && ob.consumerDomain === rec.consumerDomain && ob.payTo === out.payTo,
+  );
   // The consumer (at whatever hub) has started to pay them: from now on the settlement
   // grace applies here too, so a payment confirming after dueBy is not met by a default.
   for (const [i, ob] of obligations.entries()) {
@@ -216,17 +209,8 @@ async function markDefaults(deps: Deps, provider: HostedDomain): Promise<number>
     const grace = ob.status === 'settling' ? deps.config.settlementGraceMs : deps.config.acceptedGraceMs;
     const late = (ob.status === 'accepted' || ob.status === 'settling') && ob.dueBy + grace < now;
     if (late) {
-      const next = await deps.store.transition(
-        ob.id,
-        [ob.status],
-        'defaulted',
-        { closedAt: now },
-        { pending: true, expect: { settlementId: ob.settlementId ?? null }, current: ob },
-      );
-      if (next) {
-        await recordEvidence(deps, next);
-        n += 1;
-      }
+      const next = await closeObligation(deps, ob, [ob.status], 'defaulted', { closedAt: now }, { pending: true, expect: { settlementId: ob.settlementId ?? null } });
+      if (next) n += 1;
     } else if (ob.status === 'defaulted' || ob.status === 'fulfilled') {
       // completes evidence a crash may have left unapplied (no-op once counted)
       if (!ob.counted) await recordEvidence(deps, ob);

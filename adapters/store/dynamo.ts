@@ -95,6 +95,12 @@ export interface ObligationItem {
   weight?: number;
   /** True once the outcome's evidence is in the consumer's counters. */
   counted?: boolean;
+  /**
+   * True when it was closed by closeObligation: its outstanding amount was
+   * released (and a default's evidence applied) in the closing transaction, so
+   * only the evidence step may be left (recordEvidence).
+   */
+  released?: boolean;
   closedAt?: number;
   /** 'ledger': accepted at another hub and learnt by the ledger follower (never published from here). */
   origin?: 'ledger';
@@ -207,6 +213,9 @@ export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
   failedAt?: number;
 }
 
+/** One write of a TransactWriteItems. */
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
 const isConditionFailure = (e: unknown): boolean =>
   e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 
@@ -285,10 +294,11 @@ export class DynamoStore {
   /**
    * Every item a query matches (up to `limit`). On a GSI the index holds only
    * keys (and `status`, see adapters/table.ts), so the items are then read from
-   * the table in batches, strongly consistent; an item that left the queried
-   * index partition (or status) since the index was read is dropped.
+   * the table in batches, strongly consistent unless `consistent` is false; an
+   * item that left the queried index partition (or status) since the index was
+   * read is dropped.
    */
-  private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity): Promise<Record<string, unknown>[]> {
+  private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity, consistent = true): Promise<Record<string, unknown>[]> {
     const rows: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
@@ -300,7 +310,7 @@ export class DynamoStore {
     } while (start && rows.length < limit);
     const found = rows.slice(0, limit);
     if (!input.IndexName || found.length === 0) return found;
-    const got = await this.batchGet(found.map((r) => ({ pk: String(r.pk), sk: String(r.sk) })));
+    const got = await this.batchGet(found.map((r) => ({ pk: String(r.pk), sk: String(r.sk) })), consistent);
     const values = input.ExpressionAttributeValues ?? {};
     const indexPk = `${input.IndexName}pk`;
     return found
@@ -485,95 +495,121 @@ export class DynamoStore {
     opts: { limit: CreditLimitFn; now: number; shard?: number },
   ): Promise<{ applied: boolean }> {
     const marker = { pk: `EVT#${domain}#${eventKey}`, sk: 'EVT' };
-    const shard = opts.shard ?? 0;
+    const guard: TransactItem = {
+      Put: {
+        TableName: this.table,
+        Item: { ...marker, [TTL_ATTRIBUTE]: Math.ceil(opts.now / 1000) + this.credit.markerTtlS },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    };
+    const applied = await this.withCounters(domain, delta, opts, guard, () => this.hasMarker(marker));
+    return { applied };
+  }
+
+  /**
+   * One TransactWriteItems of `guard` (the write that makes the change happen
+   * once) and the counters and escrow writes of `delta` (see applyCounters).
+   * False, and nothing written, when the guard's condition fails (or `done`
+   * says so after a snapshot); conflicts with concurrent transactions are retried.
+   */
+  private async withCounters(
+    domain: string,
+    delta: Partial<ReputationCounters>,
+    opts: { limit: CreditLimitFn; now: number; shard?: number },
+    guard: TransactItem,
+    done?: () => Promise<boolean>,
+  ): Promise<boolean> {
     const lowers = (delta.sScaled ?? 0) > 0 || (delta.outstanding ?? 0) > 0 || (delta.rScaled ?? 0) < 0 || (delta.paidVolume ?? 0) < 0;
     for (let attempt = 0; attempt < 50; attempt++) {
-      const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-        {
-          Put: {
-            TableName: this.table,
-            Item: { ...marker, [TTL_ATTRIBUTE]: Math.ceil(opts.now / 1000) + this.credit.markerTtlS },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-      ];
-      const adds: Record<string, number> = {};
-      for (const k of ['rScaled', 'sScaled', 'paidVolume'] as const) if (delta[k]) adds[k] = delta[k] as number;
       let snapshot: CreditSnapshot | undefined;
       if (lowers) {
         // may lower the limit: judge the excess on a snapshot, and apply it only if the counters did not move meanwhile
         snapshot = await this.creditSnapshot(domain);
-        if (await this.hasMarker(marker)) return { applied: false };
-      }
-      if (Object.keys(adds).length > 0 || snapshot) {
-        const names: Record<string, string> = { '#v': 'version' };
-        const values: Record<string, unknown> = { ':one': 1 };
-        const parts = ['#v :one'];
-        Object.entries(adds).forEach(([k, v], i) => {
-          names[`#a${i}`] = k;
-          values[`:a${i}`] = v;
-          parts.push(`#a${i} :a${i}`);
-        });
-        const cond = snapshot
-          ? snapshot.counters.version === 0
-            ? { ConditionExpression: 'attribute_not_exists(#v)' }
-            : { ConditionExpression: '#v = :v0', ExpressionAttributeValues: { ...values, ':v0': snapshot.counters.version } }
-          : {};
-        items.push({
-          Update: {
-            TableName: this.table,
-            Key: { pk: `REP#${domain}`, sk: 'COUNTERS' },
-            UpdateExpression: `ADD ${parts.join(', ')}`,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-            ...cond,
-          },
-        });
-      }
-      const shardDelta = new Map<number, { used: number; free: number; cond?: number }>();
-      if (delta.outstanding) shardDelta.set(shard, { used: delta.outstanding, free: 0 });
-      if (snapshot) {
-        const next: ReputationCounters = {
-          rScaled: snapshot.counters.rScaled + (delta.rScaled ?? 0),
-          sScaled: snapshot.counters.sScaled + (delta.sScaled ?? 0),
-          paidVolume: snapshot.counters.paidVolume + (delta.paidVolume ?? 0),
-          outstanding: snapshot.counters.outstanding + (delta.outstanding ?? 0),
-        };
-        const until = Math.max(opts.now, ...snapshot.shards.map((x) => x.until));
-        const lmin = Math.min(opts.limit(next, opts.now), opts.limit(next, until));
-        let excess = next.outstanding + snapshot.shards.reduce((t, x) => t + x.free, 0) - lmin;
-        for (const [k, x] of snapshot.shards.entries()) {
-          if (excess <= 0) break;
-          const take = Math.min(excess, x.free);
-          if (take <= 0) continue;
-          const d = shardDelta.get(k) ?? { used: 0, free: 0 };
-          shardDelta.set(k, { ...d, free: d.free - take, cond: take });
-          excess -= take;
-        }
-      }
-      for (const [k, d] of shardDelta) {
-        items.push({
-          Update: {
-            TableName: this.table,
-            Key: shardKey(domain, k),
-            UpdateExpression: 'ADD #used :u, #free :f',
-            ...(d.cond !== undefined ? { ConditionExpression: '#free >= :c' } : {}),
-            ExpressionAttributeNames: { '#used': 'used', '#free': 'free' },
-            ExpressionAttributeValues: { ':u': d.used, ':f': d.free, ...(d.cond !== undefined ? { ':c': d.cond } : {}) },
-          },
-        });
+        if (done && (await done())) return false;
       }
       try {
-        await this.transact(items);
-        return { applied: true };
+        await this.transact([guard, ...this.counterWrites(domain, delta, opts, snapshot)]);
+        return true;
       } catch (e) {
         const reasons = cancellation(e);
         if (!reasons) throw e;
-        if (reasons[0] === 'ConditionalCheckFailed') return { applied: false };
+        if (reasons[0] === 'ConditionalCheckFailed') return false;
         await sleep(Math.random() * Math.min(50, 2 ** attempt));
       }
     }
-    throw new ConflictError(`counters of ${domain} are too contended; retry`, { domain, eventKey });
+    throw new ConflictError(`counters of ${domain} are too contended; retry`, { domain });
+  }
+
+  /** The counters and escrow shard updates of `delta`, judged on `snapshot` when it may lower the limit. */
+  private counterWrites(
+    domain: string,
+    delta: Partial<ReputationCounters>,
+    opts: { limit: CreditLimitFn; now: number; shard?: number },
+    snapshot: CreditSnapshot | undefined,
+  ): TransactItem[] {
+    const items: TransactItem[] = [];
+    const shard = opts.shard ?? 0;
+    const adds: Record<string, number> = {};
+    for (const k of ['rScaled', 'sScaled', 'paidVolume'] as const) if (delta[k]) adds[k] = delta[k] as number;
+    if (Object.keys(adds).length > 0 || snapshot) {
+      const names: Record<string, string> = { '#v': 'version' };
+      const values: Record<string, unknown> = { ':one': 1 };
+      const parts = ['#v :one'];
+      Object.entries(adds).forEach(([k, v], i) => {
+        names[`#a${i}`] = k;
+        values[`:a${i}`] = v;
+        parts.push(`#a${i} :a${i}`);
+      });
+      const cond = snapshot
+        ? snapshot.counters.version === 0
+          ? { ConditionExpression: 'attribute_not_exists(#v)' }
+          : { ConditionExpression: '#v = :v0', ExpressionAttributeValues: { ...values, ':v0': snapshot.counters.version } }
+        : {};
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: { pk: `REP#${domain}`, sk: 'COUNTERS' },
+          UpdateExpression: `ADD ${parts.join(', ')}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ...cond,
+        },
+      });
+    }
+    const shardDelta = new Map<number, { used: number; free: number; cond?: number }>();
+    if (delta.outstanding) shardDelta.set(shard, { used: delta.outstanding, free: 0 });
+    if (snapshot) {
+      const next: ReputationCounters = {
+        rScaled: snapshot.counters.rScaled + (delta.rScaled ?? 0),
+        sScaled: snapshot.counters.sScaled + (delta.sScaled ?? 0),
+        paidVolume: snapshot.counters.paidVolume + (delta.paidVolume ?? 0),
+        outstanding: snapshot.counters.outstanding + (delta.outstanding ?? 0),
+      };
+      const until = Math.max(opts.now, ...snapshot.shards.map((x) => x.until));
+      const lmin = Math.min(opts.limit(next, opts.now), opts.limit(next, until));
+      let excess = next.outstanding + snapshot.shards.reduce((t, x) => t + x.free, 0) - lmin;
+      for (const [k, x] of snapshot.shards.entries()) {
+        if (excess <= 0) break;
+        const take = Math.min(excess, x.free);
+        if (take <= 0) continue;
+        const d = shardDelta.get(k) ?? { used: 0, free: 0 };
+        shardDelta.set(k, { ...d, free: d.free - take, cond: take });
+        excess -= take;
+      }
+    }
+    for (const [k, d] of shardDelta) {
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: shardKey(domain, k),
+          UpdateExpression: 'ADD #used :u, #free :f',
+          ...(d.cond !== undefined ? { ConditionExpression: '#free >= :c' } : {}),
+          ExpressionAttributeNames: { '#used': 'used', '#free': 'free' },
+          ExpressionAttributeValues: { ':u': d.used, ':f': d.free, ...(d.cond !== undefined ? { ':c': d.cond } : {}) },
+        },
+      });
+    }
+    return items;
   }
 
   private async hasMarker(key: { pk: string; sk: string }): Promise<boolean> {
@@ -951,15 +987,31 @@ export class DynamoStore {
   }
 
   /**
+   * Several obligations in one BatchGetItem, in the order of `ids` (those not
+   * stored left out), eventually consistent unless `consistent`: for reads that
+   * only choose which conditional writes to try.
+   */
+  async getObligations(ids: readonly string[], consistent = false): Promise<ObligationItem[]> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return [];
+    const got = await this.batchGet(unique.map((id) => ({ pk: `OB#${id}`, sk: 'OB' })), consistent);
+    return unique.flatMap((id) => {
+      const item = got.get(`OB#${id}\u0000OB`);
+      return item ? [obligationFrom(item)] : [];
+    });
+  }
+
+  /**
    * Move an obligation from one of `from` to `to`, setting `extra`. Returns the
    * new item, or undefined when it is not in one of `from` (nothing written).
    * `expect.settlementId` adds a condition on the settlement it is in as the
    * write happens (null: in none), so a decision taken on an earlier read is
    * never applied to an obligation that moved meanwhile; `remove` deletes
    * attributes (e.g. settlementId when a failed settlement releases it).
-   * `current`: the item as the caller just read it, so it is not read again
-   * (the write's condition, not this copy, decides; the item returned is the
-   * one written, ReturnValues ALL_NEW).
+   * The write's condition alone decides, so nothing is read first; `current`
+   * (the item as the caller read it) is needed only to queue it for
+   * publication (`pending`: its acceptance time is the queue's order). The
+   * item returned is the one written (ReturnValues ALL_NEW).
    */
   async transition(
     id: string,
@@ -968,54 +1020,60 @@ export class DynamoStore {
     extra: Partial<ObligationItem> = {},
     opts: { pending?: boolean; expect?: { settlementId: string | null }; remove?: (keyof ObligationItem)[]; current?: ObligationItem } = {},
   ): Promise<ObligationItem | undefined> {
-    const current = opts.current ?? (await this.getObligation(id));
-    if (!current || !from.includes(current.status)) return undefined;
-    const expected = opts.expect?.settlementId;
-    if (expected !== undefined && (current.settlementId ?? null) !== expected) return undefined;
+    let current = opts.current;
+    if (opts.pending && !current) {
+      current = await this.getObligation(id);
+      if (!current) return undefined;
+    }
     const fields: Record<string, unknown> = { ...extra, status: to };
-    if (opts.pending) {
-      fields.gsi3pk = PENDING;
-      fields.gsi3sk = pendingPosition(current);
-    }
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {};
-    const sets = Object.entries(fields).map(([k, v], i) => {
-      names[`#a${i}`] = k;
-      values[`:a${i}`] = v;
-      return `#a${i} = :a${i}`;
-    });
-    names['#s'] = 'status';
-    from.forEach((s, i) => (values[`:f${i}`] = s));
-    const removes = (opts.remove ?? []).map((k, i) => {
-      names[`#r${i}`] = k;
-      return `#r${i}`;
-    });
-    let condition = `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`;
-    if (expected !== undefined) {
-      names['#sid'] = 'settlementId';
-      if (expected === null) condition += ' AND attribute_not_exists(#sid)';
-      else {
-        values[':sid'] = expected;
-        condition += ' AND #sid = :sid';
-      }
-    }
+    if (opts.pending && current) Object.assign(fields, { gsi3pk: PENDING, gsi3sk: pendingPosition(current) });
+    const update = obligationUpdate(from, fields, opts.expect, opts.remove);
     let written: Record<string, unknown> | undefined;
     const ok = await this.conditional(async () => {
       const out = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: `OB#${id}`, sk: 'OB' },
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
+        new UpdateCommand({ TableName: this.table, Key: { pk: `OB#${id}`, sk: 'OB' }, ...update, ReturnValues: 'ALL_NEW' }),
       );
       written = out.Attributes;
     });
     if (!ok || !written) return undefined;
     return obligationFrom(written);
+  }
+
+  /**
+   * Close an obligation (fulfilled or defaulted) and apply what its outcome does
+   * to the consumer's counters (`delta`: its outstanding amount released from
+   * the escrow shard it drew from, a default's evidence, a fulfilment's evidence
+   * when it counts at once) in ONE TransactWriteItems. The obligation's own
+   * conditional update (status in `from`, and the settlement as `expect` says)
+   * is the event's idempotency: once closed, its condition fails and nothing is
+   * applied again, so no marker item is written. `counted`: nothing is left to
+   * do for its evidence, and it leaves the open partitions of its indexes in the
+   * same write; otherwise the caller marks it counted after the last step.
+   * `pending`: its outcome is queued for publication. Returns the item as
+   * written, or undefined when it was not in `from` (nothing written).
+   */
+  async closeObligation(
+    current: ObligationItem,
+    from: ObligationStatus[],
+    to: 'fulfilled' | 'defaulted',
+    extra: Partial<ObligationItem>,
+    delta: Partial<ReputationCounters>,
+    opts: { limit: CreditLimitFn; now: number; shard?: number; counted: boolean; pending?: boolean; expect?: { settlementId: string | null } },
+  ): Promise<ObligationItem | undefined> {
+    const fields: Record<string, unknown> = { ...extra, status: to, released: true };
+    if (opts.counted) {
+      Object.assign(fields, {
+        counted: true,
+        gsi1pk: partition('CONS', current.consumerDomain, false),
+        gsi2pk: partition('PROV', current.providerDomain, false),
+      });
+    }
+    if (opts.pending) Object.assign(fields, { gsi3pk: PENDING, gsi3sk: pendingPosition(current) });
+    const update = obligationUpdate(from, fields, opts.expect);
+    const guard: TransactItem = { Update: { TableName: this.table, Key: { pk: `OB#${current.id}`, sk: 'OB' }, ...update } };
+    if (!(await this.withCounters(current.consumerDomain, delta, opts, guard))) return undefined;
+    const { gsi1pk: _a, gsi2pk: _b, gsi3pk: _c, gsi3sk: _d, ...set } = fields;
+    return { ...current, ...set } as ObligationItem;
   }
 
   /**
@@ -1098,11 +1156,17 @@ export class DynamoStore {
     return items.map(obligationFrom);
   }
 
-  /** Obligations with an acceptance or outcome still to publish, oldest first. */
+  /**
+   * Obligations with an acceptance or outcome still to publish, oldest first.
+   * Read eventually consistent (half the read units): the index itself is, and a
+   * copy a moment old costs at most a duplicate publication, which the ledger
+   * refuses by id; the marks' conditions, not this copy, decide (markPublished).
+   */
   async listPendingPublication(limit = 100): Promise<ObligationItem[]> {
     const items = await this.queryAll(
       { IndexName: 'gsi3', KeyConditionExpression: 'gsi3pk = :p', ExpressionAttributeValues: { ':p': PENDING } },
       limit,
+      false,
     );
     return items.map(obligationFrom);
   }
@@ -1174,6 +1238,12 @@ export class DynamoStore {
     return items.sort((a, b) => a.acceptedAt - b.acceptedAt || (a.id < b.id ? -1 : 1));
   }
 
+  /**
+   * An index partition's obligations, read eventually consistent (half the read
+   * units): the index itself is, and every decision taken on them (settle,
+   * default, complete evidence) is a conditional write that the current item,
+   * not this copy, decides.
+   */
   private async queryPartition(index: 'gsi1' | 'gsi2', pk: string, status?: ObligationStatus): Promise<ObligationItem[]> {
     const items = await this.queryAll({
       IndexName: index,
@@ -1185,7 +1255,7 @@ export class DynamoStore {
             ExpressionAttributeValues: { ':p': pk, ':s': status },
           }
         : { ExpressionAttributeValues: { ':p': pk } }),
-    });
+    }, Infinity, false);
     return items.map(obligationFrom);
   }
 
@@ -1706,6 +1776,46 @@ function chainAdvance(table: string, domain: string, device: string, seq: number
  */
 function pendingPosition(item: Pick<ObligationItem, 'acceptedAt'>): string {
   return String(item.acceptedAt).padStart(15, '0');
+}
+
+/**
+ * The update expression of an obligation's status move: SET `fields`, REMOVE
+ * `remove`, on condition that its status is one of `from` (and, with `expect`,
+ * that it is in that settlement, or in none for null).
+ */
+function obligationUpdate(
+  from: ObligationStatus[],
+  fields: Record<string, unknown>,
+  expect?: { settlementId: string | null },
+  remove: readonly string[] = [],
+): { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeNames: Record<string, string>; ExpressionAttributeValues: Record<string, unknown> } {
+  const names: Record<string, string> = { '#s': 'status' };
+  const values: Record<string, unknown> = {};
+  const sets = Object.entries(fields).map(([k, v], i) => {
+    names[`#a${i}`] = k;
+    values[`:a${i}`] = v;
+    return `#a${i} = :a${i}`;
+  });
+  from.forEach((s, i) => (values[`:f${i}`] = s));
+  const removes = remove.map((k, i) => {
+    names[`#r${i}`] = k;
+    return `#r${i}`;
+  });
+  let condition = `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`;
+  if (expect !== undefined) {
+    names['#sid'] = 'settlementId';
+    if (expect.settlementId === null) condition += ' AND attribute_not_exists(#sid)';
+    else {
+      values[':sid'] = expect.settlementId;
+      condition += ' AND #sid = :sid';
+    }
+  }
+  return {
+    UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+    ConditionExpression: condition,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
 }
 
 // ---- the obligation item, compact ----------------------------------------------

@@ -242,6 +242,47 @@ describe('on DynamoDB Local', () => {
       await assert.rejects(store.markCounted({ id: 'no-such-id', consumerDomain: 'c1', providerDomain: provider }));
     });
 
+    it('closes an obligation with its counters in one transaction, once: concurrent closes release its credit exactly once', async () => {
+      const d = `c-${uid()}`;
+      const provider = `p-${uid()}`;
+      const now = Date.now();
+      const opts = { limit: flat(100_000), now, shard: 1, counted: true, pending: true };
+      const obs = Array.from({ length: 8 }, () => ({ ...obligation({ consumerDomain: d, providerDomain: provider, amount: 1_000 }), shard: 1 }));
+      for (const ob of obs) {
+        await store.putObligation(ob);
+        await store.applyCounters(d, `accept:${ob.id}`, { outstanding: ob.amount }, opts);
+      }
+      assert.equal((await store.getCounters(d)).outstanding, 8_000);
+      // a watcher and a follower (and a retry of each) close every one at the same time, as fulfilled or defaulted
+      const results = await Promise.all(
+        obs.flatMap((ob) =>
+          [0, 1, 2, 3].map((k) =>
+            store.closeObligation(ob, ['accepted', 'settling'], k % 2 ? 'defaulted' : 'fulfilled', { closedAt: now }, k % 2 ? { outstanding: -ob.amount, sScaled: 1 } : { outstanding: -ob.amount }, opts),
+          ),
+        ),
+      );
+      assert.equal(results.filter((r) => r !== undefined).length, obs.length, 'each closed once');
+      const c = await store.getCounters(d);
+      const defaults = (await Promise.all(obs.map((ob) => store.getObligation(ob.id)))).filter((o) => o?.status === 'defaulted').length;
+      assert.equal(c.outstanding, 0, 'each released once');
+      assert.equal(c.sScaled, defaults, 'a default\'s evidence applied once, with its close');
+      for (const ob of obs) {
+        const stored = await store.getObligation(ob.id);
+        assert.deepEqual([stored?.released, stored?.counted], [true, true]);
+      }
+      // counted: out of the open partitions; pending: its outcome queued for publication
+      assert.deepEqual(await store.listOpenByProvider(provider), []);
+      const pending = new Set((await store.listPendingPublication(1_000)).map((o) => o.id));
+      assert.ok(obs.every((ob) => pending.has(ob.id)));
+      // a close judged on a settlement the obligation is no longer in writes nothing, counters included
+      const late = { ...obligation({ consumerDomain: d, providerDomain: provider }), shard: 1 };
+      await store.putObligation(late);
+      await store.transition(late.id, ['accepted'], 'settling', { settlementId: 's1' });
+      const refused = await store.closeObligation(late, ['settling'], 'defaulted', { closedAt: now }, { outstanding: -late.amount, sScaled: 5 }, { ...opts, expect: { settlementId: 's2' } });
+      assert.equal(refused, undefined);
+      assert.deepEqual([(await store.getObligation(late.id))?.status, (await store.getCounters(d)).sScaled], ['settling', defaults]);
+    });
+
     it('pages a domain\'s obligations across the open and closed partitions by key condition: in order, each once, with a status filter and newest first', async () => {
       const consumer = `c-${uid()}`;
       const t0 = 1_700_000_000_000;

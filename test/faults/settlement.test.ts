@@ -290,9 +290,9 @@ describe('settlement faults', () => {
     assert.ok(provider);
     // the run stops (a crash, a timeout) right after the payment is marked used, before any obligation moves
     const crashing = Object.assign(Object.create(cloud.deps.store) as DynamoStore, {
-      transition: async (...args: Parameters<DynamoStore['transition']>) => {
+      closeObligation: async (...args: Parameters<DynamoStore['closeObligation']>) => {
         if (args[2] === 'fulfilled') throw new Error('the run stopped here');
-        return cloud.deps.store.transition(...args);
+        return cloud.deps.store.closeObligation(...args);
       },
     });
     await assert.rejects(watchProvider({ ...cloud.deps, store: crashing }, provider), /the run stopped here/);

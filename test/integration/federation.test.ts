@@ -138,7 +138,7 @@ describe('three hubs that share only the chain', () => {
   it('every hub applies every outcome: the same reputation everywhere, and counters equal the ledger', async () => {
     await everywhere('publish');
     await propagate();
-    // hub 1's follower stops right after writing its first outcome, before that outcome's evidence (a crash)
+    // hub 1's follower stops right after closing its first obligation with an outcome, before the rest of its evidence (a crash)
     let stopped = false;
     const refs: string[] = [];
     const crashing = Object.assign(Object.create(hub1.deps.store) as typeof hub1.deps.store, {
@@ -146,8 +146,8 @@ describe('three hubs that share only the chain', () => {
         refs.push(`${ref.obligationId}:${ref.txid}`);
         return hub1.deps.store.putSettlementRef(ref);
       },
-      transition: async (...args: Parameters<typeof hub1.deps.store.transition>) => {
-        const next = await hub1.deps.store.transition(...args);
+      closeObligation: async (...args: Parameters<typeof hub1.deps.store.closeObligation>) => {
+        const next = await hub1.deps.store.closeObligation(...args);
         if (next && !stopped) {
           stopped = true;
           throw new Error('the run stopped here');
@@ -266,6 +266,51 @@ describe('three hubs that share only the chain', () => {
       assert.equal(res.status, 201, JSON.stringify(res.body));
     } finally {
       fed.restartHubLedger(1);
+    }
+  });
+
+  it('a payment to a provider that already vouches for the payer\'s hub counts in the closing transaction, at every hub the same', async () => {
+    // p2 has been paid from hubs 1 and 3: it vouches for hub 1's consumers. The obligation the cold
+    // container accepted above is published, learnt and paid by hub 1, and fulfilled at hub 2.
+    await hub2.runJob('publish');
+    await propagate();
+    await hub1.runJob('follow');
+    const settled = await hub1.call<{ settlements: { obligations: number }[] }>('POST', '/domains/c1/settlements', {});
+    assert.equal(settled.body.settlements.reduce((n, s) => n + s.obligations, 0), 1, JSON.stringify(settled.body));
+    await propagate();
+    await fed.regtest.mine(1);
+    await propagate();
+    const hub1Key = (await hub2.deps.directory.get('c1'))?.body.publisher;
+    assert.ok(hub1Key);
+    assert.equal((await hub2.deps.store.listParked('p2', hub1Key)).length, 0);
+    const store = hub2.deps.store;
+    const parked: string[] = [];
+    const park = store.park.bind(store);
+    store.park = async (e) => {
+      parked.push(e.obligationId);
+      return park(e);
+    };
+    try {
+      await hub2.runJob('watch');
+    } finally {
+      store.park = park;
+    }
+    assert.deepEqual(parked, [], 'its evidence was never parked');
+    const paid = (await hub2.deps.store.listByConsumer('c1')).filter((o) => o.providerDomain === 'p2').sort((a, b) => b.acceptedAt - a.acceptedAt)[0];
+    assert.ok(paid);
+    // closed, released and counted in one write: nothing parked, nothing left for a later step
+    assert.deepEqual([paid.status, paid.released, paid.counted, paid.weight], ['fulfilled', true, true, 1]);
+    assert.equal((await hub2.deps.store.listParked('p2', hub1Key)).length, 0);
+    await everywhere('publish');
+    await propagate();
+    await everywhere('follow');
+    for (const h of fed.hubs) {
+      const r = await h.call<Rep & { ledger: Rep & { fulfilled: number } }>('GET', '/domains/c1/reputation/verify');
+      assert.equal(r.body.ledger.fulfilled, 4);
+      assert.equal(r.body.paidVolume, 8_000);
+      assert.equal(r.body.ledger.paidVolume, r.body.paidVolume);
+      assert.equal(r.body.outstanding, 0);
+      assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
     }
   });
 });
