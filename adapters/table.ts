@@ -2,7 +2,8 @@
  * The one DynamoDB table's key schema, shared by the CDK data stack and the
  * embedded cloud (local/dynamo.ts) so both create the same table.
  * Item kinds (pk / sk):
- * - obligation       OB#{id}                / OB        gsi1: CONS#{consumerDomain} / {acceptedAt}#{id}; gsi2: PROV#{providerDomain} / ...; gsi3 (sparse): STATUS#{status} / {dueBy}#{id}
+ * - obligation       OB#{id}                / OB        gsi1: CONS#{consumerDomain}#{open|closed}#{k} / {acceptedAt}#{id16}; gsi2: PROV#{providerDomain}#{open|closed}#{k} / ...;
+ *                                                       gsi3 (sparse, while something is to publish): PENDING#{k} / {acceptedAt}; k = the id's index shard (INDEX_SHARDS, adapters/store/dynamo.ts)
  * - device chain     DEV#{domain}/{device}  / CHAIN
  * - counters         REP#{domain}           / COUNTERS  (rScaled, sScaled, paidVolume, version: small)
  * - credit escrow    CREDIT#{domain}#{k}    / SHARD     (free, used, until; k < shards)

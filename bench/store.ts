@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { itemSize, readUnits, writeUnits } from './item-size.ts';
 import { TABLE_INDEXES } from '../adapters/table.ts';
-import { DynamoStore } from '../adapters/store/dynamo.ts';
+import { DynamoStore, INDEX_SHARDS } from '../adapters/store/dynamo.ts';
 import { createStateTable, localDynamoClient } from '../local/dynamo.ts';
 import { generateKeyPair } from '../core/keys.ts';
 import type { PublicKeyRef } from '../core/types.ts';
@@ -253,6 +253,18 @@ export class StoreMeter {
       else tx += 2 * t.count * writeUnits(updateBytes(k.split(' ')[1] ?? ''));
     }
     return this.plainWcu[phase] + tx + this.txGsiUnits[phase] / 2;
+  }
+
+  /**
+   * Write units of one index as DynamoDB bills them (its entries at the standard
+   * rate: DynamoDB Local reports them doubled in a transaction, see billedWcu),
+   * over every request since the last reset.
+   */
+  gsiWcu(index: string): number {
+    this.flush();
+    let units = 0;
+    for (const [k, t] of this.tally) units += (t.gsi[index] ?? 0) / (k.includes(' TransactWriteItems ') ? 2 : 1);
+    return units;
   }
 
   /** One line per request kind and per wave shape, per accepted obligation (call after the measured requests). */
@@ -556,7 +568,10 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     // 1b. the rest of each obligation's life at this hub, jobs run by hand: publication, settlement
     // (paid on the embedded regtest, one block mined), the provider's watch (payment seen, fulfilled,
     // evidence counted), the follower, then the outcome records published and followed
+    const indexes = ['gsi1', 'gsi2', 'gsi3'] as const;
+    const gsiAccept = Object.fromEntries(indexes.map((ix) => [ix, meter.gsiWcu(ix) / accepted])) as Record<(typeof indexes)[number], number>;
     const life = await lifecycle(cloud, meter, 'sc', 10 + sequential, items.updateBytes);
+    const gsiLife = Object.fromEntries(indexes.map((ix) => [ix, meter.gsiWcu(ix) / life.closed])) as Record<(typeof indexes)[number], number>;
 
     // 2. one consumer domain, all devices at once
     let n = 0;
@@ -618,6 +633,27 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
         unit: 'RCU',
         target: '≤ 6 (read as the whole life)',
         ok: lifeRcu <= 6,
+      },
+      {
+        name: `busiest gsi1 partition (one consumer domain's obligations) at 1,000 accepted obligations/s of that domain (COMPUTED from measured index writes per obligation over its life, acceptance ${round(gsiAccept.gsi1, 2)} + jobs ${round(gsiLife.gsi1, 2)} WCU, spread by id over INDEX_SHARDS = ${INDEX_SHARDS} partitions; DynamoDB allows 1,000 WCU/s per partition, and a GSI that cannot take its writes throttles the table's)`,
+        value: round((1_000 * (gsiAccept.gsi1 + gsiLife.gsi1)) / INDEX_SHARDS),
+        unit: 'WCU/s',
+        target: '≤ 1,000 (one partition\'s limit)',
+        ok: (1_000 * (gsiAccept.gsi1 + gsiLife.gsi1)) / INDEX_SHARDS <= 1_000,
+      },
+      {
+        name: `busiest gsi2 partition (one provider domain's obligations) at 1,000 accepted obligations/s of that domain (COMPUTED from measured index writes per obligation over its life, acceptance ${round(gsiAccept.gsi2, 2)} + jobs ${round(gsiLife.gsi2, 2)} WCU, spread by id over INDEX_SHARDS = ${INDEX_SHARDS} partitions; DynamoDB allows 1,000 WCU/s per partition, and a GSI that cannot take its writes throttles the table's)`,
+        value: round((1_000 * (gsiAccept.gsi2 + gsiLife.gsi2)) / INDEX_SHARDS),
+        unit: 'WCU/s',
+        target: '≤ 1,000 (one partition\'s limit)',
+        ok: (1_000 * (gsiAccept.gsi2 + gsiLife.gsi2)) / INDEX_SHARDS <= 1_000,
+      },
+      {
+        name: `busiest gsi3 partition (the hub's publication queue) at 1,000 accepted obligations/s of that hub (COMPUTED from measured index writes per obligation over its life, acceptance ${round(gsiAccept.gsi3, 2)} + jobs ${round(gsiLife.gsi3, 2)} WCU, spread by id over INDEX_SHARDS = ${INDEX_SHARDS} partitions; DynamoDB allows 1,000 WCU/s per partition, and a GSI that cannot take its writes throttles the table's)`,
+        value: round((1_000 * (gsiAccept.gsi3 + gsiLife.gsi3)) / INDEX_SHARDS),
+        unit: 'WCU/s',
+        target: '≤ 1,000 (one partition\'s limit)',
+        ok: (1_000 * (gsiAccept.gsi3 + gsiLife.gsi3)) / INDEX_SHARDS <= 1_000,
       },
       {
         name: `scheduled rebalancer: one run for one active consumer domain (${cloud.deps.store.creditShards} shards; ${jobRefreshed} refreshed), measured; per accepted obligation at 1 run/min and 100 accepted/s: ${round(jobWcu / 6_000, 4)} WCU`,

@@ -299,6 +299,15 @@ export class DynamoStore {
    * read is dropped.
    */
   private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity, consistent = true): Promise<Record<string, unknown>[]> {
+    const found = await this.queryRows(input, limit);
+    if (!input.IndexName) return found;
+    const values = input.ExpressionAttributeValues ?? {};
+    const indexPk = `${input.IndexName}pk`;
+    return this.itemsOf(found, consistent, (i) => i[indexPk] === values[':p'] && (values[':s'] === undefined || i.status === values[':s']));
+  }
+
+  /** What a query matches (on an index: its entries), page after page, at most `limit`. */
+  private async queryRows(input: Omit<QueryCommandInput, 'TableName'>, limit = Infinity): Promise<Record<string, unknown>[]> {
     const rows: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
@@ -308,14 +317,56 @@ export class DynamoStore {
       rows.push(...((out.Items ?? []) as Record<string, unknown>[]));
       start = out.LastEvaluatedKey;
     } while (start && rows.length < limit);
-    const found = rows.slice(0, limit);
-    if (!input.IndexName || found.length === 0) return found;
-    const got = await this.batchGet(found.map((r) => ({ pk: String(r.pk), sk: String(r.sk) })), consistent);
-    const values = input.ExpressionAttributeValues ?? {};
-    const indexPk = `${input.IndexName}pk`;
-    return found
+    return rows.slice(0, limit);
+  }
+
+  /** The table items of index entries `rows`, in their order, those that still `keep` (they may have moved since the index was read). */
+  private async itemsOf(rows: Record<string, unknown>[], consistent: boolean, keep: (item: Record<string, unknown>) => boolean): Promise<Record<string, unknown>[]> {
+    if (rows.length === 0) return [];
+    const got = await this.batchGet(rows.map((r) => ({ pk: String(r.pk), sk: String(r.sk) })), consistent);
+    return rows
       .map((r) => got.get(`${String(r.pk)}\u0000${String(r.sk)}`))
-      .filter((i): i is Record<string, unknown> => i !== undefined && i[indexPk] === values[':p'] && (values[':s'] === undefined || i.status === values[':s']));
+      .filter((i): i is Record<string, unknown> => i !== undefined && keep(i));
+  }
+
+  /**
+   * The entries of several partitions `pks` of an obligation index (a domain's
+   * shards, see INDEX_SHARDS), each read by key condition with a Limit and in
+   * parallel, merged in sort-key order (newest first with `newest`), each item
+   * once, at most `limit`. Each partition is sorted, so the first `limit` of
+   * the merge are among the first `limit` of each.
+   */
+  private async indexEntries(
+    index: 'gsi1' | 'gsi2' | 'gsi3',
+    pks: readonly string[],
+    opts: { limit?: number; after?: string; newest?: boolean; status?: ObligationStatus } = {},
+  ): Promise<Record<string, unknown>[]> {
+    const limit = opts.limit ?? Infinity;
+    const cmp = opts.newest ? '<' : '>';
+    const parts = await Promise.all(
+      pks.map((pk) =>
+        this.queryRows(
+          {
+            IndexName: index,
+            KeyConditionExpression: `${index}pk = :p${opts.after === undefined ? '' : ` AND ${index}sk ${cmp} :a`}`,
+            ScanIndexForward: !opts.newest,
+            ...(Number.isFinite(limit) ? { Limit: limit } : {}),
+            ExpressionAttributeValues: {
+              ':p': pk,
+              ...(opts.after === undefined ? {} : { ':a': opts.after }),
+              ...(opts.status ? { ':s': opts.status } : {}),
+            },
+            ...(opts.status ? { FilterExpression: '#s = :s', ExpressionAttributeNames: { '#s': 'status' } } : {}),
+          },
+          limit,
+        ),
+      ),
+    );
+    const sk = `${index}sk`;
+    // by table key: an item that moved between two of the partitions while they were read counts once
+    const byKey = new Map(parts.flat().map((r) => [String(r.pk), r]));
+    const sign = opts.newest ? -1 : 1;
+    return [...byKey.values()].sort((a, b) => (String(a[sk]) < String(b[sk]) ? -sign : String(a[sk]) > String(b[sk]) ? sign : 0)).slice(0, limit);
   }
 
   // ---- hosted domains -------------------------------------------------------
@@ -1026,7 +1077,7 @@ export class DynamoStore {
       if (!current) return undefined;
     }
     const fields: Record<string, unknown> = { ...extra, status: to };
-    if (opts.pending && current) Object.assign(fields, { gsi3pk: PENDING, gsi3sk: pendingPosition(current) });
+    if (opts.pending && current) Object.assign(fields, { gsi3pk: pendingPartition(indexShard(id)), gsi3sk: pendingPosition(current) });
     const update = obligationUpdate(from, fields, opts.expect, opts.remove);
     let written: Record<string, unknown> | undefined;
     const ok = await this.conditional(async () => {
@@ -1064,11 +1115,11 @@ export class DynamoStore {
     if (opts.counted) {
       Object.assign(fields, {
         counted: true,
-        gsi1pk: partition('CONS', current.consumerDomain, false),
-        gsi2pk: partition('PROV', current.providerDomain, false),
+        gsi1pk: partition('CONS', current.consumerDomain, false, indexShard(current.id)),
+        gsi2pk: partition('PROV', current.providerDomain, false, indexShard(current.id)),
       });
     }
-    if (opts.pending) Object.assign(fields, { gsi3pk: PENDING, gsi3sk: pendingPosition(current) });
+    if (opts.pending) Object.assign(fields, { gsi3pk: pendingPartition(indexShard(current.id)), gsi3sk: pendingPosition(current) });
     const update = obligationUpdate(from, fields, opts.expect);
     const guard: TransactItem = { Update: { TableName: this.table, Key: { pk: `OB#${current.id}`, sk: 'OB' }, ...update } };
     if (!(await this.withCounters(current.consumerDomain, delta, opts, guard))) return undefined;
@@ -1120,8 +1171,8 @@ export class DynamoStore {
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeValues: {
             ':t': true,
-            ':c': partition('CONS', item.consumerDomain, false),
-            ':p': partition('PROV', item.providerDomain, false),
+            ':c': partition('CONS', item.consumerDomain, false, indexShard(item.id)),
+            ':p': partition('PROV', item.providerDomain, false, indexShard(item.id)),
           },
         }),
       ),
@@ -1163,13 +1214,11 @@ export class DynamoStore {
    * refuses by id; the marks' conditions, not this copy, decide (markPublished).
    */
   async listPendingPublication(limit = 100): Promise<ObligationItem[]> {
-    const items = await this.queryAll(
-      { IndexName: 'gsi3', KeyConditionExpression: 'gsi3pk = :p', ExpressionAttributeValues: { ':p': PENDING } },
-      limit,
-      false,
-    );
+    const rows = await this.indexEntries('gsi3', pendingPartitions(), { limit });
+    const items = await this.itemsOf(rows, false, (i) => isPendingPartition(i.gsi3pk));
     return items.map(obligationFrom);
   }
+
 
   /** A consumer domain's obligations, oldest first; open statuses read only the open partition. */
   async listByConsumer(domain: string, status?: ObligationStatus): Promise<ObligationItem[]> {
@@ -1182,7 +1231,7 @@ export class DynamoStore {
 
   /** A provider's obligations not yet closed and counted (accepted, settling, or closed but uncounted). */
   async listOpenByProvider(domain: string): Promise<ObligationItem[]> {
-    return this.queryPartition('gsi2', partition('PROV', domain, true));
+    return this.queryPartitions('gsi2', partitions('PROV', domain, true));
   }
 
   /**
@@ -1200,26 +1249,11 @@ export class DynamoStore {
     const index = side === 'consumer' ? 'gsi1' : 'gsi2';
     const kind = side === 'consumer' ? 'CONS' : 'PROV';
     const open = opts.status === 'accepted' || opts.status === 'settling';
-    const parts = open ? [true] : [true, false];
-    const cmp = opts.newest ? '<' : '>';
-    const read = (o: boolean) =>
-      this.queryAll(
-        {
-          IndexName: index,
-          KeyConditionExpression: `${index}pk = :p${opts.after === undefined ? '' : ` AND ${index}sk ${cmp} :a`}`,
-          ScanIndexForward: !opts.newest,
-          Limit: opts.limit + 1,
-          ExpressionAttributeValues: {
-            ':p': partition(kind, domain, o),
-            ...(opts.after === undefined ? {} : { ':a': opts.after }),
-            ...(opts.status ? { ':s': opts.status } : {}),
-          },
-          ...(opts.status ? { FilterExpression: '#s = :s', ExpressionAttributeNames: { '#s': 'status' } } : {}),
-        },
-        opts.limit + 1,
-      );
-    // by id: an item that moved from the open to the closed partition between the two reads counts once
-    const byId = new Map((await Promise.all(parts.map(read))).flat().map((i) => { const o = obligationFrom(i); return [o.id, o]; }));
+    const pks = open ? partitions(kind, domain, true) : [...partitions(kind, domain, true), ...partitions(kind, domain, false)];
+    const rows = await this.indexEntries(index, pks, { limit: opts.limit + 1, after: opts.after, newest: opts.newest, status: opts.status });
+    const listed = new Set(pks);
+    const found = await this.itemsOf(rows, true, (i) => listed.has(String(i[`${index}pk`])) && (opts.status === undefined || i.status === opts.status));
+    const byId = new Map(found.map((i) => { const o = obligationFrom(i); return [o.id, o]; }));
     const merged = [...byId.values()].sort((a, b) => (obligationPosition(a) < obligationPosition(b) ? -1 : 1) * (opts.newest ? -1 : 1));
     const items = merged.slice(0, opts.limit);
     const lastItem = items[items.length - 1];
@@ -1233,31 +1267,25 @@ export class DynamoStore {
     status?: ObligationStatus,
   ): Promise<ObligationItem[]> {
     const open = status === 'accepted' || status === 'settling';
-    const parts = open ? [true] : [true, false];
-    const items = (await Promise.all(parts.map((o) => this.queryPartition(index, partition(kind, domain, o), status)))).flat();
+    const pks = open ? partitions(kind, domain, true) : [...partitions(kind, domain, true), ...partitions(kind, domain, false)];
+    const items = await this.queryPartitions(index, pks, status);
     return items.sort((a, b) => a.acceptedAt - b.acceptedAt || (a.id < b.id ? -1 : 1));
   }
 
+
   /**
-   * An index partition's obligations, read eventually consistent (half the read
+   * The obligations of index partitions `pks`, read eventually consistent (half the read
    * units): the index itself is, and every decision taken on them (settle,
    * default, complete evidence) is a conditional write that the current item,
    * not this copy, decides.
    */
-  private async queryPartition(index: 'gsi1' | 'gsi2', pk: string, status?: ObligationStatus): Promise<ObligationItem[]> {
-    const items = await this.queryAll({
-      IndexName: index,
-      KeyConditionExpression: `${index}pk = :p`,
-      ...(status
-        ? {
-            FilterExpression: '#s = :s',
-            ExpressionAttributeNames: { '#s': 'status' },
-            ExpressionAttributeValues: { ':p': pk, ':s': status },
-          }
-        : { ExpressionAttributeValues: { ':p': pk } }),
-    }, Infinity, false);
+  private async queryPartitions(index: 'gsi1' | 'gsi2', pks: readonly string[], status?: ObligationStatus): Promise<ObligationItem[]> {
+    const rows = await this.indexEntries(index, pks, { status });
+    const listed = new Set(pks);
+    const items = await this.itemsOf(rows, false, (i) => listed.has(String(i[`${index}pk`])) && (status === undefined || i.status === status));
     return items.map(obligationFrom);
   }
+
 
   // ---- offers -----------------------------------------------------------------
 
@@ -1686,12 +1714,52 @@ export function cancellation(e: unknown): string[] | undefined {
 }
 
 /**
- * Index partitions split by openness: `CONS#<d>#open` holds a domain's
- * obligations until their outcome is counted, `CONS#<d>#closed` the rest, so
- * the periodic jobs read only open work however long the history grows.
+ * Obligation index partitions are write-sharded. DynamoDB limits each partition's
+ * throughput, on each GSI on its own, and when a GSI cannot take its writes it
+ * throttles the writes to the table ("GSI back-pressure", developer guide
+ * gsi-throttling.html; a GSI keyed by a few values, like a status, is its example
+ * of a hot partition). An obligation's index entries are written about four times
+ * in its life, so one partition key per consumer domain, per provider domain and
+ * for the publication queue would cap a busy domain, and the hub, far below the
+ * table's own scale. Each entry goes to one of INDEX_SHARDS partitions, chosen by
+ * the obligation's id; readers query every shard in parallel and merge by sort
+ * key (DynamoStore.indexEntries). Fixed: entries written under another count
+ * would be read from the wrong partitions.
  */
-function partition(kind: 'CONS' | 'PROV', domain: string, open: boolean): string {
-  return `${kind}#${domain}#${open ? 'open' : 'closed'}`;
+export const INDEX_SHARDS = 8;
+
+/** The index shard of an obligation: a hash of its id. */
+export function indexShard(id: string): number {
+  return shardIndex(id, INDEX_SHARDS);
+}
+
+/**
+ * Index partitions split by openness: `CONS#<d>#open#<k>` holds a domain's
+ * obligations until their outcome is counted, `CONS#<d>#closed#<k>` the rest, so
+ * the periodic jobs read only open work however long the history grows. Without
+ * a shard: the single partition items had before sharding, still read.
+ */
+function partition(kind: 'CONS' | 'PROV', domain: string, open: boolean, shard?: number): string {
+  const base = `${kind}#${domain}#${open ? 'open' : 'closed'}`;
+  return shard === undefined ? base : `${base}#${shard}`;
+}
+
+/** Every partition of a domain's open (or closed) obligations: its shards, and the one from before sharding. */
+function partitions(kind: 'CONS' | 'PROV', domain: string, open: boolean): string[] {
+  return [...Array.from({ length: INDEX_SHARDS }, (_, k) => partition(kind, domain, open, k)), partition(kind, domain, open)];
+}
+
+/** gsi3 partition of the publication queue's shard `shard` (without: the one from before sharding). */
+function pendingPartition(shard?: number): string {
+  return shard === undefined ? PENDING : `${PENDING}#${shard}`;
+}
+
+function pendingPartitions(): string[] {
+  return [...Array.from({ length: INDEX_SHARDS }, (_, k) => pendingPartition(k)), pendingPartition()];
+}
+
+function isPendingPartition(pk: unknown): boolean {
+  return pk === PENDING || (typeof pk === 'string' && pk.startsWith(`${PENDING}#`));
 }
 
 /** gsi2 partition of a consumer domain's unfinished settlements (sparse: an item leaves it when it is broadcast or failed). */
@@ -1725,13 +1793,13 @@ export function obligationPosition(item: Pick<ObligationItem, 'acceptedAt' | 'id
 function obligationIndexes(item: ObligationItem): Record<string, string> {
   const at = obligationPosition(item);
   const idx: Record<string, string> = {
-    gsi1pk: partition('CONS', item.consumerDomain, !item.counted),
+    gsi1pk: partition('CONS', item.consumerDomain, !item.counted, indexShard(item.id)),
     gsi1sk: at,
-    gsi2pk: partition('PROV', item.providerDomain, !item.counted),
+    gsi2pk: partition('PROV', item.providerDomain, !item.counted, indexShard(item.id)),
     gsi2sk: at,
   };
   if (item.ledgerTxid === undefined) {
-    idx.gsi3pk = PENDING;
+    idx.gsi3pk = pendingPartition(indexShard(item.id));
     idx.gsi3sk = pendingPosition(item);
   }
   return idx;

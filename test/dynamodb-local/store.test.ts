@@ -8,10 +8,10 @@ import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
 import fc from 'fast-check';
-import { DynamoStore, type CreditLimitFn, type ObligationItem } from '../../adapters/store/dynamo.ts';
+import { DynamoStore, INDEX_SHARDS, indexShard, obligationRecord, type CreditLimitFn, type ObligationItem } from '../../adapters/store/dynamo.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
 import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
@@ -281,6 +281,42 @@ describe('on DynamoDB Local', () => {
       const refused = await store.closeObligation(late, ['settling'], 'defaulted', { closedAt: now }, { outstanding: -late.amount, sScaled: 5 }, { ...opts, expect: { settlementId: 's2' } });
       assert.equal(refused, undefined);
       assert.deepEqual([(await store.getObligation(late.id))?.status, (await store.getCounters(d)).sScaled], ['settling', defaults]);
+    });
+
+    it('spreads one domain\'s index entries over INDEX_SHARDS partitions by obligation id, and reads them back as one, oldest first', async () => {
+      const consumer = `c-${uid()}`;
+      const provider = `p-${uid()}`;
+      const base = Date.now();
+      const obs = Array.from({ length: 48 }, (_, i) => obligation({ consumerDomain: consumer, providerDomain: provider, acceptedAt: base + i }));
+      await Promise.all(obs.map((ob) => store.putObligation(ob)));
+      const entries = async (index: string, pk: string) =>
+        ((await store.doc.send(new QueryCommand({ TableName: store.tableName, IndexName: index, KeyConditionExpression: `${index}pk = :p`, ExpressionAttributeValues: { ':p': pk } }))).Items ?? []).map((i) => String(i.pk));
+      const used = new Set(obs.map((ob) => indexShard(ob.id)));
+      assert.ok(used.size >= INDEX_SHARDS - 1, `48 ids over ${used.size} of ${INDEX_SHARDS} shards`);
+      for (const k of used) {
+        const mine = obs.filter((ob) => indexShard(ob.id) === k).map((ob) => `OB#${ob.id}`).sort();
+        assert.deepEqual((await entries('gsi1', `CONS#${consumer}#open#${k}`)).sort(), mine, `gsi1 shard ${k}`);
+        assert.deepEqual((await entries('gsi2', `PROV#${provider}#open#${k}`)).sort(), mine, `gsi2 shard ${k}`);
+        const queued = new Set(await entries('gsi3', `PENDING#${k}`));
+        assert.ok(mine.every((pk) => queued.has(pk)), `gsi3 shard ${k}`);
+      }
+      assert.deepEqual((await store.listByConsumer(consumer)).map((o) => o.id), obs.map((o) => o.id));
+      assert.deepEqual((await store.listOpenByProvider(provider)).map((o) => o.id), obs.map((o) => o.id));
+      const page = await store.pageObligations('provider', provider, { limit: 10, newest: true });
+      assert.deepEqual(page.items.map((o) => o.id), obs.slice(-10).reverse().map((o) => o.id));
+    });
+
+    it('still lists an obligation written before the indexes were sharded (one partition per domain, one queue)', async () => {
+      const consumer = `c-${uid()}`;
+      const ob = obligation({ consumerDomain: consumer, acceptedAt: 1 });
+      const legacy = { ...obligationRecord(ob), gsi1pk: `CONS#${consumer}#open`, gsi2pk: 'PROV#p1#open', gsi3pk: 'PENDING' };
+      await store.doc.send(new PutCommand({ TableName: store.tableName, Item: legacy }));
+      assert.deepEqual((await store.listByConsumer(consumer, 'accepted')).map((o) => o.id), [ob.id]);
+      assert.ok((await store.listPendingPublication(1_000)).some((o) => o.id === ob.id), 'in the publication queue');
+      // counted: it moves to its sharded closed partition, and is listed there
+      await store.markCounted(ob);
+      assert.deepEqual((await store.listByConsumer(consumer, 'accepted')).map((o) => o.id), []);
+      assert.deepEqual((await store.listByConsumer(consumer)).map((o) => o.id), [ob.id]);
     });
 
     it('pages a domain\'s obligations across the open and closed partitions by key condition: in order, each once, with a status filter and newest first', async () => {
