@@ -6,7 +6,11 @@
  * One consumer domain; many acceptances in parallel, each doing what
  * service/accept.ts does (read one random shard with the batch read, rebalance
  * when it is short, commit the transaction, rebalance and retry on a 'credit'
- * refusal), while releases (fulfilments), defaults (which lower the limit),
+ * refusal), while closes of accepted obligations (DynamoStore.closeObligation, as
+ * the watcher and the follower run it: fulfilments release their credit, defaults
+ * release it and lower the limit, each in the transaction that closes it, and a
+ * second close of the same obligation applies nothing), defaults learnt as bare
+ * evidence events (applyCounters),
  * stand-alone rebalances and the scheduled rebalancer (DynamoStore.topUp, told
  * every grant lapses soon so that it rebalances on every pass) run at the same
  * time, and a watcher takes serialisable
@@ -29,7 +33,7 @@ export interface EscrowRun {
   /** Credit limit before any default. */
   base: number;
   amounts: number[];
-  /** Indexes (into amounts) of accepted obligations to release (fulfil) while the run goes on. */
+  /** Indexes (into amounts) of accepted obligations to close while the run goes on: fulfilled when even, defaulted (lowering the limit) when odd. */
   releases: number[];
   /** How many defaults (each lowers the limit by `defaultCut`) run concurrently. */
   defaults: number;
@@ -55,7 +59,8 @@ const limitOf = (base: number, cut: number): CreditLimitFn => (c) => Math.max(0,
 export async function runEscrow(store: DynamoStore, run: EscrowRun, now = Date.now()): Promise<void> {
   const domain = `c-${uid()}`;
   const limit = limitOf(run.base, run.defaultCut);
-  const accepted: { id: string; amount: number; shard: number }[] = [];
+  const accepted: (ObligationItem & { shard: number })[] = [];
+  let closedAsDefaults = 0;
   const released = new Set<string>();
   let stop = false;
   const violations: string[] = [];
@@ -108,7 +113,7 @@ export async function runEscrow(store: DynamoStore, run: EscrowRun, now = Date.n
       };
       const out = await store.commitAcceptance(item, { seq: 1, prev: 'genesis' }, offerId, now);
       if (out === 'accepted') {
-        accepted.push({ id, amount, shard });
+        accepted.push(item);
         return;
       }
       assert.equal(out, 'credit', `only credit can refuse here, got ${out}`);
@@ -122,10 +127,17 @@ export async function runEscrow(store: DynamoStore, run: EscrowRun, now = Date.n
     const a = accepted[i % Math.max(1, accepted.length)];
     if (!a || released.has(a.id)) return;
     released.add(a.id);
-    const opts = { limit, now, shard: a.shard };
-    await store.applyCounters(domain, `fulfil:${a.id}`, { outstanding: -a.amount }, opts);
-    // a retried release changes nothing (its marker is there)
-    assert.equal((await store.applyCounters(domain, `fulfil:${a.id}`, { outstanding: -a.amount }, opts)).applied, false);
+    const opts = { limit, now, shard: a.shard, counted: true };
+    const close = () =>
+      i % 2 === 0
+        ? store.closeObligation(a, ['accepted', 'settling'], 'fulfilled', { closedAt: now }, { outstanding: -a.amount }, opts)
+        : store.closeObligation(a, ['accepted', 'settling'], 'defaulted', { closedAt: now }, { outstanding: -a.amount, sScaled: 1 }, opts);
+    // the watcher and the follower close it at the same time: once
+    const [first, second] = await Promise.all([close(), close()]);
+    assert.equal([first, second].filter((x) => x !== undefined).length, 1, 'closed once');
+    if (i % 2 === 1) closedAsDefaults += 1;
+    // a retried close changes nothing (the obligation is closed)
+    assert.equal(await close(), undefined);
   };
 
   // the scheduled rebalancer: passes over this domain until the acceptances are done
@@ -163,5 +175,5 @@ export async function runEscrow(store: DynamoStore, run: EscrowRun, now = Date.n
   const expected = accepted.reduce((t, a) => t + a.amount, 0) - accepted.filter((a) => released.has(a.id)).reduce((t, a) => t + a.amount, 0);
   assert.equal(end.counters.outstanding, expected, 'outstanding = accepted − released, exactly');
   assert.ok(end.counters.outstanding <= Math.max(limit(end.counters, now), run.base), 'never more outstanding than the limit');
-  assert.equal(end.counters.sScaled, run.defaults);
+  assert.equal(end.counters.sScaled, run.defaults + closedAsDefaults);
 }
