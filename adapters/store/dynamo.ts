@@ -168,6 +168,9 @@ export interface CreditShard {
   used: number;
   /** The grant expires at this time (epoch ms): no acceptance draws on it later. */
   until: number;
+  /** Fulfilled evidence (rScaled, paidVolume) added here and not yet folded into the counters item (see counterWrites). */
+  rScaled: number;
+  paidVolume: number;
 }
 
 export interface CreditSnapshot {
@@ -487,6 +490,16 @@ export class DynamoStore {
   // −used) keep J; only a rebalance (serialised by the counters' version) or a
   // change that may lower the limit (a default, exposure learnt from another hub)
   // moves free, and each does so in one transaction with its counters change.
+  //
+  // Fulfilled evidence (rScaled, paidVolume: they only ever grow) is added to the
+  // escrow shard the obligation drew from, in the transaction that closes it and
+  // releases its credit there, not to the counters item: a busy consumer's
+  // outcomes spread over N items as its acceptances do, and the close writes one
+  // item fewer. The counters are the counters item plus Σ of the shards'
+  // evidence (creditSnapshot); every rebalance folds the shards' evidence into
+  // the counters item (ADDs, exact whatever runs concurrently), so the counters
+  // item alone, which an acceptance reads, lags by at most one rebalancer period
+  // on the rising side only (it may under-rate a payer briefly, never over-rate).
 
   /** Evidence counters, and outstanding (Σ used of the escrow shards), as one consistent snapshot. */
   async getCounters(domain: string): Promise<StoredCounters> {
@@ -501,16 +514,12 @@ export class DynamoStore {
     );
     const items = (out.Responses ?? []).map((r) => r.Item as Record<string, unknown> | undefined);
     const c = items[0] ?? {};
-    const shards = items.slice(1).map((i) => ({
-      free: Number(i?.free ?? 0),
-      used: Number(i?.used ?? 0),
-      until: Number(i?.until ?? 0),
-    }));
+    const shards = items.slice(1).map(creditShardOf);
     const counters: StoredCounters = {
-      rScaled: Number(c.rScaled ?? 0),
+      rScaled: Number(c.rScaled ?? 0) + shards.reduce((t, x) => t + x.rScaled, 0),
       sScaled: Number(c.sScaled ?? 0),
-      paidVolume: Number(c.paidVolume ?? 0),
-      outstanding: shards.reduce((t, s) => t + s.used, 0),
+      paidVolume: Number(c.paidVolume ?? 0) + shards.reduce((t, x) => t + x.paidVolume, 0),
+      outstanding: shards.reduce((t, x) => t + x.used, 0),
       version: Number(c.version ?? 0),
     };
     return { counters, shards };
@@ -601,7 +610,14 @@ export class DynamoStore {
     const items: TransactItem[] = [];
     const shard = opts.shard ?? 0;
     const adds: Record<string, number> = {};
-    for (const k of ['rScaled', 'sScaled', 'paidVolume'] as const) if (delta[k]) adds[k] = delta[k] as number;
+    // evidence that only grows goes to the escrow shard (see above); the rest to the counters item
+    const evidence: Record<string, number> = {};
+    for (const k of ['rScaled', 'sScaled', 'paidVolume'] as const) {
+      const v = delta[k];
+      if (!v) continue;
+      if (k !== 'sScaled' && v > 0) evidence[k] = v;
+      else adds[k] = v;
+    }
     if (Object.keys(adds).length > 0 || snapshot) {
       const names: Record<string, string> = { '#v': 'version' };
       const values: Record<string, unknown> = { ':one': 1 };
@@ -628,7 +644,7 @@ export class DynamoStore {
       });
     }
     const shardDelta = new Map<number, { used: number; free: number; cond?: number }>();
-    if (delta.outstanding) shardDelta.set(shard, { used: delta.outstanding, free: 0 });
+    if (delta.outstanding || Object.keys(evidence).length > 0) shardDelta.set(shard, { used: delta.outstanding ?? 0, free: 0 });
     if (snapshot) {
       const next: ReputationCounters = {
         rScaled: snapshot.counters.rScaled + (delta.rScaled ?? 0),
@@ -649,14 +665,24 @@ export class DynamoStore {
       }
     }
     for (const [k, d] of shardDelta) {
+      const names: Record<string, string> = { '#used': 'used', '#free': 'free' };
+      const values: Record<string, unknown> = { ':u': d.used, ':f': d.free, ...(d.cond !== undefined ? { ':c': d.cond } : {}) };
+      const parts = ['#used :u', '#free :f'];
+      if (k === shard) {
+        for (const [a, v] of Object.entries(evidence)) {
+          names[`#${a}`] = a;
+          values[`:${a}`] = v;
+          parts.push(`#${a} :${a}`);
+        }
+      }
       items.push({
         Update: {
           TableName: this.table,
           Key: shardKey(domain, k),
-          UpdateExpression: 'ADD #used :u, #free :f',
+          UpdateExpression: `ADD ${parts.join(', ')}`,
           ...(d.cond !== undefined ? { ConditionExpression: '#free >= :c' } : {}),
-          ExpressionAttributeNames: { '#used': 'used', '#free': 'free' },
-          ExpressionAttributeValues: { ':u': d.used, ':f': d.free, ...(d.cond !== undefined ? { ':c': d.cond } : {}) },
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
         },
       });
     }
@@ -717,15 +743,23 @@ export class DynamoStore {
           excess -= take;
         }
       }
+      // the shards' evidence folded into the counters item: what was read moves, what arrives meanwhile stays
+      const foldR = snap.shards.reduce((t, x) => t + x.rScaled, 0);
+      const foldP = snap.shards.reduce((t, x) => t + x.paidVolume, 0);
       const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
         {
           Update: {
             TableName: this.table,
             Key: { pk: `REP#${domain}`, sk: 'COUNTERS' },
-            UpdateExpression: 'ADD #v :one',
+            UpdateExpression: `ADD #v :one${foldR ? ', rScaled :r' : ''}${foldP ? ', paidVolume :p' : ''}`,
             ConditionExpression: snap.counters.version === 0 ? 'attribute_not_exists(#v)' : '#v = :v0',
             ExpressionAttributeNames: { '#v': 'version' },
-            ExpressionAttributeValues: snap.counters.version === 0 ? { ':one': 1 } : { ':one': 1, ':v0': snap.counters.version },
+            ExpressionAttributeValues: {
+              ':one': 1,
+              ...(snap.counters.version === 0 ? {} : { ':v0': snap.counters.version }),
+              ...(foldR ? { ':r': foldR } : {}),
+              ...(foldP ? { ':p': foldP } : {}),
+            },
           },
         },
       ];
@@ -742,14 +776,16 @@ export class DynamoStore {
       });
       for (let k = 0; k < n; k++) {
         const d = (target[k] ?? 0) - (snap.shards[k]?.free ?? 0);
+        const r = snap.shards[k]?.rScaled ?? 0;
+        const pv = snap.shards[k]?.paidVolume ?? 0;
         items.push({
           Update: {
             TableName: this.table,
             Key: shardKey(domain, k),
-            UpdateExpression: 'SET #u = :until ADD #free :d, #used :z',
+            UpdateExpression: `SET #u = :until ADD #free :d, #used :z${r ? ', rScaled :r' : ''}${pv ? ', paidVolume :p' : ''}`,
             ...(d < 0 ? { ConditionExpression: '#free >= :c' } : {}),
             ExpressionAttributeNames: { '#u': 'until', '#free': 'free', '#used': 'used' },
-            ExpressionAttributeValues: { ':until': until, ':d': d, ':z': 0, ...(d < 0 ? { ':c': -d } : {}) },
+            ExpressionAttributeValues: { ':until': until, ':d': d, ':z': 0, ...(d < 0 ? { ':c': -d } : {}), ...(r ? { ':r': -r } : {}), ...(pv ? { ':p': -pv } : {}) },
           },
         });
       }
@@ -793,13 +829,24 @@ export class DynamoStore {
     // rebalance, and rebalance() judges on a serialisable snapshot of its own
     const got = await this.batchGet([{ pk: `REP#${domain}`, sk: 'COUNTERS' }, ...this.shardKeys(domain)], false);
     const c = got.get(`REP#${domain}\u0000COUNTERS`) ?? {};
-    const shards = this.shardKeys(domain).map((k) => got.get(`${k.pk}\u0000${k.sk}`) ?? {}).map((i) => ({ free: Number(i.free ?? 0), used: Number(i.used ?? 0), until: Number(i.until ?? 0) }));
+    const shards = this.shardKeys(domain).map((k) => creditShardOf(got.get(`${k.pk}\u0000${k.sk}`)));
     const snap = {
-      counters: { rScaled: Number(c.rScaled ?? 0), sScaled: Number(c.sScaled ?? 0), paidVolume: Number(c.paidVolume ?? 0), outstanding: shards.reduce((t, x) => t + x.used, 0) },
+      counters: {
+        rScaled: Number(c.rScaled ?? 0) + shards.reduce((t, x) => t + x.rScaled, 0),
+        sScaled: Number(c.sScaled ?? 0),
+        paidVolume: Number(c.paidVolume ?? 0) + shards.reduce((t, x) => t + x.paidVolume, 0),
+        outstanding: shards.reduce((t, x) => t + x.used, 0),
+      },
       shards,
     };
     const free = snap.shards.reduce((t, x) => t + x.free, 0);
     const drawn = free < entry.granted;
+    // evidence waiting in the shards is folded into the counters item (what acceptances read) by a rebalance, idle or not
+    const unfolded = snap.shards.some((x) => x.rScaled !== 0 || x.paidVolume !== 0);
+    if (unfolded) {
+      await this.rebalance(domain, { limit: opts.limit, now: opts.now, drawn, attempts: 3 });
+      return 'refreshed';
+    }
     if (!drawn && opts.now - entry.wanted >= opts.idleMs) return 'idle';
     const until = Math.min(...snap.shards.map((x) => x.until));
     const left = Math.max(0, Math.min(opts.limit(snap.counters, opts.now), opts.limit(snap.counters, opts.now + this.credit.grantMs)) - snap.counters.outstanding);
@@ -902,7 +949,7 @@ export class DynamoStore {
         paidVolume: Number(c.paidVolume ?? 0),
         version: Number(c.version ?? 0),
       },
-      shard: { free: Number(sh.free ?? 0), used: Number(sh.used ?? 0), until: Number(sh.until ?? 0) },
+      shard: creditShardOf(sh),
       ...(revoked ? { revocation: revoked.record } : {}),
     };
   }
@@ -1691,6 +1738,17 @@ export class DynamoStore {
 }
 
 /** Escrow shard k of a domain's credit: its own partition. */
+/** An escrow shard as stored (absent: all zero). */
+function creditShardOf(i: Record<string, unknown> | undefined): CreditShard {
+  return {
+    free: Number(i?.free ?? 0),
+    used: Number(i?.used ?? 0),
+    until: Number(i?.until ?? 0),
+    rScaled: Number(i?.rScaled ?? 0),
+    paidVolume: Number(i?.paidVolume ?? 0),
+  };
+}
+
 function shardKey(domain: string, k: number): { pk: string; sk: string } {
   return { pk: `CREDIT#${domain}#${k}`, sk: 'SHARD' };
 }

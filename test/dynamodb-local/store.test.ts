@@ -8,7 +8,7 @@ import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
 import fc from 'fast-check';
 import { DynamoStore, INDEX_SHARDS, indexShard, obligationRecord, type CreditLimitFn, type ObligationItem } from '../../adapters/store/dynamo.ts';
@@ -281,6 +281,33 @@ describe('on DynamoDB Local', () => {
       const refused = await store.closeObligation(late, ['settling'], 'defaulted', { closedAt: now }, { outstanding: -late.amount, sScaled: 5 }, { ...opts, expect: { settlementId: 's2' } });
       assert.equal(refused, undefined);
       assert.deepEqual([(await store.getObligation(late.id))?.status, (await store.getCounters(d)).sScaled], ['settling', defaults]);
+    });
+
+    it('fulfilled evidence lands on the escrow shard of the close, not the counters item, and a rebalance folds it in exactly while closes go on', async () => {
+      const d = `c-${uid()}`;
+      const now = Date.now();
+      const rep = async () => (await store.doc.send(new GetCommand({ TableName: store.tableName, Key: { pk: `REP#${d}`, sk: 'COUNTERS' }, ConsistentRead: true }))).Item ?? {};
+      await store.rebalance(d, { limit: flat(1_000_000), now });
+      const obs = Array.from({ length: 24 }, (_, i) => ({ ...obligation({ consumerDomain: d, amount: 100 }), shard: i % store.creditShards }));
+      for (const ob of obs) {
+        await store.putObligation(ob);
+        await store.applyCounters(d, `accept:${ob.id}`, { outstanding: ob.amount }, { limit: flat(1_000_000), now, shard: ob.shard });
+      }
+      const before = await rep();
+      const close = (ob: (typeof obs)[number]) =>
+        store.closeObligation(ob, ['accepted'], 'fulfilled', { closedAt: now, weight: 1 }, { outstanding: -ob.amount, rScaled: 0.25, paidVolume: ob.amount }, { limit: flat(1_000_000), now, shard: ob.shard, counted: true });
+      await Promise.all(obs.slice(0, 8).map(close));
+      assert.deepEqual([(await rep()).rScaled, (await rep()).paidVolume], [before.rScaled, before.paidVolume], 'the counters item is not written');
+      let snap = await store.creditSnapshot(d);
+      assert.equal(snap.shards.reduce((t, x) => t + x.paidVolume, 0), 800, 'on the shards');
+      assert.deepEqual([snap.counters.rScaled, snap.counters.paidVolume, snap.counters.outstanding], [2, 800, 1_600]);
+      // rebalances fold what they read while the other closes land
+      await Promise.all([...obs.slice(8).map(close), store.rebalance(d, { limit: flat(1_000_000), now }), store.rebalance(d, { limit: flat(1_000_000), now })]);
+      await store.rebalance(d, { limit: flat(1_000_000), now });
+      snap = await store.creditSnapshot(d);
+      assert.deepEqual([snap.counters.rScaled, snap.counters.paidVolume, snap.counters.outstanding], [6, 2_400, 0], 'every fulfilment once');
+      assert.ok(snap.shards.every((x) => x.rScaled === 0 && x.paidVolume === 0), 'all folded');
+      assert.deepEqual([(await rep()).rScaled, (await rep()).paidVolume], [6, 2_400], 'into the counters item, which acceptances read');
     });
 
     it('spreads one domain\'s index entries over INDEX_SHARDS partitions by obligation id, and reads them back as one, oldest first', async () => {

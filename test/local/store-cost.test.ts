@@ -177,6 +177,22 @@ describe('an acceptance at DynamoDB cost (embedded stand-in)', () => {
     assert.equal(again.wanted, NOW);
   });
 
+  test('the scheduled rebalancer folds evidence waiting on the shards into the counters item, even for an idle domain', async () => {
+    const domain = `c-${uid()}`;
+    const limit = () => 8_000;
+    await store.rebalance(domain, { limit, now: NOW });
+    await store.applyCounters(domain, 'evidence:x', { rScaled: 0.5, paidVolume: 300 }, { limit, now: NOW, shard: 3 });
+    const rep = async () => (await store.doc.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk: `REP#${domain}`, sk: 'COUNTERS' }, ConsistentRead: true }))).Item ?? {};
+    assert.equal((await rep()).paidVolume, undefined, 'on the shard until folded');
+    const entry = (await store.listCreditDomains()).find((e) => e.domain === domain)!;
+    // idle and fresh by every other measure: folded anyway
+    assert.equal(await store.topUp(domain, entry, { limit, now: NOW + 1_000, refreshBeforeMs: 60_000, idleMs: 0 }), 'refreshed');
+    assert.deepEqual([(await rep()).rScaled, (await rep()).paidVolume], [0.5, 300]);
+    const snap = await store.creditSnapshot(domain);
+    assert.deepEqual([snap.counters.rScaled, snap.counters.paidVolume], [0.5, 300], 'counted once');
+    assert.equal(await store.topUp(domain, entry, { limit, now: NOW + 2_000, refreshBeforeMs: 60_000, idleMs: 0 }), 'idle', 'nothing left to fold');
+  });
+
   test('rebalanceAll tops up every listed domain that needs it', async () => {
     const a = `c-${uid()}`;
     const b = `c-${uid()}`;
