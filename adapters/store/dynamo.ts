@@ -515,14 +515,7 @@ export class DynamoStore {
     const items = (out.Responses ?? []).map((r) => r.Item as Record<string, unknown> | undefined);
     const c = items[0] ?? {};
     const shards = items.slice(1).map(creditShardOf);
-    const counters: StoredCounters = {
-      rScaled: Number(c.rScaled ?? 0) + shards.reduce((t, x) => t + x.rScaled, 0),
-      sScaled: Number(c.sScaled ?? 0),
-      paidVolume: Number(c.paidVolume ?? 0) + shards.reduce((t, x) => t + x.paidVolume, 0),
-      outstanding: shards.reduce((t, x) => t + x.used, 0),
-      version: Number(c.version ?? 0),
-    };
-    return { counters, shards };
+    return { counters: countersOf(c, shards), shards };
   }
 
   private shardKeys(domain: string): { pk: string; sk: string }[] {
@@ -830,15 +823,7 @@ export class DynamoStore {
     const got = await this.batchGet([{ pk: `REP#${domain}`, sk: 'COUNTERS' }, ...this.shardKeys(domain)], false);
     const c = got.get(`REP#${domain}\u0000COUNTERS`) ?? {};
     const shards = this.shardKeys(domain).map((k) => creditShardOf(got.get(`${k.pk}\u0000${k.sk}`)));
-    const snap = {
-      counters: {
-        rScaled: Number(c.rScaled ?? 0) + shards.reduce((t, x) => t + x.rScaled, 0),
-        sScaled: Number(c.sScaled ?? 0),
-        paidVolume: Number(c.paidVolume ?? 0) + shards.reduce((t, x) => t + x.paidVolume, 0),
-        outstanding: shards.reduce((t, x) => t + x.used, 0),
-      },
-      shards,
-    };
+    const snap = { counters: countersOf(c, shards), shards };
     const free = snap.shards.reduce((t, x) => t + x.free, 0);
     const drawn = free < entry.granted;
     // evidence waiting in the shards is folded into the counters item (what acceptances read) by a rebalance, idle or not
@@ -1695,8 +1680,13 @@ export class DynamoStore {
     return [...((out.Attributes as { payerHubs?: Set<string> } | undefined)?.payerHubs ?? [])];
   }
 
+  /**
+   * The hubs whose consumers have paid `provider`, eventually consistent: the set
+   * only grows, and a copy a moment old that lacks a hub only sends a fulfilment
+   * the longer way (parked, then released), to the same counters.
+   */
   async getPayerHubs(provider: string): Promise<string[]> {
-    const item = await this.get<{ payerHubs?: Set<string> }>(`STANDING#${provider}`, 'STANDING');
+    const item = await this.get<{ payerHubs?: Set<string> }>(`STANDING#${provider}`, 'STANDING', false);
     return [...(item?.payerHubs ?? [])];
   }
 
@@ -1738,6 +1728,17 @@ export class DynamoStore {
 }
 
 /** Escrow shard k of a domain's credit: its own partition. */
+/** A domain's counters: its counters item plus the evidence waiting on its escrow shards; outstanding = Σ used. */
+function countersOf(c: Record<string, unknown>, shards: readonly CreditShard[]): StoredCounters {
+  return {
+    rScaled: Number(c.rScaled ?? 0) + shards.reduce((t, x) => t + x.rScaled, 0),
+    sScaled: Number(c.sScaled ?? 0),
+    paidVolume: Number(c.paidVolume ?? 0) + shards.reduce((t, x) => t + x.paidVolume, 0),
+    outstanding: shards.reduce((t, x) => t + x.used, 0),
+    version: Number(c.version ?? 0),
+  };
+}
+
 /** An escrow shard as stored (absent: all zero). */
 function creditShardOf(i: Record<string, unknown> | undefined): CreditShard {
   return {
