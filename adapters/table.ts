@@ -3,7 +3,9 @@
  * embedded cloud (local/dynamo.ts) so both create the same table.
  * Item kinds (pk / sk):
  * - obligation       OB#{id}                / OB        gsi1: CONS#{consumerDomain}#{open|closed}#{k} / {acceptedAt}#{id16}; gsi2: PROV#{providerDomain}#{open|closed}#{k} / ...;
- *                                                       gsi3 (sparse, while something is to publish): PENDING#{k} / {acceptedAt}; k = the id's index shard (INDEX_SHARDS, adapters/store/dynamo.ts)
+ *                                                       gsi3 (sparse, while something is to publish): PENDING#{k} / {acceptedAt}; k = the id's index shard (INDEX_SHARDS, adapters/store/dynamo.ts);
+ *                                                       `a` (the signed obligation and acceptance, compressed), then lt, si, pt, ot (ledger txid,
+ *                                                       settlement id, payment txid, outcome txid: 32 bytes each) and ca (closedAt): within 1 KB
  * - device chain     DEV#{domain}/{device}  / CHAIN
  * - counters         REP#{domain}           / COUNTERS  (rScaled, sScaled, paidVolume, version: small)
  * - credit escrow    CREDIT#{domain}#{k}    / SHARD     (free, used, until; k < shards)

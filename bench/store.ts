@@ -102,6 +102,14 @@ function kindsOf(input: Record<string, unknown>): string {
 }
 
 /** One request as the meter saw it, kept until its wave closes (the wave decides the phase). */
+/** TransactWriteItems actions of one `verb KIND`: how many, Puts' units, and the Updates sized from their images. */
+interface TxActionTally {
+  count: number;
+  putUnits: number;
+  sized: number;
+  updateUnits: number;
+}
+
 interface Seen {
   op: string;
   kinds: string;
@@ -110,8 +118,12 @@ interface Seen {
   units: number;
   table: number;
   gsi: Record<string, number>;
-  /** TransactWriteItems actions: `Put|Update|… KIND` and, for a Put, the write units of its item. */
-  actions: { key: string; putUnits: number }[];
+  /**
+   * TransactWriteItems actions: `Put|Update|… KIND`, for a Put the write units of its item,
+   * for an Update the write units of the larger of its item's images before and after
+   * (when the meter reads them: `sizeUpdates`).
+   */
+  actions: { key: string; putUnits: number; updateUnits?: number }[];
 }
 
 /**
@@ -132,7 +144,15 @@ export class StoreMeter {
    * Actions of TransactWriteItems, per phase and `Put|Update|… kind`: how many, and for
    * Puts the write units of the item put (1 per KB, rounded up per item).
    */
-  readonly txActions = { offer: new Map<string, { count: number; putUnits: number }>(), accept: new Map<string, { count: number; putUnits: number }>() };
+  readonly txActions = { offer: new Map<string, TxActionTally>(), accept: new Map<string, TxActionTally>() };
+  /**
+   * When set, the images of every item a TransactWriteItems updates are read (with this
+   * client, not metered) before and after it, and the Update is billed at the larger one,
+   * as DynamoDB bills an update (read-write-operations.html: "the larger of the item's
+   * size before and after the update"). Obligation items grow over their life, so the
+   * size one was accepted at does not price its close.
+   */
+  sizeUpdates?: DynamoDBDocumentClient;
   /** GSI units that DynamoDB Local reported for TransactWriteItems (it reports them doubled: 2 per entry). */
   readonly txGsiUnits = { offer: 0, accept: 0 };
   /** Units DynamoDB Local reported for writes other than TransactWriteItems (it reports those as DynamoDB bills them). */
@@ -154,17 +174,25 @@ export class StoreMeter {
         if (this.inFlight === 0) this.closeWave();
         const strong = input.ConsistentRead === true || (op === 'BatchGetItem' && JSON.stringify(input).includes('"ConsistentRead":true'));
         const seen: Seen = { op, kinds, shape: `${op} ${kinds}${strong ? ' (strong)' : ''}`, units: 0, table: 0, gsi: {}, actions: [] };
+        const updated: { action: Seen['actions'][number]; table: string; key: Record<string, unknown>; before: number }[] = [];
         if (op === 'TransactWriteItems') {
-          for (const a of (input.TransactItems ?? []) as Record<string, { Key?: { pk?: unknown }; Item?: Record<string, unknown> }>[]) {
+          for (const a of (input.TransactItems ?? []) as Record<string, { Key?: Record<string, unknown>; Item?: Record<string, unknown>; TableName?: string }>[]) {
             for (const [verb, x] of Object.entries(a)) {
-              seen.actions.push({ key: `${verb} ${String((x.Key ?? x.Item)?.pk ?? '').split('#')[0]}`, putUnits: x.Item ? writeUnits(itemSize(x.Item)) : 0 });
+              const action = { key: `${verb} ${String((x.Key ?? x.Item)?.pk ?? '').split('#')[0]}`, putUnits: x.Item ? writeUnits(itemSize(x.Item)) : 0 };
+              seen.actions.push(action);
+              if (verb === 'Update' && x.Key && x.TableName) updated.push({ action, table: x.TableName, key: x.Key, before: 0 });
             }
           }
         }
+        const sizer = op === 'TransactWriteItems' ? this.sizeUpdates : undefined;
+        const sizeOf = async (u: (typeof updated)[number]) =>
+          itemSize((await sizer!.send(new GetCommand({ TableName: u.table, Key: u.key, ConsistentRead: true }))).Item ?? {});
+        if (sizer) for (const u of updated) u.before = await sizeOf(u);
         this.wave.push(seen);
         this.inFlight += 1;
         try {
           const out = await next(args);
+          if (sizer) for (const u of updated) u.action.updateUnits = writeUnits(Math.max(u.before, await sizeOf(u)));
           const cc = (out.output as { ConsumedCapacity?: FullCapacity | FullCapacity[] }).ConsumedCapacity;
           for (const c of Array.isArray(cc) ? cc : cc ? [cc] : []) {
             seen.units += c.CapacityUnits ?? 0;
@@ -197,9 +225,13 @@ export class StoreMeter {
       if (r.op === 'TransactWriteItems') {
         this.txGsiUnits[phase] += Object.values(r.gsi).reduce((t, u) => t + u, 0);
         for (const a of r.actions) {
-          const t = this.txActions[phase].get(a.key) ?? { count: 0, putUnits: 0 };
+          const t = this.txActions[phase].get(a.key) ?? { count: 0, putUnits: 0, sized: 0, updateUnits: 0 };
           t.count += 1;
           t.putUnits += a.putUnits;
+          if (a.updateUnits !== undefined) {
+            t.sized += 1;
+            t.updateUnits += a.updateUnits;
+          }
           this.txActions[phase].set(a.key, t);
         }
       } else if (!read) this.plainWcu[phase] += r.units;
@@ -239,7 +271,8 @@ export class StoreMeter {
    * entries at 1 per KB: checked against DynamoDB's rules), and for each
    * TransactWriteItems action 2 units per KB of its item, rounded up per item
    * (transaction-apis.html), the item's size being the Put's own or, for an
-   * Update, `updateBytes(kind)` (the stored item's size, measured by
+   * Update, the larger of its images when the meter read them (sizeUpdates),
+   * else `updateBytes(kind)` (the stored item's size, measured by
    * itemBreakdown; at most 1 KB for every kind here), plus its GSI entries at
    * the standard rate (DynamoDB Local reports them doubled in a transaction:
    * a Put of one item with three GSIs reports 2 per index, the same Put outside
@@ -250,7 +283,7 @@ export class StoreMeter {
     let tx = 0;
     for (const [k, t] of this.txActions[phase]) {
       if (k.startsWith('Put ')) tx += 2 * t.putUnits;
-      else tx += 2 * t.count * writeUnits(updateBytes(k.split(' ')[1] ?? ''));
+      else tx += 2 * (t.updateUnits + (t.count - t.sized) * writeUnits(updateBytes(k.split(' ')[1] ?? '')));
     }
     return this.plainWcu[phase] + tx + this.txGsiUnits[phase] / 2;
   }
@@ -393,8 +426,8 @@ async function storeOnly(endpoint: string, shards: number, workers: number, seco
  * run by hand (publish, settle, mine, watch, follow) until every open obligation of
  * `domain` is fulfilled, then publish and follow once more for the outcome records.
  * Units are summed over every request the jobs made, per obligation closed; a
- * transaction's Updates are billed at their item's size (`updateBytes`, 1 KB for
- * a kind it does not know: every item here is below 1 KB).
+ * transaction's Updates are billed at the larger of their item's images (the
+ * meter reads them: StoreMeter.sizeUpdates).
  */
 async function lifecycle(
   cloud: LocalCloud,
@@ -570,7 +603,10 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     // evidence counted), the follower, then the outcome records published and followed
     const indexes = ['gsi1', 'gsi2', 'gsi3'] as const;
     const gsiAccept = Object.fromEntries(indexes.map((ix) => [ix, meter.gsiWcu(ix) / accepted])) as Record<(typeof indexes)[number], number>;
+    // its Updates in transactions billed at the images they write (the obligation grows over its life)
+    meter.sizeUpdates = DynamoDBDocumentClient.from(localDynamoClient(ddb.endpoint));
     const life = await lifecycle(cloud, meter, 'sc', 10 + sequential, items.updateBytes);
+    meter.sizeUpdates = undefined;
     const gsiLife = Object.fromEntries(indexes.map((ix) => [ix, meter.gsiWcu(ix) / life.closed])) as Record<(typeof indexes)[number], number>;
 
     // 2. one consumer domain, all devices at once
