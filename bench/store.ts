@@ -153,6 +153,8 @@ export class StoreMeter {
    * size one was accepted at does not price its close.
    */
   sizeUpdates?: DynamoDBDocumentClient;
+  /** The largest image, per item kind, of the items transactions updated while `sizeUpdates` was set. */
+  readonly largestImage = new Map<string, number>();
   /** GSI units that DynamoDB Local reported for TransactWriteItems (it reports them doubled: 2 per entry). */
   readonly txGsiUnits = { offer: 0, accept: 0 };
   /** Units DynamoDB Local reported for writes other than TransactWriteItems (it reports those as DynamoDB bills them). */
@@ -185,8 +187,12 @@ export class StoreMeter {
           }
         }
         const sizer = op === 'TransactWriteItems' ? this.sizeUpdates : undefined;
-        const sizeOf = async (u: (typeof updated)[number]) =>
-          itemSize((await sizer!.send(new GetCommand({ TableName: u.table, Key: u.key, ConsistentRead: true }))).Item ?? {});
+        const sizeOf = async (u: (typeof updated)[number]) => {
+          const bytes = itemSize((await sizer!.send(new GetCommand({ TableName: u.table, Key: u.key, ConsistentRead: true }))).Item ?? {});
+          const kind = u.action.key.split(' ')[1] ?? '';
+          this.largestImage.set(kind, Math.max(this.largestImage.get(kind) ?? 0, bytes));
+          return bytes;
+        };
         if (sizer) for (const u of updated) u.before = await sizeOf(u);
         this.wave.push(seen);
         this.inFlight += 1;
@@ -261,6 +267,7 @@ export class StoreMeter {
     }
     this.tally.clear();
     this.waveShapes.clear();
+    this.largestImage.clear();
     this.wave = [];
     this.inFlight = 0;
   }
@@ -662,6 +669,13 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
         unit: 'WCU',
         target: '≤ 12 (read as the whole life)',
         ok: lifeWcu <= 12,
+      },
+      {
+        name: `largest obligation item over its life (measured: its images before and after each transactional update, as DynamoDB sizes items; names of 2 to 8 characters; from 1 KB every write of it bills twice)`,
+        value: meter.largestImage.get('OB') ?? 0,
+        unit: 'B',
+        target: '≤ 1024',
+        ok: (meter.largestImage.get('OB') ?? 0) > 0 && (meter.largestImage.get('OB') ?? 0) <= 1024,
       },
       {
         name: `dynamodb read units per obligation over its whole life at the accepting hub (measured on DynamoDB Local: offer + acceptance ${round(rcu)}, the jobs ${round(life.rcu)})`,
