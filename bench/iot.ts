@@ -18,13 +18,14 @@
  * `npm run bench -- iot` runs this suite alone.
  */
 import { generateKeyPair } from '../core/keys.ts';
-import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
+import type { DeviceCredential, Signed } from '../core/types.ts';
 import { createLink } from '../devices/link.ts';
 import { ConsumerDevice } from '../devices/scd.ts';
 import { ProviderDevice } from '../devices/spd.ts';
 import { startCloud, type LocalCloud } from '../local/cloud.ts';
 import type { IotMessageMeter } from '../local/broker.ts';
 import type { BenchRow } from './types.ts';
+import { provider } from './system.ts';
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -56,12 +57,9 @@ export async function measureIotMessages(opts: { standing: boolean; purchases?: 
   try {
     await cloud.call('POST', '/domains', { domain: 'ic', role: 'consumer' });
     await cloud.call('POST', '/domains', { domain: 'ip', role: 'provider', threshold: 0.4 });
-    const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/ip')).body.record.body.key;
-    const spdKeys = generateKeyPair();
-    await cloud.call('POST', '/domains/ip/devices', { deviceId: 'ip-spd-1', deviceKey: spdKeys.publicKey, creditLimit: 0 });
-    cloud.registerThing('ip-spd-1', 'ip', spdKeys.publicKey);
-    spd = new ProviderDevice('ip', 'ip-spd-1', createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: 'ip-spd-1', privateKey: spdKeys.privateKey }));
-    await spd.start();
+    const started = await provider(cloud, 'ip', 'ip-spd-1');
+    spd = started.spd;
+    const providerKey = started.providerKey;
     const keys = generateKeyPair();
     const { body } = await cloud.call<{ credential: Signed<DeviceCredential> }>('POST', '/domains/ic/devices', {
       deviceId: 'ic-scd-1',

@@ -24,16 +24,13 @@ import { itemSize, readUnits, writeUnits } from './item-size.ts';
 import { TABLE_INDEXES } from '../adapters/table.ts';
 import { DynamoStore, INDEX_SHARDS } from '../adapters/store/dynamo.ts';
 import { createStateTable, localDynamoClient } from '../local/dynamo.ts';
-import { generateKeyPair } from '../core/keys.ts';
-import type { PublicKeyRef } from '../core/types.ts';
-import { createLink } from '../devices/link.ts';
 import { ConsumerDevice } from '../devices/scd.ts';
 import { ProviderDevice } from '../devices/spd.ts';
 import { startCloud, type LocalCloud } from '../local/cloud.ts';
 import { startDynamoDbLocal } from '../local/dynamodb-local.ts';
 import { rebalanceAll } from '../service/rebalance.ts';
 import type { BenchRow } from './types.ts';
-import { consumer } from './system.ts';
+import { consumer, provider } from './system.ts';
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -558,12 +555,9 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     await cloud.call('POST', '/domains', { domain: 'sc', role: 'consumer' });
     await cloud.call('POST', '/domains', { domain: 'sp', role: 'provider', threshold: 0.4 });
     await cloud.fund('sc', 3); // its obligations are paid in step 1b
-    const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/sp')).body.record.body.key;
-    const spdKeys = generateKeyPair();
-    await cloud.call('POST', '/domains/sp/devices', { deviceId: 'sp-spd-1', deviceKey: spdKeys.publicKey, creditLimit: 0 });
-    cloud.registerThing('sp-spd-1', 'sp', spdKeys.publicKey);
-    spd = new ProviderDevice('sp', 'sp-spd-1', createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: 'sp-spd-1', privateKey: spdKeys.privateKey }));
-    await spd.start();
+    const started = await provider(cloud, 'sp', 'sp-spd-1');
+    spd = started.spd;
+    const providerKey = started.providerKey;
     for (let i = 1; i <= devicesN; i++) devices.push(await consumer(cloud, 'sc', `sc-scd-${i}`, providerKey, 10_000));
     const first = devices[0];
     if (!first) throw new Error('no device');

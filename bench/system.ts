@@ -21,6 +21,17 @@ import { DEFAULT_CREDIT } from '../core/credit.ts';
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
+/** The provider device `id` of the provider domain `domain`, enrolled and connected to the cloud's broker, and the domain's key. */
+export async function provider(cloud: LocalCloud, domain: string, id: string): Promise<{ spd: ProviderDevice; providerKey: PublicKeyRef }> {
+  const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', `/domains/${domain}`)).body.record.body.key;
+  const keys = generateKeyPair();
+  await cloud.call('POST', `/domains/${domain}/devices`, { deviceId: id, deviceKey: keys.publicKey, creditLimit: 0 });
+  cloud.registerThing(id, domain, keys.publicKey);
+  const spd = new ProviderDevice(domain, id, createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: id, privateKey: keys.privateKey }));
+  await spd.start();
+  return { spd, providerKey };
+}
+
 /** A consumer device enrolled at `domain` (credit 1 000 000 sats, pay window 1 h), connected to the cloud's broker. */
 export async function consumer(cloud: LocalCloud, domain: string, id: string, providerKey: PublicKeyRef, timeoutMs = 5_000): Promise<ConsumerDevice> {
   const keys = generateKeyPair();
@@ -62,12 +73,9 @@ async function idleLatency(sequential: number): Promise<number[]> {
     await cloud.call('POST', '/domains', { domain: 'ic', role: 'consumer' });
     await cloud.call('POST', '/domains', { domain: 'ip', role: 'provider', threshold: 0.4 });
     await cloud.fund('ic', 3);
-    const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/ip')).body.record.body.key;
-    const spdKeys = generateKeyPair();
-    await cloud.call('POST', '/domains/ip/devices', { deviceId: 'ip-spd-1', deviceKey: spdKeys.publicKey, creditLimit: 0 });
-    cloud.registerThing('ip-spd-1', 'ip', spdKeys.publicKey);
-    spd = new ProviderDevice('ip', 'ip-spd-1', createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: 'ip-spd-1', privateKey: spdKeys.privateKey }));
-    await spd.start();
+    const started = await provider(cloud, 'ip', 'ip-spd-1');
+    spd = started.spd;
+    const providerKey = started.providerKey;
     scd = await consumer(cloud, 'ic', 'ic-scd-1', providerKey);
     for (let i = 0; i < 20; i++) await scd.buy('ip', 'ip-spd-1', 'wifi-access'); // warm-up
     const accept: number[] = [];
@@ -111,12 +119,9 @@ export async function benchSystem(
     await cloud.fund('bc', 3);
     // every job running: each domain's settlement pays, so fund them all
     if (opts.allJobs) for (let d = 2; d <= domainsN; d++) await cloud.fund(`bc${d}`, 1);
-    const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', '/domains/bp')).body.record.body.key;
-    const spdKeys = generateKeyPair();
-    await cloud.call('POST', '/domains/bp/devices', { deviceId: 'bp-spd-1', deviceKey: spdKeys.publicKey, creditLimit: 0 });
-    cloud.registerThing('bp-spd-1', 'bp', spdKeys.publicKey);
-    spd = new ProviderDevice('bp', 'bp-spd-1', createLink({ kind: 'local', host: '127.0.0.1', port: cloud.broker.port, thing: 'bp-spd-1', privateKey: spdKeys.privateKey }));
-    await spd.start();
+    const started = await provider(cloud, 'bp', 'bp-spd-1');
+    spd = started.spd;
+    const providerKey = started.providerKey;
     for (let i = 1; i <= devicesN; i++) {
       const domain = i % domainsN === 1 || domainsN === 1 ? 'bc' : `bc${(i % domainsN) || domainsN}`;
       devices.push(await consumer(cloud, domain, `${domain}-scd-${i}`, providerKey));
@@ -153,13 +158,13 @@ export async function benchSystem(
 
     // 3. pay-per-service: broadcast a payment and wait for one confirmation
     const hosted = await cloud.deps.store.getHostedDomain('bc');
-    const provider = await cloud.deps.store.getHostedDomain('bp');
-    if (!hosted || !provider?.payTo) throw new Error('domains missing');
+    const hostedProvider = await cloud.deps.store.getHostedDomain('bp');
+    if (!hosted || !hostedProvider?.payTo) throw new Error('domains missing');
     const wallet = await cloud.deps.payments(hosted.wallet);
     const confirm: number[] = [];
     for (let i = 0; i < 3; i++) {
       const start = performance.now();
-      const tx = await wallet.prepareSendMany({ [provider.payTo]: 2_000 });
+      const tx = await wallet.prepareSendMany({ [hostedProvider.payTo]: 2_000 });
       await wallet.broadcast(tx.hex);
       for (;;) {
         const t = await wallet.getTransaction(tx.txid);
