@@ -22,7 +22,7 @@ import {
 import { UnavailableError } from '../core/errors.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../adapters/table.ts';
 import { LOCAL_REGION } from './lambda.ts';
-import { frontServer, transactHandler, type DynamoFront } from './transact.ts';
+import { closeFront, frontServer, transactHandler, type DynamoFront } from './transact.ts';
 import { listenLoopback } from './net.ts';
 
 /** dynalite 4 options we use (it ships no types). */
@@ -174,6 +174,7 @@ export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo
   const stop = async (): Promise<void> => {
     client.destroy();
     requestHandler.close();
+    await closeFront(inner);
     await new Promise<void>((resolve, reject) => {
       server.close((err?: Error) => (err ? reject(err) : resolve()));
       server.closeAllConnections();

@@ -135,7 +135,7 @@ export interface DynamoReply {
  * on `end`. No socket and no HTTP parser on either side.
  */
 function invokeRaw(inner: Server, headers: IncomingHttpHeaders, raw: Buffer | string, method = 'POST', url = '/'): Promise<DynamoReply> {
-  return new Promise((resolve, reject) => {
+  return new Promise<DynamoReply>((resolve, reject) => {
     const req = Object.assign(new EventEmitter(), { method, url, headers });
     const out: Record<string, string> = {};
     const res = {
@@ -156,6 +156,40 @@ function invokeRaw(inner: Server, headers: IncomingHttpHeaders, raw: Buffer | st
       reject(e as Error);
     }
   });
+}
+
+/** Front requests under way, per dynalite server behind the front, and whether new ones are refused. */
+interface Gate {
+  closed: boolean;
+  pending: number;
+  idle: (() => void)[];
+}
+const gates = new WeakMap<Server, Gate>();
+
+function gateOf(inner: Server): Gate {
+  let gate = gates.get(inner);
+  if (!gate) gates.set(inner, (gate = { closed: false, pending: 0, idle: [] }));
+  return gate;
+}
+
+/**
+ * Refuse new requests at the front of `inner` (as a closed endpoint would) and
+ * wait, at most `timeoutMs`, for those under way to finish, a transaction with
+ * all its writes. Closing dynalite's store under a request makes dynalite throw
+ * from a LevelDB callback, out of reach of any caller: the process died with
+ * "Database is closed", a transaction half applied, and whatever error led to
+ * the shutdown was lost.
+ */
+export async function closeFront(inner: Server, timeoutMs = 5_000): Promise<void> {
+  const gate = gateOf(inner);
+  gate.closed = true;
+  if (gate.pending === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    new Promise<void>((resolve) => gate.idle.push(resolve)),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Invoke dynalite in-process with a JSON body (the front's own single-item calls). */
@@ -415,8 +449,21 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
     return { status: r.status, headers: { 'content-type': 'application/x-amz-json-1.0', 'content-length': String(Buffer.byteLength(body)) }, body };
   };
 
-  /** One DynamoDB API request (headers with lower-case names, the raw JSON body) to its answer. */
+  /** One request, counted while under way (closeFront waits for it); refused once the front is closed. */
   async function handle(headers: IncomingHttpHeaders, raw: Buffer | string, method = 'POST', url = '/'): Promise<DynamoReply> {
+    const gate = gateOf(inner);
+    if (gate.closed) throw Object.assign(new Error('connect ECONNREFUSED (the embedded DynamoDB is stopped)'), { code: 'ECONNREFUSED' });
+    gate.pending += 1;
+    try {
+      return await serve(headers, raw, method, url);
+    } finally {
+      gate.pending -= 1;
+      if (gate.pending === 0) for (const wake of gate.idle.splice(0)) wake();
+    }
+  }
+
+  /** One DynamoDB API request (headers with lower-case names, the raw JSON body) to its answer. */
+  async function serve(headers: IncomingHttpHeaders, raw: Buffer | string, method: string, url: string): Promise<DynamoReply> {
     const target = String(headers['x-amz-target'] ?? '').split('.')[1] ?? '';
     const text = typeof raw === 'string' ? raw : raw.toString();
     if (target !== 'TransactWriteItems' && target !== 'TransactGetItems') {

@@ -155,6 +155,33 @@ describe('dynalite lifecycle', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
+  test('stopped with requests under way: each is answered before its store closes, later ones are refused, nothing throws', async () => {
+    const dynamo = await startDynamo({ tableName: 'oc-stop' });
+    const doc = DynamoDBDocumentClient.from(dynamo.client);
+    const N = 300;
+    const underWay = Array.from({ length: N }, (_, i) =>
+      doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Put: { TableName: 'oc-stop', Item: { pk: `A#${i}`, sk: 'X', i } } },
+            { Put: { TableName: 'oc-stop', Item: { pk: `B#${i}`, sk: 'X', i } } },
+          ],
+        }),
+      ),
+    );
+    let answered = 0;
+    for (const p of underWay) p.then(() => (answered += 1), () => undefined);
+    await new Promise((r) => setImmediate(r));
+    const answeredBeforeStop = answered;
+    // closed under them, dynalite's store made every one of them throw "Database is closed" from a
+    // storage callback, out of any caller's reach: the process died
+    await dynamo.stop();
+    const outcomes = await Promise.allSettled(underWay);
+    assert.ok(answeredBeforeStop < N, `they were under way when it stopped (${answeredBeforeStop} answered before)`);
+    assert.deepEqual(outcomes.filter((o) => o.status !== 'fulfilled'), [], 'each under way was answered');
+    await assert.rejects(doc.send(new GetCommand({ TableName: 'oc-stop', Key: { pk: 'A#0', sk: 'X' } })), 'refused once stopped');
+  });
+
   test('on disk, data survives a restart, and stop leaves no server handle behind', async () => {
     const baseline = servers();
     const first = await startDynamo({ path: join(dir, 'ldb'), tableName: 'oc-test' });
