@@ -135,7 +135,7 @@ export interface DynamoReply {
  * on `end`. No socket and no HTTP parser on either side.
  */
 function invokeRaw(inner: Server, headers: IncomingHttpHeaders, raw: Buffer | string, method = 'POST', url = '/'): Promise<DynamoReply> {
-  return new Promise<DynamoReply>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const req = Object.assign(new EventEmitter(), { method, url, headers });
     const out: Record<string, string> = {};
     const res = {
@@ -286,6 +286,7 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
   const keySchemas = new Map<string, string[]>();
   const tokens = new Map<string, { at: number; hash: string; reply: Reply }>();
   const store = { options: { maxItemSize: maxItemSizeKb * 1024 } };
+  const gate = gateOf(inner);
 
   const keyNames = async (table: string): Promise<string[]> => {
     const hit = keySchemas.get(table);
@@ -451,7 +452,6 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
 
   /** One request, counted while under way (closeFront waits for it); refused once the front is closed. */
   async function handle(headers: IncomingHttpHeaders, raw: Buffer | string, method = 'POST', url = '/'): Promise<DynamoReply> {
-    const gate = gateOf(inner);
     if (gate.closed) throw Object.assign(new Error('connect ECONNREFUSED (the embedded DynamoDB is stopped)'), { code: 'ECONNREFUSED' });
     gate.pending += 1;
     try {

@@ -36,7 +36,6 @@ import type {
   SettlementRecord,
 } from '../../core/types.ts';
 import { keyFingerprint } from '../../core/keys.ts';
-import { canonicalize, type JsonLike } from '../../core/canonical.ts';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 /** An enrolled device: its key and what its latest credential says (renewal reissues it). */
@@ -1259,7 +1258,6 @@ export class DynamoStore {
     return items.map(obligationFrom);
   }
 
-
   /** A consumer domain's obligations, oldest first; open statuses read only the open partition. */
   async listByConsumer(domain: string, status?: ObligationStatus): Promise<ObligationItem[]> {
     return this.listIndex('gsi1', 'CONS', domain, status);
@@ -1271,7 +1269,7 @@ export class DynamoStore {
 
   /** A provider's obligations not yet closed and counted (accepted, settling, or closed but uncounted). */
   async listOpenByProvider(domain: string): Promise<ObligationItem[]> {
-    return this.queryPartitions('gsi2', partitions('PROV', domain, true));
+    return this.obligationsIn('gsi2', partitions('PROV', domain, true), { consistent: false });
   }
 
   /**
@@ -1286,46 +1284,35 @@ export class DynamoStore {
     domain: string,
     opts: { limit: number; status?: ObligationStatus; after?: string; newest?: boolean },
   ): Promise<Page<ObligationItem>> {
-    const index = side === 'consumer' ? 'gsi1' : 'gsi2';
-    const kind = side === 'consumer' ? 'CONS' : 'PROV';
-    const open = opts.status === 'accepted' || opts.status === 'settling';
-    const pks = open ? partitions(kind, domain, true) : [...partitions(kind, domain, true), ...partitions(kind, domain, false)];
-    const rows = await this.indexEntries(index, pks, { limit: opts.limit + 1, after: opts.after, newest: opts.newest, status: opts.status });
-    const listed = new Set(pks);
-    const found = await this.itemsOf(rows, true, (i) => listed.has(String(i[`${index}pk`])) && (opts.status === undefined || i.status === opts.status));
-    const byId = new Map(found.map((i) => { const o = obligationFrom(i); return [o.id, o]; }));
-    const merged = [...byId.values()].sort((a, b) => (obligationPosition(a) < obligationPosition(b) ? -1 : 1) * (opts.newest ? -1 : 1));
-    const items = merged.slice(0, opts.limit);
+    const [index, kind] = side === 'consumer' ? (['gsi1', 'CONS'] as const) : (['gsi2', 'PROV'] as const);
+    const found = await this.obligationsIn(index, statusPartitions(kind, domain, opts.status), { ...opts, limit: opts.limit + 1, consistent: true });
+    const items = found.slice(0, opts.limit);
     const lastItem = items[items.length - 1];
-    return { items, ...(merged.length > opts.limit && lastItem ? { last: obligationPosition(lastItem) } : {}) };
+    return { items, ...(found.length > opts.limit && lastItem ? { last: obligationPosition(lastItem) } : {}) };
   }
 
-  private async listIndex(
-    index: 'gsi1' | 'gsi2',
-    kind: 'CONS' | 'PROV',
-    domain: string,
-    status?: ObligationStatus,
-  ): Promise<ObligationItem[]> {
-    const open = status === 'accepted' || status === 'settling';
-    const pks = open ? partitions(kind, domain, true) : [...partitions(kind, domain, true), ...partitions(kind, domain, false)];
-    const items = await this.queryPartitions(index, pks, status);
-    return items.sort((a, b) => a.acceptedAt - b.acceptedAt || (a.id < b.id ? -1 : 1));
+  private async listIndex(index: 'gsi1' | 'gsi2', kind: 'CONS' | 'PROV', domain: string, status?: ObligationStatus): Promise<ObligationItem[]> {
+    return this.obligationsIn(index, statusPartitions(kind, domain, status), { status, consistent: false });
   }
-
 
   /**
-   * The obligations of index partitions `pks`, read eventually consistent (half the read
-   * units): the index itself is, and every decision taken on them (settle,
-   * default, complete evidence) is a conditional write that the current item,
-   * not this copy, decides.
+   * The obligations whose entries are in index partitions `pks` (and in `status`), in
+   * sort-key order, i.e. by acceptance (indexEntries merges the partitions), each once,
+   * read from the table; those that left the partitions since are dropped. The periodic
+   * jobs read them eventually consistent (half the read units): the index itself is,
+   * and every decision taken on them (settle, default, complete evidence) is a
+   * conditional write that the current item, not this copy, decides.
    */
-  private async queryPartitions(index: 'gsi1' | 'gsi2', pks: readonly string[], status?: ObligationStatus): Promise<ObligationItem[]> {
-    const rows = await this.indexEntries(index, pks, { status });
+  private async obligationsIn(
+    index: 'gsi1' | 'gsi2',
+    pks: readonly string[],
+    opts: { consistent: boolean; limit?: number; after?: string; newest?: boolean; status?: ObligationStatus },
+  ): Promise<ObligationItem[]> {
+    const rows = await this.indexEntries(index, pks, opts);
     const listed = new Set(pks);
-    const items = await this.itemsOf(rows, false, (i) => listed.has(String(i[`${index}pk`])) && (status === undefined || i.status === status));
+    const items = await this.itemsOf(rows, opts.consistent, (i) => listed.has(String(i[`${index}pk`])) && (opts.status === undefined || i.status === opts.status));
     return items.map(obligationFrom);
   }
-
 
   // ---- offers -----------------------------------------------------------------
 
@@ -1735,7 +1722,6 @@ export class DynamoStore {
   }
 }
 
-/** Escrow shard k of a domain's credit: its own partition. */
 /** A domain's counters: its counters item plus the evidence waiting on its escrow shards; outstanding = Σ used. */
 function countersOf(c: Record<string, unknown>, shards: readonly CreditShard[]): StoredCounters {
   return {
@@ -1758,6 +1744,7 @@ function creditShardOf(i: Record<string, unknown> | undefined): CreditShard {
   };
 }
 
+/** Escrow shard k of a domain's credit: its own partition. */
 function shardKey(domain: string, k: number): { pk: string; sk: string } {
   return { pk: `CREDIT#${domain}#${k}`, sk: 'SHARD' };
 }
@@ -1809,6 +1796,12 @@ export function indexShard(id: string): number {
 function partition(kind: 'CONS' | 'PROV', domain: string, open: boolean, shard?: number): string {
   const base = `${kind}#${domain}#${open ? 'open' : 'closed'}`;
   return shard === undefined ? base : `${base}#${shard}`;
+}
+
+/** The partitions that can hold a domain's obligations in `status`: the open ones for an open status, else open and closed. */
+function statusPartitions(kind: 'CONS' | 'PROV', domain: string, status?: ObligationStatus): string[] {
+  const open = status === 'accepted' || status === 'settling';
+  return open ? partitions(kind, domain, true) : [...partitions(kind, domain, true), ...partitions(kind, domain, false)];
 }
 
 /** Every partition of a domain's open (or closed) obligations: its shards, and the one from before sharding. */
@@ -1994,8 +1987,8 @@ const OB_DICTIONARY = Buffer.from(
  * than the bytes they stand for; so each such string (in walk order) becomes a
  * one-character placeholder in the JSON and its bytes follow the compressed JSON,
  * each after its length. 20 to 35 bytes less per obligation: with the rest, what
- * keeps a closed obligation within 1 KB (obligationRecord). Written only when it
- * reads back exactly (packAccepted checks); else format 2.
+ * keeps a closed obligation within 1 KB (obligationRecord). Used where the ids
+ * are left out and no string clashes with a placeholder; else format 2 (or 1).
  */
 const OB_FORMAT_BYTES = 3;
 /** Placeholders of format 3: base64url bytes, an Ed25519 SPKI key without its fixed DER prefix, 64 hex digits. */
@@ -2018,31 +2011,35 @@ function asBytes(v: string): { mark: string; bytes: Buffer } | undefined {
   return { mark: B64, bytes };
 }
 
-/** Visit every string of a JSON value in a fixed order (keys as stored), replacing it by what `f` returns. */
-function mapStrings(v: unknown, f: (s: string) => string): unknown {
-  if (typeof v === 'string') return f(v);
-  if (Array.isArray(v)) return v.map((x) => mapStrings(x, f));
-  if (v !== null && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = x === undefined ? undefined : mapStrings(x, f);
-    return out;
-  }
-  return v;
-}
-
+/**
+ * Format 3 of `slim`, or undefined when it cannot be (a string equal to a placeholder, or
+ * compressed JSON over 64 KB). Each string is replaced as JSON.stringify writes it, so the
+ * placeholders come in the order of the text, which is the order JSON.parse gives its
+ * keys back in (unpackBytes); asBytes replaces only what its bytes give back exactly.
+ */
 function packBytes(slim: unknown): Buffer | undefined {
   const chunks: Buffer[] = [];
   let clash = false;
-  const json = mapStrings(slim, (s) => {
-    if (s === B64 || s === SPKI || s === HEX) clash = true;
-    const b = asBytes(s);
-    if (!b) return s;
+  const json = JSON.stringify(slim, (_key, v: unknown) => {
+    if (typeof v !== 'string') return v;
+    if (v === B64 || v === SPKI || v === HEX) clash = true;
+    const b = asBytes(v);
+    if (!b) return v;
     chunks.push(Buffer.from([b.bytes.length]), b.bytes);
     return b.mark;
   });
-  if (clash || chunks.length / 2 > 255) return undefined;
-  const z = deflateRawSync(Buffer.from(JSON.stringify(json), 'utf8'), { dictionary: OB_DICTIONARY_BYTES, level: 9, memLevel: 9 });
+  if (clash) return undefined;
+  const z = deflateRawSync(Buffer.from(json, 'utf8'), { dictionary: OB_DICTIONARY_BYTES, level: 9, memLevel: 9 });
+  if (z.length > 0xffff) return undefined;
   return Buffer.concat([Buffer.from([OB_FORMAT_BYTES, z.length >> 8, z.length & 0xff]), z, ...chunks]);
+}
+
+/** Every string of a parsed JSON value replaced by what `f` returns, in the order of its text (own keys, as parsed). */
+function mapStrings(v: unknown, f: (s: string) => string): unknown {
+  if (typeof v === 'string') return f(v);
+  if (Array.isArray(v)) return v.map((x) => mapStrings(x, f));
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mapStrings(x, f)]));
+  return v;
 }
 
 function unpackBytes(b: Uint8Array): unknown {
@@ -2051,9 +2048,9 @@ function unpackBytes(b: Uint8Array): unknown {
   const json = JSON.parse(inflateRawSync(buf.subarray(3, 3 + zLen), { dictionary: OB_DICTIONARY_BYTES }).toString('utf8')) as unknown;
   let at = 3 + zLen;
   const next = (): Buffer => {
-    const n = buf[at]!;
-    const out = buf.subarray(at + 1, at + 1 + n);
-    if (n === undefined || out.length !== n) throw new Error('obligation item format 3: its bytes end early');
+    const n = buf[at];
+    const out = n === undefined ? undefined : buf.subarray(at + 1, at + 1 + n);
+    if (n === undefined || out?.length !== n) throw new Error('obligation item format 3: its bytes end early');
     at += 1 + n;
     return out;
   };
@@ -2072,21 +2069,10 @@ function packAccepted(a: AcceptedObligation, id: string): Uint8Array {
   const slim = idsOut
     ? { ...a, obligation: { ...o, id: undefined }, acceptance: { ...acc, body: { ...acc.body, obligationId: undefined } } }
     : a;
-  if (idsOut) {
-    const packed = packBytes(slim);
-    if (packed && sameDocument(unpackAccepted(packed, id), a)) return packed;
-  }
+  const packed = idsOut ? packBytes(slim) : undefined;
+  if (packed) return packed;
   const z = deflateRawSync(Buffer.from(JSON.stringify(slim), 'utf8'), { dictionary: OB_DICTIONARY, level: 9, memLevel: 9 });
   return Buffer.concat([Buffer.from([idsOut ? OB_FORMAT_NO_IDS : OB_FORMAT]), z]);
-}
-
-/** The same document, whatever the order of its keys (its signatures are over canonical JSON); false if either is not canonical JSON. */
-function sameDocument(x: AcceptedObligation, y: AcceptedObligation): boolean {
-  try {
-    return canonicalize(x as JsonLike) === canonicalize(y as JsonLike);
-  } catch {
-    return false;
-  }
 }
 
 function unpackAccepted(b: Uint8Array, id: string): AcceptedObligation {

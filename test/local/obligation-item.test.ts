@@ -47,6 +47,16 @@ describe('the compact obligation item', () => {
     );
   });
 
+  it('reads back a document parsed from JSON with an own "__proto__" key, as parsed', () => {
+    const sig = randomBytes(64).toString('base64url');
+    const ob = item({ sigs: [sig, sig, sig], prev: randomBytes(32).toString('hex'), spki: ED25519_SPKI(randomBytes(32)), service: 'wifi-access' });
+    const accepted = JSON.parse(JSON.stringify(ob.accepted).replace('{"body"', `{"__proto__":{"sig":"${sig}"},"body"`)) as AcceptedObligation;
+    assert.ok(Object.hasOwn(accepted.obligation, '__proto__'));
+    const back = obligationFrom(obligationRecord({ ...ob, accepted }));
+    assert.ok(Object.hasOwn(back.accepted.obligation, '__proto__'), 'an own key, not a prototype');
+    assert.deepEqual(back.accepted, accepted);
+  });
+
   it('keeps signatures, keys and hashes as bytes (format 3): smaller than the same document as compressed text', () => {
     const sig = () => randomBytes(64).toString('base64url');
     const ob = item({ sigs: [sig(), sig(), sig()], prev: randomBytes(32).toString('hex'), spki: ED25519_SPKI(randomBytes(32)), service: 'wifi-access' });
