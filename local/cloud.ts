@@ -114,8 +114,8 @@ export interface LocalCloud {
   ledger(): Promise<EmbeddedLedger>;
   /** Register an IoT thing (AWS: create-thing with attribute domain + its certificate). */
   registerThing(thing: string, domain: string, key: PublicKeyRef): void;
-  /** Run one scheduled job now (awaits it). */
-  runJob(name: JobName): Promise<void>;
+  /** Run one scheduled job now; what it returned (the follow job: its FollowSummary, also added to followTotals). */
+  runJob(name: JobName): Promise<unknown>;
   /**
    * Sums of the numeric fields of every `follow` run's result (the ledger
    * follower's summary, e.g. items read and invalid items skipped); empty
@@ -308,9 +308,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       registerThing: (thing, domain, key) => {
         things.put(thing, { domain, key });
       },
-      runJob: async (name) => {
-        await jobs[name]();
-      },
+      runJob: (name) => jobs[name](),
       invoke: (fn) => runWithDeps(deps, fn),
       fund: async (domain, blocks = 2) => {
         const hosted = await deps.store.getHostedDomain(domain);

@@ -6,6 +6,7 @@
  * and by the federation end-to-end test.
  */
 import type { Fleet } from '../devices/fleet.ts';
+import type { FollowSummary } from '../service/follow.ts';
 import { recomputeFromLedger } from '../service/reputation.ts';
 import type { LocalCloud } from './cloud.ts';
 import type { Federation } from './federation.ts';
@@ -169,4 +170,23 @@ export async function drainFederation(
     last = open;
     await new Promise((r) => setTimeout(r, 300));
   }
+}
+
+/**
+ * After the drain: publish what every hub still holds, wait `ledgerDelayMs`
+ * for it to reach every node, then run every hub's follow job until a pass at
+ * each learns nothing new (at most `timeoutMs`). The scheduled followers would
+ * get there too, but in one busy process a run can wait seconds. The passes go
+ * through the hubs' follow jobs, so what they learn is in each hub's
+ * followTotals. True when the followers went quiet within the time.
+ */
+export async function catchUpFollowers(fed: Federation, ledgerDelayMs: number, timeoutMs = 30_000): Promise<boolean> {
+  for (const hub of fed.hubs) await hub.runJob('publish');
+  await new Promise((r) => setTimeout(r, ledgerDelayMs + 200));
+  for (const settleBy = Date.now() + timeoutMs; Date.now() < settleBy; ) {
+    const passes = (await Promise.all(fed.hubs.map((hub) => hub.runJob('follow')))) as FollowSummary[];
+    if (passes.every((p) => p.obligations === 0 && p.outcomes === 0 && p.settlements === 0 && p.pendingClaims === 0 && p.deferred === undefined)) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
 }

@@ -315,7 +315,7 @@ function listenError(e: unknown, cfg: StartConfig): unknown {
  * reputation as each hub reports it and the fate of the cross-hub obligations.
  */
 async function runFederated(cfg: StartConfig): Promise<number> {
-  const [{ hubEnv, startFederation }, { drainFederation, federationReport }] = await Promise.all([
+  const [{ hubEnv, startFederation }, { catchUpFollowers, drainFederation, federationReport }] = await Promise.all([
     import('./federation.ts'),
     import('./federation-report.ts'),
   ]);
@@ -366,17 +366,8 @@ async function runFederated(cfg: StartConfig): Promise<number> {
       process.stdout.write(process.stdout.isTTY ? `\r  draining: ${n} obligation(s) still open…   ` : `  draining: ${n} obligation(s) still open…\n`),
     );
     if (process.stdout.isTTY) process.stdout.write('\r' + ' '.repeat(60) + '\r');
-    for (const hub of fed.hubs) await hub.runJob('publish');
-    // let the last outcomes reach every hub and its follower fold them in: the followers
-    // run on their schedule, but in one busy process a run can wait seconds, so follow
-    // here until a pass at every hub learns nothing new (at most 30 s)
-    await new Promise((r) => setTimeout(r, cfg.ledgerDelayMs + 200));
-    const { followLedger } = await import('../service/follow.ts');
-    for (const settleBy = Date.now() + 30_000; Date.now() < settleBy; ) {
-      const passes = await Promise.all(fed.hubs.map((hub) => hub.invoke(() => followLedger(hub.deps))));
-      if (passes.every((p) => p.obligations === 0 && p.outcomes === 0 && p.settlements === 0 && p.pendingClaims === 0)) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    // the last outcomes reach every hub and its follower folds them in
+    await catchUpFollowers(fed, cfg.ledgerDelayMs);
     const report = await federationReport(fed, fleet);
     const lat = fleet.results.filter((r) => r.ok).map((r) => (r.ok ? r.acceptMs : 0));
     const facts = {

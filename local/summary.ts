@@ -213,10 +213,15 @@ export function federationChecks(r: FederationSummaryInput, facts: FederationFac
   const agree = r.consumers.every((c) => c.ledgerAgreesAt.every(Boolean));
   const rules = r.hubs.reduce((s, h) => s + h.ruleFailures, 0);
   const refusals = r.hubs.reduce((s, h) => s + h.brokerRefusals, 0);
+  // every obligation ended, so each follower learnt the outcome of each obligation it learnt
+  const short = r.hubs.filter((h) => (h.follow.outcomes ?? 0) !== (h.follow.obligations ?? 0));
+  const first = short[0];
+  const shortText = first ? `; ${first.publisher} ${first.follow.outcomes ?? 0}/${first.follow.obligations ?? 0}${short.length > 1 ? ` +${short.length - 1}` : ''}` : '';
   return [
     { ok: r.onEveryNodeOnce === r.accepted, text: `every accepted obligation is once on every hub's ledger node (${r.onEveryNodeOnce}/${r.accepted})` },
     { ok: closed === accepted && facts.open === 0, text: `every accepted obligation ended fulfilled or defaulted (${closed}/${accepted}, ${facts.open} open)` },
     { ok: crossAccepted > 0 && crossAsExpected === crossAccepted, text: `cross-hub: payers' fulfilled, non-payers' defaulted (${crossAsExpected}/${crossAccepted})` },
+    { ok: short.length === 0, text: `every follower learnt each obligation's outcome (${r.hubs.length - short.length}/${r.hubs.length} hubs${shortText})` },
     { ok: agree, text: 'reputation counters equal a recomputation from the ledger, at every hub' },
     { ok: r.maxSpread <= facts.tolerance, text: `each domain's reputation agrees across hubs (max spread ${r.maxSpread.toFixed(3)} ≤ ${facts.tolerance})` },
     { ok: rules === 0, text: `no topic-rule invocation failed (${rules}); broker refusals: ${refusals}` },

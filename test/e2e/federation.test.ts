@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_FLEET, Fleet } from '../../devices/fleet.ts';
 import { hubEnv, startFederation, type Federation } from '../../local/federation.ts';
-import { drainFederation, federationReport, type FederationReport } from '../../local/federation-report.ts';
+import { catchUpFollowers, drainFederation, federationReport, type FederationReport } from '../../local/federation-report.ts';
 
 const TOLERANCE = 0.05;
 
@@ -53,10 +53,8 @@ describe('a federation of three hubs', () => {
     await fleet.setUp();
     await fleet.run();
     open = await drainFederation(fed, fleet, 80_000);
-    for (const hub of fed.hubs) await hub.runJob('publish');
-    // let the last outcomes reach every node, and every follower fold them in
-    await new Promise((r) => setTimeout(r, 300));
-    for (const hub of fed.hubs) await hub.runJob('follow');
+    // the last outcomes reach every node, and every follower folds them in
+    await catchUpFollowers(fed, 100);
     report = await federationReport(fed, fleet);
   });
   after(async () => {
@@ -112,6 +110,13 @@ describe('a federation of three hubs', () => {
     const byDomain = new Map(report.consumers.map((c) => [c.domain, c]));
     for (const d of ['c1', 'c2']) assert.ok(Math.min(...byDomain.get(d)!.reputationAt) > 0.5, `${d} rose everywhere`);
     assert.ok(Math.max(...byDomain.get('c3')!.reputationAt) < 0.5, 'c3 fell everywhere');
+  });
+
+  it('each follower learns every obligation accepted at the other hubs, and its outcome', () => {
+    // each obligation is accepted at its provider's hub and learnt by the two others
+    const learnt = report.hubs.reduce((n, h) => n + (h.follow.obligations ?? 0), 0);
+    assert.equal(learnt, 2 * report.accepted, JSON.stringify(report.hubs.map((h) => h.follow)));
+    for (const h of report.hubs) assert.equal(h.follow.outcomes ?? 0, h.follow.obligations ?? 0, `${h.publisher}: ${JSON.stringify(h.follow)}`);
   });
 
   it('skips no valid record: the followers count no invalid items', () => {

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFederation, type Federation } from '../../local/federation.ts';
+import { catchUpFollowers } from '../../local/federation-report.ts';
 
 const DELAY = 2_000;
 
@@ -65,5 +66,13 @@ describe('federation of hubs', () => {
     assert.equal((await b.call('GET', '/health')).status, 503, 'hub 2 reports its ledger down');
     fed.restartHubLedger(1);
     assert.equal((await b.call('GET', '/domains/fb')).status, 200, 'caught up at once: the item had arrived');
+  });
+
+  it('catching up runs every hub\'s follow job until it learns nothing new, and counts what it learnt', async () => {
+    // no follower is scheduled here: all the learning is the catch-up's, and it shows in followTotals
+    assert.deepEqual(fed.hubs.map((h) => h.followTotals.domains ?? 0), [0, 0]);
+    assert.equal(await catchUpFollowers(fed, DELAY), true);
+    assert.deepEqual(fed.hubs.map((h) => h.followTotals.domains), [2, 2], 'fa and fb, at each hub');
+    assert.deepEqual(fed.hubs.map((h) => h.followTotals.invalid), [0, 0]);
   });
 });

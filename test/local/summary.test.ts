@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { percentile } from '../../local/stats.ts';
 import {
+  federationChecks,
   renderFederationSummary,
   renderSummary,
   sparkline,
@@ -158,5 +159,24 @@ describe('summary', () => {
     const text = renderFederationSummary(input, { threshold: 0.4, seconds: 1_234.5, p50: 107, p99: 1_564, ledgerDelayMs: 150, open: 0, tolerance: 0.05 });
     assert.ok(widest(text) <= SUMMARY_COLUMNS, `widest line ${widest(text)}:\n${text}`);
     assert.match(text, /c7x13/, 'every hosted domain is listed');
+  });
+
+  it("the federated checks fail when a follower learnt an obligation but not its outcome", () => {
+    const fates = { accepted: 2, settled: 2, fulfilled: 2, defaulted: 0, open: 0 };
+    const hub = (i: number, follow: Record<string, number>) => ({ publisher: `hub-${i}`, api: '', domains: [], follow, ruleFailures: 0, brokerRefusals: 0 });
+    const input = (follow: Record<string, number>): FederationSummaryInput => ({
+      hubs: [hub(1, { obligations: 2, outcomes: 2 }), hub(2, follow)],
+      consumers: [{ domain: 'c1', hub: 0, defaulter: false, reputationAt: [0.9, 0.9], ledgerAgreesAt: [true, true], local: fates, cross: fates, refused: {}, timeouts: 0 }],
+      accepted: 4,
+      onEveryNodeOnce: 4,
+      maxSpread: 0,
+    });
+    const f = { threshold: 0.4, seconds: 1, p50: 1, p99: 1, ledgerDelayMs: 100, open: 0, tolerance: 0.05 };
+    const check = (follow: Record<string, number>) => federationChecks(input(follow), f).find((c) => /follower/.test(c.text));
+    assert.equal(check({ obligations: 2, outcomes: 2 })?.ok, true);
+    assert.equal(check({})?.ok, true, 'a hub that learnt nothing');
+    const short = check({ obligations: 2, outcomes: 1 });
+    assert.equal(short?.ok, false);
+    assert.match(short?.text ?? '', /1\/2 hubs; hub-2 1\/2\)/);
   });
 });
