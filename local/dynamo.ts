@@ -22,7 +22,7 @@ import {
 import { UnavailableError } from '../core/errors.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../adapters/table.ts';
 import { LOCAL_REGION } from './lambda.ts';
-import { closeFront, frontServer, transactHandler, type DynamoFront } from './transact.ts';
+import { closeFront, frontServer, transactHandler, withStore, type DynamoFront } from './transact.ts';
 import { listenLoopback } from './net.ts';
 
 /** dynalite 4 options we use (it ships no types). */
@@ -162,10 +162,10 @@ export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo
   const dynalite = require('dynalite') as Dynalite;
   const dynaliteOptions: DynaliteOptions = { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 };
   if (opts.path !== undefined) dynaliteOptions.path = opts.path;
-  const inner = dynalite(dynaliteOptions);
+  const { inner, store } = withStore(() => dynalite(dynaliteOptions));
   // dynalite is invoked in-process by the front; it listens only so that its close() (which closes LevelDB) works
   await listenLoopback(inner, 0, 'dynalite');
-  const front = transactHandler(inner);
+  const front = transactHandler(inner, { store });
   const server = frontServer(front);
   const endpoint = `http://127.0.0.1:${await listenLoopback(server, opts.port, 'dynamo front')}`;
   const tableName = opts.tableName ?? DEFAULT_TABLE_NAME;

@@ -6,7 +6,12 @@
  * never weaken the design).
  *
  * The front is the HTTP server the SDK talks to; dynalite runs behind it and is
- * invoked in-process (its request handler with an in-memory request/response).
+ * invoked in-process. Given dynalite's store (withStore), the front runs the item
+ * and query operations through dynalite's own validators and actions directly —
+ * what dynalite's request handler does after its HTTP and signature-form checks —
+ * and applies a transaction's writes with the requests it has already validated
+ * (each condition and update expression parsed once, not twice); anything else
+ * goes to dynalite's request handler with an in-memory request/response.
  * Every single-item request (GetItem, PutItem, UpdateItem, DeleteItem) and
  * BatchWriteItem takes a lock on its item keys, so a transaction holding the
  * locks of all its items is serialised against every other write and every
@@ -67,6 +72,72 @@ const dyn = {
   update: require('dynalite/validations/updateItem') as DynaliteValidation,
   delete: require('dynalite/validations/deleteItem') as DynaliteValidation,
 };
+
+/** dynalite's store behind one server (db.create's result): what its actions read and write. */
+export type DynaliteStore = { readonly options: Json };
+
+/**
+ * Make a dynalite server with `make` and keep the store it creates (dynalite
+ * builds it with db.create inside its factory and does not expose it).
+ */
+export function withStore(make: () => Server): { inner: Server; store: DynaliteStore } {
+  const db = require('dynalite/db') as { create: (options: Json) => DynaliteStore };
+  const create = db.create;
+  let store: DynaliteStore | undefined;
+  db.create = (options) => (store = create(options));
+  try {
+    const inner = make();
+    if (!store) throw new Error('dynalite created no store');
+    return { inner, store };
+  } finally {
+    db.create = create;
+  }
+}
+
+type ActionFn = (store: DynaliteStore, data: Json, cb: (err: { statusCode?: number; body?: Json } | null, out?: Json) => void) => void;
+
+/** The operations the front runs on dynalite's actions directly (given its store). */
+const DIRECT = ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'BatchGetItem', 'BatchWriteItem', 'Query', 'Scan'] as const;
+type DirectOp = (typeof DIRECT)[number];
+const isDirect = (op: string): op is DirectOp => (DIRECT as readonly string[]).includes(op);
+const lowerFirst = (op: string) => op.charAt(0).toLowerCase() + op.slice(1);
+const engine = Object.fromEntries(
+  DIRECT.map((op) => [
+    op,
+    { run: require(`dynalite/actions/${lowerFirst(op)}`) as ActionFn, validation: require(`dynalite/validations/${lowerFirst(op)}`) as DynaliteValidation },
+  ]),
+) as Record<DirectOp, { run: ActionFn; validation: DynaliteValidation }>;
+
+/** dynalite's validation of `data` for `op`, as its request handler runs it: the typed request, or the error to answer. */
+function validated(op: DirectOp, data: Json, store: unknown): { typed: Json } | { error: Reply } {
+  const v = engine[op].validation;
+  try {
+    const typed = dyn.validations.checkTypes(data, v.types);
+    dyn.validations.checkValidations(typed, v.types, v.custom, store);
+    return { typed };
+  } catch (e) {
+    const err = e as { statusCode?: number; body?: Json };
+    if (err.body) return { error: { status: err.statusCode ?? 400, body: err.body } };
+    throw e;
+  }
+}
+
+/** Run a validated request on dynalite's action: its answer, or its API error as a reply (any other error rejects). */
+function runTyped(store: DynaliteStore, op: DirectOp, typed: Json): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    engine[op].run(store, typed, (err, out) => {
+      if (err && err.statusCode) resolve({ status: err.statusCode, body: err.body ?? {} });
+      else if (err) reject(err as unknown as Error);
+      else resolve({ status: 200, body: out ?? {} });
+    });
+  });
+}
+
+/** Validate and run `data` as dynalite's request handler would, minus HTTP. */
+async function runDirect(store: DynaliteStore, op: DirectOp, data: Json): Promise<Reply> {
+  const v = validated(op, data, store);
+  return 'error' in v ? v.error : runTyped(store, op, v.typed);
+}
 
 const MAX_ACTIONS = 100;
 const TOKEN_TTL_MS = 10 * 60_000;
@@ -158,6 +229,27 @@ function invokeRaw(inner: Server, headers: IncomingHttpHeaders, raw: Buffer | st
   });
 }
 
+const contentTypeOf = (headers: IncomingHttpHeaders | undefined) => String(headers?.['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+
+/**
+ * The operation a request may run on dynalite's actions directly: one of DIRECT,
+ * POSTed with a JSON content type, a DynamoDB_20120810 target and a signature of
+ * AWS4 form (what dynalite's handler checks before validating). Anything else is
+ * answered by dynalite's handler itself, errors included.
+ */
+function directOp(headers: IncomingHttpHeaders, method: string, op: string): DirectOp | undefined {
+  const type = contentTypeOf(headers);
+  const auth = String(headers.authorization ?? '').trim();
+  const ok =
+    method === 'POST' &&
+    (type === 'application/x-amz-json-1.0' || type === 'application/json') &&
+    String(headers['x-amz-target'] ?? '') === `DynamoDB_20120810.${op}` &&
+    auth.startsWith('AWS4-') &&
+    /Credential=\S/.test(auth) && /Signature=\S/.test(auth) && /SignedHeaders=/.test(auth) &&
+    (headers['x-amz-date'] !== undefined || headers.date !== undefined);
+  return ok && isDirect(op) ? op : undefined;
+}
+
 /** Front requests under way, per dynalite server behind the front, and whether new ones are refused. */
 interface Gate {
   closed: boolean;
@@ -207,12 +299,6 @@ async function invoke(inner: Server, target: string, body: Json): Promise<Reply>
   return { status: r.status, body: r.body ? (JSON.parse(r.body) as Json) : {} };
 }
 
-async function call(inner: Server, target: string, body: Json): Promise<Json> {
-  const r = await invoke(inner, target, body);
-  if (r.status !== 200) throw new ApiError(r.status, r.body);
-  return r.body;
-}
-
 /** A transaction action normalised: which table and key it touches, and how to apply it. */
 interface Action {
   kind: 'ConditionCheck' | 'Put' | 'Update' | 'Delete';
@@ -243,7 +329,7 @@ function actionOf(entry: Json, keyNames: (table: string) => Promise<string[]>): 
 const lockKey = (table: string, key: Item) => `${table}\u0000${JSON.stringify(Object.keys(key).sort().map((k) => [k, key[k]]))}`;
 
 /** The single-item request that applies an action (a ConditionCheck applies nothing). */
-function singleRequest(a: Action): { target: string; body: Json; validation: DynaliteValidation } | undefined {
+function singleRequest(a: Action): { target: 'PutItem' | 'UpdateItem' | 'DeleteItem'; body: Json; validation: DynaliteValidation } | undefined {
   const { ReturnValuesOnConditionCheckFailure: _r, ...spec } = a.spec;
   if (a.kind === 'Put') return { target: 'PutItem', body: spec, validation: dyn.put };
   if (a.kind === 'Update') return { target: 'UpdateItem', body: spec, validation: dyn.update };
@@ -281,17 +367,26 @@ const units = (item: Item | undefined, size: (i: Item) => number) => Math.max(1,
  * in-process) and adds TransactWriteItems and TransactGetItems. Reached over
  * HTTP (transactFront) or in-process by the SDK (local/dynamo.ts's transport).
  */
-export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront {
+export function transactHandler(inner: Server, opts: { maxItemSizeKb?: number; store?: DynaliteStore } = {}): DynamoFront {
   const locks = new KeyLocks();
   const keySchemas = new Map<string, string[]>();
   const tokens = new Map<string, { at: number; hash: string; reply: Reply }>();
-  const store = { options: { maxItemSize: maxItemSizeKb * 1024 } };
+  // dynalite's validators read only options.maxItemSize from the store
+  const engineStore = opts.store;
+  const store = engineStore ?? { options: { maxItemSize: (opts.maxItemSizeKb ?? 400) * 1024 } };
   const gate = gateOf(inner);
+
+  /** One request of the front's own, on dynalite's actions when its store is known; an ApiError unless it succeeded. */
+  const call = async (target: string, body: Json): Promise<Json> => {
+    const r = engineStore && isDirect(target) ? await runDirect(engineStore, target, body) : await invoke(inner, target, body);
+    if (r.status !== 200) throw new ApiError(r.status, r.body);
+    return r.body;
+  };
 
   const keyNames = async (table: string): Promise<string[]> => {
     const hit = keySchemas.get(table);
     if (hit) return hit;
-    const out = await call(inner, 'DescribeTable', { TableName: table });
+    const out = await call('DescribeTable', { TableName: table });
     const schema = ((out.Table as Json | undefined)?.KeySchema ?? []) as { AttributeName: string }[];
     const names = schema.map((k) => k.AttributeName);
     keySchemas.set(table, names);
@@ -299,7 +394,7 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
   };
 
   const getItem = async (table: string, key: Item): Promise<Item | undefined> =>
-    (await call(inner, 'GetItem', { TableName: table, Key: key, ConsistentRead: true })).Item as Item | undefined;
+    (await call('GetItem', { TableName: table, Key: key, ConsistentRead: true })).Item as Item | undefined;
 
   async function transactWrite(body: Json): Promise<Reply> {
     const entries = (body.TransactItems ?? []) as Json[];
@@ -340,14 +435,20 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
         for (const [i, a] of actions.entries()) {
           const single = singleRequest(a);
           if (!single) continue;
-          await call(inner, single.target, single.body);
+          if (engineStore) {
+            // the request validated above (its expressions parsed once), applied by dynalite's action
+            const r = await runTyped(engineStore, single.target, requests[i] as Json);
+            if (r.status !== 200) throw new ApiError(r.status, r.body);
+          } else {
+            await call(single.target, single.body);
+          }
           applied.push(i);
         }
       } catch (e) {
         for (const i of applied.reverse()) {
           const a = actions[i] as Action;
           const before = images[i];
-          await (before ? call(inner, 'PutItem', { TableName: a.table, Item: before }) : call(inner, 'DeleteItem', { TableName: a.table, Key: a.key }));
+          await (before ? call('PutItem', { TableName: a.table, Item: before }) : call('DeleteItem', { TableName: a.table, Key: a.key }));
         }
         throw e;
       }
@@ -401,7 +502,7 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
     if (new Set(keys).size !== keys.length) throw validation('Transaction request cannot include multiple operations on one item');
     const release = await locks.lock(keys);
     try {
-      const out = await Promise.all(gets.map((g) => call(inner, 'GetItem', { ...g.spec, ConsistentRead: true })));
+      const out = await Promise.all(gets.map((g) => call('GetItem', { ...g.spec, ConsistentRead: true })));
       const Responses = out.map((o) => (o.Item ? { Item: o.Item } : {}));
       if (body.ReturnConsumedCapacity !== 'TOTAL' && body.ReturnConsumedCapacity !== 'INDEXES') return { status: 200, body: { Responses } };
       const table = gets[0]?.table ?? '';
@@ -445,9 +546,11 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
     return key;
   }
 
-  const reply = (r: Reply): DynamoReply => {
+  /** The answer as dynalite sends it: JSON in the request's content type (application/json, else application/x-amz-json-1.0). */
+  const reply = (r: Reply, request?: IncomingHttpHeaders): DynamoReply => {
     const body = JSON.stringify(r.body);
-    return { status: r.status, headers: { 'content-type': 'application/x-amz-json-1.0', 'content-length': String(Buffer.byteLength(body)) }, body };
+    const type = contentTypeOf(request) === 'application/json' ? 'application/json' : 'application/x-amz-json-1.0';
+    return { status: r.status, headers: { 'content-type': type, 'content-length': String(Buffer.byteLength(body)) }, body };
   };
 
   /** One request, counted while under way (closeFront waits for it); refused once the front is closed. */
@@ -479,10 +582,13 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
       } catch {
         keys = [];
       }
-      if (keys.length === 0) return invokeRaw(inner, headers, raw, method, url);
+      const op = typeof data === 'object' && data !== null && !Array.isArray(data) ? directOp(headers, method, target) : undefined;
+      const answer = (): Promise<DynamoReply> =>
+        engineStore && op ? runDirect(engineStore, op, data).then((r) => reply(r, headers)) : invokeRaw(inner, headers, raw, method, url);
+      if (keys.length === 0) return answer();
       const release = await locks.lock(keys);
       try {
-        return await invokeRaw(inner, headers, raw, method, url);
+        return await answer();
       } finally {
         release();
       }
@@ -508,8 +614,8 @@ export function transactHandler(inner: Server, maxItemSizeKb = 400): DynamoFront
 export type DynamoFront = (headers: IncomingHttpHeaders, raw: Buffer | string, method?: string, url?: string) => Promise<DynamoReply>;
 
 /** The front as an HTTP server (the endpoint other processes and the CLI reach). */
-export function transactFront(inner: Server, maxItemSizeKb = 400): Server {
-  return frontServer(transactHandler(inner, maxItemSizeKb));
+export function transactFront(inner: Server, opts: { maxItemSizeKb?: number; store?: DynaliteStore } = {}): Server {
+  return frontServer(transactHandler(inner, opts));
 }
 
 /** Serve `front` over HTTP. */
