@@ -100,6 +100,41 @@ export function signBytes(privateKey: PrivateKeyRef, data: string): string {
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
+/** How many verified signatures verifyBytesOnce remembers (by hash: about 150 B each). */
+export const VERIFIED_MEMO_SIZE = 4096;
+const verified = new Map<string, true>();
+
+/**
+ * verifyBytes for texts shown again and again — a device's credential in each of
+ * its obligations, a hub key's certificate in each acceptance: a signature that
+ * verified once is remembered (by a hash of key, text and signature; the oldest
+ * forgotten past VERIFIED_MEMO_SIZE), so the same credential costs one Ed25519
+ * verification per process, not one per obligation. A failure is never
+ * remembered: it is checked afresh each time.
+ */
+export function verifyBytesOnce(publicKey: PublicKeyRef, data: string, sig: string): boolean {
+  const id = createHash('sha256').update(`${publicKey.alg}\u0000${publicKey.spki}\u0000${sig}\u0000`).update(data).digest('base64url');
+  if (verified.has(id)) return true;
+  if (!verifyBytes(publicKey, data, sig)) return false;
+  if (verified.size >= VERIFIED_MEMO_SIZE) verified.delete(verified.keys().next().value as string);
+  verified.set(id, true);
+  return true;
+}
+
+/** How many verified signatures are remembered now (tests). */
+export const verifiedMemoSize = (): number => verified.size;
+
+/** verifySigned through verifyBytesOnce (see there). */
+export function verifySignedOnce<T>(signed: Signed<T>, publicKey: PublicKeyRef): boolean {
+  let text: string;
+  try {
+    text = canonicalize(signed.body as JsonLike);
+  } catch {
+    return false;
+  }
+  return verifyBytesOnce(publicKey, text, signed.sig);
+}
+
 /** True iff `sig` is a valid signature of `data` by `publicKey`. Never throws: garbage gives false. */
 export function verifyBytes(publicKey: PublicKeyRef, data: string, sig: string): boolean {
   try {

@@ -11,7 +11,7 @@ import {
   ExpiredError,
   MalformedError,
 } from './errors.ts';
-import { signBytes, signValue, verifyBytes, verifySigned, type PrivateKeyRef } from './keys.ts';
+import { signBytes, signValue, verifyBytes, verifyBytesOnce, verifySigned, type PrivateKeyRef } from './keys.ts';
 import { signingKeyOf } from './records.ts';
 import {
   GENESIS,
@@ -115,7 +115,8 @@ export function verifyObligation(ob: Obligation, consumerDomainKey: PublicKeyRef
   if (body.amount > c.creditLimit) {
     throw new BadCredentialError('amount is above the device credit limit', { amount: body.amount, limit: c.creditLimit });
   }
-  if (!verifyBytes(consumerDomainKey, canonicalize(c), cred.sig)) {
+  // a device shows the same credential in every obligation: verified once per process
+  if (!verifyBytesOnce(consumerDomainKey, canonicalize(c), cred.sig)) {
     throw new BadCredentialError('credential is not signed by the consumer domain', { domain: c.domain });
   }
   if (!verifyBytes(c.deviceKey, text, ob.sig)) {

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BadCredentialError, BadSignatureError, MalformedError } from './errors.ts';
-import { sameKey, signValue, verifySigned, type AsyncSigner, type PrivateKeyRef } from './keys.ts';
+import { sameKey, signValue, verifySigned, verifySignedOnce, type AsyncSigner, type PrivateKeyRef } from './keys.ts';
 import type {
   AcceptanceBody,
   AcceptedObligation,
@@ -455,7 +455,8 @@ export function signingKeyOf(
   const cert = body.certificate;
   if (cert === undefined) return domainKey;
   const c = cert.body;
-  if (cert.by !== domain || c.domain !== domain || !verifySigned(cert, domainKey)) {
+  // the same certificate comes with every acceptance and standing offer of its hub key: verified once per process
+  if (cert.by !== domain || c.domain !== domain || !verifySignedOnce(cert, domainKey)) {
     throw new BadSignatureError(`hub key certificate is not signed by ${domain}`, { domain });
   }
   if (at < c.notBefore || at > c.notAfter) {

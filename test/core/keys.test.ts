@@ -7,7 +7,10 @@ import {
   signBytes,
   signValue,
   verifyBytes,
+  verifyBytesOnce,
+  verifiedMemoSize,
   verifySigned,
+  VERIFIED_MEMO_SIZE,
   type KeyAlg,
 } from '../../core/index.ts';
 
@@ -75,5 +78,40 @@ describe('keys across algorithms', () => {
     const sig = signBytes(ed.privateKey, 'x');
     assert.equal(verifyBytes({ alg: 'p256', spki: ed.publicKey.spki }, 'x', sig), false);
     assert.throws(() => signBytes({ alg: 'p256', pkcs8: ed.privateKey.pkcs8 }, 'x'));
+  });
+});
+
+describe('verifyBytesOnce (a memo of verified signatures)', () => {
+  const a = generateKeyPair('ed25519');
+  const b = generateKeyPair('ed25519');
+
+  it('answers as verifyBytes, before and after a signature is remembered', () => {
+    const text = `credential ${Math.random()}`;
+    const sig = signBytes(a.privateKey, text);
+    const flipped = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+    for (let round = 0; round < 2; round++) {
+      assert.equal(verifyBytesOnce(a.publicKey, text, sig), true);
+      // the same signature over another text, by another key, or altered, still fails
+      assert.equal(verifyBytesOnce(a.publicKey, `${text}!`, sig), false);
+      assert.equal(verifyBytesOnce(b.publicKey, text, sig), false);
+      assert.equal(verifyBytesOnce(a.publicKey, text, flipped), false);
+    }
+  });
+
+  it('remembers successes only, and at most VERIFIED_MEMO_SIZE of them', () => {
+    const before = verifiedMemoSize();
+    const text = `once ${Math.random()}`;
+    const sig = signBytes(a.privateKey, text);
+    assert.equal(verifyBytesOnce(a.publicKey, `${text}?`, sig), false);
+    assert.equal(verifiedMemoSize(), before, 'a failure is not remembered');
+    verifyBytesOnce(a.publicKey, text, sig);
+    verifyBytesOnce(a.publicKey, text, sig);
+    assert.equal(verifiedMemoSize(), Math.min(before + 1, VERIFIED_MEMO_SIZE));
+    for (let i = 0; i <= VERIFIED_MEMO_SIZE; i++) {
+      const t = `fill ${i}`;
+      verifyBytesOnce(a.publicKey, t, signBytes(a.privateKey, t));
+    }
+    assert.equal(verifiedMemoSize(), VERIFIED_MEMO_SIZE);
+    assert.equal(verifyBytesOnce(a.publicKey, text, sig), true, 'forgotten, then verified again');
   });
 });
