@@ -164,4 +164,20 @@ export function transactionContract(it: It, ctx: () => { client: DynamoDBClient;
     assert.deepEqual(out.Responses?.[0]?.Item, { pk: a, sk: 'T', n: 1 });
     assert.equal(out.Responses?.[1]?.Item, undefined);
   });
+
+  it('a ClientRequestToken sent again with the same request is answered again, applied once; with another request it is refused', async () => {
+    const a = uid();
+    const T = ctx().table;
+    const token = `t-${uid()}`;
+    const add = (d: number) =>
+      new TransactWriteCommand({
+        ClientRequestToken: token,
+        TransactItems: [{ Update: { TableName: T, Key: { pk: a, sk: 'T' }, UpdateExpression: 'ADD #n :d', ExpressionAttributeNames: { '#n': 'n' }, ExpressionAttributeValues: { ':d': d } } }],
+      });
+    await doc().send(add(5));
+    await doc().send(add(5)); // a retry of the same request: answered, not applied again
+    assert.equal((await get(a))?.n, 5);
+    await assert.rejects(doc().send(add(6)), (e: Error) => e.name === 'IdempotentParameterMismatchException');
+    assert.equal((await get(a))?.n, 5);
+  });
 }

@@ -6,7 +6,7 @@
  * front that hands every request to dynalite's handler — get the same status
  * and body, successes and errors alike, and leave the same items behind.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import type { Server } from 'node:http';
@@ -143,5 +143,54 @@ describe('the front on dynalite\'s actions answers as dynalite\'s own handler', 
       assert.notEqual(x.status, 200);
       assert.equal(x.body, y.body);
     }
+  });
+});
+
+describe('the front remembers a ClientRequestToken for 10 minutes', () => {
+  let inner: Server;
+  let front: DynamoFront;
+  before(async () => {
+    const a = withStore(() => dynalite({ createTableMs: 0 }));
+    inner = a.inner;
+    await listenLoopback(inner, 0, 'dynalite');
+    front = transactHandler(inner, { store: a.store });
+    const table = {
+      TableName: T,
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+    };
+    assert.equal((await front(signed('CreateTable'), JSON.stringify(table))).status, 200);
+    await new Promise((r) => setTimeout(r, 50));
+  });
+  after(async () => {
+    mock.timers.reset();
+    await new Promise((r) => inner.close(r));
+  });
+
+  it('then forgets it, and only the tokens that old', async () => {
+    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    const add = (token: string, d: number) =>
+      front(
+        signed('TransactWriteItems'),
+        JSON.stringify({ ClientRequestToken: token, TransactItems: [{ Update: { TableName: T, Key: { pk: S(token), sk: S('T') }, UpdateExpression: 'ADD n :d', ExpressionAttributeValues: { ':d': N(d) } } }] }),
+      );
+    const mismatch = async (token: string) => {
+      const r = await add(token, 99);
+      return r.status === 400 && /IdempotentParameterMismatch/.test(r.body);
+    };
+    assert.equal((await add('old', 1)).status, 200);
+    mock.timers.tick(5 * 60_000);
+    assert.equal((await add('young', 1)).status, 200);
+    assert.equal(await mismatch('old'), true);
+    mock.timers.tick(5 * 60_000 + 1); // 'old' is 10 min + 1 ms old, 'young' 5 min + 1 ms
+    assert.equal(await mismatch('young'), true, 'a younger token is still remembered');
+    assert.equal((await add('old', 2)).status, 200, 'the old token is forgotten: a new request under it is applied');
   });
 });
