@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- filter]`: runs every suite (or the rows whose name, or suite name, contains
- * `filter`), prints a table and merges the rows into bench/results.json.
+ * `filter`), prints a table and merges the rows into bench/results.json; a suite that fails
+ * does not stop the others (exit code 1).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -56,41 +57,65 @@ function format(rows: readonly (BenchRow & { suite: string })[]): string {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
-function previous(): Results['rows'] {
-  if (!existsSync(RESULTS)) return [];
+function previous(file: string): Results['rows'] {
+  if (!existsSync(file)) return [];
   try {
-    return (JSON.parse(readFileSync(RESULTS, 'utf8')) as Results).rows ?? [];
+    return (JSON.parse(readFileSync(file, 'utf8')) as Results).rows ?? [];
   } catch {
     return [];
   }
 }
 
-async function main(filter: string | undefined): Promise<void> {
+/**
+ * Run `suites` (filtered as the command line says), print the table of their rows and
+ * merge them into `resultsFile`. A suite that fails is reported in one line and the
+ * others still run: the table and the results keep every row measured (a failed
+ * suite's earlier rows stay in the results). The exit code: 1 when a suite failed.
+ */
+export async function runBench(
+  suites: readonly BenchSuite[],
+  filter: string | undefined,
+  io: { resultsFile: string; out: (line: string) => void; progress: (text: string) => void } = {
+    resultsFile: RESULTS,
+    out: (line) => console.log(line),
+    progress: (text) => process.stderr.write(text),
+  },
+): Promise<number> {
   const rows: Results['rows'] = [];
   const whole = new Set<string>(); // suites run whole: their earlier rows all go (a renamed row must not linger)
-  for (const suite of SUITES) {
+  const failures: string[] = [];
+  for (const suite of suites) {
     const suiteFilter = filter === undefined || suite.name.toLowerCase().includes(filter.toLowerCase()) ? undefined : filter;
-    if (suiteFilter === undefined) whole.add(suite.name);
     const started = Date.now();
-    process.stderr.write(`running ${suite.name}… `);
-    const got = await suite.run(suiteFilter);
-    process.stderr.write(`${got.length} rows in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    io.progress(`running ${suite.name}… `);
+    let got: BenchRow[];
+    try {
+      got = await suite.run(suiteFilter);
+    } catch (e) {
+      const message = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+      io.progress(`FAILED after ${((Date.now() - started) / 1000).toFixed(1)} s: ${message}\n`);
+      failures.push(`${suite.name}: ${message}`);
+      continue;
+    }
+    if (suiteFilter === undefined) whole.add(suite.name);
+    io.progress(`${got.length} rows in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     rows.push(...got.map((r) => ({ suite: suite.name, ...r })));
   }
-  console.log(format(rows));
+  io.out(format(rows));
   const fresh = new Set(rows.map((r) => `${r.suite}/${r.name}`));
-  const merged = [...previous().filter((r) => !whole.has(r.suite) && !fresh.has(`${r.suite}/${r.name}`)), ...rows];
+  const merged = [...previous(io.resultsFile).filter((r) => !whole.has(r.suite) && !fresh.has(`${r.suite}/${r.name}`)), ...rows];
   const results: Results = { at: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown', rows: merged };
-  writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(io.resultsFile, `${JSON.stringify(results, null, 2)}\n`);
   const failed = rows.filter((r) => r.ok === false);
-  if (failed.length > 0) console.log(`\n${failed.length} row(s) missed their target: ${failed.map((r) => r.name).join('; ')}`);
+  if (failed.length > 0) io.out(`\n${failed.length} row(s) missed their target: ${failed.map((r) => r.name).join('; ')}`);
+  if (failures.length > 0) io.out(`\n${failures.length} suite(s) failed (their rows are missing above): ${failures.join('; ')}`);
+  return failures.length > 0 ? 1 : 0;
 }
 
 if (isMain(import.meta.url)) {
   runCli('npm run bench', async () => {
     const { positionals, help } = parse(BENCH, process.argv.slice(2));
     if (help) return 0;
-    await main(positionals[0]);
-    return 0;
+    return runBench(SUITES, positionals[0]);
   });
 }
