@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalize } from '../core/canonical.ts';
-import { generateKeyPair, publicKeyObject, type KeyPair } from '../core/keys.ts';
+import { generateKeyPair, publicKeyObject, VERIFIED_MEMO_SIZE, type KeyPair } from '../core/keys.ts';
 import { createObligation, verifyObligation } from '../core/obligation.ts';
 import { decide, type DecisionContext } from '../core/policy.ts';
 import { createOffer, issueCredential } from '../core/records.ts';
@@ -26,6 +26,8 @@ interface Fixture {
   device: KeyPair;
   ob: Obligation;
   create: () => Obligation;
+  /** `n` obligations of as many devices, each with its own credential (their first obligations). */
+  firsts: (n: number) => Obligation[];
   context: DecisionContext;
 }
 
@@ -43,6 +45,14 @@ function fixture(alg: KeyAlg): Fixture {
   ).body;
   const create = () =>
     createObligation({ credential, deviceKey: device.privateKey, offer, seq: 1, prev: GENESIS, issuedAt: NOW, dueBy: NOW + 7 * DAY });
+  const firsts = (n: number) =>
+    Array.from({ length: n }, (_, i) => {
+      const own = issueCredential(
+        { domain: 'acme', deviceId: 'meter-1', deviceKey: device.publicKey, creditLimit: 1_000_000 + i, notBefore: NOW - DAY, notAfter: NOW + 365 * DAY },
+        domain.privateKey,
+      );
+      return createObligation({ credential: own, deviceKey: device.privateKey, offer, seq: 1, prev: GENESIS, issuedAt: NOW, dueBy: NOW + 7 * DAY });
+    });
   const context: DecisionContext = {
     now: NOW,
     consumerDomainKey: domain.publicKey,
@@ -56,7 +66,7 @@ function fixture(alg: KeyAlg): Fixture {
     chainHead: undefined,
     seen: false,
   };
-  return { domain, provider, device, ob: create(), create, context };
+  return { domain, provider, device, ob: create(), create, firsts, context };
 }
 
 /** Bare sign and verify of the obligation's canonical body with pre-parsed KeyObjects. */
@@ -88,8 +98,9 @@ function signatureRows(alg: KeyAlg, wanted: (name: string) => boolean): BenchRow
     verify: `${label} bare verify (baseline)`,
     sign: `${label} bare sign`,
     created: `${label} obligations created`,
-    verified: `${label} obligations verified`,
-    accepted: `${label} obligations accepted (decide)`,
+    verified: `${label} obligations verified, a device's first (its credential checked too)`,
+    verifiedAgain: `${label} obligations verified, a device's next ones (its credential's signature remembered from the first)`,
+    accepted: `${label} obligations accepted (decide; the device's credential remembered, as for its every obligation after the first)`,
   };
   if (!Object.values(names).some(wanted)) return [];
   const f = fixture(alg);
@@ -106,17 +117,34 @@ function signatureRows(alg: KeyAlg, wanted: (name: string) => boolean): BenchRow
     rows.push({ name: names.created, value: Math.round(1e9 / c.nsPerOp), unit: 'ops/s', ratio: round(c.ratio), target: '≤ 1.5x bare sign (1 signature made)', ok: c.ratio <= TARGET_RATIO });
   }
   if (wanted(names.verified)) {
-    verifyObligation(f.ob, f.domain.publicKey, NOW);
-    const c = compare(b.verify, () => verifyObligation(f.ob, f.domain.publicKey, NOW));
+    // a device's first obligation: its credential's signature is checked too (a fresh credential
+    // each call, more than verifyBytesOnce remembers, so none is remembered by the time it comes round)
+    const firsts = f.firsts(VERIFIED_MEMO_SIZE + 1_000);
+    let i = 0;
+    const c = compare(b.verify, () => verifyObligation(firsts[i++ % firsts.length] as Obligation, f.domain.publicKey, NOW));
     const ratio = c.ratio / 2; // credential + device signature
     rows.push({ name: names.verified, value: Math.round(1e9 / c.nsPerOp), unit: 'ops/s', ratio: round(ratio), target: `${TARGET} (2 checked)`, ok: ratio <= TARGET_RATIO });
+  }
+  if (wanted(names.verifiedAgain)) {
+    verifyObligation(f.ob, f.domain.publicKey, NOW);
+    const c = compare(b.verify, () => verifyObligation(f.ob, f.domain.publicKey, NOW));
+    const ratio = c.ratio; // the device signature; the credential's is remembered
+    rows.push({ name: names.verifiedAgain, value: Math.round(1e9 / c.nsPerOp), unit: 'ops/s', ratio: round(ratio), target: `${TARGET} (1 checked)`, ok: ratio <= TARGET_RATIO });
   }
   if (wanted(names.accepted)) {
     const d = decide(f.ob, f.context);
     if (!d.accept) throw new Error(`bench setup: decide rejected: ${d.error.message}`);
     const c = compare(b.verify, () => decide(f.ob, f.context));
-    const ratio = c.ratio / 2; // 2 checked; the acceptance signature is included in the cost
-    rows.push({ name: names.accepted, value: Math.round(1e9 / c.nsPerOp), unit: 'ops/s', ratio: round(ratio), target: `${TARGET} (2 checked + 1 signed)`, ok: ratio <= TARGET_RATIO });
+    // per bare-crypto cost: 1 verify (the device's; its credential's is remembered) and 1 sign (the acceptance)
+    const ratio = c.ratio / (1 + signVsVerify.ratio);
+    rows.push({
+      name: names.accepted,
+      value: Math.round(1e9 / c.nsPerOp),
+      unit: 'ops/s',
+      ratio: round(ratio),
+      target: `≤ ${TARGET_RATIO}x the bare crypto it does (1 verify + 1 sign; the credential remembered)`,
+      ok: ratio <= TARGET_RATIO,
+    });
   }
   return rows;
 }
