@@ -61,6 +61,59 @@ export async function closeObligation(
 }
 
 /**
+ * Fulfil the obligations one payment settled (one consumer domain, one provider domain, all
+ * in `from`), with their evidence as closeObligation would: those that drew from the same
+ * escrow shard close in one transaction with one shard update for all of them (a
+ * transaction bills 2 units per item: the shard is paid for once per group, not once per
+ * obligation). Returns the ones closed here; a group in which any was not in `from` any more
+ * (closed meanwhile, or a stale read) is left whole to the caller, to close one by one.
+ */
+export async function fulfilTogether(
+  deps: Deps,
+  items: readonly ObligationItem[],
+  from: ObligationStatus[],
+  extra: Partial<ObligationItem> & { closedAt: number },
+): Promise<ObligationItem[]> {
+  const first = items[0];
+  if (!first) return [];
+  if (items.some((i) => i.consumerDomain !== first.consumerDomain || i.providerDomain !== first.providerDomain)) {
+    throw new RangeError('fulfilTogether: one consumer and one provider domain');
+  }
+  const counts = (extra.weight ?? 0) > 0;
+  const counted = !counts || (await vouchedAlready(deps, first));
+  const groups = new Map<number, ObligationItem[]>();
+  for (const item of items) {
+    const shard = credit(deps, item).shard;
+    const group = groups.get(shard) ?? [];
+    if (group.length === 0) groups.set(shard, group);
+    group.push(item);
+  }
+  const closed: ObligationItem[] = [];
+  for (const [shard, group] of groups) {
+    for (let i = 0; i < group.length; i += deps.store.closeBatch) {
+      const batch = group.slice(i, i + deps.store.closeBatch);
+      const delta: Partial<ReputationCounters> = { outstanding: -batch.reduce((t, o) => t + o.amount, 0) };
+      if (counts && counted) {
+        delta.rScaled = batch.reduce((t, o) => t + evidenceDelta('fulfilled', o.amount, extra.closedAt, 1, deps.config.reputation).rScaled, 0);
+        delta.paidVolume = batch.reduce((t, o) => t + o.amount, 0);
+      }
+      const done = await deps.store.closeObligationsTogether(batch, from, 'fulfilled', () => extra, delta, {
+        limit: limitFn(deps.config),
+        now: deps.now(),
+        shard,
+        counted,
+        pending: true,
+      });
+      if (!done) continue;
+      closed.push(...done);
+      // a fulfilment waiting for its provider's standing: parked after the close, as closeObligation does
+      if (!counted) for (const item of done) await recordEvidence(deps, item);
+    }
+  }
+  return closed;
+}
+
+/**
  * Does the provider already vouch for the consumer's hub, having been paid from
  * it before? Then a fulfilment's evidence counts at once: parking and releasing
  * it would apply the same change (payer hubs only grow, so vouching never stops).

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { evidenceWeight } from '../core/reputation.ts';
-import { closeObligation, recordEvidence } from './evidence.ts';
+import { closeObligation, fulfilTogether, recordEvidence } from './evidence.ts';
 import { InvalidRecordError, UnavailableError } from '../core/errors.ts';
 import type { LedgerItem } from '../adapters/ports.ts';
 import type { HostedDomain, ObligationItem } from '../adapters/store/dynamo.ts';
@@ -93,8 +93,26 @@ async function settleRecord(
   if (!tx || tx.confirmations < deps.config.confirmations) return false;
   if (obligations.reduce((sum, o) => sum + o.amount, 0) > paid.amount) return true; // claims more than was paid: never honoured
   if (!(await store.consumePayment(provider.domain, rec.txid, rec.settlementId, claim))) return true;
-  for (const ob of obligations) if (await fulfil(deps, ob, rec.txid)) summary.fulfilled += 1;
+  summary.fulfilled += await fulfilAll(deps, obligations, rec.txid);
   return true;
+}
+
+/**
+ * Fulfil what one payment settled: those still open together (evidence.fulfilTogether:
+ * one transaction per escrow shard they drew from), then any left one by one (closed
+ * meanwhile, or read stale: fulfil() completes or skips each). How many were fulfilled here.
+ */
+async function fulfilAll(deps: Deps, obligations: readonly ObligationItem[], txid: string): Promise<number> {
+  const first = obligations[0];
+  if (!first) return 0;
+  const [consumer, provider] = await Promise.all([deps.directory.get(first.consumerDomain), deps.directory.get(first.providerDomain)]);
+  const weight = evidenceWeight(consumer?.body, provider?.body);
+  const open = obligations.filter((ob) => ob.status === 'accepted' || ob.status === 'settling');
+  const together = await fulfilTogether(deps, open, ['accepted', 'settling'], { paidTxid: txid, closedAt: deps.now(), weight });
+  const done = new Set(together.map((ob) => ob.id));
+  let fulfilled = together.length;
+  for (const ob of obligations) if (!done.has(ob.id) && (await fulfil(deps, ob, txid))) fulfilled += 1;
+  return fulfilled;
 }
 
 /**

@@ -527,6 +527,11 @@ export class DynamoStore {
     return shardIndex(obligationId, this.credit.shards);
   }
 
+  /** Most obligations closeObligationsTogether takes at once. */
+  get closeBatch(): number {
+    return CLOSE_BATCH;
+  }
+
   get creditShards(): number {
     return this.credit.shards;
   }
@@ -555,21 +560,21 @@ export class DynamoStore {
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     };
-    const applied = await this.withCounters(domain, delta, opts, guard, () => this.hasMarker(marker));
+    const applied = await this.withCounters(domain, delta, opts, [guard], () => this.hasMarker(marker));
     return { applied };
   }
 
   /**
-   * One TransactWriteItems of `guard` (the write that makes the change happen
+   * One TransactWriteItems of `guards` (the writes that make the change happen
    * once) and the counters and escrow writes of `delta` (see applyCounters).
-   * False, and nothing written, when the guard's condition fails (or `done`
+   * False, and nothing written, when a guard's condition fails (or `done`
    * says so after a snapshot); conflicts with concurrent transactions are retried.
    */
   private async withCounters(
     domain: string,
     delta: Partial<ReputationCounters>,
     opts: { limit: CreditLimitFn; now: number; shard?: number },
-    guard: TransactItem,
+    guards: TransactItem[],
     done?: () => Promise<boolean>,
   ): Promise<boolean> {
     const lowers = (delta.sScaled ?? 0) > 0 || (delta.outstanding ?? 0) > 0 || (delta.rScaled ?? 0) < 0 || (delta.paidVolume ?? 0) < 0;
@@ -581,12 +586,12 @@ export class DynamoStore {
         if (done && (await done())) return false;
       }
       try {
-        await this.transact([guard, ...this.counterWrites(domain, delta, opts, snapshot)]);
+        await this.transact([...guards, ...this.counterWrites(domain, delta, opts, snapshot)]);
         return true;
       } catch (e) {
         const reasons = cancellation(e);
         if (!reasons) throw e;
-        if (reasons[0] === 'ConditionalCheckFailed') return false;
+        if (reasons.slice(0, guards.length).includes('ConditionalCheckFailed')) return false;
         await sleep(Math.random() * Math.min(50, 2 ** attempt));
       }
     }
@@ -1143,6 +1148,44 @@ export class DynamoStore {
     delta: Partial<ReputationCounters>,
     opts: { limit: CreditLimitFn; now: number; shard?: number; counted: boolean; pending?: boolean; expect?: { settlementId: string | null } },
   ): Promise<ObligationItem | undefined> {
+    const { guard, closed } = this.closing(current, from, to, extra, opts);
+    if (!(await this.withCounters(current.consumerDomain, delta, opts, [guard]))) return undefined;
+    return closed;
+  }
+
+  /**
+   * Close several obligations of one consumer domain, all drawn from escrow shard
+   * `opts.shard`, in ONE transaction: each one's status move (as closeObligation)
+   * and one update of the shard with their summed `delta`. A transaction bills 2
+   * units per item, so the obligations a settlement paid for pay for their shard
+   * once, not once each. All or nothing: undefined when any of them was not in
+   * `from` (nothing written; close them one by one). At most CLOSE_BATCH items.
+   */
+  async closeObligationsTogether(
+    items: readonly ObligationItem[],
+    from: ObligationStatus[],
+    to: 'fulfilled' | 'defaulted',
+    extra: (item: ObligationItem) => Partial<ObligationItem>,
+    delta: Partial<ReputationCounters>,
+    opts: { limit: CreditLimitFn; now: number; shard: number; counted: boolean; pending?: boolean },
+  ): Promise<ObligationItem[] | undefined> {
+    const domain = items[0]?.consumerDomain;
+    if (domain === undefined) return [];
+    if (items.length > CLOSE_BATCH) throw new RangeError(`at most ${CLOSE_BATCH} obligations close together (${items.length})`);
+    if (items.some((i) => i.consumerDomain !== domain)) throw new RangeError('obligations close together only within one consumer domain');
+    const closing = items.map((item) => this.closing(item, from, to, extra(item), opts));
+    if (!(await this.withCounters(domain, delta, opts, closing.map((c) => c.guard)))) return undefined;
+    return closing.map((c) => c.closed);
+  }
+
+  /** The conditional update that closes `current`, and the item it leaves. */
+  private closing(
+    current: ObligationItem,
+    from: ObligationStatus[],
+    to: 'fulfilled' | 'defaulted',
+    extra: Partial<ObligationItem>,
+    opts: { counted: boolean; pending?: boolean; expect?: { settlementId: string | null } },
+  ): { guard: TransactItem; closed: ObligationItem } {
     // Once counted, nothing reads its escrow shard or `released` again (the close released
     // the credit and applied the evidence), and `counted` is its closed index partition
     // (obligationFrom): left out, a closed obligation stays within 1 KB, where the close (a
@@ -1159,11 +1202,10 @@ export class DynamoStore {
     if (opts.pending) Object.assign(fields, { gsi3pk: pendingPartition(indexShard(current.id)), gsi3sk: pendingPosition(current) });
     const update = obligationUpdate(from, fields, opts.expect, remove);
     const guard: TransactItem = { Update: { TableName: this.table, Key: { pk: `OB#${current.id}`, sk: 'OB' }, ...update } };
-    if (!(await this.withCounters(current.consumerDomain, delta, opts, guard))) return undefined;
     const { gsi1pk: _a, gsi2pk: _b, gsi3pk: _c, gsi3sk: _d, ...set } = fields;
     const closed = { ...current, ...set, ...(opts.counted ? { counted: true } : {}) } as ObligationItem;
     for (const k of remove) delete closed[k];
-    return closed;
+    return { guard, closed };
   }
 
   /**
@@ -1781,6 +1823,12 @@ export function cancellation(e: unknown): string[] | undefined {
  * would be read from the wrong partitions.
  */
 export const INDEX_SHARDS = 8;
+
+/**
+ * Most obligations closed in one transaction (closeObligationsTogether): with the
+ * escrow shard and the counters item, within DynamoDB's 100 actions per TransactWriteItems.
+ */
+export const CLOSE_BATCH = 64;
 
 /** The index shard of an obligation: a hash of its id. */
 export function indexShard(id: string): number {

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { settleDomain } from '../../service/settle.ts';
 import { watchProvider } from '../../service/watch.ts';
+import { closeObligation } from '../../service/evidence.ts';
 import { TxRejectedError } from '../../adapters/payments/bitcoin.ts';
 import type { Payments } from '../../adapters/ports.ts';
 import type { DynamoStore } from '../../adapters/store/dynamo.ts';
@@ -62,7 +63,7 @@ describe('settlement faults', () => {
     cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 }, env: { CREDIT_BASE: '1000000' } });
     await registerDomain(cloud, 'sp', 'provider', { threshold: 0.3 });
     await registerDomain(cloud, 'sq', 'provider', { threshold: 0.3 });
-    for (const c of ['sa', 'sb', 'sc', 'sd', 'se', 'sf']) {
+    for (const c of ['sa', 'sb', 'sc', 'sd', 'se', 'sf', 'sg']) {
       await registerDomain(cloud, c, 'consumer');
       await cloud.fund(c);
       devs[c] = await enrol(cloud, c, `${c}-dev`);
@@ -294,6 +295,11 @@ describe('settlement faults', () => {
         if (args[2] === 'fulfilled') throw new Error('the run stopped here');
         return cloud.deps.store.closeObligation(...args);
       },
+      // the obligations one payment settled close together (one transaction per escrow shard)
+      closeObligationsTogether: async (...args: Parameters<DynamoStore['closeObligationsTogether']>) => {
+        if (args[2] === 'fulfilled') throw new Error('the run stopped here');
+        return cloud.deps.store.closeObligationsTogether(...args);
+      },
     });
     await assert.rejects(watchProvider({ ...cloud.deps, store: crashing }, provider), /the run stopped here/);
     assert.deepEqual((await items(ids)).map((o) => o.status), ['settling', 'settling']);
@@ -302,6 +308,40 @@ describe('settlement faults', () => {
     // and long past dueBy and every grace, nothing of it is defaulted
     const late = (await items(ids)).reduce((t, o) => Math.max(t, o.dueBy), 0) + 86_400_000;
     assert.equal((await watchProvider({ ...cloud.deps, now: () => late }, provider)).defaulted, 0);
+  });
+
+  it("a payment's obligations close together, one transaction per escrow shard; a group with one closed meanwhile closes one by one, each released once", async () => {
+    // 10 obligations over 8 escrow shards: at least two share one
+    const ids = await published('sg', 10, 60_000, 'sq');
+    assert.equal((await settleDomain(cloud.deps, 'sg')).settlements[0]?.obligations, 10);
+    await cloud.regtest.mine(1);
+    const provider = await cloud.deps.store.getHostedDomain('sq');
+    assert.ok(provider);
+    const byShard = new Map<number, string[]>();
+    for (const o of await items(ids)) byShard.set(o.shard ?? -1, [...(byShard.get(o.shard ?? -1) ?? []), o.id]);
+    const shared = [...byShard.values()].find((g) => g.length >= 2);
+    assert.ok(shared, 'two obligations share a shard');
+    // one of them is closed after the watcher read it, before its group's transaction (as by a
+    // concurrent run): that transaction is refused whole, and the group is closed one by one
+    const early = (await items([shared[0] as string]))[0]!;
+    const calls: (number | undefined)[] = [];
+    const store = Object.assign(Object.create(cloud.deps.store) as DynamoStore, {
+      closeObligationsTogether: async (...args: Parameters<DynamoStore['closeObligationsTogether']>) => {
+        if (args[0].some((o) => o.id === early.id)) assert.ok(await closeObligation(cloud.deps, early, ['settling'], 'defaulted', { closedAt: Date.now() }));
+        const done = await cloud.deps.store.closeObligationsTogether(...args);
+        calls.push(done?.length);
+        return done;
+      },
+    });
+    const run = await watchProvider({ ...cloud.deps, store }, provider);
+    assert.equal(run.fulfilled, 9);
+    assert.equal(calls.length, byShard.size, 'one transaction per shard');
+    assert.equal(calls.filter((n) => n === undefined).length, 1, "the early one's group was refused whole");
+    assert.equal(calls.reduce((t: number, n) => t + (n ?? 0), 0), 9 - (shared.length - 1), 'the other groups closed together');
+    const after = await items(ids);
+    assert.deepEqual(after.map((o) => o.status).sort(), ['defaulted', ...Array(9).fill('fulfilled')]);
+    assert.ok(after.every((o) => o.counted), 'every one counted');
+    assert.equal((await cloud.deps.store.getCounters('sg')).outstanding, 0, 'each released once: nothing outstanding, nothing released twice');
   });
 
   it('every consumer paid each provider exactly what it owes, once', async () => {

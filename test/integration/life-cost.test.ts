@@ -3,7 +3,9 @@
  * requests the jobs make, counted by an SDK middleware on the embedded cloud:
  * - its item is written four times: the acceptance published, the settlement taking it,
  *   its close, its outcome published. The close is one TransactWriteItems with the
- *   credit release (and any evidence): no marker item, no separate "counted" write;
+ *   credit release (and any evidence): no marker item, no separate "counted" write; the
+ *   obligations one payment settled that drew from one escrow shard close together, with
+ *   one update of that shard;
  * - the jobs never read it strongly consistent, and the follower never reads the hub's
  *   own obligations and outcomes (decided here) at all.
  */
@@ -17,11 +19,14 @@ interface Sent {
   input: Record<string, unknown>;
 }
 
-const N = 6;
+/** More obligations than escrow shards: some share a shard, so a payment closes some of them together. */
+const N = 12;
 
 describe('the store requests of an obligation\'s life after acceptance', () => {
   let cloud: LocalCloud;
   let ids: string[];
+  /** The escrow shard each obligation drew from (its close releases it there). */
+  const shards = new Map<string, number>();
   const sent: Sent[] = [];
   let recording = false;
 
@@ -32,6 +37,7 @@ describe('the store requests of an obligation\'s life after acceptance', () => {
     await cloud.fund('lc');
     const dev = await enrol(cloud, 'lc', 'lc-d1');
     ids = await acceptMany(cloud, dev, 'lp', 'lp-spd-1', N);
+    for (const id of ids) shards.set(id, (await cloud.deps.store.getObligation(id))?.shard ?? -1);
     cloud.deps.store.doc.middlewareStack.add(
       (next, context) => async (args) => {
         if (recording) sent.push({ op: String((context as { commandName?: string }).commandName ?? '').replace(/Command$/, ''), input: structuredClone(args.input) as Record<string, unknown> });
@@ -78,13 +84,24 @@ describe('the store requests of an obligation\'s life after acceptance', () => {
     }
   });
 
-  it('the close writes no marker item: the obligation\'s own condition makes it happen once', () => {
+  it('the close writes no marker item: the obligations one payment settled close in one transaction per escrow shard, each with its shard', async () => {
     const closes = sent.filter((s) => s.op === 'TransactWriteItems' && obligationKeys(s).length > 0);
-    assert.equal(closes.length, N);
+    const closed = new Map<string, string>(); // id → the transaction's group: its payment and shard
+    for (const id of ids) closed.set(id, `${(await cloud.deps.store.getObligation(id))?.paidTxid}:${shards.get(id)}`);
+    const groups = new Set(closed.values());
+    assert.equal(closes.length, groups.size, `one close per payment and shard: ${[...groups].join(' ')}`);
+    assert.ok(groups.size < N, `obligations that share a shard and a payment close together (${groups.size} closes for ${N})`);
+    const seen: string[] = [];
     for (const c of closes) {
-      const pks = (c.input.TransactItems as Record<string, { Key?: { pk?: string }; Item?: { pk?: string } }>[]).map((a) => String(Object.values(a)[0]?.Key?.pk ?? Object.values(a)[0]?.Item?.pk).split('#')[0]);
-      assert.deepEqual(pks.sort(), ['CREDIT', 'OB']);
+      const actions = (c.input.TransactItems as Record<string, { Key?: { pk?: string }; Item?: { pk?: string } }>[]).map((a) => String(Object.values(a)[0]?.Key?.pk ?? Object.values(a)[0]?.Item?.pk));
+      const obs = actions.filter((pk) => pk.startsWith('OB#')).map((pk) => pk.slice(3));
+      const rest = actions.filter((pk) => !pk.startsWith('OB#'));
+      // one update of the shard they all drew from, besides their own moves
+      assert.deepEqual(rest, [`CREDIT#lc#${shards.get(obs[0] ?? '')}`]);
+      assert.equal(new Set(obs.map((id) => closed.get(id))).size, 1, 'one payment, one shard');
+      seen.push(...obs);
     }
+    assert.deepEqual(seen.sort(), [...ids].sort(), 'each obligation closed once');
     assert.equal(sent.filter((s) => JSON.stringify(s.input).includes('"EVT#')).length, 0);
   });
 
