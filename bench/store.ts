@@ -80,8 +80,10 @@ interface FullCapacity extends Capacity {
 export interface OpTally {
   count: number;
   table: number;
-  /** Units per GSI written or read. */
+  /** Units per GSI written or read, as DynamoDB Local reported them. */
   gsi: Record<string, number>;
+  /** Units per GSI as DynamoDB bills them (transactions: Seen.gsiBilled). */
+  gsiBilled: Record<string, number>;
 }
 
 /** The item kinds a request touches: the pk prefixes (OB, OFFER, DEV, CREDIT, REP, REVOKED, ...), sorted. */
@@ -128,6 +130,40 @@ interface Seen {
    * (when the meter reads them: `sizeUpdates`).
    */
   actions: { key: string; putUnits: number; updateUnits?: number }[];
+  /**
+   * A TransactWriteItems' GSI units as DynamoDB bills them, per index: computed from its
+   * items' images before and after when the meter read them (`sizeUpdates`), else the
+   * units DynamoDB Local reported, halved (see billedWcu). DynamoDB Local reports a
+   * transaction's index units as if it wrote one item, so a transaction of several items
+   * must be computed.
+   */
+  gsiBilled?: Record<string, number>;
+}
+
+type Image = Record<string, unknown> | undefined;
+
+/** A GSI's entry for an item image (table keys, index keys, projected attributes), or undefined when the item is not in it. */
+function indexEntry(image: Image, index: (typeof TABLE_INDEXES)[number]): Record<string, unknown> | undefined {
+  if (!image || image[index.partitionKey] === undefined || image[index.sortKey] === undefined) return undefined;
+  const entry: Record<string, unknown> = { pk: image.pk, sk: image.sk, [index.partitionKey]: image[index.partitionKey], [index.sortKey]: image[index.sortKey] };
+  for (const a of index.include) if (image[a] !== undefined) entry[a] = image[a];
+  return entry;
+}
+
+/**
+ * Write units one item's change costs a GSI (developerguide/GSI.html, "Write capacity"):
+ * entering it or leaving it 1 write, a change of its index keys 2 (delete and put), a change
+ * of a projected attribute 1, anything else none; each write 1 unit per KB of the entry.
+ */
+export function gsiWriteUnits(before: Image, after: Image, index: (typeof TABLE_INDEXES)[number]): number {
+  const b = indexEntry(before, index);
+  const a = indexEntry(after, index);
+  if (!b && !a) return 0;
+  if (!b) return writeUnits(itemSize(a!));
+  if (!a) return writeUnits(itemSize(b));
+  const same = (k: string) => JSON.stringify(a[k]) === JSON.stringify(b[k]);
+  if (!same(index.partitionKey) || !same(index.sortKey)) return writeUnits(itemSize(b)) + writeUnits(itemSize(a));
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].every(same) ? 0 : writeUnits(Math.max(itemSize(a), itemSize(b)));
 }
 
 /**
@@ -159,7 +195,7 @@ export class StoreMeter {
   sizeUpdates?: DynamoDBDocumentClient;
   /** The largest image, per item kind, of the items transactions updated while `sizeUpdates` was set. */
   readonly largestImage = new Map<string, number>();
-  /** GSI units that DynamoDB Local reported for TransactWriteItems (it reports them doubled: 2 per entry). */
+  /** GSI units of TransactWriteItems as DynamoDB bills them (Seen.gsiBilled). */
   readonly txGsiUnits = { offer: 0, accept: 0 };
   /** Units DynamoDB Local reported for writes other than TransactWriteItems (it reports those as DynamoDB bills them). */
   readonly plainWcu = { offer: 0, accept: 0 };
@@ -180,29 +216,45 @@ export class StoreMeter {
         if (this.inFlight === 0) this.closeWave();
         const strong = input.ConsistentRead === true || (op === 'BatchGetItem' && JSON.stringify(input).includes('"ConsistentRead":true'));
         const seen: Seen = { op, kinds, shape: `${op} ${kinds}${strong ? ' (strong)' : ''}`, units: 0, table: 0, gsi: {}, actions: [] };
-        const updated: { action: Seen['actions'][number]; table: string; key: Record<string, unknown>; before: number }[] = [];
+        const updated: { action: Seen['actions'][number]; table: string; key: Record<string, unknown>; before: number; update: boolean; images: [Image, Image] }[] = [];
         if (op === 'TransactWriteItems') {
           for (const a of (input.TransactItems ?? []) as Record<string, { Key?: Record<string, unknown>; Item?: Record<string, unknown>; TableName?: string }>[]) {
             for (const [verb, x] of Object.entries(a)) {
               const action = { key: `${verb} ${String((x.Key ?? x.Item)?.pk ?? '').split('#')[0]}`, putUnits: x.Item ? writeUnits(itemSize(x.Item)) : 0 };
               seen.actions.push(action);
-              if (verb === 'Update' && x.Key && x.TableName) updated.push({ action, table: x.TableName, key: x.Key, before: 0 });
+              const key = x.Key ?? (x.Item ? { pk: x.Item.pk, sk: x.Item.sk } : undefined);
+              if (verb !== 'ConditionCheck' && key && x.TableName) updated.push({ action, table: x.TableName, key, before: 0, update: verb === 'Update', images: [undefined, undefined] });
             }
           }
         }
         const sizer = op === 'TransactWriteItems' ? this.sizeUpdates : undefined;
-        const sizeOf = async (u: (typeof updated)[number]) => {
-          const bytes = itemSize((await sizer!.send(new GetCommand({ TableName: u.table, Key: u.key, ConsistentRead: true }))).Item ?? {});
+        const image = async (u: (typeof updated)[number]): Promise<Image> =>
+          (await sizer!.send(new GetCommand({ TableName: u.table, Key: u.key, ConsistentRead: true }))).Item;
+        const sizeOf = (u: (typeof updated)[number], item: Image) => {
+          const bytes = itemSize(item ?? {});
           const kind = u.action.key.split(' ')[1] ?? '';
-          this.largestImage.set(kind, Math.max(this.largestImage.get(kind) ?? 0, bytes));
+          if (u.update) this.largestImage.set(kind, Math.max(this.largestImage.get(kind) ?? 0, bytes));
           return bytes;
         };
-        if (sizer) for (const u of updated) u.before = await sizeOf(u);
+        if (sizer) {
+          for (const u of updated) {
+            u.images[0] = await image(u);
+            u.before = sizeOf(u, u.images[0]);
+          }
+        }
         this.wave.push(seen);
         this.inFlight += 1;
         try {
           const out = await next(args);
-          if (sizer) for (const u of updated) u.action.updateUnits = writeUnits(Math.max(u.before, await sizeOf(u)));
+          if (sizer) {
+            for (const u of updated) {
+              u.images[1] = await image(u);
+              if (u.update) u.action.updateUnits = writeUnits(Math.max(u.before, sizeOf(u, u.images[1])));
+            }
+            seen.gsiBilled = Object.fromEntries(
+              TABLE_INDEXES.map((index) => [index.indexName, updated.reduce((t, u) => t + gsiWriteUnits(u.images[0], u.images[1], index), 0)]),
+            );
+          }
           const cc = (out.output as { ConsumedCapacity?: FullCapacity | FullCapacity[] }).ConsumedCapacity;
           for (const c of Array.isArray(cc) ? cc : cc ? [cc] : []) {
             seen.units += c.CapacityUnits ?? 0;
@@ -233,7 +285,8 @@ export class StoreMeter {
       if (read) this.units[phase].rcu += r.units;
       else this.units[phase].wcu += r.units;
       if (r.op === 'TransactWriteItems') {
-        this.txGsiUnits[phase] += Object.values(r.gsi).reduce((t, u) => t + u, 0);
+        r.gsiBilled ??= Object.fromEntries(Object.entries(r.gsi).map(([g, u]) => [g, u / 2]));
+        this.txGsiUnits[phase] += Object.values(r.gsiBilled).reduce((t, u) => t + u, 0);
         for (const a of r.actions) {
           const t = this.txActions[phase].get(a.key) ?? { count: 0, putUnits: 0, sized: 0, updateUnits: 0 };
           t.count += 1;
@@ -246,10 +299,11 @@ export class StoreMeter {
         }
       } else if (!read) this.plainWcu[phase] += r.units;
       const key = `${phase} ${r.op} ${r.kinds}`;
-      const t = this.tally.get(key) ?? { count: 0, table: 0, gsi: {} };
+      const t = this.tally.get(key) ?? { count: 0, table: 0, gsi: {}, gsiBilled: {} };
       t.count += 1;
       t.table += r.table;
       for (const [name, u] of Object.entries(r.gsi)) t.gsi[name] = (t.gsi[name] ?? 0) + u;
+      for (const [name, u] of Object.entries(r.gsiBilled ?? r.gsi)) t.gsiBilled[name] = (t.gsiBilled[name] ?? 0) + u;
       this.tally.set(key, t);
     }
   }
@@ -296,7 +350,7 @@ export class StoreMeter {
       if (k.startsWith('Put ')) tx += 2 * t.putUnits;
       else tx += 2 * (t.updateUnits + (t.count - t.sized) * writeUnits(updateBytes(k.split(' ')[1] ?? '')));
     }
-    return this.plainWcu[phase] + tx + this.txGsiUnits[phase] / 2;
+    return this.plainWcu[phase] + tx + this.txGsiUnits[phase];
   }
 
   /**
@@ -307,17 +361,21 @@ export class StoreMeter {
   gsiWcu(index: string): number {
     this.flush();
     let units = 0;
-    for (const [k, t] of this.tally) units += (t.gsi[index] ?? 0) / (k.includes(' TransactWriteItems ') ? 2 : 1);
+    for (const t of this.tally.values()) units += t.gsiBilled[index] ?? 0;
     return units;
   }
 
-  /** One line per request kind and per wave shape, per accepted obligation (call after the measured requests). */
+  /**
+   * One line per request kind and per wave shape, per accepted obligation (call after the
+   * measured requests): table units as DynamoDB Local reports them, index units as
+   * DynamoDB bills them (Seen.gsiBilled).
+   */
   report(accepted: number): string[] {
     this.flush();
     const r = (x: number) => round(x / accepted, 3);
     const lines = [...this.tally.entries()]
       .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([k, t]) => `${k}: ${r(t.count)} requests, table ${r(t.table)}${Object.entries(t.gsi).map(([g, u]) => `, ${g} ${r(u)}`).join('')} units`);
+      .map(([k, t]) => `${k}: ${r(t.count)} requests, table ${r(t.table)}${Object.entries(t.gsiBilled).map(([g, u]) => `, ${g} ${r(u)}`).join('')} units`);
     const waves = [...this.waveShapes.entries()].sort(([, a], [, b]) => b - a).map(([shape, n]) => `wave ${shape}: ${r(n)}`);
     return [...lines, ...waves];
   }
@@ -461,7 +519,7 @@ async function lifecycle(
   const rcu = meter.units.offer.rcu + meter.units.accept.rcu;
   // the meter's offer/accept phases mean nothing here: every request below is a job's
   const lines = meter.report(open).filter((l) => !l.startsWith('wave')).map((l) => l.replace(/^(offer|accept) /, ''));
-  process.stderr.write(`\nstore requests per obligation after acceptance (jobs, DynamoDB Local, ${open} obligations):\n  ${lines.join('\n  ')}\n`);
+  process.stderr.write(`\nstore requests per obligation after acceptance (jobs, DynamoDB Local, ${open} obligations; table units as it reports them, index units as DynamoDB bills them):\n  ${lines.join('\n  ')}\n`);
   // the three request kinds with the most write units, for the row's name
   const top = [...meter.tally.entries()]
     .filter(([k]) => !/ (Get|BatchGet|Query|TransactGet)/.test(k.slice(k.indexOf(' '))))
@@ -601,7 +659,7 @@ export async function benchStore(opts: { devices?: number; seconds?: number; seq
     const offerWaves = meter.waves.offer;
     const split = `offer ${round(meter.units.offer.wcu / accepted)} + accept ${round(meter.units.accept.wcu / accepted)} WCU; offer ${round(meter.units.offer.rcu / accepted)} + accept ${round(meter.units.accept.rcu / accepted)} RCU`;
     const detail = meter.report(accepted);
-    process.stderr.write(`\nstore units and waves per accepted obligation (DynamoDB Local, ${accepted} sequential purchases):\n  ${detail.join('\n  ')}\n`);
+    process.stderr.write(`\nstore units and waves per accepted obligation (DynamoDB Local, ${accepted} sequential purchases; table units as it reports them, index units as DynamoDB bills them):\n  ${detail.join('\n  ')}\n`);
     const items = await itemBreakdown(cloud.deps.store, lastId, 'sc');
     // as DynamoDB bills it: see StoreMeter.billedWcu (Update sizes measured by itemBreakdown)
     const billedWcu = (meter.billedWcu('offer', items.updateBytes) + meter.billedWcu('accept', items.updateBytes)) / accepted;
