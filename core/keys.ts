@@ -126,13 +126,17 @@ export const verifiedMemoSize = (): number => verified.size;
 
 /** verifySigned through verifyBytesOnce (see there). */
 export function verifySignedOnce<T>(signed: Signed<T>, publicKey: PublicKeyRef): boolean {
-  let text: string;
+  const text = signedText(signed);
+  return text !== undefined && verifyBytesOnce(publicKey, text, signed.sig);
+}
+
+/** The canonical text a signature of `signed` covers, or undefined when its body has none. */
+function signedText<T>(signed: Signed<T>): string | undefined {
   try {
-    text = canonicalize(signed.body as JsonLike);
+    return canonicalize(signed.body as JsonLike);
   } catch {
-    return false;
+    return undefined;
   }
-  return verifyBytesOnce(publicKey, text, signed.sig);
 }
 
 /** True iff `sig` is a valid signature of `data` by `publicKey`. Never throws: garbage gives false. */
@@ -183,11 +187,6 @@ export function keyFingerprint(key: PublicKeyRef): string {
 
 /** True iff `signed.sig` is `publicKey`'s signature over canonical(signed.body). Never throws. */
 export function verifySigned<T>(signed: Signed<T>, publicKey: PublicKeyRef): boolean {
-  let text: string;
-  try {
-    text = canonicalize(signed.body as JsonLike);
-  } catch {
-    return false;
-  }
-  return verifyBytes(publicKey, text, signed.sig);
+  const text = signedText(signed);
+  return text !== undefined && verifyBytes(publicKey, text, signed.sig);
 }
