@@ -80,10 +80,8 @@ interface FullCapacity extends Capacity {
 export interface OpTally {
   count: number;
   table: number;
-  /** Units per GSI written or read, as DynamoDB Local reported them. */
+  /** Units per GSI written or read, as DynamoDB bills them (a transaction's: Seen.gsiBilled). */
   gsi: Record<string, number>;
-  /** Units per GSI as DynamoDB bills them (transactions: Seen.gsiBilled). */
-  gsiBilled: Record<string, number>;
 }
 
 /** The item kinds a request touches: the pk prefixes (OB, OFFER, DEV, CREDIT, REP, REVOKED, ...), sorted. */
@@ -216,32 +214,21 @@ export class StoreMeter {
         if (this.inFlight === 0) this.closeWave();
         const strong = input.ConsistentRead === true || (op === 'BatchGetItem' && JSON.stringify(input).includes('"ConsistentRead":true'));
         const seen: Seen = { op, kinds, shape: `${op} ${kinds}${strong ? ' (strong)' : ''}`, units: 0, table: 0, gsi: {}, actions: [] };
-        const updated: { action: Seen['actions'][number]; table: string; key: Record<string, unknown>; before: number; update: boolean; images: [Image, Image] }[] = [];
+        const updated: { action: Seen['actions'][number]; table: string; key: Record<string, unknown>; update: boolean; images: [Image, Image] }[] = [];
         if (op === 'TransactWriteItems') {
           for (const a of (input.TransactItems ?? []) as Record<string, { Key?: Record<string, unknown>; Item?: Record<string, unknown>; TableName?: string }>[]) {
             for (const [verb, x] of Object.entries(a)) {
               const action = { key: `${verb} ${String((x.Key ?? x.Item)?.pk ?? '').split('#')[0]}`, putUnits: x.Item ? writeUnits(itemSize(x.Item)) : 0 };
               seen.actions.push(action);
               const key = x.Key ?? (x.Item ? { pk: x.Item.pk, sk: x.Item.sk } : undefined);
-              if (verb !== 'ConditionCheck' && key && x.TableName) updated.push({ action, table: x.TableName, key, before: 0, update: verb === 'Update', images: [undefined, undefined] });
+              if (verb !== 'ConditionCheck' && key && x.TableName) updated.push({ action, table: x.TableName, key, update: verb === 'Update', images: [undefined, undefined] });
             }
           }
         }
         const sizer = op === 'TransactWriteItems' ? this.sizeUpdates : undefined;
         const image = async (u: (typeof updated)[number]): Promise<Image> =>
           (await sizer!.send(new GetCommand({ TableName: u.table, Key: u.key, ConsistentRead: true }))).Item;
-        const sizeOf = (u: (typeof updated)[number], item: Image) => {
-          const bytes = itemSize(item ?? {});
-          const kind = u.action.key.split(' ')[1] ?? '';
-          if (u.update) this.largestImage.set(kind, Math.max(this.largestImage.get(kind) ?? 0, bytes));
-          return bytes;
-        };
-        if (sizer) {
-          for (const u of updated) {
-            u.images[0] = await image(u);
-            u.before = sizeOf(u, u.images[0]);
-          }
-        }
+        if (sizer) for (const u of updated) u.images[0] = await image(u);
         this.wave.push(seen);
         this.inFlight += 1;
         try {
@@ -249,7 +236,11 @@ export class StoreMeter {
           if (sizer) {
             for (const u of updated) {
               u.images[1] = await image(u);
-              if (u.update) u.action.updateUnits = writeUnits(Math.max(u.before, sizeOf(u, u.images[1])));
+              if (!u.update) continue;
+              const bytes = Math.max(...u.images.map((i) => itemSize(i ?? {})));
+              const kind = u.action.key.split(' ')[1] ?? '';
+              this.largestImage.set(kind, Math.max(this.largestImage.get(kind) ?? 0, bytes));
+              u.action.updateUnits = writeUnits(bytes);
             }
             seen.gsiBilled = Object.fromEntries(
               TABLE_INDEXES.map((index) => [index.indexName, updated.reduce((t, u) => t + gsiWriteUnits(u.images[0], u.images[1], index), 0)]),
@@ -284,9 +275,10 @@ export class StoreMeter {
       const read = READS.has(`${r.op}Command`);
       if (read) this.units[phase].rcu += r.units;
       else this.units[phase].wcu += r.units;
+      // index units as billed: a transaction's computed from its images, else DynamoDB Local's (halved in a transaction)
+      const gsi = r.gsiBilled ?? (r.op === 'TransactWriteItems' ? Object.fromEntries(Object.entries(r.gsi).map(([g, u]) => [g, u / 2])) : r.gsi);
       if (r.op === 'TransactWriteItems') {
-        r.gsiBilled ??= Object.fromEntries(Object.entries(r.gsi).map(([g, u]) => [g, u / 2]));
-        this.txGsiUnits[phase] += Object.values(r.gsiBilled).reduce((t, u) => t + u, 0);
+        this.txGsiUnits[phase] += Object.values(gsi).reduce((t, u) => t + u, 0);
         for (const a of r.actions) {
           const t = this.txActions[phase].get(a.key) ?? { count: 0, putUnits: 0, sized: 0, updateUnits: 0 };
           t.count += 1;
@@ -299,11 +291,10 @@ export class StoreMeter {
         }
       } else if (!read) this.plainWcu[phase] += r.units;
       const key = `${phase} ${r.op} ${r.kinds}`;
-      const t = this.tally.get(key) ?? { count: 0, table: 0, gsi: {}, gsiBilled: {} };
+      const t = this.tally.get(key) ?? { count: 0, table: 0, gsi: {} };
       t.count += 1;
       t.table += r.table;
-      for (const [name, u] of Object.entries(r.gsi)) t.gsi[name] = (t.gsi[name] ?? 0) + u;
-      for (const [name, u] of Object.entries(r.gsiBilled ?? r.gsi)) t.gsiBilled[name] = (t.gsiBilled[name] ?? 0) + u;
+      for (const [name, u] of Object.entries(gsi)) t.gsi[name] = (t.gsi[name] ?? 0) + u;
       this.tally.set(key, t);
     }
   }
@@ -361,21 +352,21 @@ export class StoreMeter {
   gsiWcu(index: string): number {
     this.flush();
     let units = 0;
-    for (const t of this.tally.values()) units += t.gsiBilled[index] ?? 0;
+    for (const t of this.tally.values()) units += t.gsi[index] ?? 0;
     return units;
   }
 
   /**
    * One line per request kind and per wave shape, per accepted obligation (call after the
    * measured requests): table units as DynamoDB Local reports them, index units as
-   * DynamoDB bills them (Seen.gsiBilled).
+   * DynamoDB bills them (OpTally.gsi).
    */
   report(accepted: number): string[] {
     this.flush();
     const r = (x: number) => round(x / accepted, 3);
     const lines = [...this.tally.entries()]
       .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([k, t]) => `${k}: ${r(t.count)} requests, table ${r(t.table)}${Object.entries(t.gsiBilled).map(([g, u]) => `, ${g} ${r(u)}`).join('')} units`);
+      .map(([k, t]) => `${k}: ${r(t.count)} requests, table ${r(t.table)}${Object.entries(t.gsi).map(([g, u]) => `, ${g} ${r(u)}`).join('')} units`);
     const waves = [...this.waveShapes.entries()].sort(([, a], [, b]) => b - a).map(([shape, n]) => `wave ${shape}: ${r(n)}`);
     return [...lines, ...waves];
   }

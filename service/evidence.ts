@@ -97,7 +97,7 @@ export async function fulfilTogether(
         delta.rScaled = batch.reduce((t, o) => t + evidenceDelta('fulfilled', o.amount, extra.closedAt, 1, deps.config.reputation).rScaled, 0);
         delta.paidVolume = batch.reduce((t, o) => t + o.amount, 0);
       }
-      const done = await deps.store.closeObligationsTogether(batch, from, 'fulfilled', () => extra, delta, {
+      const done = await deps.store.closeObligationsTogether(batch, from, 'fulfilled', extra, delta, {
         limit: limitFn(deps.config),
         now: deps.now(),
         shard,

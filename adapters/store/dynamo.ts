@@ -1165,7 +1165,7 @@ export class DynamoStore {
     items: readonly ObligationItem[],
     from: ObligationStatus[],
     to: 'fulfilled' | 'defaulted',
-    extra: (item: ObligationItem) => Partial<ObligationItem>,
+    extra: Partial<ObligationItem>,
     delta: Partial<ReputationCounters>,
     opts: { limit: CreditLimitFn; now: number; shard: number; counted: boolean; pending?: boolean },
   ): Promise<ObligationItem[] | undefined> {
@@ -1173,7 +1173,7 @@ export class DynamoStore {
     if (domain === undefined) return [];
     if (items.length > CLOSE_BATCH) throw new RangeError(`at most ${CLOSE_BATCH} obligations close together (${items.length})`);
     if (items.some((i) => i.consumerDomain !== domain)) throw new RangeError('obligations close together only within one consumer domain');
-    const closing = items.map((item) => this.closing(item, from, to, extra(item), opts));
+    const closing = items.map((item) => this.closing(item, from, to, extra, opts));
     if (!(await this.withCounters(domain, delta, opts, closing.map((c) => c.guard)))) return undefined;
     return closing.map((c) => c.closed);
   }
@@ -1828,7 +1828,7 @@ export const INDEX_SHARDS = 8;
  * Most obligations closed in one transaction (closeObligationsTogether): with the
  * escrow shard and the counters item, within DynamoDB's 100 actions per TransactWriteItems.
  */
-export const CLOSE_BATCH = 64;
+const CLOSE_BATCH = 64;
 
 /** The index shard of an obligation: a hash of its id. */
 export function indexShard(id: string): number {

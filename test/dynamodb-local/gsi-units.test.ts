@@ -8,40 +8,17 @@
  */
 import { describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TABLE_INDEXES } from '../../adapters/table.ts';
 import { gsiWriteUnits } from '../../bench/store.ts';
-import { createStateTable, localDynamoClient } from '../../local/dynamo.ts';
-import { findDynamoDbLocalJar, findJava, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local.ts';
-import { skippable } from '../skippable.ts';
-
-const java = await findJava();
-const jar = await findDynamoDbLocalJar();
-const skip = !java ? 'java is not on PATH' : !jar ? 'DynamoDBLocal.jar is not installed' : false;
-const { it, before, after } = skippable(skip);
+import { onDynamoDbLocal } from './support.ts';
 
 describe('index write units computed from images = DynamoDB Local on single writes', () => {
-  let ddb: DynamoDbLocal;
-  let client: DynamoDBClient;
-  let doc: DynamoDBDocumentClient;
-  const table = `oc-gsi-${randomBytes(4).toString('hex')}`;
-  before(async () => {
-    const started = await startDynamoDbLocal();
-    assert.ok(started);
-    ddb = started;
-    client = localDynamoClient(ddb.endpoint);
-    doc = DynamoDBDocumentClient.from(client);
-    await createStateTable(client, table);
-  });
-  after(async () => {
-    client?.destroy();
-    await ddb?.stop();
-  });
+  const { it, ctx } = onDynamoDbLocal('oc-gsi');
+  const doc = () => DynamoDBDocumentClient.from(ctx().client);
 
   const key = { pk: 'OB#x', sk: 'OB' };
-  const image = async () => (await doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item;
+  const image = async () => (await doc().send(new GetCommand({ TableName: ctx().table, Key: key, ConsistentRead: true }))).Item;
   /** Units DynamoDB Local reports per index for one write, and the same computed from the images around it. */
   async function both(write: () => Promise<{ ConsumedCapacity?: { GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }> } }>) {
     const before = await image();
@@ -52,9 +29,9 @@ describe('index write units computed from images = DynamoDB Local on single writ
     return { reported, computed };
   }
   const update = (expr: string, values?: Record<string, unknown>, names?: Record<string, string>) => () =>
-    doc.send(
+    doc().send(
       new UpdateCommand({
-        TableName: table,
+        TableName: ctx().table,
         Key: key,
         UpdateExpression: expr,
         ...(values ? { ExpressionAttributeValues: values } : {}),
@@ -68,9 +45,9 @@ describe('index write units computed from images = DynamoDB Local on single writ
       [
         'put: enters gsi1, gsi2, gsi3',
         () =>
-          doc.send(
+          doc().send(
             new PutCommand({
-              TableName: table,
+              TableName: ctx().table,
               Item: { ...key, gsi1pk: 'CONS#c#0#o', gsi1sk: 'a', gsi2pk: 'PROV#p#0#o', gsi2sk: 'a', gsi3pk: 'PEND#0', gsi3sk: 'a', status: 'accepted', a: 'x'.repeat(600) },
               ReturnConsumedCapacity: 'INDEXES',
             }),
