@@ -9,8 +9,6 @@
  * skipped (the SDK's `requestHandler` is its documented transport plug-in). dynalite still lacks TTL, PartiQL and Streams
  * (feasibility 3a); the store uses none of them (TTL only deletes expired items).
  */
-import { createRequire } from 'node:module';
-import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateTableCommand,
@@ -22,19 +20,9 @@ import {
 import { UnavailableError } from '../core/errors.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../adapters/table.ts';
 import { LOCAL_REGION } from './lambda.ts';
-import { closeFront, frontServer, transactHandler, withStore, type DynamoFront } from './transact.ts';
-import { listenLoopback } from './net.ts';
-
-/** dynalite 4 options we use (it ships no types). */
-interface DynaliteOptions {
-  path?: string;
-  createTableMs?: number;
-  deleteTableMs?: number;
-  updateTableMs?: number;
-}
-type Dynalite = (opts: DynaliteOptions) => Server;
-
-const require = createRequire(import.meta.url);
+import { Worker } from 'node:worker_threads';
+import type { DynamoFront, DynamoReply } from './transact.ts';
+import { serveFront, type ServedFront, type ThreadMessage } from './dynamo-front.ts';
 
 export interface LocalDynamo {
   /** `http://127.0.0.1:{port}` */
@@ -55,6 +43,8 @@ export interface DynamoOptions {
   port?: number;
   /** Default `oc-state`. */
   tableName?: string;
+  /** Run dynalite and its front in a worker thread (another core) instead of this one. */
+  thread?: boolean;
 }
 
 export const DEFAULT_TABLE_NAME = 'oc-state';
@@ -157,33 +147,77 @@ export async function createStateTable(client: DynamoDBClient, tableName: string
   }
 }
 
-/** Start dynalite on 127.0.0.1 and create the state table in it. */
+/**
+ * The same front in a worker thread of its own (local/dynamo-thread.ts), so that
+ * dynalite's work runs on another core than the hub's: requests and replies
+ * cross as messages (a JSON body is text both ways). A request in flight when
+ * the thread ends fails as on a closed endpoint.
+ */
+export async function serveFrontInThread(opts: { path?: string; port?: number } = {}): Promise<ServedFront> {
+  const worker = new Worker(new URL('./dynamo-thread.ts', import.meta.url), { workerData: opts });
+  const waiting = new Map<number, { resolve: (r: DynamoReply) => void; reject: (e: Error) => void }>();
+  let ended: Error | undefined;
+  let stopped: (() => void) | undefined;
+  let ready: ((endpoint: string) => void) | undefined;
+  let failed: ((e: Error) => void) | undefined;
+  const started = new Promise<string>((resolve, reject) => ((ready = resolve), (failed = reject)));
+  const refused = (why: string): Error => Object.assign(new Error(`connect ECONNREFUSED (the embedded DynamoDB thread ${why})`), { code: 'ECONNREFUSED' });
+  const end = (e: Error): void => {
+    ended ??= e;
+    for (const w of waiting.values()) w.reject(ended);
+    waiting.clear();
+    failed?.(ended);
+  };
+  worker.on('message', (m: ThreadMessage) => {
+    if (m.kind === 'ready') ready?.(m.endpoint);
+    else if (m.kind === 'stopped') stopped?.();
+    else {
+      const w = waiting.get(m.id);
+      waiting.delete(m.id);
+      if (m.error !== undefined) w?.reject(new Error(m.error));
+      else w?.resolve(m.reply);
+    }
+  });
+  worker.on('error', (e) => end(refused(`failed: ${e.message}`)));
+  worker.on('exit', () => end(refused('is stopped')));
+  const endpoint = await started;
+  let next = 0;
+  const front: DynamoFront = (headers, raw, method, url) =>
+    new Promise((resolve, reject) => {
+      if (ended) return reject(ended);
+      const id = next++;
+      waiting.set(id, { resolve, reject });
+      worker.postMessage({ kind: 'request', id, headers, raw: typeof raw === 'string' ? raw : raw.toString('utf8'), method, url });
+    });
+  const stop = async (): Promise<void> => {
+    if (!ended) {
+      await new Promise<void>((resolve) => {
+        stopped = resolve;
+        worker.once('exit', () => resolve());
+        worker.postMessage({ kind: 'stop' });
+      });
+    }
+    await worker.terminate();
+  };
+  return { endpoint, front, stop };
+}
+
+/**
+ * Start dynalite on 127.0.0.1 and create the state table in it. With `thread`,
+ * dynalite and its front run in a worker thread (serveFrontInThread); the hub's
+ * client reaches them the same way, through the in-process transport.
+ */
 export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo> {
-  const dynalite = require('dynalite') as Dynalite;
-  const dynaliteOptions: DynaliteOptions = { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 };
-  if (opts.path !== undefined) dynaliteOptions.path = opts.path;
-  const { inner, store } = withStore(() => dynalite(dynaliteOptions));
-  // dynalite is invoked in-process by the front; it listens only so that its close() (which closes LevelDB) works
-  await listenLoopback(inner, 0, 'dynalite');
-  const front = transactHandler(inner, { store });
-  const server = frontServer(front);
-  const endpoint = `http://127.0.0.1:${await listenLoopback(server, opts.port, 'dynamo front')}`;
+  const where = { ...(opts.path !== undefined ? { path: opts.path } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) };
+  const served = opts.thread ? await serveFrontInThread(where) : await serveFront(where);
+  const { endpoint } = served;
   const tableName = opts.tableName ?? DEFAULT_TABLE_NAME;
-  const requestHandler = new InProcessHandler(front);
+  const requestHandler = new InProcessHandler(served.front);
   const client = localDynamoClient(endpoint, LOCAL_REGION, requestHandler);
   const stop = async (): Promise<void> => {
     client.destroy();
     requestHandler.close();
-    await closeFront(inner);
-    await new Promise<void>((resolve, reject) => {
-      server.close((err?: Error) => (err ? reject(err) : resolve()));
-      server.closeAllConnections();
-    });
-    await new Promise<void>((resolve, reject) => {
-      // dynalite's close() also closes its LevelDB store once the HTTP server is closed.
-      inner.close((err?: Error) => (err ? reject(err) : resolve()));
-      inner.closeAllConnections();
-    });
+    await served.stop();
   };
   try {
     await createStateTable(client, tableName);

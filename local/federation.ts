@@ -131,7 +131,7 @@ async function startHubs(
     stops.length = 0;
   };
   try {
-    const dynamo = await startDynamo();
+    const dynamo = await startDynamo({ thread: true });
     stops.push(() => dynamo.stop());
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };

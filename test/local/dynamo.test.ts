@@ -200,3 +200,80 @@ describe('dynalite lifecycle', () => {
     }
   });
 });
+
+describe('the embedded DynamoDB in a worker thread (startDynamo({ thread: true }), another core than the hub)', () => {
+  let dir: string;
+  let dynamo: LocalDynamo;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oc-dynalite-thread-'));
+    dynamo = await startDynamo({ thread: true });
+  });
+  after(async () => {
+    await dynamo.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the hub reaches it through the in-process transport, and the table is the project table', async () => {
+    assert.equal(dynamo.client.config.requestHandler, dynamo.requestHandler);
+    const { Table } = await dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.tableName }));
+    assert.deepEqual((Table?.GlobalSecondaryIndexes ?? []).map((g) => g.IndexName).sort(), ['gsi1', 'gsi2', 'gsi3']);
+  });
+  transactionContract(test, () => ({ client: dynamo.client, table: dynamo.tableName }));
+
+  test('one store behind the transport and the HTTP endpoint the thread serves', async () => {
+    const doc = DynamoDBDocumentClient.from(dynamo.client);
+    const http = DynamoDBDocumentClient.from(localDynamoClient(dynamo.endpoint));
+    try {
+      await http.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'T#1', sk: 'A', n: 1 } }));
+      assert.equal((await doc.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk: 'T#1', sk: 'A' } }))).Item?.n, 1);
+      await assert.rejects(
+        doc.send(new PutCommand({ TableName: dynamo.tableName, Item: { pk: 'T#1', sk: 'A' }, ConditionExpression: 'attribute_not_exists(pk)' })),
+        ConditionalCheckFailedException,
+      );
+    } finally {
+      http.destroy();
+    }
+  });
+
+  test('stopped with requests under way: each is answered, later ones are refused, the thread ends', async () => {
+    const own = await startDynamo({ thread: true, tableName: 'oc-stop' });
+    const doc = DynamoDBDocumentClient.from(own.client);
+    const N = 300;
+    const underWay = Array.from({ length: N }, (_, i) =>
+      doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Put: { TableName: 'oc-stop', Item: { pk: `A#${i}`, sk: 'X', i } } },
+            { Put: { TableName: 'oc-stop', Item: { pk: `B#${i}`, sk: 'X', i } } },
+          ],
+        }),
+      ),
+    );
+    let answered = 0;
+    for (const p of underWay) p.then(() => (answered += 1), () => undefined);
+    await new Promise((r) => setImmediate(r));
+    const answeredBeforeStop = answered;
+    const ports = (): number => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
+    const portsWhileRunning = ports();
+    await own.stop();
+    const outcomes = await Promise.allSettled(underWay);
+    assert.ok(answeredBeforeStop < N, `they were under way when it stopped (${answeredBeforeStop} answered before)`);
+    assert.deepEqual(outcomes.filter((o) => o.status !== 'fulfilled'), [], 'each under way was answered');
+    await assert.rejects(doc.send(new GetCommand({ TableName: 'oc-stop', Key: { pk: 'A#0', sk: 'X' } })), /ECONNREFUSED|stopped/);
+    await assert.rejects(fetch(`${own.endpoint}/`), 'its HTTP endpoint is closed');
+    assert.equal(ports(), portsWhileRunning - 1, 'the thread ended: its message port is gone');
+  });
+
+  test('on disk, data survives a restart in a new thread', async () => {
+    const first = await startDynamo({ thread: true, path: join(dir, 'ldb'), tableName: 'oc-test' });
+    await DynamoDBDocumentClient.from(first.client).send(new PutCommand({ TableName: 'oc-test', Item: { pk: 'REP#c1', sk: 'COUNTERS', n: 7 } }));
+    await first.stop();
+    const second = await startDynamo({ thread: true, path: join(dir, 'ldb'), tableName: 'oc-test' });
+    try {
+      const { Item } = await DynamoDBDocumentClient.from(second.client).send(new GetCommand({ TableName: 'oc-test', Key: { pk: 'REP#c1', sk: 'COUNTERS' } }));
+      assert.equal(Item?.n, 7);
+    } finally {
+      await second.stop();
+    }
+  });
+});
