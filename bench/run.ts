@@ -24,8 +24,8 @@ export const SUITES: BenchSuite[] = [
   { name: 'keys', run: async (filter) => (filter === undefined ? (await import('./keys.ts')).benchKeys() : []) },
   { name: 'system', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem() : []) },
   { name: 'system-jobs', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem({ allJobs: true }) : []) },
-  // the same with the embedded DynamoDB in the hub's thread, as before it had one of its own: what the thread gives
-  { name: 'system-jobs-one-thread', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem({ allJobs: true, dynamoThread: false }) : []) },
+  // the same with the embedded DynamoDB and bcoin in the hub's thread, as before they had threads of their own: what the threads give
+  { name: 'system-jobs-one-thread', run: async (filter) => (filter === undefined ? (await import('./system.ts')).benchSystem({ allJobs: true, threads: false }) : []) },
   { name: 'federation', run: async (filter) => (filter === undefined ? (await import('./federation.ts')).benchFederation() : []) },
   { name: 'store', run: async (filter) => (filter === undefined ? (await import('./store.ts')).benchStore() : []) },
   // IoT Core billed messages per purchase, counted at the embedded broker (`npm run bench -- iot` runs it alone)

@@ -62,9 +62,9 @@ export async function consumer(cloud: LocalCloud, domain: string, id: string, pr
  * job run (a publish page, a mined block) holds the one event loop every function
  * shares, which is the tail of the rows measured with jobs running.
  */
-async function idleLatency(sequential: number, dynamoThread: boolean): Promise<number[]> {
+async function idleLatency(sequential: number, threads: boolean): Promise<number[]> {
   const cloud = await startCloud({
-    dynamoThread,
+    threads,
     schedule: { publish: 0, watch: 0, settle: 0, mine: 0, follow: 0, rebalance: 0 },
     env: { CREDIT_BASE: '1000000000000', CREDIT_CAP: '1000000000000' },
   });
@@ -94,23 +94,23 @@ async function idleLatency(sequential: number, dynamoThread: boolean): Promise<n
 }
 
 export async function benchSystem(
-  opts: { devices?: number; domains?: number; seconds?: number; sequential?: number; allJobs?: boolean; dynamoThread?: boolean } = {},
+  opts: { devices?: number; domains?: number; seconds?: number; sequential?: number; allJobs?: boolean; threads?: boolean } = {},
 ): Promise<BenchRow[]> {
   const devicesN = opts.devices ?? 8;
-  // as npm start runs it: the embedded DynamoDB in a thread of its own (local/dynamo.ts)
-  const dynamoThread = opts.dynamoThread ?? true;
+  // as npm start runs it: the embedded DynamoDB and regtest node each in a thread of its own (local/cloud.ts)
+  const threads = opts.threads ?? true;
   const domainsN = opts.domains ?? 4;
   const seconds = opts.seconds ?? 5;
   const sequential = opts.sequential ?? 200;
   // allJobs: every scheduled job at the embedded cloud's default periods (local/cloud.ts DEFAULT_SCHEDULE)
   // allJobs: the credit of a domain at the top of the default scale (core/credit.ts: the cap,
   // 10 000 000 sats), drawn from escrow shards and released as the jobs settle and fulfil
-  const where = dynamoThread ? 'DynamoDB in a thread of its own' : "DynamoDB in the hub's thread";
+  const where = threads ? 'DynamoDB and bcoin each in a thread of its own' : "DynamoDB and bcoin in the hub's thread";
   const tag = opts.allJobs
     ? `, every job running (${Object.entries(DEFAULT_SCHEDULE).map(([n, ms]) => `${n} ${ms} ms`).join(', ')}), credit ${DEFAULT_CREDIT.cap.toLocaleString('en-US')} sats per domain (the default cap), ${where}`
     : `, ${where}`;
   const cloud = await startCloud({
-    dynamoThread,
+    threads,
     schedule: opts.allJobs ? {} : { publish: 250, watch: 0, settle: 0, mine: 1_000 },
     // jobs off: a large credit line so the benchmark measures acceptance, not refusals
     env: opts.allJobs ? { CREDIT_BASE: String(DEFAULT_CREDIT.cap) } : { CREDIT_BASE: '1000000000000', CREDIT_CAP: '1000000000000' },
@@ -187,7 +187,7 @@ export async function benchSystem(
         { name: `sustained accepted obligations (${devicesN} devices in ${domainsN} domains, ${seconds} s${tag})`, value: round(accepted / elapsed), unit: 'obligations/s', ...(refused ? { target: `${refused} refused` } : {}) },
       ];
     }
-    const idle = await idleLatency(2 * sequential, dynamoThread);
+    const idle = await idleLatency(2 * sequential, threads);
     const idleP99 = percentile(idle, 99);
     return [
       { name: `device→accept latency p50 (MQTT, 1 device, no job scheduled: alone in the process, as the accept function is on Lambda; ${idle.length} purchases${tag})`, value: round(percentile(idle, 50)), unit: 'ms' },

@@ -8,6 +8,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import type { MessagePort } from 'node:worker_threads';
+import { serveInThread, startThread } from './threads.ts';
 import { UnavailableError } from '../core/errors.ts';
 
 import type { BitcoinPaymentsOptions, NodeKind, RpcEndpoint } from '../adapters/payments/bitcoin.ts';
@@ -401,5 +403,45 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
       for (const item of [...node.pool.invMap.values()]) item.resolve();
       await node.close();
     },
+  };
+}
+
+/** The RegtestNode calls a worker thread answers (startRegtestInThread). */
+type RegtestCall = 'createWallet' | 'mine' | 'mineEmpty' | 'waitForWalletSync' | 'setAvailable';
+
+/** Answer the hub's calls on `node` over `port` (the body of local/bitcoin-thread.ts). */
+export function serveRegtest(node: RegtestNode, port: MessagePort): void {
+  serveInThread(
+    port,
+    { nodeRpc: node.nodeRpc, walletRpc: node.walletRpc },
+    ({ call, args }: { call: RegtestCall; args: unknown[] }) => (node[call] as (...a: unknown[]) => Promise<unknown>).apply(node, args),
+    () => node.stop(),
+  );
+}
+
+/**
+ * The same bcoin regtest node in a worker thread of its own
+ * (local/bitcoin-thread.ts, through local/threads.ts), so that its block and
+ * wallet work (mining, validation, the wallets following the chain) runs on
+ * another core than the hub's. The RPC servers it serves on loopback are what
+ * the hub's Payments adapter uses, as before; the node's other calls cross as
+ * messages. A call in flight when the thread ends fails with UnavailableError.
+ */
+export async function startRegtestInThread(opts: StartRegtestOptions = {}): Promise<RegtestNode> {
+  const thread = await startThread<{ nodeRpc: RpcEndpoint; walletRpc: RpcEndpoint }>(
+    new URL('./bitcoin-thread.ts', import.meta.url),
+    opts,
+    (why) => new UnavailableError(`the regtest thread ${why}`),
+  );
+  const call = <T>(name: RegtestCall, ...args: unknown[]): Promise<T> => thread.call({ call: name, args }) as Promise<T>;
+  return {
+    kind: 'bcoin',
+    ...thread.ready,
+    createWallet: (id) => call('createWallet', id),
+    mine: (n, address) => call('mine', n, address),
+    mineEmpty: (n, address) => call('mineEmpty', n, address),
+    waitForWalletSync: () => call('waitForWalletSync'),
+    setAvailable: (up) => call('setAvailable', up),
+    stop: () => thread.stop(),
   };
 }

@@ -38,7 +38,7 @@ import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
 import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
 import { DEFAULT_TOPIC_ROOT, ingestRuleName, topicsUnder } from '../service/topics.ts';
-import { startRegtest, type RegtestNode } from './bitcoin.ts';
+import { startRegtest, startRegtestInThread, type RegtestNode } from './bitcoin.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type InProcessHandler, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type Route } from './http.ts';
@@ -67,12 +67,14 @@ export interface CloudOptions {
    */
   dynamoEndpoint?: string;
   /**
-   * Run the embedded DynamoDB (dynalite and its front) in a worker thread, on the
-   * other core (local/dynamo.ts, serveFrontInThread): what `npm start`, federations
-   * and the system benchmark do. Default false (in this thread: a cloud starts
-   * about 0.3 s sooner, which the test suites prefer).
+   * Run the embedded stand-ins that start here — DynamoDB (dynalite and its
+   * front) and the bcoin regtest node — each in a worker thread of its own, on the
+   * other core (local/dynamo.ts serveFrontInThread, local/bitcoin.ts
+   * startRegtestInThread): what `npm start`, federations and the system benchmark
+   * do. Default false (in this thread: a cloud starts about a second sooner,
+   * which the test suites prefer).
    */
-  dynamoThread?: boolean;
+  threads?: boolean;
   /** With `dynamoEndpoint`: reach it through this in-process transport (an embedded front of this process, e.g. the federation's shared one). */
   dynamoTransport?: InProcessHandler;
   /**
@@ -152,10 +154,11 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
     const dynamo = opts.dynamoEndpoint
       ? await useDynamo(opts.dynamoEndpoint, opts.dynamoTransport)
-      : await startDynamo({ ...(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {}), thread: opts.dynamoThread ?? false });
+      : await startDynamo({ ...(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {}), thread: opts.threads ?? false });
     stops.push(() => dynamo.stop());
     // with a data directory, wallets are re-created with the same keys each run (bcoin's chain is in memory)
-    const regtest = opts.regtest ?? (await startRegtest(opts.dataDir ? { walletSeed: await walletSeed(opts.dataDir) } : {}));
+    const regtestOptions = opts.dataDir ? { walletSeed: await walletSeed(opts.dataDir) } : {};
+    const regtest = opts.regtest ?? (opts.threads ? await startRegtestInThread(regtestOptions) : await startRegtest(regtestOptions));
     if (!opts.regtest) stops.push(() => regtest.stop());
 
     const things = new MapThingRegistry();

@@ -5,8 +5,8 @@
  * module loads no AWS SDK, so that thread starts quickly.
  */
 import { createRequire } from 'node:module';
-import type { Server } from 'node:http';
-import { closeFront, frontServer, transactHandler, withStore, type DynamoFront, type DynamoReply } from './transact.ts';
+import type { IncomingHttpHeaders, Server } from 'node:http';
+import { closeFront, frontServer, transactHandler, withStore, type DynamoFront } from './transact.ts';
 import { listenLoopback } from './net.ts';
 
 /** dynalite 4 options we use (it ships no types). */
@@ -53,15 +53,10 @@ export async function serveFront(opts: { path?: string; port?: number } = {}): P
   return { endpoint, front, stop };
 }
 
-/** What the front's thread answers (local/dynamo-thread.ts). */
-export type ThreadMessage =
-  | { kind: 'ready'; endpoint: string }
-  | { kind: 'stopped' }
-  | { kind: 'reply'; id: number; reply: DynamoReply; error?: undefined }
-  | { kind: 'reply'; id: number; error: string };
-
-/** What the hub's thread asks it. */
-export type ThreadRequest =
-  | { kind: 'request'; id: number; headers: Record<string, string>; raw: string; method?: string; url?: string }
-  | { kind: 'stop' };
-
+/** One request to the front in its thread (local/dynamo-thread.ts): the JSON body as text. */
+export interface FrontCall {
+  headers: IncomingHttpHeaders;
+  raw: string;
+  method?: string;
+  url?: string;
+}

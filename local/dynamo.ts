@@ -20,9 +20,9 @@ import {
 import { UnavailableError } from '../core/errors.ts';
 import { TABLE_INDEXES, TABLE_KEYS } from '../adapters/table.ts';
 import { LOCAL_REGION } from './lambda.ts';
-import { Worker } from 'node:worker_threads';
 import type { DynamoFront, DynamoReply } from './transact.ts';
-import { serveFront, type ServedFront, type ThreadMessage } from './dynamo-front.ts';
+import { serveFront, type FrontCall, type ServedFront } from './dynamo-front.ts';
+import { startThread } from './threads.ts';
 
 export interface LocalDynamo {
   /** `http://127.0.0.1:{port}` */
@@ -148,58 +148,18 @@ export async function createStateTable(client: DynamoDBClient, tableName: string
 }
 
 /**
- * The same front in a worker thread of its own (local/dynamo-thread.ts), so that
- * dynalite's work runs on another core than the hub's: requests and replies
- * cross as messages (a JSON body is text both ways). A request in flight when
- * the thread ends fails as on a closed endpoint.
+ * The same front in a worker thread of its own (local/dynamo-thread.ts, through
+ * local/threads.ts), so that dynalite's work runs on another core than the
+ * hub's: requests and replies cross as messages (a JSON body is text both ways).
+ * A request in flight when the thread ends fails as on a closed endpoint.
  */
 export async function serveFrontInThread(opts: { path?: string; port?: number } = {}): Promise<ServedFront> {
-  const worker = new Worker(new URL('./dynamo-thread.ts', import.meta.url), { workerData: opts });
-  const waiting = new Map<number, { resolve: (r: DynamoReply) => void; reject: (e: Error) => void }>();
-  let ended: Error | undefined;
-  let stopped: (() => void) | undefined;
-  let ready: ((endpoint: string) => void) | undefined;
-  let failed: ((e: Error) => void) | undefined;
-  const started = new Promise<string>((resolve, reject) => ((ready = resolve), (failed = reject)));
-  const refused = (why: string): Error => Object.assign(new Error(`connect ECONNREFUSED (the embedded DynamoDB thread ${why})`), { code: 'ECONNREFUSED' });
-  const end = (e: Error): void => {
-    ended ??= e;
-    for (const w of waiting.values()) w.reject(ended);
-    waiting.clear();
-    failed?.(ended);
-  };
-  worker.on('message', (m: ThreadMessage) => {
-    if (m.kind === 'ready') ready?.(m.endpoint);
-    else if (m.kind === 'stopped') stopped?.();
-    else {
-      const w = waiting.get(m.id);
-      waiting.delete(m.id);
-      if (m.error !== undefined) w?.reject(new Error(m.error));
-      else w?.resolve(m.reply);
-    }
-  });
-  worker.on('error', (e) => end(refused(`failed: ${e.message}`)));
-  worker.on('exit', () => end(refused('is stopped')));
-  const endpoint = await started;
-  let next = 0;
-  const front: DynamoFront = (headers, raw, method, url) =>
-    new Promise((resolve, reject) => {
-      if (ended) return reject(ended);
-      const id = next++;
-      waiting.set(id, { resolve, reject });
-      worker.postMessage({ kind: 'request', id, headers, raw: typeof raw === 'string' ? raw : raw.toString('utf8'), method, url });
-    });
-  const stop = async (): Promise<void> => {
-    if (!ended) {
-      await new Promise<void>((resolve) => {
-        stopped = resolve;
-        worker.once('exit', () => resolve());
-        worker.postMessage({ kind: 'stop' });
-      });
-    }
-    await worker.terminate();
-  };
-  return { endpoint, front, stop };
+  const thread = await startThread<string>(new URL('./dynamo-thread.ts', import.meta.url), opts, (why) =>
+    Object.assign(new Error(`connect ECONNREFUSED (the embedded DynamoDB thread ${why})`), { code: 'ECONNREFUSED' }),
+  );
+  const front: DynamoFront = async (headers, raw, method, url) =>
+    (await thread.call({ headers, raw: typeof raw === 'string' ? raw : raw.toString('utf8'), method, url } satisfies FrontCall)) as DynamoReply;
+  return { endpoint: thread.ready, front, stop: () => thread.stop() };
 }
 
 /**

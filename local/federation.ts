@@ -17,7 +17,7 @@ import { EmbeddedLedgerNetwork, type EmbeddedLedger } from '../adapters/ledger/e
 import { createLink } from '../devices/link.ts';
 import type { HubEnv } from '../devices/fleet.ts';
 import type { Ledger } from '../adapters/ports.ts';
-import { startRegtest, type RegtestNode } from './bitcoin.ts';
+import { startRegtestInThread, type RegtestNode } from './bitcoin.ts';
 import { DEFAULT_SCHEDULE, mineIfPending, startCloud, type JobName, type LocalCloud } from './cloud.ts';
 import { startDynamo, type LocalDynamo } from './dynamo.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
@@ -77,7 +77,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
   const ledgers = Array.from({ length: opts.hubs }, (_, i) => network.node(publisherOfHub(i)));
   let regtest: RegtestNode | undefined;
   try {
-    regtest = await startRegtest();
+    regtest = await startRegtestInThread();
     const fed = await startHubs(opts, ledgers, regtest, publisherOfHub, async () => {
       await network.close();
       await regtest?.stop();

@@ -173,7 +173,7 @@ async function main(): Promise<number | void> {
   cloud = await startCloud({
     ...(bitcoind ? { regtest: bitcoind } : {}),
     schedule: { publish: 250, watch: 400, settle: 1_000, mine: 500 },
-    dynamoThread: true,
+    threads: true,
     env: { ...LOCAL_GRACE, ...cfg.ledgerEnv },
     ...(cfg.data ? { dataDir: cfg.data } : {}),
     ...(cfg.port ? { apiPort: cfg.port } : {}),
