@@ -10,6 +10,24 @@ import { transactionContract } from './transact-contract.ts';
 
 const servers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
 
+/** Send `n` two-item transactions to `table` at once and let the loop turn once: what is under way when a store stops. */
+async function transactionsUnderWay(doc: DynamoDBDocumentClient, table: string, n: number): Promise<{ underWay: Promise<unknown>[]; answeredBeforeStop: number }> {
+  const underWay = Array.from({ length: n }, (_, i) =>
+    doc.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          { Put: { TableName: table, Item: { pk: `A#${i}`, sk: 'X', i } } },
+          { Put: { TableName: table, Item: { pk: `B#${i}`, sk: 'X', i } } },
+        ],
+      }),
+    ),
+  );
+  let answered = 0;
+  for (const p of underWay) p.then(() => (answered += 1), () => undefined);
+  await new Promise((r) => setImmediate(r));
+  return { underWay, answeredBeforeStop: answered };
+}
+
 describe('dynalite with the state table', () => {
   let dynamo: LocalDynamo;
   let doc: DynamoDBDocumentClient;
@@ -159,20 +177,7 @@ describe('dynalite lifecycle', () => {
     const dynamo = await startDynamo({ tableName: 'oc-stop' });
     const doc = DynamoDBDocumentClient.from(dynamo.client);
     const N = 300;
-    const underWay = Array.from({ length: N }, (_, i) =>
-      doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            { Put: { TableName: 'oc-stop', Item: { pk: `A#${i}`, sk: 'X', i } } },
-            { Put: { TableName: 'oc-stop', Item: { pk: `B#${i}`, sk: 'X', i } } },
-          ],
-        }),
-      ),
-    );
-    let answered = 0;
-    for (const p of underWay) p.then(() => (answered += 1), () => undefined);
-    await new Promise((r) => setImmediate(r));
-    const answeredBeforeStop = answered;
+    const { underWay, answeredBeforeStop } = await transactionsUnderWay(doc, 'oc-stop', N);
     // closed under them, dynalite's store made every one of them throw "Database is closed" from a
     // storage callback, out of any caller's reach: the process died
     await dynamo.stop();
@@ -239,20 +244,7 @@ describe('the embedded DynamoDB in a worker thread (startDynamo({ thread: true }
     const own = await startDynamo({ thread: true, tableName: 'oc-stop' });
     const doc = DynamoDBDocumentClient.from(own.client);
     const N = 300;
-    const underWay = Array.from({ length: N }, (_, i) =>
-      doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            { Put: { TableName: 'oc-stop', Item: { pk: `A#${i}`, sk: 'X', i } } },
-            { Put: { TableName: 'oc-stop', Item: { pk: `B#${i}`, sk: 'X', i } } },
-          ],
-        }),
-      ),
-    );
-    let answered = 0;
-    for (const p of underWay) p.then(() => (answered += 1), () => undefined);
-    await new Promise((r) => setImmediate(r));
-    const answeredBeforeStop = answered;
+    const { underWay, answeredBeforeStop } = await transactionsUnderWay(doc, 'oc-stop', N);
     const ports = (): number => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
     const portsWhileRunning = ports();
     await own.stop();
