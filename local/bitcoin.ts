@@ -425,13 +425,15 @@ export function serveRegtest(node: RegtestNode, port: MessagePort): void {
  * wallet work (mining, validation, the wallets following the chain) runs on
  * another core than the hub's. The RPC servers it serves on loopback are what
  * the hub's Payments adapter uses, as before; the node's other calls cross as
- * messages. A call in flight when the thread ends fails with UnavailableError.
+ * messages. A call in flight when the thread ends fails with UnavailableError;
+ * `lost` hears of a thread that ended unasked.
  */
-export async function startRegtestInThread(opts: StartRegtestOptions = {}): Promise<RegtestNode> {
+export async function startRegtestInThread(opts: StartRegtestOptions = {}, lost?: (e: Error) => void): Promise<RegtestNode> {
   const thread = await startThread<{ nodeRpc: RpcEndpoint; walletRpc: RpcEndpoint }>(
     new URL('./bitcoin-thread.ts', import.meta.url),
     opts,
     (why) => new UnavailableError(`the regtest thread ${why}`),
+    lost,
   );
   const call = <T>(name: RegtestCall, ...args: unknown[]): Promise<T> => thread.call({ call: name, args }) as Promise<T>;
   return {

@@ -39,6 +39,7 @@ import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
 import { DEFAULT_TOPIC_ROOT, ingestRuleName, topicsUnder } from '../service/topics.ts';
 import { startRegtest, startRegtestInThread, type RegtestNode } from './bitcoin.ts';
+import { lostThread } from './threads.ts';
 import { MapThingRegistry, startBroker, type LocalBroker } from './broker.ts';
 import { createStateTable, localDynamoClient, startDynamo, type InProcessHandler, type LocalDynamo } from './dynamo.ts';
 import { startHttpFront, type Route } from './http.ts';
@@ -146,6 +147,7 @@ export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 
 const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, follow, query, rebalance };
 
 export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
+  const log = opts.log ?? ((msg: string, e: unknown) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`));
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
@@ -154,11 +156,11 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
     const dynamo = opts.dynamoEndpoint
       ? await useDynamo(opts.dynamoEndpoint, opts.dynamoTransport)
-      : await startDynamo({ ...(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {}), thread: opts.threads ?? false });
+      : await startDynamo({ ...(opts.dataDir ? { path: join(opts.dataDir, 'dynamodb') } : {}), thread: opts.threads ?? false, lost: lostThread('the embedded DynamoDB', log) });
     stops.push(() => dynamo.stop());
     // with a data directory, wallets are re-created with the same keys each run (bcoin's chain is in memory)
     const regtestOptions = opts.dataDir ? { walletSeed: await walletSeed(opts.dataDir) } : {};
-    const regtest = opts.regtest ?? (opts.threads ? await startRegtestInThread(regtestOptions) : await startRegtest(regtestOptions));
+    const regtest = opts.regtest ?? (opts.threads ? await startRegtestInThread(regtestOptions, lostThread('the embedded regtest node', log)) : await startRegtest(regtestOptions));
     if (!opts.regtest) stops.push(() => regtest.stop());
 
     const things = new MapThingRegistry();
@@ -277,7 +279,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
     };
     const scheduler = startScheduler(
       (Object.keys(jobs) as JobName[]).filter((n) => schedule[n] > 0).map((n) => ({ name: n, everyMs: schedule[n], run: jobs[n] })),
-      { log: opts.log ?? ((msg, e) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`)) },
+      { log },
     );
     stops.push(() => scheduler.stop());
 

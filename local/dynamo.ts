@@ -45,6 +45,8 @@ export interface DynamoOptions {
   tableName?: string;
   /** Run dynalite and its front in a worker thread (another core) instead of this one. */
   thread?: boolean;
+  /** With `thread`: told once if that thread ends unasked (local/threads.ts). */
+  lost?: (e: Error) => void;
 }
 
 export const DEFAULT_TABLE_NAME = 'oc-state';
@@ -153,9 +155,12 @@ export async function createStateTable(client: DynamoDBClient, tableName: string
  * hub's: requests and replies cross as messages (a JSON body is text both ways).
  * A request in flight when the thread ends fails as on a closed endpoint.
  */
-export async function serveFrontInThread(opts: { path?: string; port?: number } = {}): Promise<ServedFront> {
-  const thread = await startThread<string>(new URL('./dynamo-thread.ts', import.meta.url), opts, (why) =>
-    Object.assign(new Error(`connect ECONNREFUSED (the embedded DynamoDB thread ${why})`), { code: 'ECONNREFUSED' }),
+export async function serveFrontInThread(opts: { path?: string; port?: number } = {}, lost?: (e: Error) => void): Promise<ServedFront> {
+  const thread = await startThread<string>(
+    new URL('./dynamo-thread.ts', import.meta.url),
+    opts,
+    (why) => Object.assign(new Error(`connect ECONNREFUSED (the embedded DynamoDB thread ${why})`), { code: 'ECONNREFUSED' }),
+    lost,
   );
   const front: DynamoFront = async (headers, raw, method, url) =>
     (await thread.call({ headers, raw: typeof raw === 'string' ? raw : raw.toString('utf8'), method, url } satisfies FrontCall)) as DynamoReply;
@@ -169,7 +174,7 @@ export async function serveFrontInThread(opts: { path?: string; port?: number } 
  */
 export async function startDynamo(opts: DynamoOptions = {}): Promise<LocalDynamo> {
   const where = { ...(opts.path !== undefined ? { path: opts.path } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) };
-  const served = opts.thread ? await serveFrontInThread(where) : await serveFront(where);
+  const served = opts.thread ? await serveFrontInThread(where, opts.lost) : await serveFront(where);
   const { endpoint } = served;
   const tableName = opts.tableName ?? DEFAULT_TABLE_NAME;
   const requestHandler = new InProcessHandler(served.front);

@@ -18,6 +18,7 @@ import { createLink } from '../devices/link.ts';
 import type { HubEnv } from '../devices/fleet.ts';
 import type { Ledger } from '../adapters/ports.ts';
 import { startRegtestInThread, type RegtestNode } from './bitcoin.ts';
+import { lostThread } from './threads.ts';
 import { DEFAULT_SCHEDULE, mineIfPending, startCloud, type JobName, type LocalCloud } from './cloud.ts';
 import { startDynamo, type LocalDynamo } from './dynamo.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
@@ -77,7 +78,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
   const ledgers = Array.from({ length: opts.hubs }, (_, i) => network.node(publisherOfHub(i)));
   let regtest: RegtestNode | undefined;
   try {
-    regtest = await startRegtestInThread();
+    regtest = await startRegtestInThread({}, lostThread('the embedded regtest node', opts.log));
     const fed = await startHubs(opts, ledgers, regtest, publisherOfHub, async () => {
       await network.close();
       await regtest?.stop();
@@ -131,7 +132,7 @@ async function startHubs(
     stops.length = 0;
   };
   try {
-    const dynamo = await startDynamo({ thread: true });
+    const dynamo = await startDynamo({ thread: true, lost: lostThread('the embedded DynamoDB', opts.log) });
     stops.push(() => dynamo.stop());
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };

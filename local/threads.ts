@@ -26,9 +26,16 @@ export interface ThreadLink<Ready> {
   stop(): Promise<void>;
 }
 
-/** Start the worker `entry` (a module that calls serveInThread) with `data`; resolves once it is ready. */
-export async function startThread<Ready>(entry: URL, data: unknown, ended: (why: string) => Error): Promise<ThreadLink<Ready>> {
+/**
+ * Start the worker `entry` (a module that calls serveInThread) with `data`;
+ * resolves once it is ready. `lost` hears, once, of a thread that ended after it
+ * was ready without being asked to stop (an uncaught error in it): what the
+ * hub should tell its user, since every later call will fail.
+ */
+export async function startThread<Ready>(entry: URL, data: unknown, ended: (why: string) => Error, lost?: (e: Error) => void): Promise<ThreadLink<Ready>> {
   const worker = new Worker(entry, { workerData: data });
+  let isReady = false;
+  let stopping = false;
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let gone: Error | undefined;
   let stopped: (() => void) | undefined;
@@ -36,6 +43,7 @@ export async function startThread<Ready>(entry: URL, data: unknown, ended: (why:
   let failed: ((e: Error) => void) | undefined;
   const started = new Promise<unknown>((resolve, reject) => ((ready = resolve), (failed = reject)));
   const end = (e: Error): void => {
+    if (gone === undefined && isReady && !stopping) lost?.(e);
     gone ??= e;
     for (const w of waiting.values()) w.reject(gone);
     waiting.clear();
@@ -54,6 +62,7 @@ export async function startThread<Ready>(entry: URL, data: unknown, ended: (why:
   worker.on('error', (e) => end(ended(`failed: ${e.message}`)));
   worker.on('exit', () => end(ended('is stopped')));
   const value = (await started) as Ready;
+  isReady = true;
   let next = 0;
   const send = (m: ToThread): void => worker.postMessage(m);
   return {
@@ -66,6 +75,7 @@ export async function startThread<Ready>(entry: URL, data: unknown, ended: (why:
         send({ kind: 'call', id, body });
       }),
     async stop() {
+      stopping = true;
       if (!gone) {
         await new Promise<void>((resolve) => {
           stopped = resolve;
@@ -95,4 +105,10 @@ export function serveInThread(port: MessagePort, ready: unknown, handle: (body: 
     );
   });
   post({ kind: 'ready', value: ready });
+}
+
+/** A hub's `lost` report for the stand-in `what`: one line through `log` (default: stderr), since every later request to it fails. */
+export function lostThread(what: string, log?: (message: string, error: unknown) => void): (e: Error) => void {
+  const say = log ?? ((msg: string, e: unknown) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`));
+  return (e) => say(`${what} stopped unexpectedly; the hub's requests to it will fail`, e);
 }
