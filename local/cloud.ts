@@ -48,7 +48,7 @@ import { countHub, historyHandler, sampleHub, startHistory } from './history.ts'
 import { LOCAL_REGION, lambdaContext } from './lambda.ts';
 import { EmbeddedLedger } from '../adapters/ledger/embedded.ts';
 import type { Ledger } from '../adapters/ports.ts';
-import { startScheduler, type Scheduler } from './scheduler.ts';
+import { logLine, startScheduler, type Scheduler } from './scheduler.ts';
 
 export interface CloudOptions {
   /** Keep the ledger (JSONL) and DynamoDB (LevelDB) here; in memory when absent. bcoin is always in memory. */
@@ -147,7 +147,7 @@ export const DEFAULT_SCHEDULE: Record<JobName, number> = { publish: 250, watch: 
 const HANDLERS: Record<HandlerName, unknown> = { domains, enrol, offer, accept, publish, watch, settle, follow, query, rebalance };
 
 export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
-  const log = opts.log ?? ((msg: string, e: unknown) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`));
+  const log = opts.log ?? logLine;
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);

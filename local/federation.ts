@@ -21,7 +21,7 @@ import { startRegtestInThread, type RegtestNode } from './bitcoin.ts';
 import { lostThread } from './threads.ts';
 import { DEFAULT_SCHEDULE, mineIfPending, startCloud, type JobName, type LocalCloud } from './cloud.ts';
 import { startDynamo, type LocalDynamo } from './dynamo.ts';
-import { startScheduler, type Scheduler } from './scheduler.ts';
+import { logLine, startScheduler, type Scheduler } from './scheduler.ts';
 
 export interface FederationOptions {
   /** Number of hubs (≥ 1). */
@@ -78,7 +78,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
   const ledgers = Array.from({ length: opts.hubs }, (_, i) => network.node(publisherOfHub(i)));
   let regtest: RegtestNode | undefined;
   try {
-    regtest = await startRegtestInThread({}, lostThread('the embedded regtest node', opts.log));
+    regtest = await startRegtestInThread({}, lostThread('the embedded regtest node', opts.log ?? logLine));
     const fed = await startHubs(opts, ledgers, regtest, publisherOfHub, async () => {
       await network.close();
       await regtest?.stop();
@@ -132,7 +132,7 @@ async function startHubs(
     stops.length = 0;
   };
   try {
-    const dynamo = await startDynamo({ thread: true, lost: lostThread('the embedded DynamoDB', opts.log) });
+    const dynamo = await startDynamo({ thread: true, lost: lostThread('the embedded DynamoDB', opts.log ?? logLine) });
     stops.push(() => dynamo.stop());
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
@@ -154,7 +154,7 @@ async function startHubs(
         if (!stopped.has(i)) await hub.stop();
       });
     }
-    const log = opts.log ?? ((msg: string, e: unknown) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`));
+    const log = opts.log ?? logLine;
     const miner = startScheduler(schedule.mine > 0 ? [{ name: 'mine', everyMs: schedule.mine, run: () => mineIfPending(regtest) }] : [], { log });
     stops.push(() => miner.stop());
 

@@ -97,3 +97,8 @@ export function startScheduler(jobs: Job[], opts: SchedulerOptions = {}): Schedu
     },
   };
 }
+
+/** A failure as one line on stderr (`what: its message`): the embedded cloud's default log. */
+export function logLine(message: string, error: unknown): void {
+  console.error(`${message}: ${(error as Error)?.message ?? String(error)}`);
+}

@@ -34,8 +34,8 @@ export interface ThreadLink<Ready> {
  */
 export async function startThread<Ready>(entry: URL, data: unknown, ended: (why: string) => Error, lost?: (e: Error) => void): Promise<ThreadLink<Ready>> {
   const worker = new Worker(entry, { workerData: data });
-  let isReady = false;
-  let stopping = false;
+  // only a running thread's end is a loss: one that fails to start rejects startThread, one asked to stop is not lost
+  let phase: 'starting' | 'running' | 'stopping' = 'starting';
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let gone: Error | undefined;
   let stopped: (() => void) | undefined;
@@ -43,7 +43,7 @@ export async function startThread<Ready>(entry: URL, data: unknown, ended: (why:
   let failed: ((e: Error) => void) | undefined;
   const started = new Promise<unknown>((resolve, reject) => ((ready = resolve), (failed = reject)));
   const end = (e: Error): void => {
-    if (gone === undefined && isReady && !stopping) lost?.(e);
+    if (gone === undefined && phase === 'running') lost?.(e);
     gone ??= e;
     for (const w of waiting.values()) w.reject(gone);
     waiting.clear();
@@ -62,7 +62,7 @@ export async function startThread<Ready>(entry: URL, data: unknown, ended: (why:
   worker.on('error', (e) => end(ended(`failed: ${e.message}`)));
   worker.on('exit', () => end(ended('is stopped')));
   const value = (await started) as Ready;
-  isReady = true;
+  phase = 'running';
   let next = 0;
   const send = (m: ToThread): void => worker.postMessage(m);
   return {
@@ -75,7 +75,7 @@ export async function startThread<Ready>(entry: URL, data: unknown, ended: (why:
         send({ kind: 'call', id, body });
       }),
     async stop() {
-      stopping = true;
+      phase = 'stopping';
       if (!gone) {
         await new Promise<void>((resolve) => {
           stopped = resolve;
@@ -89,7 +89,7 @@ export async function startThread<Ready>(entry: URL, data: unknown, ended: (why:
 }
 
 /** In the worker: announce `ready`, answer each call with `handle`, and on stop run `stop` and end. */
-export function serveInThread(port: MessagePort, ready: unknown, handle: (body: never) => Promise<unknown>, stop: () => Promise<void>): void {
+export function serveInThread<Body>(port: MessagePort, ready: unknown, handle: (body: Body) => Promise<unknown>, stop: () => Promise<void>): void {
   const post = (m: FromThread): void => port.postMessage(m);
   port.on('message', (m: ToThread) => {
     if (m.kind === 'stop') {
@@ -99,7 +99,7 @@ export function serveInThread(port: MessagePort, ready: unknown, handle: (body: 
       });
       return;
     }
-    handle(m.body as never).then(
+    handle(m.body as Body).then(
       (value) => post({ kind: 'result', id: m.id, value }),
       (e: unknown) => post({ kind: 'failed', id: m.id, message: e instanceof Error ? e.message : String(e), unavailable: e instanceof UnavailableError }),
     );
@@ -107,8 +107,7 @@ export function serveInThread(port: MessagePort, ready: unknown, handle: (body: 
   post({ kind: 'ready', value: ready });
 }
 
-/** A hub's `lost` report for the stand-in `what`: one line through `log` (default: stderr), since every later request to it fails. */
-export function lostThread(what: string, log?: (message: string, error: unknown) => void): (e: Error) => void {
-  const say = log ?? ((msg: string, e: unknown) => console.error(`${msg}: ${(e as Error)?.message ?? String(e)}`));
-  return (e) => say(`${what} stopped unexpectedly; the hub's requests to it will fail`, e);
+/** A hub's `lost` report for the stand-in `what`: one line through `log`, since every later request to it fails. */
+export function lostThread(what: string, log: (message: string, error: unknown) => void): (e: Error) => void {
+  return (e) => log(`${what} stopped unexpectedly; the hub's requests to it will fail`, e);
 }
