@@ -78,3 +78,62 @@ export function settlementIdOf(consumerDomain: string, obligationIds: readonly s
   const ids = [...obligationIds].sort();
   return sha256Hex(canonicalize(attempt > 0 ? { consumerDomain, obligationIds: ids, attempt } : { consumerDomain, obligationIds: ids }));
 }
+
+/** An unconfirmed settlement as the fee-bump decision sees it. */
+export interface UnconfirmedPayment {
+  txid: string;
+  /** The txids its inputs spend. */
+  spends: readonly string[];
+  /** Height it (its current transaction) was broadcast at; undefined: not broadcast yet. */
+  broadcastHeight?: number;
+  /** Is its current transaction a fee bump (it replaced another)? */
+  bumped: boolean;
+}
+
+export interface PaymentChain {
+  /** Nothing else in the set spends it: a fee bump of it pays for what it spends too. */
+  leaf: boolean;
+  /**
+   * The height its chain's wait counts from: the later of its oldest member's
+   * broadcast and the chain's last fee bump; undefined when no member was broadcast.
+   */
+  waitingSince?: number;
+}
+
+/**
+ * Unconfirmed payments of one wallet linked by spending each other's outputs
+ * (a payment that spends the change of one still unconfirmed) form a chain.
+ * A wallet will not fee-bump a payment something else spends (Bitcoin Core:
+ * "Transaction has descendants in the wallet"), but a bump of the last one
+ * pays for the ones it spends (Core v31 raises the package to the new fee
+ * rate), so a chain is bumped through its leaves, and the chain waits as one:
+ * from its oldest payment's broadcast, or from its last bump if later. Keyed by txid.
+ */
+export function paymentChains(payments: readonly UnconfirmedPayment[]): Map<string, PaymentChain> {
+  const byTxid = new Map(payments.map((p) => [p.txid, p]));
+  const root = new Map(payments.map((p) => [p.txid, p.txid]));
+  const find = (t: string): string => {
+    let r = t;
+    while (root.get(r) !== r) r = root.get(r) as string;
+    root.set(t, r);
+    return r;
+  };
+  const spent = new Set<string>();
+  for (const p of payments) {
+    for (const parent of p.spends) {
+      if (!byTxid.has(parent) || parent === p.txid) continue;
+      spent.add(parent);
+      root.set(find(p.txid), find(parent));
+    }
+  }
+  const members = new Map<string, UnconfirmedPayment[]>();
+  for (const p of payments) members.set(find(p.txid), [...(members.get(find(p.txid)) ?? []), p]);
+  const out = new Map<string, PaymentChain>();
+  for (const group of members.values()) {
+    const heights = group.flatMap((p) => (p.broadcastHeight === undefined ? [] : [p.broadcastHeight]));
+    const bumps = group.flatMap((p) => (p.bumped && p.broadcastHeight !== undefined ? [p.broadcastHeight] : []));
+    const waitingSince = heights.length === 0 ? undefined : Math.max(Math.min(...heights), ...bumps);
+    for (const p of group) out.set(p.txid, { leaf: !spent.has(p.txid), ...(waitingSince === undefined ? {} : { waitingSince }) });
+  }
+  return out;
+}

@@ -28,16 +28,23 @@
  * same intent → broadcast steps (its records name the new txid and list the
  * txids it replaces), so providers and other hubs match the payment that
  * actually confirms; if an earlier transaction confirms first, that one is
- * the settlement's payment.
+ * the settlement's payment. A settlement may spend the change of one still
+ * unconfirmed (the wallet prefers confirmed coins, then takes its own change);
+ * the wallet will not bump one that another spends, so such a chain waits as
+ * one and is bumped through its last payment, whose higher fee pays for the
+ * ones it spends (core/settlement.ts paymentChains). A bump the wallet still
+ * refuses leaves the settlement waiting ("stuck"), never in the way of the
+ * domain's other settlements.
  */
 import { randomUUID } from 'node:crypto';
 import { NotFoundError, ObligationError, UnavailableError } from '../core/errors.ts';
 import { checkPayTo } from './addresses.ts';
 import { createSettlementRecord } from '../core/records.ts';
-import { planSettlement, settlementIdOf } from '../core/settlement.ts';
+import { paymentChains, planSettlement, settlementIdOf, type PaymentChain } from '../core/settlement.ts';
 import type { Json, SettlementRecord } from '../core/types.ts';
 import { TxRejectedError } from '../adapters/payments/bitcoin.ts';
-import type { Payments } from '../adapters/ports.ts';
+import { parseTx } from '../adapters/payments/rawtx.ts';
+import type { Payments, PreparedTx } from '../adapters/ports.ts';
 import type { SettlementItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { ledgerKeys } from './ledger-records.ts';
@@ -189,15 +196,26 @@ async function confirmedEarlier(deps: Deps, payments: Payments, s: SettlementIte
   return false;
 }
 
+/** The txids the inputs of a stored settlement's transaction spend (none if its hex does not parse). */
+function spendsOf(hex: string): string[] {
+  try {
+    return parseTx(hex).inputs.map((i) => i.txid);
+  } catch {
+    return [];
+  }
+}
+
 /**
  * One broadcast, unconfirmed settlement: leave it once a transaction of it
  * confirmed; give it up if it can never confirm; send it again if the node
- * lost it; fee-bump it once it has waited `bumpAfterBlocks` blocks.
+ * lost it; fee-bump it once its chain has waited `bumpAfterBlocks` blocks, if
+ * nothing else of the domain spends it (the chain's leaves are bumped instead).
  */
 async function follow(
   deps: Deps,
   payments: Payments,
   s: SettlementItem,
+  chain: PaymentChain | undefined,
   hooks: SettleHooks,
   fence: () => Promise<void>,
   summary: SettleSummary,
@@ -210,7 +228,8 @@ async function follow(
   }
   if (await confirmedEarlier(deps, payments, s, summary)) return;
   const height = await payments.height();
-  const due = s.broadcastHeight === undefined || height - s.broadcastHeight >= deps.config.bumpAfterBlocks;
+  const since = chain?.waitingSince ?? s.broadcastHeight;
+  const due = s.broadcastHeight === undefined || since === undefined || height - since >= deps.config.bumpAfterBlocks;
   if (tx !== null && !due) return; // in the mempool, waiting for a block
   if (await payments.isConflicted(s.hex)) {
     await fail(deps, payments, s, 'its transaction can never confirm: an input is spent elsewhere', summary);
@@ -228,8 +247,18 @@ async function follow(
     if (s.broadcastHeight === undefined) await deps.store.markBroadcast(s, height);
     return;
   }
+  if (chain !== undefined && !chain.leaf) return; // another payment spends it: bumped through that one
   await fence();
-  const replacement = await payments.prepareReplacement(s.hex);
+  let replacement: PreparedTx;
+  try {
+    replacement = await payments.prepareReplacement(s.hex);
+  } catch (e) {
+    // the wallet will not bump it (Core: "Transaction has descendants in the mempool" once a payee
+    // spends its output unconfirmed): it waits as it is, never in the way of the domain's other settlements
+    if (!(e instanceof ObligationError) || e.errorClass === 'retry') throw e;
+    (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason: `not fee-bumped: ${e.message}` });
+    return;
+  }
   const next: SettlementItem = {
     ...s,
     phase: 'intent',
@@ -281,8 +310,17 @@ export async function settleDomain(
       summary.recovered += 1;
     }
     // 2. follow what was broadcast until it confirms; fee-bump what is stuck
-    for (const s of await deps.store.listUnconfirmedSettlements(domain)) {
-      await follow(deps, payments, s, hooks, fence, summary);
+    const unconfirmed = await deps.store.listUnconfirmedSettlements(domain);
+    const chains = paymentChains(
+      unconfirmed.map((s) => ({
+        txid: s.txid,
+        spends: spendsOf(s.hex),
+        bumped: (s.replaces?.length ?? 0) > 0,
+        ...(s.broadcastHeight === undefined ? {} : { broadcastHeight: s.broadcastHeight }),
+      })),
+    );
+    for (const s of unconfirmed) {
+      await follow(deps, payments, s, chains.get(s.txid), hooks, fence, summary);
     }
     // 3. pay what is published and unpaid (read under the lease, after recovery)
     const unpaid = (await deps.store.listByConsumer(domain, 'accepted')).filter(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MalformedError, planSettlement, settlementIdOf, type PendingObligation } from '../../core/index.ts';
+import { MalformedError, paymentChains, planSettlement, settlementIdOf, type PendingObligation } from '../../core/index.ts';
 
 const id = (n: number) => n.toString(16).padStart(64, '0');
 const pending = (n: number, payTo: string, amount: number, providerDomain = `prov-${payTo}`): PendingObligation => ({
@@ -56,5 +56,44 @@ describe('settlementIdOf', () => {
     assert.notEqual(a, settlementIdOf('other', [id(1), id(2)]));
     assert.notEqual(a, settlementIdOf('acme', [id(1)]));
     assert.match(a, /^[0-9a-f]{64}$/);
+  });
+});
+
+describe('paymentChains', () => {
+  const p = (txid: string, spends: string[], broadcastHeight?: number, bumped = false) => ({
+    txid,
+    spends,
+    bumped,
+    ...(broadcastHeight === undefined ? {} : { broadcastHeight }),
+  });
+
+  it('a payment alone is its own leaf and waits from its broadcast', () => {
+    assert.deepEqual(Object.fromEntries(paymentChains([p('a', ['coin'], 10)])), { a: { leaf: true, waitingSince: 10 } });
+  });
+
+  it('a chain (each spending the last one\'s change) waits from its oldest broadcast; only its last payment is a leaf', () => {
+    const chains = paymentChains([p('c', ['b'], 14), p('a', ['coin'], 10), p('b', ['a', 'other'], 12)]);
+    assert.deepEqual(Object.fromEntries(chains), {
+      a: { leaf: false, waitingSince: 10 },
+      b: { leaf: false, waitingSince: 10 },
+      c: { leaf: true, waitingSince: 10 },
+    });
+  });
+
+  it("a bump restarts its chain's wait, even once a later payment spends the bumped one", () => {
+    const chains = paymentChains([p('a', ['coin'], 10), p('b2', ['a'], 16, true), p('c', ['b2'], 17)]);
+    assert.deepEqual([...chains.values()].map((c) => c.waitingSince), [16, 16, 16]);
+    assert.deepEqual([...chains.entries()].filter(([, c]) => c.leaf).map(([t]) => t), ['c']);
+  });
+
+  it('separate chains wait apart; two payments spending one are both leaves; one not yet broadcast does not count', () => {
+    const chains = paymentChains([p('a', ['coin1'], 10), p('x', ['coin2'], 20), p('y', ['x'], 21), p('z', ['x']), p('q', ['coin3'])]);
+    assert.deepEqual(Object.fromEntries(chains), {
+      a: { leaf: true, waitingSince: 10 },
+      x: { leaf: false, waitingSince: 20 },
+      y: { leaf: true, waitingSince: 20 },
+      z: { leaf: true, waitingSince: 20 },
+      q: { leaf: true },
+    });
   });
 });

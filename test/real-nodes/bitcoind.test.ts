@@ -11,7 +11,12 @@
  * receives; a dust output is a final error; a transaction whose input was
  * spent elsewhere in a block is rejected for good and seen as conflicted;
  * a settlement left out of BUMP_AFTER_BLOCKS blocks is fee-bumped (psbtbumpfee,
- * full RBF) and paid exactly once, under the replacement's txid.
+ * full RBF) and paid exactly once, under the replacement's txid; a chain of
+ * settlements (one spending the unconfirmed change of another: psbtbumpfee
+ * refuses the first, "Transaction has descendants in the wallet", which once
+ * failed every settle run of the domain) is bumped through its last payment,
+ * whose fee lifts the package; one the node will not bump (its payee spent the
+ * output unconfirmed) is kept waiting while the domain pays from its other coin.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -318,5 +323,100 @@ describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid onc
     assert.equal(tx?.outputs.filter((o) => o.address === provider.payTo).reduce((sum, o) => sum + o.amount, 0), owed);
     assert.equal(await payments.balance(), owed, 'the provider received exactly what is owed, once');
     assert.ok((await node.rpc<{ confirmations: number }>('gettransaction', [paid.txid], payer)).confirmations < 0, 'the wallet sees the original conflicted');
+  });
+  /** `n` purchases of `consumer` from `providerDomain`, published; their ids and what they owe. */
+  async function purchases(device: TestDevice, providerDomain: string, n: number): Promise<{ ids: string[]; owed: number }> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const { ob, res } = await buy(cloud, device, providerDomain, `${providerDomain}-spd`);
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      ids.push(ob.id);
+    }
+    await cloud.runJob('publish');
+    const owed = (await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)))).reduce((sum, o) => sum + (o?.amount ?? 0), 0);
+    return { ids, owed };
+  }
+
+  it('one coin: the next settlement spends the unconfirmed change of the first; the chain waits as one and is bumped through its last payment, whose fee lifts both; each paid once', async () => {
+    await registerDomain(cloud, 'r1c', 'consumer');
+    await registerDomain(cloud, 'r1p', 'provider', { threshold: 0.3 });
+    await cloud.fund('r1c', 1); // one coinbase output
+    const device = await enrol(cloud, 'r1c', 'r1c-dev');
+    const k = cloud.deps.config.bumpAfterBlocks;
+    const early = await purchases(device, 'r1p', 2);
+    const s1 = (await settleDomain(cloud.deps, 'r1c')).settlements[0];
+    await node.mineEmpty(1);
+    const late = await purchases(device, 'r1p', 2);
+    const s2 = (await settleDomain(cloud.deps, 'r1c')).settlements[0];
+    assert.ok(s1 && s2);
+    const second = await node.rpc<{ vin: { txid: string }[] }>('getrawtransaction', [s2.txid, true]);
+    assert.ok(second.vin.some((i) => i.txid === s1.txid), 'the second spends the change of the first');
+
+    await node.mineEmpty(k - 2);
+    assert.deepEqual((await settleDomain(cloud.deps, 'r1c')).bumped, undefined, 'not stuck yet');
+    await node.mineEmpty(1); // the first has waited k blocks, the second k − 1
+    // Core refuses to bump the first ("Transaction has descendants in the wallet"), which once failed every run
+    const run = await settleDomain(cloud.deps, 'r1c');
+    assert.deepEqual(run.bumped?.map((b) => [b.settlementId, b.from]), [[s2.settlementId, s2.txid]], JSON.stringify(run));
+    assert.deepEqual([run.stuck, run.deferred, run.settlements], [undefined, undefined, []], JSON.stringify(run));
+    const to = run.bumped?.[0]?.to as string;
+    const mempool = await node.rpc<string[]>('getrawmempool');
+    assert.deepEqual([mempool.includes(s1.txid), mempool.includes(to), mempool.includes(s2.txid)], [true, true, false]);
+    type Entry = { vsize: number; ancestorsize: number; fees: { base: number; ancestor: number } };
+    const [first, bumped] = [await node.rpc<Entry>('getmempoolentry', [s1.txid]), await node.rpc<Entry>('getmempoolentry', [to])];
+    const rate = (fee: number, vsize: number) => (fee * 1e8) / vsize;
+    assert.ok(
+      rate(bumped.fees.ancestor, bumped.ancestorsize) > rate(first.fees.base, first.vsize),
+      `the package of both pays a higher rate than the first alone: ${rate(bumped.fees.ancestor, bumped.ancestorsize)} > ${rate(first.fees.base, first.vsize)} sat/vB`,
+    );
+    assert.equal((await settleDomain(cloud.deps, 'r1c')).bumped, undefined, 'the chain waits again from its bump');
+
+    await node.mine(1);
+    assert.equal((await settleDomain(cloud.deps, 'r1c')).confirmed, 2);
+    const provider = await cloud.deps.store.getHostedDomain('r1p');
+    assert.ok(provider);
+    await watchProvider(cloud.deps, provider);
+    const done = await Promise.all([...early.ids, ...late.ids].map((id) => cloud.deps.store.getObligation(id)));
+    assert.ok(done.every((o) => o?.status === 'fulfilled'), JSON.stringify(done.map((o) => o?.status)));
+    assert.equal(await (await cloud.deps.payments(provider.wallet)).balance(), early.owed + late.owed, 'paid once, exactly what is owed');
+  });
+
+  it('a settlement the node will not bump (its payee spent the output unconfirmed: "descendants in the mempool") is kept, stuck, while the domain pays from its other coin', async () => {
+    await registerDomain(cloud, 'r2c', 'consumer');
+    await registerDomain(cloud, 'r2p', 'provider', { threshold: 0.3 });
+    await cloud.fund('r2c'); // two coinbase outputs
+    const device = await enrol(cloud, 'r2c', 'r2c-dev');
+    const early = await purchases(device, 'r2p', 2);
+    const first = await settleDomain(cloud.deps, 'r2c');
+    const paid = first.settlements[0];
+    assert.ok(paid && first.settlements.length === 1, JSON.stringify(first));
+
+    // the payee spends what it received before any confirmation
+    const provider = await cloud.deps.store.getHostedDomain('r2p');
+    assert.ok(provider?.payTo);
+    const tx = await node.rpc<{ vout: { n: number; value: number; scriptPubKey: { address?: string } }[] }>('getrawtransaction', [paid.txid, true]);
+    const out = tx.vout.find((o) => o.scriptPubKey.address === provider.payTo);
+    assert.ok(out);
+    const to = await node.rpc<string>('getnewaddress', [], provider.wallet);
+    const raw = await node.rpc<string>('createrawtransaction', [[{ txid: paid.txid, vout: out.n }], { [to]: Math.round(out.value * 1e8 - 1_000) / 1e8 }]);
+    const signed = await node.rpc<{ hex: string; complete: boolean }>('signrawtransactionwithwallet', [raw], provider.wallet);
+    assert.ok(signed.complete);
+    const spend = await node.rpc<string>('sendrawtransaction', [signed.hex]);
+
+    await node.mineEmpty(cloud.deps.config.bumpAfterBlocks);
+    const late = await purchases(device, 'r2p', 1);
+    const run = await settleDomain(cloud.deps, 'r2c');
+    assert.deepEqual(run.stuck?.map((x) => x.txid), [paid.txid], JSON.stringify(run));
+    assert.match(run.stuck?.[0]?.reason ?? '', /^not fee-bumped: .*descendants in the mempool/);
+    assert.deepEqual([run.bumped, run.deferred, run.settlements.map((p) => [p.obligations, p.total])], [undefined, undefined, [[1, late.owed]]], JSON.stringify(run));
+    const mempool = await node.rpc<string[]>('getrawmempool');
+    assert.ok([paid.txid, spend].every((t) => mempool.includes(t)), 'the payment and its payee\'s spend still wait in the mempool');
+
+    await node.mine(1);
+    assert.equal((await settleDomain(cloud.deps, 'r2c')).confirmed, 2);
+    await watchProvider(cloud.deps, provider);
+    const done = await Promise.all([...early.ids, ...late.ids].map((id) => cloud.deps.store.getObligation(id)));
+    assert.ok(done.every((o) => o?.status === 'fulfilled'), JSON.stringify(done.map((o) => [o?.status, o?.paidTxid])));
+    assert.ok(done.slice(0, 2).every((o) => o?.paidTxid === paid.txid), 'paid by the original, never bumped');
   });
 });
