@@ -53,7 +53,8 @@ describe('HTTP API boundary', () => {
   const seeded: string[] = [];
 
   before(async () => {
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
+    // no live-page history sampler: the purchase tests record every store request a purchase makes
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 }, history: false });
     await registerDomain(cloud, 'c1', 'consumer');
     await registerDomain(cloud, 'p1', 'provider', { threshold: 0.3 });
     await registerDomain(cloud, 'pc', 'consumer');
