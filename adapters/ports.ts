@@ -205,6 +205,13 @@ export interface Payments {
   close(): Promise<void>;
 }
 
+/**
+ * What a function that only watches holds of a wallet: balances, its transactions, what it
+ * received, and transaction lookups; nothing that creates keys or addresses, signs or spends.
+ * On AWS it is reached with bitcoind's read-only RPC user (containers/bitcoind/reader.sh).
+ */
+export type WalletReads = Pick<Payments, 'balances' | 'getTransaction' | 'lookupTransaction' | 'receivedSince'>;
+
 /** Pushes a message to a device topic (AWS: IoT data plane Publish; local: the embedded broker). */
 export interface Notifier {
   publish(topic: string, payload: Json, qos?: 0 | 1): Promise<void>;

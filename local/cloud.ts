@@ -225,6 +225,12 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
       ...(opts.ledger ? { ledger: opts.ledger } : {}),
     });
     stops.push(() => closeDeps(deps));
+    // A real node keeps its wallets; this one starts empty each run. With a kept table, re-create the
+    // hosted domains' wallets (same keys, from the data directory's seed) before any function reads one:
+    // watch, follow and query only read wallets (Deps.walletReads), as on AWS with the read-only user.
+    if (opts.dataDir && !opts.regtest) {
+      for (const d of await deps.store.listHostedDomains()) await deps.payments(d.wallet);
+    }
     /** A handler as this hub invokes it: inside the hub's Deps scope. */
     const scoped =
       <E, R>(h: (event: E, context: Context) => Promise<R>) =>

@@ -188,7 +188,7 @@ export interface FundingView {
 }
 
 export async function fundingOf(deps: Deps, d: HostedDomain): Promise<FundingView> {
-  const wallet = await deps.payments(d.wallet);
+  const wallet = await deps.walletReads(d.wallet);
   const [balance, accepted, settling] = await Promise.all([
     wallet.balances(),
     d.role === 'provider' ? [] : deps.store.listByConsumer(d.domain, 'accepted'),

@@ -60,7 +60,7 @@ export interface FollowSummary {
 /** The order matters within a run: keys before what they sign, payments before the claims about them. */
 const ORDER: readonly StreamName[] = ['domains', 'settlements', 'obligations'];
 
-/** Wallet used only to reach this hub's Bitcoin node for transaction look-ups. */
+/** Name the follower's transaction look-ups go under: a node-level call (getrawtransaction), so no such wallet is ever created. */
 export const FOLLOWER_WALLET = 'oc-follower';
 
 export const cursorName = (stream: StreamName) => `follow:${stream}`;
@@ -274,7 +274,7 @@ const paid = (tx: ChainTx, payTo: string): number =>
   tx.outputs.filter((out) => out.address === payTo).reduce((sum, out) => sum + out.amount, 0);
 
 async function lookup(deps: Deps, txid: string): Promise<ChainTx | null> {
-  return (await deps.payments(FOLLOWER_WALLET)).lookupTransaction(txid);
+  return (await deps.walletReads(FOLLOWER_WALLET)).lookupTransaction(txid);
 }
 
 /** Claims that waited: apply the ones now checkable, drop the refuted, keep the rest. */

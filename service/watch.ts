@@ -88,7 +88,7 @@ async function settleRecord(
   if (used !== undefined && used !== claim) return true;
   const paid = await store.getPayment(provider.domain, rec.txid);
   if (!paid || paid.amount < out.amount) return false; // not seen (yet)
-  const payments = await deps.payments(provider.wallet);
+  const payments = await deps.walletReads(provider.wallet);
   const tx = await payments.getTransaction(rec.txid);
   if (!tx || tx.confirmations < deps.config.confirmations) return false;
   if (obligations.reduce((sum, o) => sum + o.amount, 0) > paid.amount) return true; // claims more than was paid: never honoured
@@ -187,7 +187,7 @@ export async function watchProvider(deps: Deps, provider: HostedDomain): Promise
   const { store } = deps;
   try {
     if (provider.payTo) {
-      const payments = await deps.payments(provider.wallet);
+      const payments = await deps.walletReads(provider.wallet);
       const cursorName = `recv:${provider.domain}`;
       const got = await payments.receivedSince(await store.getCursor(cursorName));
       const byTx = new Map<string, number>();

@@ -14,9 +14,12 @@ set -eu
 : "${RPC_READER_USER:?RPC_READER_USER is required}"
 : "${RPC_READER_PASSWORD:?RPC_READER_PASSWORD is required}"
 
-# Node-level reads only: no wallet call (no keys, no addresses, no spending),
-# no generate, no send, no control or network changes.
-READER_CALLS="getblockchaininfo,getblockcount,getbestblockhash,getblockhash,getblockheader,getrawtransaction,gettxout,getmempoolinfo,getnetworkinfo,uptime"
+# Node-level reads, and the wallet reads the watching functions make (watch:
+# listsinceblock, gettransaction; query: getbalances; loadwallet for a wallet the
+# node has not loaded since a restart). No call that creates keys or addresses,
+# shows private keys, signs, spends or backs a wallet up; no generate, no send,
+# no control or network changes.
+READER_CALLS="getblockchaininfo,getblockcount,getbestblockhash,getblockhash,getblockheader,getrawtransaction,gettxout,getmempoolinfo,getnetworkinfo,uptime,listsinceblock,gettransaction,getbalances,loadwallet"
 
 salt=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 hash=$(printf '%s' "$RPC_READER_PASSWORD" | openssl dgst -sha256 -hmac "$salt" -r | cut -d' ' -f1)

@@ -24,7 +24,7 @@ import { EmbeddedLedger } from '../../adapters/ledger/embedded.ts';
 import { MultiChainLedger } from '../../adapters/ledger/multichain.ts';
 import { BitcoinPayments } from '../../adapters/payments/bitcoin.ts';
 import { addressFormat } from '../../core/network.ts';
-import type { Ledger, Notifier, Payments, Signer } from '../../adapters/ports.ts';
+import type { Ledger, Notifier, Payments, Signer, WalletReads } from '../../adapters/ports.ts';
 import { KmsSigner } from '../../adapters/signer/kms.ts';
 import { LocalSigner } from '../../adapters/signer/local.ts';
 import { DynamoStore } from '../../adapters/store/dynamo.ts';
@@ -37,8 +37,14 @@ export interface Deps {
   config: Config;
   store: DynamoStore;
   ledger: Ledger;
-  /** The Bitcoin wallet of one hosted domain (created on first use). */
+  /** The Bitcoin wallet of one hosted domain (created on first use), with the credential that can spend. */
   payments(wallet: string): Promise<Payments>;
+  /**
+   * Reads of one wallet (balances, its transactions, receives) and transaction lookups,
+   * with the read-only RPC user when one is configured (BITCOIN_READER_*): what watch,
+   * follow and query use. The wallet is never created here (an unloaded one is loaded).
+   */
+  walletReads(wallet: string): Promise<WalletReads>;
   notifier: Notifier;
   /** Domain keys (KMS on AWS, a local signer in the embedded cloud): the only holder of their private halves. */
   signer: Signer;
@@ -229,36 +235,46 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
     return l;
   });
 
-  // One adapter per wallet, per Deps: hubs in one process keep their wallets apart.
+  // One adapter per wallet and credential, per Deps: hubs in one process keep their wallets apart.
   // Rebuilt when the credentials read (at most max-age old) differ from its own.
-  const wallets = new Map<string, { auth: RpcAuth; ready: Promise<Payments> }>();
-  const payments = async (wallet: string): Promise<Payments> => {
-    const auth = await creds.get(config.bitcoin.node);
-    const cached = wallets.get(wallet);
-    if (cached && sameAuth(cached.auth, auth)) return cached.ready;
-    if (cached) void cached.ready.then((p) => p.close(), () => undefined);
-    const ready = (async () => {
-      const adapter = new BitcoinPayments({
-        kind: config.bitcoin.kind,
-        node: endpointOf(config.bitcoin.node.url, auth),
-        wallet: { ...endpointOf(config.bitcoin.walletUrl, auth), name: wallet },
-        minConfirmations: config.confirmations,
-        addressFormat: addressFormat(config.bitcoin.network, config.bitcoin.kind),
-        ...(config.bitcoin.kind === 'bitcoind' ? { fees: config.bitcoin.fees } : {}),
+  const walletsOf = (target: typeof config.bitcoin.node, walletUrl: string, create: boolean) => {
+    const wallets = new Map<string, { auth: RpcAuth; ready: Promise<BitcoinPayments> }>();
+    const close = async (): Promise<void> => {
+      for (const w of wallets.values()) await (await w.ready.catch(() => undefined))?.close();
+      wallets.clear();
+    };
+    const get = async (wallet: string): Promise<BitcoinPayments> => {
+      const auth = await creds.get(target);
+      const cached = wallets.get(wallet);
+      if (cached && sameAuth(cached.auth, auth)) return cached.ready;
+      if (cached) void cached.ready.then((p) => p.close(), () => undefined);
+      const ready = (async () => {
+        const adapter = new BitcoinPayments({
+          kind: config.bitcoin.kind,
+          node: endpointOf(target.url, auth),
+          wallet: { ...endpointOf(walletUrl, auth), name: wallet },
+          minConfirmations: config.confirmations,
+          addressFormat: addressFormat(config.bitcoin.network, config.bitcoin.kind),
+          ...(config.bitcoin.kind === 'bitcoind' ? { fees: config.bitcoin.fees } : {}),
+        });
+        if (create) await adapter.ensureWallet();
+        return adapter;
+      })();
+      const entry = { auth, ready };
+      ready.catch(() => {
+        if (wallets.get(wallet) === entry) wallets.delete(wallet);
       });
-      await adapter.ensureWallet();
-      return adapter as Payments;
-    })();
-    const entry = { auth, ready };
-    ready.catch(() => {
-      if (wallets.get(wallet) === entry) wallets.delete(wallet);
-    });
-    wallets.set(wallet, entry);
-    return ready;
+      wallets.set(wallet, entry);
+      return ready;
+    };
+    return { get, close };
   };
-
+  const spending = walletsOf(config.bitcoin.node, config.bitcoin.walletUrl, true);
+  const payments = (wallet: string): Promise<Payments> => spending.get(wallet);
   // The read-only bitcoind user (rpcwhitelist) when configured, else the node's own credentials (embedded cloud).
   const readerTarget = config.bitcoin.reader ?? config.bitcoin.node;
+  const reading = walletsOf(readerTarget, config.bitcoin.reader ? readerTarget.url : config.bitcoin.walletUrl, false);
+  const walletReads = (wallet: string): Promise<WalletReads> => reading.get(wallet);
   const bitcoinHealth = async () => {
     const auth = await creds.get(readerTarget);
     // no wallet call: the reader may not load or create wallets
@@ -299,11 +315,11 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
         });
 
   const now = overrides.now ?? (() => Date.now());
-  const deps: Deps = { config, store, ledger, payments, notifier, bitcoinHealth, signer, directory: new DomainDirectory(ledger, store), now, aws };
+  const deps: Deps = { config, store, ledger, payments, walletReads, notifier, bitcoinHealth, signer, directory: new DomainDirectory(ledger, store), now, aws };
   closers.set(deps, async () => {
     if (!given) await ledger.close();
-    for (const w of wallets.values()) await (await w.ready.catch(() => undefined))?.close();
-    wallets.clear();
+    await spending.close();
+    await reading.close();
     store.close();
     iot.destroy();
     kms?.destroy();

@@ -29,7 +29,7 @@ export interface HandlerAccess {
   readonly ledger: boolean;
   /** May read the bitcoind RPC secret (addresses, payments): a credential that can spend. */
   readonly bitcoin: boolean;
-  /** May read the read-only bitcoind user's secret (rpcwhitelist of read calls, containers/bitcoind). */
+  /** May read the read-only bitcoind user's secret (rpcwhitelist of node and wallet reads, containers/bitcoind): watch, follow, query. */
   readonly bitcoinReader?: boolean;
   /**
    * When set, the function may touch only items whose partition key matches
@@ -73,11 +73,11 @@ export const HANDLER_ACCESS: Record<HandlerName, HandlerAccess> = {
   accept: { description: 'SPB: accept or reject an obligation at once', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: true, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(10) },
   // Overlapping runs are safe without reserved concurrency: one run at a time holds the publication lease (service/publish.ts).
   publish: { description: 'Publish accepted obligations to the ledger', table: 'readWrite', ledger: true, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.seconds(60) },
-  watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
+  watch: { description: 'SPB: match payments, mark fulfilled/defaulted', table: 'readWrite', ledger: true, bitcoin: false, bitcoinReader: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
   // Overlapping runs are safe without reserved concurrency: each consumer domain is settled under a lease (service/settle.ts).
   settle: { description: 'SCB: pay pending obligations in one transaction', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'sign', timeout: Duration.minutes(2) },
   // Cursor-driven and idempotent: an overlapping run repeats work, never doubles it.
-  follow: { description: 'Ledger follower: learn other hubs\' domains, obligations, outcomes and revocations', table: 'readWrite', ledger: true, bitcoin: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
+  follow: { description: 'Ledger follower: learn other hubs\' domains, obligations, outcomes and revocations', table: 'readWrite', ledger: true, bitcoin: false, bitcoinReader: true, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },
   // only the escrow: the list of domains with credit here, their counters and shards (service/rebalance.ts). Overlapping
   // runs are safe: every rebalance is one transaction conditioned on the counters' version.
   rebalance: { description: 'Top up the escrow shards of consumer domains drawing credit here', table: 'readWrite', leadingKeys: ['CREDITDOMAINS', 'REP#*', 'CREDIT#*'], ledger: false, bitcoin: false, iotPublish: false, ecsHealth: false, keys: 'none', timeout: Duration.seconds(60) },

@@ -138,8 +138,10 @@ describe('BackendStack: functions', () => {
         assert.doesNotMatch(JSON.stringify(value), /password/i, `${id}.${key}`);
       }
       const arns = Object.keys(env).filter((key) => key.endsWith('_SECRET_ARN'));
-      // query is told only the read-only bitcoind user's secret, never the one that can spend
-      if (id === fnLogicalId('query')) assert.deepEqual(arns.sort(), ['BITCOIN_READER_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
+      // the watching functions are told only the read-only bitcoind user's secret, never the one that can spend
+      for (const watching of ['query', 'watch', 'follow'] as const) {
+        if (id === fnLogicalId(watching)) assert.deepEqual(arns.sort(), ['BITCOIN_READER_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN'], watching);
+      }
       if (id === fnLogicalId('settle')) assert.deepEqual(arns.sort(), ['BITCOIN_RPC_SECRET_ARN', 'MULTICHAIN_RPC_SECRET_ARN']);
     }
   });
@@ -617,14 +619,17 @@ describe('BackendStack: hardening (issue 13)', () => {
     }
   });
 
-  it('query holds no bitcoind credential that can spend: only the read-only user\'s secret', () => {
-    assert.equal(HANDLER_ACCESS.query.bitcoin, false);
-    assert.equal(HANDLER_ACCESS.query.bitcoinReader, true);
+  it('query, watch and follow hold no bitcoind credential that can spend: only the read-only user\'s secret; only settle and domains hold that one', () => {
+    const watching: readonly string[] = ['query', 'watch', 'follow'] as const;
+    for (const name of ['query', 'watch', 'follow'] as const) {
+      assert.deepEqual([HANDLER_ACCESS[name].bitcoin, HANDLER_ACCESS[name].bitcoinReader], [false, true], name);
+      assert.ok(envOf(name)['BITCOIN_READER_SECRET_ARN'], `${name} is told the reader secret`);
+      assert.equal(envOf(name)['BITCOIN_RPC_SECRET_ARN'], undefined, name);
+    }
     const readerSecret = built.chain.bitcoind.readerSecret;
     assert.ok(readerSecret);
-    const env = envOf('query');
-    assert.ok(env['BITCOIN_READER_SECRET_ARN'], 'query is told the reader secret');
-    for (const name of HANDLER_NAMES.filter((n) => n !== 'query')) assert.equal(envOf(name)['BITCOIN_READER_SECRET_ARN'], undefined, name);
+    for (const name of HANDLER_NAMES.filter((n) => !watching.includes(n))) assert.equal(envOf(name)['BITCOIN_READER_SECRET_ARN'], undefined, name);
+    assert.deepEqual(HANDLER_NAMES.filter((n) => HANDLER_ACCESS[n].bitcoin).sort(), ['domains', 'settle']);
     templates.chain.hasResourceProperties('AWS::SecretsManager::Secret', {
       GenerateSecretString: Match.objectLike({ GenerateStringKey: 'password', SecretStringTemplate: '{"user":"oc-bitcoind-reader"}' }),
     });

@@ -33,7 +33,7 @@ import { STREAMS, type Ledger } from '../../adapters/ports.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import { startFederationOn, type FederationOn } from '../../local/federation.ts';
 import { domainKey } from '../../service/directory.ts';
-import { followLedger } from '../../service/follow.ts';
+import { FOLLOWER_WALLET, followLedger } from '../../service/follow.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
 import { publishPending } from '../../service/publish.ts';
 import { watchAll } from '../../service/watch.ts';
@@ -314,6 +314,8 @@ function scenario(name: string, t: Skippable, makeInfra: () => Promise<LedgerInf
         return true;
       });
       timings.hub3AppliedMissedMs = Date.now() - sinceUp;
+      // the followers checked other hubs' payment claims on the node (getrawtransaction), with no wallet of their own
+      assert.ok(!(await bitcoind.rpc<string[]>('listwallets')).includes(FOLLOWER_WALLET), 'no follower wallet');
       assert.deepEqual((await obligationsAt(hub1, 'c1')).map((o) => o.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
       assert.deepEqual((await obligationsAt(hub1, 'c2')).map((o) => o.status), ['defaulted']);
     });

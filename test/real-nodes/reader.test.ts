@@ -2,15 +2,25 @@
  * bitcoind's read-only RPC user on a real Bitcoin Core (v31, regtest): the
  * bitcoin.conf lines come from containers/bitcoind/reader.sh, as the container
  * entrypoint appends them, and the node is started with them next to the main
- * user. The reader (what the query function holds) may read the chain and
- * nothing else: no wallet, no spend, no mining, no stop; the main user keeps
- * every call (rpcwhitelistdefault=0). Skips, saying why, without OC_NODES_BIN.
+ * user. The reader (what query, watch and follow hold) may read the chain and a
+ * wallet's balances, transactions and receives, and load a wallet; it cannot
+ * create a wallet, an address or a key, show private keys, sign, spend, mine or
+ * stop the node; the main user keeps every call (rpcwhitelistdefault=0). A hub
+ * whose watching goes through the reader pays, watches and answers funding as
+ * before. Skips, saying why, without OC_NODES_BIN.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { BitcoinPayments } from '../../adapters/payments/bitcoin.ts';
+import { startCloud } from '../../local/cloud.ts';
+import { settleDomain } from '../../service/settle.ts';
+import { watchProvider } from '../../service/watch.ts';
+import { fundingOf } from '../../service/domains.ts';
+import { FOLLOWER_WALLET } from '../../service/follow.ts';
+import type { Deps } from '../../functions/shared/deps.ts';
+import { buy, enrol, registerDomain } from '../integration/support.ts';
 import { skippable } from '../skippable.ts';
 import { BITCOIN_BINARIES, Bitcoind, missingNodes, NodeRpcError } from './harness.ts';
 
@@ -65,12 +75,42 @@ describe('the read-only bitcoind user (rpcauth + rpcwhitelist) on a real Bitcoin
     assert.equal(raw.txid, block.tx[0]);
   });
 
+  it("reads a wallet through the adapter (balances, receives, its transactions), loading it once the node has unloaded it", async () => {
+    const adapter = new BitcoinPayments({
+      kind: 'bitcoind',
+      node: { ...node.endpoint, ...READER },
+      wallet: { ...node.endpoint, ...READER, name: 'oc-main' },
+    });
+    try {
+      const to = await node.rpc<string>('getnewaddress', [], 'oc-main');
+      await node.miner(); // the harness's funded wallet
+      const txid = await node.rpc<string>('sendtoaddress', [to, 0.5], 'oc-harness-miner');
+      await node.rpc('unloadwallet', ['oc-main']); // as after a node restart: the reader's call answers -18, then loadwallet
+      assert.deepEqual(await adapter.balances(), { trusted: 0, pending: 50_000_000 });
+      assert.equal((await adapter.getTransaction(txid))?.confirmations, 0);
+      const got = await adapter.receivedSince();
+      assert.ok(got.payments.some((p) => p.txid === txid && p.address === to && p.amount === 50_000_000), JSON.stringify(got.payments.slice(0, 3)));
+      assert.equal((await adapter.lookupTransaction(txid))?.txid, txid);
+    } finally {
+      await adapter.close();
+    }
+  });
+
   const refused: Array<[string, unknown[], string?]> = [
     ['createwallet', ['mallory']],
-    ['loadwallet', ['oc-main']],
+    ['unloadwallet', ['oc-main']],
     ['getnewaddress', [], '/wallet/oc-main'],
+    ['getrawchangeaddress', [], '/wallet/oc-main'],
     ['getbalance', [], '/wallet/oc-main'],
     ['listdescriptors', [true], '/wallet/oc-main'],
+    ['backupwallet', ['/tmp/oc-reader-backup.dat'], '/wallet/oc-main'],
+    ['importdescriptors', [[]], '/wallet/oc-main'],
+    ['walletprocesspsbt', ['cHNidP8BAAoCAAAAAAAAAAAAAA=='], '/wallet/oc-main'],
+    ['signrawtransactionwithwallet', ['00'], '/wallet/oc-main'],
+    ['fundrawtransaction', ['00'], '/wallet/oc-main'],
+    ['psbtbumpfee', ['00'.repeat(32)], '/wallet/oc-main'],
+    ['lockunspent', [false, []], '/wallet/oc-main'],
+    ['send', [{ bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080: 1 }], '/wallet/oc-main'],
     ['sendtoaddress', ['bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080', 1], '/wallet/oc-main'],
     ['sendrawtransaction', ['00']],
     ['generatetoaddress', [1, 'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080']],
@@ -81,6 +121,45 @@ describe('the read-only bitcoind user (rpcauth + rpcwhitelist) on a real Bitcoin
       await assert.rejects(asReader(node, method, params, path), (e: unknown) => e instanceof NodeRpcError && e.status === 403);
     });
   }
+
+  it("a hub whose watch, follow and query go through the reader: a purchase is paid (main user), seen and fulfilled by watch, and the domains' funding answered", async () => {
+    const cloud = await startCloud({
+      schedule: { publish: 0, watch: 0, settle: 0, mine: 0, follow: 0 },
+      regtest: node.asRegtest(),
+      env: { BITCOIN_READER_USER: READER.username, BITCOIN_READER_PASSWORD: READER.password },
+    });
+    try {
+      assert.deepEqual(cloud.deps.config.bitcoin.reader?.user, READER.username);
+      await registerDomain(cloud, 'rdc', 'consumer');
+      await registerDomain(cloud, 'rdp', 'provider', { threshold: 0.3 });
+      await cloud.fund('rdc');
+      const dev = await enrol(cloud, 'rdc', 'rdc-dev');
+      const { ob, res } = await buy(cloud, dev, 'rdp', 'rdp-spd');
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      await cloud.runJob('publish');
+      assert.equal((await settleDomain(cloud.deps, 'rdc')).settlements.length, 1);
+      await node.mine(1);
+      const provider = await cloud.deps.store.getHostedDomain('rdp');
+      assert.ok(provider);
+      // what the watching functions hold on AWS: the reader alone, no spending credential
+      const watching: Deps = {
+        ...cloud.deps,
+        payments: async () => {
+          throw new Error('a watching function reached for the spending credential');
+        },
+      };
+      const watched = await watchProvider(watching, provider);
+      assert.deepEqual([watched.fulfilled, watched.payments], [1, 1], JSON.stringify(watched));
+      assert.equal((await cloud.deps.store.getObligation(ob.id))?.status, 'fulfilled');
+      const funding = await fundingOf(watching, provider);
+      assert.equal(funding.balance.trusted + funding.balance.pending, ob.body.amount, JSON.stringify(funding));
+      const paidTx = (await cloud.deps.store.getObligation(ob.id))?.paidTxid as string;
+      assert.equal((await (await watching.walletReads(FOLLOWER_WALLET)).lookupTransaction(paidTx))?.confirmations, 1, "the follower's look-up");
+      assert.ok(!(await node.rpc<string[]>('listwallets')).includes(FOLLOWER_WALLET), 'the follower creates no wallet');
+    } finally {
+      await cloud.stop();
+    }
+  });
 
   it('leaves the main user every call (rpcwhitelistdefault=0)', async () => {
     const address = await node.rpc<string>('getnewaddress', [], 'oc-main');
