@@ -127,7 +127,11 @@ export function paymentChains(payments: readonly UnconfirmedPayment[]): Map<stri
     }
   }
   const members = new Map<string, UnconfirmedPayment[]>();
-  for (const p of payments) members.set(find(p.txid), [...(members.get(find(p.txid)) ?? []), p]);
+  for (const p of payments) {
+    const group = members.get(find(p.txid));
+    if (group) group.push(p);
+    else members.set(find(p.txid), [p]);
+  }
   const out = new Map<string, PaymentChain>();
   for (const group of members.values()) {
     const heights = group.flatMap((p) => (p.broadcastHeight === undefined ? [] : [p.broadcastHeight]));

@@ -29,7 +29,7 @@
  * txids it replaces), so providers and other hubs match the payment that
  * actually confirms; if an earlier transaction confirms first, that one is
  * the settlement's payment. A settlement may spend the change of one still
- * unconfirmed (the wallet prefers confirmed coins, then takes its own change);
+ * unconfirmed (Core's wallet does when its confirmed coins do not cover it);
  * the wallet will not bump one that another spends, so such a chain waits as
  * one and is bumped through its last payment, whose higher fee pays for the
  * ones it spends (core/settlement.ts paymentChains). A bump the wallet still

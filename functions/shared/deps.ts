@@ -277,7 +277,7 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
   const walletReads = (wallet: string): Promise<WalletReads> => reading.get(wallet);
   const bitcoinHealth = async () => {
     const auth = await creds.get(readerTarget);
-    // no wallet call: the reader may not load or create wallets
+    // no wallet call: node health only
     const node = endpointOf(readerTarget.url, auth);
     const adapter = new BitcoinPayments({ kind: config.bitcoin.kind, node, wallet: { ...node, name: '' } });
     try {
