@@ -110,7 +110,7 @@ export interface PaymentChain {
  * from its oldest payment's broadcast, or from its last bump if later. Keyed by txid.
  */
 export function paymentChains(payments: readonly UnconfirmedPayment[]): Map<string, PaymentChain> {
-  const byTxid = new Map(payments.map((p) => [p.txid, p]));
+  const txids = new Set(payments.map((p) => p.txid));
   const root = new Map(payments.map((p) => [p.txid, p.txid]));
   const find = (t: string): string => {
     let r = t;
@@ -121,7 +121,7 @@ export function paymentChains(payments: readonly UnconfirmedPayment[]): Map<stri
   const spent = new Set<string>();
   for (const p of payments) {
     for (const parent of p.spends) {
-      if (!byTxid.has(parent) || parent === p.txid) continue;
+      if (!txids.has(parent) || parent === p.txid) continue;
       spent.add(parent);
       root.set(find(p.txid), find(parent));
     }

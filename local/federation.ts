@@ -126,13 +126,14 @@ async function startHubs(
   publisher: (i: number) => string,
   release: () => Promise<void>,
 ): Promise<FederationOn> {
+  const log = opts.log ?? logLine;
   const stops: (() => Promise<void>)[] = [release];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     stops.length = 0;
   };
   try {
-    const dynamo = await startDynamo({ thread: true, lost: lostThread('the embedded DynamoDB', opts.log ?? logLine) });
+    const dynamo = await startDynamo({ thread: true, lost: lostThread('the embedded DynamoDB', log) });
     stops.push(() => dynamo.stop());
 
     const schedule = { ...DEFAULT_SCHEDULE, ...opts.schedule };
@@ -154,7 +155,6 @@ async function startHubs(
         if (!stopped.has(i)) await hub.stop();
       });
     }
-    const log = opts.log ?? logLine;
     const miner = startScheduler(schedule.mine > 0 ? [{ name: 'mine', everyMs: schedule.mine, run: () => mineIfPending(regtest) }] : [], { log });
     stops.push(() => miner.stop());
 
