@@ -23,7 +23,7 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** The provider device `id` of the provider domain `domain`, enrolled and connected to the cloud's broker, and the domain's key. */
 export async function provider(cloud: LocalCloud, domain: string, id: string): Promise<{ spd: ProviderDevice; providerKey: PublicKeyRef }> {
-  const providerKey = (await cloud.call<{ record: { body: { key: PublicKeyRef } } }>('GET', `/domains/${domain}`)).body.record.body.key;
+  const providerKey = (await cloud.call<{ key: PublicKeyRef }>('GET', `/domains/${domain}`)).body.key;
   const keys = generateKeyPair();
   await cloud.call('POST', `/domains/${domain}/devices`, { deviceId: id, deviceKey: keys.publicKey, creditLimit: 0 });
   cloud.registerThing(id, domain, keys.publicKey);

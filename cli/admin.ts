@@ -42,8 +42,6 @@ interface AdminCommand<O extends Options = Options> {
   /** Positional argument names, all required. */
   args: readonly string[];
   options: O;
-  /** When the API has no route for it yet: one line saying so (exit 1). */
-  unsupported?: string;
   request(args: string[], values: Values<O & typeof GLOBAL>): Promise<Request> | Request;
 }
 
@@ -135,11 +133,20 @@ const COMMANDS: Record<string, AdminCommand> = {
     }),
   },
   revoke: {
-    summary: "revoke a device's credential",
+    summary: "revoke a device's key at every hub (a signed record on the ledger): POST /domains/{domain}/devices/{device}/revocation",
     args: ['domain', 'device'],
+    options: { reason: { type: 'string', arg: 'TEXT', help: 'why (printable ASCII, at most 200 characters), kept in the record' } },
+    request: ([domain, device], v) => ({
+      method: 'POST',
+      path: `/domains/${seg(domain!)}/devices/${seg(device!)}/revocation`,
+      body: typeof v.reason === 'string' ? { reason: v.reason } : {},
+    }),
+  },
+  'rotate-key': {
+    summary: "replace a hosted domain's key (a rotation signed by the current key, on the ledger); its devices then renew their credentials: POST /domains/{domain}/key-rotation",
+    args: ['domain'],
     options: {},
-    unsupported: 'revoke: not supported yet: the API has no revocation route (functions/routes.ts)',
-    request: ([domain, device]) => ({ method: 'POST', path: `/domains/${seg(domain!)}/devices/${seg(device!)}/revoke` }),
+    request: ([domain]) => ({ method: 'POST', path: `/domains/${seg(domain!)}/key-rotation`, body: {} }),
   },
   domain: {
     summary: "a domain's record: GET /domains/{domain}",
@@ -267,10 +274,6 @@ export async function admin(argv: readonly string[], out: (text: string) => void
   const spec = commandSpec(name, cmd);
   const { values, positionals, help } = parse(spec, rest, out);
   if (help) return 0;
-  if (cmd.unsupported) {
-    process.stderr.write(`${NAME}: ${cmd.unsupported}\n`);
-    return 1;
-  }
   const v = values as Values<typeof GLOBAL> & Record<string, unknown>;
   const api = v.api ?? process.env.OC_API;
   if (!api) throw new UsageError('--api URL is required (or set OC_API); npm start prints it');

@@ -117,7 +117,7 @@ export function verifyObligation(ob: Obligation, consumerDomainKey: PublicKeyRef
   }
   // a device shows the same credential in every obligation: verified once per process
   if (!verifyBytesOnce(consumerDomainKey, canonicalize(c), cred.sig)) {
-    throw new BadCredentialError('credential is not signed by the consumer domain', { domain: c.domain });
+    throw new BadCredentialError("credential is not signed by the consumer domain's key (after a key rotation, its devices renew their credentials)", { domain: c.domain });
   }
   if (!verifyBytes(c.deviceKey, text, ob.sig)) {
     throw new BadSignatureError('device signature does not verify', { device: `${body.consumerDomain}/${body.consumerDevice}` });

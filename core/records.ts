@@ -14,6 +14,7 @@ import type {
   DomainRecord,
   HubKeyCertificate,
   KeyAlg,
+  KeyRotationBody,
   Obligation,
   ObligationBody,
   Offer,
@@ -171,6 +172,23 @@ function revocationBody(value: unknown, path: string): RevocationBody {
     deviceId: string(obj, 'deviceId', path, NAME_RE),
     deviceKey: parsePublicKey(obj['deviceKey'], `${path}.deviceKey`),
     reason: string(obj, 'reason', path, REASON_RE),
+    at: time(obj, 'at', path),
+  };
+}
+
+/** Key rotations per domain: far more than any domain needs, so a domain's key chain stays a small item. */
+export const MAX_ROTATIONS = 1_000;
+
+function keyRotationBody(value: unknown, path: string): KeyRotationBody {
+  const obj = object(value, path, ['version', 'kind', 'domain', 'seq', 'key', 'previous', 'at']);
+  if (obj['kind'] !== 'key-rotation') throw new MalformedError(`${path}.kind must be "key-rotation"`);
+  return {
+    version: version(obj, path),
+    kind: 'key-rotation',
+    domain: string(obj, 'domain', path, NAME_RE),
+    seq: integer(obj, 'seq', path, 1, MAX_ROTATIONS),
+    key: parsePublicKey(obj['key'], `${path}.key`),
+    previous: string(obj, 'previous', path, ID_RE),
     at: time(obj, 'at', path),
   };
 }
@@ -415,6 +433,23 @@ export function createRevocation(
 /** Validate the structure of a signed revocation record. */
 export function parseRevocation(json: unknown): Signed<RevocationBody> {
   return parseSigned(json, 'revocation', revocationBody);
+}
+
+/** The domain replaces its key: signed by the key it replaces (core/domain-keys.ts checks the chain). */
+export function createKeyRotation(body: Omit<KeyRotationBody, 'version' | 'kind'>, replacedKey: PrivateKeyRef): Signed<KeyRotationBody>;
+export function createKeyRotation(body: Omit<KeyRotationBody, 'version' | 'kind'>, replacedKey: AsyncSigner): Promise<Signed<KeyRotationBody>>;
+export function createKeyRotation(
+  input: Omit<KeyRotationBody, 'version' | 'kind'>,
+  replacedKey: SigningKey,
+): Signed<KeyRotationBody> | Promise<Signed<KeyRotationBody>> {
+  const body: KeyRotationBody = { version: 1, kind: 'key-rotation', ...input };
+  keyRotationBody(body, 'rotation.body');
+  return signValue(body, replacedKey, body.domain);
+}
+
+/** Validate the structure of a signed key rotation record. */
+export function parseKeyRotation(json: unknown): Signed<KeyRotationBody> {
+  return parseSigned(json, 'rotation', keyRotationBody);
 }
 
 /** A device's request for a fresh credential, signed with its own key (`by` = `domain/device`). */

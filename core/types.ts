@@ -62,6 +62,23 @@ export interface RevocationBody {
   at: number;
 }
 
+/**
+ * A domain replaces its key: rotation `seq` (1, 2, …) names the new key and the
+ * fingerprint of the one it replaces, is signed by that replaced key, and is
+ * published by the domain's hub on the `domains` stream. From `at` on, the new key
+ * signs for the domain (core/domain-keys.ts says which key counts when).
+ */
+export interface KeyRotationBody {
+  version: 1;
+  kind: 'key-rotation';
+  domain: string;
+  seq: number;
+  key: PublicKeyRef;
+  /** keyFingerprint of the key this one replaces (the key that signs the rotation). */
+  previous: string;
+  at: number;
+}
+
 /** A device asks its own back-end for a fresh credential; signed with the device key. */
 export interface RenewalRequest {
   version: 1;

@@ -195,16 +195,16 @@ export class Fleet {
    * (a domain hosted elsewhere appears there after the ledger's propagation
    * delay: a 404 is retried for a few seconds).
    */
-  private async providerKey(hub: number, domain: string): Promise<PublicKeyRef> {
+  private async providerKey(hub: number, domain: string, fresh = false): Promise<PublicKeyRef> {
     const cacheKey = `${hub}/${domain}`;
     const hit = this.keyCache.get(cacheKey);
-    if (hit) return hit;
+    if (hit && !fresh) return hit;
     const deadline = Date.now() + 5_000;
     for (;;) {
       try {
-        const d = await api<{ record: { body: { key: PublicKeyRef } } }>(this.hub(hub).api, 'GET', `/domains/${domain}`);
-        this.keyCache.set(cacheKey, d.record.body.key);
-        return d.record.body.key;
+        const d = await api<{ key: PublicKeyRef }>(this.hub(hub).api, 'GET', `/domains/${domain}`);
+        this.keyCache.set(cacheKey, d.key);
+        return d.key;
       } catch (e) {
         if (!/→ 404/.test((e as Error).message) || Date.now() > deadline) throw e;
         await new Promise((r) => setTimeout(r, 100));
@@ -266,7 +266,7 @@ export class Fleet {
           privateKey: dev.keys.privateKey,
           credential: dev.credential,
           link: dev.link,
-          providerKey: (pd) => this.providerKey(hub, pd),
+          providerKey: (pd, fresh) => this.providerKey(hub, pd, fresh),
           // a provider hosted at another hub is reached through that hub's public HTTP API
           providerApi: (pd) => {
             const at = this.providers.find((p) => p.domain === pd)?.hub;

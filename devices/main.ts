@@ -117,14 +117,14 @@ async function main(): Promise<number> {
     // its hub's API, where it asks for its chain head after a replay or broken link
     backendApi: cfg.api.replace(/\/+$/, ''),
     ...(buy.payWindowMs === undefined ? {} : { payWindowMs: buy.payWindowMs }),
-    providerKey: async (d) => {
+    providerKey: async (d, fresh) => {
       const hit = keys.get(d);
-      if (hit) return hit;
+      if (hit && !fresh) return hit;
       const res = await fetch(new URL(`domains/${encodeURIComponent(d)}`, api)).catch((e: unknown) => {
         throw new Error(`cannot reach the API at ${cfg.api}`, { cause: e });
       });
       if (!res.ok) throw new Error(`cannot read the record of domain ${d} at ${cfg.api}: HTTP ${res.status}`);
-      const key = ((await res.json()) as { record: { body: { key: PublicKeyRef } } }).record.body.key;
+      const key = ((await res.json()) as { key: PublicKeyRef }).key;
       keys.set(d, key);
       return key;
     },

@@ -115,8 +115,12 @@ export interface ConsumerDeviceOptions {
    * `IngestRules` output); default: the root's (service/topics.ts: ingestRules).
    */
   ingestRules?: IngestRules;
-  /** The SP domain's public key, from its record on the ledger. */
-  providerKey: (domain: string) => Promise<PublicKeyRef>;
+  /**
+   * The SP domain's current public key, as its hub's GET /domains/{domain} gives it (`key`:
+   * the record's, or its latest rotation's). `fresh`: not from a cache (an offer or
+   * acceptance did not verify with the cached key: the provider may have rotated it).
+   */
+  providerKey: (domain: string, fresh?: boolean) => Promise<PublicKeyRef>;
   /** Base URL of the API of the hub hosting `domain`, when that is not this device's hub (else undefined: MQTT). */
   providerApi?: (domain: string) => string | undefined;
   chain?: ChainStore;
@@ -228,13 +232,14 @@ export class ConsumerDevice {
    * Renew the credential when it ends within `renewal.beforeMs`: a request signed with the
    * device key, answered by its back-end with a fresh credential for the same key. True when
    * renewed; false when not due or not configured. A refusal (e.g. F14_REVOKED) throws.
+   * `now_`: renew whatever the credential's end (its domain rotated its key, say).
    */
-  async renewIfDue(): Promise<boolean> {
+  async renewIfDue(now_ = false): Promise<boolean> {
     const r = this.o.renewal;
     if (!r) return false;
     const now = (this.o.now ?? Date.now)();
     const c = this.o.credential.body;
-    if (c.notAfter - now > (r.beforeMs ?? (c.notAfter - c.notBefore) / 3)) return false;
+    if (!now_ && c.notAfter - now > (r.beforeMs ?? (c.notAfter - c.notBefore) / 3)) return false;
     const request = createRenewalRequest({ domain: this.o.domain, deviceId: this.o.deviceId, at: now }, this.o.privateKey);
     const answer = await this.post(r.api, `/domains/${this.o.domain}/devices/${this.o.deviceId}/renewal`, { request });
     if (!answer) throw new Error('no answer to the credential renewal');
@@ -277,6 +282,10 @@ export class ConsumerDevice {
       return result;
     }
     const code = result.error.code;
+    if (code === 'F02_BAD_CREDENTIAL' && !retried && this.o.renewal && (await this.renewIfDue(true).catch(() => false))) {
+      // refused for its credential (its domain may have rotated its key): once more with a fresh one
+      return this.buyNow(providerDomain, providerDevice, service, true);
+    }
     if (held && result.stage === 'accept' && (code === 'F20_OFFER_EXHAUSTED' || code === 'F03_EXPIRED' || code === 'F06_OFFER_MISMATCH')) {
       // the back-end's view of the held offer wins: drop it, and buy once more with a fresh one
       this.held.delete(slot);
@@ -319,8 +328,13 @@ export class ConsumerDevice {
     const offer = offerMsg.offer;
     try {
       verifyOffer(offer, await this.o.providerKey(providerDomain));
-    } catch (e) {
-      return fail('offer', 'BAD_OFFER', (e as Error).message, started, now);
+    } catch {
+      try {
+        // the provider may have rotated its key: once more with its key read afresh
+        verifyOffer(offer, await this.o.providerKey(providerDomain, true));
+      } catch (e) {
+        return fail('offer', 'BAD_OFFER', (e as Error).message, started, now);
+      }
     }
     // an offer for another purchase than the one asked for (or for another device) is not used, held or not
     const b = offer.body;
@@ -346,7 +360,8 @@ export class ConsumerDevice {
       return { ok: false, stage: 'accept', error: reply.error ?? err('REFUSED', 'refused'), latencyMs: now() - started };
     }
     const providerKey = await this.o.providerKey(providerDomain);
-    if (reply.acceptance.body.obligationId !== ob.id || !acceptedBy(reply.acceptance, providerKey)) {
+    const signed = acceptedBy(reply.acceptance, providerKey) || acceptedBy(reply.acceptance, await this.o.providerKey(providerDomain, true));
+    if (reply.acceptance.body.obligationId !== ob.id || !signed) {
       return fail('accept', 'BAD_ACCEPTANCE', 'the acceptance is not signed by the provider domain', started, now);
     }
     await this.chain.save({ seq: ob.body.seq, id: ob.id });

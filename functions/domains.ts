@@ -1,11 +1,12 @@
 /**
  * POST /domains — register a hosted domain (keys, wallet, record on the ledger).
  * POST /domains/{domain}/faucet — regtest only: mine coins to the domain's funding address.
+ * POST /domains/{domain}/key-rotation — replace the domain's key (a rotation record on the ledger).
  * POST /chain/members — grant or revoke another hub's node on the chain (service/chain.ts).
  * All admin routes (IAM on AWS).
  */
 import { setChainMember } from '../service/chain.ts';
-import { fundDomain, registerDomain } from '../service/domains.ts';
+import { fundDomain, registerDomain, rotateDomainKey } from '../service/domains.ts';
 import { httpRoute } from './shared/middleware.ts';
 import { ChainMemberBody, DomainParams, FaucetBody, RegisterDomainBody } from './shared/schemas.ts';
 
@@ -19,6 +20,11 @@ const faucet = httpRoute({ body: FaucetBody, params: DomainParams }, async ({ bo
   body: await fundDomain(deps, params.domain, body.blocks),
 }));
 
+const rotate = httpRoute({ params: DomainParams }, async ({ params, deps }) => ({
+  status: 201,
+  body: await rotateDomainKey(deps, params.domain),
+}));
+
 const member = httpRoute({ body: ChainMemberBody }, async ({ body, deps }) => ({
   status: 200,
   body: await setChainMember(deps, body.address, body.action),
@@ -27,6 +33,7 @@ const member = httpRoute({ body: ChainMemberBody }, async ({ body, deps }) => ({
 const routes: Record<string, typeof register> = {
   'POST /domains': register,
   'POST /domains/{domain}/faucet': faucet as typeof register,
+  'POST /domains/{domain}/key-rotation': rotate as typeof register,
   'POST /chain/members': member as typeof register,
 };
 

@@ -13,6 +13,7 @@
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { logger, tracer } from './shared/observability.ts';
 import { ForbiddenError, NotFoundError, UnavailableError, UnknownDomainError } from '../core/errors.ts';
+import { currentKey } from '../core/domain-keys.ts';
 import { chainMembership } from '../service/chain.ts';
 import { fundingOf } from '../service/domains.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
@@ -93,12 +94,15 @@ const obligations = httpRoute({ params: DomainParams, query: ObligationsQuery },
 });
 
 const domain = httpRoute({ params: DomainParams }, async ({ params, deps }) => {
-  const record = await deps.directory.get(params.domain);
-  if (!record) throw new NotFoundError(`no record of ${params.domain} on the ledger`, { domain: params.domain });
+  const keys = await deps.directory.keys(params.domain);
+  if (!keys) throw new NotFoundError(`no record of ${params.domain} on the ledger`, { domain: params.domain });
   const hosted = await deps.store.getHostedDomain(params.domain);
   return {
     body: {
-      record,
+      record: keys.record,
+      // the key the domain signs with now (its record's, or its latest rotation's), and the rotations
+      key: currentKey(keys),
+      rotations: keys.rotations,
       ...(hosted
         ? {
             hosted: { role: hosted.role, threshold: hosted.threshold, payTo: hosted.payTo ?? null, prices: hosted.prices },

@@ -26,7 +26,7 @@ const PUBLIC_READ =
   'Public read of what the shared ledger publishes anyway (records, reputation, obligations, chain heads, health); the query function holds no table write, no signing key and only the read-only bitcoind user.';
 
 /**
- * Admin routes (hosting a domain, enrolling and revoking devices, the regtest
+ * Admin routes (hosting a domain, rotating its key, enrolling and revoking devices, the regtest
  * faucet, forcing a settlement, recomputing a reputation from the whole
  * ledger, the chain's membership details, granting another hub) need SigV4-signed requests (IAM authoriser) on AWS. The other routes
  * say why they may be open: a device signature checked in the handler, or a
@@ -38,6 +38,8 @@ export const ROUTES: readonly RouteSpec[] = [
   // regtest only (refused elsewhere): mints coins, so admins only
   { method: 'POST', path: '/domains/{domain}/faucet', handler: 'domains', admin: true },
   { method: 'POST', path: '/domains/{domain}/devices/{device}/revocation', handler: 'enrol', admin: true },
+  // creates the domain's next key (KMS on AWS) and publishes the rotation signed by the current one
+  { method: 'POST', path: '/domains/{domain}/key-rotation', handler: 'domains', admin: true },
   // signed with the device's own key (it has no IAM identity), verified against its enrolled key
   { method: 'POST', path: '/domains/{domain}/devices/{device}/renewal', handler: 'enrol', admin: false, open: SIGNED_RENEWAL },
   { method: 'POST', path: '/offers', handler: 'offer', admin: false, open: SIGNED_OFFER },

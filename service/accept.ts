@@ -75,9 +75,10 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   const limit = limitFn(deps.config);
   // 1. one batched read (the provider's config and the consumer's domain record are cached)
   let shard = randomInt(store.creditShards);
-  const [provider, consumerRecord, read] = await Promise.all([
+  const [provider, consumerKey, read] = await Promise.all([
     store.getHostedDomain(b.providerDomain),
-    deps.directory.get(b.consumerDomain),
+    // its current key: a credential signed by a key the domain rotated away from is refused
+    deps.directory.currentKey(b.consumerDomain, b.credential),
     // with the device key's revocation: revocations are in the store (this hub's own, and those the
     // follower verified), so no ledger read here; eventually consistent, in the same batch as the
     // counters and shard (see DynamoStore.getRevocation for why that is enough)
@@ -132,7 +133,7 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
     const creditLine = limit(counters, now);
     const decision = decide(ob, {
       now,
-      consumerDomainKey: consumerRecord?.body.key,
+      consumerDomainKey: consumerKey,
       offer: read.offer?.offer.body,
       providerDomain: provider.domain,
       providerKey: hubKey.privateKey,

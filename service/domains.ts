@@ -7,6 +7,7 @@ import {
   AlreadyExistsError,
   BadCredentialError,
   BadSignatureError,
+  ConflictError,
   ExpiredError,
   ForbiddenError,
   MalformedError,
@@ -14,15 +15,16 @@ import {
   RevokedError,
   TermTooShortError,
 } from '../core/errors.ts';
+import { currentKey } from '../core/domain-keys.ts';
 import { keyFingerprint, verifySigned } from '../core/keys.ts';
-import { createDomainRecord, createRevocation, issueCredential, parseRenewalRequest } from '../core/records.ts';
+import { createDomainRecord, createKeyRotation, createRevocation, issueCredential, parseRenewalRequest } from '../core/records.ts';
 import { MAX_CLOCK_SKEW_MS } from '../core/obligation.ts';
-import type { DeviceCredential, DomainRecord, Json, KeyAlg, PublicKeyRef, RevocationBody, Signed } from '../core/types.ts';
+import type { DeviceCredential, DomainRecord, Json, KeyAlg, KeyRotationBody, PublicKeyRef, RevocationBody, Signed } from '../core/types.ts';
 import type { HostedDomain } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { DEFAULT_MAX_TERM_MS } from './accept.ts';
 import { checkPayTo } from './addresses.ts';
-import { domainKey } from './directory.ts';
+import { domainKey, rotationKey } from './directory.ts';
 import { domainSigner } from './keys.ts';
 import { ledgerKeys } from './ledger-records.ts';
 
@@ -337,3 +339,42 @@ export async function revokeDevice(
   return record;
 }
 
+
+/**
+ * Replace a hosted domain's key (admin): a new key in the signer, a rotation record
+ * signed by the current key, published on the `domains` stream, after which the domain
+ * signs with the new key. Every hub's follower verifies the record (signed by the key it
+ * replaces, published by this hub) and from then on wants credentials and hub key
+ * certificates of the new key; ledger records keep verifying with the key in force when
+ * they were signed (core/domain-keys.ts). Devices renew their credentials to buy again.
+ *
+ * Crash-safe: the rotation is recorded as begun in the hosted domain's item before it is
+ * published; calling again finishes a begun one (the same record) instead of starting
+ * another. The replaced key stays in the signer (on AWS, schedule its KMS key's deletion
+ * once the rotation is on the ledger).
+ */
+export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ domain: string; rotation: Signed<KeyRotationBody> }> {
+  const d = await hostedOrThrow(deps, domain);
+  let pending = d.rotating;
+  if (!pending) {
+    const keys = await deps.directory.keys(domain);
+    if (!keys) throw new NotFoundError(`domain ${domain} has no record on the ledger yet; register it again to publish it`, { domain });
+    if (keyFingerprint(currentKey(keys)) !== keyFingerprint(d.publicKey)) {
+      throw new ConflictError(`the ledger's current key of ${domain} is not the key it signs with here; try again in a minute`, { domain });
+    }
+    const key = await deps.signer.createKey(domain, d.publicKey.alg);
+    const rotation = await createKeyRotation(
+      { domain, seq: keys.rotations.length + 1, key: key.publicKey, previous: keyFingerprint(d.publicKey), at: deps.now() },
+      domainSigner(deps, d),
+    );
+    pending = { keyId: key.keyId, publicKey: key.publicKey, rotation };
+    if (!(await deps.store.beginKeyRotation(domain, d.keyId, pending))) {
+      throw new ConflictError(`another key rotation of ${domain} began or finished meanwhile; ask again to finish it`, { domain });
+    }
+  }
+  const r = pending.rotation;
+  await deps.ledger.publish('domains', rotationKey(domain, r.body.seq), [domainKey(domain)], r as unknown as Json);
+  await deps.directory.rotate(r, await deps.ledger.identity());
+  await deps.store.finishKeyRotation(domain, pending);
+  return { domain, rotation: r };
+}

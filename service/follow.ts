@@ -8,7 +8,9 @@
  *   - keeps every valid domain record in the store, so acceptance finds keys
  *     without the ledger, and every valid revocation of a device key (signed by
  *     its domain, published by that domain's hub), so acceptance here refuses
- *     that key within one run;
+ *     that key within one run, and every valid key rotation of a domain
+ *     (signed by the key it replaces, published by the domain's hub), so
+ *     acceptance here wants credentials of the new key within one run;
  *   - remembers which settlement record (and transaction) names which obligation;
  *   - stores every obligation other hubs accepted (verified: device signature,
  *     the consumer domain's credential, the provider's acceptance, published by
@@ -36,7 +38,7 @@ import type { AcceptedObligation, OutcomeBody, Signed } from '../core/types.ts';
 import type { ChainTx, LedgerItem, StreamName } from '../adapters/ports.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
-import { readDomainItem } from './directory.ts';
+import { isKeyRotationItem, readDomainItem, readKeyRotationItem } from './directory.ts';
 import { isOutcomeItem, isRevocationItem, readAccepted, readOutcome, readRevocation, readSettlement } from './ledger-records.ts';
 import { closeObligation, credit, recordEvidence } from './evidence.ts';
 
@@ -44,6 +46,8 @@ export interface FollowSummary {
   domains: number;
   /** Device key revocations verified and kept (acceptance here refuses those keys from now on). */
   revocations: number;
+  /** Domain key rotations verified and new here (acceptance here wants credentials of the new key from now on). */
+  rotations: number;
   settlements: number;
   /** Obligations accepted at other hubs, learnt in this run. */
   obligations: number;
@@ -66,7 +70,7 @@ export const FOLLOWER_WALLET = 'oc-follower';
 export const cursorName = (stream: StreamName) => `follow:${stream}`;
 
 export async function followLedger(deps: Deps, opts: { maxItems?: number } = {}): Promise<FollowSummary> {
-  const summary: FollowSummary = { domains: 0, revocations: 0, settlements: 0, obligations: 0, outcomes: 0, pendingClaims: 0, invalid: 0 };
+  const summary: FollowSummary = { domains: 0, revocations: 0, rotations: 0, settlements: 0, obligations: 0, outcomes: 0, pendingClaims: 0, invalid: 0 };
   const max = opts.maxItems ?? 500;
   const run: Run = { refs: new Set(), hosted: new Map() };
   try {
@@ -123,6 +127,8 @@ async function handle(deps: Deps, stream: StreamName, item: LedgerItem, summary:
     if (stream === 'domains' && isRevocationItem(item)) {
       await deps.store.putRevocation(await readRevocation(deps.directory, item));
       summary.revocations += 1;
+    } else if (stream === 'domains' && isKeyRotationItem(item)) {
+      if (await deps.directory.rotate(readKeyRotationItem(item), item.publisher)) summary.rotations += 1;
     } else if (stream === 'domains') {
       await deps.directory.remember(readDomainItem(item));
       summary.domains += 1;

@@ -6,12 +6,17 @@
  * and the item's real publisher checked against that domain's hub (the
  * publisher its domain record was published from). Anything else throws
  * InvalidRecordError, which callers count and skip — never fatal.
+ *
+ * A domain may have rotated its key: each signature is checked with the key in
+ * force when the record says it was signed (core/domain-keys.ts checkDated), so
+ * records signed before a rotation stay valid after it.
  */
 import { InvalidRecordError, ObligationError } from '../core/errors.ts';
 import { verifyAcceptance, verifyObligation } from '../core/obligation.ts';
 import { keyFingerprint } from '../core/keys.ts';
+import { checkDated, type DomainKeys } from '../core/domain-keys.ts';
 import { parseAccepted, parseOutcome, parseRevocation, parseSettlement, verifySignedBy } from '../core/records.ts';
-import type { AcceptedObligation, DomainRecord, OutcomeBody, RevocationBody, SettlementRecord, Signed } from '../core/types.ts';
+import type { AcceptedObligation, OutcomeBody, RevocationBody, SettlementRecord, Signed } from '../core/types.ts';
 import type { LedgerItem } from '../adapters/ports.ts';
 import type { DomainDirectory } from './directory.ts';
 
@@ -35,16 +40,16 @@ export const isRevocationItem = (item: LedgerItem): boolean => item.keys[0]?.sta
 /** True when the item looks like an outcome (its first key); the reader still verifies everything. */
 export const isOutcomeItem = (item: LedgerItem): boolean => item.keys[0]?.startsWith('outcome:') ?? false;
 
-async function signer(directory: DomainDirectory, domain: string, item: LedgerItem): Promise<Signed<DomainRecord>> {
-  const record = await directory.get(domain);
-  if (!record) throw new InvalidRecordError(`record signed for unknown domain ${domain}`, { txid: item.txid, domain });
-  if (item.publisher !== record.body.publisher) {
-    throw new InvalidRecordError(`record of ${domain} published by ${item.publisher}, not by its hub ${record.body.publisher}`, {
+async function signer(directory: DomainDirectory, domain: string, item: LedgerItem): Promise<DomainKeys> {
+  const keys = await directory.keys(domain);
+  if (!keys) throw new InvalidRecordError(`record signed for unknown domain ${domain}`, { txid: item.txid, domain });
+  if (item.publisher !== keys.record.body.publisher) {
+    throw new InvalidRecordError(`record of ${domain} published by ${item.publisher}, not by its hub ${keys.record.body.publisher}`, {
       txid: item.txid,
       domain,
     });
   }
-  return record;
+  return keys;
 }
 
 /** Run a core check; its typed failure becomes InvalidRecordError naming the item. */
@@ -69,12 +74,13 @@ export async function readAccepted(directory: DomainDirectory, item: LedgerItem)
     throw new InvalidRecordError('accepted obligation is not under its id', { txid: item.txid });
   }
   const provider = await signer(directory, b.providerDomain, item);
-  const consumer = await directory.get(b.consumerDomain);
+  const consumer = await directory.keys(b.consumerDomain);
   if (!consumer) throw new InvalidRecordError(`obligation of unknown consumer domain ${b.consumerDomain}`, { txid: item.txid });
+  const certificate = accepted.acceptance.body.certificate;
   checked('accepted obligation', item, () => {
-    // re-verified as of its issue time: a credential may have expired since
-    verifyObligation(accepted.obligation, consumer.body.key, b.issuedAt);
-    verifyAcceptance(accepted, provider.body.key);
+    // re-verified as of its issue time: a credential may have expired since; its domain's key when it was issued
+    checkDated(consumer, b.credential.body.notBefore, (key) => verifyObligation(accepted.obligation, key, b.issuedAt));
+    checkDated(provider, certificate?.body.notBefore ?? accepted.acceptance.body.acceptedAt, (key) => verifyAcceptance(accepted, key));
   });
   return accepted;
 }
@@ -86,7 +92,7 @@ export async function readOutcome(directory: DomainDirectory, item: LedgerItem):
     throw new InvalidRecordError('outcome is not under its obligation', { txid: item.txid });
   }
   const provider = await signer(directory, outcome.body.providerDomain, item);
-  checked('outcome', item, () => verifySignedBy(outcome, outcome.body.providerDomain, provider.body.key));
+  checked('outcome', item, () => checkDated(provider, outcome.body.at, (key) => verifySignedBy(outcome, outcome.body.providerDomain, key)));
   return outcome;
 }
 
@@ -98,7 +104,7 @@ export async function readSettlement(directory: DomainDirectory, item: LedgerIte
     throw new InvalidRecordError('settlement is not under its id', { txid: item.txid });
   }
   const consumer = await signer(directory, r.consumerDomain, item);
-  checked('settlement', item, () => verifySignedBy(record, r.consumerDomain, consumer.body.key));
+  checked('settlement', item, () => checkDated(consumer, r.at, (key) => verifySignedBy(record, r.consumerDomain, key)));
   return record;
 }
 
@@ -110,6 +116,6 @@ export async function readRevocation(directory: DomainDirectory, item: LedgerIte
     throw new InvalidRecordError('revocation is not under its key', { txid: item.txid });
   }
   const domain = await signer(directory, r.domain, item);
-  checked('revocation', item, () => verifySignedBy(record, r.domain, domain.body.key));
+  checked('revocation', item, () => checkDated(domain, r.at, (key) => verifySignedBy(record, r.domain, key)));
   return record;
 }

@@ -59,10 +59,10 @@ export async function verifyOfferRequest(deps: Deps, signed: Signed<OfferRequest
       by: signed.by,
     });
   }
-  const record = await deps.directory.get(r.consumerDomain);
-  if (!record) throw new UnknownDomainError(`no record of consumer domain ${r.consumerDomain} on the ledger`, { domain: r.consumerDomain });
+  const key = await deps.directory.currentKey(r.consumerDomain, credential);
+  if (!key) throw new UnknownDomainError(`no record of consumer domain ${r.consumerDomain} on the ledger`, { domain: r.consumerDomain });
   const now = deps.now();
-  verifyCredential(credential, record.body.key, now);
+  verifyCredential(credential, key, now);
   // a revoked device key gets no offer either (its obligations would be refused at acceptance)
   // eventually consistent (half the read units): see DynamoStore.getRevocation; acceptance checks it again
   if (await deps.store.getRevocation(r.consumerDomain, r.consumerDevice, credential.body.deviceKey, false)) {

@@ -149,9 +149,9 @@ export async function soak(cfg: SoakConfig, log: (line: string) => void = consol
     const providerKey = async (d: string) => {
       const hit = keyCache.get(d);
       if (hit) return hit;
-      const r = await api<{ record: { body: { key: PublicKeyRef } } }>(cloud, 'GET', `/domains/${d}`);
-      keyCache.set(d, r.record.body.key);
-      return r.record.body.key;
+      const r = await api<{ key: PublicKeyRef }>(cloud, 'GET', `/domains/${d}`);
+      keyCache.set(d, r.key);
+      return r.key;
     };
     const spds: { domain: string; id: string }[] = [];
     for (const p of providers) {

@@ -34,7 +34,9 @@ import type {
   ReputationCounters,
   RevocationBody,
   SettlementRecord,
+  KeyRotationBody,
 } from '../../core/types.ts';
+import type { DomainKeys } from '../../core/domain-keys.ts';
 import { keyFingerprint } from '../../core/keys.ts';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
@@ -72,6 +74,15 @@ export interface HostedDomain {
   /** Providers: the shortest payment term accepted, ms (default: the configured MIN_TERM_MS). */
   minTermMs?: number;
   createdAt: number;
+  /** A key rotation begun and not finished (service/domains.ts rotateDomainKey): the next key and its signed record. */
+  rotating?: PendingRotation;
+}
+
+/** The key a hosted domain is moving to, and the rotation record (signed by its current key) that says so. */
+export interface PendingRotation {
+  keyId: string;
+  publicKey: PublicKeyRef;
+  rotation: Signed<KeyRotationBody>;
 }
 
 export interface ObligationItem {
@@ -387,6 +398,38 @@ export class DynamoStore {
     return value;
   }
 
+  /** Record a key rotation as begun, if the domain still signs with `keyId` and none is under way; false otherwise. */
+  async beginKeyRotation(domain: string, keyId: string, pending: PendingRotation): Promise<boolean> {
+    this.hosted.delete(domain);
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
+          UpdateExpression: 'SET rotating = :p',
+          ConditionExpression: 'keyId = :k AND attribute_not_exists(rotating)',
+          ExpressionAttributeValues: { ':p': pending, ':k': keyId },
+        }),
+      ),
+    );
+  }
+
+  /** The domain signs with the key its begun rotation names from now on (idempotent: false once done). */
+  async finishKeyRotation(domain: string, pending: PendingRotation): Promise<boolean> {
+    this.hosted.delete(domain);
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
+          UpdateExpression: 'SET keyId = :k, publicKey = :pk REMOVE rotating',
+          ConditionExpression: 'rotating.keyId = :k',
+          ExpressionAttributeValues: { ':k': pending.keyId, ':pk': pending.publicKey },
+        }),
+      ),
+    );
+  }
+
   async listHostedDomains(): Promise<HostedDomain[]> {
     const items = await this.queryAll({
       IndexName: 'gsi1',
@@ -419,8 +462,33 @@ export class DynamoStore {
   }
 
   async getDomainRecord(domain: string): Promise<Signed<DomainRecord> | undefined> {
-    const item = await this.get<{ record: Signed<DomainRecord> }>(`DOMREC#${domain}`, 'RECORD', false);
-    return item?.record;
+    return (await this.getDomainKeys(domain))?.record;
+  }
+
+  /** A domain's record and its key rotations, in order (one item: the record's). */
+  async getDomainKeys(domain: string): Promise<DomainKeys | undefined> {
+    const item = await this.get<{ record: Signed<DomainRecord>; rotations?: Signed<KeyRotationBody>[] }>(`DOMREC#${domain}`, 'RECORD', false);
+    return item && { record: item.record, rotations: item.rotations ?? [] };
+  }
+
+  /**
+   * Append the domain's rotation number `rotation.body.seq` to its record's item, only
+   * if the item holds exactly the rotations before it (so concurrent followers add each
+   * once, in order). False (nothing written) otherwise, or when the domain has no record.
+   */
+  async addKeyRotation(rotation: Signed<KeyRotationBody>): Promise<boolean> {
+    const held = rotation.body.seq - 1;
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `DOMREC#${rotation.body.domain}`, sk: 'RECORD' },
+          UpdateExpression: 'SET rotations = list_append(if_not_exists(rotations, :none), :one), rotationCount = :n',
+          ConditionExpression: held === 0 ? 'attribute_exists(pk) AND attribute_not_exists(rotationCount)' : 'rotationCount = :held',
+          ExpressionAttributeValues: { ':none': [], ':one': [rotation], ':n': rotation.body.seq, ...(held === 0 ? {} : { ':held': held }) },
+        }),
+      ),
+    );
   }
 
   // ---- enrolled devices -------------------------------------------------------

@@ -2,7 +2,7 @@
  * The admin CLI (cli/admin.ts): SigV4 against AWS's published test-suite
  * vectors, a signed request as the server receives it, and the plain mode
  * against the embedded cloud (register, enrol → the broker knows the thing,
- * settle, reads, a 4xx as a user error, revoke not supported yet).
+ * settle, reads, a 4xx as a user error, revoke, rotate-key).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -163,8 +163,21 @@ describe('npm run admin -- … plain, against the embedded cloud', () => {
     assert.deepEqual(((await run('obligations', 'home')) as { obligations: unknown[] }).obligations, []);
   });
 
-  it('revoke says it is not supported yet (exit 1) and sends nothing', async () => {
-    assert.equal(await admin(['revoke', 'home', 'home-scd-1', '--api', cloud.api], () => undefined), 1);
-    assert.ok(cloud.things.get('home-scd-1'));
+  it('revoke publishes a signed revocation of the enrolled key, with its reason', async () => {
+    const r = (await run('revoke', 'home', 'home-scd-1', '--reason', 'lost')) as { revocation: { body: { deviceId: string; reason: string }; by: string } };
+    assert.equal(r.revocation.body.deviceId, 'home-scd-1');
+    assert.equal(r.revocation.body.reason, 'lost');
+    assert.equal(r.revocation.by, 'home');
+  });
+
+  it('rotate-key replaces the domain key: the domain then shows the rotation and its new key', async () => {
+    const before = (await run('domain', 'shop')) as { key: unknown; record: { body: { key: unknown } } };
+    assert.deepEqual(before.key, before.record.body.key);
+    const r = (await run('rotate-key', 'shop')) as { rotation: { body: { seq: number; key: unknown }; by: string } };
+    assert.equal(r.rotation.body.seq, 1);
+    const after = (await run('domain', 'shop')) as { key: unknown; record: { body: { key: unknown } }; rotations: unknown[] };
+    assert.deepEqual(after.key, r.rotation.body.key);
+    assert.notDeepEqual(after.key, after.record.body.key);
+    assert.equal(after.rotations.length, 1);
   });
 });

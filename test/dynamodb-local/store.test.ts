@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { AcceptedObligation, Offer, Signed } from '../../core/types.ts';
+import { generateKeyPair, keyFingerprint, type KeyPair } from '../../core/keys.ts';
+import { createDomainRecord, createKeyRotation } from '../../core/records.ts';
 import fc from 'fast-check';
 import { DynamoStore, INDEX_SHARDS, indexShard, obligationRecord, type CreditLimitFn, type ObligationItem } from '../../adapters/store/dynamo.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
@@ -70,6 +72,42 @@ describe('on DynamoDB Local', () => {
       store = new DynamoStore(DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), table);
     });
     after(() => store?.close());
+
+    it('appends a domain\'s key rotations in order, each once, and switches a hosted domain\'s key once its rotation began', async () => {
+      const k0 = generateKeyPair();
+      const d = `d${uid()}`;
+      const record = createDomainRecord({ domain: d, publisher: 'hub-1', createdAt: 1 }, k0);
+      const rotation = (seq: number, signer: KeyPair, next: KeyPair) =>
+        createKeyRotation({ domain: d, seq, key: next.publicKey, previous: keyFingerprint(signer.publicKey), at: 1 + seq }, signer.privateKey);
+      const k1 = generateKeyPair();
+      const k2 = generateKeyPair();
+      assert.equal(await store.addKeyRotation(rotation(1, k0, k1)), false, 'no record: nothing written');
+      assert.equal(await store.putDomainRecord(record), true);
+      assert.equal(await store.addKeyRotation(rotation(2, k1, k2)), false, 'not the next one');
+      const r1 = rotation(1, k0, k1);
+      const racing = await Promise.all([store.addKeyRotation(r1), store.addKeyRotation(rotation(1, k0, generateKeyPair()))]);
+      assert.equal(racing.filter(Boolean).length, 1, 'one rotation per place');
+      const held = (await store.getDomainKeys(d))!;
+      assert.equal(held.rotations.length, 1);
+      assert.equal(await store.addKeyRotation(rotation(2, k1, k2)), true, 'the store keeps the order; the directory checks the chain');
+      assert.deepEqual((await store.getDomainKeys(d))!.rotations.map((r) => r.body.seq), [1, 2]);
+      assert.deepEqual((await store.getDomainRecord(d))!, record);
+
+      const hosted = { domain: d, role: 'consumer' as const, publicKey: k0.publicKey, keyId: 'key-0', threshold: 0.4, wallet: 'w', prices: {}, autoSettle: true, createdAt: 1 };
+      assert.equal(await store.putHostedDomain(hosted), true);
+      const pending = { keyId: 'key-1', publicKey: k1.publicKey, rotation: r1 };
+      assert.equal(await store.finishKeyRotation(d, pending), false, 'nothing begun');
+      assert.equal(await store.beginKeyRotation(d, 'key-other', pending), false, 'not the key it signs with');
+      assert.equal(await store.beginKeyRotation(d, 'key-0', pending), true);
+      assert.equal(await store.beginKeyRotation(d, 'key-0', { ...pending, keyId: 'key-x' }), false, 'one begun at a time');
+      assert.deepEqual((await store.getHostedDomain(d))!.rotating, pending);
+      assert.equal(await store.finishKeyRotation(d, pending), true);
+      assert.equal(await store.finishKeyRotation(d, pending), false, 'once');
+      const now = (await store.getHostedDomain(d))!;
+      assert.equal(now.keyId, 'key-1');
+      assert.deepEqual(now.publicKey, k1.publicKey);
+      assert.equal(now.rotating, undefined);
+    });
 
     it('stores an obligation once: a second put is refused and changes nothing', async () => {
       const ob = obligation();

@@ -300,6 +300,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     'POST /domains/{domain}/faucet',
     'POST /domains/{domain}/devices/{device}/revocation',
     'POST /domains/{domain}/devices/{device}/renewal',
+    'POST /domains/{domain}/key-rotation',
     'POST /offers',
     'POST /obligations',
     'POST /domains/{domain}/settlements',
@@ -314,7 +315,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     'POST /chain/members',
   ];
 
-  it('has exactly the seventeen routes, IAM-authorised on admin routes only (the regtest faucet, the ledger recomputation and the chain membership among them; renewal is signed by the device key)', () => {
+  it('has exactly the eighteen routes, IAM-authorised on admin routes only (the regtest faucet, the ledger recomputation, key rotation and the chain membership among them; renewal is signed by the device key)', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
@@ -327,6 +328,8 @@ describe('BackendStack: HTTP API and schedules', () => {
       // reads the whole ledger: not for anyone
       'GET /domains/{domain}/reputation/verify',
       'POST /domains/{domain}/devices/{device}/revocation',
+      // creates a KMS key and publishes a rotation signed by the domain's current key
+      'POST /domains/{domain}/key-rotation',
       // the node's address and permissions; granting or revoking another hub's node
       'GET /chain',
       'POST /chain/members',
@@ -334,7 +337,7 @@ describe('BackendStack: HTTP API and schedules', () => {
     for (const route of routes) {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
-    assert.equal(ROUTES.length, 17);
+    assert.equal(ROUTES.length, 18);
   });
 
   it('logs access and throttles the default stage', () => {

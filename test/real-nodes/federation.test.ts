@@ -12,6 +12,11 @@
  *   pays c1's; hubs 2 and 3 fulfil or default them; every hub applies every
  *   outcome.
  *
+ * Then c1 rotates its domain key: the rotation reaches every hub through its own
+ * node, c1's old credential is refused there, a renewed one buys, and what each
+ * key signed (an obligation accepted before and published after, the settlement
+ * record after) verifies everywhere.
+ *
  * Mid-run, hub 3's MultiChain node is stopped (SIGTERM to its process) for
  * ~30 s while c1 keeps buying at hubs 2 and 3. Afterwards nothing is lost:
  * every obligation is on the ledger once, every one ended, hub 3's node caught
@@ -32,7 +37,9 @@ import { MultiChainLedger } from '../../adapters/ledger/multichain.ts';
 import { STREAMS, type Ledger } from '../../adapters/ports.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import { startFederationOn, type FederationOn } from '../../local/federation.ts';
-import { domainKey } from '../../service/directory.ts';
+import { createRenewalRequest } from '../../core/records.ts';
+import type { DeviceCredential, KeyRotationBody, Signed } from '../../core/types.ts';
+import { domainKey, rotationKey } from '../../service/directory.ts';
 import { FOLLOWER_WALLET, followLedger } from '../../service/follow.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
 import { publishPending } from '../../service/publish.ts';
@@ -237,6 +244,43 @@ function scenario(name: string, t: Skippable, makeInfra: () => Promise<LedgerInf
       await measureOutcomeLag(2, [b], at);
     });
 
+    it('c1 rotates its key: every hub follows it from its own node; the old credential is refused, the renewed one buys; what either key signed verifies everywhere', async () => {
+      // accepted with the old key's credential, published only after the rotation
+      const before = await purchase(hub3, 2, c1, 'p3', 600_000);
+      const rotated = await hub1.call<{ rotation: Signed<KeyRotationBody> }>('POST', '/domains/c1/key-rotation', {});
+      assert.equal(rotated.status, 201, JSON.stringify(rotated.body));
+      const seq = rotated.body.rotation.body.seq;
+      await onEveryNode([rotationKey('c1', seq)], 'domains');
+      for (const h of [hub2, hub3]) {
+        const followed = await followAt(h);
+        assert.equal(followed.rotations, 1, JSON.stringify(followed));
+        assert.equal(followed.invalid, 0, JSON.stringify(followed));
+      }
+      await assert.rejects(buy(hub2, c1, 'p2', 'p2-spd-1', { dueInMs: 600_000 }), /F02_BAD_CREDENTIAL/, 'no offer for the old credential');
+      const renewed = await hub1.call<{ credential: Signed<DeviceCredential> }>('POST', '/domains/c1/devices/c1-d1/renewal', {
+        request: createRenewalRequest({ domain: 'c1', deviceId: 'c1-d1', at: Date.now() }, c1.keys.privateKey),
+      });
+      assert.equal(renewed.status, 201, JSON.stringify(renewed.body));
+      c1.credential = renewed.body.credential;
+      const after = await purchase(hub2, 1, c1, 'p2', 600_000);
+      for (const h of [hub2, hub3]) assert.equal((await publishAt(h)).published, 1);
+      await onEveryNode([before, after]);
+      const learnt = await followAt(hub1);
+      assert.equal(learnt.obligations, 2, JSON.stringify(learnt));
+      assert.equal(learnt.invalid, 0, JSON.stringify(learnt));
+      // the settlement record is signed with the new key: the providers' watchers verify it and fulfil
+      assert.equal(await settleC1(), 2);
+      await bitcoind.mine(1);
+      await until('the providers fulfil after the rotation', async () => {
+        await hub2.runJob('watch');
+        await hub3.runJob('watch');
+        return (await statusAt(hub2, after)) === 'fulfilled' && (await statusAt(hub3, before)) === 'fulfilled';
+      });
+      const at = Date.now();
+      assert.equal((await publishAt(hub2)).outcomes, 1);
+      await measureOutcomeLag(1, [after], at);
+    });
+
     it(`keeps working while hub 3's ledger node is down (~${Math.round(outageMs / 1000)} s): accepts, defers, and loses nothing`, async () => {
       const downAt = Date.now();
       await infra.down(2);
@@ -299,7 +343,7 @@ function scenario(name: string, t: Skippable, makeInfra: () => Promise<LedgerInf
         const p = await publishAt(h);
         assert.equal(p.published + p.outcomes, 0, 'nothing left to publish');
       }
-      assert.equal(accepted.size, 5);
+      assert.equal(accepted.size, 7);
       for (const [i, l] of infra.ledgers.entries()) {
         for (const id of accepted.keys()) {
           assert.equal((await l.listByKey('obligations', ledgerKeys.obligation(id))).length, 1, `obligation ${id} once on node ${i + 1}`);
@@ -316,7 +360,7 @@ function scenario(name: string, t: Skippable, makeInfra: () => Promise<LedgerInf
       timings.hub3AppliedMissedMs = Date.now() - sinceUp;
       // the followers checked other hubs' payment claims on the node (getrawtransaction), with no wallet of their own
       assert.ok(!(await bitcoind.rpc<string[]>('listwallets')).includes(FOLLOWER_WALLET), 'no follower wallet');
-      assert.deepEqual((await obligationsAt(hub1, 'c1')).map((o) => o.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+      assert.deepEqual((await obligationsAt(hub1, 'c1')).map((o) => o.status), Array(6).fill('fulfilled'));
       assert.deepEqual((await obligationsAt(hub1, 'c2')).map((o) => o.status), ['defaulted']);
     });
 
@@ -341,7 +385,7 @@ function scenario(name: string, t: Skippable, makeInfra: () => Promise<LedgerInf
       assert.ok((await rep(hub2, 'c2')).reputation < 0.5, 'a default elsewhere lowers it here');
       for (const h of fed.hubs) {
         const r = await h.call<Rep & { ledger: Rep & { fulfilled: number; defaulted: number } }>('GET', '/domains/c1/reputation/verify');
-        assert.equal(r.body.ledger.fulfilled, 4);
+        assert.equal(r.body.ledger.fulfilled, 6);
         assert.ok(Math.abs(r.body.ledger.rScaled - r.body.rScaled) <= 1e-9 * Math.max(1, r.body.rScaled));
         assert.equal(r.body.ledger.paidVolume, r.body.paidVolume);
         assert.equal(h.followTotals.invalid ?? 0, 0);

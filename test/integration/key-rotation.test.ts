@@ -1,0 +1,293 @@
+/**
+ * Domain key rotation across two hubs that share only the chain:
+ *   hub 1 hosts consumer c1 and provider p1; hub 2 hosts provider p2.
+ * - a rotation (POST /domains/{d}/key-rotation) cuts off credentials of the replaced key
+ *   at the domain's own hub at once and at another hub after one follower run; renewed
+ *   credentials buy everywhere;
+ * - obligations accepted with the old key's credentials and published after the
+ *   rotation still verify at every hub; records signed with the new key verify too;
+ * - forged rotations (another key, the retired key, another node) are skipped and counted;
+ * - the device SDK renews on a credential refusal and re-reads a provider's rotated key;
+ * - another process of a hub, with its own cache, takes the new key at its first credential;
+ * - a rotation interrupted by a ledger outage finishes, with the same record, when asked again.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPair, keyFingerprint, sameKey, verifySigned } from '../../core/keys.ts';
+import { createKeyRotation, createRenewalRequest, createRevocation } from '../../core/records.ts';
+import type { DeviceCredential, Json, KeyRotationBody, PublicKeyRef, Signed } from '../../core/types.ts';
+import { ConsumerDevice } from '../../devices/scd.ts';
+import type { DeviceLink } from '../../devices/link.ts';
+import { startFederation, type Federation } from '../../local/federation.ts';
+import type { LocalCloud } from '../../local/cloud.ts';
+import type { HostedDomain } from '../../adapters/store/dynamo.ts';
+import { currentKey as currentKeyOf, type DomainKeys } from '../../core/domain-keys.ts';
+import { DomainDirectory, domainKey, rotationKey } from '../../service/directory.ts';
+import { followLedger } from '../../service/follow.ts';
+import { domainSigner } from '../../service/keys.ts';
+import { ledgerKeys } from '../../service/ledger-records.ts';
+import { buy, enrol, ensureProviderDevice, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
+
+const DELAY = 30;
+type ErrorBody = { error?: { code: string; message: string } };
+
+async function attempt(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string) {
+  await ensureProviderDevice(cloud, providerDomain, providerDevice);
+  const offered = await cloud.call<{ offer: Parameters<typeof sign>[1] } & ErrorBody>('POST', '/offers', offerRequest(dev, providerDomain, providerDevice));
+  if (offered.status !== 201) return { stage: 'offer', code: offered.body.error?.code, status: offered.status };
+  const r = await submit(cloud, dev, sign(dev, offered.body.offer));
+  if (r.status === 201) dev.head = { seq: dev.head.seq + 1, id: (r.body as { obligationId: string }).obligationId };
+  return { stage: 'accept', code: (r.body as ErrorBody).error?.code, status: r.status };
+}
+
+describe('domain key rotation across hubs', () => {
+  let fed: Federation;
+  let hub1: LocalCloud;
+  let hub2: LocalCloud;
+  /** c1 as hosted before its first rotation: its keyId still signs with the retired key. */
+  let c1Before: HostedDomain;
+  const propagate = () => sleep(DELAY * 4);
+  const follow = (hub: LocalCloud) => hub.invoke(() => followLedger(hub.deps));
+  const rotate = (hub: LocalCloud, d: string) => hub.call<{ rotation: Signed<KeyRotationBody> } & ErrorBody>('POST', `/domains/${d}/key-rotation`, {});
+  const renew = async (dev: TestDevice) => {
+    const r = await hub1.call<{ credential: Signed<DeviceCredential> }>('POST', `/domains/${dev.domain}/devices/${dev.id}/renewal`, {
+      request: createRenewalRequest({ domain: dev.domain, deviceId: dev.id, at: Date.now() }, dev.keys.privateKey),
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    dev.credential = r.body.credential;
+  };
+  const keyOf = async (hub: LocalCloud, d: string) => (await hub.call<{ key: PublicKeyRef; rotations: unknown[] }>('GET', `/domains/${d}`)).body;
+
+  before(async () => {
+    fed = await startFederation({ hubs: 2, ledgerDelayMs: DELAY, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
+    [hub1, hub2] = fed.hubs as [LocalCloud, LocalCloud];
+    await registerDomain(hub1, 'c1', 'consumer');
+    await registerDomain(hub1, 'p1', 'provider', { threshold: 0.3 });
+    await registerDomain(hub2, 'p2', 'provider', { threshold: 0.3 });
+    await propagate();
+    for (const h of fed.hubs) await follow(h);
+    c1Before = (await hub1.deps.store.getHostedDomain('c1'))!;
+  });
+  after(async () => {
+    await fed?.stop();
+  });
+
+  it('cuts off the replaced key at home at once and elsewhere after one follower run; renewed credentials buy; old records stay valid', async () => {
+    const dev = await enrol(hub1, 'c1', 'c1-a');
+    assert.equal((await buy(hub2, dev, 'p2', 'p2-spd-1')).res.status, 201, 'accepted before the rotation, published after it');
+
+    const rotated = await rotate(hub1, 'c1');
+    assert.equal(rotated.status, 201, JSON.stringify(rotated.body));
+    const r = rotated.body.rotation;
+    assert.equal(r.body.seq, 1);
+    assert.equal(r.body.previous, keyFingerprint(c1Before.publicKey));
+    assert.ok(verifySigned(r, c1Before.publicKey), 'signed by the key it replaces');
+    const hosted = (await hub1.deps.store.getHostedDomain('c1'))!;
+    assert.ok(sameKey(hosted.publicKey, r.body.key) && hosted.keyId !== c1Before.keyId && hosted.rotating === undefined);
+    assert.deepEqual((await keyOf(hub1, 'c1')).key, r.body.key);
+
+    // at home: the old credential gets no offer
+    assert.deepEqual(await attempt(hub1, dev, 'p1', 'p1-spd-1'), { stage: 'offer', code: 'F02_BAD_CREDENTIAL', status: 400 });
+    // hub 2 has not followed yet: the window is one follower interval
+    assert.equal((await attempt(hub2, dev, 'p2', 'p2-spd-1')).status, 201);
+    const early = (await hub2.call<{ offer: Parameters<typeof sign>[1] }>('POST', '/offers', offerRequest(dev, 'p2', 'p2-spd-1'))).body.offer;
+    await propagate();
+    const followed = await follow(hub2);
+    assert.equal(followed.rotations, 1, JSON.stringify(followed));
+    assert.equal(followed.invalid, 0, JSON.stringify(followed));
+    assert.deepEqual((await keyOf(hub2, 'c1')).key, r.body.key);
+    assert.deepEqual(await attempt(hub2, dev, 'p2', 'p2-spd-1'), { stage: 'offer', code: 'F02_BAD_CREDENTIAL', status: 400 });
+    // an obligation signed with the old credential on an offer it got before is refused at acceptance too
+    const late = await submit(hub2, dev, sign(dev, early));
+    assert.equal((late.body as ErrorBody).error?.code, 'F02_BAD_CREDENTIAL', JSON.stringify(late.body));
+
+    // renewed (signed by the new key): buys at both hubs
+    await renew(dev);
+    assert.ok(verifySigned(dev.credential, r.body.key));
+    assert.equal((await attempt(hub1, dev, 'p1', 'p1-spd-1')).status, 201);
+    assert.equal((await attempt(hub2, dev, 'p2', 'p2-spd-1')).status, 201);
+
+    // hub 2 publishes the three (two with the old credential); hub 1 verifies and learns all three
+    await hub2.runJob('publish');
+    await propagate();
+    const learnt = await follow(hub1);
+    assert.equal(learnt.obligations, 3, JSON.stringify(learnt));
+    assert.equal(learnt.invalid, 0, JSON.stringify(learnt));
+
+    // a record the new key signs (a revocation) verifies at hub 2
+    const victim = await enrol(hub1, 'c1', 'c1-lost');
+    assert.equal((await hub1.call('POST', `/domains/c1/devices/${victim.id}/revocation`, { reason: 'lost' })).status, 201);
+    await propagate();
+    const after = await follow(hub2);
+    assert.equal(after.revocations, 1, JSON.stringify(after));
+    assert.equal(after.invalid, 0, JSON.stringify(after));
+  });
+
+  it('skips and counts forged rotations: another key, the retired key, another node; a repeat changes nothing', async () => {
+    const before = await keyOf(hub2, 'c1');
+    const current = (await hub1.deps.store.getHostedDomain('c1'))!;
+    const seq = before.rotations.length + 1;
+    const next = generateKeyPair().publicKey;
+    const body = { domain: 'c1', seq, key: next, previous: keyFingerprint(current.publicKey), at: Date.now() };
+    const publish = (from: { publish: typeof fed.ledgers[0]['publish'] }, r: Signed<KeyRotationBody>) =>
+      from.publish('domains', rotationKey('c1', r.body.seq), [domainKey('c1')], r as unknown as Json);
+    // from c1's own hub node: signed by a stranger, then by the retired key
+    await publish(fed.ledgers[0]!, createKeyRotation(body, generateKeyPair().privateKey));
+    await publish(fed.ledgers[0]!, await createKeyRotation(body, domainSigner(hub1.deps, c1Before)));
+    // signed by c1's current key, but from a node that is not c1's hub
+    await publish(fed.network.node('rogue-hub'), await createKeyRotation(body, domainSigner(hub1.deps, current)));
+    // the genuine rotation 1 again, from c1's hub: already known (the ledger keeps one copy)
+    const first = (await hub1.deps.directory.keys('c1'))!.rotations[0]!;
+    await publish(fed.ledgers[0]!, first);
+    await propagate();
+    const followed = await follow(hub2);
+    assert.equal(followed.invalid, 3, JSON.stringify(followed));
+    assert.equal(followed.rotations, 0, JSON.stringify(followed));
+    assert.deepEqual(await keyOf(hub2, 'c1'), before);
+    const dev = await enrol(hub1, 'c1', 'c1-after-forgeries');
+    assert.equal((await attempt(hub2, dev, 'p2', 'p2-spd-1')).status, 201, 'the current key still counts');
+    // and a revocation signed by the retired key, long after its rotation, from c1's hub node: refused
+    const late = await createRevocation(
+      { domain: 'c1', deviceId: dev.id, deviceKey: dev.keys.publicKey, reason: 'forged', at: Date.now() + 3_600_000 },
+      domainSigner(hub1.deps, c1Before),
+    );
+    await fed.ledgers[0]!.publish('domains', ledgerKeys.revocation('c1', dev.id, keyFingerprint(dev.keys.publicKey)), [], late as unknown as Json);
+    await propagate();
+    const again = await follow(hub2);
+    assert.equal(again.revocations, 0, JSON.stringify(again));
+    assert.equal(again.invalid, 1, JSON.stringify(again));
+  });
+
+  it('the device SDK renews on a credential refusal and re-reads a provider key that rotated', async () => {
+    const dev = await enrol(hub1, 'c1', 'c1-sdk');
+    const link: DeviceLink = {
+      thing: dev.id,
+      connect: async () => undefined,
+      subscribe: async () => undefined,
+      publish: async () => undefined,
+      onMessage: () => undefined,
+      stats: { interrupted: 0, resumed: 0 },
+      close: async () => undefined,
+    };
+    let reads = 0;
+    const cache = new Map<string, PublicKeyRef>();
+    const scd = new ConsumerDevice({
+      domain: 'c1',
+      deviceId: dev.id,
+      privateKey: dev.keys.privateKey,
+      credential: dev.credential,
+      link,
+      providerApi: (d) => (d === 'p2' ? hub2.api : undefined),
+      providerKey: async (d, fresh) => {
+        const hit = cache.get(d);
+        if (hit && !fresh) return hit;
+        reads += 1;
+        const key = (await keyOf(hub1, d)).key;
+        cache.set(d, key);
+        return key;
+      },
+      renewal: { api: hub1.api },
+      attempts: 1,
+    });
+    try {
+      await ensureProviderDevice(hub2, 'p2', 'p2-spd-1');
+      const first = await scd.buy('p2', 'p2-spd-1', 'wifi-access');
+      assert.ok(first.ok, JSON.stringify(first));
+      assert.equal(reads, 1);
+
+      // the provider rotates; once hub 1 follows, the device's cached key is stale
+      assert.equal((await rotate(hub2, 'p2')).status, 201);
+      await propagate();
+      assert.equal((await follow(hub1)).rotations, 1);
+      const second = await scd.buy('p2', 'p2-spd-1', 'wifi-access');
+      assert.ok(second.ok, JSON.stringify(second));
+      assert.equal(reads, 2, 'read once more, afresh');
+
+      // the consumer rotates; once hub 2 follows, the device's credential is refused, it renews and buys
+      const old = scd.credential;
+      assert.equal((await rotate(hub1, 'c1')).status, 201);
+      await propagate();
+      assert.equal((await follow(hub2)).rotations, 1);
+      const third = await scd.buy('p2', 'p2-spd-1', 'wifi-access');
+      assert.ok(third.ok, JSON.stringify(third));
+      assert.notEqual(scd.credential, old, 'renewed');
+      assert.ok(verifySigned(scd.credential, (await keyOf(hub1, 'c1')).key));
+    } finally {
+      await scd.close();
+    }
+  });
+
+  it('another process of a hub (its own cache) takes the new key at the first credential of it, and a forgery costs no extra read', async () => {
+    let reads = 0;
+    const store = hub2.deps.store;
+    const other = new DomainDirectory(hub2.deps.ledger, {
+      getDomainKeys: (d) => ((reads += 1), store.getDomainKeys(d)),
+      putDomainRecord: (r) => store.putDomainRecord(r),
+      addKeyRotation: (r) => store.addKeyRotation(r),
+    });
+    const dev = await enrol(hub1, 'c1', 'c1-container');
+    const old = (await other.keys('c1'))!;
+    assert.ok(await other.currentKey('c1', dev.credential));
+    assert.equal((await rotate(hub1, 'c1')).status, 201);
+    await propagate();
+    assert.equal((await follow(hub2)).rotations, 1); // hub 2's store and its follower's process know; `other` does not yet
+    await renew(dev);
+    await sleep(1_000);
+    const readsBefore = reads;
+    const now = await other.currentKey('c1', dev.credential);
+    assert.ok(now && verifySigned(dev.credential, now) && !sameKey(now, currentKeyOf(old)), 'the new key, read again');
+    assert.equal(reads, readsBefore + 1);
+    const forged = { ...dev.credential, sig: dev.credential.sig.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) };
+    await other.currentKey('c1', forged);
+    await other.currentKey('c1', forged);
+    assert.equal(reads, readsBefore + 1, 'a signature that fails right after a read does not read again');
+
+    // a process whose store has never heard of c1 reads its record and rotations from the ledger,
+    // skipping the forged ones published under the same key
+    const mem = new Map<string, DomainKeys>();
+    const cold = new DomainDirectory(hub2.deps.ledger, {
+      getDomainKeys: async (d) => mem.get(d),
+      putDomainRecord: async (r) => !mem.has(r.body.domain) && Boolean(mem.set(r.body.domain, { record: r, rotations: [] })),
+      addKeyRotation: async (r) => {
+        const k = mem.get(r.body.domain);
+        if (!k || k.rotations.length !== r.body.seq - 1) return false;
+        mem.set(r.body.domain, { record: k.record, rotations: [...k.rotations, r] });
+        return true;
+      },
+    });
+    const fromLedger = (await cold.keys('c1'))!;
+    assert.deepEqual(fromLedger, (await hub1.deps.directory.keys('c1'))!);
+    assert.equal(fromLedger.rotations.length, 3, 'every rotation of c1, none of the forged');
+  });
+
+  it('a rotation cut short by a ledger outage keeps the old key and finishes, with the same record, when asked again', async () => {
+    await registerDomain(hub1, 'c9', 'consumer');
+    await propagate();
+    await follow(hub2);
+    const before = (await hub1.deps.store.getHostedDomain('c9'))!;
+    fed.stopHubLedger(0);
+    let failed;
+    try {
+      failed = await rotate(hub1, 'c9');
+    } finally {
+      fed.restartHubLedger(0);
+    }
+    assert.equal(failed.status, 503, JSON.stringify(failed.body));
+    const half = (await hub1.deps.store.getHostedDomain('c9'))!;
+    assert.equal(half.keyId, before.keyId, 'still signs with the old key');
+    assert.ok(half.rotating, 'the begun rotation is recorded');
+    const dev = await enrol(hub1, 'c9', 'c9-a');
+    assert.ok(verifySigned(dev.credential, before.publicKey));
+
+    const done = await rotate(hub1, 'c9');
+    assert.equal(done.status, 201, JSON.stringify(done.body));
+    assert.deepEqual(done.body.rotation, half.rotating!.rotation, 'the same record, not a second rotation');
+    const after = (await hub1.deps.store.getHostedDomain('c9'))!;
+    assert.ok(sameKey(after.publicKey, half.rotating!.publicKey) && after.rotating === undefined);
+    await propagate();
+    const followed = await follow(hub2);
+    assert.equal(followed.rotations, 1, JSON.stringify(followed));
+    assert.equal(followed.invalid, 0);
+    assert.equal((await rotate(hub1, 'c9')).body.rotation.body.seq, 2, 'a later rotation is the next one');
+  });
+});
