@@ -18,6 +18,14 @@ export class ObligationError extends Error {
     this.errorClass = errorClass;
     this.details = details;
   }
+  /** The same error (same class, message and code) with `more` added to its details. */
+  withDetails(more: Record<string, unknown>): this {
+    const copy = Object.create(Object.getPrototypeOf(this)) as this;
+    Object.defineProperties(copy, Object.getOwnPropertyDescriptors(this));
+    Object.defineProperty(copy, 'details', { value: { ...this.details, ...more }, enumerable: true });
+    return copy;
+  }
+
   toJSON(): { code: string; class: ErrorClass; message: string; details?: Record<string, unknown> } {
     return this.details === undefined
       ? { code: this.code, class: this.errorClass, message: this.message }

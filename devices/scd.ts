@@ -87,6 +87,8 @@ export interface DeviceError {
   code: string;
   class: string;
   message: string;
+  /** F04 / F05 refusals carry the device's chain head as the hub knows it (`head`: seq, id, the head obligation). */
+  details?: { head?: unknown };
 }
 
 export type BuyResult =
@@ -125,11 +127,12 @@ export interface ConsumerDeviceOptions {
   providerApi?: (domain: string) => string | undefined;
   chain?: ChainStore;
   /**
-   * Base URL of this device's own hub's API: after a refusal as a replay
-   * (F04) or a broken chain link (F05) — its chain head fell behind, e.g. an
-   * acceptance reply was lost — the device asks it for its chain head
-   * (GET /domains/{domain}/devices/{device}/head), adopts the head if the
-   * obligation it names verifies with the device's own key, and tries once more.
+   * After a refusal as a replay (F04) or a broken chain link (F05) — its chain
+   * head fell behind, e.g. an acceptance reply was lost — the device adopts the
+   * chain head the refusal carries, if the obligation it names verifies with the
+   * device's own key, and tries once more. Only when the refusal carries none
+   * (an older hub) does it ask this base URL of its own hub's API
+   * (GET /domains/{domain}/devices/{device}/head), with the same check.
    */
   backendApi?: string;
   /** dueBy = issuedAt + payWindowMs (default DEFAULT_PAY_WINDOW_MS). */
@@ -350,7 +353,7 @@ export class ConsumerDevice {
     let sent = await this.sendObligation(offer.body, remote, now);
     if (!sent.reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
     const code = sent.reply.error?.code;
-    if (!sent.reply.accepted && (code === 'F04_REPLAY' || code === 'F05_CHAIN_BREAK') && (await this.resync())) {
+    if (!sent.reply.accepted && (code === 'F04_REPLAY' || code === 'F05_CHAIN_BREAK') && ((await this.adopt(sent.reply.error?.details?.head)) || (await this.resync()))) {
       // its chain head was behind the back-end's: once more from the head it just verified
       sent = await this.sendObligation(offer.body, remote, now);
       if (!sent.reply) return fail('accept', 'TIMEOUT', 'no answer to the obligation', started, now);
@@ -417,10 +420,20 @@ export class ConsumerDevice {
     } catch {
       return false;
     }
+    return this.adopt(answer);
+  }
+
+  /**
+   * Adopt `answer` (a chain head from a hub: `{seq, id, obligation}`) when it is ahead of this
+   * device's and its obligation is this device's link at that seq and id, signed with its key.
+   * True when the chain head changed.
+   */
+  async adopt(answer: unknown): Promise<boolean> {
+    if (typeof answer !== 'object' || answer === null) return false;
     const local = await this.chain.load();
-    const { seq, id, obligation: ob } = answer;
+    const { seq, id, obligation: ob } = answer as { seq?: unknown; id?: unknown; obligation?: Obligation };
     if (typeof seq !== 'number' || typeof id !== 'string' || seq <= local.seq || !ob || typeof ob !== 'object') return false;
-    if (!this.signedByMe(ob) || ob.id !== id || ob.body.seq !== seq) return false;
+    if (!this.signedByMe(ob) || ob.id !== id || ob.body?.seq !== seq) return false;
     await this.chain.save({ seq, id });
     return true;
   }

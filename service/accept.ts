@@ -18,6 +18,7 @@
  */
 import { checkPayTo } from './addresses.ts';
 import {
+  ChainBreakError,
   ExpiredError,
   ObligationError,
   OfferExhaustedError,
@@ -62,10 +63,26 @@ export async function acceptObligation(
     return await accept(deps, ob);
   } catch (e) {
     if (e instanceof ObligationError && e.errorClass !== 'retry') {
-      return { accepted: false, obligationId: ob?.id, error: e };
+      return { accepted: false, obligationId: ob?.id, error: ob && BEHIND.has(e.code) ? await withChainHead(deps, ob, e) : e };
     }
     throw e;
   }
+}
+
+/** Refusals that say the device's chain head is behind this hub's. */
+const BEHIND = new Set([ReplayError.code, ChainBreakError.code]);
+
+/**
+ * The refusal with the device's chain head as this hub knows it (`details.head`: seq, id and
+ * the head obligation the device signed), so a device that lost an acceptance reply resumes
+ * from the refusal itself, over MQTT as over HTTP (devices/scd.ts adopts it only if it verifies
+ * with its own key). Public anyway: the head is on the ledger and at GET …/devices/{device}/head.
+ */
+async function withChainHead(deps: Deps, ob: Obligation, e: ObligationError): Promise<ObligationError> {
+  const h = await deps.store.getChainHead(ob.body.consumerDomain, ob.body.consumerDevice);
+  if (!h) return e;
+  const obligation = (await deps.store.getObligation(h.id))?.accepted.obligation;
+  return e.withDetails({ head: { seq: h.seq, id: h.id, ...(obligation ? { obligation } : {}) } });
 }
 
 async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {

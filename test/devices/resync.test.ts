@@ -5,7 +5,9 @@
  * (GET /domains/{d}/devices/{dev}/head), adopts it only when the head
  * obligation verifies with its own key, and tries once more. A head the
  * back-end forged (signed by another key, or not matching the id it names)
- * is refused and the chain stays where it was.
+ * is refused and the chain stays where it was. A refusal as a replay or a
+ * broken link carries the head itself, so a device reaching its hub over MQTT
+ * alone resumes too, with the same check.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -111,12 +113,25 @@ describe('device chain resync', () => {
     await closeAll();
   });
 
-  it('without a back-end to ask, the same loss leaves the device refused as a replay', async () => {
-    const scd = device(hubEnv(cloud).link(`${dev.id}`, dev.keys), undefined, new MemoryChainStore());
+  it('over MQTT alone (no API to ask), the refusal carries the chain head: the device adopts it and is accepted', async () => {
+    const backend = (await cloud.call<{ seq: number; id: string }>('GET', `/domains/yc/devices/${dev.id}/head`)).body;
+    const link = lossy(hubEnv(cloud).link(dev.id, dev.keys));
+    const chain = new MemoryChainStore(); // a device that lost its chain state: it starts again at seq 1
+    const scd = device(link, undefined, chain);
     await scd.start();
     const r = await scd.buy('yp', 'yp-spd', 'wifi-access');
-    assert.equal(r.ok, false);
-    assert.equal(r.ok ? '' : r.error.code, 'F04_REPLAY');
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.seq, backend.seq + 1, 'linked to the head the refusal carried');
+    assert.deepEqual(await chain.load(), { seq: backend.seq + 1, id: r.obligationId });
+
+    // the refusal over HTTP carries the same head
+    const offer = (await getOffer(cloud, dev, 'yp', 'yp-spd')).body;
+    const replay = createObligation({ credential: dev.credential, deviceKey: dev.keys.privateKey, offer, seq: 1, prev: '0'.repeat(64), issuedAt: Date.now(), dueBy: Date.now() + 3_600_000 });
+    const refused = await cloud.call<{ error: { code: string; details: { head: { seq: number; id: string; obligation: { id: string } } } } }>('POST', '/obligations', { obligation: replay });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error.code, 'F04_REPLAY');
+    const head = refused.body.error.details.head;
+    assert.deepEqual([head.seq, head.id, head.obligation.id], [r.seq, r.obligationId, r.obligationId]);
     await closeAll();
   });
 
@@ -162,8 +177,12 @@ describe('device chain resync', () => {
       for (let i = 0; i < answers.length; i++) {
         assert.equal(await scd.resync(), false, `forged head ${i} refused`);
         assert.deepEqual(await chain.load(), { seq: 1, id: 'a'.repeat(64) });
+        // the same heads carried by a refusal: the same check
+        assert.equal(await scd.adopt(answers[i]), false, `forged head ${i} in a refusal refused`);
+        assert.deepEqual(await chain.load(), { seq: 1, id: 'a'.repeat(64) });
       }
       assert.equal(served, answers.length);
+      assert.equal(await scd.adopt(real), true, 'the real head, signed by the device, is adopted');
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }
