@@ -8,12 +8,15 @@
  *   current key only. A rotation thus cuts off a stolen key at once everywhere
  *   it is known, whatever date the thief writes into what it signs.
  * - For a record read from the ledger (which only the domain's hub can publish
- *   there, service/ledger-records.ts): the key in force when the record says it
- *   was signed, give or take `ROTATION_GRACE_MS` around each rotation. So what
- *   was signed before a rotation (a credential inside an obligation published
- *   later, an outcome signed just before) still verifies afterwards, and a hub
- *   container that signed with the old key a moment after the rotation (its
- *   hosted-domain cache is a few seconds old) loses nothing.
+ *   there, service/ledger-records.ts): the key in force at the record's date or
+ *   any later one, and a retired key only for what is dated before its
+ *   retirement plus `ROTATION_GRACE_MS`. So what was signed before a rotation (a
+ *   credential inside an obligation published later) still verifies afterwards;
+ *   what is dated before a rotation and signed after it (a settlement made an
+ *   hour before, published after) verifies with the new key; and a hub container
+ *   that signed with the old key a moment after the rotation (its hosted-domain
+ *   cache is a few seconds old) loses nothing. A stolen key, once rotated away,
+ *   signs nothing dated later than the grace.
  */
 import { BadSignatureError } from './errors.ts';
 import { keyFingerprint, sameKey, verifySigned } from './keys.ts';
@@ -78,7 +81,10 @@ export function withRotation(keys: DomainKeys, rotation: Signed<KeyRotationBody>
 
 /**
  * The keys that may have signed, for the domain, a ledger record dated `at`: the one in
- * force then first, and a neighbour when `at` is within `graceMs` of the rotation between them.
+ * force then first, then every later key (a record is dated when its event happened and
+ * signed when it is published, which may be after a rotation: a settlement made an hour
+ * before one and published after it), then an earlier key when `at` is within `graceMs`
+ * after its retirement. A retired key never signs what is dated later than that.
  */
 export function keysAt(keys: DomainKeys, at: number, graceMs = ROTATION_GRACE_MS): PublicKeyRef[] {
   const spans = [keys.record.body.key, ...keys.rotations.map((r) => r.body.key)].map((key, i) => ({
@@ -87,8 +93,9 @@ export function keysAt(keys: DomainKeys, at: number, graceMs = ROTATION_GRACE_MS
     until: keys.rotations[i]?.body.at ?? Infinity,
   }));
   const inForce = spans.filter((s) => at >= s.from && at < s.until);
-  const near = spans.filter((s) => !inForce.includes(s) && at >= s.from - graceMs && at < s.until + graceMs);
-  return [...inForce, ...near].map((s) => s.key);
+  const later = spans.filter((s) => at < s.from);
+  const retired = spans.filter((s) => at >= s.until && at < s.until + graceMs);
+  return [...inForce, ...later, ...retired].map((s) => s.key);
 }
 
 /**

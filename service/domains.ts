@@ -345,8 +345,8 @@ export async function revokeDevice(
  * signed by the current key, published on the `domains` stream, after which the domain
  * signs with the new key. Every hub's follower verifies the record (signed by the key it
  * replaces, published by this hub) and from then on wants credentials and hub key
- * certificates of the new key; ledger records keep verifying with the key in force when
- * they were signed (core/domain-keys.ts). Devices renew their credentials to buy again.
+ * certificates of the new key; ledger records keep verifying with the key in force at
+ * their date or a later one (core/domain-keys.ts). Devices renew their credentials to buy again.
  *
  * Crash-safe: the rotation is recorded as begun in the hosted domain's item before it is
  * published; calling again finishes a begun one (the same record) instead of starting

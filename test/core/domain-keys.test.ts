@@ -77,18 +77,18 @@ describe('domain key rotation: which key checks a ledger record', () => {
   const one = withRotation(keys, rotate(keys, k0, k1, at1));
   const two = withRotation(one, rotate(one, k1, k2, at2));
 
-  it('the key in force at the record\'s date first, its neighbour only within the grace around a rotation', () => {
-    assert.deepEqual(keysAt(two, T0), [k0.publicKey]);
-    assert.deepEqual(keysAt(two, at1 - ROTATION_GRACE_MS - 1), [k0.publicKey]);
-    assert.deepEqual(keysAt(two, at1 - 1), [k0.publicKey, k1.publicKey]);
-    assert.deepEqual(keysAt(two, at1), [k1.publicKey, k0.publicKey]);
-    assert.deepEqual(keysAt(two, at1 + ROTATION_GRACE_MS - 1), [k1.publicKey, k0.publicKey]);
-    assert.deepEqual(keysAt(two, at1 + ROTATION_GRACE_MS), [k1.publicKey]);
+  it('the key in force at the record\'s date first, then later keys, a retired one only within the grace after its rotation', () => {
+    assert.deepEqual(keysAt(two, T0), [k0.publicKey, k1.publicKey, k2.publicKey]);
+    assert.deepEqual(keysAt(two, at1 - 1), [k0.publicKey, k1.publicKey, k2.publicKey]);
+    assert.deepEqual(keysAt(two, at1), [k1.publicKey, k2.publicKey, k0.publicKey]);
+    assert.deepEqual(keysAt(two, at1 + ROTATION_GRACE_MS - 1), [k1.publicKey, k2.publicKey, k0.publicKey]);
+    assert.deepEqual(keysAt(two, at1 + ROTATION_GRACE_MS), [k1.publicKey, k2.publicKey]);
+    assert.deepEqual(keysAt(two, at2 + ROTATION_GRACE_MS - 1), [k2.publicKey, k1.publicKey]);
     assert.deepEqual(keysAt(two, at2 + HOUR), [k2.publicKey]);
     assert.deepEqual(keysAt(keys, at2), [k0.publicKey], 'no rotation: the record\'s key at any date');
   });
 
-  it('a record signed by the old key before its rotation verifies; after the grace it does not', () => {
+  it('a record dated before a rotation verifies with the old key or a later one; one dated after the grace, with the retired key, does not', () => {
     const revocation = (at: number, signer: KeyPair) =>
       createRevocation({ domain: 'd', deviceId: 'x', deviceKey: generateKeyPair().publicKey, reason: '', at }, signer.privateKey);
     const check = (at: number, signer: KeyPair) => {
@@ -99,8 +99,11 @@ describe('domain key rotation: which key checks a ledger record', () => {
     check(at1 + 60_000, k0); // a container that signed a minute after the rotation
     check(at1 + HOUR, k1);
     check(at2 + HOUR, k2);
+    check(at1 - HOUR, k1); // a settlement made before the rotation, published (signed) after it
+    check(at1 - HOUR, k2);
     refused(() => check(at1 + ROTATION_GRACE_MS + 1, k0), /not signed by d/);
     refused(() => check(at2 + HOUR, k1), /not signed by d/);
-    refused(() => check(at1 - HOUR, k1), /not signed by d/);
+    refused(() => check(at2 + HOUR, k0), /not signed by d/);
+    refused(() => check(at1 - HOUR, generateKeyPair()), /not signed by d/);
   });
 });

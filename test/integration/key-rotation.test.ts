@@ -14,8 +14,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair, keyFingerprint, sameKey, verifySigned } from '../../core/keys.ts';
-import { createKeyRotation, createRenewalRequest, createRevocation } from '../../core/records.ts';
-import type { DeviceCredential, Json, KeyRotationBody, PublicKeyRef, Signed } from '../../core/types.ts';
+import { createKeyRotation, createRenewalRequest, createRevocation, createSettlementRecord } from '../../core/records.ts';
+import type { DeviceCredential, Json, KeyRotationBody, PublicKeyRef, SettlementRecord, Signed } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
 import type { DeviceLink } from '../../devices/link.ts';
 import { startFederation, type Federation } from '../../local/federation.ts';
@@ -156,6 +156,36 @@ describe('domain key rotation across hubs', () => {
     const again = await follow(hub2);
     assert.equal(again.revocations, 0, JSON.stringify(again));
     assert.equal(again.invalid, 1, JSON.stringify(again));
+  });
+
+  it('a settlement dated before a rotation and signed after it with the new key counts elsewhere; the retired key signs nothing dated after the grace', async () => {
+    const keys = (await hub1.deps.directory.keys('c1'))!;
+    const rotatedAt = keys.rotations.at(-1)!.body.at;
+    const current = (await hub1.deps.store.getHostedDomain('c1'))!;
+    const hex = () => Array.from({ length: 64 }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
+    const record = (at: number): SettlementRecord => ({
+      version: 1,
+      settlementId: hex(),
+      consumerDomain: 'c1',
+      phase: 'confirmed',
+      txid: hex(),
+      outputs: [{ payTo: 'bcrt1qprovider', providerDomain: 'p1', amount: 1000, obligationIds: [hex()] }],
+      at,
+    });
+    const publish = async (r: Signed<SettlementRecord>) =>
+      fed.ledgers[0]!.publish('settlements', ledgerKeys.settlement(r.body.settlementId, r.body.phase), [ledgerKeys.consumer('c1')], r as unknown as Json);
+    // made an hour before the rotation, confirmed (and signed) after it: the current key
+    await publish(await createSettlementRecord(record(rotatedAt - 3_600_000), domainSigner(hub1.deps, current)));
+    await propagate();
+    const counted = await follow(hub2);
+    assert.equal(counted.settlements, 1, JSON.stringify(counted));
+    assert.equal(counted.invalid, 0, JSON.stringify(counted));
+    // the retired key, dated an hour after the rotation: refused
+    await publish(await createSettlementRecord(record(rotatedAt + 3_600_000), domainSigner(hub1.deps, c1Before)));
+    await propagate();
+    const refused = await follow(hub2);
+    assert.equal(refused.settlements, 0, JSON.stringify(refused));
+    assert.equal(refused.invalid, 1, JSON.stringify(refused));
   });
 
   it('the device SDK renews on a credential refusal and re-reads a provider key that rotated', async () => {
