@@ -201,6 +201,8 @@ async function main(): Promise<number | void> {
     process.stdout.write('setting up domains, wallets and devices… ');
     await fleet.setUp();
     console.log(`done (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    // what the providers had received before this run (a --data directory keeps earlier runs' payments)
+    const receivedBefore = cfg.json ? await providersReceived(cloud, fleet) : 0;
     await fleet.run((p) => {
       const lat = p.latencies;
       console.log(
@@ -278,7 +280,8 @@ async function main(): Promise<number | void> {
     );
     const ok = open === 0 && summaries.every((s) => s.onLedger === s.accepted && s.fulfilled + s.defaulted === s.accepted && s.ledgerAgrees);
     if (cfg.json) {
-      const facts = await paymentFacts(cloud, fleet);
+      const thisRun = new Set(fleet.results.flatMap((r) => (r.ok ? [r.obligationId] : [])));
+      const facts = await paymentFacts(cloud, fleet, thisRun, receivedBefore);
       await writeFile(cfg.json, JSON.stringify({ ok, open, seconds: (Date.now() - t0) / 1000, seed: f.seed, ...facts }, null, 2));
     }
     if (cfg.serve) {
@@ -396,12 +399,24 @@ async function runFederated(cfg: StartConfig): Promise<number> {
  * broadcast settlements paid against what its fulfilled obligations owed;
  * and every sat the providers' wallets received against the fulfilled total.
  */
-async function paymentFacts(cloud: LocalCloud, fleet: Fleet): Promise<{ domains: DomainPayments[]; providersReceivedSats: number; owedFulfilledSats: number }> {
+/**
+ * The run's payments for --json: its own obligations (a --data directory keeps earlier
+ * runs' too), the broadcast settlements that name them, and what the providers received
+ * since the run began.
+ */
+async function paymentFacts(
+  cloud: LocalCloud,
+  fleet: Fleet,
+  thisRun: Set<string>,
+  receivedBefore: number,
+): Promise<{ domains: DomainPayments[]; providersReceivedSats: number; owedFulfilledSats: number }> {
   const { store } = cloud.deps;
   const domains: DomainPayments[] = [];
   for (const c of fleet.consumers) {
-    const obligations = await store.listByConsumer(c.domain);
-    const settlements = (await store.listSettlements(c.domain)).filter((s) => s.phase === 'broadcast');
+    const obligations = (await store.listByConsumer(c.domain)).filter((o) => thisRun.has(o.id));
+    const settlements = (await store.listSettlements(c.domain)).filter(
+      (s) => s.phase === 'broadcast' && s.outputs.some((o) => o.obligationIds.some((id) => thisRun.has(id))),
+    );
     const named = settlements.flatMap((s) => s.outputs.flatMap((o) => o.obligationIds));
     const fulfilled = obligations.filter((o) => o.status === 'fulfilled');
     domains.push({
@@ -416,15 +431,21 @@ async function paymentFacts(cloud: LocalCloud, fleet: Fleet): Promise<{ domains:
       inSeveralSettlements: named.length - new Set(named).size,
     });
   }
-  let providersReceivedSats = 0;
+  const providersReceivedSats = (await providersReceived(cloud, fleet)) - receivedBefore;
+  return { domains, providersReceivedSats, owedFulfilledSats: domains.reduce((sum, d) => sum + d.owedFulfilledSats, 0) };
+}
+
+/** Sats the fleet's providers have received at their payment addresses, over every run. */
+async function providersReceived(cloud: LocalCloud, fleet: Fleet): Promise<number> {
+  let sats = 0;
   for (const p of fleet.providers) {
-    const hosted = await store.getHostedDomain(p.domain);
+    const hosted = await cloud.deps.store.getHostedDomain(p.domain);
     if (!hosted?.payTo) continue;
     const wallet = await cloud.deps.payments(hosted.wallet);
     const got = await wallet.receivedSince(undefined);
-    providersReceivedSats += got.payments.filter((x) => x.address === hosted.payTo).reduce((sum, x) => sum + x.amount, 0);
+    sats += got.payments.filter((x) => x.address === hosted.payTo).reduce((sum, x) => sum + x.amount, 0);
   }
-  return { domains, providersReceivedSats, owedFulfilledSats: domains.reduce((sum, d) => sum + d.owedFulfilledSats, 0) };
+  return sats;
 }
 
 

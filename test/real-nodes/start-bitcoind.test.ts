@@ -5,8 +5,10 @@
  * (generatetoaddress to bcrt1 addresses; the in-process bcoin would answer
  * "Non-base58 character"). The default scenario must end with every check
  * ticking, and every settlement confirmed on the real node, paying the
- * providers exactly what the fulfilled obligations owed. A bad URL or wrong
- * credentials are a one-line user error (exit 2).
+ * providers exactly what the fulfilled obligations owed. Run twice with
+ * --data (the node's wallets keep the first run's payments), the second run's
+ * --json summary counts its own. A bad URL or wrong credentials are a one-line
+ * user error (exit 2).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -92,5 +94,36 @@ describe('npm start --bitcoind on a real regtest bitcoind', { skip, timeout: 600
       }
     }
     assert.equal(received, summary.owedFulfilledSats, 'the providers received on the node exactly what the fulfilled obligations owed');
+  });
+
+  it('run twice with --data on the same node, each --json summary counts its own run', async () => {
+    const data = await mkdtemp(join(dir, 'data-'));
+    const run = async (name: string) => {
+      const json = join(dir, name);
+      const args = ['--import', 'tsx', 'local/start.ts', '--bitcoind', url(), '--data', data, '--json', json];
+      const child = spawn(process.execPath, [...args, '--consumers', '1', '--devices', '1', '--providers', '1', '--rounds', '2', '--defaulters', '0'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      assert.equal(code, 0, out.slice(-3000));
+      return JSON.parse(await readFile(json, 'utf8')) as {
+        ok: boolean;
+        providersReceivedSats: number;
+        owedFulfilledSats: number;
+        domains: { domain: string; accepted: number; fulfilled: number; settledSats: number; owedFulfilledSats: number }[];
+      };
+    };
+    for (const summary of [await run('first.json'), await run('second.json')]) {
+      assert.equal(summary.ok, true);
+      const c1 = summary.domains.find((d) => d.domain === 'c1')!;
+      assert.equal(c1.accepted, 2, JSON.stringify(summary));
+      assert.equal(c1.fulfilled, 2, JSON.stringify(summary));
+      assert.equal(c1.settledSats, c1.owedFulfilledSats, JSON.stringify(summary));
+      assert.equal(summary.providersReceivedSats, summary.owedFulfilledSats, JSON.stringify(summary));
+    }
   });
 });
