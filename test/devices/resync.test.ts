@@ -20,7 +20,7 @@ import type { DeviceLink, MessageHandler } from '../../devices/link.ts';
 import { createObligation } from '../../core/obligation.ts';
 import { generateKeyPair } from '../../core/keys.ts';
 import type { PublicKeyRef } from '../../core/types.ts';
-import { ensureProviderDevice, enrol, getOffer, registerDomain, type TestDevice } from '../integration/support.ts';
+import { ensureProviderDevice, enrol, getOffer, idleLink, registerDomain, type TestDevice } from '../integration/support.ts';
 
 /** A device link that drops the replies to obligations while `dropReplies` is set (a lost acceptance). */
 function lossy(inner: DeviceLink): DeviceLink & { dropReplies: boolean; dropped: number } {
@@ -164,15 +164,7 @@ describe('device chain resync', () => {
       const chain = new MemoryChainStore();
       await chain.save({ seq: 1, id: 'a'.repeat(64) });
       // resync() talks HTTP only: a link that is never connected
-      const idle: DeviceLink = {
-        thing: dev.id,
-        stats: { interrupted: 0, resumed: 0 },
-        connect: async () => {},
-        subscribe: async () => {},
-        publish: async () => {},
-        onMessage: () => {},
-        close: async () => {},
-      };
+      const idle = idleLink(dev.id);
       const scd = device(idle, base, chain);
       for (let i = 0; i < answers.length; i++) {
         assert.equal(await scd.resync(), false, `forged head ${i} refused`);

@@ -13,8 +13,8 @@ import { generateKeyPair } from '../../core/keys.ts';
 import { acceptanceOf } from '../../core/obligation.ts';
 import { createOffer, issueCredential, newOfferId, parseObligation } from '../../core/records.ts';
 import type { Offer } from '../../core/types.ts';
-import type { DeviceLink } from '../../devices/link.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
+import { idleLink } from '../integration/support.ts';
 
 const provider = generateKeyPair();
 const consumerDomain = generateKeyPair();
@@ -39,15 +39,7 @@ function offer(cap: number | undefined): ReturnType<typeof createOffer> {
   return createOffer(body, provider.privateKey);
 }
 
-const noLink: DeviceLink = {
-  thing: 'c1-scd-1',
-  connect: async () => {},
-  subscribe: async () => {},
-  publish: async () => assert.fail('a device buying at another hub sends nothing over MQTT'),
-  onMessage: () => {},
-  stats: { interrupted: 0, resumed: 0 },
-  close: async () => {},
-};
+const noLink = idleLink('c1-scd-1', async () => assert.fail('a device buying at another hub sends nothing over MQTT'));
 
 describe('consumer device: standing offers', () => {
   let server: Server;

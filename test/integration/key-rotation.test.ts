@@ -17,7 +17,6 @@ import { generateKeyPair, keyFingerprint, sameKey, verifySigned } from '../../co
 import { createKeyRotation, createRenewalRequest, createRevocation, createSettlementRecord } from '../../core/records.ts';
 import type { DeviceCredential, Json, KeyRotationBody, PublicKeyRef, SettlementRecord, Signed } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
-import type { DeviceLink } from '../../devices/link.ts';
 import { startFederation, type Federation } from '../../local/federation.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import type { HostedDomain } from '../../adapters/store/dynamo.ts';
@@ -26,7 +25,7 @@ import { DomainDirectory, domainKey, rotationKey } from '../../service/directory
 import { followLedger } from '../../service/follow.ts';
 import { domainSigner } from '../../service/keys.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
-import { buy, enrol, ensureProviderDevice, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
+import { buy, enrol, ensureProviderDevice, idleLink, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
 
 const DELAY = 30;
 type ErrorBody = { error?: { code: string; message: string } };
@@ -190,15 +189,7 @@ describe('domain key rotation across hubs', () => {
 
   it('the device SDK renews on a credential refusal and re-reads a provider key that rotated', async () => {
     const dev = await enrol(hub1, 'c1', 'c1-sdk');
-    const link: DeviceLink = {
-      thing: dev.id,
-      connect: async () => undefined,
-      subscribe: async () => undefined,
-      publish: async () => undefined,
-      onMessage: () => undefined,
-      stats: { interrupted: 0, resumed: 0 },
-      close: async () => undefined,
-    };
+    const link = idleLink(dev.id);
     let reads = 0;
     const cache = new Map<string, PublicKeyRef>();
     const scd = new ConsumerDevice({

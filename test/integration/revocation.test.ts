@@ -15,13 +15,12 @@ import { generateKeyPair, keyFingerprint } from '../../core/keys.ts';
 import { createRenewalRequest, createRevocation } from '../../core/records.ts';
 import type { DeviceCredential, Json, RevocationBody, Signed } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
-import type { DeviceLink } from '../../devices/link.ts';
 import { startFederation, type Federation } from '../../local/federation.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import { followLedger } from '../../service/follow.ts';
 import { domainSigner } from '../../service/keys.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
-import { buy, enrol, ensureProviderDevice, getOffer, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
+import { buy, enrol, ensureProviderDevice, getOffer, idleLink, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
 
 /** A purchase that may be refused at the offer (its answer then) or at acceptance. */
 async function attempt(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string) {
@@ -174,15 +173,7 @@ describe('device keys: revocation at every hub, short-lived credentials and rene
 
   it('the device SDK renews before the credential ends, and not earlier', async () => {
     const dev = await enrol(hub1, 'c1', 'c1-sdk');
-    const link: DeviceLink = {
-      thing: dev.id,
-      connect: async () => undefined,
-      subscribe: async () => undefined,
-      publish: async () => undefined,
-      onMessage: () => undefined,
-      stats: { interrupted: 0, resumed: 0 },
-      close: async () => undefined,
-    };
+    const link = idleLink(dev.id);
     const make = (beforeMs: number) =>
       new ConsumerDevice({
         domain: 'c1',

@@ -3,6 +3,7 @@ import { generateKeyPair, signValue, type KeyPair } from '../../core/keys.ts';
 import { createObligation } from '../../core/obligation.ts';
 import { GENESIS, type DeviceCredential, type Obligation, type Offer, type Signed } from '../../core/types.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
+import type { DeviceLink } from '../../devices/link.ts';
 
 export interface TestDevice {
   domain: string;
@@ -101,3 +102,16 @@ export async function acceptMany(cloud: LocalCloud, dev: TestDevice, providerDom
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A device link that is never connected: for a device that talks HTTP only (buying at another hub, resync, renewal). */
+export function idleLink(thing: string, publish: DeviceLink['publish'] = async () => {}): DeviceLink {
+  return {
+    thing,
+    stats: { interrupted: 0, resumed: 0 },
+    connect: async () => {},
+    subscribe: async () => {},
+    publish,
+    onMessage: () => {},
+    close: async () => {},
+  };
+}
