@@ -10,17 +10,18 @@ import {
   ConflictError,
   ExpiredError,
   ForbiddenError,
+  InvalidRecordError,
   MalformedError,
   NotFoundError,
   RevokedError,
   TermTooShortError,
 } from '../core/errors.ts';
-import { currentKey } from '../core/domain-keys.ts';
-import { keyFingerprint, verifySigned } from '../core/keys.ts';
+import { currentKey, ROTATION_GRACE_MS } from '../core/domain-keys.ts';
+import { keyFingerprint, sameKey, verifySigned } from '../core/keys.ts';
 import { createDomainRecord, createKeyRotation, createRevocation, issueCredential, parseRenewalRequest } from '../core/records.ts';
 import { MAX_CLOCK_SKEW_MS } from '../core/obligation.ts';
 import type { DeviceCredential, DomainRecord, Json, KeyAlg, KeyRotationBody, PublicKeyRef, RevocationBody, Signed } from '../core/types.ts';
-import type { HostedDomain } from '../adapters/store/dynamo.ts';
+import type { HostedDomain, PendingRotation } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { DEFAULT_MAX_TERM_MS } from './accept.ts';
 import { checkPayTo } from './addresses.ts';
@@ -372,9 +373,38 @@ export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ dom
       throw new ConflictError(`another key rotation of ${domain} began or finished meanwhile; ask again to finish it`, { domain });
     }
   }
+  pending = await redatedIfLate(deps, d, pending);
   const r = pending.rotation;
   await deps.ledger.publish('domains', rotationKey(domain, r.body.seq), [domainKey(domain)], r as unknown as Json);
-  await deps.directory.rotate(r, await deps.ledger.identity());
+  try {
+    await deps.directory.rotate(r, await deps.ledger.identity());
+  } catch (e) {
+    // an earlier publication of this same rotation (another date) that landed late stands: the same key
+    const held = (await deps.directory.keys(domain))?.rotations[r.body.seq - 1];
+    if (!(e instanceof InvalidRecordError) || !held || !sameKey(held.body.key, r.body.key)) throw e;
+  }
   await deps.store.finishKeyRotation(domain, pending);
   return { domain, rotation: r };
+}
+
+/** A begun rotation older than this is dated afresh before it is published (see redatedIfLate). */
+export const REDATE_ROTATION_AFTER_MS = ROTATION_GRACE_MS / 2;
+
+/**
+ * A rotation cut short (the ledger was down) leaves the domain signing with the old key
+ * until it is finished. Other hubs check a record signed by a retired key only when it is
+ * dated before the rotation plus ROTATION_GRACE_MS, so a rotation finished long after it
+ * began would disown what the old key signed meanwhile (a settlement's records, a
+ * credential inside an obligation). One begun more than REDATE_ROTATION_AFTER_MS ago and
+ * not yet on the ledger is therefore signed again, dated now: the same key and number.
+ */
+async function redatedIfLate(deps: Deps, d: HostedDomain, pending: PendingRotation): Promise<PendingRotation> {
+  const r = pending.rotation.body;
+  if (deps.now() - r.at <= REDATE_ROTATION_AFTER_MS) return pending;
+  if ((await deps.ledger.listByKey('domains', rotationKey(d.domain, r.seq))).length > 0) return pending; // published: it stands
+  const next = { ...pending, rotation: await createKeyRotation({ ...r, at: deps.now() }, domainSigner(deps, d)) };
+  if (!(await deps.store.redateKeyRotation(d.domain, pending, next))) {
+    throw new ConflictError(`the key rotation of ${d.domain} changed meanwhile; ask again to finish it`, { domain: d.domain });
+  }
+  return next;
 }

@@ -414,6 +414,22 @@ export class DynamoStore {
     );
   }
 
+  /** Replace a begun rotation's record by `next` (the same key, dated later), if `begun` is still the one under way. */
+  async redateKeyRotation(domain: string, begun: PendingRotation, next: PendingRotation): Promise<boolean> {
+    this.hosted.delete(domain);
+    return this.conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
+          UpdateExpression: 'SET rotating = :n',
+          ConditionExpression: 'rotating.keyId = :k AND rotating.rotation.sig = :s',
+          ExpressionAttributeValues: { ':n': next, ':k': begun.keyId, ':s': begun.rotation.sig },
+        }),
+      ),
+    );
+  }
+
   /** The domain signs with the key its begun rotation names from now on (idempotent: false once done). */
   async finishKeyRotation(domain: string, pending: PendingRotation): Promise<boolean> {
     this.hosted.delete(domain);

@@ -101,6 +101,12 @@ describe('on DynamoDB Local', () => {
       assert.equal(await store.beginKeyRotation(d, 'key-0', pending), true);
       assert.equal(await store.beginKeyRotation(d, 'key-0', { ...pending, keyId: 'key-x' }), false, 'one begun at a time');
       assert.deepEqual((await store.getHostedDomain(d))!.rotating, pending);
+      // a begun rotation dated afresh: only the one under way is replaced
+      const redated = { ...pending, rotation: createKeyRotation({ ...r1.body, at: r1.body.at + 1 }, k0.privateKey) };
+      assert.equal(await store.redateKeyRotation(d, { ...pending, rotation: rotation(1, k0, k2) }, redated), false, 'not the record under way');
+      assert.equal(await store.redateKeyRotation(d, pending, redated), true);
+      assert.equal(await store.redateKeyRotation(d, pending, redated), false, 'once');
+      assert.deepEqual((await store.getHostedDomain(d))!.rotating, redated);
       assert.equal(await store.finishKeyRotation(d, pending), true);
       assert.equal(await store.finishKeyRotation(d, pending), false, 'once');
       const now = (await store.getHostedDomain(d))!;

@@ -11,6 +11,7 @@
  * - another process of a hub, with its own cache, takes the new key at its first credential;
  * - a rotation interrupted by a ledger outage finishes, with the same record, when asked again.
  */
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair, keyFingerprint, sameKey, verifySigned } from '../../core/keys.ts';
@@ -310,5 +311,114 @@ describe('domain key rotation across hubs', () => {
     assert.equal(followed.rotations, 1, JSON.stringify(followed));
     assert.equal(followed.invalid, 0);
     assert.equal((await rotate(hub1, 'c9')).body.rotation.body.seq, 2, 'a later rotation is the next one');
+  });
+
+  it('a rotation finished long after it began is dated afresh, so what the old key signed meanwhile still counts', async () => {
+    await registerDomain(hub1, 'c8', 'consumer');
+    await propagate();
+    await follow(hub2);
+    const before = (await hub1.deps.store.getHostedDomain('c8'))!;
+    fed.stopHubLedger(0);
+    try {
+      assert.equal((await rotate(hub1, 'c8')).status, 503);
+    } finally {
+      fed.restartHubLedger(0);
+    }
+    const begun = (await hub1.deps.store.getHostedDomain('c8'))!.rotating!;
+    const later = begun.rotation.body.at + 15 * 60_000; // the ledger came back, the admin asks a quarter of an hour later
+    const realNow = hub1.deps.now;
+    hub1.deps.now = () => later + (Date.now() - begun.rotation.body.at);
+    try {
+      // meanwhile the domain still signed with the old key: a settlement's record, dated 14 minutes after the rotation began
+      const hex = () => randomBytes(32).toString('hex');
+      const settled = await createSettlementRecord(
+        {
+          version: 1,
+          settlementId: hex(),
+          consumerDomain: 'c8',
+          phase: 'confirmed',
+          txid: hex(),
+          outputs: [{ payTo: 'bcrt1qprovider', providerDomain: 'p1', amount: 1000, obligationIds: [hex()] }],
+          at: begun.rotation.body.at + 14 * 60_000,
+        },
+        domainSigner(hub1.deps, before),
+      );
+      await fed.ledgers[0]!.publish('settlements', ledgerKeys.settlement(settled.body.settlementId, 'confirmed'), [ledgerKeys.consumer('c8')], settled as unknown as Json);
+      const done = await rotate(hub1, 'c8');
+      assert.equal(done.status, 201, JSON.stringify(done.body));
+      const r = done.body.rotation;
+      assert.ok(r.body.at >= later, 'dated when it was finished');
+      assert.equal(r.body.seq, begun.rotation.body.seq);
+      assert.ok(sameKey(r.body.key, begun.publicKey), 'the same new key');
+      assert.ok(sameKey((await hub1.deps.store.getHostedDomain('c8'))!.publicKey, begun.publicKey));
+    } finally {
+      hub1.deps.now = realNow;
+    }
+    await propagate();
+    const followed = await follow(hub2);
+    assert.equal(followed.rotations, 1, JSON.stringify(followed));
+    assert.equal(followed.settlements, 1, 'the old key\'s record, dated before the (re-dated) rotation, counts');
+    assert.equal(followed.invalid, 0, JSON.stringify(followed));
+  });
+
+  it('a begun rotation already on the ledger is finished as it is, however late', async () => {
+    await registerDomain(hub1, 'c6', 'consumer');
+    await propagate();
+    fed.stopHubLedger(0);
+    try {
+      assert.equal((await rotate(hub1, 'c6')).status, 503);
+    } finally {
+      fed.restartHubLedger(0);
+    }
+    const begun = (await hub1.deps.store.getHostedDomain('c6'))!.rotating!;
+    await fed.ledgers[0]!.publish('domains', rotationKey('c6', begun.rotation.body.seq), [domainKey('c6')], begun.rotation as unknown as Json);
+    await propagate();
+    const realNow = hub1.deps.now;
+    hub1.deps.now = () => Date.now() + 15 * 60_000;
+    try {
+      const done = await rotate(hub1, 'c6');
+      assert.equal(done.status, 201, JSON.stringify(done.body));
+      assert.deepEqual(done.body.rotation, begun.rotation, 'not dated afresh: the ledger has it');
+    } finally {
+      hub1.deps.now = realNow;
+    }
+    await propagate();
+    const followed = await follow(hub2);
+    assert.equal(followed.invalid, 0, 'no second record of it on the ledger');
+  });
+
+  it('a begun rotation whose first publication landed late (after the re-dating checked) stands as it is', async () => {
+    await registerDomain(hub1, 'c7', 'consumer');
+    await propagate();
+    const old = (await hub1.deps.store.getHostedDomain('c7'))!;
+    fed.stopHubLedger(0);
+    try {
+      assert.equal((await rotate(hub1, 'c7')).status, 503);
+    } finally {
+      fed.restartHubLedger(0);
+    }
+    const begun = (await hub1.deps.store.getHostedDomain('c7'))!.rotating!;
+    // the first attempt's publication lands after all, and hub 1's follower keeps it
+    await fed.ledgers[0]!.publish('domains', rotationKey('c7', begun.rotation.body.seq), [domainKey('c7')], begun.rotation as unknown as Json);
+    await propagate();
+    assert.equal((await follow(hub1)).rotations, 1);
+    const ledger = hub1.deps.ledger;
+    const realList = ledger.listByKey.bind(ledger);
+    const realNow = hub1.deps.now;
+    let missed = 0;
+    // …but after the check that would have seen it: the rotation is dated afresh and published again
+    ledger.listByKey = async (stream, key) => (key.startsWith('key-rotation:c7:') ? (missed++, []) : realList(stream, key));
+    hub1.deps.now = () => Date.now() + 15 * 60_000;
+    try {
+      const done = await rotate(hub1, 'c7');
+      assert.equal(done.status, 201, JSON.stringify(done.body));
+      assert.ok(missed > 0, 'the late publication was missed');
+    } finally {
+      ledger.listByKey = realList;
+      hub1.deps.now = realNow;
+    }
+    const now = (await hub1.deps.store.getHostedDomain('c7'))!;
+    assert.ok(sameKey(now.publicKey, begun.publicKey) && now.keyId !== old.keyId && now.rotating === undefined, 'switched to the same new key');
+    assert.deepEqual((await hub1.deps.directory.keys('c7'))!.rotations, [begun.rotation], 'the first record stands');
   });
 });
