@@ -18,15 +18,14 @@ import { generateKeyPair, keyFingerprint, sameKey, verifySigned } from '../../co
 import { createKeyRotation, createRenewalRequest, createRevocation, createSettlementRecord } from '../../core/records.ts';
 import type { DeviceCredential, Json, KeyRotationBody, PublicKeyRef, SettlementRecord, Signed } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
-import { startFederation, type Federation } from '../../local/federation.ts';
+import type { Federation } from '../../local/federation.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import type { HostedDomain } from '../../adapters/store/dynamo.ts';
 import { currentKey as currentKeyOf, type DomainKeys } from '../../core/domain-keys.ts';
 import { DomainDirectory, domainKey, rotationKey } from '../../service/directory.ts';
-import { followLedger } from '../../service/follow.ts';
 import { domainSigner } from '../../service/keys.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
-import { buy, enrol, ensureProviderDevice, idleLink, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
+import { buy, enrol, ensureProviderDevice, follow, idleLink, offerRequest, registerDomain, sign, sleep, submit, type TestDevice, twoHubs } from './support.ts';
 
 const DELAY = 30;
 type ErrorBody = { error?: { code: string; message: string } };
@@ -47,7 +46,6 @@ describe('domain key rotation across hubs', () => {
   /** c1 as hosted before its first rotation: its keyId still signs with the retired key. */
   let c1Before: HostedDomain;
   const propagate = () => sleep(DELAY * 4);
-  const follow = (hub: LocalCloud) => hub.invoke(() => followLedger(hub.deps));
   const rotate = (hub: LocalCloud, d: string) => hub.call<{ rotation: Signed<KeyRotationBody> } & ErrorBody>('POST', `/domains/${d}/key-rotation`, {});
   const renew = async (dev: TestDevice) => {
     const r = await hub1.call<{ credential: Signed<DeviceCredential> }>('POST', `/domains/${dev.domain}/devices/${dev.id}/renewal`, {
@@ -57,15 +55,32 @@ describe('domain key rotation across hubs', () => {
     dev.credential = r.body.credential;
   };
   const keyOf = async (hub: LocalCloud, d: string) => (await hub.call<{ key: PublicKeyRef; rotations: unknown[] }>('GET', `/domains/${d}`)).body;
+  /** A new consumer domain at hub 1 whose rotation a ledger outage cut short: its key before, and the rotation begun. */
+  const cutShort = async (d: string) => {
+    await registerDomain(hub1, d, 'consumer');
+    await propagate();
+    const before = (await hub1.deps.store.getHostedDomain(d))!;
+    fed.stopHubLedger(0);
+    try {
+      assert.equal((await rotate(hub1, d)).status, 503);
+    } finally {
+      fed.restartHubLedger(0);
+    }
+    return { before, begun: (await hub1.deps.store.getHostedDomain(d))!.rotating! };
+  };
+  /** Run `work` with hub 1's clock `ms` ahead. */
+  const ahead = async <T>(ms: number, work: () => Promise<T>): Promise<T> => {
+    const realNow = hub1.deps.now;
+    hub1.deps.now = () => Date.now() + ms;
+    try {
+      return await work();
+    } finally {
+      hub1.deps.now = realNow;
+    }
+  };
 
   before(async () => {
-    fed = await startFederation({ hubs: 2, ledgerDelayMs: DELAY, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
-    [hub1, hub2] = fed.hubs as [LocalCloud, LocalCloud];
-    await registerDomain(hub1, 'c1', 'consumer');
-    await registerDomain(hub1, 'p1', 'provider', { threshold: 0.3 });
-    await registerDomain(hub2, 'p2', 'provider', { threshold: 0.3 });
-    await propagate();
-    for (const h of fed.hubs) await follow(h);
+    ({ fed, hub1, hub2 } = await twoHubs(DELAY));
     c1Before = (await hub1.deps.store.getHostedDomain('c1'))!;
   });
   after(async () => {
@@ -314,21 +329,11 @@ describe('domain key rotation across hubs', () => {
   });
 
   it('a rotation finished long after it began is dated afresh, so what the old key signed meanwhile still counts', async () => {
-    await registerDomain(hub1, 'c8', 'consumer');
-    await propagate();
+    const { before, begun } = await cutShort('c8');
     await follow(hub2);
-    const before = (await hub1.deps.store.getHostedDomain('c8'))!;
-    fed.stopHubLedger(0);
-    try {
-      assert.equal((await rotate(hub1, 'c8')).status, 503);
-    } finally {
-      fed.restartHubLedger(0);
-    }
-    const begun = (await hub1.deps.store.getHostedDomain('c8'))!.rotating!;
-    const later = begun.rotation.body.at + 15 * 60_000; // the ledger came back, the admin asks a quarter of an hour later
-    const realNow = hub1.deps.now;
-    hub1.deps.now = () => later + (Date.now() - begun.rotation.body.at);
-    try {
+    // the ledger came back; the admin asks a quarter of an hour later
+    const late = 15 * 60_000;
+    await ahead(late, async () => {
       // meanwhile the domain still signed with the old key: a settlement's record, dated 14 minutes after the rotation began
       const hex = () => randomBytes(32).toString('hex');
       const settled = await createSettlementRecord(
@@ -347,13 +352,11 @@ describe('domain key rotation across hubs', () => {
       const done = await rotate(hub1, 'c8');
       assert.equal(done.status, 201, JSON.stringify(done.body));
       const r = done.body.rotation;
-      assert.ok(r.body.at >= later, 'dated when it was finished');
+      assert.ok(r.body.at >= begun.rotation.body.at + late, 'dated when it was finished');
       assert.equal(r.body.seq, begun.rotation.body.seq);
       assert.ok(sameKey(r.body.key, begun.publicKey), 'the same new key');
       assert.ok(sameKey((await hub1.deps.store.getHostedDomain('c8'))!.publicKey, begun.publicKey));
-    } finally {
-      hub1.deps.now = realNow;
-    }
+    });
     await propagate();
     const followed = await follow(hub2);
     assert.equal(followed.rotations, 1, JSON.stringify(followed));
@@ -362,63 +365,38 @@ describe('domain key rotation across hubs', () => {
   });
 
   it('a begun rotation already on the ledger is finished as it is, however late', async () => {
-    await registerDomain(hub1, 'c6', 'consumer');
-    await propagate();
-    fed.stopHubLedger(0);
-    try {
-      assert.equal((await rotate(hub1, 'c6')).status, 503);
-    } finally {
-      fed.restartHubLedger(0);
-    }
-    const begun = (await hub1.deps.store.getHostedDomain('c6'))!.rotating!;
+    const { begun } = await cutShort('c6');
     await fed.ledgers[0]!.publish('domains', rotationKey('c6', begun.rotation.body.seq), [domainKey('c6')], begun.rotation as unknown as Json);
     await propagate();
-    const realNow = hub1.deps.now;
-    hub1.deps.now = () => Date.now() + 15 * 60_000;
-    try {
-      const done = await rotate(hub1, 'c6');
-      assert.equal(done.status, 201, JSON.stringify(done.body));
-      assert.deepEqual(done.body.rotation, begun.rotation, 'not dated afresh: the ledger has it');
-    } finally {
-      hub1.deps.now = realNow;
-    }
+    const done = await ahead(15 * 60_000, () => rotate(hub1, 'c6'));
+    assert.equal(done.status, 201, JSON.stringify(done.body));
+    assert.deepEqual(done.body.rotation, begun.rotation, 'not dated afresh: the ledger has it');
     await propagate();
     const followed = await follow(hub2);
     assert.equal(followed.invalid, 0, 'no second record of it on the ledger');
   });
 
   it('a begun rotation whose first publication landed late (after the re-dating checked) stands as it is', async () => {
-    await registerDomain(hub1, 'c7', 'consumer');
-    await propagate();
-    const old = (await hub1.deps.store.getHostedDomain('c7'))!;
-    fed.stopHubLedger(0);
-    try {
-      assert.equal((await rotate(hub1, 'c7')).status, 503);
-    } finally {
-      fed.restartHubLedger(0);
-    }
-    const begun = (await hub1.deps.store.getHostedDomain('c7'))!.rotating!;
+    const { before: old, begun } = await cutShort('c7');
     // the first attempt's publication lands after all, and hub 1's follower keeps it
     await fed.ledgers[0]!.publish('domains', rotationKey('c7', begun.rotation.body.seq), [domainKey('c7')], begun.rotation as unknown as Json);
     await propagate();
     assert.equal((await follow(hub1)).rotations, 1);
     const ledger = hub1.deps.ledger;
     const realList = ledger.listByKey.bind(ledger);
-    const realNow = hub1.deps.now;
     let missed = 0;
     // …but after the check that would have seen it: the rotation is dated afresh and published again
     ledger.listByKey = async (stream, key) => (key.startsWith('key-rotation:c7:') ? (missed++, []) : realList(stream, key));
-    hub1.deps.now = () => Date.now() + 15 * 60_000;
     try {
-      const done = await rotate(hub1, 'c7');
+      const done = await ahead(15 * 60_000, () => rotate(hub1, 'c7'));
       assert.equal(done.status, 201, JSON.stringify(done.body));
       assert.ok(missed > 0, 'the late publication was missed');
     } finally {
       ledger.listByKey = realList;
-      hub1.deps.now = realNow;
     }
     const now = (await hub1.deps.store.getHostedDomain('c7'))!;
     assert.ok(sameKey(now.publicKey, begun.publicKey) && now.keyId !== old.keyId && now.rotating === undefined, 'switched to the same new key');
     assert.deepEqual((await hub1.deps.directory.keys('c7'))!.rotations, [begun.rotation], 'the first record stands');
   });
+
 });

@@ -15,12 +15,11 @@ import { generateKeyPair, keyFingerprint } from '../../core/keys.ts';
 import { createRenewalRequest, createRevocation } from '../../core/records.ts';
 import type { DeviceCredential, Json, RevocationBody, Signed } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
-import { startFederation, type Federation } from '../../local/federation.ts';
+import type { Federation } from '../../local/federation.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
-import { followLedger } from '../../service/follow.ts';
 import { domainSigner } from '../../service/keys.ts';
 import { ledgerKeys } from '../../service/ledger-records.ts';
-import { buy, enrol, ensureProviderDevice, getOffer, idleLink, offerRequest, registerDomain, sign, sleep, submit, type TestDevice } from './support.ts';
+import { buy, enrol, ensureProviderDevice, follow, getOffer, idleLink, offerRequest, sign, sleep, submit, type TestDevice, twoHubs } from './support.ts';
 
 /** A purchase that may be refused at the offer (its answer then) or at acceptance. */
 async function attempt(cloud: LocalCloud, dev: TestDevice, providerDomain: string, providerDevice: string) {
@@ -38,20 +37,13 @@ describe('device keys: revocation at every hub, short-lived credentials and rene
   let hub1: LocalCloud;
   let hub2: LocalCloud;
   const propagate = () => sleep(DELAY * 4);
-  const follow = (hub: LocalCloud) => hub.invoke(() => followLedger(hub.deps));
   const renew = (hub: LocalCloud, dev: TestDevice, signer = dev.keys.privateKey, at = Date.now()) =>
     hub.call<{ credential: Signed<DeviceCredential> } & ErrorBody>('POST', `/domains/${dev.domain}/devices/${dev.id}/renewal`, {
       request: createRenewalRequest({ domain: dev.domain, deviceId: dev.id, at }, signer),
     });
 
   before(async () => {
-    fed = await startFederation({ hubs: 2, ledgerDelayMs: DELAY, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
-    [hub1, hub2] = fed.hubs as [LocalCloud, LocalCloud];
-    await registerDomain(hub1, 'c1', 'consumer');
-    await registerDomain(hub1, 'p1', 'provider', { threshold: 0.3 });
-    await registerDomain(hub2, 'p2', 'provider', { threshold: 0.3 });
-    await propagate();
-    for (const h of fed.hubs) await follow(h);
+    ({ fed, hub1, hub2 } = await twoHubs(DELAY));
   });
   after(async () => {
     await fed?.stop();

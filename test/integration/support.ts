@@ -3,6 +3,8 @@ import { generateKeyPair, signValue, type KeyPair } from '../../core/keys.ts';
 import { createObligation } from '../../core/obligation.ts';
 import { GENESIS, type DeviceCredential, type Obligation, type Offer, type Signed } from '../../core/types.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
+import { startFederation, type Federation } from '../../local/federation.ts';
+import { followLedger } from '../../service/follow.ts';
 import type { DeviceLink } from '../../devices/link.ts';
 
 export interface TestDevice {
@@ -114,4 +116,23 @@ export function idleLink(thing: string, publish: DeviceLink['publish'] = async (
     onMessage: () => {},
     close: async () => {},
   };
+}
+
+/** Run hub `hub`'s ledger follower once, as its scheduled function would. */
+export const follow = (hub: LocalCloud) => hub.invoke(() => followLedger(hub.deps));
+
+/**
+ * Two hubs sharing a ledger whose items reach the other node after `delayMs`, no job
+ * scheduled: consumer c1 and provider p1 at hub 1, provider p2 at hub 2, every record
+ * followed by both.
+ */
+export async function twoHubs(delayMs: number): Promise<{ fed: Federation; hub1: LocalCloud; hub2: LocalCloud }> {
+  const fed = await startFederation({ hubs: 2, ledgerDelayMs: delayMs, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
+  const [hub1, hub2] = fed.hubs as [LocalCloud, LocalCloud];
+  await registerDomain(hub1, 'c1', 'consumer');
+  await registerDomain(hub1, 'p1', 'provider', { threshold: 0.3 });
+  await registerDomain(hub2, 'p2', 'provider', { threshold: 0.3 });
+  await sleep(delayMs * 4);
+  for (const h of fed.hubs) await follow(h);
+  return { fed, hub1, hub2 };
 }
