@@ -400,47 +400,37 @@ export class DynamoStore {
 
   /** Record a key rotation as begun, if the domain still signs with `keyId` and none is under way; false otherwise. */
   async beginKeyRotation(domain: string, keyId: string, pending: PendingRotation): Promise<boolean> {
-    this.hosted.delete(domain);
-    return this.conditional(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
-          UpdateExpression: 'SET rotating = :p',
-          ConditionExpression: 'keyId = :k AND attribute_not_exists(rotating)',
-          ExpressionAttributeValues: { ':p': pending, ':k': keyId },
-        }),
-      ),
-    );
+    return this.updateHostedIf(domain, 'SET rotating = :p', 'keyId = :k AND attribute_not_exists(rotating)', { ':p': pending, ':k': keyId });
   }
 
   /** Replace a begun rotation's record by `next` (the same key, dated later), if `begun` is still the one under way. */
   async redateKeyRotation(domain: string, begun: PendingRotation, next: PendingRotation): Promise<boolean> {
-    this.hosted.delete(domain);
-    return this.conditional(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
-          UpdateExpression: 'SET rotating = :n',
-          ConditionExpression: 'rotating.keyId = :k AND rotating.rotation.sig = :s',
-          ExpressionAttributeValues: { ':n': next, ':k': begun.keyId, ':s': begun.rotation.sig },
-        }),
-      ),
-    );
+    return this.updateHostedIf(domain, 'SET rotating = :n', 'rotating.keyId = :k AND rotating.rotation.sig = :s', {
+      ':n': next,
+      ':k': begun.keyId,
+      ':s': begun.rotation.sig,
+    });
   }
 
   /** The domain signs with the key its begun rotation names from now on (idempotent: false once done). */
   async finishKeyRotation(domain: string, pending: PendingRotation): Promise<boolean> {
+    return this.updateHostedIf(domain, 'SET keyId = :k, publicKey = :pk REMOVE rotating', 'rotating.keyId = :k', {
+      ':k': pending.keyId,
+      ':pk': pending.publicKey,
+    });
+  }
+
+  /** A conditional update of a hosted domain's item (its cached copy dropped); false when the condition fails. */
+  private updateHostedIf(domain: string, update: string, condition: string, values: Record<string, unknown>): Promise<boolean> {
     this.hosted.delete(domain);
     return this.conditional(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `DOM#${domain}`, sk: 'CONFIG' },
-          UpdateExpression: 'SET keyId = :k, publicKey = :pk REMOVE rotating',
-          ConditionExpression: 'rotating.keyId = :k',
-          ExpressionAttributeValues: { ':k': pending.keyId, ':pk': pending.publicKey },
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeValues: values,
         }),
       ),
     );
