@@ -395,14 +395,10 @@ async function runFederated(cfg: StartConfig): Promise<number> {
 
 
 /**
- * What `scripts/runs.ts` checks: per consumer domain, defaults and what its
- * broadcast settlements paid against what its fulfilled obligations owed;
- * and every sat the providers' wallets received against the fulfilled total.
- */
-/**
- * The run's payments for --json: its own obligations (a --data directory keeps earlier
- * runs' too), the broadcast settlements that name them, and what the providers received
- * since the run began.
+ * What `scripts/runs.ts` checks, for this run alone (a --data directory keeps earlier
+ * runs' obligations and payments too): per consumer domain, defaults and what the
+ * broadcast settlements naming its obligations paid against what its fulfilled ones
+ * owed; and every sat the providers received since the run began against the fulfilled total.
  */
 async function paymentFacts(
   cloud: LocalCloud,

@@ -350,8 +350,8 @@ export async function revokeDevice(
  * their date or a later one (core/domain-keys.ts). Devices renew their credentials to buy again.
  *
  * Crash-safe: the rotation is recorded as begun in the hosted domain's item before it is
- * published; calling again finishes a begun one (the same record) instead of starting
- * another. The replaced key stays in the signer (on AWS, schedule its KMS key's deletion
+ * published; calling again finishes a begun one (the same record, or the same key dated
+ * afresh when it began long ago: redatedIfLate) instead of starting another. The replaced key stays in the signer (on AWS, schedule its KMS key's deletion
  * once the rotation is on the ledger).
  */
 export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ domain: string; rotation: Signed<KeyRotationBody> }> {

@@ -22,6 +22,18 @@ import { Bitcoind, missingNodes } from './harness.ts';
 const skip = missingNodes(['bitcoind']);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/** `npm start` with `args`, as a user runs it: its exit code and everything it printed. */
+function start(args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out })));
+}
+
+/** The smallest scenario: one consumer domain that pays, one device, one provider, two rounds. */
+const SMALLEST = ['--consumers', '1', '--devices', '1', '--providers', '1', '--rounds', '2', '--defaulters', '0'];
+
 interface Tx {
   txid: string;
   category: string;
@@ -56,11 +68,7 @@ describe('npm start --bitcoind on a real regtest bitcoind', { skip, timeout: 600
 
   it('the default scenario ends with every check ticking and every payment confirmed on the node', async () => {
     const json = join(dir, 'summary.json');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts', '--bitcoind', url(), '--json', json], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { code, out } = await start(['--bitcoind', url(), '--json', json]);
     assert.equal(code, 0, out.slice(-3000));
     assert.match(out, /bitcoind regtest at 127\.0\.0\.1:/);
     const checks = out.split('\n').filter((l) => /^\s+[✔✘]/.test(l));
@@ -100,15 +108,7 @@ describe('npm start --bitcoind on a real regtest bitcoind', { skip, timeout: 600
     const data = await mkdtemp(join(dir, 'data-'));
     const run = async (name: string) => {
       const json = join(dir, name);
-      const args = ['--import', 'tsx', 'local/start.ts', '--bitcoind', url(), '--data', data, '--json', json];
-      const child = spawn(process.execPath, [...args, '--consumers', '1', '--devices', '1', '--providers', '1', '--rounds', '2', '--defaulters', '0'], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const { code, out } = await start(['--bitcoind', url(), '--data', data, '--json', json, ...SMALLEST]);
       assert.equal(code, 0, out.slice(-3000));
       return JSON.parse(await readFile(json, 'utf8')) as {
         ok: boolean;
