@@ -59,6 +59,18 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/chain/members', handler: 'domains', admin: true },
 ];
 
+/**
+ * The API's `$default` route: every request no route above matches (an unknown path, a wrong method, a
+ * path whose dot segments a client resolved) gets a typed 404 from the query function, like every other
+ * refusal, instead of API Gateway's bare `{"message":"Not Found"}`. It reads nothing and writes nothing.
+ */
+export const DEFAULT_ROUTE = {
+  routeKey: '$default',
+  handler: 'query',
+  open: 'Answers a request no route matches with a typed 404 (F09_NOT_FOUND) naming the method and path; it reads and writes nothing.',
+} as const satisfies { routeKey: string; handler: HandlerName; open: string };
+
+
 /** IoT topic rules: devices' `oc/+/+/out/<kind>` messages → the handler (AWS: CfnTopicRule with a Lambda action). */
 export const TOPIC_ROUTES: ReadonlyArray<{ readonly kind: 'request' | 'obligation'; readonly handler: 'offer' | 'accept' }> = [
   { kind: 'request', handler: 'offer' },

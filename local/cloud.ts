@@ -34,7 +34,7 @@ import { handler as follow } from '../functions/follow.ts';
 import { handler as rebalance } from '../functions/rebalance.ts';
 import { buildDeps, closeDeps, runWithDeps, type Deps } from '../functions/shared/deps.ts';
 import { loadConfig } from '../functions/shared/config.ts';
-import { ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
+import { DEFAULT_ROUTE, ROUTES, TOPIC_ROUTES, type HandlerName } from '../functions/routes.ts';
 import type { Context } from 'aws-lambda';
 import type { PublicKeyRef } from '../core/types.ts';
 import { DEFAULT_TOPIC_ROOT, ingestRuleName, topicsUnder } from '../service/topics.ts';
@@ -253,6 +253,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<LocalCloud> {
         { method: 'GET', path: '/ui/history', handler: historyHandler(sampler.history, () => countHub(deps)) as Route['handler'], functionName: 'ui-history' },
       ],
       static: { dir: new URL('./web', import.meta.url).pathname, prefix: '/ui' },
+      // the deployed API's $default route: a typed 404 from the same function
+      fallback: { handler: scoped(HANDLERS[DEFAULT_ROUTE.handler] as Route['handler']), functionName: DEFAULT_ROUTE.handler },
     });
     stops.push(() => api.stop());
 

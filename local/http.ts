@@ -32,6 +32,8 @@ export interface HttpFrontOptions {
   static?: { dir: string; prefix: string };
   /** Largest accepted request body. Default 1 MB. */
   maxBodyBytes?: number;
+  /** API Gateway's `$default` route: what answers a request no route (and no static file) matches. Default a bare 404. */
+  fallback?: Pick<Route, 'handler' | 'functionName'>;
   /** Where handler failures are reported. Default console.error. */
   log?: (message: string, error: unknown) => void;
 }
@@ -355,6 +357,18 @@ export async function startHttpFront(opts: HttpFrontOptions): Promise<HttpFront>
     if (opts.static && (method === 'GET' || method === 'HEAD')) {
       const file = await serveStatic(opts.static.dir, opts.static.prefix, rawPath);
       if (file) return send(res, file, method === 'HEAD');
+    }
+    if (opts.fallback) {
+      const fallback = opts.fallback;
+      const event = buildEvent(req, body, { routeKey: '$default', pathParameters: {} });
+      let reply: HttpReply;
+      try {
+        reply = mapResult(await fallback.handler(event, lambdaContext(fallback.functionName ?? 'default')));
+      } catch (error) {
+        log('handler for $default failed', error);
+        reply = message(500, 'Internal Server Error');
+      }
+      return send(res, reply);
     }
     send(res, message(404, 'Not Found'));
   };

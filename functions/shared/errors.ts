@@ -6,7 +6,7 @@
  * message or details, which name hosts, ports, ARNs and raw AWS or RPC
  * messages: those go to the log only.
  */
-import { ObligationError } from '../../core/errors.ts';
+import { NotFoundError, ObligationError } from '../../core/errors.ts';
 import { logger } from './observability.ts';
 
 /** What a caller reads in every retry-class (503) reply, whatever failed. */
@@ -56,6 +56,14 @@ export function toReply(error: unknown, log: (msg: string, e: unknown) => void =
     statusCode: 500,
     body: { error: { code: 'INTERNAL', class: 'retry', message: 'Internal Server Error' } },
   };
+}
+
+/** The `$default` route's reply (functions/routes.ts DEFAULT_ROUTE): a typed 404 naming what was asked. */
+export function noRoute(method: string, path: string): ErrorReply {
+  const clipped = path.length > 120 ? `${path.slice(0, 120)}…` : path;
+  return toReply(
+    new NotFoundError(`no route ${method} ${clipped}: the API's routes are listed in docs/api.md`, { method: method.slice(0, 16), path: clipped }),
+  );
 }
 
 function defaultLog(msg: string, e: unknown): void {

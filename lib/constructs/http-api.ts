@@ -6,10 +6,10 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ROUTES } from '../../functions/routes.ts';
+import { DEFAULT_ROUTE, ROUTES } from '../../functions/routes.ts';
 import type { HandlerName } from './handlers.ts';
 
-export { ROUTES, type RouteSpec } from '../../functions/routes.ts';
+export { DEFAULT_ROUTE, ROUTES, type RouteSpec } from '../../functions/routes.ts';
 
 export interface HttpApiProps {
   readonly functions: Record<HandlerName, lambda.IFunction>;
@@ -55,13 +55,17 @@ export class ObligationHttpApi extends Construct {
     });
 
     const integrations = new Map<HandlerName, HttpLambdaIntegration>();
+    const integrationOf = (handler: HandlerName): HttpLambdaIntegration => {
+      let integration = integrations.get(handler);
+      if (integration === undefined) {
+        integration = new HttpLambdaIntegration(`${handler}Integration`, props.functions[handler]);
+        integrations.set(handler, integration);
+      }
+      return integration;
+    };
     const iam = new HttpIamAuthorizer();
     for (const route of ROUTES) {
-      let integration = integrations.get(route.handler);
-      if (integration === undefined) {
-        integration = new HttpLambdaIntegration(`${route.handler}Integration`, props.functions[route.handler]);
-        integrations.set(route.handler, integration);
-      }
+      const integration = integrationOf(route.handler);
       const [created] = this.api.addRoutes({
         path: route.path,
         methods: [apigwv2.HttpMethod[route.method]],
@@ -73,5 +77,12 @@ export class ObligationHttpApi extends Construct {
         Validations.of(created).acknowledge({ id: 'AwsSolutions-APIG4', reason: `${route.method} ${route.path}: ${route.open}` });
       }
     }
+    // every request no route matches: a typed 404 from the query function, not API Gateway's bare one
+    const fallback = new apigwv2.HttpRoute(this, 'DefaultRoute', {
+      httpApi: this.api,
+      routeKey: apigwv2.HttpRouteKey.DEFAULT,
+      integration: integrationOf(DEFAULT_ROUTE.handler),
+    });
+    Validations.of(fallback).acknowledge({ id: 'AwsSolutions-APIG4', reason: `${DEFAULT_ROUTE.routeKey}: ${DEFAULT_ROUTE.open}` });
   }
 }

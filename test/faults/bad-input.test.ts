@@ -236,6 +236,26 @@ describe('bad input through the embedded cloud', () => {
     assert.equal((await cloud.call<{ count: number }>('GET', '/domains')).body.count, domainsBefore, 'no domain was created');
   });
 
+  it('a request no route matches (unknown path, wrong method, dot segments a client resolved) is a typed 404 naming it', async () => {
+    const before = await state();
+    // fetch resolves `.` and `..`: /domains/./settlements arrives as /domains/settlements, /domains/../x as /x
+    for (const [method, path, arrives] of [
+      ['POST', '/domains/./settlements', '/domains/settlements'],
+      ['GET', '/domains/../reputation', '/reputation'],
+      ['GET', '/nowhere', '/nowhere'],
+      ['DELETE', '/obligations', '/obligations'],
+      ['GET', '/obligations', '/obligations'],
+    ] as const) {
+      const reply = await fetch(`${cloud.api}${path}`, { method });
+      const res = { status: reply.status, body: (await reply.json()) as { error: { message: string; details: { method: string; path: string } } } };
+      assertTypedRefusal(res, 'F09_NOT_FOUND');
+      assert.equal(res.status, 404);
+      assert.deepEqual(res.body.error.details, { method, path: arrives }, `${method} ${path}`);
+      assert.match(res.body.error.message, /^no route /);
+    }
+    await unchanged(before, 'unmatched routes');
+  });
+
   it('malformed JSON, wrong types and oversized bodies: typed refusals, nothing stored', async () => {
     const before = await state();
     assertTypedRefusal(await rawPost(cloud, '/obligations', '{"obligation": {'));

@@ -313,9 +313,11 @@ describe('BackendStack: HTTP API and schedules', () => {
     'GET /health',
     'GET /chain',
     'POST /chain/members',
+    // every other request: a typed 404 from the query function (functions/routes.ts DEFAULT_ROUTE)
+    '$default',
   ];
 
-  it('has exactly the eighteen routes, IAM-authorised on admin routes only (the regtest faucet, the ledger recomputation, key rotation and the chain membership among them; renewal is signed by the device key)', () => {
+  it('has exactly the eighteen routes and $default, IAM-authorised on admin routes only (the regtest faucet, the ledger recomputation, key rotation and the chain membership among them; renewal is signed by the device key)', () => {
     const routes = Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).map(
       (r) => r['Properties'] as { RouteKey: string; AuthorizationType?: string },
     );
@@ -338,6 +340,14 @@ describe('BackendStack: HTTP API and schedules', () => {
       assert.equal(route.AuthorizationType ?? 'NONE', admin.has(route.RouteKey) ? 'AWS_IAM' : 'NONE', route.RouteKey);
     }
     assert.equal(ROUTES.length, 18);
+    // $default goes to the query function, the same integration as GET /health
+    const targetOf = (key: string) =>
+      JSON.stringify(
+        (Object.values(templates.backend.findResources('AWS::ApiGatewayV2::Route')).find((r) => (r['Properties'] as { RouteKey: string }).RouteKey === key)?.[
+          'Properties'
+        ] as { Target?: unknown } | undefined)?.Target,
+      );
+    assert.ok(targetOf('$default') !== undefined && targetOf('$default') === targetOf('GET /health'), `${targetOf('$default')} vs ${targetOf('GET /health')}`);
   });
 
   it('logs access and throttles the default stage', () => {

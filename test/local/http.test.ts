@@ -164,3 +164,33 @@ describe('HTTP front (API Gateway HTTP API, payload format 2.0)', () => {
     assert.equal((await send(front.url, 'GET', '/ui/%2e%2e/secret.txt')).status, 404);
   });
 });
+
+describe('HTTP front: the $default route', () => {
+  test('a request no route or static file matches reaches the fallback with route key $default, method, raw path and body', async () => {
+    const seen: APIGatewayProxyEventV2[] = [];
+    const front = await startHttpFront({
+      routes: [{ method: 'GET', path: '/hello', handler: async () => 'hello there' }],
+      fallback: {
+        handler: async (event) => {
+          seen.push(event);
+          return { statusCode: 404, body: JSON.stringify({ error: { code: 'F09_NOT_FOUND' } }) };
+        },
+      },
+    });
+    try {
+      assert.equal((await send(front.url, 'GET', '/hello')).body, 'hello there', 'a matched route does not reach the fallback');
+      assert.equal(seen.length, 0);
+      const res = await send(front.url, 'POST', '/hello/./x?q=1', [['content-type', 'application/json']], '{"a":1}');
+      assert.equal(res.status, 404);
+      assert.deepEqual(JSON.parse(res.body), { error: { code: 'F09_NOT_FOUND' } });
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]?.routeKey, '$default');
+      assert.equal(seen[0]?.requestContext.http.method, 'POST');
+      assert.equal(seen[0]?.rawPath, '/hello/./x');
+      assert.equal(seen[0]?.body, '{"a":1}');
+      assert.equal(seen[0]?.pathParameters, undefined);
+    } finally {
+      await front.stop();
+    }
+  });
+});
