@@ -376,15 +376,18 @@ export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ dom
   pending = await redatedIfLate(deps, d, pending);
   const r = pending.rotation;
   await deps.ledger.publish('domains', rotationKey(domain, r.body.seq), [domainKey(domain)], r as unknown as Json);
+  let standing = r;
   try {
     await deps.directory.rotate(r, await deps.ledger.identity());
   } catch (e) {
     // an earlier publication of this same rotation (another date) that landed late stands: the same key
     const held = (await deps.directory.keys(domain))?.rotations[r.body.seq - 1];
     if (!(e instanceof InvalidRecordError) || !held || !sameKey(held.body.key, r.body.key)) throw e;
+    standing = held;
   }
   await deps.store.finishKeyRotation(domain, pending);
-  return { domain, rotation: r };
+  // the record every hub holds (the late-landed one when it stands), not the copy that lost
+  return { domain, rotation: standing };
 }
 
 /** A begun rotation older than this is dated afresh before it is published (see redatedIfLate). */

@@ -382,6 +382,7 @@ describe('domain key rotation across hubs', () => {
       const done = await ahead(15 * 60_000, () => rotate(hub1, 'c7'));
       assert.equal(done.status, 201, JSON.stringify(done.body));
       assert.ok(missed > 0, 'the late publication was missed');
+      assert.deepEqual((done.body as { rotation: unknown }).rotation, begun.rotation, 'the answer is the record that stands');
     } finally {
       ledger.listByKey = realList;
     }
