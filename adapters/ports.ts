@@ -160,6 +160,12 @@ export interface PreparedTx {
   hex: string;
 }
 
+/** A fee bump, with what it pays: its fee (sats) and fee rate (sats per virtual byte). */
+export interface PreparedReplacement extends PreparedTx {
+  fee: number;
+  satVb: number;
+}
+
 export interface Payments {
   newAddress(label?: string): Promise<string>;
   /** Confirmed + unconfirmed (trusted and untrusted pending) balance, sats. */
@@ -182,9 +188,11 @@ export interface Payments {
    * transaction `hex`: signed, not broadcast. It spends every input of the
    * original, so at most one of the two can ever confirm (never a second
    * payment), and pays every recipient of the original the same amount; only
-   * the change (and any input the wallet adds) differ.
+   * the change (and any input the wallet adds) differ. Its fee rate is the
+   * wallet's choice, or at least `atLeastSatVb` when given (a replacement the
+   * node refused is replaced by one paying more).
    */
-  prepareReplacement(hex: string): Promise<PreparedTx>;
+  prepareReplacement(hex: string, opts?: { atLeastSatVb?: number }): Promise<PreparedReplacement>;
   /** The node's chain height (number of blocks after genesis). */
   height(): Promise<number>;
   /** Give a prepared, never broadcast transaction's inputs back to the wallet (unlock them). */

@@ -83,6 +83,8 @@ export class LedgerRefusedError extends define('F15_LEDGER_REFUSED', 'final') {}
 export class LedgerMisconfiguredError extends define('F16_LEDGER_MISCONFIGURED', 'final') {}
 /** An address is well-formed but belongs to another Bitcoin network than the one this hub pays on. */
 export class WrongNetworkError extends define('F17_WRONG_NETWORK', 'final') {}
+/** A fee bump would pay more per virtual byte than the hub's fee policy allows (its cap): not built. */
+export class FeeCapError extends define('F18_FEE_CAP', 'final') {}
 /**
  * A standing offer's cap is used up: the obligations accepted under it already add up to
  * so much that this amount would exceed the cap. The device asks for a new offer.

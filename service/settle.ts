@@ -34,7 +34,10 @@
  * one and is bumped through its last payment, whose higher fee pays for the
  * ones it spends (core/settlement.ts paymentChains). A bump the wallet still
  * refuses leaves the settlement waiting ("stuck"), never in the way of the
- * domain's other settlements.
+ * domain's other settlements. A bump the node refuses at broadcast (its fee too
+ * low for the mempool, or for what it evicts) is outbid: the transaction it was
+ * to replace is bumped again at OUTBID_FACTOR times its rate, once per run, up
+ * to the fee policy's cap.
  */
 import { randomUUID } from 'node:crypto';
 import { NotFoundError, ObligationError, UnavailableError } from '../core/errors.ts';
@@ -44,7 +47,7 @@ import { paymentChains, planSettlement, settlementIdOf, type PaymentChain } from
 import type { Json, SettlementRecord } from '../core/types.ts';
 import { TxRejectedError } from '../adapters/payments/bitcoin.ts';
 import { parseTx } from '../adapters/payments/rawtx.ts';
-import type { Payments, PreparedTx } from '../adapters/ports.ts';
+import type { Payments, PreparedReplacement } from '../adapters/ports.ts';
 import type { SettlementItem } from '../adapters/store/dynamo.ts';
 import type { Deps } from '../functions/shared/deps.ts';
 import { ledgerKeys } from './ledger-records.ts';
@@ -67,7 +70,7 @@ export interface SettleSummary {
   /** Obligations left unpaid because their payTo is not an address of this hub's network (F17_WRONG_NETWORK). */
   unpayable?: string[];
   /** Settlements fee-bumped this run: the stuck transaction and its replacement. */
-  bumped?: { settlementId: string; from: string; to: string }[];
+  bumped?: { settlementId: string; from: string; to: string; satVb: number; refused?: string }[];
   /** Settlements whose payment confirmed since the last run (they leave the unconfirmed list). */
   confirmed?: number;
   /** Why the run stopped early, if it did (another run holds the domain, ledger or bitcoind unavailable, no funds). */
@@ -132,7 +135,10 @@ async function fail(deps: Deps, payments: Payments, s: SettlementItem, reason: s
   (summary.failed ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason });
 }
 
-/** Bring one settlement in phase "intent" forward to "broadcast" (idempotent). False when it failed or is stuck. */
+/**
+ * Bring one settlement in phase "intent" forward to "broadcast" (idempotent). False when it failed or is stuck.
+ * A fee bump the node refuses is outbid (`outbid`: once per run, so a run's work stays bounded).
+ */
 async function complete(
   deps: Deps,
   payments: Payments,
@@ -140,6 +146,7 @@ async function complete(
   hooks: SettleHooks,
   fence: () => Promise<void>,
   summary: SettleSummary,
+  outbid = true,
 ): Promise<boolean> {
   // A fee bump whose original confirmed first (mined before the replacement was sent): paid by that one.
   if (await confirmedEarlier(deps, payments, s, summary)) return true;
@@ -168,6 +175,10 @@ async function complete(
       if (!(e instanceof TxRejectedError)) throw e;
       if (await payments.isConflicted(s.hex)) {
         await fail(deps, payments, s, `rejected, inputs spent elsewhere: ${e.message}`, summary);
+      } else if (outbid && s.satVb !== undefined && s.replacedHex !== undefined) {
+        // a fee bump the node refused (its fee too low for the mempool now, or for what it replaces):
+        // the transaction it was to replace is bumped again, at a higher rate than this one
+        await bump(deps, payments, s, { hex: s.replacedHex, atLeastSatVb: outbidRate(s.satVb), refused: e.message }, hooks, fence, summary);
       } else {
         // may still confirm (another node may hold it): keep waiting, never pay these obligations again
         (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason: e.message });
@@ -248,32 +259,67 @@ async function follow(
     return;
   }
   if (chain !== undefined && !chain.leaf) return; // another payment spends it: bumped through that one
+  await bump(deps, payments, s, { hex: s.hex }, hooks, fence, summary);
+}
+
+/** A refused fee bump is outbid at this many times its rate (at least 1 sat/vB more), up to the fee policy's cap. */
+export const OUTBID_FACTOR = 1.5;
+
+const outbidRate = (satVb: number): number => Math.ceil(Math.max(satVb * OUTBID_FACTOR, satVb + 1) * 1000) / 1000;
+
+/**
+ * Fee-bump settlement `s`: a replacement of `from.hex` (its current transaction, or, when the node
+ * refused the bump `s` is, the one that bump was to replace, at `atLeastSatVb`) takes its place and
+ * is sent. Every transaction it replaced stays listed, so whichever confirms pays it, and only one can.
+ */
+async function bump(
+  deps: Deps,
+  payments: Payments,
+  s: SettlementItem,
+  from: { hex: string; atLeastSatVb?: number; refused?: string },
+  hooks: SettleHooks,
+  fence: () => Promise<void>,
+  summary: SettleSummary,
+): Promise<void> {
   await fence();
-  let replacement: PreparedTx;
+  let replacement: PreparedReplacement;
   try {
-    replacement = await payments.prepareReplacement(s.hex);
+    replacement = await payments.prepareReplacement(from.hex, from.atLeastSatVb === undefined ? {} : { atLeastSatVb: from.atLeastSatVb });
   } catch (e) {
     // the wallet will not bump it (Core: "Transaction has descendants in the mempool" once a payee
-    // spends its output unconfirmed): it waits as it is, never in the way of the domain's other settlements
+    // spends its output unconfirmed), or not that high (F18_FEE_CAP): it waits as it is, never in the
+    // way of the domain's other settlements
     if (!(e instanceof ObligationError) || e.errorClass === 'retry') throw e;
-    (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason: `not fee-bumped: ${e.message}` });
+    const reason = from.refused === undefined ? `not fee-bumped: ${e.message}` : `fee bump refused (${from.refused}), not outbid: ${e.message}`;
+    (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason });
     return;
   }
-  const next: SettlementItem = {
+  const next: SettlementItem & { satVb: number; replacedHex: string } = {
     ...s,
     phase: 'intent',
     txid: replacement.txid,
     hex: replacement.hex,
     replaces: [...(s.replaces ?? []), s.txid],
     at: deps.now(),
+    satVb: replacement.satVb,
+    replacedHex: from.hex,
   };
   delete next.broadcastHeight;
   if (!(await deps.store.replaceSettlementTx(next, s.txid))) {
     await payments.abandon(replacement.hex);
     return; // another run changed it first
   }
-  (summary.bumped ??= []).push({ settlementId: s.settlementId, from: s.txid, to: replacement.txid });
-  await complete(deps, payments, next, hooks, fence, summary);
+  // a refused bump was never in any mempool: its inputs the wallet added go back to the wallet
+  if (from.refused !== undefined) await payments.abandon(s.hex);
+  (summary.bumped ??= []).push({
+    settlementId: s.settlementId,
+    from: s.txid,
+    to: replacement.txid,
+    satVb: replacement.satVb,
+    ...(from.refused === undefined ? {} : { refused: from.refused }),
+  });
+  // a bump the node refuses is outbid once in this run; an outbid the node refuses waits for the next run
+  await complete(deps, payments, next, hooks, fence, summary, from.refused === undefined);
 }
 
 export async function settleDomain(

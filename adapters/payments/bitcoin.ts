@@ -14,7 +14,7 @@ import { RpcRejection, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { createStrategy, type NodeKind, type Strategy } from './strategy.ts';
 import { MalformedError, ObligationError, UnavailableError } from '../../core/errors.ts';
 import { checkAddress, type AddressFormat, type FeePolicy } from '../../core/network.ts';
-import type { ChainTx, IncomingPayment, Payments, PreparedTx } from '../ports.ts';
+import type { ChainTx, IncomingPayment, Payments, PreparedReplacement, PreparedTx } from '../ports.ts';
 
 export type { RpcEndpoint } from './rpc.ts';
 export type { NodeKind } from './strategy.ts';
@@ -190,14 +190,14 @@ export class BitcoinPayments implements Payments {
     );
   }
 
-  async prepareReplacement(hex: string): Promise<PreparedTx> {
+  async prepareReplacement(hex: string, opts: { atLeastSatVb?: number } = {}): Promise<PreparedReplacement> {
     const original = parseTx(hex);
     return this.guard(() =>
       withKeyLock(this.prepareKey, async () => {
-        const replacement = await this.strategy.buildReplacement(original.txid);
-        const next = parseTx(replacement);
+        const replacement = await this.strategy.buildReplacement(original.txid, opts.atLeastSatVb);
+        const next = parseTx(replacement.hex);
         checkReplacement(original, next);
-        return { txid: next.txid, hex: replacement };
+        return { txid: next.txid, hex: replacement.hex, fee: replacement.fee, satVb: Math.round((replacement.fee / next.vsize) * 1000) / 1000 };
       }),
     );
   }

@@ -25,6 +25,8 @@ export interface ParsedTx {
   outputCount: number;
   outputs: TxOutput[];
   isCoinbase: boolean;
+  /** Virtual size (BIP 141: weight / 4, rounded up), what fee rates are per. */
+  vsize: number;
 }
 
 const NULL_TXID = '0'.repeat(64);
@@ -103,8 +105,10 @@ export function parseTx(hex: string): ParsedTx {
   const locktime = r.take(4);
   if (r.offset !== r.buf.length) throw new MalformedError('trailing bytes after transaction');
   const stripped = Buffer.concat([r.buf.subarray(0, versionEnd), r.buf.subarray(bodyStart, bodyEnd), locktime]);
+  // weight: the serialisation without witness counts 4 times a byte, the witness (marker, flag, stacks) once
+  const vsize = Math.ceil((stripped.length * 3 + r.buf.length) / 4);
   const txid = sha256d(stripped).reverse().toString('hex');
   const first = inputs[0];
   const isCoinbase = inputs.length === 1 && first !== undefined && first.txid === NULL_TXID && first.vout === 0xffffffff;
-  return { txid, inputs, outputCount, outputs, isCoinbase };
+  return { txid, inputs, outputCount, outputs, isCoinbase, vsize };
 }

@@ -27,7 +27,7 @@ import { withKeyLock } from './lock.ts';
 import { parseTx } from './rawtx.ts';
 import { restCall, type RestAnswer } from './rest.ts';
 import { RpcCaller, RpcRejection, type RpcCall, type RpcEndpoint, type RpcOptions } from './rpc.ts';
-import { UnavailableError } from '../../core/errors.ts';
+import { FeeCapError, UnavailableError } from '../../core/errors.ts';
 import { chooseFeeRate, type FeeEstimate, type FeePolicy } from '../../core/network.ts';
 import type { IncomingPayment } from '../ports.ts';
 
@@ -76,7 +76,8 @@ export interface Strategy {
    * (so at most one of the two can ever confirm) and pays the same recipients
    * the same amounts; only the wallet's change (and inputs it adds) differ.
    */
-  buildReplacement(txid: string): Promise<string>;
+  /** Signed, not broadcast: the replacement and its fee (sats), at the wallet's fee rate or at least `atLeastSatVb`. */
+  buildReplacement(txid: string, atLeastSatVb?: number): Promise<{ hex: string; fee: number }>;
   /** After sendrawtransaction: make sure the node took the transaction. */
   afterBroadcast(txid: string): Promise<void>;
   /** After generatetoaddress: make sure the wallet has seen the new blocks. */
@@ -206,18 +207,25 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
         throw err;
       }
     },
-    async buildReplacement(txid) {
+    async buildReplacement(txid, atLeastSatVb) {
       // psbtbumpfee "txid" (Core v31 RPC docs): "All inputs in the original transaction will be included
       // in the replacement transaction"; the extra fee comes from the change (or added inputs), the new
       // fee rate is at least the original's plus incrementalfee, and nothing is signed or broadcast.
       // Core ≥ 28 replaces any mempool transaction (full RBF is the default, the option was removed in 29).
-      const bumped = await wallet<{ psbt: string }>('psbtbumpfee', txid);
+      // Its `fee_rate` option (sat/vB) replaces the wallet's estimate: how a refused replacement is outbid,
+      // never above the policy's cap.
+      const cap = opts.fees?.capSatVb;
+      if (atLeastSatVb !== undefined && cap !== undefined && atLeastSatVb > cap) {
+        throw new FeeCapError(`a replacement would need ${atLeastSatVb} sat/vB, over the fee cap of ${cap} sat/vB`, { txid, satVb: atLeastSatVb, capSatVb: cap });
+      }
+      const options = atLeastSatVb === undefined ? {} : { fee_rate: Math.ceil(atLeastSatVb * 1000) / 1000 };
+      const bumped = await wallet<{ psbt: string; fee: number | string }>('psbtbumpfee', txid, options);
       const signed = await wallet<{ psbt: string; complete: boolean; hex?: string }>('walletprocesspsbt', bumped.psbt, true);
       if (!signed.complete) throw new UnavailableError('wallet could not sign the replacement', { kind: 'bitcoind', txid });
       const hex = signed.hex ?? (await node.call<{ hex: string }>('finalizepsbt', signed.psbt)).hex;
       // inputs the replacement added must not be chosen by the next build (those of the original are spent already)
       for (const input of parseTx(hex).inputs) await wallet('lockunspent', false, [input]).catch(() => undefined);
-      return hex;
+      return { hex, fee: btcToSats(bumped.fee) };
     },
     async balances() {
       // getbalance "*" 0 leaves out untrusted pending receives (someone else's unconfirmed payment to us);
@@ -322,14 +330,14 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       await wallet('lockunspent', false, parseTx(hex).inputs);
       return hex;
     },
-    async buildReplacement(txid) {
+    async buildReplacement(txid, atLeastSatVb) {
       // bcoin 1.0.2 has no bumpfee, and its wallet refuses to sign inputs it already counts as spent; the
       // embedded node (local/bitcoin.ts) adds POST /wallet/:id/bump: same inputs and payees, a higher fee
       // taken from the change, signed, not broadcast. Its mempool accepts the replacement (full RBF, as Core).
-      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid });
-      const hex = (tx.body as { hex?: unknown }).hex;
-      if (typeof hex !== 'string') throw new UnavailableError('bcoin bump returned no transaction', { txid });
-      return hex;
+      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid, ...(atLeastSatVb === undefined ? {} : { rate: atLeastSatVb }) });
+      const { hex, fee } = tx.body as { hex?: unknown; fee?: unknown };
+      if (typeof hex !== 'string' || typeof fee !== 'number') throw new UnavailableError('bcoin bump returned no transaction', { txid });
+      return { hex, fee };
     },
     async afterBroadcast(txid) {
       // getrawtransaction finds mempool and (indexTX) chain transactions.

@@ -220,6 +220,9 @@ export interface SettlementItem extends Omit<SettlementRecord, 'phase'> {
   fence?: number;
   /** Chain height when its current transaction was broadcast (phase 'broadcast', not yet confirmed). */
   broadcastHeight?: number;
+  /** A fee bump's rate (sat/vB) and the transaction it replaces (hex): what a bump refused by the node is outbid from. */
+  satVb?: number;
+  replacedHex?: string;
   /** Set once a transaction of it confirmed (its current one, or one it replaced): it leaves the unconfirmed list. */
   confirmedTxid?: string;
   confirmedAt?: number;
@@ -1538,17 +1541,19 @@ export class DynamoStore {
    * Record a fee bump before it is broadcast: `next` (same settlement, its
    * replacement txid and hex, `replaces` naming the earlier ones) becomes the
    * settlement's intent again, so a crash before its broadcast is completed
-   * by recovery like any intent. Conditional on the settlement still naming
-   * `fromTxid`: false when another run bumped or changed it first.
+   * by recovery like any intent; with its fee rate and the transaction it
+   * replaces (what it is outbid from if the node refuses it). Conditional on
+   * the settlement still naming `fromTxid`: false when another run bumped or
+   * changed it first.
    */
-  async replaceSettlementTx(next: SettlementItem, fromTxid: string): Promise<boolean> {
+  async replaceSettlementTx(next: SettlementItem & Required<Pick<SettlementItem, 'satVb' | 'replacedHex'>>, fromTxid: string): Promise<boolean> {
     try {
       await this.send(() =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.table,
             Key: { pk: `SET#${next.settlementId}`, sk: 'SET' },
-            UpdateExpression: 'SET txid = :n, hex = :x, replaces = :r, phase = :p, #at = :a, gsi2pk = :o, gsi2sk = :k REMOVE broadcastHeight',
+            UpdateExpression: 'SET txid = :n, hex = :x, replaces = :r, phase = :p, #at = :a, gsi2pk = :o, gsi2sk = :k, satVb = :v, replacedHex = :h REMOVE broadcastHeight',
             ConditionExpression: 'attribute_exists(pk) AND txid = :f AND attribute_not_exists(confirmedAt)',
             ExpressionAttributeNames: { '#at': 'at' },
             ExpressionAttributeValues: {
@@ -1560,6 +1565,8 @@ export class DynamoStore {
               ':o': openSettlements(next.consumerDomain),
               ':k': settlementSortKey(next),
               ':f': fromTxid,
+              ':v': next.satVb,
+              ':h': next.replacedHex,
             },
           }),
         ),

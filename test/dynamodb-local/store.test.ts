@@ -515,7 +515,7 @@ describe('on DynamoDB Local', () => {
       await store.markBroadcast(s, 120);
       assert.deepEqual(await store.listOpenSettlements(consumer), []);
       assert.deepEqual(await store.listUnconfirmedSettlements(consumer), [{ ...s, phase: 'broadcast', broadcastHeight: 120 }]);
-      const bump = { ...s, txid: 'tx-2', hex: '02', replaces: ['tx-1'], at: 2_000 };
+      const bump = { ...s, txid: 'tx-2', hex: '02', replaces: ['tx-1'], at: 2_000, satVb: 21.5, replacedHex: '01' };
       assert.equal(await store.replaceSettlementTx(bump, 'tx-0'), false, 'not over a txid it no longer has');
       assert.equal(await store.replaceSettlementTx(bump, 'tx-1'), true);
       assert.equal(await store.replaceSettlementTx({ ...bump, txid: 'tx-3' }, 'tx-1'), false, 'a second bump of the same transaction loses');

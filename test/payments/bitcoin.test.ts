@@ -144,6 +144,15 @@ describe('BitcoinPayments on bcoin regtest', () => {
     const payee = a.outputs.find((o) => o.value === 70_000);
     assert.ok(payee && b.outputs.some((o) => o.script === payee.script && o.value === 70_000), 'the payee gets the same amount');
     assert.equal(await payer.lookupTransaction(bump.txid), null, 'prepared, not broadcast');
+    // its fee and rate as it pays them: the one coin (5 000 000) less every output
+    const feeOf = (hex: string) => 5_000_000 - parseTx(hex).outputs.reduce((sum, o) => sum + o.value, 0);
+    assert.equal(bump.fee, feeOf(bump.hex));
+    assert.ok(Math.abs(bump.satVb - bump.fee / b.vsize) < 0.001, `${bump.satVb} sat/vB`);
+    assert.ok(bump.fee > feeOf(original.hex));
+    // asked for at least twice its rate (as when the node refused it): another one, paying that
+    const higher = await payer.prepareReplacement(original.hex, { atLeastSatVb: bump.satVb * 2 });
+    assert.ok(higher.satVb >= bump.satVb * 2 && higher.fee === feeOf(higher.hex), `${higher.satVb} ≥ 2 × ${bump.satVb} sat/vB`);
+    await payer.abandon(higher.hex);
 
     assert.equal(await payer.broadcast(bump.hex), bump.txid, 'the mempool takes the replacement (full RBF)');
     assert.equal(await payer.lookupTransaction(original.txid), null, 'and evicts the original');
@@ -162,6 +171,7 @@ describe('BitcoinPayments on bcoin regtest', () => {
       outputCount: outputs.length,
       outputs: outputs.map(([script, value]) => ({ script, value })),
       isCoinbase: false,
+      vsize: 100,
     });
     const original = tx(['aa', 'bb'], [['payee', 5_000], ['change', 90_000]]);
     checkReplacement(original, tx(['aa', 'bb', 'cc'], [['payee', 5_000], ['change', 80_000]]));

@@ -9,6 +9,7 @@ interface OracleTx {
   txid(): string;
   wtxid(): string;
   toRaw(): Buffer;
+  getVirtualSize(): number;
 }
 interface OracleMtx {
   inputs: { witness: { push(item: Buffer): void } }[];
@@ -32,6 +33,7 @@ describe('parseTx', () => {
     assert.equal(tx.txid, '4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b');
     assert.equal(tx.isCoinbase, true);
     assert.equal(tx.outputCount, 1);
+    assert.equal(tx.vsize, GENESIS_COINBASE.length / 2, 'without witness a byte is a virtual byte');
   });
 
   it('gives a segwit transaction its txid (witness stripped), not its wtxid, and reads its inputs', () => {
@@ -52,6 +54,9 @@ describe('parseTx', () => {
       { txid: '08'.repeat(32), vout: 3 },
     ]);
     assert.equal(parsed.isCoinbase, false);
+    // weight / 4 rounded up: the witness counts a quarter (bcoin's own figure as the oracle)
+    assert.equal(parsed.vsize, oracle.getVirtualSize());
+    assert.ok(parsed.vsize < oracle.toRaw().length);
   });
 
   it('rejects garbage, truncation and trailing bytes', () => {

@@ -29,7 +29,7 @@ import { after, before, describe, it } from 'node:test';
 import { AmountTooSmallError, BitcoinPayments, TxRejectedError } from '../../adapters/payments/bitcoin.ts';
 import { addressFormat, WrongNetworkError } from '../../core/network.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
-import { settleDomain } from '../../service/settle.ts';
+import { OUTBID_FACTOR, settleDomain } from '../../service/settle.ts';
 import { watchProvider } from '../../service/watch.ts';
 import { buy, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
 import { Bitcoind, REGTEST_LOOPBACK_FLAGS } from './harness.ts';
@@ -379,6 +379,74 @@ describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid onc
     const done = await Promise.all([...early.ids, ...late.ids].map((id) => cloud.deps.store.getObligation(id)));
     assert.ok(done.every((o) => o?.status === 'fulfilled'), JSON.stringify(done.map((o) => o?.status)));
     assert.equal(await (await cloud.deps.payments(provider.wallet)).balance(), early.owed + late.owed, 'paid once, exactly what is owed');
+  });
+
+  /** A fresh consumer (two coins) and provider, with `n` published purchases and a settlement of them left out of K blocks. */
+  async function stuckSettlement(consumer: string, providerDomain: string, n: number) {
+    await registerDomain(cloud, consumer, 'consumer');
+    await registerDomain(cloud, providerDomain, 'provider', { threshold: 0.3 });
+    await cloud.fund(consumer);
+    const device = await enrol(cloud, consumer, `${consumer}-dev`);
+    const bought = await purchases(device, providerDomain, n);
+    const paid = (await settleDomain(cloud.deps, consumer)).settlements[0];
+    assert.ok(paid && paid.total === bought.owed);
+    await node.mineEmpty(cloud.deps.config.bumpAfterBlocks);
+    const entry = await node.rpc<{ vsize: number; fees: { base: number } }>('getmempoolentry', [paid.txid]);
+    return { ...bought, paid, vsize: entry.vsize, satVb: (entry.fees.base * 1e8) / entry.vsize };
+  }
+
+  it('a fee bump the node refuses ("insufficient fee": a miner prioritised the original) is outbid at 1.5 times its rate; the outbid replaces the original and pays once', async () => {
+    const { ids, owed, paid, vsize, satVb } = await stuckSettlement('r3c', 'r3p', 2);
+    // prioritisetransaction txid dummy fee_delta: a replacement must now pay the original's fee + 10 sat/vB
+    // more (Core checks a replacement against the modified fee of what it evicts); the wallet's bump does not
+    await node.rpc('prioritisetransaction', [paid.txid, 0, 10 * vsize]);
+    const run = await settleDomain(cloud.deps, 'r3c');
+    const [refused, outbid] = run.bumped ?? [];
+    assert.ok(refused && outbid && run.bumped?.length === 2, JSON.stringify(run));
+    assert.match(outbid.refused ?? '', /insufficient fee/);
+    assert.ok(refused.satVb < satVb + 10 && outbid.satVb >= refused.satVb * OUTBID_FACTOR, `${satVb} → ${refused.satVb} (refused) → ${outbid.satVb} sat/vB`);
+    assert.deepEqual([run.stuck, run.settlements], [undefined, []], JSON.stringify(run));
+    const mempool = await node.rpc<string[]>('getrawmempool');
+    assert.deepEqual([paid.txid, refused.to, outbid.to].map((t) => mempool.includes(t)), [false, false, true], 'the outbid replaced the original');
+    const item = await cloud.deps.store.getSettlement(paid.settlementId);
+    assert.deepEqual([item?.txid, item?.replaces, item?.phase], [outbid.to, [paid.txid, refused.to], 'broadcast']);
+
+    await node.mine(1);
+    assert.equal((await settleDomain(cloud.deps, 'r3c')).confirmed, 1);
+    const provider = await cloud.deps.store.getHostedDomain('r3p');
+    assert.ok(provider);
+    await watchProvider(cloud.deps, provider);
+    const done = await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)));
+    assert.ok(done.every((o) => o?.status === 'fulfilled' && o.paidTxid === outbid.to), JSON.stringify(done.map((o) => [o?.status, o?.paidTxid])));
+    assert.equal(await (await cloud.deps.payments(provider.wallet)).balance(), owed, 'paid once, exactly what is owed');
+  });
+
+  it('outbid once per run up to the fee cap, then kept, stuck, saying so; the original confirms and pays once', async () => {
+    const { ids, owed, paid } = await stuckSettlement('r4c', 'r4p', 1);
+    await node.rpc('prioritisetransaction', [paid.txid, 0, 100_000_000]); // no replacement can outbid 1 BTC
+    const cap = cloud.deps.config.bitcoin.fees.capSatVb;
+    const runs = [];
+    for (let i = 0; i < 6; i++) {
+      const run = await settleDomain(cloud.deps, 'r4c');
+      runs.push(run);
+      if (/over the fee cap/.test(run.stuck?.[0]?.reason ?? '')) break;
+    }
+    const last = runs[runs.length - 1];
+    assert.match(last?.stuck?.[0]?.reason ?? '', new RegExp(`^fee bump refused \\(.*insufficient fee.*\\), not outbid: a replacement would need [0-9.]+ sat/vB, over the fee cap of ${cap} sat/vB`), JSON.stringify(runs));
+    const rates = runs.flatMap((r) => (r.bumped ?? []).map((b) => b.satVb));
+    assert.ok(runs.every((r) => (r.bumped?.length ?? 0) <= 2), 'at most one bump and one outbid per run');
+    assert.ok(rates.every((r, i) => r <= cap && (i === 0 || r >= (rates[i - 1] as number) * OUTBID_FACTOR)), `rising rates under the cap: ${rates.join(', ')}`);
+    assert.ok((await node.rpc<string[]>('getrawmempool')).includes(paid.txid), 'the original still waits');
+
+    await node.mine(1); // the prioritised original is mined
+    assert.equal((await settleDomain(cloud.deps, 'r4c')).confirmed, 1);
+    assert.equal((await cloud.deps.store.getSettlement(paid.settlementId))?.confirmedTxid, paid.txid);
+    const provider = await cloud.deps.store.getHostedDomain('r4p');
+    assert.ok(provider);
+    await watchProvider(cloud.deps, provider);
+    const done = await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)));
+    assert.ok(done.every((o) => o?.status === 'fulfilled' && o.paidTxid === paid.txid), JSON.stringify(done.map((o) => [o?.status, o?.paidTxid])));
+    assert.equal(await (await cloud.deps.payments(provider.wallet)).balance(), owed, 'paid once, by the original');
   });
 
   it('a settlement the node will not bump (its payee spent the output unconfirmed: "descendants in the mempool") is kept, stuck, while the domain pays from its other coin', async () => {
