@@ -337,6 +337,13 @@ describe('settlement faults', () => {
     await watchProvider(cloud.deps, provider);
     const done = await items(ids);
     assert.ok(done.every((o) => o.status === 'fulfilled' && o.paidTxid === outbid.to), JSON.stringify(done.map((o) => [o.status, o.paidTxid])));
+    // the records of the original and of the refused bump wait no more: their obligations were paid through the outbid
+    const all = await cloud.deps.ledger.listByKeyFrom('settlements', 'p:sp', 0, 10_000);
+    const stale = all.flatMap((r, i) => ([paid.txid, refused.to].includes((r.data as { body: { txid: string } }).body.txid) ? [i] : []));
+    assert.equal(stale.length, 3, 'intent and broadcast of the original, intent of the refused bump');
+    await watchProvider(cloud.deps, provider);
+    const cursor = JSON.parse((await cloud.deps.store.getCursor('settlements:sp')) ?? '{}') as { waiting?: number[] };
+    assert.deepEqual(stale.filter((i) => cursor.waiting?.includes(i)), [], JSON.stringify(cursor));
     const received = (await receivedBy(cloud, 'sp')).filter((p) => [paid.txid, refused.to, outbid.to].includes(p.txid));
     assert.deepEqual(received.map((p) => [p.txid, p.amount]), [[outbid.to, owed]], 'paid once, exactly what is owed');
   });
