@@ -104,7 +104,7 @@ const COMMANDS: Record<string, AdminCommand> = {
     options: {
       key: { type: 'string', arg: 'FILE', help: "the device's public key (device.pub.json from npm run device:keygen) (required)" },
       'credit-limit': { type: 'int', min: 0, max: 2_100_000_000_000_000, default: 100_000, arg: 'SATS', help: 'largest single obligation of the device' },
-      'valid-for': { type: 'int', min: 1, max: 10 * 365 * 86_400_000, arg: 'MS', help: 'credential lifetime; default one year' },
+      'valid-for': { type: 'int', min: 1, max: 10 * 365 * 86_400_000, arg: 'MS', help: "credential lifetime; default and most the hub's CREDENTIAL_TTL_MS (7 days unless set)" },
       out: { type: 'string', arg: 'FILE', help: 'write the credential here (the device config credentialPath)' },
     },
     request: async ([domain, device], v) => {

@@ -309,7 +309,7 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
   const signer: Signer =
     config.signer.kind === 'local'
       ? await LocalSigner.open(config.signer.file)
-      : new KmsSigner((kms = new KMSClient(aws)), {
+      : new KmsSigner((kms = tracer.captureAWSv3Client(new KMSClient(aws))), {
           tags: config.signer.tags,
           ...(config.signer.keyPolicy ? { keyPolicy: config.signer.keyPolicy } : {}),
         });

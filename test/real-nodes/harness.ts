@@ -26,7 +26,7 @@ export const MULTICHAIN_BINARIES = ['multichaind', 'multichain-util'] as const;
 
 /** Why a suite needing these binaries cannot run here, or false when it can. */
 export function missingNodes(binaries: readonly string[]): string | false {
-  if (!NODES_BIN) return `OC_NODES_BIN is not set (a folder holding ${binaries.join(', ')}; see shared/notes/real-nodes.md)`;
+  if (!NODES_BIN) return `OC_NODES_BIN is not set (a folder holding ${binaries.join(', ')}; see docs/real-nodes.md)`;
   const absent = binaries.filter((b) => !existsSync(join(NODES_BIN, b)));
   return absent.length > 0 ? `no ${absent.join(', ')} in OC_NODES_BIN=${NODES_BIN}` : false;
 }
