@@ -234,21 +234,10 @@ describe('settlement faults', () => {
     assert.equal((await settleDomain(cloud.deps, 'se')).confirmed, 1);
     assert.equal((await cloud.deps.store.getSettlement(paid.settlementId))?.confirmedTxid, bump.to);
     assert.deepEqual(await cloud.deps.store.listUnconfirmedSettlements('se'), []);
+    // the stuck transaction's records (intent and broadcast) wait no more: their obligations were paid through the replacement's
+    assert.equal(await fulfilledBy(ids, bump.to, [paid.txid], owed), 2);
     const provider = await cloud.deps.store.getHostedDomain('sp');
-    assert.ok(provider);
-    await watchProvider(cloud.deps, provider);
-    const done = await items(ids);
-    assert.ok(done.every((o) => o.status === 'fulfilled' && o.paidTxid === bump.to), JSON.stringify(done.map((o) => [o.status, o.paidTxid])));
-    // the stuck transaction's records wait no more: their obligations were paid through the replacement's
-    const all = await cloud.deps.ledger.listByKeyFrom('settlements', 'p:sp', 0, 10_000);
-    const stale = all.flatMap((r, i) => ((r.data as { body: { txid: string } }).body.txid === paid.txid ? [i] : []));
-    assert.equal(stale.length, 2);
-    await watchProvider(cloud.deps, provider); // the next run looks at what was still waiting
-    const cursor = JSON.parse((await cloud.deps.store.getCursor('settlements:sp')) ?? '{}') as { waiting?: number[] };
-    assert.deepEqual(stale.filter((i) => cursor.waiting?.includes(i)), [], JSON.stringify(cursor));
-    const received = (await receivedBy(cloud, 'sp')).filter((p) => p.txid === paid.txid || p.txid === bump.to);
-    assert.deepEqual(received.map((p) => [p.txid, p.amount]), [[bump.to, owed]], 'paid once, exactly what is owed');
-    const wallet = await cloud.deps.payments(provider.wallet);
+    const wallet = await cloud.deps.payments(provider!.wallet);
     assert.equal(await wallet.lookupTransaction(paid.txid), null, 'the stuck transaction is gone for good');
     assert.equal((await wallet.lookupTransaction(bump.to))?.confirmations, 1);
   });
@@ -300,15 +289,41 @@ describe('settlement faults', () => {
     assert.deepEqual([again.recovered, again.bumped, again.settlements], [1, undefined, []], JSON.stringify({ run, again }));
   }
 
-  it('a fee bump the node refuses is outbid: what it was to replace is bumped again at 1.5 times its rate, the refused one given back; one payment fulfils it', async () => {
-    await registerDomain(cloud, 'sj', 'consumer');
-    await cloud.fund('sj');
-    devs.sj = await enrol(cloud, 'sj', 'sj-dev');
-    const ids = await published('sj', 2);
+  /**
+   * sp's watcher fulfils every one of `ids` as paid by `txid`, which sp received once, exactly `owed`;
+   * the records of the transactions it `replaced` then leave the watcher's waiting list. Their count.
+   */
+  async function fulfilledBy(ids: string[], txid: string, replaced: string[], owed: number): Promise<number> {
+    const provider = await cloud.deps.store.getHostedDomain('sp');
+    assert.ok(provider);
+    await watchProvider(cloud.deps, provider);
+    const done = await items(ids);
+    assert.ok(done.every((o) => o.status === 'fulfilled' && o.paidTxid === txid), JSON.stringify(done.map((o) => [o.status, o.paidTxid])));
+    const all = await cloud.deps.ledger.listByKeyFrom('settlements', 'p:sp', 0, 10_000);
+    const stale = all.flatMap((r, i) => (replaced.includes((r.data as { body: { txid: string } }).body.txid) ? [i] : []));
+    await watchProvider(cloud.deps, provider); // the next run looks at what was still waiting
+    const cursor = JSON.parse((await cloud.deps.store.getCursor('settlements:sp')) ?? '{}') as { waiting?: number[] };
+    assert.deepEqual(stale.filter((i) => cursor.waiting?.includes(i)), [], JSON.stringify(cursor));
+    const received = (await receivedBy(cloud, 'sp')).filter((p) => p.txid === txid || replaced.includes(p.txid));
+    assert.deepEqual(received.map((p) => [p.txid, p.amount]), [[txid, owed]], 'paid once, exactly what is owed');
+    return stale.length;
+  }
+
+  /** A fresh consumer with `n` published purchases from sp, settled and left out of BUMP_AFTER_BLOCKS blocks. */
+  async function stuckSettlement(consumer: string, n: number) {
+    await registerDomain(cloud, consumer, 'consumer');
+    await cloud.fund(consumer);
+    devs[consumer] = await enrol(cloud, consumer, `${consumer}-dev`);
+    const ids = await published(consumer, n);
     const owed = (await items(ids)).reduce((sum, o) => sum + o.amount, 0);
-    const paid = (await settleDomain(cloud.deps, 'sj')).settlements[0];
-    assert.ok(paid);
+    const paid = (await settleDomain(cloud.deps, consumer)).settlements[0];
+    assert.ok(paid && paid.total === owed);
     await cloud.regtest.mineEmpty(cloud.deps.config.bumpAfterBlocks);
+    return { ids, owed, paid };
+  }
+
+  it('a fee bump the node refuses is outbid: what it was to replace is bumped again at 1.5 times its rate, the refused one given back; one payment fulfils it', async () => {
+    const { ids, owed, paid } = await stuckSettlement('sj', 2);
     const s = newScript();
     s.rejectBumps = 1;
     s.rejectMessage = 'insufficient fee, rejecting replacement';
@@ -332,30 +347,12 @@ describe('settlement faults', () => {
 
     await cloud.regtest.mine(1);
     assert.equal((await settleDomain(cloud.deps, 'sj')).confirmed, 1);
-    const provider = await cloud.deps.store.getHostedDomain('sp');
-    assert.ok(provider);
-    await watchProvider(cloud.deps, provider);
-    const done = await items(ids);
-    assert.ok(done.every((o) => o.status === 'fulfilled' && o.paidTxid === outbid.to), JSON.stringify(done.map((o) => [o.status, o.paidTxid])));
-    // the records of the original and of the refused bump wait no more: their obligations were paid through the outbid
-    const all = await cloud.deps.ledger.listByKeyFrom('settlements', 'p:sp', 0, 10_000);
-    const stale = all.flatMap((r, i) => ([paid.txid, refused.to].includes((r.data as { body: { txid: string } }).body.txid) ? [i] : []));
-    assert.equal(stale.length, 3, 'intent and broadcast of the original, intent of the refused bump');
-    await watchProvider(cloud.deps, provider);
-    const cursor = JSON.parse((await cloud.deps.store.getCursor('settlements:sp')) ?? '{}') as { waiting?: number[] };
-    assert.deepEqual(stale.filter((i) => cursor.waiting?.includes(i)), [], JSON.stringify(cursor));
-    const received = (await receivedBy(cloud, 'sp')).filter((p) => [paid.txid, refused.to, outbid.to].includes(p.txid));
-    assert.deepEqual(received.map((p) => [p.txid, p.amount]), [[outbid.to, owed]], 'paid once, exactly what is owed');
+    // the records of the original (intent, broadcast) and of the refused bump (intent) wait no more
+    assert.equal(await fulfilledBy(ids, outbid.to, [paid.txid, refused.to], owed), 3);
   });
 
   it('a fee bump refused again after it was outbid is outbid once per run, not in a loop; until then it is kept, stuck, never paid twice', async () => {
-    await registerDomain(cloud, 'sk', 'consumer');
-    await cloud.fund('sk');
-    devs.sk = await enrol(cloud, 'sk', 'sk-dev');
-    const ids = await published('sk', 1);
-    const paid = (await settleDomain(cloud.deps, 'sk')).settlements[0];
-    assert.ok(paid);
-    await cloud.regtest.mineEmpty(cloud.deps.config.bumpAfterBlocks);
+    const { ids, paid } = await stuckSettlement('sk', 1);
     const s = newScript();
     s.rejectBumps = 2;
     s.rejectMessage = 'mempool min fee not met';

@@ -395,6 +395,16 @@ describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid onc
     return { ...bought, paid, vsize: entry.vsize, satVb: (entry.fees.base * 1e8) / entry.vsize };
   }
 
+  /** The provider's watcher fulfils every one of `ids` as paid by `txid`, and its wallet holds exactly what is owed. */
+  async function paidOnceBy(providerDomain: string, ids: string[], txid: string, owed: number): Promise<void> {
+    const provider = await cloud.deps.store.getHostedDomain(providerDomain);
+    assert.ok(provider);
+    await watchProvider(cloud.deps, provider);
+    const done = await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)));
+    assert.ok(done.every((o) => o?.status === 'fulfilled' && o.paidTxid === txid), JSON.stringify(done.map((o) => [o?.status, o?.paidTxid])));
+    assert.equal(await (await cloud.deps.payments(provider.wallet)).balance(), owed, 'paid once, exactly what is owed');
+  }
+
   it('a fee bump the node refuses ("insufficient fee": a miner prioritised the original) is outbid at 1.5 times its rate; the outbid replaces the original and pays once', async () => {
     const { ids, owed, paid, vsize, satVb } = await stuckSettlement('r3c', 'r3p', 2);
     // prioritisetransaction txid dummy fee_delta: a replacement must now pay the original's fee + 10 sat/vB
@@ -413,12 +423,7 @@ describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid onc
 
     await node.mine(1);
     assert.equal((await settleDomain(cloud.deps, 'r3c')).confirmed, 1);
-    const provider = await cloud.deps.store.getHostedDomain('r3p');
-    assert.ok(provider);
-    await watchProvider(cloud.deps, provider);
-    const done = await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)));
-    assert.ok(done.every((o) => o?.status === 'fulfilled' && o.paidTxid === outbid.to), JSON.stringify(done.map((o) => [o?.status, o?.paidTxid])));
-    assert.equal(await (await cloud.deps.payments(provider.wallet)).balance(), owed, 'paid once, exactly what is owed');
+    await paidOnceBy('r3p', ids, outbid.to, owed);
   });
 
   it('outbid once per run up to the fee cap, then kept, stuck, saying so; the original confirms and pays once', async () => {
@@ -441,12 +446,7 @@ describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid onc
     await node.mine(1); // the prioritised original is mined
     assert.equal((await settleDomain(cloud.deps, 'r4c')).confirmed, 1);
     assert.equal((await cloud.deps.store.getSettlement(paid.settlementId))?.confirmedTxid, paid.txid);
-    const provider = await cloud.deps.store.getHostedDomain('r4p');
-    assert.ok(provider);
-    await watchProvider(cloud.deps, provider);
-    const done = await Promise.all(ids.map((id) => cloud.deps.store.getObligation(id)));
-    assert.ok(done.every((o) => o?.status === 'fulfilled' && o.paidTxid === paid.txid), JSON.stringify(done.map((o) => [o?.status, o?.paidTxid])));
-    assert.equal(await (await cloud.deps.payments(provider.wallet)).balance(), owed, 'paid once, by the original');
+    await paidOnceBy('r4p', ids, paid.txid, owed);
   });
 
   it('a settlement the node will not bump (its payee spent the output unconfirmed: "descendants in the mempool") is kept, stuck, while the domain pays from its other coin', async () => {
