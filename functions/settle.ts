@@ -4,18 +4,18 @@
  */
 import { settleAll, settleDomain } from '../service/settle.ts';
 import { byEvent, httpRoute, scheduledJob } from './shared/middleware.ts';
-import { recordSettlements } from './shared/observability.ts';
+import { recordSettleRuns } from './shared/observability.ts';
 import { DomainParams, SettleBody } from './shared/schemas.ts';
 
 const scheduled = scheduledJob('settle', async (deps) => {
   const summaries = await settleAll(deps);
-  recordSettlements(summaries.flatMap((s) => s.settlements));
+  recordSettleRuns(summaries);
   return summaries;
 });
 
 const http = httpRoute({ body: SettleBody, params: DomainParams }, async ({ body, params, deps }) => {
   const summary = await settleDomain(deps, params.domain, body.maxOutputs ? { maxOutputs: body.maxOutputs } : {});
-  recordSettlements(summary.settlements);
+  recordSettleRuns([summary]);
   return { status: summary.deferred ? 202 : 200, body: summary };
 });
 

@@ -16,6 +16,9 @@ export const METRIC = {
   publishBacklog: 'PublishBacklog',
   settlements: 'Settlements',
   settledAmount: 'SettledAmountSats',
+  /** Settlements a run left waiting: refused and not (or no longer) outbid, or that the wallet will not bump. */
+  settlementsStuck: 'SettlementsStuck',
+  feeBumps: 'FeeBumps',
   invalidRecords: 'InvalidLedgerRecordsSkipped',
 } as const;
 

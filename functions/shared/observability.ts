@@ -71,9 +71,29 @@ export function recordPublish(summary: { published: number; backlog?: number | u
 }
 
 /** Settlements broadcast by a settle run (one domain or all): how many, and how many sats they paid. */
-export function recordSettlements(settlements: readonly { total: number }[]): void {
+/**
+ * What settle runs did: the settlements made and the sats they paid, the fee bumps, and the
+ * settlements left stuck, each also a warning naming it and why (the alarm's reading).
+ */
+export function recordSettleRuns(runs: readonly SettleRun[]): void {
+  const settlements = runs.flatMap((r) => r.settlements);
   count(METRIC.settlements, settlements.length);
   count(METRIC.settledAmount, settlements.reduce((sum, s) => sum + s.total, 0));
+  count(METRIC.feeBumps, runs.reduce((sum, r) => sum + (r.bumped?.length ?? 0), 0));
+  count(METRIC.settlementsStuck, runs.reduce((sum, r) => sum + (r.stuck?.length ?? 0), 0));
+  for (const r of runs) {
+    for (const s of r.stuck ?? []) {
+      logger.warn('settlement stuck', { domain: r.domain, settlementId: s.settlementId, txid: s.txid, reason: s.reason.slice(0, 300) });
+    }
+  }
+}
+
+/** The parts of a settle run's summary (service/settle.ts SettleSummary) the metrics read. */
+interface SettleRun {
+  domain: string;
+  settlements: readonly { total: number }[];
+  bumped?: readonly unknown[];
+  stuck?: readonly { settlementId: string; txid: string; reason: string }[];
 }
 
 /** Ledger records a follower run found invalid and skipped. */

@@ -25,6 +25,8 @@ export const serviceOf = (name: HandlerName): string => `obligation-chain-${name
 
 /** Consecutive 5-minute periods a publish backlog must persist before it alarms: three publish runs a period, none cleared it. */
 export const BACKLOG_PERIODS = 3;
+/** 5-minute periods in a row with a stuck settlement before the alarm (settle runs every minute on AWS). */
+export const STUCK_PERIODS = 3;
 
 const FIVE_MINUTES = Duration.minutes(5);
 
@@ -96,6 +98,12 @@ export class Monitoring extends Construct {
       description: `Accepted obligations left unpublished by every publish run for ${BACKLOG_PERIODS * 5} minutes (ledger down?): the cross-hub credit window grows`,
     });
 
+    const stuck = custom(METRIC.settlementsStuck, 'settle');
+    alarm('SettlementsStuck', stuck, {
+      evaluationPeriods: STUCK_PERIODS,
+      description: `A settlement has been stuck for ${STUCK_PERIODS * 5} minutes (the node refuses it and it cannot be outbid, or the wallet will not bump it): the settle function's "settlement stuck" log lines give its id and reason`,
+    });
+
     const tasks: cloudwatch.IMetric[] = [];
     if (props.cluster && props.chainServices) {
       for (const service of props.chainServices) {
@@ -135,6 +143,7 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       graph('Publication', [custom(METRIC.published, 'publish'), backlog]),
       graph('Settlements', [custom(METRIC.settlements, 'settle'), custom(METRIC.settledAmount, 'settle')]),
+      graph('Fee bumps and stuck settlements', [custom(METRIC.feeBumps, 'settle'), stuck]),
       graph('Invalid ledger records skipped', [custom(METRIC.invalidRecords, 'follow')]),
     );
     this.dashboard.addWidgets(

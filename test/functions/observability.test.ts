@@ -27,7 +27,7 @@ const { handler: accept } = await import('../../functions/accept.ts');
 const { handler: publish } = await import('../../functions/publish.ts');
 const { handler: follow } = await import('../../functions/follow.ts');
 const { handler: settle } = await import('../../functions/settle.ts');
-const { METRICS_NAMESPACE, METRIC } = await import('../../functions/shared/observability.ts');
+const { METRICS_NAMESPACE, METRIC, metrics, recordSettleRuns } = await import('../../functions/shared/observability.ts');
 const { buy, enrol, getOffer, registerDomain, sign } = await import('../integration/support.ts');
 type LocalCloud = Awaited<ReturnType<typeof startCloud>>;
 type TestDevice = Awaited<ReturnType<typeof enrol>>;
@@ -170,6 +170,31 @@ describe('Powertools metrics and logs from the handlers', () => {
     assert.equal((result as { statusCode: number }).statusCode, 200, JSON.stringify(result));
     assert.equal(metric(docs, METRIC.settlements)?.value, 1);
     assert.equal(metric(docs, METRIC.settledAmount)?.value, total);
+    assert.equal(metric(docs, METRIC.feeBumps)?.value, 0);
+    assert.equal(metric(docs, METRIC.settlementsStuck)?.value, 0);
+  });
+
+  it('settle: fee bumps and stuck settlements are counted, and each stuck one is a warning with its id and reason', async () => {
+    const { docs } = await captured(async () => {
+      recordSettleRuns([
+        {
+          domain: 'c9',
+          settlements: [],
+          bumped: [{}, {}],
+          stuck: [{ settlementId: 's-1', txid: 'ab'.repeat(32), reason: `fee bump refused (insufficient fee), not outbid: over the fee cap ${'x'.repeat(400)}` }],
+        },
+        { domain: 'c8', settlements: [{ total: 5 }] },
+      ]);
+      metrics.publishStoredMetrics();
+    });
+    assert.equal(metric(docs, METRIC.feeBumps)?.value, 2);
+    assert.equal(metric(docs, METRIC.settlementsStuck)?.value, 1);
+    assert.equal(metric(docs, METRIC.settledAmount)?.value, 5);
+    const warning = docs.find((d) => d['message'] === 'settlement stuck');
+    assert.ok(warning, 'a warning per stuck settlement');
+    assert.deepEqual([warning['level'], warning['domain'], warning['settlementId'], warning['txid']], ['WARN', 'c9', 's-1', 'ab'.repeat(32)]);
+    assert.match(String(warning['reason']), /^fee bump refused/);
+    assert.ok(String(warning['reason']).length <= 300, 'the reason cut short');
   });
 
   it('follow: invalid ledger records skipped are counted', async () => {

@@ -17,7 +17,7 @@ import { App } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { actionsOfRole, buildFixture, logicalId, render } from './fixture.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
-import { BACKLOG_PERIODS, serviceOf } from '../../lib/constructs/monitoring.ts';
+import { BACKLOG_PERIODS, STUCK_PERIODS, serviceOf } from '../../lib/constructs/monitoring.ts';
 import { ingestRules } from '../../service/topics.ts';
 
 const fixture = buildFixture();
@@ -669,7 +669,7 @@ describe('BackendStack: hardening (issue 13)', () => {
     templates.backend.allResourcesProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86400 });
   });
 
-  it('alarms on every function\'s errors and throttles, the failure queues, table throttles, the publish backlog and chain tasks, all to one topic', () => {
+  it('alarms on every function\'s errors and throttles, the failure queues, table throttles, the publish backlog, stuck settlements and chain tasks, all to one topic', () => {
     const alarms = Object.values(templates.backend.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a['Properties'] as { MetricName?: string; Namespace?: string; Dimensions?: Array<{ Name: string; Value: unknown }>; Metrics?: unknown[]; AlarmActions: unknown[]; EvaluationPeriods: number; ComparisonOperator: string; Statistic?: string },
     );
@@ -689,6 +689,10 @@ describe('BackendStack: hardening (issue 13)', () => {
     assert.deepEqual(backlog[0]?.Dimensions, [{ Name: 'service', Value: serviceOf('publish') }]);
     assert.equal(backlog[0]?.Statistic, 'Minimum');
     assert.equal(backlog[0]?.EvaluationPeriods, BACKLOG_PERIODS);
+    const stuck = named(METRICS_NAMESPACE, METRIC.settlementsStuck);
+    assert.equal(stuck.length, 1);
+    assert.deepEqual(stuck[0]?.Dimensions, [{ Name: 'service', Value: serviceOf('settle') }]);
+    assert.deepEqual([stuck[0]?.Statistic, stuck[0]?.EvaluationPeriods, stuck[0]?.ComparisonOperator], ['Sum', STUCK_PERIODS, 'GreaterThanOrEqualToThreshold']);
     const tasks = named('ECS/ContainerInsights', 'RunningTaskCount');
     assert.equal(tasks.length, 2);
     for (const t of tasks) {
