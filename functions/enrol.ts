@@ -5,8 +5,7 @@
  * - POST /domains/{domain}/devices/{device}/renewal — the device renews its credential; the request is signed with its own key.
  */
 import { enrolDevice, renewCredential, revokeDevice } from '../service/domains.ts';
-import { noRoute } from './shared/errors.ts';
-import { httpRoute } from './shared/middleware.ts';
+import { byRouteKey, httpRoute } from './shared/middleware.ts';
 import { DeviceParams, DomainParams, EnrolBody, RenewalBody, RevocationBody } from './shared/schemas.ts';
 
 const enrol = httpRoute({ body: EnrolBody, params: DomainParams }, async ({ body, params, deps }) => {
@@ -30,12 +29,4 @@ const routes: Record<string, typeof enrol> = {
   'POST /domains/{domain}/devices/{device}/renewal': renew,
 };
 
-export const handler = (event: { routeKey?: string; requestContext?: { http?: { method?: string } }; rawPath?: string }, context: Parameters<typeof enrol>[1]) => {
-  const route = routes[event.routeKey ?? ''];
-  if (!route) {
-    // the API's $default route (functions/routes.ts), or a route this function does not serve
-    const reply = noRoute(event.requestContext?.http?.method ?? '?', event.rawPath ?? '?');
-    return Promise.resolve({ statusCode: reply.statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify(reply.body) });
-  }
-  return route(event as never, context);
-};
+export const handler = byRouteKey(routes);

@@ -18,8 +18,7 @@ import { chainMembership } from '../service/chain.ts';
 import { fundingOf } from '../service/domains.ts';
 import { recomputeFromLedger, reputationOfDomain } from '../service/reputation.ts';
 import type { Deps } from './shared/deps.ts';
-import { noRoute } from './shared/errors.ts';
-import { httpRoute } from './shared/middleware.ts';
+import { byRouteKey, httpRoute } from './shared/middleware.ts';
 import { DeviceParams, DomainParams, DomainsQuery, ObligationsQuery, ReputationQuery, pageToken } from './shared/schemas.ts';
 import { GENESIS } from '../core/types.ts';
 
@@ -201,12 +200,4 @@ const routes: Record<string, typeof health> = {
   'GET /chain': chain,
 };
 
-export const handler = (event: { routeKey?: string; requestContext?: { http?: { method?: string } }; rawPath?: string }, context: Parameters<typeof health>[1]) => {
-  const route = routes[event.routeKey ?? ''];
-  if (!route) {
-    // the API's $default route (functions/routes.ts), or a route this function does not serve
-    const reply = noRoute(event.requestContext?.http?.method ?? '?', event.rawPath ?? '?');
-    return Promise.resolve({ statusCode: reply.statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify(reply.body) });
-  }
-  return route(event as never, context);
-};
+export const handler = byRouteKey(routes);

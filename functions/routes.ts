@@ -70,7 +70,6 @@ export const DEFAULT_ROUTE = {
   open: 'Answers a request no route matches with a typed 404 (F09_NOT_FOUND) naming the method and path; it reads and writes nothing.',
 } as const satisfies { routeKey: string; handler: HandlerName; open: string };
 
-
 /** IoT topic rules: devices' `oc/+/+/out/<kind>` messages → the handler (AWS: CfnTopicRule with a Lambda action). */
 export const TOPIC_ROUTES: ReadonlyArray<{ readonly kind: 'request' | 'obligation'; readonly handler: 'offer' | 'accept' }> = [
   { kind: 'request', handler: 'offer' },

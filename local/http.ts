@@ -338,38 +338,28 @@ export async function startHttpFront(opts: HttpFrontOptions): Promise<HttpFront>
       throw error;
     }
 
+    /** A handler's reply to the event of route `routeKey`; a generic 500 when it throws (logged, never sent). */
+    const invoke = async (handler: Route['handler'], routeKey: string, pathParameters: Record<string, string>, name: string): Promise<HttpReply> => {
+      try {
+        return mapResult(await handler(buildEvent(req, body, { routeKey, pathParameters }), lambdaContext(name)));
+      } catch (error) {
+        log(`handler for ${routeKey} failed`, error);
+        return message(500, 'Internal Server Error');
+      }
+    };
+
     for (const r of routes) {
       const pathParameters = match(r, method, rawPath);
       if (!pathParameters) continue;
-      const event = buildEvent(req, body, { routeKey: r.routeKey, pathParameters });
       const name = r.route.functionName ?? `${r.route.method}-${r.route.path}`.replace(/[^A-Za-z0-9_-]+/g, '-');
-      let reply: HttpReply;
-      try {
-        reply = mapResult(await r.route.handler(event, lambdaContext(name)));
-      } catch (error) {
-        log(`handler for ${r.routeKey} failed`, error);
-        reply = message(500, 'Internal Server Error');
-      }
-      send(res, reply);
-      return;
+      return send(res, await invoke(r.route.handler, r.routeKey, pathParameters, name));
     }
 
     if (opts.static && (method === 'GET' || method === 'HEAD')) {
       const file = await serveStatic(opts.static.dir, opts.static.prefix, rawPath);
       if (file) return send(res, file, method === 'HEAD');
     }
-    if (opts.fallback) {
-      const fallback = opts.fallback;
-      const event = buildEvent(req, body, { routeKey: '$default', pathParameters: {} });
-      let reply: HttpReply;
-      try {
-        reply = mapResult(await fallback.handler(event, lambdaContext(fallback.functionName ?? 'default')));
-      } catch (error) {
-        log('handler for $default failed', error);
-        reply = message(500, 'Internal Server Error');
-      }
-      return send(res, reply);
-    }
+    if (opts.fallback) return send(res, await invoke(opts.fallback.handler, '$default', {}, opts.fallback.functionName ?? 'default'));
     send(res, message(404, 'Not Found'));
   };
 

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { MalformedError, ObligationError } from '../../core/errors.ts';
 import { topicsUnder, type InKind } from '../../service/topics.ts';
 import { getDeps, type Deps } from './deps.ts';
-import { toReply } from './errors.ts';
+import { noRoute, toReply } from './errors.ts';
 import { logger, metrics, tracer } from './observability.ts';
 
 /** The Powertools middlewares every chain starts with (their `after`s run last). */
@@ -175,4 +175,17 @@ const isHttpEvent = (e: unknown): boolean =>
 export function byEvent(chains: { http: AnyHandler; other: AnyHandler }) {
   return (event: unknown, context: Context): Promise<unknown> =>
     (isHttpEvent(event) ? chains.http : chains.other)(event as never, context);
+}
+
+/**
+ * One Lambda entry serving several HTTP routes, picked by the event's route key. A route it
+ * does not serve (the API's `$default` route: no route matched) is a typed 404 naming it.
+ */
+export function byRouteKey(routes: Record<string, AnyHandler>) {
+  return (event: { routeKey?: string; rawPath?: string; requestContext?: { http?: { method?: string } } }, context: Context): Promise<unknown> => {
+    const route = routes[event.routeKey ?? ''];
+    if (route) return route(event as never, context);
+    const reply = noRoute(event.requestContext?.http?.method ?? '?', event.rawPath ?? '?');
+    return Promise.resolve(json(reply.statusCode, reply.body));
+  };
 }

@@ -70,7 +70,6 @@ export function recordPublish(summary: { published: number; backlog?: number | u
   if (summary.backlog !== undefined) count(METRIC.publishBacklog, summary.backlog);
 }
 
-/** Settlements broadcast by a settle run (one domain or all): how many, and how many sats they paid. */
 /**
  * What settle runs did: the settlements made and the sats they paid, the fee bumps, and the
  * settlements left stuck, each also a warning naming it and why (the alarm's reading).
