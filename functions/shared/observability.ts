@@ -17,6 +17,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { SettleSummary } from '../../service/settle.ts';
 import { CODE_DIMENSION, METRIC, METRICS_NAMESPACE } from './metric-names.ts';
 
 export { CODE_DIMENSION, METRIC, METRICS_NAMESPACE } from './metric-names.ts';
@@ -74,7 +75,7 @@ export function recordPublish(summary: { published: number; backlog?: number | u
  * What settle runs did: the settlements made and the sats they paid, the fee bumps, and the
  * settlements left stuck, each also a warning naming it and why (the alarm's reading).
  */
-export function recordSettleRuns(runs: readonly SettleRun[]): void {
+export function recordSettleRuns(runs: readonly Pick<SettleSummary, 'domain' | 'settlements' | 'bumped' | 'stuck'>[]): void {
   const settlements = runs.flatMap((r) => r.settlements);
   count(METRIC.settlements, settlements.length);
   count(METRIC.settledAmount, settlements.reduce((sum, s) => sum + s.total, 0));
@@ -85,14 +86,6 @@ export function recordSettleRuns(runs: readonly SettleRun[]): void {
       logger.warn('settlement stuck', { domain: r.domain, settlementId: s.settlementId, txid: s.txid, reason: s.reason.slice(0, 300) });
     }
   }
-}
-
-/** The parts of a settle run's summary (service/settle.ts SettleSummary) the metrics read. */
-interface SettleRun {
-  domain: string;
-  settlements: readonly { total: number }[];
-  bumped?: readonly unknown[];
-  stuck?: readonly { settlementId: string; txid: string; reason: string }[];
 }
 
 /** Ledger records a follower run found invalid and skipped. */

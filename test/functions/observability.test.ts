@@ -180,10 +180,10 @@ describe('Powertools metrics and logs from the handlers', () => {
         {
           domain: 'c9',
           settlements: [],
-          bumped: [{}, {}],
+          bumped: [1, 2].map((n) => ({ settlementId: 's-1', from: `${n}`.repeat(64), to: `${n + 1}`.repeat(64), satVb: 20 * n })),
           stuck: [{ settlementId: 's-1', txid: 'ab'.repeat(32), reason: `fee bump refused (insufficient fee), not outbid: over the fee cap ${'x'.repeat(400)}` }],
         },
-        { domain: 'c8', settlements: [{ total: 5 }] },
+        { domain: 'c8', settlements: [{ settlementId: 's-2', txid: 'cd'.repeat(32), total: 5, obligations: 1 }] },
       ]);
       metrics.publishStoredMetrics();
     });
