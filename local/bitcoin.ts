@@ -52,6 +52,9 @@ export interface StartRegtestOptions {
 interface BcoinHttpServer {
   open(): Promise<void>;
   close(): Promise<void>;
+  address(): { port: number };
+  /** bweb's listen settings: open() listens on config.port */
+  config: { port: number };
 }
 interface BcoinWalletHttp extends BcoinHttpServer {
   post(path: string, handler: (req: BcoinRequest, res: BcoinResponse) => Promise<void>): void;
@@ -270,7 +273,6 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
 /** Start bcoin regtest in memory with the wallet plugin and both RPC servers on free loopback ports. */
 export async function startRegtest(opts: StartRegtestOptions = {}): Promise<RegtestNode> {
   const bcoin = loadBcoin();
-  const [nodePort, walletPort] = [await freePort(), await freePort()];
   const apiKey = randomBytes(24).toString('hex');
   const node = new bcoin.FullNode({
     network: 'regtest',
@@ -280,11 +282,11 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
     listen: false,
     indexTX: true,
     httpHost: '127.0.0.1',
-    httpPort: nodePort,
+    httpPort: 0, // bound below; a port picked beforehand could be taken by any connection meanwhile
     apiKey,
     // Options prefixed `wallet` are handed to the wallet plugin (bcfg filter).
     walletHttpHost: '127.0.0.1',
-    walletHttpPort: walletPort,
+    walletHttpPort: 0,
   });
   node.use(bcoin.wallet.plugin);
   // bcoin reports relay and verification failures as 'error' events; without a
@@ -321,6 +323,12 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
     }
   });
   addBumpRoute(bcoin, walletPlugin.http);
+  // Both servers listen on the port the OS gave them; a restart (setAvailable) reopens the same one.
+  const [nodePort, walletPort] = [node.http, walletPlugin.http].map((server) => {
+    const port = server.address().port;
+    server.config.port = port;
+    return port;
+  }) as [number, number];
 
   const endpoint = (port: number): RpcEndpoint => ({
     host: '127.0.0.1',
