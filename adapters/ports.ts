@@ -248,4 +248,11 @@ export interface Signer {
    * 64-byte signature of the message itself; P-256: r||s over SHA-256).
    */
   sign(key: SignerKey, text: string): Promise<string>;
+  /**
+   * The key signs nothing more, once its domain rotated away from it (its signatures stay
+   * verifiable: the ledger holds its public half). KMS: its deletion scheduled after
+   * RETIRED_KEY_WINDOW_DAYS, cancellable until then (CancelKeyDeletion); locally its private
+   * half is dropped. Retiring a retired key does nothing.
+   */
+  retireKey(key: SignerKey): Promise<void>;
 }

@@ -351,8 +351,9 @@ export async function revokeDevice(
  *
  * Crash-safe: the rotation is recorded as begun in the hosted domain's item before it is
  * published; calling again finishes a begun one (the same record, or the same key dated
- * afresh when it began long ago: redatedIfLate) instead of starting another. The replaced key stays in the signer (on AWS, schedule its KMS key's deletion
- * once the rotation is on the ledger).
+ * afresh when it began long ago: redatedIfLate) instead of starting another. Once the rotation
+ * stands on the ledger the replaced key is retired in the signer (on AWS its KMS key's deletion
+ * is scheduled, cancellable for RETIRED_KEY_WINDOW_DAYS).
  */
 export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ domain: string; rotation: Signed<KeyRotationBody> }> {
   const d = await hostedOrThrow(deps, domain);
@@ -385,6 +386,10 @@ export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ dom
     if (!(e instanceof InvalidRecordError) || !held || !sameKey(held.body.key, r.body.key)) throw e;
     standing = held;
   }
+  // On the ledger, standing: the replaced key signs nothing more. Before the rotation is marked
+  // finished, so a crash in between is finished by calling again (retiring twice does nothing);
+  // meanwhile a signature asked of the old key fails retry-class and is asked again of the new one.
+  await deps.signer.retireKey({ keyId: d.keyId, publicKey: d.publicKey });
   await deps.store.finishKeyRotation(domain, pending);
   // the record every hub holds (the late-landed one when it stands), not the copy that lost
   return { domain, rotation: standing };

@@ -58,7 +58,10 @@ export interface BitcoinPaymentsOptions {
   settleTimeoutMs?: number;
   /** Payments refuse addresses of any other format before the node sees them (F17_WRONG_NETWORK). */
   addressFormat?: AddressFormat;
-  /** bitcoind: fee rate from estimatesmartfee within these bounds (core/network.ts NETWORK_DEFAULTS). */
+  /**
+   * bitcoind: fee rate from estimatesmartfee within these bounds (core/network.ts NETWORK_DEFAULTS).
+   * bitcoind and bcoin: no fee bump is asked above the cap (F18_FEE_CAP).
+   */
   fees?: FeePolicy;
 }
 

@@ -96,7 +96,10 @@ export interface StrategyOptions {
   rpc?: RpcOptions;
   /** How long to wait for bcoin's background relay and wallet sync (ms, default 3000). */
   settleTimeoutMs?: number;
-  /** bitcoind: the fee rate of every payment (estimatesmartfee within bounds); absent: the wallet's own choice. */
+  /**
+   * bitcoind: the fee rate of every payment (estimatesmartfee within bounds); absent: the wallet's own
+   * choice. Both kinds: an outbid above its cap is not built.
+   */
   fees?: FeePolicy;
 }
 
@@ -132,6 +135,14 @@ function toPayment(
 ): IncomingPayment | null {
   if (entry.category !== 'receive' || typeof entry.address !== 'string') return null;
   return { txid, address: entry.address, amount: btcToSats(entry.amount), confirmations: Math.max(0, confirmations) };
+}
+
+/** An outbid the fee policy's cap does not allow is never built (F18_FEE_CAP): its settlement is stuck, saying so. */
+function refuseOverCap(fees: FeePolicy | undefined, txid: string, atLeastSatVb: number | undefined): void {
+  const cap = fees?.capSatVb;
+  if (atLeastSatVb !== undefined && cap !== undefined && atLeastSatVb > cap) {
+    throw new FeeCapError(`a replacement would need ${atLeastSatVb} sat/vB, over the fee cap of ${cap} sat/vB`, { txid, satVb: atLeastSatVb, capSatVb: cap });
+  }
 }
 
 export function bitcoindStrategy(opts: StrategyOptions): Strategy {
@@ -214,10 +225,7 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
       // Core ≥ 28 replaces any mempool transaction (full RBF is the default, the option was removed in 29).
       // Its `fee_rate` option (sat/vB) replaces the wallet's estimate: how a refused replacement is outbid,
       // never above the policy's cap.
-      const cap = opts.fees?.capSatVb;
-      if (atLeastSatVb !== undefined && cap !== undefined && atLeastSatVb > cap) {
-        throw new FeeCapError(`a replacement would need ${atLeastSatVb} sat/vB, over the fee cap of ${cap} sat/vB`, { txid, satVb: atLeastSatVb, capSatVb: cap });
-      }
+      refuseOverCap(opts.fees, txid, atLeastSatVb);
       const options = atLeastSatVb === undefined ? {} : { fee_rate: Math.ceil(atLeastSatVb * 1000) / 1000 };
       const bumped = await wallet<{ psbt: string; fee: number | string }>('psbtbumpfee', txid, options);
       const signed = await wallet<{ psbt: string; complete: boolean; hex?: string }>('walletprocesspsbt', bumped.psbt, true);
@@ -334,6 +342,8 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       // bcoin 1.0.2 has no bumpfee, and its wallet refuses to sign inputs it already counts as spent; the
       // embedded node (local/bitcoin.ts) adds POST /wallet/:id/bump: same inputs and payees, a higher fee
       // taken from the change, signed, not broadcast. Its mempool accepts the replacement (full RBF, as Core).
+      // An outbid is capped by the fee policy as on bitcoind (bcoin's wallet picks the rate of a payment).
+      refuseOverCap(opts.fees, txid, atLeastSatVb);
       const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid, ...(atLeastSatVb === undefined ? {} : { rate: atLeastSatVb }) });
       const { hex, fee } = tx.body as { hex?: unknown; fee?: unknown };
       if (typeof hex !== 'string' || typeof fee !== 'number') throw new UnavailableError('bcoin bump returned no transaction', { txid });

@@ -16,13 +16,18 @@
  * Throttling and transport failures become UnavailableError (retry-class).
  */
 import { createHash } from 'node:crypto';
-import { CreateKeyCommand, GetPublicKeyCommand, SignCommand, type KMSClient, type Tag } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DescribeKeyCommand, GetPublicKeyCommand, ScheduleKeyDeletionCommand, SignCommand, type KMSClient, type Tag } from '@aws-sdk/client-kms';
 import { UnavailableError } from '../../core/errors.ts';
 import type { KeyAlg } from '../../core/types.ts';
 import type { Signer, SignerKey } from '../ports.ts';
 
 /** The tag every domain key carries; IAM conditions on it (lib/constructs/handlers.ts). */
 export const DOMAIN_TAG = 'oc:domain';
+/**
+ * The waiting period of a retired key's deletion: KMS's longest (ScheduleKeyDeletion takes
+ * 7 to 30 days), so an operator has a month to cancel it; IAM allows no other (handlers.ts).
+ */
+export const RETIRED_KEY_WINDOW_DAYS = 30;
 /** Largest RAW message KMS signs (Sign API: "Messages can be 0-4096 bytes"). */
 export const KMS_RAW_MESSAGE_MAX = 4096;
 
@@ -99,18 +104,35 @@ export class KmsSigner implements Signer {
     return derToP1363(Buffer.from(out.Signature), 32).toString('base64url');
   }
 
+  async retireKey(key: SignerKey): Promise<void> {
+    try {
+      // the key state becomes PendingDeletion: no cryptographic operation until CancelKeyDeletion
+      await this.kms.send(new ScheduleKeyDeletionCommand({ KeyId: key.keyId, PendingWindowInDays: RETIRED_KEY_WINDOW_DAYS }));
+    } catch (e) {
+      // a key already pending deletion answers KMSInvalidStateException: retired before, done
+      if ((e as { name?: string } | null)?.name !== 'KMSInvalidStateException') throw unavailable(e) ?? e;
+      const state = (await this.call(() => this.kms.send(new DescribeKeyCommand({ KeyId: key.keyId })))).KeyMetadata?.KeyState;
+      if (state !== 'PendingDeletion') throw new UnavailableError(`key ${key.keyId} cannot be retired in state ${state ?? 'unknown'}`);
+    }
+  }
+
   private async call<T>(op: () => Promise<T>): Promise<T> {
     try {
       return await op();
     } catch (e) {
-      const name = (e as { name?: string } | null)?.name ?? 'Error';
-      const code = (e as { code?: string } | null)?.code;
-      if (TRANSIENT.has(name) || code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT') {
-        throw new UnavailableError(`key service unavailable: ${name}`);
-      }
-      throw e;
+      throw unavailable(e) ?? e;
     }
   }
+}
+
+/** A throttled, failing or unreachable KMS as UnavailableError (retry-class); anything else undefined. */
+function unavailable(e: unknown): UnavailableError | undefined {
+  const name = (e as { name?: string } | null)?.name ?? 'Error';
+  const code = (e as { code?: string } | null)?.code;
+  if (TRANSIENT.has(name) || code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT') {
+    return new UnavailableError(`key service unavailable: ${name}`);
+  }
+  return undefined;
 }
 
 /** An ECDSA signature from DER (SEQUENCE { INTEGER r, INTEGER s }) to fixed-size r||s. */

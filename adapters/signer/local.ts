@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { generateKeyPair, publicKeyOf, sameKey, signBytes, type PrivateKeyRef } from '../../core/keys.ts';
+import { UnavailableError } from '../../core/errors.ts';
 import type { KeyAlg } from '../../core/types.ts';
 import type { Signer, SignerKey } from '../ports.ts';
 
@@ -14,20 +15,21 @@ export class LocalSigner implements Signer {
   readonly defaultAlg: KeyAlg = 'ed25519';
 
   private constructor(
-    private readonly keys: Map<string, PrivateKeyRef>,
+    /** null: retired (its private half dropped) */
+    private readonly keys: Map<string, PrivateKeyRef | null>,
     private readonly file: string | undefined,
   ) {}
 
   /** Keys kept in `file` (created on first key) when given, else in memory only. */
   static async open(file?: string): Promise<LocalSigner> {
-    const keys = new Map<string, PrivateKeyRef>();
+    const keys = new Map<string, PrivateKeyRef | null>();
     if (file) {
       const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return undefined;
         throw e;
       });
       if (text !== undefined) {
-        for (const [id, key] of Object.entries(JSON.parse(text) as Record<string, PrivateKeyRef>)) keys.set(id, key);
+        for (const [id, key] of Object.entries(JSON.parse(text) as Record<string, PrivateKeyRef | null>)) keys.set(id, key);
       }
     }
     return new LocalSigner(keys, file);
@@ -43,10 +45,18 @@ export class LocalSigner implements Signer {
 
   async sign(key: SignerKey, text: string): Promise<string> {
     const priv = this.keys.get(key.keyId);
-    if (!priv) throw new Error(`signer has no key ${key.keyId}`);
+    // as KMS answers for a key pending deletion: the caller asks again with its domain's new key
+    if (priv === null) throw new UnavailableError(`key ${key.keyId} is retired`);
+    if (priv === undefined) throw new Error(`signer has no key ${key.keyId}`);
     // the store's public half must be this key's: a mix-up would sign what nobody can verify
     if (!sameKey(publicKeyOf(priv), key.publicKey)) throw new Error(`key ${key.keyId} does not match its public key`);
     return signBytes(priv, text);
+  }
+
+  async retireKey(key: SignerKey): Promise<void> {
+    if (!this.keys.get(key.keyId)) return;
+    this.keys.set(key.keyId, null);
+    await this.save();
   }
 
   /** Atomically rewrite the key file (temporary file, then rename), readable by its owner only. */

@@ -255,7 +255,7 @@ export async function buildDeps(config: Config, overrides: DepsOverrides = {}): 
           wallet: { ...endpointOf(walletUrl, auth), name: wallet },
           minConfirmations: config.confirmations,
           addressFormat: addressFormat(config.bitcoin.network, config.bitcoin.kind),
-          ...(config.bitcoin.kind === 'bitcoind' ? { fees: config.bitcoin.fees } : {}),
+          fees: config.bitcoin.fees,
         });
         if (create) await adapter.ensureWallet();
         return adapter;

@@ -12,6 +12,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import { TABLE_ENV, TABLE_INDEXES } from '../../adapters/table.ts';
+import { RETIRED_KEY_WINDOW_DAYS } from '../../adapters/signer/kms.ts';
 import { METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
 
 /** The handler entries in functions/{name}.ts, each exporting `handler`. */
@@ -303,7 +304,7 @@ export class Handlers extends Construct {
       {
         id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
         reason:
-          'Domain keys are created at run time, one per hosted domain, so their ARNs are unknown at deploy time: kms:Sign (and for the registering function kms:GetPublicKey, kms:TagResource) is granted on key/* only under a condition on the key\'s oc:app tag, which the key policy and tag conditions on CreateKey/TagResource tie to this app.',
+          'Domain keys are created at run time, one per hosted domain, so their ARNs are unknown at deploy time: kms:Sign (and for the registering function kms:GetPublicKey, kms:DescribeKey, kms:TagResource, and kms:ScheduleKeyDeletion with a 30-day waiting period only) is granted on key/* only under a condition on the key\'s oc:app tag, which the key policy and tag conditions on CreateKey/TagResource tie to this app.',
       },
       {
         id: 'AwsSolutions-L1',
@@ -317,7 +318,8 @@ export class Handlers extends Construct {
    * kms:Sign only on this app's domain keys (tag condition) for the functions that sign,
    * and their roles tagged as signers (the key policy denies everyone else). The
    * registering function may also create keys, only SIGN_VERIFY ECC keys carrying
-   * exactly the app's tags, tag them so, and read their public halves.
+   * exactly the app's tags, tag them so, read their public halves and state, and
+   * schedule a retired key's deletion with a waiting period of RETIRED_KEY_WINDOW_DAYS.
    */
   private grantKeys(fn: NodejsFunction, keys: 'create' | 'sign'): void {
     const stack = Stack.of(this);
@@ -327,7 +329,15 @@ export class Handlers extends Construct {
     if (fn.role) Tags.of(fn.role).add(SIGNER_ROLE_TAG, 'true');
     fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Sign'], resources: [appKeys], conditions: ofThisApp }));
     if (keys !== 'create') return;
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:GetPublicKey'], resources: [appKeys], conditions: ofThisApp }));
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:GetPublicKey', 'kms:DescribeKey'], resources: [appKeys], conditions: ofThisApp }));
+    // a key its domain rotated away from is retired: deletion scheduled, with the longest waiting period only
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:ScheduleKeyDeletion'],
+        resources: [appKeys],
+        conditions: { ...ofThisApp, NumericEquals: { 'kms:ScheduleKeyDeletionPendingWindowInDays': RETIRED_KEY_WINDOW_DAYS } },
+      }),
+    );
     const tagsOnRequest = {
       [`aws:RequestTag/${APP_TAG}`]: app,
     };

@@ -74,12 +74,15 @@ function scripted(real: Payments, s: Script): Payments {
   return Object.assign(Object.create(real) as Payments, over);
 }
 
+const FEE_CAP = 100;
+
 describe('settlement faults', () => {
   let cloud: LocalCloud;
   const devs: Record<string, TestDevice> = {};
 
   before(async () => {
-    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 }, env: { CREDIT_BASE: '1000000' } });
+    // bcoin's bump doubles the fee (about 40 sat/vB), its outbids 1.5× that: a cap of 100 takes two outbids, not three
+    cloud = await startCloud({ schedule: { publish: 0, watch: 0, settle: 0, mine: 0 }, env: { CREDIT_BASE: '1000000', FEE_CAP_SAT_VB: String(FEE_CAP) } });
     await registerDomain(cloud, 'sp', 'provider', { threshold: 0.3 });
     await registerDomain(cloud, 'sq', 'provider', { threshold: 0.3 });
     for (const c of ['sa', 'sb', 'sc', 'sd', 'se', 'sf', 'sg']) {
@@ -372,6 +375,33 @@ describe('settlement faults', () => {
     assert.equal((await cloud.deps.store.getSettlement(paid.settlementId))?.confirmedTxid, two.bumped?.[0]?.to);
   });
 
+  it('outbid once per run up to the fee cap, then kept, stuck, saying so, with nothing built; the original confirms and pays once', async () => {
+    const { ids, owed, paid } = await stuckSettlement('sl', 1);
+    const s = newScript();
+    s.rejectBumps = Infinity; // the node refuses every replacement
+    s.rejectMessage = 'insufficient fee, rejecting replacement';
+    const runs: SettleSummary[] = [];
+    for (let i = 0; i < 6; i++) {
+      const run = await settleDomain(withPayments(s), 'sl');
+      runs.push(run);
+      if (/over the fee cap/.test(run.stuck?.[0]?.reason ?? '')) break;
+    }
+    const last = runs[runs.length - 1];
+    assert.match(last?.stuck?.[0]?.reason ?? '', new RegExp(`^fee bump refused \\(insufficient fee.*\\), not outbid: a replacement would need [0-9.]+ sat/vB, over the fee cap of ${FEE_CAP} sat/vB`), JSON.stringify(runs));
+    const rates = runs.flatMap((r) => (r.bumped ?? []).map((b) => b.satVb));
+    assert.ok(rates.length >= 2 && rates.every((r, i) => r <= FEE_CAP && (i === 0 || r >= (rates[i - 1] as number) * OUTBID_FACTOR)), `rising rates under the cap: ${rates.join(', ')}`);
+    assert.equal(last?.bumped, undefined, 'the run that met the cap built nothing');
+    const asked = s.replacements?.at(-1)?.atLeastSatVb ?? 0;
+    assert.ok(asked > FEE_CAP, `the last ask (${asked} sat/vB) is over the cap`);
+
+    await cloud.regtest.mine(1); // nothing replaced the original in the mempool: it is mined
+    assert.equal((await settleDomain(cloud.deps, 'sl')).confirmed, 1);
+    assert.equal((await cloud.deps.store.getSettlement(paid.settlementId))?.confirmedTxid, paid.txid);
+    // the refused replacements' records (intents) wait no more
+    const refused = runs.flatMap((r) => (r.bumped ?? []).map((b) => b.to));
+    assert.equal(await fulfilledBy(ids, paid.txid, refused, owed), refused.length);
+  });
+
   it('a settlement the wallet will not fee-bump (a payee spent its output unconfirmed) is kept, stuck, and the domain goes on paying', async () => {
     await registerDomain(cloud, 'si', 'consumer');
     await cloud.fund('si'); // two coins
@@ -504,7 +534,7 @@ describe('settlement faults', () => {
 
   it('every consumer paid each provider exactly what it owes, once', async () => {
     const owed = new Map<string, number>();
-    for (const c of ['sa', 'sb', 'sc', 'sd', 'se', 'sj', 'sk']) {
+    for (const c of ['sa', 'sb', 'sc', 'sd', 'se', 'sj', 'sk', 'sl']) {
       for (const o of await cloud.deps.store.listByConsumer(c)) {
         if (o.status === 'settling' || o.status === 'fulfilled') owed.set(c, (owed.get(c) ?? 0) + o.amount);
       }

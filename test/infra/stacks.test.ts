@@ -238,8 +238,8 @@ describe('BackendStack: domain keys in KMS', () => {
     }
   });
 
-  it('only the registering function creates, tags and reads keys', () => {
-    assert.deepEqual(actions('domains'), ['kms:CreateKey', 'kms:GetPublicKey', 'kms:Sign', 'kms:TagResource']);
+  it('only the registering function creates, tags, reads and retires keys', () => {
+    assert.deepEqual(actions('domains'), ['kms:CreateKey', 'kms:DescribeKey', 'kms:GetPublicKey', 'kms:ScheduleKeyDeletion', 'kms:Sign', 'kms:TagResource']);
     for (const name of HANDLER_NAMES.filter((n) => n !== 'domains')) {
       assert.ok(actions(name).every((a) => a === 'kms:Sign'), `${name}: ${actions(name).join(',')}`);
     }
@@ -260,6 +260,13 @@ describe('BackendStack: domain keys in KMS', () => {
         } else if (action === 'kms:TagResource') {
           assert.deepEqual(st.Condition?.['StringEquals'], { [`aws:RequestTag/${APP_TAG}`]: app });
           assert.deepEqual(st.Condition?.['ForAllValues:StringEquals'], { 'aws:TagKeys': ['oc:domain', APP_TAG] });
+        } else if (action === 'kms:ScheduleKeyDeletion') {
+          // a retired key only, and only with the longest waiting period (an operator may cancel it)
+          assert.match(render(st.Resource), /:kms:.*:key\/\*$/, `${name} ${action}`);
+          assert.deepEqual(st.Condition, {
+            StringEquals: { [`aws:ResourceTag/${APP_TAG}`]: app },
+            NumericEquals: { 'kms:ScheduleKeyDeletionPendingWindowInDays': 30 },
+          });
         } else {
           assert.match(render(st.Resource), /:kms:.*:key\/\*$/, `${name} ${action}`);
           assert.deepEqual(st.Condition, { StringEquals: { [`aws:ResourceTag/${APP_TAG}`]: app } }, `${name} ${action}`);

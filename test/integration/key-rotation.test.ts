@@ -12,12 +12,17 @@
  * - a rotation interrupted by a ledger outage finishes, with the same record, when asked again.
  */
 import { randomBytes } from 'node:crypto';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair, keyFingerprint, sameKey, verifySigned } from '../../core/keys.ts';
 import { createKeyRotation, createRenewalRequest, createRevocation, createSettlementRecord } from '../../core/records.ts';
 import type { DeviceCredential, Json, KeyRotationBody, PublicKeyRef, SettlementRecord, Signed } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
+import { LocalSigner } from '../../adapters/signer/local.ts';
+import { UnavailableError } from '../../core/errors.ts';
 import type { Federation } from '../../local/federation.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
 import type { HostedDomain } from '../../adapters/store/dynamo.ts';
@@ -43,8 +48,11 @@ describe('domain key rotation across hubs', () => {
   let fed: Federation;
   let hub1: LocalCloud;
   let hub2: LocalCloud;
-  /** c1 as hosted before its first rotation: its keyId still signs with the retired key. */
+  /** c1 as hosted before its first rotation: the key it retires. */
   let c1Before: HostedDomain;
+  /** A copy of hub 1's key file taken before any rotation, as a thief would have it: still signs with c1's old key. */
+  let stolen: (d: HostedDomain) => ReturnType<typeof domainSigner>;
+  let dir: string;
   const propagate = () => sleep(DELAY * 4);
   const rotate = (hub: LocalCloud, d: string) => hub.call<{ rotation: Signed<KeyRotationBody> } & ErrorBody>('POST', `/domains/${d}/key-rotation`, {});
   const renew = async (dev: TestDevice) => {
@@ -82,11 +90,19 @@ describe('domain key rotation across hubs', () => {
   };
 
   before(async () => {
-    ({ fed, hub1, hub2 } = await twoHubs(DELAY));
+    dir = await mkdtemp(join(tmpdir(), 'oc-rotation-'));
+    const keyFile = join(dir, 'hub1-keys.json');
+    ({ fed, hub1, hub2 } = await twoHubs(DELAY, async (h1) => {
+      h1.deps.signer = await LocalSigner.open(keyFile);
+    }));
     c1Before = (await hub1.deps.store.getHostedDomain('c1'))!;
+    await copyFile(keyFile, join(dir, 'stolen.json'));
+    const thief = await LocalSigner.open(join(dir, 'stolen.json'));
+    stolen = (d) => domainSigner({ signer: thief }, d);
   });
   after(async () => {
     await fed?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('cuts off the replaced key at home at once and elsewhere after one follower run; renewed credentials buy; old records stay valid', async () => {
@@ -102,6 +118,8 @@ describe('domain key rotation across hubs', () => {
     const hosted = (await hub1.deps.store.getHostedDomain('c1'))!;
     assert.ok(sameKey(hosted.publicKey, r.body.key) && hosted.keyId !== c1Before.keyId && hosted.rotating === undefined);
     assert.deepEqual((await keyOf(hub1, 'c1')).key, r.body.key);
+    // the replaced key is retired in the hub's signer: it signs nothing more there
+    await assert.rejects(domainSigner(hub1.deps, c1Before).sign('x'), UnavailableError);
 
     // at home: the old credential gets no offer
     assert.deepEqual(await attempt(hub1, dev, 'p1', 'p1-spd-1'), { stage: 'offer', code: 'F02_BAD_CREDENTIAL', status: 400 });
@@ -150,7 +168,7 @@ describe('domain key rotation across hubs', () => {
       from.publish('domains', rotationKey('c1', r.body.seq), [domainKey('c1')], r as unknown as Json);
     // from c1's own hub node: signed by a stranger, then by the retired key
     await publish(fed.ledgers[0]!, createKeyRotation(body, generateKeyPair().privateKey));
-    await publish(fed.ledgers[0]!, await createKeyRotation(body, domainSigner(hub1.deps, c1Before)));
+    await publish(fed.ledgers[0]!, await createKeyRotation(body, stolen(c1Before)));
     // signed by c1's current key, but from a node that is not c1's hub
     await publish(fed.network.node('rogue-hub'), await createKeyRotation(body, domainSigner(hub1.deps, current)));
     // the genuine rotation 1 again, from c1's hub: already known (the ledger keeps one copy)
@@ -166,7 +184,7 @@ describe('domain key rotation across hubs', () => {
     // and a revocation signed by the retired key, long after its rotation, from c1's hub node: refused
     const late = await createRevocation(
       { domain: 'c1', deviceId: dev.id, deviceKey: dev.keys.publicKey, reason: 'forged', at: Date.now() + 3_600_000 },
-      domainSigner(hub1.deps, c1Before),
+      stolen(c1Before),
     );
     await fed.ledgers[0]!.publish('domains', ledgerKeys.revocation('c1', dev.id, keyFingerprint(dev.keys.publicKey)), [], late as unknown as Json);
     await propagate();
@@ -198,7 +216,7 @@ describe('domain key rotation across hubs', () => {
     assert.equal(counted.settlements, 1, JSON.stringify(counted));
     assert.equal(counted.invalid, 0, JSON.stringify(counted));
     // the retired key, dated an hour after the rotation: refused
-    await publish(await createSettlementRecord(record(rotatedAt + 3_600_000), domainSigner(hub1.deps, c1Before)));
+    await publish(await createSettlementRecord(record(rotatedAt + 3_600_000), stolen(c1Before)));
     await propagate();
     const refused = await follow(hub2);
     assert.equal(refused.settlements, 0, JSON.stringify(refused));
@@ -317,6 +335,36 @@ describe('domain key rotation across hubs', () => {
     assert.equal(followed.rotations, 1, JSON.stringify(followed));
     assert.equal(followed.invalid, 0);
     assert.equal((await rotate(hub1, 'c9')).body.rotation.body.seq, 2, 'a later rotation is the next one');
+  });
+
+  it('a rotation cut short after the old key was retired (the store failed) finishes when asked again; meanwhile the old key signs nothing', async () => {
+    await registerDomain(hub1, 'c5', 'consumer');
+    await propagate();
+    const before = (await hub1.deps.store.getHostedDomain('c5'))!;
+    const store = hub1.deps.store;
+    const finish = store.finishKeyRotation.bind(store);
+    store.finishKeyRotation = async () => {
+      throw new UnavailableError('store down');
+    };
+    let failed;
+    try {
+      failed = await rotate(hub1, 'c5');
+    } finally {
+      store.finishKeyRotation = finish;
+    }
+    assert.equal(failed.status, 503, JSON.stringify(failed.body));
+    const half = (await store.getHostedDomain('c5'))!;
+    assert.ok(half.keyId === before.keyId && half.rotating, 'begun, not finished');
+    await assert.rejects(domainSigner(hub1.deps, before).sign('x'), UnavailableError, 'retired already');
+    const enrolling = await hub1.call<ErrorBody>('POST', '/domains/c5/devices', { deviceId: 'c5-a', deviceKey: generateKeyPair().publicKey, creditLimit: 1000 });
+    assert.equal(enrolling.status, 503, `retry-class until the rotation is finished: ${JSON.stringify(enrolling.body)}`);
+
+    const done = await rotate(hub1, 'c5');
+    assert.equal(done.status, 201, JSON.stringify(done.body));
+    assert.deepEqual(done.body.rotation, half.rotating!.rotation, 'the same record');
+    const after = (await store.getHostedDomain('c5'))!;
+    assert.ok(sameKey(after.publicKey, half.rotating!.publicKey) && after.rotating === undefined);
+    assert.ok((await enrol(hub1, 'c5', 'c5-a')).credential, 'the new key signs');
   });
 
   it('a rotation finished long after it began is dated afresh, so what the old key signed meanwhile still counts', async () => {

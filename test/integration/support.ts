@@ -126,9 +126,14 @@ export const follow = (hub: LocalCloud) => hub.invoke(() => followLedger(hub.dep
  * scheduled: consumer c1 and provider p1 at hub 1, provider p2 at hub 2, every record
  * followed by both.
  */
-export async function twoHubs(delayMs: number): Promise<{ fed: Federation; hub1: LocalCloud; hub2: LocalCloud }> {
+export async function twoHubs(
+  delayMs: number,
+  /** Runs before any domain is registered (e.g. to give a hub a signer of the test's own). */
+  prepare?: (hub1: LocalCloud, hub2: LocalCloud) => Promise<void>,
+): Promise<{ fed: Federation; hub1: LocalCloud; hub2: LocalCloud }> {
   const fed = await startFederation({ hubs: 2, ledgerDelayMs: delayMs, schedule: { publish: 0, watch: 0, settle: 0, follow: 0, mine: 0 } });
   const [hub1, hub2] = fed.hubs as [LocalCloud, LocalCloud];
+  await prepare?.(hub1, hub2);
   await registerDomain(hub1, 'c1', 'consumer');
   await registerDomain(hub1, 'p1', 'provider', { threshold: 0.3 });
   await registerDomain(hub2, 'p2', 'provider', { threshold: 0.3 });

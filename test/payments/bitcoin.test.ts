@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BitcoinPayments, checkReplacement, InsufficientFundsError } from '../../adapters/payments/bitcoin.ts';
 import { parseTx } from '../../adapters/payments/rawtx.ts';
-import { MalformedError, UnavailableError } from '../../core/errors.ts';
+import { FeeCapError, MalformedError, UnavailableError } from '../../core/errors.ts';
 import { bcoinPaymentsOptions, freePort, startRegtest, type RegtestNode } from '../../local/bitcoin.ts';
 import type { IncomingPayment } from '../../adapters/ports.ts';
 
@@ -153,6 +153,11 @@ describe('BitcoinPayments on bcoin regtest', () => {
     const higher = await payer.prepareReplacement(original.hex, { atLeastSatVb: bump.satVb * 2 });
     assert.ok(higher.satVb >= bump.satVb * 2 && higher.fee === feeOf(higher.hex), `${higher.satVb} ≥ 2 × ${bump.satVb} sat/vB`);
     await payer.abandon(higher.hex);
+    // not above the fee policy's cap: nothing is built
+    const cap = Math.floor(bump.satVb * 2) - 1;
+    const capped = new BitcoinPayments(bcoinPaymentsOptions(node, 'bumper', { fees: { targetBlocks: 6, floorSatVb: 1, fallbackSatVb: 1, capSatVb: cap } }));
+    await assert.rejects(capped.prepareReplacement(original.hex, { atLeastSatVb: bump.satVb * 2 }), (err) => err instanceof FeeCapError && err.message.includes(`over the fee cap of ${cap} sat/vB`));
+    await capped.close();
 
     assert.equal(await payer.broadcast(bump.hex), bump.txid, 'the mempool takes the replacement (full RBF)');
     assert.equal(await payer.lookupTransaction(original.txid), null, 'and evicts the original');

@@ -27,6 +27,9 @@ function world() {
       if (state.down) throw new UnavailableError('key service unavailable: ThrottlingException');
       return signBytes(domainKey.privateKey, text);
     },
+    retireKey: async () => {
+      throw new Error('not used');
+    },
   };
   const deps = { signer, now: () => state.now, config: { hubKeyTtlMs: 24 * HOUR, offerTtlMs: 60_000 } } as unknown as Pick<Deps, 'signer' | 'now' | 'config'>;
   const hosted = { domain: 'wifico', keyId: 'k1', publicKey: domainKey.publicKey };

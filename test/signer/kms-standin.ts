@@ -2,12 +2,14 @@
  * A STAND-IN for AWS KMS, for the KMS adapter's tests: a tiny node:http server
  * speaking KMS's wire protocol (AWS JSON 1.1: POST /, `X-Amz-Target:
  * TrentService.<Operation>`, blobs as base64, errors as `{"__type", "message"}`)
- * for CreateKey, GetPublicKey and Sign, with keys made by node:crypto. No local
+ * for CreateKey, GetPublicKey, Sign, ScheduleKeyDeletion and DescribeKey, with keys made by node:crypto. No local
  * KMS is installable here (local-kms is a Go binary, not on npm). It enforces
  * what the KMS API reference documents for these calls and this project relies
  * on: KeyUsage SIGN_VERIFY, ED25519_SHA_512 only with MessageType RAW, RAW
  * messages of at most 4096 bytes, DIGEST of the algorithm's hash length, DER
- * ECDSA signatures. It is not KMS: no IAM, no key policy evaluation, no quotas.
+ * ECDSA signatures; a deletion's waiting period of 7 to 30 days (30 when absent),
+ * after which the key is PendingDeletion: GetPublicKey, Sign and ScheduleKeyDeletion
+ * answer KMSInvalidStateException, DescribeKey its state. It is not KMS: no IAM, no key policy evaluation, no quotas.
  */
 import { createPublicKey, generateKeyPairSync, randomBytes, randomUUID, sign, createHash, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -19,6 +21,8 @@ interface StoredKey {
   tags: { TagKey: string; TagValue: string }[];
   policy?: string;
   description?: string;
+  state: 'Enabled' | 'PendingDeletion';
+  deletionDate?: number;
 }
 
 export interface KmsStandIn {
@@ -60,13 +64,14 @@ export async function startKmsStandIn(): Promise<KmsStandIn> {
         spec,
         privateKey,
         tags: (b.Tags as StoredKey['tags'] | undefined) ?? [],
+        state: 'Enabled',
         ...(typeof b.Policy === 'string' ? { policy: b.Policy } : {}),
         ...(typeof b.Description === 'string' ? { description: b.Description } : {}),
       });
       return { KeyMetadata: { KeyId: id, Arn: `arn:aws:kms:${region}:${account}:key/${id}`, KeySpec: spec, KeyUsage: 'SIGN_VERIFY', Enabled: true } };
     },
     GetPublicKey(b) {
-      const [id, key] = find(b.KeyId);
+      const [id, key] = usable(b.KeyId);
       return {
         KeyId: `arn:aws:kms:${region}:${account}:key/${id}`,
         KeySpec: key.spec,
@@ -76,7 +81,7 @@ export async function startKmsStandIn(): Promise<KmsStandIn> {
       };
     },
     Sign(b) {
-      const [id, key] = find(b.KeyId);
+      const [id, key] = usable(b.KeyId);
       const message = Buffer.from(String(b.Message ?? ''), 'base64');
       const type = b.MessageType ?? 'RAW';
       if (type === 'RAW' && message.length > 4096) throw new KmsError('ValidationException', 'Message must be at most 4096 bytes');
@@ -93,7 +98,30 @@ export async function startKmsStandIn(): Promise<KmsStandIn> {
       }
       return { KeyId: `arn:aws:kms:${region}:${account}:key/${id}`, SigningAlgorithm: b.SigningAlgorithm, Signature: signature.toString('base64') };
     },
+    ScheduleKeyDeletion(b) {
+      const [id, key] = usable(b.KeyId);
+      const days = b.PendingWindowInDays ?? 30;
+      if (typeof days !== 'number' || !Number.isInteger(days) || days < 7 || days > 30) {
+        throw new KmsError('ValidationException', 'PendingWindowInDays must be between 7 and 30');
+      }
+      key.state = 'PendingDeletion';
+      key.deletionDate = Date.now() / 1000 + days * 86_400;
+      return { KeyId: arn(id), KeyState: key.state, DeletionDate: key.deletionDate, PendingWindowInDays: days };
+    },
+    DescribeKey(b) {
+      const [id, key] = find(b.KeyId);
+      const deletion = key.deletionDate === undefined ? {} : { DeletionDate: key.deletionDate };
+      return { KeyMetadata: { KeyId: id, Arn: arn(id), KeySpec: key.spec, KeyUsage: 'SIGN_VERIFY', KeyState: key.state, Enabled: key.state === 'Enabled', ...deletion } };
+    },
   };
+
+  /** A key in a state that allows cryptographic operations (KMS: "Key state: effect on your KMS key"). */
+  function usable(keyId: unknown): [string, StoredKey] {
+    const [id, key] = find(keyId);
+    if (key.state !== 'Enabled') throw new KmsError('KMSInvalidStateException', `${arn(id)} is pending deletion.`);
+    return [id, key];
+  }
+  const arn = (id: string) => `arn:aws:kms:${region}:${account}:key/${id}`;
 
   function find(keyId: unknown): [string, StoredKey] {
     const id = String(keyId ?? '').split('/').pop() ?? '';

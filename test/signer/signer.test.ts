@@ -8,13 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { UnavailableError } from '../../core/errors.ts';
 import { verifyBytes } from '../../core/keys.ts';
-import { DOMAIN_TAG, KmsSigner, derToP1363 } from '../../adapters/signer/kms.ts';
+import { DOMAIN_TAG, KmsSigner, RETIRED_KEY_WINDOW_DAYS, derToP1363 } from '../../adapters/signer/kms.ts';
 import { LocalSigner } from '../../adapters/signer/local.ts';
 import { startKmsStandIn, type KmsStandIn } from './kms-standin.ts';
 
@@ -85,6 +85,23 @@ describe('KMS signer (against a KMS stand-in)', () => {
     await assert.rejects(signer.sign({ ...key, keyId: 'arn:aws:kms:eu-west-1:1:key/none' }, 'x'), (e: Error) => !(e instanceof UnavailableError));
   });
 
+  it('retires a key by scheduling its deletion after 30 days: it signs no more (retry-class), and retiring it again does nothing', async () => {
+    const key = await signer.createKey('r', 'p256');
+    await signer.retireKey(key);
+    const scheduled = kms.requests.filter((r) => r.op === 'ScheduleKeyDeletion');
+    assert.deepEqual(scheduled.map((r) => r.body), [{ KeyId: key.keyId, PendingWindowInDays: RETIRED_KEY_WINDOW_DAYS }]);
+    assert.equal(RETIRED_KEY_WINDOW_DAYS, 30, "KMS's longest waiting period");
+    await assert.rejects(signer.sign(key, 'x'), UnavailableError);
+    await signer.retireKey(key); // KMSInvalidStateException, then DescribeKey: PendingDeletion
+    assert.equal(kms.requests.at(-1)?.op, 'DescribeKey');
+    await assert.rejects(signer.retireKey({ ...key, keyId: 'arn:aws:kms:eu-west-1:1:key/none' }), (e: Error) => !(e instanceof UnavailableError));
+    const other = await signer.createKey('r2', 'p256');
+    kms.throttle(1);
+    await assert.rejects(signer.retireKey(other), UnavailableError);
+    await signer.retireKey(other);
+    await assert.rejects(signer.sign(other, 'x'), UnavailableError);
+  });
+
   it('converts DER signatures with short and sign-padded integers to fixed-size r||s', () => {
     // r = 0x01 (short), s = 0x80 followed by 31 bytes (needs a leading zero in DER)
     const s = Buffer.concat([Buffer.from([0x80]), Buffer.alloc(31, 7)]);
@@ -116,5 +133,21 @@ describe('local signer', () => {
     const other = await (await LocalSigner.open()).createKey('acme', 'ed25519');
     await assert.rejects(again.sign({ keyId: key.keyId, publicKey: other.publicKey }, 'x'), /does not match/);
     await assert.rejects((await LocalSigner.open()).sign(key, 'x'), /no key/);
+  });
+
+  it('retires a key: its private half leaves the file, it signs no more (retry-class), after a restart too', async () => {
+    const file = join(dir, 'retire.json');
+    const signer = await LocalSigner.open(file);
+    const [old, kept] = [await signer.createKey('acme', 'ed25519'), await signer.createKey('acme', 'p256')];
+    const before = (await readFile(file, 'utf8')).length;
+    await signer.retireKey(old);
+    await signer.retireKey(old);
+    await assert.rejects(signer.sign(old, 'x'), UnavailableError);
+    const stored = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    assert.deepEqual([stored[old.keyId], typeof stored[kept.keyId]], [null, 'object']);
+    assert.ok((await readFile(file, 'utf8')).length < before);
+    const again = await LocalSigner.open(file);
+    await assert.rejects(again.sign(old, 'x'), UnavailableError);
+    assert.equal(verifyBytes(kept.publicKey, 'y', await again.sign(kept, 'y')), true);
   });
 });
