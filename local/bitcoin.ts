@@ -270,6 +270,13 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
   });
 }
 
+/**
+ * How long the wallet may make no progress following the chain before it counts as stuck: 15 s,
+ * since on a loaded machine (a CI run of two suites at once, with several hubs in one process)
+ * a pause of several seconds is no fault.
+ */
+const WALLET_STUCK_MS = 15_000;
+
 /** Start bcoin regtest in memory with the wallet plugin and both RPC servers on free loopback ports. */
 export async function startRegtest(opts: StartRegtestOptions = {}): Promise<RegtestNode> {
   const bcoin = loadBcoin();
@@ -340,10 +347,10 @@ export async function startRegtest(opts: StartRegtestOptions = {}): Promise<Regt
   const waitForWalletSync = async (): Promise<void> => {
     // The wallet follows the chain asynchronously (20-80 ms after a block; far
     // longer for 100 blocks on a loaded machine with several hubs in one
-    // process): it is stuck only when it makes no progress for 5 s.
+    // process): it is stuck only when it makes no progress for WALLET_STUCK_MS.
     let height = wdb.state.height;
     let since = Date.now();
-    while (wdb.state.height !== node.chain.height && Date.now() - since < 5_000) {
+    while (wdb.state.height !== node.chain.height && Date.now() - since < WALLET_STUCK_MS) {
       await sleep(10);
       if (wdb.state.height !== height) {
         height = wdb.state.height;

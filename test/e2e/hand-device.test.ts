@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin } from '../../cli/admin.ts';
 import { generateKeyPair } from '../../core/keys.ts';
-import { freePort, interrupt, ROOT, run, start, waitForLine } from '../cli/support.ts';
+import { interrupt, ROOT, run, start, waitForLine } from '../cli/support.ts';
 
 describe('a hand-started device against npm start -- --serve', () => {
   let served: ChildProcess;
@@ -28,13 +28,15 @@ describe('a hand-started device against npm start -- --serve', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'oc-hand-device-'));
-    const port = await freePort();
-    mqttPort = await freePort();
-    served = start('local/start.ts', ['--serve', '--port', String(port), '--mqtt-port', String(mqttPort), '--consumers', '1', '--devices', '1', '--providers', '1', '--rounds', '1', '--round-ms', '0']);
+    // ports left to the system (free ones, bound at once), read back from its serving line
+    served = start('local/start.ts', ['--serve', '--consumers', '1', '--devices', '1', '--providers', '1', '--rounds', '1', '--round-ms', '0']);
     served.stdout!.on('data', (b: Buffer) => (servedOut += b.toString()));
     served.stderr!.on('data', (b: Buffer) => (servedOut += b.toString()));
-    await waitForLine(served, /^serving /, 240_000);
-    api = `http://127.0.0.1:${port}`;
+    const line = await waitForLine(served, /^serving /, 240_000);
+    const ports = /API (http:\/\/127\.0\.0\.1:\d+), MQTT mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(line);
+    assert.ok(ports, line);
+    api = ports[1] as string;
+    mqttPort = Number(ports[2]);
   });
 
   after(async () => {

@@ -175,8 +175,18 @@ export async function startMosquitto(
   identities: readonly Identity[],
   opts: { port?: number; readyMs?: number } = {},
 ): Promise<Mosquitto> {
-  const port = opts.port ?? (await freePort());
-  const readyMs = opts.readyMs ?? 5000;
+  // A free port is free only until someone binds it: mosquitto binds it later, so when it finds it
+  // taken meanwhile ("Address already in use"), start again on another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(bin, pki, identities, opts.port ?? (await freePort()), opts.readyMs ?? 5000);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !/Address already in use/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startOn(bin: string, pki: Pki, identities: readonly Identity[], port: number, readyMs: number): Promise<Mosquitto> {
   const aclPath = join(pki.dir, 'acl');
   const confPath = join(pki.dir, 'mosquitto.conf');
   await writeFile(aclPath, aclFor(identities));
