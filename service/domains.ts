@@ -13,6 +13,7 @@ import {
   InvalidRecordError,
   MalformedError,
   NotFoundError,
+  ObligationError,
   RevokedError,
   TermTooShortError,
 } from '../core/errors.ts';
@@ -355,7 +356,16 @@ export async function revokeDevice(
  * stands on the ledger the replaced key is retired in the signer (on AWS its KMS key's deletion
  * is scheduled, cancellable for RETIRED_KEY_WINDOW_DAYS).
  */
-export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ domain: string; rotation: Signed<KeyRotationBody> }> {
+export interface KeyRotationResult {
+  domain: string;
+  /** The record every hub holds. */
+  rotation: Signed<KeyRotationBody>;
+  /** Whether the replaced key was retired in the signer; when not, why (retire it by hand). */
+  retired: boolean;
+  notRetired?: string;
+}
+
+export async function rotateDomainKey(deps: Deps, domain: string): Promise<KeyRotationResult> {
   const d = await hostedOrThrow(deps, domain);
   let pending = d.rotating;
   if (!pending) {
@@ -386,13 +396,28 @@ export async function rotateDomainKey(deps: Deps, domain: string): Promise<{ dom
     if (!(e instanceof InvalidRecordError) || !held || !sameKey(held.body.key, r.body.key)) throw e;
     standing = held;
   }
-  // On the ledger, standing: the replaced key signs nothing more. Before the rotation is marked
-  // finished, so a crash in between is finished by calling again (retiring twice does nothing);
-  // meanwhile a signature asked of the old key fails retry-class and is asked again of the new one.
-  await deps.signer.retireKey({ keyId: d.keyId, publicKey: d.publicKey });
+  const notRetired = await retireReplacedKey(deps, d);
   await deps.store.finishKeyRotation(domain, pending);
   // the record every hub holds (the late-landed one when it stands), not the copy that lost
-  return { domain, rotation: standing };
+  return { domain, rotation: standing, retired: notRetired === undefined, ...(notRetired === undefined ? {} : { notRetired }) };
+}
+
+/**
+ * The rotation stands on the ledger: the replaced key signs nothing more. Retired before the
+ * rotation is marked finished, so a crash in between is finished by calling again (retiring twice
+ * does nothing); meanwhile a signature asked of the old key fails retry-class and is asked again of
+ * the new one. A signer that is down fails the call (ask again); one that refuses for good (no
+ * permission, say) does not keep the domain on the old key: the switch goes on, and the answer
+ * says the key was not retired, and why.
+ */
+async function retireReplacedKey(deps: Deps, d: HostedDomain): Promise<string | undefined> {
+  try {
+    await deps.signer.retireKey({ keyId: d.keyId, publicKey: d.publicKey });
+    return undefined;
+  } catch (e) {
+    if (e instanceof ObligationError && e.errorClass === 'retry') throw e;
+    return `key ${d.keyId}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`;
+  }
 }
 
 /** A begun rotation older than this is dated afresh before it is published (see redatedIfLate). */

@@ -119,6 +119,7 @@ describe('domain key rotation across hubs', () => {
     assert.ok(sameKey(hosted.publicKey, r.body.key) && hosted.keyId !== c1Before.keyId && hosted.rotating === undefined);
     assert.deepEqual((await keyOf(hub1, 'c1')).key, r.body.key);
     // the replaced key is retired in the hub's signer: it signs nothing more there
+    assert.equal((rotated.body as unknown as { retired: boolean }).retired, true);
     await assert.rejects(domainSigner(hub1.deps, c1Before).sign('x'), UnavailableError);
 
     // at home: the old credential gets no offer
@@ -365,6 +366,53 @@ describe('domain key rotation across hubs', () => {
     const after = (await store.getHostedDomain('c5'))!;
     assert.ok(sameKey(after.publicKey, half.rotating!.publicKey) && after.rotating === undefined);
     assert.ok((await enrol(hub1, 'c5', 'c5-a')).credential, 'the new key signs');
+  });
+
+  it('a signer that is down when the replaced key is to be retired fails the call (503), and the rotation finishes, retired, when asked again', async () => {
+    await registerDomain(hub1, 'c3', 'consumer');
+    await propagate();
+    const before = (await hub1.deps.store.getHostedDomain('c3'))!;
+    const signer = hub1.deps.signer;
+    const retire = signer.retireKey.bind(signer);
+    signer.retireKey = async () => {
+      throw new UnavailableError('key service unavailable: ThrottlingException');
+    };
+    let failed;
+    try {
+      failed = await rotate(hub1, 'c3');
+    } finally {
+      signer.retireKey = retire;
+    }
+    assert.equal(failed.status, 503, JSON.stringify(failed.body));
+    const half = (await hub1.deps.store.getHostedDomain('c3'))!;
+    assert.ok(half.keyId === before.keyId && half.rotating, 'begun, not finished: the old key is not left enabled');
+    const done = await rotate(hub1, 'c3');
+    assert.equal(done.status, 201, JSON.stringify(done.body));
+    assert.equal((done.body as unknown as { retired: boolean }).retired, true);
+    await assert.rejects(domainSigner(hub1.deps, before).sign('x'), UnavailableError);
+  });
+
+  it('a signer that refuses for good to retire the replaced key does not keep the domain on it: switched, and the answer says why', async () => {
+    await registerDomain(hub1, 'c4', 'consumer');
+    await propagate();
+    const before = (await hub1.deps.store.getHostedDomain('c4'))!;
+    const signer = hub1.deps.signer;
+    const retire = signer.retireKey.bind(signer);
+    signer.retireKey = async () => {
+      throw Object.assign(new Error('not authorized to perform kms:ScheduleKeyDeletion'), { name: 'AccessDeniedException' });
+    };
+    let done;
+    try {
+      done = await rotate(hub1, 'c4');
+    } finally {
+      signer.retireKey = retire;
+    }
+    assert.equal(done.status, 201, JSON.stringify(done.body));
+    const body = done.body as unknown as { retired: boolean; notRetired?: string };
+    assert.equal(body.retired, false);
+    assert.match(body.notRetired ?? '', new RegExp(`^key ${before.keyId}: AccessDeniedException: not authorized`));
+    const after = (await hub1.deps.store.getHostedDomain('c4'))!;
+    assert.ok(sameKey(after.publicKey, done.body.rotation.body.key) && after.rotating === undefined, 'switched to the new key');
   });
 
   it('a rotation finished long after it began is dated afresh, so what the old key signed meanwhile still counts', async () => {
