@@ -22,6 +22,7 @@ import { createKeyRotation, createRenewalRequest, createRevocation, createSettle
 import type { DeviceCredential, Json, KeyRotationBody, PublicKeyRef, SettlementRecord, Signed } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
 import { LocalSigner } from '../../adapters/signer/local.ts';
+import type { Deps } from '../../functions/shared/deps.ts';
 import { UnavailableError } from '../../core/errors.ts';
 import type { Federation } from '../../local/federation.ts';
 import type { LocalCloud } from '../../local/cloud.ts';
@@ -77,6 +78,22 @@ describe('domain key rotation across hubs', () => {
     }
     const half = (await hub1.deps.store.getHostedDomain(d))!;
     return { before, half, begun: half.rotating! };
+  };
+  /** A new consumer domain at hub 1 (hosted as registered), and a rotation of it asked while `part` of hub 1 throws `error`. */
+  const rotateFailing = async <K extends 'store' | 'signer'>(d: string, part: K, method: keyof Deps[K], error: Error) => {
+    await registerDomain(hub1, d, 'consumer');
+    await propagate();
+    const before = (await hub1.deps.store.getHostedDomain(d))!;
+    const target = hub1.deps[part] as unknown as Record<string, unknown>;
+    const real = target[method as string];
+    target[method as string] = async () => {
+      throw error;
+    };
+    try {
+      return { before, answer: await rotate(hub1, d) };
+    } finally {
+      target[method as string] = real;
+    }
   };
   /** Run `work` with hub 1's clock `ms` ahead. */
   const ahead = async <T>(ms: number, work: () => Promise<T>): Promise<T> => {
@@ -339,20 +356,8 @@ describe('domain key rotation across hubs', () => {
   });
 
   it('a rotation cut short after the old key was retired (the store failed) finishes when asked again; meanwhile the old key signs nothing', async () => {
-    await registerDomain(hub1, 'c5', 'consumer');
-    await propagate();
-    const before = (await hub1.deps.store.getHostedDomain('c5'))!;
+    const { before, answer: failed } = await rotateFailing('c5', 'store', 'finishKeyRotation', new UnavailableError('store down'));
     const store = hub1.deps.store;
-    const finish = store.finishKeyRotation.bind(store);
-    store.finishKeyRotation = async () => {
-      throw new UnavailableError('store down');
-    };
-    let failed;
-    try {
-      failed = await rotate(hub1, 'c5');
-    } finally {
-      store.finishKeyRotation = finish;
-    }
     assert.equal(failed.status, 503, JSON.stringify(failed.body));
     const half = (await store.getHostedDomain('c5'))!;
     assert.ok(half.keyId === before.keyId && half.rotating, 'begun, not finished');
@@ -369,20 +374,7 @@ describe('domain key rotation across hubs', () => {
   });
 
   it('a signer that is down when the replaced key is to be retired fails the call (503), and the rotation finishes, retired, when asked again', async () => {
-    await registerDomain(hub1, 'c3', 'consumer');
-    await propagate();
-    const before = (await hub1.deps.store.getHostedDomain('c3'))!;
-    const signer = hub1.deps.signer;
-    const retire = signer.retireKey.bind(signer);
-    signer.retireKey = async () => {
-      throw new UnavailableError('key service unavailable: ThrottlingException');
-    };
-    let failed;
-    try {
-      failed = await rotate(hub1, 'c3');
-    } finally {
-      signer.retireKey = retire;
-    }
+    const { before, answer: failed } = await rotateFailing('c3', 'signer', 'retireKey', new UnavailableError('key service unavailable: ThrottlingException'));
     assert.equal(failed.status, 503, JSON.stringify(failed.body));
     const half = (await hub1.deps.store.getHostedDomain('c3'))!;
     assert.ok(half.keyId === before.keyId && half.rotating, 'begun, not finished: the old key is not left enabled');
@@ -393,20 +385,8 @@ describe('domain key rotation across hubs', () => {
   });
 
   it('a signer that refuses for good to retire the replaced key does not keep the domain on it: switched, and the answer says why', async () => {
-    await registerDomain(hub1, 'c4', 'consumer');
-    await propagate();
-    const before = (await hub1.deps.store.getHostedDomain('c4'))!;
-    const signer = hub1.deps.signer;
-    const retire = signer.retireKey.bind(signer);
-    signer.retireKey = async () => {
-      throw Object.assign(new Error('not authorized to perform kms:ScheduleKeyDeletion'), { name: 'AccessDeniedException' });
-    };
-    let done;
-    try {
-      done = await rotate(hub1, 'c4');
-    } finally {
-      signer.retireKey = retire;
-    }
+    const denied = Object.assign(new Error('not authorized to perform kms:ScheduleKeyDeletion'), { name: 'AccessDeniedException' });
+    const { before, answer: done } = await rotateFailing('c4', 'signer', 'retireKey', denied);
     assert.equal(done.status, 201, JSON.stringify(done.body));
     const body = done.body as unknown as { retired: boolean; notRetired?: string };
     assert.equal(body.retired, false);
