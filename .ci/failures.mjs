@@ -18,6 +18,7 @@ for (let i = 0; i < lines.length; i++) {
     continue;
   }
   console.log(`✖ ${m[2]}`);
-  for (const l of block.filter((l) => !/^\s*(---|duration_ms|type):?/.test(l.trim() + ':')).slice(0, 40)) console.log(`  ${l.trim()}`);
+  const shown = block.map((l) => l.trim()).filter((l) => !/^(---|duration_ms:|type:)/.test(l));
+  for (const l of shown.slice(0, 40)) console.log(`  ${l}`);
 }
 if (cancelled) console.log(`(${cancelled} more cancelled because their suite failed)`);

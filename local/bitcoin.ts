@@ -7,7 +7,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { serveInThread, startThread } from './threads.ts';
 import { UnavailableError } from '../core/errors.ts';
@@ -155,24 +154,6 @@ function loadBcoin(): Bcoin {
   // Without this the wallet hands out mainnet addresses (feasibility row 4b).
   bcoin.set('regtest');
   return bcoin;
-}
-
-/** A port that was free a moment ago: bind port 0 on loopback, read it, release it. */
-export async function freePort(): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new UnavailableError('no free port from the OS'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
 }
 
 /** Options for a BitcoinPayments adapter on wallet `walletId` of this node. */

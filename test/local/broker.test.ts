@@ -120,7 +120,7 @@ describe('embedded IoT broker with the aws-iot-device-sdk-v2 client', () => {
     ]);
   });
 
-  /** Publish as `thing` where its policy forbids it: the publish fails, the client is dropped and reconnects. */
+  /** Publish as `thing` where its policy forbids it: the publish fails and the client is dropped (its connection then closed). */
   const refusedPublish = async (thing: string, keys: typeof ed, topic: string): Promise<void> => {
     // Each refusal on a connection of its own, made just before: a dropped connection reconnects by
     // itself, but under load one was seen down again when the next publish went out (the SDK cancels

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { BitcoinPayments, checkReplacement, InsufficientFundsError } from '../../adapters/payments/bitcoin.ts';
 import { parseTx } from '../../adapters/payments/rawtx.ts';
 import { FeeCapError, MalformedError, UnavailableError } from '../../core/errors.ts';
-import { bcoinPaymentsOptions, freePort, startRegtest, type RegtestNode } from '../../local/bitcoin.ts';
+import { bcoinPaymentsOptions, startRegtest, type RegtestNode } from '../../local/bitcoin.ts';
+import { freePort } from '../cli/support.ts';
 import type { IncomingPayment } from '../../adapters/ports.ts';
 
 let node: RegtestNode;
