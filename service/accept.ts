@@ -15,6 +15,8 @@
  *      either nothing or everything.
  * A shard that is short is refilled by a rebalance (store.rebalance) and the
  * decision taken again; only when the whole limit is used is it OverCredit.
+ * A reputation judged too low on the counters item alone is judged again on the
+ * counters with every shard's evidence (store.getCounters) before it is refused.
  */
 import { checkPayTo } from './addresses.ts';
 import {
@@ -25,6 +27,7 @@ import {
   OfferMismatchError,
   OverCreditError,
   ReplayError,
+  ReputationTooLowError,
   TermTooShortError,
   UnknownDomainError,
 } from '../core/errors.ts';
@@ -141,10 +144,11 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
   if (read.offer?.usedBy !== undefined && read.offer.usedBy !== ob.id) {
     throw new ReplayError(`offer ${b.offerId} was already used by another obligation`, { offerId: b.offerId });
   }
-  const counters = { ...read.counters, outstanding: 0 };
-  const reputation = reputationOf(counters, now, deps.config.reputation);
+  let counters = { ...read.counters, outstanding: 0 };
+  let reputation = reputationOf(counters, now, deps.config.reputation);
   let free = read.shard.until >= now ? read.shard.free : 0;
   let rebalanced = false;
+  let evidenceRead = false;
   for (let attempt = 0; ; attempt++) {
     // The credit check on this shard's free credit: drawing at most `free` keeps outstanding ≤ limit (store invariant J).
     const creditLine = limit(counters, now);
@@ -164,6 +168,21 @@ async function accept(deps: Deps, ob: Obligation): Promise<AcceptOutcome> {
       seen: false,
     });
     if (!decision.accept) {
+      // Judged on the counters item alone, a payer's newest fulfilled evidence (kept on the escrow
+      // shards until the next rebalance folds it in) is missing: before refusing for reputation,
+      // judge once more on the counters item plus every shard's evidence, read as one serialisable
+      // snapshot. Fulfilled evidence only grows, so this can only raise the reputation; it costs a
+      // read on this refusal path only, never on an acceptance judged high enough at once.
+      if (decision.error instanceof ReputationTooLowError && !evidenceRead) {
+        evidenceRead = true;
+        const whole = { ...(await store.getCounters(b.consumerDomain)), outstanding: 0 };
+        const fresher = reputationOf(whole, now, deps.config.reputation);
+        if (fresher > reputation) {
+          counters = whole;
+          reputation = fresher;
+          continue;
+        }
+      }
       // this shard is short: refill the shards (giving this one the amount if the limit allows) and judge again
       if (decision.error instanceof OverCreditError && !rebalanced) {
         rebalanced = true;

@@ -575,8 +575,9 @@ export class DynamoStore {
   // item fewer. The counters are the counters item plus Σ of the shards'
   // evidence (creditSnapshot); every rebalance folds the shards' evidence into
   // the counters item (ADDs, exact whatever runs concurrently), so the counters
-  // item alone, which an acceptance reads, lags by at most one rebalancer period
-  // on the rising side only (it may under-rate a payer briefly, never over-rate).
+  // item alone, which an acceptance reads first, lags by at most one rebalancer
+  // period on the rising side only (it may under-rate a payer briefly, never
+  // over-rate); an acceptance about to refuse for reputation reads getCounters.
 
   /** Evidence counters, and outstanding (Σ used of the escrow shards), as one consistent snapshot. */
   async getCounters(domain: string): Promise<StoredCounters> {
