@@ -97,8 +97,8 @@ export interface StrategyOptions {
   /** How long to wait for bcoin's background relay and wallet sync (ms, default 3000). */
   settleTimeoutMs?: number;
   /**
-   * bitcoind: the fee rate of every payment (estimatesmartfee within bounds); absent: the wallet's own
-   * choice. Both kinds: an outbid above its cap is not built.
+   * The fee rate of every payment (the node's estimatesmartfee within bounds, the fallback without an
+   * estimate), on both kinds; absent: the wallet's own choice. An outbid above its cap is not built.
    */
   fees?: FeePolicy;
 }
@@ -127,6 +127,9 @@ const walletNotLoaded = (err: RpcRejection): boolean =>
 
 const isRejection = (err: unknown): err is RpcRejection => err instanceof RpcRejection;
 
+/** `x` when it is a positive finite number. */
+const positive = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : undefined);
+
 /** A receive entry (category 'receive') → IncomingPayment, or null for anything else. */
 function toPayment(
   txid: string,
@@ -143,6 +146,23 @@ function refuseOverCap(fees: FeePolicy | undefined, txid: string, atLeastSatVb: 
   if (atLeastSatVb !== undefined && cap !== undefined && atLeastSatVb > cap) {
     throw new FeeCapError(`a replacement would need ${atLeastSatVb} sat/vB, over the fee cap of ${cap} sat/vB`, { txid, satVb: atLeastSatVb, capSatVb: cap });
   }
+}
+
+/**
+ * The policy's rate for a payment (sat/vB): the node's estimatesmartfee for the policy's target,
+ * read by `feerateOf` (BTC/kvB), clamped to the policy; the fallback when the node has no estimate
+ * (answers an error, or none, as on regtest). An unreachable node fails the payment: no guess.
+ */
+async function policyRate(node: RpcCaller, policy: FeePolicy, feerateOf: (answer: unknown) => number | undefined): Promise<number> {
+  let estimate: FeeEstimate | undefined;
+  try {
+    const feerate = feerateOf(await node.call<unknown>('estimatesmartfee', policy.targetBlocks));
+    estimate = feerate === undefined ? undefined : { feerate };
+  } catch (err) {
+    if (!isRejection(err)) throw err;
+    estimate = undefined;
+  }
+  return chooseFeeRate(estimate, policy).satVb;
 }
 
 export function bitcoindStrategy(opts: StrategyOptions): Strategy {
@@ -176,18 +196,8 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
    * (feerate in BTC/kvB, or `errors` when the node has too little data, as on
    * regtest), clamped to the policy; no option when there is no policy.
    */
-  const feeRate = async (): Promise<{ fee_rate?: number }> => {
-    const policy = opts.fees;
-    if (policy === undefined) return {};
-    let estimate: FeeEstimate | undefined;
-    try {
-      estimate = await node.call<FeeEstimate>('estimatesmartfee', policy.targetBlocks);
-    } catch (err) {
-      if (!isRejection(err)) throw err; // unreachable node: fail the payment, do not guess
-      estimate = undefined;
-    }
-    return { fee_rate: chooseFeeRate(estimate, policy).satVb };
-  };
+  const feeRate = async (): Promise<{ fee_rate?: number }> =>
+    opts.fees === undefined ? {} : { fee_rate: await policyRate(node, opts.fees, (answer) => (answer as FeeEstimate | undefined)?.feerate) };
   return {
     kind: 'bitcoind',
     node,
@@ -331,8 +341,14 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       // bcoin cannot serialise the zero-input transaction createrawtransaction makes ("Cannot serialize
       // zero-input tx"), so use the wallet server's create path: POST /wallet/:id/create funds (skipping
       // locked coins) and signs without broadcasting. Values are in satoshis there.
+      // `rate` is sat/kvB there (bcoin's wallet http.js reads it as a u64): the policy's rate, rounded
+      // up; its estimatesmartfee answers {fee (BTC/kB), blocks}, fee −1 without an estimate (node/rpc.js).
       const outputs = Object.entries(amounts).map(([address, btc]) => ({ address, value: btcToSats(btc) }));
-      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/create`, { outputs, sign: true });
+      const rate =
+        opts.fees === undefined
+          ? {}
+          : { rate: Math.ceil((await policyRate(node, opts.fees, (answer) => positive((answer as { fee?: unknown } | undefined)?.fee))) * 1000) };
+      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/create`, { outputs, sign: true, ...rate });
       const hex = (tx.body as { hex?: unknown }).hex;
       if (typeof hex !== 'string') throw new UnavailableError('bcoin create returned no transaction');
       await wallet('lockunspent', false, parseTx(hex).inputs);
@@ -342,7 +358,7 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       // bcoin 1.0.2 has no bumpfee, and its wallet refuses to sign inputs it already counts as spent; the
       // embedded node (local/bitcoin.ts) adds POST /wallet/:id/bump: same inputs and payees, a higher fee
       // taken from the change, signed, not broadcast. Its mempool accepts the replacement (full RBF, as Core).
-      // An outbid is capped by the fee policy as on bitcoind (bcoin's wallet picks the rate of a payment).
+      // An outbid is capped by the fee policy as on bitcoind.
       refuseOverCap(opts.fees, txid, atLeastSatVb);
       const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid, ...(atLeastSatVb === undefined ? {} : { rate: atLeastSatVb }) });
       const { hex, fee } = tx.body as { hex?: unknown; fee?: unknown };

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BitcoinPayments, checkReplacement, InsufficientFundsError } from '../../adapters/payments/bitcoin.ts';
 import { parseTx } from '../../adapters/payments/rawtx.ts';
+import { RpcCaller } from '../../adapters/payments/rpc.ts';
 import { FeeCapError, MalformedError, UnavailableError } from '../../core/errors.ts';
 import { bcoinPaymentsOptions, startRegtest, type RegtestNode } from '../../local/bitcoin.ts';
 import { freePort } from '../cli/support.ts';
@@ -168,6 +169,29 @@ describe('BitcoinPayments on bcoin regtest', () => {
     const paid = got.payments.filter((p) => p.address === to);
     assert.deepEqual(paid.map((p) => [p.txid, p.amount]), [[bump.txid, 70_000]], 'paid once, by the replacement');
     assert.equal(await payer.isConflicted(original.hex), true, 'the original can never confirm now');
+  });
+
+  it("pays at the fee policy's rate (the fallback without an estimate, clamped to the cap), not bcoin's own", async () => {
+    // a fresh regtest node has no fee estimate: estimatesmartfee answers fee −1 (bcoin node/rpc.js)
+    assert.equal((await new RpcCaller(node.nodeRpc).call<{ fee: number }>('estimatesmartfee', 6)).fee, -1);
+    /** A wallet of its own with one confirmed coin of 5 000 000 sats, paying 70 000 under `fees`; the payment's rate (sat/vB). */
+    const rateOf = async (wallet: string, fees?: { targetBlocks: number; floorSatVb: number; capSatVb: number; fallbackSatVb: number }) => {
+      await node.createWallet(wallet);
+      const payer = new BitcoinPayments(bcoinPaymentsOptions(node, wallet, fees ? { fees } : {}));
+      const funding = await scb.prepareSendMany({ [await payer.newAddress()]: 5_000_000 });
+      await scb.broadcast(funding.hex);
+      await scb.mine(1);
+      const paid = parseTx((await payer.prepareSendMany({ [await spb.newAddress()]: 70_000 })).hex);
+      await payer.close();
+      assert.equal(paid.inputs.length, 1);
+      return (5_000_000 - paid.outputs.reduce((sum, o) => sum + o.value, 0)) / paid.vsize;
+    };
+    const own = await rateOf('rate-own');
+    const fallback = await rateOf('rate-fallback', { targetBlocks: 6, floorSatVb: 1, capSatVb: 50, fallbackSatVb: 7 });
+    const capped = await rateOf('rate-capped', { targetBlocks: 6, floorSatVb: 1, capSatVb: 3, fallbackSatVb: 7 });
+    assert.ok(Math.abs(own - 20) < 0.5, `bcoin's own regtest rate, 20 sat/vB: ${own}`);
+    assert.ok(Math.abs(fallback - 7) < 0.5, `the fallback, 7 sat/vB: ${fallback}`);
+    assert.ok(Math.abs(capped - 3) < 0.5, `the cap, 3 sat/vB: ${capped}`);
   });
 
   it('a replacement that does not pay the same inputs and outputs is refused before it can be sent', () => {
