@@ -9,7 +9,7 @@ import { setChainMember } from '../service/chain.ts';
 import { fundDomain, registerDomain, rotateDomainKey } from '../service/domains.ts';
 import { httpRoute } from './shared/middleware.ts';
 import { logger } from './shared/observability.ts';
-import { ChainMemberBody, DomainParams, FaucetBody, RegisterDomainBody } from './shared/schemas.ts';
+import { ChainMemberBody, DomainParams, FaucetBody, KeyRotationBody, RegisterDomainBody } from './shared/schemas.ts';
 
 const register = httpRoute({ body: RegisterDomainBody }, async ({ body, deps }) => {
   const d = await registerDomain(deps, body);
@@ -21,7 +21,7 @@ const faucet = httpRoute({ body: FaucetBody, params: DomainParams }, async ({ bo
   body: await fundDomain(deps, params.domain, body.blocks),
 }));
 
-const rotate = httpRoute({ params: DomainParams }, async ({ params, deps }) => {
+const rotate = httpRoute({ body: KeyRotationBody, params: DomainParams }, async ({ params, deps }) => {
   const rotated = await rotateDomainKey(deps, params.domain);
   if (!rotated.retired) logger.error('replaced domain key not retired: retire it by hand', { domain: rotated.domain, reason: rotated.notRetired });
   return { status: 201, body: rotated };

@@ -9,11 +9,13 @@
 #
 # Usage: scripts/redrive-rule-failures.sh <offer|accept> [max-messages]
 # Needs: aws CLI v2 (credentials of an operator), jq. The queue URL and the
-# function name come from the OcBackend stack's outputs and resources.
+# function name come from the backend stack's outputs and resources: the stack
+# named oc-<stage>-backend (lib/app.ts), stage from OC_STAGE (default dev), or
+# OC_BACKEND_STACK naming it outright.
 set -euo pipefail
 handler="${1:?usage: $0 <offer|accept> [max-messages]}"
 max="${2:-100}"
-stack="${OC_BACKEND_STACK:-OcBackend}"
+stack="${OC_BACKEND_STACK:-oc-${OC_STAGE:-dev}-backend}"
 case "$handler" in offer|accept) ;; *) echo "unknown handler: $handler (offer or accept)" >&2; exit 2 ;; esac
 
 queue=$(aws cloudformation describe-stacks --stack-name "$stack" \

@@ -93,6 +93,9 @@ export const ObligationBodySchema = z.object({ obligation: z.unknown() });
 
 export const SettleBody = z.object({ maxOutputs: z.number().int().min(1).max(1000).optional() }).default({});
 
+/** A key rotation takes no parameters: `{}` or no body (a body that is not JSON is refused like anywhere else). */
+export const KeyRotationBody = z.object({}).default({});
+
 // ---- query strings ------------------------------------------------------------
 // Every route's query is a strict object: an unknown or misspelt parameter is a
 // 400 that names it, never silently ignored.

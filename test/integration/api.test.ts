@@ -142,6 +142,17 @@ describe('HTTP API boundary', () => {
       assert.equal((JSON.parse(none.text) as { error: { code: string } }).error.code, 'F00_MALFORMED');
       assert.equal((await cloud.call('GET', '/domains/c4')).status, 404, 'nothing registered');
     });
+
+    it('every POST route refuses a body that is not JSON (400 F00), the ones that take no parameters too', async () => {
+      const posts = ROUTES.filter((r) => r.method === 'POST');
+      assert.ok(posts.some((r) => r.path.endsWith('/key-rotation')));
+      for (const route of posts) {
+        const path = route.path.replace('{domain}', 'c1').replace('{device}', 'd1');
+        const r = await rawPost(cloud, path, 'not json', 'application/json');
+        assert.equal(r.status, 400, `${route.method} ${route.path}: ${JSON.stringify(r.body)}`);
+        assertTypedRefusal(r, 'F00_MALFORMED');
+      }
+    });
   });
 
   describe('unknown domains', () => {
