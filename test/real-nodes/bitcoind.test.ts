@@ -2,7 +2,7 @@
  * The bitcoind adapter against a real Bitcoin Core (v31) regtest node on
  * loopback, started here (temp datadir, random free RPC port, -listen=0) and
  * killed in teardown. The binaries come from the folder in OC_NODES_BIN
- * (../shared/notes/real-nodes.md); without it the suite is skipped, saying why.
+ * (docs/real-nodes.md); without it the suite is skipped, saying why.
  *
  * Checks what the fake JSON-RPC server (test/payments/bitcoind.test.ts) can
  * only imitate: a wallet the adapter created is loaded again after a node
@@ -20,7 +20,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -32,14 +31,9 @@ import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { OUTBID_FACTOR, settleDomain } from '../../service/settle.ts';
 import { watchProvider } from '../../service/watch.ts';
 import { buy, enrol, registerDomain, type TestDevice } from '../integration/support.ts';
-import { Bitcoind, REGTEST_LOOPBACK_FLAGS } from './harness.ts';
+import { BITCOIN_BINARIES, Bitcoind, missingNodes, NODES_BIN, REGTEST_LOOPBACK_FLAGS } from './harness.ts';
 
-const BIN = process.env.OC_NODES_BIN;
-const skip = !BIN
-  ? 'OC_NODES_BIN is not set (a folder holding bitcoind and bitcoin-cli of Bitcoin Core v31)'
-  : !existsSync(join(BIN, 'bitcoind'))
-    ? `no bitcoind in OC_NODES_BIN=${BIN}`
-    : false;
+const skip = missingNodes(BITCOIN_BINARIES);
 
 const USER = 'oc';
 const PASSWORD = 'oc-test-only';
@@ -73,7 +67,7 @@ class Node {
 
   async start(): Promise<void> {
     const child = spawn(
-      join(BIN as string, 'bitcoind'),
+      join(NODES_BIN as string, 'bitcoind'),
       [
         '-regtest',
         '-server',

@@ -1,7 +1,7 @@
 /**
  * Real Bitcoin Core and MultiChain nodes for the real-node suites, started on
  * loopback with random free ports and temporary data directories, as
- * ../shared/notes/real-nodes.md describes them (facts seen on Bitcoin Core v31
+ * docs/real-nodes.md describes them (facts seen on Bitcoin Core v31
  * and MultiChain 2.3.3).
  *
  * The binaries come from the folder in OC_NODES_BIN; the project holds none of
