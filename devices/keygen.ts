@@ -1,13 +1,14 @@
 /**
  * `npm run device:keygen -- <dir> [--alg ed25519|p256]`: make a device's
  * obligation signing key. Writes <dir>/device.key.json (private, mode 600;
- * <dir> is created, mode 700, if its parent exists) and <dir>/device.pub.json
+ * <dir> and any missing parent are created, mode 700: `.fleet/<thing>` works in a
+ * fresh checkout) and <dir>/device.pub.json
  * (the public key as POST /domains/{domain}/devices expects it, `{"deviceKey": …}`,
  * what `npm run admin -- enrol --key` reads), and prints the latter. Never
  * overwrites a key.
  */
 import { access, mkdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { generateKeyPair } from '../core/keys.ts';
 import { isMain, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
 
@@ -28,9 +29,10 @@ async function main(): Promise<number> {
   const st = await stat(dir).catch(() => undefined);
   if (st && !st.isDirectory()) throw new UsageError(`${dir} exists and is not a directory`);
   if (!st) {
-    const parent = dirname(resolve(dir));
-    if (!(await stat(parent).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir}: its parent ${parent} is not an existing directory`);
-    await mkdir(dir, { mode: 0o700 });
+    // a parent that is a file (or cannot be made) is the user's mistake: one line, exit 2
+    await mkdir(dir, { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`${dir}: cannot create it (${e.code ?? e.message})`);
+    });
   }
   const keys = generateKeyPair(values.alg as 'ed25519' | 'p256');
   await writeFile(file, JSON.stringify(keys.privateKey), { mode: 0o600, flag: 'wx' });

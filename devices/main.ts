@@ -3,14 +3,15 @@
  * devices/config.ts; devices/example.device.json (the embedded cloud of
  * `npm start -- --serve`) and devices/example.aws.device.json (AWS IoT Core)
  * are examples. An SCD buys `buy.count` times and exits; an SPD waits for
- * grants until Ctrl-C.
+ * grants until Ctrl-C. An SCD renews its credential through its hub's API
+ * (`api`) and saves the renewed one over `credentialPath`.
  *
  * Exit codes: 0 done (an SCD whose every purchase was accepted), 1 a purchase
  * was refused or the device failed (one line naming the cause, e.g. the
  * broker's `AWS_ERROR_MQTT_PROTOCOL_ERROR` when it refuses the thing), 2 a
  * mistake in the command line or in the files it names.
  */
-import { access } from 'node:fs/promises';
+import { access, rename, writeFile } from 'node:fs/promises';
 import type { PublicKeyRef } from '../core/types.ts';
 import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
 import { firstIssue, loadDeviceConfig, PrivateKeyFile, readJsonFile, type DeviceConfig } from './config.ts';
@@ -116,6 +117,9 @@ async function main(): Promise<number> {
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
     // its hub's API, where it asks for its chain head after a replay or broken link
     backendApi: cfg.api.replace(/\/+$/, ''),
+    // and renews its credential: a third of its validity before it ends, or at once when a purchase is
+    // refused F02_BAD_CREDENTIAL (its domain rotated its key); the renewed one is saved over credentialPath
+    renewal: { api: cfg.api.replace(/\/+$/, '') },
     ...(buy.payWindowMs === undefined ? {} : { payWindowMs: buy.payWindowMs }),
     providerKey: async (d, fresh) => {
       const hit = keys.get(d);
@@ -133,9 +137,15 @@ async function main(): Promise<number> {
   await connect(() => scd.start(), cfg);
   const count = values.count ?? buy.count;
   let refused = 0;
+  let saved = scd.credential;
   for (let i = 1; i <= count; i++) {
     const r = await scd.buy(buy.providerDomain, buy.providerDevice, buy.service);
     if (!r.ok) refused += 1;
+    if (scd.credential !== saved) {
+      saved = scd.credential;
+      await saveCredential(cfg.credentialPath!, saved);
+      console.log(`credential renewed, valid until ${new Date(saved.body.notAfter).toISOString()} (saved to ${cfg.credentialPath})`);
+    }
     console.log(
       r.ok
         ? `#${i} accepted: ${r.amount} sats, obligation ${r.obligationId.slice(0, 12)}… (seq ${r.seq}, ${r.acceptMs} ms)`
@@ -145,6 +155,13 @@ async function main(): Promise<number> {
   }
   await scd.close();
   return refused === 0 ? 0 : 1;
+}
+
+/** Write a renewed credential over the old one: a temporary file renamed over it, so a crash leaves one whole credential. */
+async function saveCredential(path: string, credential: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(credential)}\n`, { mode: 0o600 });
+  await rename(tmp, path);
 }
 
 // aws-crt can keep the process alive after an MQTT client closes (aws-crt-nodejs #600): a device that is done exits

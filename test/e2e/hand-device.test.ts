@@ -14,7 +14,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin } from '../../cli/admin.ts';
-import { generateKeyPair } from '../../core/keys.ts';
+import { generateKeyPair, verifySigned } from '../../core/keys.ts';
+import type { DeviceCredential, PublicKeyRef, Signed } from '../../core/types.ts';
 import { interrupt, ROOT, run, start, waitForLine } from '../cli/support.ts';
 
 describe('a hand-started device against npm start -- --serve', () => {
@@ -90,10 +91,24 @@ describe('a hand-started device against npm start -- --serve', () => {
     assert.match(scd.stdout, /^#1 accepted: \d+ sats, obligation [0-9a-f]{12}… \(seq 1, \d+ ms\)$/m);
     await granted;
 
-    // the served hub stored it for the hand-enrolled domain
+    // its domain rotates its key: the next run's purchase is refused F02 with the old credential, the
+    // device renews it through its hub's API, buys again, and saves the renewed credential
+    const before = await readFile(join(scdDir, 'credential.json'), 'utf8');
+    assert.equal(await admin(['rotate-key', 'home', '--api', api], quiet), 0);
+    const again = await run('devices/main.ts', [join(dir, 'scd.json')], { timeoutMs: 120_000 });
+    assert.equal(again.code, 0, `${again.stdout}\n${again.stderr}`);
+    assert.match(again.stdout, /^credential renewed, valid until \d{4}-\d\d-\d\dT.+ \(saved to .+credential\.json\)$/m);
+    assert.match(again.stdout, /^#1 accepted: \d+ sats, obligation [0-9a-f]{12}… \(seq 2, \d+ ms\)$/m);
+    const renewed = JSON.parse(await readFile(join(scdDir, 'credential.json'), 'utf8')) as Signed<DeviceCredential>;
+    assert.notEqual(JSON.stringify(renewed), before.trim());
+    let home = '';
+    await admin(['domain', 'home', '--api', api], (t) => (home += t));
+    assert.ok(verifySigned(renewed, (JSON.parse(home) as { key: PublicKeyRef }).key), 'signed by the domain key in force now');
+
+    // the served hub stored both for the hand-enrolled domain
     let text = '';
     await admin(['obligations', 'home', '--api', api], (t) => (text += t));
-    assert.equal((JSON.parse(text) as { obligations: unknown[] }).obligations.length, 1);
+    assert.equal((JSON.parse(text) as { obligations: unknown[] }).obligations.length, 2);
   });
 
   it('Ctrl-C: the device and the served system stop (exit 130) without a failure line', async () => {
