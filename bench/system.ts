@@ -181,10 +181,13 @@ export async function benchSystem(
     const p50 = percentile(accept, 50);
     const confirmMs = percentile(confirm, 50);
     if (opts.allJobs) {
+      const rate = accepted / elapsed;
+      // issue 11's target is for the embedded cloud as npm start runs it (stand-ins in threads of their own)
+      const target = threads ? { target: `≥ 300 on 2 cores${refused ? ` (${refused} refused)` : ''}`, ok: rate >= 300 } : refused ? { target: `${refused} refused` } : {};
       return [
         { name: `device→accept latency p50 (MQTT, 1 device${tag})`, value: round(p50), unit: 'ms' },
         { name: `device→accept latency p99 (MQTT, 1 device${tag})`, value: round(percentile(accept, 99)), unit: 'ms' },
-        { name: `sustained accepted obligations (${devicesN} devices in ${domainsN} domains, ${seconds} s${tag})`, value: round(accepted / elapsed), unit: 'obligations/s', ...(refused ? { target: `${refused} refused` } : {}) },
+        { name: `sustained accepted obligations (${devicesN} devices in ${domainsN} domains, ${seconds} s${tag})`, value: round(rate), unit: 'obligations/s', ...target },
       ];
     }
     const idle = await idleLatency(2 * sequential, threads);
