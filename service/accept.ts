@@ -37,7 +37,7 @@ import { parseObligation } from '../core/records.ts';
 import { reputationOf } from '../core/reputation.ts';
 import type { AcceptanceBody, Obligation, Signed } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { hubKeyOf } from './keys.ts';
 import { limitFn } from './credit.ts';
 import { topicsUnder } from './topics.ts';

@@ -6,7 +6,7 @@
  * its node). Another network's address is F17_WRONG_NETWORK, never a payment.
  */
 import { addressFormat, checkAddress } from '../core/network.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 
 export function checkPayTo(deps: Pick<Deps, 'config'>, address: unknown): string {
   return checkAddress(address, addressFormat(deps.config.bitcoin.network, deps.config.bitcoin.kind));

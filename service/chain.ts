@@ -17,7 +17,7 @@
  * Exec: grant or revoke another hub's node address.
  */
 import type { ChainInfo, MembershipChange } from '../adapters/ports.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 
 export interface ChainMembership extends ChainInfo {
   /** `host:port` other organisations join through (their `-c joinChain=`); null when this deployment admits none. */

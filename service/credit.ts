@@ -7,7 +7,7 @@ import { creditLimit } from '../core/credit.ts';
 import { reputationOf } from '../core/reputation.ts';
 import type { ReputationCounters } from '../core/types.ts';
 import type { CreditLimitFn } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 
 export function limitFn(config: Pick<Deps['config'], 'reputation' | 'credit'>): CreditLimitFn {
   return (c: ReputationCounters, at: number) => creditLimit(reputationOf(c, at, config.reputation), c.paidVolume, config.credit);

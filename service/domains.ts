@@ -23,7 +23,7 @@ import { createDomainRecord, createKeyRotation, createRevocation, issueCredentia
 import { MAX_CLOCK_SKEW_MS } from '../core/obligation.ts';
 import type { DeviceCredential, DomainRecord, Json, KeyAlg, KeyRotationBody, PublicKeyRef, RevocationBody, Signed } from '../core/types.ts';
 import type { HostedDomain, PendingRotation } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { DEFAULT_MAX_TERM_MS } from './accept.ts';
 import { checkPayTo } from './addresses.ts';
 import { domainKey, rotationKey } from './directory.ts';

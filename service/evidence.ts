@@ -22,7 +22,7 @@
 import { evidenceDelta, vouches } from '../core/reputation.ts';
 import type { ObligationStatus, ReputationCounters } from '../core/types.ts';
 import type { ObligationItem, ParkedEvidence } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { limitFn } from './credit.ts';
 
 /** Where an obligation's outstanding amount lives: the escrow shard it drew from (or its hash shard when learnt from the ledger). */

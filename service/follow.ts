@@ -37,7 +37,7 @@ import { evidenceWeight } from '../core/reputation.ts';
 import type { AcceptedObligation, OutcomeBody, Signed } from '../core/types.ts';
 import type { ChainTx, LedgerItem, StreamName } from '../adapters/ports.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { isKeyRotationItem, readDomainItem, readKeyRotationItem } from './directory.ts';
 import { isOutcomeItem, isRevocationItem, readAccepted, readOutcome, readRevocation, readSettlement } from './ledger-records.ts';
 import { closeObligation, credit, recordEvidence } from './evidence.ts';

@@ -12,7 +12,7 @@ import { certifyHubKey } from '../core/records.ts';
 import type { HubKeyCertificate, Signed } from '../core/types.ts';
 import type { Signer } from '../adapters/ports.ts';
 import type { HostedDomain } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 
 /** The hosted domain's key, as a signer for core's record builders. */
 export function domainSigner(deps: Pick<Deps, 'signer'>, d: Pick<HostedDomain, 'keyId' | 'publicKey'>): AsyncSigner {

@@ -17,7 +17,7 @@ import { BadSignatureError, ExpiredError, ForbiddenError, MalformedError, NotFou
 import { verifySigned } from '../core/keys.ts';
 import { createOffer, newOfferId, parseCredential, verifyCredential } from '../core/records.ts';
 import type { Offer, Signed } from '../core/types.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { checkPayTo } from './addresses.ts';
 import { hubKeyOf } from './keys.ts';
 import { topicsUnder } from './topics.ts';

@@ -20,7 +20,7 @@ import { NotFoundError, ObligationError, UnavailableError } from '../core/errors
 import { createOutcome } from '../core/records.ts';
 import type { Json, OutcomeBody } from '../core/types.ts';
 import type { ObligationItem } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { ledgerKeys } from './ledger-records.ts';
 import { domainSigner } from './keys.ts';
 

@@ -8,7 +8,7 @@
  * take-backs, the limit the smallest over the grant).
  */
 import { ConflictError } from '../core/errors.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { limitFn } from './credit.ts';
 
 export interface RebalanceSummary {

@@ -7,7 +7,7 @@ import { creditLimit } from '../core/credit.ts';
 import { InvalidRecordError } from '../core/errors.ts';
 import { evidenceWeight, recompute, reputationOf, vouches, type EvidenceEvent } from '../core/reputation.ts';
 import type { DomainRecord, OutcomeBody } from '../core/types.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { isOutcomeItem, readAccepted, readOutcome, readSettlement } from './ledger-records.ts';
 
 /** The record, or undefined when it does not verify (every reader skips it). */

@@ -49,7 +49,7 @@ import { TxRejectedError } from '../adapters/payments/bitcoin.ts';
 import { parseTx } from '../adapters/payments/rawtx.ts';
 import type { Payments, PreparedReplacement } from '../adapters/ports.ts';
 import type { SettlementItem } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { ledgerKeys } from './ledger-records.ts';
 import { domainSigner } from './keys.ts';
 

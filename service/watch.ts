@@ -13,7 +13,7 @@ import { closeObligation, fulfilTogether, recordEvidence } from './evidence.ts';
 import { InvalidRecordError, UnavailableError } from '../core/errors.ts';
 import type { LedgerItem } from '../adapters/ports.ts';
 import type { HostedDomain, ObligationItem } from '../adapters/store/dynamo.ts';
-import type { Deps } from '../functions/shared/deps.ts';
+import type { Deps } from './deps.ts';
 import { ledgerKeys, readSettlement } from './ledger-records.ts';
 
 export interface WatchSummary {

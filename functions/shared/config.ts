@@ -4,10 +4,10 @@
  * cloud. Nothing else in the code reads process.env.
  */
 import { z } from 'zod';
-import { DEFAULT_CREDIT, type CreditParams } from '../../core/credit.ts';
-import { DEFAULT_REPUTATION, type ReputationParams } from '../../core/reputation.ts';
+import { DEFAULT_CREDIT } from '../../core/credit.ts';
+import { DEFAULT_REPUTATION } from '../../core/reputation.ts';
 import { DEFAULT_TOPIC_ROOT, TOPIC_ROOT } from '../../service/topics.ts';
-import { BITCOIN_NETWORKS, NETWORK_DEFAULTS, type BitcoinNetwork, type FeePolicy } from '../../core/network.ts';
+import { BITCOIN_NETWORKS, NETWORK_DEFAULTS, type FeePolicy } from '../../core/network.ts';
 
 const num = (def: number) => z.coerce.number().finite().default(def);
 
@@ -110,48 +110,9 @@ const EnvSchema = z.object({
   CREDIT_MIN_REPUTATION: num(DEFAULT_CREDIT.minReputation),
 });
 
-export interface RpcTarget {
-  url: string;
-  user?: string | undefined;
-  password?: string | undefined;
-  /** Secrets Manager secret holding `{ "user", "password" }` (AWS). */
-  secretArn?: string | undefined;
-}
-
-export interface Config {
-  tableName: string;
-  ledger:
-    | { kind: 'embedded'; file?: string | undefined; publisher: string }
-    | ({ kind: 'multichain'; chainName: string; publisher?: string | undefined; p2pEndpoint?: string | undefined } & RpcTarget);
-  bitcoin: { kind: 'bitcoind' | 'bcoin'; network: BitcoinNetwork; node: RpcTarget; walletUrl: string; fees: FeePolicy; reader?: RpcTarget | undefined };
-  secretsMaxAgeSeconds: number;
-  confirmations: number;
-  iotDataEndpoint?: string | undefined;
-  /** Where devices' topics live (service/topics.ts: topicsUnder). */
-  topicRoot: string;
-  ecs?: { clusterArn: string; services: string[]; endpoint?: string | undefined } | undefined;
-  logJobs: boolean;
-  offerTtlMs: number;
-  /** See STANDING_OFFER_TTL_MS and STANDING_OFFER_PURCHASES. */
-  standingOffer: { ttlMs: number; purchases: number };
-  settlementGraceMs: number;
-  /** See SETTLE_INTERVAL_MS, ACCEPTED_GRACE_MS, MIN_TERM_MS, SETTLE_LEASE_MS. */
-  settleIntervalMs: number;
-  acceptedGraceMs: number;
-  minTermMs: number;
-  settleLeaseMs: number;
-  /** See PUBLISH_LEASE_MS, PUBLISH_BUDGET_MS, PUBLISH_PARALLEL. */
-  publishLeaseMs: number;
-  publishBudgetMs: number;
-  publishParallel: number;
-  /** See BUMP_AFTER_BLOCKS. */
-  bumpAfterBlocks: number;
-  signer: { kind: 'kms'; keyPolicy?: string | undefined; tags: Record<string, string> } | { kind: 'local'; file?: string | undefined };
-  credentialTtlMs: number;
-  hubKeyTtlMs: number;
-  reputation: ReputationParams;
-  credit: CreditParams;
-}
+// The configuration's type is the services' (service/deps.ts): this module only reads it from the environment.
+export type { Config, RpcTarget } from '../../service/deps.ts';
+import type { Config } from '../../service/deps.ts';
 
 /** Parse the environment; throws a readable error naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {

@@ -33,41 +33,9 @@ import { DomainDirectory } from '../../service/directory.ts';
 import { tracer } from './observability.ts';
 import { rebuiltOnRotation, RpcCredentials, sameAuth, type RpcAuth } from './secrets.ts';
 
-export interface Deps {
-  config: Config;
-  store: DynamoStore;
-  ledger: Ledger;
-  /** The Bitcoin wallet of one hosted domain (created on first use), with the credential that can spend. */
-  payments(wallet: string): Promise<Payments>;
-  /**
-   * Reads of one wallet (balances, its transactions, receives) and transaction lookups,
-   * with the read-only RPC user when one is configured (BITCOIN_READER_*): what watch,
-   * follow and query use. The wallet is never created here (an unloaded one is loaded).
-   */
-  walletReads(wallet: string): Promise<WalletReads>;
-  notifier: Notifier;
-  /** Domain keys (KMS on AWS, a local signer in the embedded cloud): the only holder of their private halves. */
-  signer: Signer;
-  /**
-   * bitcoind's node health (getblockchaininfo) with the read-only RPC user
-   * when one is configured (BITCOIN_READER_*): what a reader function uses
-   * instead of payments(), whose credential can spend.
-   */
-  bitcoinHealth(): Promise<{ ok: boolean; detail: string }>;
-  directory: DomainDirectory;
-  now: () => number;
-  /**
-   * Settings for AWS SDK clients a handler builds itself (e.g. ECS for
-   * /health): empty on Lambda (the SDK reads the environment), explicit region
-   * and credentials in the embedded cloud, which leaves process.env alone.
-   */
-  aws: AwsClientSettings;
-}
-
-export interface AwsClientSettings {
-  region?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string };
-}
+// The services' view of their dependencies (service/deps.ts); this module builds them.
+export type { AwsClientSettings, Deps } from '../../service/deps.ts';
+import type { AwsClientSettings, Deps } from '../../service/deps.ts';
 
 let current: Promise<Deps> | undefined;
 
