@@ -9,7 +9,7 @@
  */
 import { iot, io, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { ForbiddenError, UnavailableError } from '../core/errors.ts';
-import { connectPassword, type DevicePrivateKey } from '../local/certs.ts';
+import { connectPassword, type DevicePrivateKey } from './connect-token.ts';
 
 export type LinkConfig =
   | {
