@@ -6,7 +6,8 @@
  *
  *   role                 "scd" (consumer device, buys) or "spd" (provider device, is granted)
  *   domain, thing        the device's domain and its IoT thing name (= MQTT client id = enrolled deviceId)
- *   api                  base URL of the hub's HTTP API (an SCD reads provider domains' keys there)
+ *   api                  base URL of the hub's HTTP API (an SCD reads provider domains' keys there,
+ *                          its chain head after a lost reply, and renews its credential there)
  *   link                 { "kind": "local", "host": "127.0.0.1", "port": 1883 }
  *                          the embedded broker; the device signs its connect token with devicePrivateKeyPath
  *                        { "kind": "iot-core", "endpoint": "xxxx-ats.iot.<region>.amazonaws.com",
@@ -17,7 +18,8 @@
  *                          the IoT stack's TopicRoot and IngestRules outputs (default: the `dev` stage's; the
  *                          rules default to the ones derived from topicRoot, as the stack names them)
  *   devicePrivateKeyPath the obligation signing key (`npm run device:keygen -- <dir>` writes <dir>/device.key.json)
- *   credentialPath       SCD: the credential from enrolment (`npm run admin -- enrol … --out <file>`)
+ *   credentialPath       SCD: the credential from enrolment (`npm run admin -- enrol … --out <file>`);
+ *                          a renewed credential is written over it
  *   chainPath            SCD: where it keeps its chain head (default <thing>.chain.json)
  *   buy                  SCD: { providerDomain, providerDevice, service, every (ms, 5000), count (10), payWindowMs? }
  *   $comment             ignored (a place for notes in JSON)
