@@ -12,8 +12,8 @@
  * hub's public HTTP API (POST /offers, POST /obligations); the provider's grant
  * still reaches the SPD over the provider hub's MQTT.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic-file.ts';
 import { join } from 'node:path';
 import { generateKeyPair, type KeyPair } from '../core/keys.ts';
 import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
@@ -91,9 +91,7 @@ export function deviceFiles(dir: string): Required<Pick<FleetEnv, 'chainStore' |
       }
       const keys = generateKeyPair();
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-      await writeFile(tmp, JSON.stringify(keys), { mode: 0o600 });
-      await rename(tmp, file);
+      await writeFileAtomic(file, JSON.stringify(keys), 0o600);
       return keys;
     },
   };

@@ -11,7 +11,8 @@
  * broker's `AWS_ERROR_MQTT_PROTOCOL_ERROR` when it refuses the thing), 2 a
  * mistake in the command line or in the files it names.
  */
-import { access, rename, writeFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic-file.ts';
 import type { PublicKeyRef } from '../core/types.ts';
 import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
 import { firstIssue, loadDeviceConfig, PrivateKeyFile, readJsonFile, type DeviceConfig } from './config.ts';
@@ -105,6 +106,7 @@ async function main(): Promise<number> {
     }
   });
   const api = cfg.api.endsWith('/') ? cfg.api : `${cfg.api}/`;
+  const hub = cfg.api.replace(/\/+$/, '');
   const keys = new Map<string, PublicKeyRef>();
   const scd = new ConsumerDevice({
     domain: cfg.domain,
@@ -115,11 +117,11 @@ async function main(): Promise<number> {
     ...(topicRoot === undefined ? {} : { topicRoot }),
     ...(ingestRules === undefined ? {} : { ingestRules }),
     chain: new FileChainStore(cfg.chainPath ?? `${cfg.thing}.chain.json`),
-    // its hub's API, where it asks for its chain head after a replay or broken link
-    backendApi: cfg.api.replace(/\/+$/, ''),
-    // and renews its credential: a third of its validity before it ends, or at once when a purchase is
-    // refused F02_BAD_CREDENTIAL (its domain rotated its key); the renewed one is saved over credentialPath
-    renewal: { api: cfg.api.replace(/\/+$/, '') },
+    // its hub's API, where it asks for its chain head after a replay or broken link, and renews its
+    // credential: a third of its validity before it ends, or at once when a purchase is refused
+    // F02_BAD_CREDENTIAL (its domain rotated its key); the renewed one is saved over credentialPath
+    backendApi: hub,
+    renewal: { api: hub },
     ...(buy.payWindowMs === undefined ? {} : { payWindowMs: buy.payWindowMs }),
     providerKey: async (d, fresh) => {
       const hit = keys.get(d);
@@ -143,7 +145,7 @@ async function main(): Promise<number> {
     if (!r.ok) refused += 1;
     if (scd.credential !== saved) {
       saved = scd.credential;
-      await saveCredential(cfg.credentialPath!, saved);
+      await writeFileAtomic(cfg.credentialPath!, `${JSON.stringify(saved)}\n`, 0o600);
       console.log(`credential renewed, valid until ${new Date(saved.body.notAfter).toISOString()} (saved to ${cfg.credentialPath})`);
     }
     console.log(
@@ -155,13 +157,6 @@ async function main(): Promise<number> {
   }
   await scd.close();
   return refused === 0 ? 0 : 1;
-}
-
-/** Write a renewed credential over the old one: a temporary file renamed over it, so a crash leaves one whole credential. */
-async function saveCredential(path: string, credential: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(credential)}\n`, { mode: 0o600 });
-  await rename(tmp, path);
 }
 
 // aws-crt can keep the process alive after an MQTT client closes (aws-crt-nodejs #600): a device that is done exits

@@ -11,9 +11,10 @@
  * (POST /offers, POST /obligations); the same checks apply to the answers.
  * Its obligations form one hash chain across all hubs.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic-file.ts';
+import { join } from 'node:path';
 import { canonicalize, sha256Hex } from '../core/canonical.ts';
 import { createObligation, verifyAcceptanceSignature } from '../core/obligation.ts';
 import { createRenewalRequest, parseCredential, verifyOffer } from '../core/records.ts';
@@ -62,21 +63,7 @@ export class FileChainStore implements ChainStore {
   }
   /** Atomic: write a temporary file next to it, flush it, then rename over it (a crash leaves the old or the new state, never a torn one). */
   async save(state: ChainState): Promise<void> {
-    await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(JSON.stringify(state));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.file);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
+    await writeFileAtomic(this.file, JSON.stringify(state));
   }
   static forDevice(dir: string, deviceId: string): FileChainStore {
     return new FileChainStore(join(dir, `${deviceId}.chain.json`));

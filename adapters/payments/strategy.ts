@@ -28,7 +28,7 @@ import { parseTx } from './rawtx.ts';
 import { restCall, type RestAnswer } from './rest.ts';
 import { RpcCaller, RpcRejection, type RpcCall, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { FeeCapError, UnavailableError } from '../../core/errors.ts';
-import { chooseFeeRate, type FeeEstimate, type FeePolicy } from '../../core/network.ts';
+import { chooseFeeRate, type FeePolicy } from '../../core/network.ts';
 import type { IncomingPayment } from '../ports.ts';
 
 export type NodeKind = 'bitcoind' | 'bcoin';
@@ -127,9 +127,6 @@ const walletNotLoaded = (err: RpcRejection): boolean =>
 
 const isRejection = (err: unknown): err is RpcRejection => err instanceof RpcRejection;
 
-/** `x` when it is a positive finite number. */
-const positive = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : undefined);
-
 /** A receive entry (category 'receive') → IncomingPayment, or null for anything else. */
 function toPayment(
   txid: string,
@@ -150,19 +147,18 @@ function refuseOverCap(fees: FeePolicy | undefined, txid: string, atLeastSatVb: 
 
 /**
  * The policy's rate for a payment (sat/vB): the node's estimatesmartfee for the policy's target,
- * read by `feerateOf` (BTC/kvB), clamped to the policy; the fallback when the node has no estimate
- * (answers an error, or none, as on regtest). An unreachable node fails the payment: no guess.
+ * its `field` read as BTC/kvB (bitcoind `feerate`; bcoin `fee`, −1 without an estimate), clamped
+ * to the policy; the fallback when the node has no estimate (no such field, a value that is not a
+ * positive rate, or an error answer, as on regtest). An unreachable node fails the payment: no guess.
  */
-async function policyRate(node: RpcCaller, policy: FeePolicy, feerateOf: (answer: unknown) => number | undefined): Promise<number> {
-  let estimate: FeeEstimate | undefined;
+async function policyRate(node: RpcCaller, policy: FeePolicy, field: 'feerate' | 'fee'): Promise<number> {
+  let feerate: unknown;
   try {
-    const feerate = feerateOf(await node.call<unknown>('estimatesmartfee', policy.targetBlocks));
-    estimate = feerate === undefined ? undefined : { feerate };
+    feerate = (await node.call<Record<string, unknown> | null>('estimatesmartfee', policy.targetBlocks))?.[field];
   } catch (err) {
     if (!isRejection(err)) throw err;
-    estimate = undefined;
   }
-  return chooseFeeRate(estimate, policy).satVb;
+  return chooseFeeRate(typeof feerate === 'number' ? { feerate } : undefined, policy).satVb;
 }
 
 export function bitcoindStrategy(opts: StrategyOptions): Strategy {
@@ -197,7 +193,7 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
    * regtest), clamped to the policy; no option when there is no policy.
    */
   const feeRate = async (): Promise<{ fee_rate?: number }> =>
-    opts.fees === undefined ? {} : { fee_rate: await policyRate(node, opts.fees, (answer) => (answer as FeeEstimate | undefined)?.feerate) };
+    opts.fees === undefined ? {} : { fee_rate: await policyRate(node, opts.fees, 'feerate') };
   return {
     kind: 'bitcoind',
     node,
@@ -347,7 +343,7 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       const rate =
         opts.fees === undefined
           ? {}
-          : { rate: Math.ceil((await policyRate(node, opts.fees, (answer) => positive((answer as { fee?: unknown } | undefined)?.fee))) * 1000) };
+          : { rate: Math.ceil((await policyRate(node, opts.fees, 'fee')) * 1000) };
       const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/create`, { outputs, sign: true, ...rate });
       const hex = (tx.body as { hex?: unknown }).hex;
       if (typeof hex !== 'string') throw new UnavailableError('bcoin create returned no transaction');
