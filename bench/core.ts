@@ -4,7 +4,7 @@
  * verify of the same algorithm with a pre-parsed KeyObject (the floor for any verifier).
  */
 import { createPrivateKey, sign, verify, type KeyObject } from 'node:crypto';
-import { canonicalize } from '../core/canonical.ts';
+import { canonicalize, sealCanonical } from '../core/canonical.ts';
 import { generateKeyPair, publicKeyObject, VERIFIED_MEMO_SIZE, type KeyPair } from '../core/keys.ts';
 import { createObligation, verifyObligation } from '../core/obligation.ts';
 import { decide, type DecisionContext } from '../core/policy.ts';
@@ -35,9 +35,12 @@ function fixture(alg: KeyAlg): Fixture {
   const domain = generateKeyPair(alg);
   const provider = generateKeyPair(alg);
   const device = generateKeyPair(alg);
-  const credential = issueCredential(
-    { domain: 'acme', deviceId: 'meter-1', deviceKey: device.publicKey, creditLimit: 1_000_000, notBefore: NOW - DAY, notAfter: NOW + 365 * DAY },
-    domain.privateKey,
+  // sealed, as a device holds its credential (devices/scd.ts): encoded once for all its obligations
+  const credential = sealCanonical(
+    issueCredential(
+      { domain: 'acme', deviceId: 'meter-1', deviceKey: device.publicKey, creditLimit: 1_000_000, notBefore: NOW - DAY, notAfter: NOW + 365 * DAY },
+      domain.privateKey,
+    ),
   );
   const offer = createOffer(
     { offerId: 'bench-offer', providerDomain: 'wifico', providerDevice: 'ap-7', service: 'wifi-access', price: 1_000, payTo: 'RwifiPayAddr1', consumer: 'acme/meter-1', expiresAt: NOW + DAY },
@@ -97,7 +100,7 @@ function signatureRows(alg: KeyAlg, wanted: (name: string) => boolean): BenchRow
   const names = {
     verify: `${label} bare verify (baseline)`,
     sign: `${label} bare sign`,
-    created: `${label} obligations created`,
+    created: `${label} obligations created (the device's credential sealed, as devices/scd.ts holds it: encoded once)`,
     verified: `${label} obligations verified, a device's first (its credential checked too)`,
     verifiedAgain: `${label} obligations verified, a device's next ones (its credential's signature remembered from the first)`,
     accepted: `${label} obligations accepted (decide; the device's credential remembered, as for its every obligation after the first)`,

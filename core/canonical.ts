@@ -53,6 +53,8 @@ function encode(value: unknown, path: PathStack): string {
       return String(value);
     case 'object': {
       if (value === null) return 'null';
+      const sealedText = sealedTexts.get(value);
+      if (sealedText !== undefined) return sealedText;
       if (Array.isArray(value)) {
         let out = '[';
         for (let i = 0; i < value.length; i++) {
@@ -85,6 +87,30 @@ function encode(value: unknown, path: PathStack): string {
  * so `object` is admitted here and the rules are enforced at run time.
  */
 export type JsonLike = Json | object;
+
+/** The canonical texts of values sealed by sealCanonical (deep-frozen, so a text can never go stale). */
+const sealedTexts = new WeakMap<object, string>();
+
+/**
+ * A deep-frozen copy of `value` whose canonical text is computed once, here, and reused
+ * wherever the copy appears inside a value being canonicalized: a device's credential,
+ * carried in every obligation it signs, is encoded once per credential, not once per
+ * obligation. Throws MalformedError as canonicalize does. Writing to the copy (or to
+ * anything in it) throws a TypeError, so its text cannot go stale.
+ */
+export function sealCanonical<T extends JsonLike>(value: T): T {
+  const text = canonicalize(value);
+  const copy = structuredClone(value);
+  deepFreeze(copy);
+  if (typeof copy === 'object' && copy !== null) sealedTexts.set(copy, text);
+  return copy;
+}
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null) return;
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze(child);
+}
 
 /** The canonical text of a JSON value; throws MalformedError for anything outside the rules above. */
 export function canonicalize(value: JsonLike): string {

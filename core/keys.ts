@@ -54,7 +54,22 @@ export function publicKeyObject(ref: PublicKeyRef): KeyObject {
   return remember(id, key);
 }
 
+/**
+ * The parsed private key of each PrivateKeyRef object seen, with the fields it was parsed from:
+ * a device signs with the same ref again and again, and this finds its key without building and
+ * hashing the string id below. A ref whose fields changed since is looked up by id again.
+ */
+const byRef = new WeakMap<PrivateKeyRef, { alg: KeyAlg; pkcs8: string; key: KeyObject }>();
+
 function privateKeyObject(ref: PrivateKeyRef): KeyObject {
+  const seen = byRef.get(ref);
+  if (seen !== undefined && seen.alg === ref.alg && seen.pkcs8 === ref.pkcs8) return seen.key;
+  const key = parsedPrivateKey(ref);
+  byRef.set(ref, { alg: ref.alg, pkcs8: ref.pkcs8, key });
+  return key;
+}
+
+function parsedPrivateKey(ref: PrivateKeyRef): KeyObject {
   const id = `priv:${ref.alg}:${ref.pkcs8}`;
   const hit = cache.get(id);
   if (hit !== undefined) return hit;
@@ -88,10 +103,10 @@ export function sameKey(a: PublicKeyRef, b: PublicKeyRef): boolean {
   return a.alg === b.alg && a.spki === b.spki;
 }
 
-/** Sign the UTF-8 bytes of `data`; returns base64url. */
-export function signBytes(privateKey: PrivateKeyRef, data: string): string {
+/** Sign `data` (a string: its UTF-8 bytes); returns base64url. */
+export function signBytes(privateKey: PrivateKeyRef, data: string | Buffer): string {
   const key = privateKeyObject(privateKey);
-  const bytes = Buffer.from(data, 'utf8');
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   // Ed25519 takes algorithm null (the key type fixes it); ECDSA hashes with SHA-256.
   const sig =
     privateKey.alg === 'ed25519' ? sign(null, bytes, key) : sign('sha256', bytes, { key, dsaEncoding: 'ieee-p1363' });

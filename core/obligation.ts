@@ -3,6 +3,7 @@
  * vouched for by its domain's credential and linked to the device's previous
  * obligation by `prev` (hash chain) and `seq`.
  */
+import { createHash } from 'node:crypto';
 import { canonicalize, idOf, sha256Hex } from './canonical.ts';
 import {
   BadCredentialError,
@@ -48,7 +49,8 @@ export interface CreateObligationInput {
 /**
  * Build and sign an obligation for `offer`. Consumer names come from the credential,
  * everything about the sale from the offer; id = sha256(canonical(body)) and the device
- * signs the same canonical text.
+ * signs the same canonical text. A credential sealed with sealCanonical (as devices hold
+ * theirs) is encoded once, not for every obligation.
  */
 export function createObligation(input: CreateObligationInput): Obligation {
   const { credential, offer } = input;
@@ -68,8 +70,9 @@ export function createObligation(input: CreateObligationInput): Obligation {
     prev: input.prev,
     credential,
   };
-  const text = canonicalize(body);
-  return { id: sha256Hex(text), body, sig: signBytes(input.deviceKey, text) };
+  // one UTF-8 copy of the text for the id and the signature
+  const bytes = Buffer.from(canonicalize(body), 'utf8');
+  return { id: createHash('sha256').update(bytes).digest('hex'), body, sig: signBytes(input.deviceKey, bytes) };
 }
 
 /** The link an obligation leaves for its successor. */

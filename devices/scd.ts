@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-file.ts';
 import { join } from 'node:path';
-import { canonicalize, sha256Hex } from '../core/canonical.ts';
+import { canonicalize, sealCanonical, sha256Hex } from '../core/canonical.ts';
 import { createObligation, verifyAcceptanceSignature } from '../core/obligation.ts';
 import { createRenewalRequest, parseCredential, verifyOffer } from '../core/records.ts';
 import { sameKey, signValue, verifyBytes, type PrivateKeyRef } from '../core/keys.ts';
@@ -154,8 +154,11 @@ export class ConsumerDevice {
   private readonly chain: ChainStore;
   private readonly topics: ReturnType<typeof topicsUnder>;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The credential signed with now, sealed: encoded once for all the obligations that carry it. */
+  private current: Signed<DeviceCredential>;
 
   constructor(private readonly o: ConsumerDeviceOptions) {
+    this.current = sealCanonical(o.credential);
     this.chain = o.chain ?? new MemoryChainStore();
     const root = o.topicRoot ?? DEFAULT_TOPIC_ROOT;
     this.topics = topicsUnder(root, o.ingestRules ?? ingestRules(root));
@@ -215,7 +218,7 @@ export class ConsumerDevice {
 
   /** The credential the device signs with now (renewed ones replace it). */
   get credential(): Signed<DeviceCredential> {
-    return this.o.credential;
+    return this.current;
   }
 
   /**
@@ -228,7 +231,7 @@ export class ConsumerDevice {
     const r = this.o.renewal;
     if (!r) return false;
     const now = (this.o.now ?? Date.now)();
-    const c = this.o.credential.body;
+    const c = this.current.body;
     if (!now_ && c.notAfter - now > (r.beforeMs ?? (c.notAfter - c.notBefore) / 3)) return false;
     const request = createRenewalRequest({ domain: this.o.domain, deviceId: this.o.deviceId, at: now }, this.o.privateKey);
     const answer = await this.post(r.api, `/domains/${this.o.domain}/devices/${this.o.deviceId}/renewal`, { request });
@@ -238,7 +241,7 @@ export class ConsumerDevice {
     if (fresh.body.domain !== this.o.domain || fresh.body.deviceId !== this.o.deviceId || !sameKey(fresh.body.deviceKey, c.deviceKey)) {
       throw new Error('the renewed credential is not for this device key');
     }
-    this.o.credential = fresh;
+    this.current = sealCanonical(fresh);
     return true;
   }
 
@@ -305,7 +308,7 @@ export class ConsumerDevice {
               this.o.privateKey,
               `${domain}/${deviceId}`,
             ),
-            credential: this.o.credential,
+            credential: this.current,
           })
         : await this.exchange(`offer:${requestId}`, () =>
             link.publish(this.topics.ingest(domain, deviceId, 'request'), { requestId, providerDomain, providerDevice, service, ...standing }, 1),
@@ -364,7 +367,7 @@ export class ConsumerDevice {
     const head = await this.chain.load();
     const issuedAt = now();
     const ob = createObligation({
-      credential: this.o.credential,
+      credential: this.current,
       deviceKey: this.o.privateKey,
       offer,
       seq: head.seq + 1,
@@ -431,7 +434,7 @@ export class ConsumerDevice {
       const body = ob.body;
       if (body.consumerDomain !== this.o.domain || body.consumerDevice !== this.o.deviceId) return false;
       const text = canonicalize(body);
-      return sha256Hex(text) === ob.id && verifyBytes(this.o.credential.body.deviceKey, text, ob.sig);
+      return sha256Hex(text) === ob.id && verifyBytes(this.current.body.deviceKey, text, ob.sig);
     } catch {
       return false;
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { MalformedError, canonicalize, idOf, parseCanonical, sha256Hex, type Json } from '../../core/index.ts';
+import { MalformedError, canonicalize, idOf, parseCanonical, sealCanonical, sha256Hex, type Json } from '../../core/index.ts';
 
 /** Arbitrary JSON with integers only (what the canonical form admits). */
 const jsonInts: fc.Arbitrary<Json> = fc.letrec<{ value: Json }>((tie) => ({
@@ -114,6 +114,42 @@ describe('parseCanonical', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('sealCanonical', () => {
+  it('encodes a sealed value, wherever it sits, exactly as the value itself (property)', () => {
+    fc.assert(
+      fc.property(jsonInts, jsonInts, (inner, other) => {
+        const sealed = sealCanonical(inner);
+        assert.equal(canonicalize(sealed), canonicalize(inner));
+        assert.equal(canonicalize({ b: sealed, a: other, c: [sealed] }), canonicalize({ b: inner, a: other, c: [inner] }));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('seals a copy: writing anywhere in it throws, and the original stays writable and apart', () => {
+    const original = { body: { domain: 'acme', key: { alg: 'p256', spki: 'AAAA' }, limits: [1, 2] }, sig: 'xyz' };
+    const sealed = sealCanonical(original);
+    assert.throws(() => {
+      (sealed.body.key as { spki: string }).spki = 'BBBB';
+    }, TypeError);
+    assert.throws(() => {
+      sealed.body.limits.push(3);
+    }, TypeError);
+    assert.throws(() => {
+      (sealed as { sig: string }).sig = 'forged';
+    }, TypeError);
+    original.body.key.spki = 'BBBB';
+    original.body.limits.push(3);
+    assert.equal(canonicalize(sealed), '{"body":{"domain":"acme","key":{"alg":"p256","spki":"AAAA"},"limits":[1,2]},"sig":"xyz"}');
+    assert.equal(canonicalize({ x: sealed }), '{"x":{"body":{"domain":"acme","key":{"alg":"p256","spki":"AAAA"},"limits":[1,2]},"sig":"xyz"}}');
+  });
+
+  it('refuses what canonicalize refuses', () => {
+    assert.throws(() => sealCanonical({ amount: 1.5 }), MalformedError);
+    assert.throws(() => sealCanonical({ at: new Date(0) }), MalformedError);
   });
 });
 

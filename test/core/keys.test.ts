@@ -81,6 +81,21 @@ describe('keys across algorithms', () => {
   });
 });
 
+describe('signBytes with a key ref it has seen', () => {
+  it('signs with what the ref holds now: a ref changed since its last use signs with its new key', () => {
+    for (const alg of ['ed25519', 'p256'] as const) {
+      const a = generateKeyPair(alg);
+      const b = generateKeyPair(alg);
+      const ref = { ...a.privateKey };
+      assert.equal(verifyBytes(a.publicKey, 'text', signBytes(ref, 'text')), true);
+      ref.pkcs8 = b.privateKey.pkcs8;
+      const sig = signBytes(ref, 'text');
+      assert.equal(verifyBytes(b.publicKey, 'text', sig), true, alg);
+      assert.equal(verifyBytes(a.publicKey, 'text', sig), false, alg);
+    }
+  });
+});
+
 describe('verifyBytesOnce (a memo of verified signatures)', () => {
   const a = generateKeyPair('ed25519');
   const b = generateKeyPair('ed25519');

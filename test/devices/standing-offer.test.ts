@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { generateKeyPair } from '../../core/keys.ts';
 import { acceptanceOf } from '../../core/obligation.ts';
 import { createOffer, issueCredential, newOfferId, parseObligation } from '../../core/records.ts';
-import type { Offer } from '../../core/types.ts';
+import type { Obligation, Offer } from '../../core/types.ts';
 import { ConsumerDevice } from '../../devices/scd.ts';
 import { idleLink } from '../integration/support.ts';
 
@@ -22,7 +22,14 @@ const device = generateKeyPair();
 const PRICE = 2_000;
 
 /** What the stub hub does: count offers, answer obligations (or refuse the next one with a code). */
-const hub = { offers: 0, obligations: 0, refuseNext: undefined as string | undefined, consumer: 'c1/c1-scd-1', service: 'wifi-access' };
+const hub = {
+  offers: 0,
+  obligations: 0,
+  refuseNext: undefined as string | undefined,
+  consumer: 'c1/c1-scd-1',
+  service: 'wifi-access',
+  last: undefined as Obligation | undefined,
+};
 
 function offer(cap: number | undefined): ReturnType<typeof createOffer> {
   const body: Omit<Offer, 'version'> = {
@@ -65,6 +72,7 @@ describe('consumer device: standing offers', () => {
           return send(400, { error: { code, class: 'final', message: 'refused by the stub' } });
         }
         const ob = parseObligation(body.obligation);
+        hub.last = ob;
         return send(201, { obligationId: ob.id, acceptance: acceptanceOf(ob, provider.privateKey, Date.now()) });
       });
     });
@@ -92,13 +100,26 @@ describe('consumer device: standing offers', () => {
       ...(standingOffers === undefined ? {} : { standingOffers }),
     });
 
-  const reset = () => Object.assign(hub, { offers: 0, obligations: 0, refuseNext: undefined, consumer: 'c1/c1-scd-1', service: 'wifi-access' });
+  const reset = () => Object.assign(hub, { offers: 0, obligations: 0, refuseNext: undefined, consumer: 'c1/c1-scd-1', service: 'wifi-access', last: undefined });
 
   it('holds a standing offer for as many purchases as its cap allows, then asks for a new one', async () => {
     reset();
     const scd = newDevice();
     for (let i = 0; i < 5; i++) assert.equal((await scd.buy('p1', 'p1-spd-1', 'wifi-access')).ok, true);
     assert.deepEqual([hub.offers, hub.obligations], [3, 5], 'cap = 2 purchases: offers at purchases 1, 3, 5');
+  });
+
+  it("signs with a sealed copy of its credential: the caller's object changed later changes nothing it sends", async () => {
+    reset();
+    const credential = issueCredential(
+      { domain: 'c1', deviceId: 'c1-scd-1', deviceKey: device.publicKey, creditLimit: 1_000_000, notBefore: Date.now() - 1000, notAfter: Date.now() + 3_600_000 },
+      consumerDomain.privateKey,
+    );
+    const scd = new ConsumerDevice({ domain: 'c1', deviceId: 'c1-scd-1', privateKey: device.privateKey, credential, link: noLink, providerKey: async () => provider.publicKey, providerApi: () => api, timeoutMs: 2_000, attempts: 1 });
+    credential.body.creditLimit = 5;
+    assert.equal((await scd.buy('p1', 'p1-spd-1', 'wifi-access')).ok, true);
+    assert.equal(hub.last?.body.credential.body.creditLimit, 1_000_000);
+    assert.equal(Object.isFrozen(scd.credential.body.deviceKey), true);
   });
 
   it('with standingOffers false, asks for an offer per purchase', async () => {
