@@ -218,3 +218,27 @@ export function chooseFeeRate(estimate: FeeEstimate | undefined, policy: FeePoli
 
 /** fundrawtransaction's fee_rate takes at most 3 decimals (sat/vB). */
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** A fee bump raises a rate by this factor, and by at least 1 sat/vB (raisedRate). */
+export const BUMP_FACTOR = 1.5;
+
+/** `satVb` raised by one bump step: BUMP_FACTOR times, at least 1 sat/vB more; rounded up to 3 decimals. */
+export function raisedRate(satVb: number): number {
+  return ceil3(Math.max(satVb * BUMP_FACTOR, satVb + 1));
+}
+
+/**
+ * The fee rate (sat/vB) of a first fee bump of a payment that waited too long: the policy's
+ * rate now (`policySatVb`, chooseFeeRate's) when the estimate rose above what the payment
+ * pays (`paid.satVb`), else the paid rate raised one step (raisedRate); held to the policy's
+ * cap. Undefined when even the least replacement nodes relay is over the cap: one paying more
+ * than the paid rate, by at least the node's incremental relay rate (`paid.incrementalSatVb`;
+ * BIP125 rules 3 and 4).
+ */
+export function chooseBumpRate(policySatVb: number, paid: { satVb: number; incrementalSatVb: number }, policy: FeePolicy): number | undefined {
+  const least = ceil3(paid.satVb + paid.incrementalSatVb);
+  const rate = Math.min(policy.capSatVb, Math.max(ceil3(policySatVb), raisedRate(paid.satVb)));
+  return rate >= least && rate > paid.satVb ? rate : undefined;
+}
+
+const ceil3 = (x: number) => Math.ceil(x * 1000 - 1e-6) / 1000;

@@ -213,16 +213,16 @@ function fullRbf(mempool: BcoinMempool, onReplaced: (evicted: BcoinTx[]) => Prom
  * wallet will not sign inputs it counts as spent. The replacement spends the
  * same inputs (their coins from the wallet's spent view) and pays the same
  * outputs, except the change (the output to this wallet) which pays the extra
- * fee: the original fee again, at least 1 sat/vB more, and with `rate`
- * (sat/vB) enough more that the replacement pays at least that rate. Signed,
- * not broadcast; answers its hex and fee (sats).
+ * fee: with `rate` (sat/vB), enough that the replacement pays at least that
+ * rate; without, the original fee again; at least 1 sat/vB more either way
+ * (what fullRbf asks). Signed, not broadcast; answers its hex and fee (sats).
  */
 function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
   http.post('/wallet/:id/bump', async (req, res) => {
     const txid = req.body['txid'];
     if (typeof txid !== 'string' || !/^[0-9a-f]{64}$/.test(txid)) return res.json(400, { error: { message: 'txid required' } });
-    const rate = req.body['rate'] ?? 0;
-    if (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0) return res.json(400, { error: { message: 'rate: sat/vB, a number ≥ 0' } });
+    const rate: unknown = req.body['rate'];
+    if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0)) return res.json(400, { error: { message: 'rate: sat/vB, a number ≥ 0' } });
     const wallet = req.wallet;
     const wtx = await wallet.getTX(bcoin.util.revHex(txid));
     if (!wtx) return res.json(404, { error: { message: `no wallet transaction ${txid}` } });
@@ -231,7 +231,7 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
     const fee = wtx.tx.getFee(view);
     // about the same size after (same inputs and outputs; a signature may be a byte longer each): the rate asked for, on that
     const size = wtx.tx.getVirtualSize() + wtx.tx.inputs.length;
-    const extra = Math.max(fee, wtx.tx.getVirtualSize(), Math.ceil(rate * size) - fee);
+    const extra = rate === undefined ? Math.max(fee, size) : Math.max(size, Math.ceil(rate * size) - fee);
     const mtx = bcoin.MTX.fromTX(wtx.tx);
     mtx.view = view;
     let change: BcoinOutput | undefined;

@@ -41,6 +41,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NotFoundError, ObligationError, UnavailableError } from '../core/errors.ts';
+import { BUMP_FACTOR, raisedRate } from '../core/network.ts';
 import { checkPayTo } from './addresses.ts';
 import { createSettlementRecord } from '../core/records.ts';
 import { paymentChains, planSettlement, settlementIdOf, type PaymentChain } from '../core/settlement.ts';
@@ -262,10 +263,10 @@ async function follow(
   await bump(deps, payments, s, { hex: s.hex }, hooks, fence, summary);
 }
 
-/** A refused fee bump is outbid at this many times its rate (at least 1 sat/vB more), up to the fee policy's cap. */
-export const OUTBID_FACTOR = 1.5;
+/** A refused fee bump is outbid at this many times its rate (at least 1 sat/vB more: raisedRate), up to the fee policy's cap. */
+export const OUTBID_FACTOR = BUMP_FACTOR;
 
-const outbidRate = (satVb: number): number => Math.ceil(Math.max(satVb * OUTBID_FACTOR, satVb + 1) * 1000) / 1000;
+const outbidRate = raisedRate;
 
 /**
  * Fee-bump settlement `s`: a replacement of `from.hex` (its current transaction, or, when the node

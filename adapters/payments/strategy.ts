@@ -28,7 +28,7 @@ import { parseTx } from './rawtx.ts';
 import { restCall, type RestAnswer } from './rest.ts';
 import { RpcCaller, RpcRejection, type RpcCall, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { FeeCapError, UnavailableError } from '../../core/errors.ts';
-import { chooseFeeRate, type FeePolicy } from '../../core/network.ts';
+import { chooseBumpRate, chooseFeeRate, type FeePolicy } from '../../core/network.ts';
 import type { IncomingPayment } from '../ports.ts';
 
 export type NodeKind = 'bitcoind' | 'bcoin';
@@ -146,6 +146,31 @@ function refuseOverCap(fees: FeePolicy | undefined, txid: string, atLeastSatVb: 
 }
 
 /**
+ * The rate (sat/vB) of a replacement of `txid`: `atLeastSatVb` when one is asked (an outbid);
+ * without a fee policy, none (the wallet picks); else a first bump's (chooseBumpRate: the policy's
+ * rate now, or what `txid` pays raised a step, held to the cap), from what `paid` reads of `txid`
+ * and the node. Over the cap: FeeCapError (F18_FEE_CAP), and nothing is built.
+ */
+async function replacementRate(
+  fees: FeePolicy | undefined,
+  txid: string,
+  atLeastSatVb: number | undefined,
+  policy: () => Promise<number>,
+  paid: () => Promise<{ satVb: number; incrementalSatVb: number }>,
+): Promise<number | undefined> {
+  if (atLeastSatVb !== undefined || fees === undefined) {
+    refuseOverCap(fees, txid, atLeastSatVb);
+    return atLeastSatVb;
+  }
+  const [now, was] = await Promise.all([policy(), paid()]);
+  const rate = chooseBumpRate(now, was, fees);
+  if (rate === undefined) {
+    throw new FeeCapError(`a replacement would need more than ${was.satVb} sat/vB, over the fee cap of ${fees.capSatVb} sat/vB`, { txid, satVb: was.satVb, capSatVb: fees.capSatVb });
+  }
+  return rate;
+}
+
+/**
  * The policy's rate for a payment (sat/vB): the node's estimatesmartfee for the policy's target,
  * its `field` read as BTC/kvB (bitcoind `feerate`; bcoin `fee`, −1 without an estimate), clamped
  * to the policy; the fallback when the node has no estimate (no such field, a value that is not a
@@ -229,10 +254,24 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
       // in the replacement transaction"; the extra fee comes from the change (or added inputs), the new
       // fee rate is at least the original's plus incrementalfee, and nothing is signed or broadcast.
       // Core ≥ 28 replaces any mempool transaction (full RBF is the default, the option was removed in 29).
-      // Its `fee_rate` option (sat/vB) replaces the wallet's estimate: how a refused replacement is outbid,
-      // never above the policy's cap.
-      refuseOverCap(opts.fees, txid, atLeastSatVb);
-      const options = atLeastSatVb === undefined ? {} : { fee_rate: Math.ceil(atLeastSatVb * 1000) / 1000 };
+      // Its `fee_rate` option (sat/vB) replaces the wallet's own pick (its estimate for -txconfirmtarget,
+      // or the original's rate plus 5 sat/vB, never capped): a first bump pays the policy's rate, an
+      // outbid what it asks, never above the policy's cap.
+      const rate = await replacementRate(
+        opts.fees,
+        txid,
+        atLeastSatVb,
+        () => policyRate(node, opts.fees as FeePolicy, 'feerate'),
+        async () => {
+          // gettransaction: `fee` is negative for a send (BTC); getnetworkinfo `incrementalfee` BTC/kvB
+          const [tx, net] = await Promise.all([
+            wallet<{ fee: number | string; hex: string }>('gettransaction', txid),
+            node.call<{ incrementalfee: number }>('getnetworkinfo'),
+          ]);
+          return { satVb: Math.abs(btcToSats(tx.fee)) / parseTx(tx.hex).vsize, incrementalSatVb: net.incrementalfee * 1e5 };
+        },
+      );
+      const options = rate === undefined ? {} : { fee_rate: Math.ceil(rate * 1000) / 1000 };
       const bumped = await wallet<{ psbt: string; fee: number | string }>('psbtbumpfee', txid, options);
       const signed = await wallet<{ psbt: string; complete: boolean; hex?: string }>('walletprocesspsbt', bumped.psbt, true);
       if (!signed.complete) throw new UnavailableError('wallet could not sign the replacement', { kind: 'bitcoind', txid });
@@ -354,9 +393,27 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       // bcoin 1.0.2 has no bumpfee, and its wallet refuses to sign inputs it already counts as spent; the
       // embedded node (local/bitcoin.ts) adds POST /wallet/:id/bump: same inputs and payees, a higher fee
       // taken from the change, signed, not broadcast. Its mempool accepts the replacement (full RBF, as Core).
-      // An outbid is capped by the fee policy as on bitcoind.
-      refuseOverCap(opts.fees, txid, atLeastSatVb);
-      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid, ...(atLeastSatVb === undefined ? {} : { rate: atLeastSatVb }) });
+      // Its rate as on bitcoind: a first bump at the policy's rate, an outbid at what it asks, capped.
+      const rate = await replacementRate(
+        opts.fees,
+        txid,
+        atLeastSatVb,
+        () => policyRate(node, opts.fees as FeePolicy, 'fee'),
+        async () => {
+          // GET /wallet/:id/tx/:hash: the wallet's details (fee in sats, virtualSize); the stand-in's
+          // replacement rule asks the node's relay fee more (relayfee BTC/kvB; bcoin's incrementalfee is 0)
+          const [details, net] = await Promise.all([
+            rest('GET', `/wallet/${encodeURIComponent(opts.wallet.name)}/tx/${txid}`),
+            node.call<{ relayfee: number }>('getnetworkinfo'),
+          ]);
+          const { fee, virtualSize } = details.body as { fee?: unknown; virtualSize?: unknown };
+          if (details.status === 404 || typeof fee !== 'number' || typeof virtualSize !== 'number' || virtualSize <= 0) {
+            throw new UnavailableError('bcoin wallet has no fee for the transaction to replace', { txid });
+          }
+          return { satVb: fee / virtualSize, incrementalSatVb: net.relayfee * 1e5 };
+        },
+      );
+      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid, ...(rate === undefined ? {} : { rate }) });
       const { hex, fee } = tx.body as { hex?: unknown; fee?: unknown };
       if (typeof hex !== 'string' || typeof fee !== 'number') throw new UnavailableError('bcoin bump returned no transaction', { txid });
       return { hex, fee };

@@ -11,8 +11,10 @@ import { MalformedError } from '../../core/errors.ts';
 import {
   addressFormat,
   checkAddress,
+  chooseBumpRate,
   chooseFeeRate,
   NETWORK_DEFAULTS,
+  raisedRate,
   WrongNetworkError,
   type BitcoinNetwork,
 } from '../../core/network.ts';
@@ -104,5 +106,23 @@ describe('fee rate from estimatesmartfee', () => {
     assert.deepEqual(chooseFeeRate({ errors: ['Insufficient data or no feerate found'] }, policy), { satVb: 15, source: 'fallback' });
     assert.deepEqual(chooseFeeRate(undefined, policy), { satVb: 15, source: 'fallback' });
     assert.equal(chooseFeeRate({ feerate: -1 }, policy).source, 'fallback');
+  });
+});
+
+describe('fee rate of a first bump', () => {
+  const policy = { targetBlocks: 6, floorSatVb: 1, capSatVb: 50, fallbackSatVb: 10 };
+  it('pays the policy rate when the estimate rose above what the payment pays', () => {
+    assert.equal(chooseBumpRate(30, { satVb: 10, incrementalSatVb: 0.1 }, policy), 30);
+  });
+  it('else raises the paid rate one step (1.5 times, at least 1 sat/vB more)', () => {
+    assert.equal(chooseBumpRate(10, { satVb: 10, incrementalSatVb: 0.1 }, policy), 15);
+    assert.equal(chooseBumpRate(1, { satVb: 1.2, incrementalSatVb: 0.1 }, policy), 2.2);
+    assert.equal(raisedRate(10.0004), 15.001, 'rounded up, never down');
+  });
+  it('holds the rate to the cap, as long as the cap still beats the paid rate by the incremental relay rate', () => {
+    assert.equal(chooseBumpRate(80, { satVb: 40, incrementalSatVb: 0.1 }, policy), 50);
+    assert.equal(chooseBumpRate(10, { satVb: 49.9, incrementalSatVb: 0.1 }, policy), 50);
+    assert.equal(chooseBumpRate(10, { satVb: 49.95, incrementalSatVb: 0.1 }, policy), undefined);
+    assert.equal(chooseBumpRate(10, { satVb: 50, incrementalSatVb: 0 }, policy), undefined, 'no replacement at the paid rate itself');
   });
 });

@@ -179,7 +179,7 @@ describe('device keys: revocation at every hub, short-lived credentials and rene
       });
     const early = make(60_000);
     assert.equal(await early.renewIfDue(), false, 'seven days left: not due');
-    assert.equal(early.credential, dev.credential);
+    assert.deepEqual(early.credential, dev.credential, 'unchanged');
     const due = make(8 * 86_400_000);
     assert.equal(await due.renewIfDue(), true);
     assert.ok(due.credential.body.notAfter > dev.credential.body.notAfter);

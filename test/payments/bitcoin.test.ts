@@ -171,6 +171,38 @@ describe('BitcoinPayments on bcoin regtest', () => {
     assert.equal(await payer.isConflicted(original.hex), true, 'the original can never confirm now');
   });
 
+  it("a first fee bump pays the policy's rate when it rose, else the paid rate 1.5 times, held to the cap; a cap that leaves no replacement refuses (F18)", async () => {
+    await node.createWallet('bumper2');
+    const policy = (fallbackSatVb: number, capSatVb = 50) => ({ fees: { targetBlocks: 6, floorSatVb: 1, fallbackSatVb, capSatVb } });
+    const payer = new BitcoinPayments(bcoinPaymentsOptions(node, 'bumper2', policy(5)));
+    const funding = await scb.prepareSendMany({ [await payer.newAddress()]: 5_000_000 });
+    await scb.broadcast(funding.hex);
+    await scb.mine(1);
+    const original = await payer.prepareSendMany({ [await spb.newAddress()]: 70_000 });
+    await payer.broadcast(original.hex);
+    const feeOf = (hex: string) => 5_000_000 - parseTx(hex).outputs.reduce((sum, o) => sum + o.value, 0);
+    const paid = feeOf(original.hex) / parseTx(original.hex).vsize;
+    assert.ok(Math.abs(paid - 5) < 0.1, `paid ${paid} sat/vB`);
+    /** The rate of a first bump of `original` under `fees` (built, not sent). */
+    const bumpAt = async (fees: ReturnType<typeof policy>) => {
+      const p = new BitcoinPayments(bcoinPaymentsOptions(node, 'bumper2', fees));
+      try {
+        const r = await p.prepareReplacement(original.hex);
+        assert.equal(r.fee, feeOf(r.hex));
+        await p.abandon(r.hex);
+        return r.satVb;
+      } finally {
+        await p.close();
+      }
+    };
+    const near = (got: number, want: number) => assert.ok(got >= want && got <= want * 1.02, `${got} sat/vB, wanted ${want}`);
+    near(await bumpAt(policy(5)), 7.5); // the estimate has not risen: a step up from what it pays
+    near(await bumpAt(policy(30)), 30); // it rose: the policy's rate
+    near(await bumpAt(policy(5, 6.5)), 6.5); // held to the cap, still 1 sat/vB (the relay fee) over what it pays
+    await assert.rejects(bumpAt(policy(5, 5.5)), (err) => err instanceof FeeCapError && /over the fee cap of 5.5 sat\/vB/.test(err.message));
+    await payer.close();
+  });
+
   it("pays at the fee policy's rate (the fallback without an estimate, clamped to the cap), not bcoin's own", async () => {
     // a fresh regtest node has no fee estimate: estimatesmartfee answers fee −1 (bcoin node/rpc.js)
     assert.equal((await new RpcCaller(node.nodeRpc).call<{ fee: number }>('estimatesmartfee', 6)).fee, -1);

@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AmountTooSmallError, BitcoinPayments, TxRejectedError } from '../../adapters/payments/bitcoin.ts';
 import { addressFormat, WrongNetworkError } from '../../core/network.ts';
+import { FeeCapError } from '../../core/errors.ts';
 import { startCloud, type LocalCloud } from '../../local/cloud.ts';
 import { OUTBID_FACTOR, settleDomain } from '../../service/settle.ts';
 import { watchProvider } from '../../service/watch.ts';
@@ -245,6 +246,44 @@ describe('BitcoinPayments on a real bitcoind (regtest)', { skip }, () => {
     await assert.rejects(guarded.prepareSendMany({ bc1qmfmgeswv7wd378sewj8qva3pnk4l53msq9ny2h: 30_000 }), WrongNetworkError);
     assert.deepEqual(await node.rpc<unknown[]>('listlockunspent', [], 'oc-a'), [], 'nothing funded or locked');
   });
+
+  it("a first fee bump (psbtbumpfee fee_rate) pays the policy's rate when it rose, else the paid rate 1.5 times, held to the cap; a cap that leaves no replacement refuses (F18) and locks nothing", async () => {
+    const a = wallet('oc-a');
+    await a.ensureWallet();
+    if ((await a.balance()) < 1e8) await node.rpc('generatetoaddress', [101, await a.newAddress()]); // when run alone
+    await node.rpc('generatetoaddress', [1, await a.newAddress()]); // confirm what earlier tests left unconfirmed
+    const b = wallet('oc-b');
+    await b.ensureWallet();
+    const policy = (fallbackSatVb: number, capSatVb = 50) => ({ targetBlocks: 6, floorSatVb: 1, fallbackSatVb, capSatVb });
+    const payer = (fees: ReturnType<typeof policy>) => new BitcoinPayments({ kind: 'bitcoind', node: node.endpoint, wallet: { ...node.endpoint, name: 'oc-a' }, fees });
+    const original = await payer(policy(5)).prepareSendMany({ [await b.newAddress()]: 30_000 });
+    await a.broadcast(original.hex);
+    const rateOf = async (txid: string) => {
+      const fee = -(await node.rpc<{ fee: number }>('gettransaction', [txid], 'oc-a')).fee;
+      const { vsize } = await node.rpc<{ vsize: number }>('decoderawtransaction', [(await node.rpc<{ hex: string }>('gettransaction', [txid], 'oc-a')).hex]);
+      return Math.round(fee * 1e8) / vsize;
+    };
+    const paid = await rateOf(original.txid);
+    assert.ok(Math.abs(paid - 5) < 0.1, `paid ${paid} sat/vB`);
+    const locked = async () => (await node.rpc<unknown[]>('listlockunspent', [], 'oc-a')).length;
+    const before = await locked();
+    /** The rate of a first bump of `original` under `fees`, as the replacement pays it (built, signed, not sent). */
+    const bumpAt = async (fees: ReturnType<typeof policy>) => {
+      const r = await payer(fees).prepareReplacement(original.hex);
+      const { vsize } = await node.rpc<{ vsize: number }>('decoderawtransaction', [r.hex]);
+      await a.abandon(r.hex);
+      return r.fee / vsize;
+    };
+    // psbtbumpfee sizes the fee on its estimate of the signed size, so the paid rate can be a little over
+    const near = (got: number, want: number) => assert.ok(got >= want - 0.01 && got <= want * 1.03, `${got} sat/vB, wanted ${want}`);
+    near(await bumpAt(policy(5)), 7.5); // the estimate has not risen: a step up (Core's wallet alone: its fallbackfee, 20)
+    near(await bumpAt(policy(30)), 30); // it rose: the policy's rate
+    near(await bumpAt(policy(5, 6)), 6); // held to the cap, still over what it pays by incrementalfee
+    await assert.rejects(payer(policy(5, 5.05)).prepareReplacement(original.hex), (err) => err instanceof FeeCapError && /over the fee cap of 5.05 sat\/vB/.test(err.message));
+    assert.equal(await locked(), before, 'nothing more locked');
+    await node.rpc('generatetoaddress', [1, await a.newAddress()]);
+    assert.equal((await a.getTransaction(original.txid))?.confirmations, 1, 'the original, never replaced, confirms');
+  });
 });
 
 describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid once', { skip }, () => {
@@ -300,6 +339,8 @@ describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid onc
       (await node.rpc<{ fee: number }>('gettransaction', [bump.to], payer)).fee,
     ];
     assert.ok(Math.abs(newFee) > Math.abs(oldFee), `a higher fee: ${oldFee} → ${newFee}`);
+    // the regtest policy's fallback (20 sat/vB) has not risen: 1.5 times what the original pays
+    assert.ok(bump.satVb >= 30 && bump.satVb < 31, `${bump.satVb} sat/vB`);
 
     await node.mine(1);
     assert.equal((await settleDomain(cloud.deps, 'rc')).confirmed, 1);
@@ -401,14 +442,15 @@ describe('a stuck settlement on a real bitcoind is fee-bumped (RBF) and paid onc
 
   it('a fee bump the node refuses ("insufficient fee": a miner prioritised the original) is outbid at 1.5 times its rate; the outbid replaces the original and pays once', async () => {
     const { ids, owed, paid, vsize, satVb } = await stuckSettlement('r3c', 'r3p', 2);
-    // prioritisetransaction txid dummy fee_delta: a replacement must now pay the original's fee + 10 sat/vB
-    // more (Core checks a replacement against the modified fee of what it evicts); the wallet's bump does not
-    await node.rpc('prioritisetransaction', [paid.txid, 0, 10 * vsize]);
+    // prioritisetransaction txid dummy fee_delta: a replacement must now pay the original's fee + 20 sat/vB
+    // more (Core checks a replacement against the modified fee of what it evicts); the first bump (1.5 times
+    // the original's 20 sat/vB: the policy's fallback has not risen) does not
+    await node.rpc('prioritisetransaction', [paid.txid, 0, 20 * vsize]);
     const run = await settleDomain(cloud.deps, 'r3c');
     const [refused, outbid] = run.bumped ?? [];
     assert.ok(refused && outbid && run.bumped?.length === 2, JSON.stringify(run));
     assert.match(outbid.refused ?? '', /insufficient fee/);
-    assert.ok(refused.satVb < satVb + 10 && outbid.satVb >= refused.satVb * OUTBID_FACTOR, `${satVb} → ${refused.satVb} (refused) → ${outbid.satVb} sat/vB`);
+    assert.ok(refused.satVb < satVb + 20 && outbid.satVb >= refused.satVb * OUTBID_FACTOR, `${satVb} → ${refused.satVb} (refused) → ${outbid.satVb} sat/vB`);
     assert.deepEqual([run.stuck, run.settlements], [undefined, []], JSON.stringify(run));
     const mempool = await node.rpc<string[]>('getrawmempool');
     assert.deepEqual([paid.txid, refused.to, outbid.to].map((t) => mempool.includes(t)), [false, false, true], 'the outbid replaced the original');
