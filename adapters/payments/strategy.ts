@@ -165,7 +165,9 @@ async function replacementRate(
   const [now, was] = await Promise.all([policy(), paid()]);
   const rate = chooseBumpRate(now, was, fees);
   if (rate === undefined) {
-    throw new FeeCapError(`a replacement would need more than ${was.satVb} sat/vB, over the fee cap of ${fees.capSatVb} sat/vB`, { txid, satVb: was.satVb, capSatVb: fees.capSatVb });
+    // the least a replacement must pay (what it pays, and the incremental relay rate), rounded up
+    const least = Math.ceil((was.satVb + Math.max(was.incrementalSatVb, 0.001)) * 1000) / 1000;
+    throw new FeeCapError(`a replacement would need at least ${least} sat/vB, over the fee cap of ${fees.capSatVb} sat/vB`, { txid, satVb: least, capSatVb: fees.capSatVb });
   }
   return rate;
 }
