@@ -261,13 +261,14 @@ async function checkNewFile(file: string): Promise<void> {
 
 export async function admin(argv: readonly string[], out: (text: string) => void = console.log): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--help' || name === '-h' || name === 'help') {
     out(overview());
     return 0;
   }
+  const known = Object.keys(COMMANDS);
+  if (name === undefined) throw new UsageError(`missing command; commands: ${known.join(', ')}; see ${NAME} -- --help`);
   const cmd = COMMANDS[name];
   if (!cmd) {
-    const known = Object.keys(COMMANDS);
     const close = known.find((k) => k.startsWith(name)) ?? known.find((k) => name.startsWith(k));
     throw new UsageError(`unknown command ${JSON.stringify(name)}${close ? ` (did you mean ${close}?)` : ''}; commands: ${known.join(', ')}`);
   }

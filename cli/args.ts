@@ -203,6 +203,8 @@ export function parse<O extends Options>(spec: CommandSpec<O>, argv: readonly st
     else if (r === undefined) values[name] = o.default;
     else if (typeof r !== 'string') throw new UsageError(`--${name} needs a value`);
     else if (o.type === 'string') {
+      // `--data ''` (an unset shell variable) is a missing value, not a path or URL to use or ignore
+      if (r === '') throw new UsageError(`--${name} needs a value (${o.arg ?? 'VALUE'}); ${see}`);
       if (o.choices && !o.choices.includes(r)) throw new UsageError(`--${name} must be one of ${o.choices.join(', ')} (got ${JSON.stringify(r)})`);
       values[name] = r;
     } else values[name] = numberValue(name, o, r);
@@ -239,7 +241,8 @@ export function runCli(name: string, main: () => Promise<number | void>, opts: {
     },
     (e: unknown) => {
       if (e instanceof UsageError) {
-        process.stderr.write(`${name}: ${e.message}\n`);
+        // one line even when the message quotes a file's text (JSON.parse's does)
+        process.stderr.write(`${name}: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
         process.exit(USAGE_EXIT);
       }
       process.stderr.write(`${name} failed: ${describeError(e)}\n`);

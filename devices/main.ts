@@ -13,8 +13,9 @@
  */
 import { access } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-file.ts';
+import { publicKeyOf } from '../core/keys.ts';
 import type { PublicKeyRef } from '../core/types.ts';
-import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
+import { describeError, isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
 import { firstIssue, loadDeviceConfig, PrivateKeyFile, readJsonFile, type DeviceConfig } from './config.ts';
 import type { DeviceLink, LinkConfig } from './link.ts';
 
@@ -30,6 +31,11 @@ export const DEVICE: CommandSpec<{ count: { type: 'int'; min: 1; max: 1_000_000;
 async function privateKey(path: string) {
   const r = PrivateKeyFile.safeParse(await readJsonFile(path, 'device key'));
   if (!r.success) throw new UsageError(`device key ${path}: ${firstIssue(r.error)} (write one with npm run device:keygen)`);
+  try {
+    publicKeyOf(r.data); // the key itself parses, and is of its alg
+  } catch (e) {
+    throw new UsageError(`device key ${path}: ${describeError(e)} (write one with npm run device:keygen)`);
+  }
   return r.data;
 }
 
@@ -82,7 +88,14 @@ async function main(): Promise<number> {
           ...(cfg.link.port === undefined ? {} : { port: cfg.link.port }),
           ...(cfg.link.caPath === undefined ? {} : { caPath: cfg.link.caPath }),
         };
-  const link: DeviceLink = createLink(linkCfg);
+  let link: DeviceLink;
+  try {
+    link = createLink(linkCfg);
+  } catch (e) {
+    // aws-crt reads the certificate, key and CA files here: one that is not PEM (or not a file) is the config's mistake
+    if (cfg.link.kind !== 'iot-core') throw e;
+    throw new UsageError(`device config ${file}: link.certPath, keyPath or caPath: cannot load them (${describeError(e)})`);
+  }
   const topicRoot = cfg.link.kind === 'iot-core' ? cfg.link.topicRoot : undefined;
   // the rules it publishes to by Basic Ingest: default, the root's (service/topics.ts: ingestRules)
   const ingestRules = cfg.link.kind === 'iot-core' ? cfg.link.ingestRules : undefined;

@@ -1,5 +1,5 @@
 /**
- * `npm start -- --data DIR`: check the directory before anything starts.
+ * `npm start -- --data DIR` (and `--json FILE`): check the path before anything starts.
  * - DIR exists: it must be a directory we can read and write;
  * - DIR does not exist: it is created (one level, like `mkdir DIR`) when its
  *   parent is an existing directory, and the run says so; a missing parent is
@@ -37,4 +37,20 @@ export async function prepareDataDir(dir: string, flag = '--data'): Promise<{ cr
     throw new UsageError(`${flag} ${dir}: cannot create it (${reason(e)})`);
   });
   return { created: true };
+}
+
+/**
+ * `--json FILE`: a file written when the run ends. Its directory must exist and be writable,
+ * and FILE must not be a directory, or the run would fail only at its end.
+ */
+export async function checkOutputFile(file: string, flag: string): Promise<void> {
+  const full = resolve(file);
+  const st = await stat(full).catch(() => undefined);
+  if (st?.isDirectory()) throw new UsageError(`${flag} ${file}: is a directory`);
+  const parent = dirname(full);
+  const pst = await stat(parent).catch(() => undefined);
+  if (!pst?.isDirectory()) throw new UsageError(`${flag} ${file}: its directory ${parent} is not an existing directory`);
+  await access(st ? full : parent, constants.W_OK).catch((e: unknown) => {
+    throw new UsageError(`${flag} ${file}: not writable (${reason(e)})`);
+  });
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { DEFAULT_FLEET, deviceFiles, Fleet, type FleetConfig } from '../devices/fleet.ts';
 import { isMain, onInterrupt, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
 import type { LocalCloud } from './cloud.ts';
-import { prepareDataDir } from './data-dir.ts';
+import { checkOutputFile, prepareDataDir } from './data-dir.ts';
 import { allObligations } from './pages.ts';
 import { multichainLedgerEnv } from './ledger-env.ts';
 import { federationChecks, renderFederationSummary, renderSummary, type DomainPayments, type DomainSummary } from './summary.ts';
@@ -88,8 +88,8 @@ export function startConfig(argv: readonly string[]): StartConfig | undefined {
     const message = (e as Error).message;
     throw new UsageError(message.startsWith('--multichain') ? message : `--multichain: ${message}`);
   }
-  if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined || bitcoind !== undefined || values.multichain !== undefined)) {
-    throw new UsageError('--data, --port, --mqtt-port, --serve, --json, --bitcoind and --multichain are for one hub only (drop --hubs)');
+  if (values.hubs > 1 && (values.data !== undefined || values.port !== undefined || values['mqtt-port'] !== undefined || values.serve || values.json !== undefined || bitcoind !== undefined || ledgerEnv.LEDGER_KIND !== undefined)) {
+    throw new UsageError('--data, --port, --mqtt-port, --serve, --json, --bitcoind and --multichain (or BITCOIND_RPC_URL, LEDGER_KIND=multichain) are for one hub only (drop --hubs)');
   }
   if (values.port !== undefined && values.port === values['mqtt-port']) throw new UsageError('--port and --mqtt-port must differ');
   return {
@@ -143,6 +143,8 @@ async function main(): Promise<number | void> {
   if (!cfg) return 0;
   if (cfg.hubs > 1) return runFederated(cfg);
   const created = cfg.data === undefined ? false : (await prepareDataDir(cfg.data)).created;
+  // written when the run ends: a path it cannot be written to is refused now, not after the run
+  if (cfg.json !== undefined) await checkOutputFile(cfg.json, '--json');
   // the cloud's modules (AWS SDK, aedes, bcoin, aws-crt) load only once the arguments are known good
   const [{ startCloud }, { hubEnv }, { recomputeFromLedger }] = await Promise.all([
     import('./cloud.ts'),
@@ -158,6 +160,7 @@ async function main(): Promise<number | void> {
           const message = (e as Error).message;
           throw new UsageError(message.startsWith('--bitcoind') ? message : `--bitcoind: ${message}`);
         });
+  if (cfg.ledgerEnv.MULTICHAIN_RPC_URL) await checkMultichain(cfg.ledgerEnv);
   console.log(
     `obligation-chain — embedded cloud (dynalite, aedes, ${bitcoind ? `bitcoind regtest at ${bitcoind.nodeRpc.host}:${bitcoind.nodeRpc.port}` : 'bcoin regtest'}, ${cfg.ledgerEnv.MULTICHAIN_RPC_URL ? 'MultiChain' : 'embedded'} ledger, real handlers)`,
   );
@@ -298,6 +301,25 @@ async function main(): Promise<number | void> {
     await shutdown();
     throw e;
   }
+}
+
+/**
+ * A MultiChain node given by --multichain (or LEDGER_KIND=multichain in the environment) must
+ * answer before anything starts, as --bitcoind's must: a wrong address, credentials, chain name
+ * or publisher is the user's mistake (one line, exit 2), not a failure of the run half-way.
+ */
+async function checkMultichain(env: Record<string, string>): Promise<void> {
+  const { MultiChainLedger } = await import('../adapters/ledger/multichain.ts');
+  const node = new MultiChainLedger({
+    url: env.MULTICHAIN_RPC_URL!,
+    user: env.MULTICHAIN_RPC_USER!,
+    password: env.MULTICHAIN_RPC_PASSWORD!,
+    chainName: env.MULTICHAIN_CHAIN_NAME!,
+    ...(env.MULTICHAIN_PUBLISHER ? { publisher: env.MULTICHAIN_PUBLISHER } : {}),
+  });
+  const health = await node.health();
+  await node.close();
+  if (!health.ok) throw new UsageError(`--multichain: node ${env.MULTICHAIN_RPC_URL} chain ${env.MULTICHAIN_CHAIN_NAME}: ${health.detail}`);
 }
 
 /** A port in use is the user's choice of port: say which flag (exit 2); anything else is a failure of the run. */

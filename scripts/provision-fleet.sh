@@ -24,6 +24,10 @@ set -euo pipefail
 domain="" prefix="device" count=1 role="device" policy="" out=".fleet" stage="dev"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --domain|--prefix|--count|--role|--policy|--out|--stage)
+      [ $# -ge 2 ] && [ -n "$2" ] || { echo "$1 needs a value; see $0 --help" >&2; exit 2; } ;;
+  esac
+  case "$1" in
     --domain) domain="$2"; shift 2 ;;
     --prefix) prefix="$2"; shift 2 ;;
     --count) count="$2"; shift 2 ;;
@@ -31,14 +35,16 @@ while [ $# -gt 0 ]; do
     --policy) policy="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --stage) stage="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$domain" ] || { echo "--domain is required" >&2; exit 2; }
 case "$stage" in ''|*[!a-z0-9-]*) echo "--stage: lower-case letters, digits and - only" >&2; exit 2 ;; esac
 case "$domain$prefix$role" in *[!A-Za-z0-9_-]*) echo "domain, prefix and role: letters, digits, _ and - only" >&2; exit 2 ;; esac
-case "$count" in ''|*[!0-9]*) echo "--count must be a number" >&2; exit 2 ;; esac
+case "$count" in ''|*[!0-9]*|0*) echo "--count must be a whole number from 1 (got $count)" >&2; exit 2 ;; esac
+[ ! -e "$out" ] || [ -d "$out" ] || { echo "--out $out: exists and is not a directory" >&2; exit 2; }
+case "${OC_AWS_ENDPOINT:-http://}" in http://*|https://*) ;; *) echo "OC_AWS_ENDPOINT must be an http(s) URL (got $OC_AWS_ENDPOINT)" >&2; exit 2 ;; esac
 
 endpoint_args=()
 if [ -n "${OC_AWS_ENDPOINT:-}" ]; then endpoint_args=(--endpoint-url "$OC_AWS_ENDPOINT"); fi

@@ -13,10 +13,15 @@
 # named oc-<stage>-backend (lib/app.ts), stage from OC_STAGE (default dev), or
 # OC_BACKEND_STACK naming it outright.
 set -euo pipefail
-handler="${1:?usage: $0 <offer|accept> [max-messages]}"
+usage="usage: $0 <offer|accept> [max-messages]"
+case "${1:-}" in -h|--help) sed -n '2,14p' "$0"; exit 0 ;; esac
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "$usage" >&2; exit 2; }
+handler="$1"
 max="${2:-100}"
-stack="${OC_BACKEND_STACK:-oc-${OC_STAGE:-dev}-backend}"
 case "$handler" in offer|accept) ;; *) echo "unknown handler: $handler (offer or accept)" >&2; exit 2 ;; esac
+case "$max" in ''|*[!0-9]*|0*) echo "max-messages must be a whole number from 1 (got $max); $usage" >&2; exit 2 ;; esac
+case "${OC_STAGE:-dev}" in ''|*[!a-z0-9-]*) echo "OC_STAGE: lower-case letters, digits and - only (got $OC_STAGE)" >&2; exit 2 ;; esac
+stack="${OC_BACKEND_STACK:-oc-${OC_STAGE:-dev}-backend}"
 
 queue=$(aws cloudformation describe-stacks --stack-name "$stack" \
   --query "Stacks[0].Outputs[?OutputKey=='${handler}FailureQueueUrl'].OutputValue" --output text)

@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DomainPayments } from '../local/summary.ts';
-import { isMain, parse, runCli, type CommandSpec, type Options } from '../cli/args.ts';
+import { isMain, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
+import { startConfig } from '../local/start.ts';
 
 
 interface RunSummary {
@@ -125,6 +126,14 @@ async function main(): Promise<number> {
   const { values, rest: positionals, help } = parse(RUNS, process.argv.slice(2));
   if (help) return 0;
   const { runs, load } = values;
+  // the npm start options after the second --: a mistake is said once, here, not by every run
+  if (positionals.some((a) => a === '--json' || a.startsWith('--json='))) throw new UsageError('--json is set by npm run runs (each run writes its own); drop it after --');
+  try {
+    if (!startConfig(['--json', join(tmpdir(), 'run.json'), ...positionals])) return 0; // -- --help: npm start's options were printed
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`npm start options after --: ${e.message}`);
+    throw e;
+  }
   const dir = await mkdtemp(join(tmpdir(), 'oc-runs-'));
   const workers = burners(load);
   console.log(`${runs} run(s) of the default npm start scenario${positionals.length ? ` (${positionals.join(' ')})` : ''}, ${load} CPU burner(s) alongside; logs in ${dir}`);

@@ -19,6 +19,7 @@ import type { DeviceLink } from '../devices/link.ts';
 import type { BuyResult, ConsumerDevice as ConsumerDeviceT } from '../devices/scd.ts';
 import type { LocalCloud } from '../local/cloud.ts';
 import { percentile } from '../local/stats.ts';
+import { checkOutputFile } from '../local/data-dir.ts';
 import { isMain, parse, runCli, UsageError, type CommandSpec, type Options } from '../cli/args.ts';
 
 export interface SoakConfig {
@@ -348,6 +349,8 @@ if (isMain(import.meta.url)) {
     async () => {
       const cfg = soakConfig(process.argv.slice(2));
       if (!cfg) return 0;
+      // written when the soak ends: a path it cannot be written to is refused now, not after the soak
+      await checkOutputFile(cfg.out, '--out');
       const r = await soak(cfg);
       return r.checks.ok ? 0 : 1;
     },

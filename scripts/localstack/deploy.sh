@@ -18,9 +18,20 @@
 #     MULTICHAIN_SHA256=<sha256 of multichain-2.3.3.tar.gz>.
 # Not runnable on the project's build machine (no Docker engine, no LocalStack).
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,19p' "$0"; exit 0 ;; esac
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/localstack/env.sh
 . scripts/localstack/env.sh
+
+# the plan and its variables are checked before anything is bootstrapped
+case "${LOCALSTACK_PLAN:-free}" in
+  free)
+    need() { [ -n "${!1:-}" ] || { echo "set $1 (see the header of $0)" >&2; exit 2; }; }
+    for v in MULTICHAIN_RPC_URL MULTICHAIN_RPC_USER MULTICHAIN_RPC_PASSWORD BITCOIN_RPC_URL BITCOIN_RPC_USER BITCOIN_RPC_PASSWORD BITCOIN_READER_USER BITCOIN_READER_PASSWORD; do need "$v"; done
+    ;;
+  paid) ;;
+  *) echo "LOCALSTACK_PLAN is free or paid (got $LOCALSTACK_PLAN)" >&2; exit 2 ;;
+esac
 
 npx --no-install cdklocal --version >/dev/null 2>&1 || {
   echo "cdklocal not found: npm i -D aws-cdk-local (not a project dependency)" >&2
@@ -30,8 +41,6 @@ npx --no-install cdklocal bootstrap "aws://${CDK_DEFAULT_ACCOUNT}/${AWS_REGION}"
 
 case "${LOCALSTACK_PLAN:-free}" in
   free)
-    need() { [ -n "${!1:-}" ] || { echo "set $1 (see the header of $0)" >&2; exit 2; }; }
-    for v in MULTICHAIN_RPC_URL MULTICHAIN_RPC_USER MULTICHAIN_RPC_PASSWORD BITCOIN_RPC_URL BITCOIN_RPC_USER BITCOIN_RPC_PASSWORD BITCOIN_READER_USER BITCOIN_READER_PASSWORD; do need "$v"; done
     npx --no-install cdklocal deploy OcData OcFreeBackend -c target=localstack-free --require-approval never \
       --parameters "OcFreeBackend:MultichainRpcUrl=${MULTICHAIN_RPC_URL}" \
       --parameters "OcFreeBackend:MultichainChainName=${MULTICHAIN_CHAIN_NAME:-oc-chain}" \
@@ -50,5 +59,4 @@ case "${LOCALSTACK_PLAN:-free}" in
     if [ -n "${BITCOIN_SHA256:-}" ]; then context+=(-c "bitcoinSha256=${BITCOIN_SHA256}"); fi
     npx --no-install cdklocal deploy --all --require-approval never "${context[@]}" "$@"
     ;;
-  *) echo "LOCALSTACK_PLAN is free or paid" >&2; exit 2 ;;
 esac

@@ -73,6 +73,7 @@ const cases = (): Case[] => [
   { what: 'npm run device:keygen -- d --alg rsa', script: 'devices/keygen.ts', args: [join(dir, 'k'), '--alg', 'rsa'], says: /--alg must be one of ed25519, p256/ },
   { what: 'npm run soak -- --defaulters 5', script: 'soak/run.ts', args: ['--defaulters', '5'], says: /must be fewer than --consumers/ },
   { what: 'npm run soak -- --creditBase 1 (hint)', script: 'soak/run.ts', args: ['--creditBase', '1'], says: /did you mean --credit-base\?/ },
+  { what: 'npm run soak -- --out in a missing directory (refused before the soak)', script: 'soak/run.ts', args: ['--out', '/nonexistent-oc-dir/x.json'], says: /--out \/nonexistent-oc-dir\/x.json: its directory/ },
   { what: 'npm run bench -- --frobnicate', script: 'bench/run.ts', args: ['--frobnicate'], says: /unknown option --frobnicate/ },
   { what: 'npm run runs -- --runs 0', script: 'scripts/runs.ts', args: ['--runs', '0'], says: /--runs must be an integer from 1/ },
   { what: 'npm run runs -- --seed 3 (where start options go)', script: 'scripts/runs.ts', args: ['--seed', '3'], says: /npm start options go after a second --/ },
