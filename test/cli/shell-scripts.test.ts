@@ -11,19 +11,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { pool, ROOT, type Ran } from './support.ts';
+import { pool, ROOT, userErrorProblems, type Ran, type UserErrorCase } from './support.ts';
 import { skippable } from '../skippable.ts';
 
 const noBash = spawnSync('bash', ['-c', 'true']).status === 0 ? false : 'no bash: nothing to check';
 const { it, before, after } = skippable(noBash);
-
-interface Case {
-  what: string;
-  script: string;
-  args: string[];
-  env?: Record<string, string>;
-  says: RegExp;
-}
 
 let bin: string;
 let plain: string;
@@ -75,7 +67,7 @@ const FREE_PLAN_ENV = {
   BITCOIN_RPC_PASSWORD: 'p',
   BITCOIN_READER_USER: 'r',
 };
-const cases = (): Case[] => [
+const cases = (): UserErrorCase[] => [
   { what: 'provision-fleet.sh --domain (no value)', script: FLEET, args: ['--domain'], says: /^--domain needs a value; see .* --help$/ },
   { what: 'provision-fleet.sh --domain a --count (no value)', script: FLEET, args: ['--domain', 'a', '--count'], says: /^--count needs a value/ },
   { what: 'provision-fleet.sh --domain a --count 0', script: FLEET, args: ['--domain', 'a', '--count', '0', '--policy', 'p'], says: /^--count must be a whole number from 1 \(got 0\)$/ },
@@ -94,18 +86,7 @@ describe('scripts/*.sh: user errors are one line and exit 2, before any AWS call
   it('every case', async () => {
     const all = cases().map((c) => ({ ...c, args: c.args.map((a) => (a === '<plain>' ? plain : a)) }));
     const ran = await pool(4, all.map((c) => () => sh(c.script, c.args, c.env)));
-    const bad: string[] = [];
-    for (const [i, c] of all.entries()) {
-      const r = ran[i]!;
-      const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
-      const problems = [
-        r.code !== 2 ? `exit ${r.code ?? r.signal} (want 2)` : '',
-        lines.length !== 1 ? `${lines.length} stderr lines` : '',
-        r.stdout.trim() !== '' ? `stdout: ${r.stdout.slice(0, 80)}` : '',
-        c.says.test(lines[0] ?? '') ? '' : `says ${JSON.stringify(lines[0])}, want ${c.says}`,
-      ].filter(Boolean);
-      if (problems.length) bad.push(`${c.what}: ${problems.join('; ')}\n    stderr: ${r.stderr.trim().slice(0, 300)}`);
-    }
+    const bad = userErrorProblems(all, ran);
     assert.deepEqual(bad, [], bad.join('\n'));
   });
 

@@ -100,3 +100,41 @@ export async function pool<T>(n: number, jobs: readonly (() => Promise<T>)[]): P
   );
   return out;
 }
+
+/** A command run with a user's mistake, and what its one stderr line must say. */
+export interface UserErrorCase {
+  what: string;
+  script: string;
+  args: string[];
+  env?: Record<string, string>;
+  /** What the one stderr line must say. */
+  says: RegExp;
+  /** The exit code wanted (default 2). */
+  code?: number;
+}
+
+/** A stack trace, or node's internals, anywhere in a command's stderr. */
+export const STACK = /^\s+at .+\(.*\)$|^\s+at [\w./:<>-]+:\d+|node:internal|Error: .*\n\s+at /m;
+
+/**
+ * What is wrong with each run of `cases` (in order): an exit code other than the case's (2 by
+ * default), other than one line on stderr, a stack trace, anything on stdout, a line that does
+ * not say what the case says. Empty when every run held to the rule.
+ */
+export function userErrorProblems(cases: readonly UserErrorCase[], ran: readonly Ran[]): string[] {
+  const bad: string[] = [];
+  for (const [i, c] of cases.entries()) {
+    const r = ran[i]!;
+    const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+    const want = c.code ?? 2;
+    const problems = [
+      r.code !== want ? `exit ${r.code ?? r.signal} (want ${want})` : '',
+      lines.length !== 1 ? `${lines.length} stderr lines` : '',
+      STACK.test(r.stderr) ? 'a stack trace' : '',
+      r.stdout.trim() !== '' ? `stdout: ${r.stdout.slice(0, 80)}` : '',
+      c.says.test(lines[0] ?? '') ? '' : `says ${JSON.stringify(lines[0])}, want ${c.says}`,
+    ].filter(Boolean);
+    if (problems.length) bad.push(`${c.what}: ${problems.join('; ')}\n    stderr: ${r.stderr.trim().slice(0, 300)}`);
+  }
+  return bad;
+}

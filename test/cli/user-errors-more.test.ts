@@ -18,18 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../../core/keys.ts';
 import { parse, UsageError, type CommandSpec } from '../../cli/args.ts';
-import { freePort, pool, run, type Ran } from './support.ts';
-
-interface Case {
-  what: string;
-  script: string;
-  args: string[];
-  env?: Record<string, string>;
-  /** What the one stderr line must say. */
-  says: RegExp;
-}
-
-const STACK = /^\s+at .+\(.*\)$|^\s+at [\w./:<>-]+:\d+|node:internal|Error: .*\n\s+at /m;
+import { freePort, pool, run, userErrorProblems, type Ran, type UserErrorCase } from './support.ts';
 
 let dir: string;
 let closedPort: number;
@@ -59,7 +48,7 @@ after(async () => {
 });
 
 const START = 'local/start.ts';
-const cases = (): Case[] => [
+const cases = (): UserErrorCase[] => [
   // a message quoting a file's text: one line
   { what: 'npm run device -- <a text file>', script: 'devices/main.ts', args: [join(dir, 'plain-text')], says: /is not valid JSON: .*"not a dir/ },
   { what: 'npm run admin -- enrol … --key <a text file>', script: 'cli/admin.ts', args: ['enrol', 'c1', 'd1', '--key', join(dir, 'plain-text'), '--api', `http://127.0.0.1:${closedPort}`], says: /--key .*: not JSON/ },
@@ -103,7 +92,7 @@ const cases = (): Case[] => [
 ];
 
 describe('more user errors: exit 2, one line on stderr, at once', () => {
-  let results: { c: Case; r: Ran }[] = [];
+  let results: { c: UserErrorCase; r: Ran }[] = [];
   before(async () => {
     const all = cases();
     // without the checks some of these would run a whole scenario: 60 s at most each
@@ -112,18 +101,7 @@ describe('more user errors: exit 2, one line on stderr, at once', () => {
   });
 
   it('every case', () => {
-    const bad: string[] = [];
-    for (const { c, r } of results) {
-      const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
-      const problems = [
-        r.code !== 2 ? `exit ${r.code ?? r.signal} (want 2)` : '',
-        lines.length !== 1 ? `${lines.length} stderr lines` : '',
-        STACK.test(r.stderr) ? 'a stack trace' : '',
-        r.stdout.trim() !== '' ? `stdout: ${r.stdout.slice(0, 80)}` : '',
-        c.says.test(lines[0] ?? '') ? '' : `says ${JSON.stringify(lines[0])}, want ${c.says}`,
-      ].filter(Boolean);
-      if (problems.length) bad.push(`${c.what}: ${problems.join('; ')}\n    stderr: ${r.stderr.trim().slice(0, 300)}`);
-    }
+    const bad = userErrorProblems(results.map((x) => x.c), results.map((x) => x.r));
     assert.deepEqual(bad, [], bad.join('\n'));
   });
 

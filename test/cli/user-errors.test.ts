@@ -11,18 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, pool, ROOT, run, type Ran } from './support.ts';
-
-interface Case {
-  what: string;
-  script: string;
-  args: string[];
-  /** What the one stderr line must say. */
-  says: RegExp;
-  code?: number;
-}
-
-const STACK = /^\s+at .+\(.*\)$|^\s+at [\w./:<>-]+:\d+|node:internal|Error: .*\n\s+at /m;
+import { freePort, pool, ROOT, run, userErrorProblems, type Ran, type UserErrorCase } from './support.ts';
 
 let dir: string;
 let closedPort: number;
@@ -47,7 +36,7 @@ after(async () => {
 });
 
 const START = 'local/start.ts';
-const cases = (): Case[] => [
+const cases = (): UserErrorCase[] => [
   // npm start, as seen in the issue
   { what: 'npm start --consumers -1', script: START, args: ['--consumers', '-1'], says: /--consumers must be an integer from 1/ },
   { what: 'npm start --frobnicate', script: START, args: ['--frobnicate'], says: /unknown option --frobnicate/ },
@@ -88,7 +77,7 @@ const cases = (): Case[] => [
 ];
 
 describe('user errors: exit 2, one line on stderr, no stack trace (issue 14)', () => {
-  let results: { c: Case; r: Ran }[] = [];
+  let results: { c: UserErrorCase; r: Ran }[] = [];
   before(async () => {
     const all = cases();
     // ~1 s of CPU each (tsx start): four at once
@@ -97,18 +86,7 @@ describe('user errors: exit 2, one line on stderr, no stack trace (issue 14)', (
   });
 
   it('every case of the issue and more', () => {
-    const bad: string[] = [];
-    for (const { c, r } of results) {
-      const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
-      const problems = [
-        r.code !== (c.code ?? 2) ? `exit ${r.code ?? r.signal} (want ${c.code ?? 2})` : '',
-        lines.length !== 1 ? `${lines.length} stderr lines` : '',
-        STACK.test(r.stderr) ? 'a stack trace' : '',
-        r.stdout.trim() !== '' ? `stdout: ${r.stdout.slice(0, 80)}` : '',
-        c.says.test(lines[0] ?? '') ? '' : `says ${JSON.stringify(lines[0])}, want ${c.says}`,
-      ].filter(Boolean);
-      if (problems.length) bad.push(`${c.what}: ${problems.join('; ')}\n    stderr: ${r.stderr.trim().slice(0, 300)}`);
-    }
+    const bad = userErrorProblems(results.map((x) => x.c), results.map((x) => x.r));
     assert.deepEqual(bad, [], bad.join('\n'));
     assert.ok(results.length >= 25);
   });
