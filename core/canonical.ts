@@ -53,8 +53,9 @@ function encode(value: unknown, path: PathStack): string {
       return String(value);
     case 'object': {
       if (value === null) return 'null';
-      const sealedText = sealedTexts.get(value);
-      if (sealedText !== undefined) return sealedText;
+      const sealed = sealedTexts.get(value);
+      // where it sits must leave room for its own nesting, as if it were encoded here
+      if (sealed !== undefined && path.length + sealed.depth <= MAX_DEPTH) return sealed.text;
       if (Array.isArray(value)) {
         let out = '[';
         for (let i = 0; i < value.length; i++) {
@@ -88,8 +89,8 @@ function encode(value: unknown, path: PathStack): string {
  */
 export type JsonLike = Json | object;
 
-/** The canonical texts of values sealed by sealCanonical (deep-frozen, so a text can never go stale). */
-const sealedTexts = new WeakMap<object, string>();
+/** The canonical texts of values sealed by sealCanonical (deep-frozen, so a text can never go stale), and how deep they nest. */
+const sealedTexts = new WeakMap<object, { text: string; depth: number }>();
 
 /**
  * A deep-frozen copy of `value` whose canonical text is computed once, here, and reused
@@ -102,8 +103,16 @@ export function sealCanonical<T extends JsonLike>(value: T): T {
   const text = canonicalize(value);
   const copy = structuredClone(value);
   deepFreeze(copy);
-  if (typeof copy === 'object' && copy !== null) sealedTexts.set(copy, text);
+  if (typeof copy === 'object' && copy !== null) sealedTexts.set(copy, { text, depth: depthOf(copy) });
   return copy;
+}
+
+/** Steps from `value` down to its deepest member (0 for a value with none). */
+function depthOf(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let deepest = 0;
+  for (const child of Object.values(value)) deepest = Math.max(deepest, 1 + depthOf(child));
+  return deepest;
 }
 
 function deepFreeze(value: unknown): void {

@@ -228,17 +228,26 @@ export function raisedRate(satVb: number): number {
 }
 
 /**
- * The fee rate (sat/vB) of a first fee bump of a payment that waited too long: the policy's
- * rate now (`policySatVb`, chooseFeeRate's) when the estimate rose above what the payment
- * pays (`paid.satVb`), else the paid rate raised one step (raisedRate); held to the policy's
- * cap. Undefined when even the least replacement nodes relay is over the cap: one paying more
- * than the paid rate, by at least the node's incremental relay rate (`paid.incrementalSatVb`;
- * BIP125 rules 3 and 4).
+ * The fee rate (sat/vB) of a first fee bump of a payment that waited too long: the higher of
+ * the policy's rate now (`policySatVb`, chooseFeeRate's) and the paid rate (`paid.satVb`)
+ * raised one step (raisedRate), and at least the least replacement nodes relay: one paying
+ * more than the paid rate by the node's incremental relay rate (`paid.incrementalSatVb`;
+ * BIP125 rules 3 and 4); held to the policy's cap. `{ least }` instead when that least is
+ * over the cap: no replacement can be made within it.
  */
-export function chooseBumpRate(policySatVb: number, paid: { satVb: number; incrementalSatVb: number }, policy: FeePolicy): number | undefined {
-  const least = ceil3(paid.satVb + paid.incrementalSatVb);
-  const rate = Math.min(policy.capSatVb, Math.max(ceil3(policySatVb), raisedRate(paid.satVb)));
-  return rate >= least && rate > paid.satVb ? rate : undefined;
+export function chooseBumpRate(
+  policySatVb: number,
+  paid: { satVb: number; incrementalSatVb: number },
+  policy: FeePolicy,
+): { rate: number } | { least: number } {
+  const least = ceil3(paid.satVb + Math.max(paid.incrementalSatVb, 0.001));
+  if (least > policy.capSatVb) return { least };
+  return { rate: Math.min(policy.capSatVb, Math.max(ceil3(policySatVb), raisedRate(paid.satVb), least)) };
+}
+
+/** `satVb` rounded up to the 3 decimals a fee_rate takes (a value already on them stays). */
+export function ceilRate(satVb: number): number {
+  return ceil3(satVb);
 }
 
 const ceil3 = (x: number) => Math.ceil(x * 1000 - 1e-6) / 1000;

@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     link = createLink(linkCfg);
   } catch (e) {
     // aws-crt reads the certificate, key and CA files here: one that is not PEM (or not a file) is the config's mistake
-    if (cfg.link.kind !== 'iot-core') throw e;
+    if (cfg.link.kind !== 'iot-core' || !/aws-c-|PEM|file|path|certificate|private key/i.test(describeError(e))) throw e;
     throw new UsageError(`device config ${file}: link.certPath, keyPath or caPath: cannot load them (${describeError(e)})`);
   }
   const topicRoot = cfg.link.kind === 'iot-core' ? cfg.link.topicRoot : undefined;

@@ -215,7 +215,10 @@ function fullRbf(mempool: BcoinMempool, onReplaced: (evicted: BcoinTx[]) => Prom
  * outputs, except the change (the output to this wallet) which pays the extra
  * fee: with `rate` (sat/vB), enough that the replacement pays at least that
  * rate; without, the original fee again; at least 1 sat/vB more either way
- * (what fullRbf asks). Signed, not broadcast; answers its hex and fee (sats).
+ * (what fullRbf asks); with `maxRate`, never more than that rate (409 when 1 sat/vB
+ * more is already over it). A signature may come out a byte longer or shorter, so
+ * the fee is sized on the largest size the replacement can have for `rate`, and on
+ * the smallest for `maxRate`. Signed, not broadcast; answers its hex and fee (sats).
  */
 function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
   http.post('/wallet/:id/bump', async (req, res) => {
@@ -223,15 +226,22 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
     if (typeof txid !== 'string' || !/^[0-9a-f]{64}$/.test(txid)) return res.json(400, { error: { message: 'txid required' } });
     const rate: unknown = req.body['rate'];
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0)) return res.json(400, { error: { message: 'rate: sat/vB, a number ≥ 0' } });
+    const maxRate: unknown = req.body['maxRate'];
+    if (maxRate !== undefined && (typeof maxRate !== 'number' || !Number.isFinite(maxRate) || maxRate <= 0)) return res.json(400, { error: { message: 'maxRate: sat/vB, a number > 0' } });
     const wallet = req.wallet;
     const wtx = await wallet.getTX(bcoin.util.revHex(txid));
     if (!wtx) return res.json(404, { error: { message: `no wallet transaction ${txid}` } });
     if (wtx.height !== -1) return res.json(409, { error: { message: `transaction ${txid} is confirmed` } });
     const view = await wallet.getSpentView(wtx.tx);
     const fee = wtx.tx.getFee(view);
-    // about the same size after (same inputs and outputs; a signature may be a byte longer each): the rate asked for, on that
-    const size = wtx.tx.getVirtualSize() + wtx.tx.inputs.length;
-    const extra = rate === undefined ? Math.max(fee, size) : Math.max(size, Math.ceil(rate * size) - fee);
+    // the same inputs and outputs: the same size, give or take a byte per signature
+    const vsize = wtx.tx.getVirtualSize();
+    const largest = vsize + wtx.tx.inputs.length;
+    const smallest = vsize - wtx.tx.inputs.length;
+    let total = rate === undefined ? fee + Math.max(fee, largest) : Math.max(fee + largest, Math.ceil(rate * largest));
+    if (maxRate !== undefined) total = Math.min(total, Math.floor(maxRate * smallest));
+    const extra = total - fee;
+    if (extra < largest) return res.json(409, { error: { message: `a replacement of ${txid} paying 1 sat/vB more is over ${String(maxRate)} sat/vB` } });
     const mtx = bcoin.MTX.fromTX(wtx.tx);
     mtx.view = view;
     let change: BcoinOutput | undefined;

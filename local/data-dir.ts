@@ -40,14 +40,16 @@ export async function prepareDataDir(dir: string, flag = '--data'): Promise<{ cr
 }
 
 /**
- * `--json FILE`: a file written when the run ends. Its directory must exist and be writable,
- * and FILE must not be a directory, or the run would fail only at its end.
+ * `--json FILE`: a file written when the run ends. Its directory must exist and be writable
+ * (or be `willCreate`, the --data directory the run makes first), and FILE must not be a
+ * directory, or the run would fail only at its end.
  */
-export async function checkOutputFile(file: string, flag: string): Promise<void> {
+export async function checkOutputFile(file: string, flag: string, willCreate?: string): Promise<void> {
   const full = resolve(file);
   const st = await stat(full).catch(() => undefined);
   if (st?.isDirectory()) throw new UsageError(`${flag} ${file}: is a directory`);
   const parent = dirname(full);
+  if (willCreate !== undefined && resolve(willCreate) === parent) return; // prepareDataDir checks it
   const pst = await stat(parent).catch(() => undefined);
   if (!pst?.isDirectory()) throw new UsageError(`${flag} ${file}: its directory ${parent} is not an existing directory`);
   await access(st ? full : parent, constants.W_OK).catch((e: unknown) => {

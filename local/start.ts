@@ -142,9 +142,10 @@ async function main(): Promise<number | void> {
   const cfg = startConfig(process.argv.slice(2));
   if (!cfg) return 0;
   if (cfg.hubs > 1) return runFederated(cfg);
-  const created = cfg.data === undefined ? false : (await prepareDataDir(cfg.data)).created;
   // written when the run ends: a path it cannot be written to is refused now, not after the run
-  if (cfg.json !== undefined) await checkOutputFile(cfg.json, '--json');
+  // (and before --data's directory is made)
+  if (cfg.json !== undefined) await checkOutputFile(cfg.json, '--json', cfg.data);
+  const created = cfg.data === undefined ? false : (await prepareDataDir(cfg.data)).created;
   // the cloud's modules (AWS SDK, aedes, bcoin, aws-crt) load only once the arguments are known good
   const [{ startCloud }, { hubEnv }, { recomputeFromLedger }] = await Promise.all([
     import('./cloud.ts'),

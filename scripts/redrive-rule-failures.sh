@@ -20,7 +20,9 @@ handler="$1"
 max="${2:-100}"
 case "$handler" in offer|accept) ;; *) echo "unknown handler: $handler (offer or accept)" >&2; exit 2 ;; esac
 case "$max" in ''|*[!0-9]*|0*) echo "max-messages must be a whole number from 1 (got $max); $usage" >&2; exit 2 ;; esac
-case "${OC_STAGE:-dev}" in ''|*[!a-z0-9-]*) echo "OC_STAGE: lower-case letters, digits and - only (got $OC_STAGE)" >&2; exit 2 ;; esac
+if [ -z "${OC_BACKEND_STACK:-}" ]; then
+  case "${OC_STAGE:-dev}" in ''|*[!a-z0-9-]*) echo "OC_STAGE: lower-case letters, digits and - only (got $OC_STAGE)" >&2; exit 2 ;; esac
+fi
 stack="${OC_BACKEND_STACK:-oc-${OC_STAGE:-dev}-backend}"
 
 queue=$(aws cloudformation describe-stacks --stack-name "$stack" \

@@ -13,6 +13,7 @@
  * All traffic is on 127.0.0.1; every loop is bounded in count and time.
  */
 import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '../core/keys.ts';
 import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
 import type { DeviceLink } from '../devices/link.ts';
@@ -54,7 +55,7 @@ export const DEFAULT_SOAK: SoakConfig = {
   drainTimeoutMs: 90_000,
   maxPerDevice: 20_000,
   creditBase: 1_000_000,
-  out: new URL('./results.json', import.meta.url).pathname,
+  out: fileURLToPath(new URL('./results.json', import.meta.url)),
 };
 
 const SOAK_OPTIONS = {

@@ -28,7 +28,7 @@ import { parseTx } from './rawtx.ts';
 import { restCall, type RestAnswer } from './rest.ts';
 import { RpcCaller, RpcRejection, type RpcCall, type RpcEndpoint, type RpcOptions } from './rpc.ts';
 import { FeeCapError, UnavailableError } from '../../core/errors.ts';
-import { chooseBumpRate, chooseFeeRate, type FeePolicy } from '../../core/network.ts';
+import { ceilRate, chooseBumpRate, chooseFeeRate, type FeePolicy } from '../../core/network.ts';
 import type { IncomingPayment } from '../ports.ts';
 
 export type NodeKind = 'bitcoind' | 'bcoin';
@@ -147,29 +147,27 @@ function refuseOverCap(fees: FeePolicy | undefined, txid: string, atLeastSatVb: 
 
 /**
  * The rate (sat/vB) of a replacement of `txid`: `atLeastSatVb` when one is asked (an outbid);
- * without a fee policy, none (the wallet picks); else a first bump's (chooseBumpRate: the policy's
- * rate now, or what `txid` pays raised a step, held to the cap), from what `paid` reads of `txid`
- * and the node. Over the cap: FeeCapError (F18_FEE_CAP), and nothing is built.
+ * without a fee policy, none (the wallet picks); else a first bump's (chooseBumpRate: the higher
+ * of the policy's rate now and what `txid` pays raised a step, held to the cap), from what `paid`
+ * reads of `txid` and the node. Over the cap: FeeCapError (F18_FEE_CAP), and nothing is built.
  */
 async function replacementRate(
   fees: FeePolicy | undefined,
   txid: string,
   atLeastSatVb: number | undefined,
-  policy: () => Promise<number>,
+  policy: (fees: FeePolicy) => Promise<number>,
   paid: () => Promise<{ satVb: number; incrementalSatVb: number }>,
 ): Promise<number | undefined> {
   if (atLeastSatVb !== undefined || fees === undefined) {
     refuseOverCap(fees, txid, atLeastSatVb);
     return atLeastSatVb;
   }
-  const [now, was] = await Promise.all([policy(), paid()]);
-  const rate = chooseBumpRate(now, was, fees);
-  if (rate === undefined) {
-    // the least a replacement must pay (what it pays, and the incremental relay rate), rounded up
-    const least = Math.ceil((was.satVb + Math.max(was.incrementalSatVb, 0.001)) * 1000) / 1000;
-    throw new FeeCapError(`a replacement would need at least ${least} sat/vB, over the fee cap of ${fees.capSatVb} sat/vB`, { txid, satVb: least, capSatVb: fees.capSatVb });
+  const [now, was] = await Promise.all([policy(fees), paid()]);
+  const chosen = chooseBumpRate(now, was, fees);
+  if ('least' in chosen) {
+    throw new FeeCapError(`a replacement would need at least ${chosen.least} sat/vB, over the fee cap of ${fees.capSatVb} sat/vB`, { txid, satVb: chosen.least, capSatVb: fees.capSatVb });
   }
-  return rate;
+  return chosen.rate;
 }
 
 /**
@@ -263,17 +261,21 @@ export function bitcoindStrategy(opts: StrategyOptions): Strategy {
         opts.fees,
         txid,
         atLeastSatVb,
-        () => policyRate(node, opts.fees as FeePolicy, 'feerate'),
+        (fees) => policyRate(node, fees, 'feerate'),
         async () => {
           // gettransaction: `fee` is negative for a send (BTC); getnetworkinfo `incrementalfee` BTC/kvB
           const [tx, net] = await Promise.all([
-            wallet<{ fee: number | string; hex: string }>('gettransaction', txid),
-            node.call<{ incrementalfee: number }>('getnetworkinfo'),
+            wallet<{ fee?: unknown; hex?: unknown }>('gettransaction', txid),
+            node.call<{ incrementalfee?: unknown }>('getnetworkinfo'),
           ]);
+          if ((typeof tx.fee !== 'number' && typeof tx.fee !== 'string') || typeof tx.hex !== 'string' || typeof net.incrementalfee !== 'number') {
+            throw new UnavailableError('bitcoind gave no fee for the transaction to replace', { txid });
+          }
           return { satVb: Math.abs(btcToSats(tx.fee)) / parseTx(tx.hex).vsize, incrementalSatVb: net.incrementalfee * 1e5 };
         },
       );
-      const options = rate === undefined ? {} : { fee_rate: Math.ceil(rate * 1000) / 1000 };
+      // the rate is on 3 decimals already (chooseBumpRate, raisedRate, or the cap): never rounded over it
+      const options = rate === undefined ? {} : { fee_rate: ceilRate(rate) };
       const bumped = await wallet<{ psbt: string; fee: number | string }>('psbtbumpfee', txid, options);
       const signed = await wallet<{ psbt: string; complete: boolean; hex?: string }>('walletprocesspsbt', bumped.psbt, true);
       if (!signed.complete) throw new UnavailableError('wallet could not sign the replacement', { kind: 'bitcoind', txid });
@@ -338,6 +340,8 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
     if (answer.status >= 400 && /address|base58|bech32|checksum|output/i.test(answer.errorMessage)) {
       throw new RpcRejection(path, RPC_INVALID_ADDRESS_OR_KEY, answer.errorMessage);
     }
+    // the stand-in's bump (local/bitcoin.ts) when even 1 sat/vB more is over its maxRate: the fee cap
+    if (answer.status === 409 && path.endsWith('/bump') && /sat\/vB more is over/.test(answer.errorMessage)) throw new FeeCapError(answer.errorMessage, { path });
     if (answer.status >= 400) throw new UnavailableError(`bcoin wallet ${method} ${path}: ${answer.status} ${answer.errorMessage}`);
     return answer;
   };
@@ -400,22 +404,28 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
         opts.fees,
         txid,
         atLeastSatVb,
-        () => policyRate(node, opts.fees as FeePolicy, 'fee'),
+        (fees) => policyRate(node, fees, 'fee'),
         async () => {
-          // GET /wallet/:id/tx/:hash: the wallet's details (fee in sats, virtualSize); the stand-in's
-          // replacement rule asks the node's relay fee more (relayfee BTC/kvB; bcoin's incrementalfee is 0)
+          // GET /wallet/:id/tx/:hash: the wallet's details (fee in sats, virtualSize; 404 with no body
+          // for a transaction it does not know); the stand-in's replacement rule asks the node's relay
+          // fee more (relayfee BTC/kvB; bcoin's incrementalfee is 0)
           const [details, net] = await Promise.all([
             rest('GET', `/wallet/${encodeURIComponent(opts.wallet.name)}/tx/${txid}`),
-            node.call<{ relayfee: number }>('getnetworkinfo'),
+            node.call<{ relayfee?: unknown }>('getnetworkinfo'),
           ]);
-          const { fee, virtualSize } = details.body as { fee?: unknown; virtualSize?: unknown };
-          if (details.status === 404 || typeof fee !== 'number' || typeof virtualSize !== 'number' || virtualSize <= 0) {
+          const { fee, virtualSize } = (details.status === 200 && details.body !== null && typeof details.body === 'object' ? details.body : {}) as {
+            fee?: unknown;
+            virtualSize?: unknown;
+          };
+          if (typeof fee !== 'number' || typeof virtualSize !== 'number' || virtualSize <= 0 || typeof net.relayfee !== 'number') {
             throw new UnavailableError('bcoin wallet has no fee for the transaction to replace', { txid });
           }
           return { satVb: fee / virtualSize, incrementalSatVb: net.relayfee * 1e5 };
         },
       );
-      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid, ...(rate === undefined ? {} : { rate }) });
+      // maxRate: what it may pay at most whatever the signatures' sizes (the cap)
+      const bounds = { ...(rate === undefined ? {} : { rate }), ...(opts.fees === undefined ? {} : { maxRate: opts.fees.capSatVb }) };
+      const tx = await rest('POST', `/wallet/${encodeURIComponent(opts.wallet.name)}/bump`, { txid, ...bounds });
       const { hex, fee } = tx.body as { hex?: unknown; fee?: unknown };
       if (typeof hex !== 'string' || typeof fee !== 'number') throw new UnavailableError('bcoin bump returned no transaction', { txid });
       return { hex, fee };

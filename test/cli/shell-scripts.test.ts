@@ -78,13 +78,16 @@ const cases = (): UserErrorCase[] => [
   { what: 'redrive-rule-failures.sh offer abc', script: REDRIVE, args: ['offer', 'abc'], says: /^max-messages must be a whole number from 1 \(got abc\)/ },
   { what: 'redrive-rule-failures.sh accept 0', script: REDRIVE, args: ['accept', '0'], says: /^max-messages must be a whole number from 1/ },
   { what: 'OC_STAGE=Prod redrive-rule-failures.sh offer', script: REDRIVE, args: ['offer'], env: { OC_STAGE: 'Prod' }, says: /^OC_STAGE: lower-case letters/ },
+  // valid calls get through the checks to aws (the stand-in on PATH: exit 99)
+  { what: 'OC_STAGE=Prod OC_BACKEND_STACK=my-backend redrive-rule-failures.sh offer (the stack named outright)', script: REDRIVE, args: ['offer'], env: { OC_STAGE: 'Prod', OC_BACKEND_STACK: 'my-backend' }, says: /^aws called/, code: 99 },
+  { what: 'provision-fleet.sh --out <an existing directory>', script: FLEET, args: ['--domain', 'a', '--policy', 'p', '--out', '<dir>'], says: /^aws called/, code: 99 },
   { what: 'LOCALSTACK_PLAN=gold deploy.sh', script: DEPLOY, args: [], env: { LOCALSTACK_PLAN: 'gold' }, says: /^LOCALSTACK_PLAN is free or paid \(got gold\)$/ },
   { what: 'deploy.sh (free plan, a variable unset)', script: DEPLOY, args: [], env: FREE_PLAN_ENV, says: /^set BITCOIN_READER_PASSWORD \(see the header of / },
 ];
 
 describe('scripts/*.sh: user errors are one line and exit 2, before any AWS call', () => {
   it('every case', async () => {
-    const all = cases().map((c) => ({ ...c, args: c.args.map((a) => (a === '<plain>' ? plain : a)) }));
+    const all = cases().map((c) => ({ ...c, args: c.args.map((a) => (a === '<plain>' ? plain : a === '<dir>' ? bin : a)) }));
     const ran = await pool(4, all.map((c) => () => sh(c.script, c.args, c.env)));
     const bad = userErrorProblems(all, ran);
     assert.deepEqual(bad, [], bad.join('\n'));

@@ -13,6 +13,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +59,12 @@ const cases = (): UserErrorCase[] => [
   // npm start --json: checked before the run
   { what: 'npm start -- --json <missing dir>/x.json', script: START, args: ['--json', join(dir, 'missing', 'x.json')], says: /--json .*x\.json: its directory .*missing is not an existing directory/ },
   { what: 'npm start -- --json <a directory>', script: START, args: ['--json', join(dir, 'a-dir')], says: /--json .*a-dir: is a directory/ },
+  {
+    what: 'npm start -- --data <new dir> --json <missing dir>/x.json (refused before the data directory is made)',
+    script: START,
+    args: ['--data', join(dir, 'new-data'), '--json', join(dir, 'missing', 'x.json')],
+    says: /--json .*x\.json: its directory .*missing is not an existing directory/,
+  },
   // npm start --multichain: the node must answer first
   {
     what: 'npm start -- --multichain <nothing there>',
@@ -103,6 +110,10 @@ describe('more user errors: exit 2, one line on stderr, at once', () => {
   it('every case', () => {
     const bad = userErrorProblems(results.map((x) => x.c), results.map((x) => x.r));
     assert.deepEqual(bad, [], bad.join('\n'));
+  });
+
+  it('a refused run made no --data directory', () => {
+    assert.equal(existsSync(join(dir, 'new-data')), false);
   });
 
   it('npm run runs -- -- --help prints npm start\'s options (exit 0)', async () => {

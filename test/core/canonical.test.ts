@@ -147,6 +147,17 @@ describe('sealCanonical', () => {
     assert.equal(canonicalize({ x: sealed }), '{"x":{"body":{"domain":"acme","key":{"alg":"p256","spki":"AAAA"},"limits":[1,2]},"sig":"xyz"}}');
   });
 
+  it('inside another value, counts its own nesting against the depth limit, as the value itself would', () => {
+    let inner: Json = 1;
+    for (let i = 0; i < 20; i++) inner = [inner];
+    const sealed = sealCanonical(inner);
+    let outer: Json = sealed;
+    for (let i = 0; i < 12; i++) outer = [outer];
+    assert.equal(canonicalize(outer), canonicalize(JSON.parse(JSON.stringify(outer)) as Json), 'at the limit: encoded');
+    assert.throws(() => canonicalize([outer]), MalformedError, 'one more level: refused, sealed or not');
+    assert.throws(() => canonicalize([JSON.parse(JSON.stringify(outer)) as Json]), MalformedError);
+  });
+
   it('refuses what canonicalize refuses', () => {
     assert.throws(() => sealCanonical({ amount: 1.5 }), MalformedError);
     assert.throws(() => sealCanonical({ at: new Date(0) }), MalformedError);

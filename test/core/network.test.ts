@@ -11,6 +11,7 @@ import { MalformedError } from '../../core/errors.ts';
 import {
   addressFormat,
   checkAddress,
+  ceilRate,
   chooseBumpRate,
   chooseFeeRate,
   NETWORK_DEFAULTS,
@@ -111,18 +112,27 @@ describe('fee rate from estimatesmartfee', () => {
 
 describe('fee rate of a first bump', () => {
   const policy = { targetBlocks: 6, floorSatVb: 1, capSatVb: 50, fallbackSatVb: 10 };
-  it('pays the policy rate when the estimate rose above what the payment pays', () => {
-    assert.equal(chooseBumpRate(30, { satVb: 10, incrementalSatVb: 0.1 }, policy), 30);
+  it('pays the policy rate when the estimate rose above a step over what the payment pays', () => {
+    assert.deepEqual(chooseBumpRate(30, { satVb: 10, incrementalSatVb: 0.1 }, policy), { rate: 30 });
   });
-  it('else raises the paid rate one step (1.5 times, at least 1 sat/vB more)', () => {
-    assert.equal(chooseBumpRate(10, { satVb: 10, incrementalSatVb: 0.1 }, policy), 15);
-    assert.equal(chooseBumpRate(1, { satVb: 1.2, incrementalSatVb: 0.1 }, policy), 2.2);
+  it('else raises the paid rate one step (1.5 times, at least 1 sat/vB more), even when the estimate rose a little', () => {
+    assert.deepEqual(chooseBumpRate(10, { satVb: 10, incrementalSatVb: 0.1 }, policy), { rate: 15 });
+    assert.deepEqual(chooseBumpRate(12, { satVb: 10, incrementalSatVb: 0.1 }, policy), { rate: 15 });
+    assert.deepEqual(chooseBumpRate(1, { satVb: 1.2, incrementalSatVb: 0.1 }, policy), { rate: 2.2 });
     assert.equal(raisedRate(10.0004), 15.001, 'rounded up, never down');
   });
+  it('pays at least what nodes relay as a replacement, when their incremental relay rate is more than a step', () => {
+    assert.deepEqual(chooseBumpRate(1, { satVb: 1, incrementalSatVb: 2 }, policy), { rate: 3 });
+  });
   it('holds the rate to the cap, as long as the cap still beats the paid rate by the incremental relay rate', () => {
-    assert.equal(chooseBumpRate(80, { satVb: 40, incrementalSatVb: 0.1 }, policy), 50);
-    assert.equal(chooseBumpRate(10, { satVb: 49.9, incrementalSatVb: 0.1 }, policy), 50);
-    assert.equal(chooseBumpRate(10, { satVb: 49.95, incrementalSatVb: 0.1 }, policy), undefined);
-    assert.equal(chooseBumpRate(10, { satVb: 50, incrementalSatVb: 0 }, policy), undefined, 'no replacement at the paid rate itself');
+    assert.deepEqual(chooseBumpRate(80, { satVb: 40, incrementalSatVb: 0.1 }, policy), { rate: 50 });
+    assert.deepEqual(chooseBumpRate(10, { satVb: 49.9, incrementalSatVb: 0.1 }, policy), { rate: 50 });
+    assert.deepEqual(chooseBumpRate(10, { satVb: 49.95, incrementalSatVb: 0.1 }, policy), { least: 50.05 });
+    assert.deepEqual(chooseBumpRate(10, { satVb: 50, incrementalSatVb: 0 }, policy), { least: 50.001 }, 'no replacement at the paid rate itself');
+  });
+  it('rounds a rate up to 3 decimals, and leaves one already on them as it is', () => {
+    assert.equal(ceilRate(16.1), 16.1);
+    assert.equal(ceilRate(2.007), 2.007);
+    assert.equal(ceilRate(2.0071), 2.008);
   });
 });

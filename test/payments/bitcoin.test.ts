@@ -195,11 +195,18 @@ describe('BitcoinPayments on bcoin regtest', () => {
         await p.close();
       }
     };
+    // the stand-in sizes the fee for a signature a byte longer (at least the rate) or, under a cap, shorter (at most it)
     const near = (got: number, want: number) => assert.ok(got >= want && got <= want * 1.02, `${got} sat/vB, wanted ${want}`);
     near(await bumpAt(policy(5)), 7.5); // the estimate has not risen: a step up from what it pays
+    near(await bumpAt(policy(6)), 7.5); // it rose less than a step: still the step
     near(await bumpAt(policy(30)), 30); // it rose: the policy's rate
-    near(await bumpAt(policy(5, 6.5)), 6.5); // held to the cap, still 1 sat/vB (the relay fee) over what it pays
-    await assert.rejects(bumpAt(policy(5, 5.5)), (err) => err instanceof FeeCapError && /over the fee cap of 5.5 sat\/vB/.test(err.message));
+    const capped = await bumpAt(policy(5, 6.5)); // held to the cap, still 1 sat/vB (the relay fee) over what it pays
+    assert.ok(capped <= 6.5 && capped >= 6.5 * 0.98, `${capped} sat/vB, wanted at most 6.5`);
+    await assert.rejects(bumpAt(policy(5, 5.5)), (err) => err instanceof FeeCapError && /at least 6(\.\d+)? sat\/vB, over the fee cap of 5.5 sat\/vB/.test(err.message));
+    // a transaction this wallet does not know (another wallet's payment): a clear error, no bump
+    const foreign = await scb.prepareSendMany({ [await spb.newAddress()]: 10_000 });
+    await assert.rejects(payer.prepareReplacement(foreign.hex), (err) => err instanceof UnavailableError && /no fee for the transaction to replace/.test(err.message));
+    await scb.abandon(foreign.hex);
     await payer.close();
   });
 
