@@ -148,9 +148,9 @@ export function parseCanonical(text: string, maxBytes: number = MAX_CANONICAL_BY
   return value;
 }
 
-/** Lower-case hex SHA-256 of the UTF-8 bytes of `text`. */
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+/** Lower-case hex SHA-256 of `data` (a string: its UTF-8 bytes). */
+export function sha256Hex(data: string | Buffer): string {
+  return (typeof data === 'string' ? createHash('sha256').update(data, 'utf8') : createHash('sha256').update(data)).digest('hex');
 }
 
 /** The content id of a value: sha256Hex(canonicalize(body)). */

@@ -224,7 +224,7 @@ export const BUMP_FACTOR = 1.5;
 
 /** `satVb` raised by one bump step: BUMP_FACTOR times, at least 1 sat/vB more; rounded up to 3 decimals. */
 export function raisedRate(satVb: number): number {
-  return ceil3(Math.max(satVb * BUMP_FACTOR, satVb + 1));
+  return ceilRate(Math.max(satVb * BUMP_FACTOR, satVb + 1));
 }
 
 /**
@@ -240,14 +240,12 @@ export function chooseBumpRate(
   paid: { satVb: number; incrementalSatVb: number },
   policy: FeePolicy,
 ): { rate: number } | { least: number } {
-  const least = ceil3(paid.satVb + Math.max(paid.incrementalSatVb, 0.001));
+  const least = ceilRate(paid.satVb + Math.max(paid.incrementalSatVb, 0.001));
   if (least > policy.capSatVb) return { least };
-  return { rate: Math.min(policy.capSatVb, Math.max(ceil3(policySatVb), raisedRate(paid.satVb), least)) };
+  return { rate: Math.min(policy.capSatVb, Math.max(ceilRate(policySatVb), raisedRate(paid.satVb), least)) };
 }
 
-/** `satVb` rounded up to the 3 decimals a fee_rate takes (a value already on them stays). */
+/** `satVb` rounded up to the 3 decimals a fee_rate takes (a value already on them stays: a float's error is not rounded up). */
 export function ceilRate(satVb: number): number {
-  return ceil3(satVb);
+  return Math.ceil(satVb * 1000 - 1e-6) / 1000;
 }
-
-const ceil3 = (x: number) => Math.ceil(x * 1000 - 1e-6) / 1000;

@@ -3,7 +3,6 @@
  * vouched for by its domain's credential and linked to the device's previous
  * obligation by `prev` (hash chain) and `seq`.
  */
-import { createHash } from 'node:crypto';
 import { canonicalize, idOf, sha256Hex } from './canonical.ts';
 import {
   BadCredentialError,
@@ -72,7 +71,7 @@ export function createObligation(input: CreateObligationInput): Obligation {
   };
   // one UTF-8 copy of the text for the id and the signature
   const bytes = Buffer.from(canonicalize(body), 'utf8');
-  return { id: createHash('sha256').update(bytes).digest('hex'), body, sig: signBytes(input.deviceKey, bytes) };
+  return { id: sha256Hex(bytes), body, sig: signBytes(input.deviceKey, bytes) };
 }
 
 /** The link an obligation leaves for its successor. */

@@ -179,7 +179,7 @@ async function complete(
       } else if (outbid && s.satVb !== undefined && s.replacedHex !== undefined) {
         // a fee bump the node refused (its fee too low for the mempool now, or for what it replaces):
         // the transaction it was to replace is bumped again, at a higher rate than this one
-        await bump(deps, payments, s, { hex: s.replacedHex, atLeastSatVb: outbidRate(s.satVb), refused: e.message }, hooks, fence, summary);
+        await bump(deps, payments, s, { hex: s.replacedHex, atLeastSatVb: raisedRate(s.satVb), refused: e.message }, hooks, fence, summary);
       } else {
         // may still confirm (another node may hold it): keep waiting, never pay these obligations again
         (summary.stuck ??= []).push({ settlementId: s.settlementId, txid: s.txid, reason: e.message });
@@ -265,8 +265,6 @@ async function follow(
 
 /** A refused fee bump is outbid at this many times its rate (at least 1 sat/vB more: raisedRate), up to the fee policy's cap. */
 export const OUTBID_FACTOR = BUMP_FACTOR;
-
-const outbidRate = raisedRate;
 
 /**
  * Fee-bump settlement `s`: a replacement of `from.hex` (its current transaction, or, when the node
