@@ -4,12 +4,39 @@
  * it, so a crash leaves the old or the new content, never a torn one.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
+/**
+ * `mkdir -p`: make `dir` and its missing parents (`mode` for each one made), one level
+ * at a time. Node's own recursive mkdir never returns for a path under /proc (Node 22:
+ * `mkdir('/proc/x', {recursive: true})` loops), so a user's mistyped path hung; here
+ * it fails at once with the first level's error (ENOENT there).
+ */
+export async function makeDirs(dir: string, mode?: number): Promise<void> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const st = await stat(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (st) {
+      if (!st.isDirectory()) throw Object.assign(new Error(`${d} is not a directory`), { code: 'ENOTDIR' });
+      break;
+    }
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) {
+    await mkdir(d, { mode }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e; // made meanwhile by another writer
+    });
+  }
+}
 
 /** Write `text` to `file` atomically (its folder made if missing); `mode` for a new file (e.g. 0o600 for secrets). */
 export async function writeFileAtomic(file: string, text: string, mode?: number): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+  await makeDirs(dirname(file));
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'w', mode);
   try {

@@ -12,8 +12,8 @@
  * hub's public HTTP API (POST /offers, POST /obligations); the provider's grant
  * still reaches the SPD over the provider hub's MQTT.
  */
-import { mkdir, readFile } from 'node:fs/promises';
-import { writeFileAtomic } from './atomic-file.ts';
+import { readFile } from 'node:fs/promises';
+import { makeDirs, writeFileAtomic } from './atomic-file.ts';
 import { join } from 'node:path';
 import { generateKeyPair, type KeyPair } from '../core/keys.ts';
 import type { DeviceCredential, PublicKeyRef, Signed } from '../core/types.ts';
@@ -90,7 +90,7 @@ export function deviceFiles(dir: string): Required<Pick<FleetEnv, 'chainStore' |
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
       const keys = generateKeyPair();
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await makeDirs(dir, 0o700);
       await writeFileAtomic(file, JSON.stringify(keys), 0o600);
       return keys;
     },

@@ -7,9 +7,10 @@
  * what `npm run admin -- enrol --key` reads), and prints the latter. Never
  * overwrites a key.
  */
-import { access, mkdir, stat, writeFile } from 'node:fs/promises';
+import { access, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair } from '../core/keys.ts';
+import { makeDirs } from './atomic-file.ts';
 import { isMain, parse, runCli, UsageError, type CommandSpec } from '../cli/args.ts';
 
 export const KEYGEN: CommandSpec<{ alg: { type: 'string'; choices: readonly ['ed25519', 'p256']; default: 'ed25519'; help: string; arg: 'ALG' } }> = {
@@ -30,7 +31,7 @@ async function main(): Promise<number> {
   if (st && !st.isDirectory()) throw new UsageError(`${dir} exists and is not a directory`);
   if (!st) {
     // a parent that is a file (or cannot be made) is the user's mistake: one line, exit 2
-    await mkdir(dir, { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    await makeDirs(dir, 0o700).catch((e: NodeJS.ErrnoException) => {
       throw new UsageError(`${dir}: cannot create it (${e.code ?? e.message})`);
     });
   }

@@ -34,4 +34,10 @@ describe('npm run device:keygen', () => {
     assert.match(under.stderr, /cannot create it \(ENOTDIR\)\n$/);
     assert.equal(under.stderr.trim().split('\n').length, 1);
   });
+
+  it('refuses a folder it cannot make, under /proc too, at once (node\'s recursive mkdir never returns there)', { timeout: 20_000 }, async () => {
+    const proc = await run('devices/keygen.ts', ['/proc/oc-nope/thing']);
+    assert.equal(proc.code, 2);
+    assert.match(proc.stderr, /\/proc\/oc-nope\/thing: cannot create it \(ENOENT\)\n$/);
+  });
 });
