@@ -234,14 +234,12 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
     if (wtx.height !== -1) return res.json(409, { error: { message: `transaction ${txid} is confirmed` } });
     const view = await wallet.getSpentView(wtx.tx);
     const fee = wtx.tx.getFee(view);
-    // the same inputs and outputs: the same size, give or take a byte per signature
-    const vsize = wtx.tx.getVirtualSize();
-    const largest = vsize + wtx.tx.inputs.length;
-    const smallest = vsize - wtx.tx.inputs.length;
-    let total = rate === undefined ? fee + Math.max(fee, largest) : Math.max(fee + largest, Math.ceil(rate * largest));
-    if (maxRate !== undefined) total = Math.min(total, Math.floor(maxRate * smallest));
-    const extra = total - fee;
-    if (extra < largest) return res.json(409, { error: { message: `a replacement of ${txid} paying 1 sat/vB more is over ${String(maxRate)} sat/vB` } });
+    /** The fee (sats) a replacement of signed size `vsize` pays: at least 1 sat/vB more, at least `rate`, at most `maxRate`. */
+    const feeFor = (vsize: number): { total: number } | { over: true } => {
+      let total = rate === undefined ? fee + Math.max(fee, vsize) : Math.max(fee + vsize, Math.ceil(rate * vsize));
+      if (maxRate !== undefined) total = Math.min(total, Math.floor(maxRate * vsize));
+      return total - fee < vsize ? { over: true } : { total };
+    };
     const mtx = bcoin.MTX.fromTX(wtx.tx);
     mtx.view = view;
     let change: BcoinOutput | undefined;
@@ -250,14 +248,37 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
       if (address && (await wallet.hasAddress(address))) change = out;
     }
     if (!change) return res.json(409, { error: { message: `transaction ${txid} has no change output to pay a higher fee from` } });
-    change.value -= extra;
-    if (change.value <= 0 || change.isDust()) return res.json(409, { error: { message: `the change of ${txid} cannot pay a higher fee` } });
-    for (const input of mtx.inputs) {
-      input.script = new bcoin.Script();
-      input.witness = new bcoin.Witness();
+    const changeBefore = change.value;
+    const overCap = () => res.json(409, { error: { message: `a replacement of ${txid} paying 1 sat/vB more is over ${String(maxRate)} sat/vB` } });
+    // The same inputs and outputs, so about the original's size; but a signature's length varies
+    // (a DER integer's leading byte), so the fee is checked against the signed replacement's own
+    // size, and it is signed again at the fee that size needs (a new signature, maybe of another
+    // length). When the rate and the cap leave a single fee per size, two sizes can take turns:
+    // then the cap wins (the highest fee signed that is within it at its own size).
+    let sized = feeFor(wtx.tx.getVirtualSize());
+    let withinCap: { hex: string; total: number } | undefined;
+    for (let round = 0; round < 5; round++) {
+      if ('over' in sized) {
+        if (withinCap) break;
+        return overCap();
+      }
+      change.value = changeBefore - (sized.total - fee);
+      if (change.value <= 0 || change.isDust()) return res.json(409, { error: { message: `the change of ${txid} cannot pay a higher fee` } });
+      for (const input of mtx.inputs) {
+        input.script = new bcoin.Script();
+        input.witness = new bcoin.Witness();
+      }
+      await wallet.sign(mtx);
+      const vsize = mtx.getVirtualSize();
+      const want = feeFor(vsize);
+      const hex = mtx.toRaw().toString('hex');
+      if (!('over' in want) && want.total === sized.total) return res.json(200, { hex, fee: sized.total });
+      const ceiling = maxRate === undefined ? Infinity : Math.floor(maxRate * vsize);
+      if (sized.total - fee >= vsize && sized.total <= ceiling && sized.total > (withinCap?.total ?? 0)) withinCap = { hex, total: sized.total };
+      sized = want;
     }
-    await wallet.sign(mtx);
-    res.json(200, { hex: mtx.toRaw().toString('hex'), fee: fee + extra });
+    if (withinCap) return res.json(200, { hex: withinCap.hex, fee: withinCap.total });
+    res.json(503, { error: { message: `could not size a replacement of ${txid}: its signed size kept changing` } });
   });
 }
 

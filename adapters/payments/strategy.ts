@@ -120,6 +120,8 @@ const RPC_INVALID_ADDRESS_OR_KEY = -5;
 const RPC_WALLET_INSUFFICIENT_FUNDS = -6;
 const RPC_WALLET_NOT_FOUND = -18;
 const RPC_WALLET_ALREADY_LOADED = -35;
+/** JSON-RPC's internal error: bcoin's answer when one of its own assertions fails. */
+const RPC_INTERNAL_ERROR = -32603;
 
 /** Bitcoin Core's answer when a wallet does not exist or is not loaded (e.g. after a node restart). */
 const walletNotLoaded = (err: RpcRejection): boolean =>
@@ -358,8 +360,19 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
    * gettransaction: bcoin's gettransaction fails on any transaction with a
    * send part (it reads a `details.fee` field that does not exist).
    */
-  const historyEntry = async (txid: string): Promise<HistoryEntry | undefined> =>
-    (await wallet<HistoryEntry[]>('listtransactions', '', 1_000_000, 0)).find((e) => e.txid === txid);
+  const historyEntry = async (txid: string): Promise<HistoryEntry | undefined> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await wallet<HistoryEntry[]>('listtransactions', '', 1_000_000, 0)).find((e) => e.txid === txid);
+      } catch (err) {
+        // bcoin reads the history, then each entry's spent coins, without the wallet's lock: a
+        // replacement reaching the wallet in between removes the original, and bcoin's own
+        // assertion fails (-32603 "null == true", wallet/rpc.js). A moment later it reads whole.
+        if (!isRejection(err) || err.rpcCode !== RPC_INTERNAL_ERROR || attempt >= 3) throw err;
+        await sleep(20);
+      }
+    }
+  };
 
   return {
     kind: 'bcoin',
@@ -442,8 +455,17 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
         }
       }, settleMs);
       if (!accepted) throw new UnavailableError('bcoin did not accept the transaction into its mempool', { txid });
-      // Let our wallet index it too, so getTransaction right after broadcast sees it.
-      await until(async () => (await historyEntry(txid)) !== undefined, Math.min(settleMs, 500));
+      // Let our wallet index it too, so getTransaction right after broadcast sees it. Best effort:
+      // the node took it, so a wallet that refuses to list its history just now fails nothing.
+      const listed = async (): Promise<boolean> => {
+        try {
+          return (await historyEntry(txid)) !== undefined;
+        } catch (err) {
+          if (isRejection(err)) return false;
+          throw err;
+        }
+      };
+      await until(listed, Math.min(settleMs, 500));
     },
     async afterMine(hashes) {
       const last = hashes[hashes.length - 1];
