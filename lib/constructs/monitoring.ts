@@ -23,9 +23,9 @@ export interface MonitoringProps {
 /** The Powertools service name of a handler (POWERTOOLS_SERVICE_NAME, lib/constructs/handlers.ts). */
 export const serviceOf = (name: HandlerName): string => `obligation-chain-${name}`;
 
-/** Consecutive 5-minute periods a publish backlog must persist before it alarms: three publish runs a period, none cleared it. */
+/** Consecutive 5-minute periods a publish backlog must persist before it alarms: five publish runs a period (every minute, lib/constructs/schedules.ts), none cleared it. */
 export const BACKLOG_PERIODS = 3;
-/** 5-minute periods in a row with a stuck settlement before the alarm (settle runs every minute on AWS). */
+/** 5-minute periods in a row with a stuck settlement before the alarm (settle runs every 5 minutes on AWS, lib/constructs/schedules.ts). */
 export const STUCK_PERIODS = 3;
 
 const FIVE_MINUTES = Duration.minutes(5);
