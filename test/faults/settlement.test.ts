@@ -215,8 +215,9 @@ describe('settlement faults', () => {
     assert.notEqual(bump.to, paid.txid);
     assert.deepEqual(bumpRun.settlements, [], 'no second settlement of the same obligations');
     if (bumpRun.deferred !== undefined) {
-      // a transient node error after the replacement's intent was recorded (seen under load: bcoin's
-      // listtransactions answering -32603): the next run completes that intent, and bumps nothing again
+      // a transient node error after the replacement's intent was recorded (under load bcoin's
+      // listtransactions can refuse, -32603, as the replacement lands; the adapter reads it again, up
+      // to three times): the next run completes that intent, and bumps nothing again
       const recovery = await settleDomain(cloud.deps, 'se');
       assert.deepEqual([recovery.recovered, recovery.bumped, recovery.settlements], [1, undefined, []], JSON.stringify({ bumpRun, recovery }));
     }
@@ -267,7 +268,7 @@ describe('settlement faults', () => {
     assert.deepEqual(run.bumped?.map((b) => [b.settlementId, b.from]), [[s2.settlementId, s2.txid]], JSON.stringify(run));
     assert.deepEqual([run.stuck, run.settlements], [undefined, []], JSON.stringify(run));
     const again = await settleDomain(cloud.deps, 'sh');
-    // bcoin's listtransactions can fail after a replacement (as in the bump test above): the next run completes its intent
+    // a transient node error after a replacement (as in the bump test above): the next run completes its intent
     if (run.deferred !== undefined) assert.equal(again.recovered, 1, JSON.stringify({ run, again }));
     assert.equal(again.bumped, undefined, 'the chain waits again from its bump');
 
@@ -283,8 +284,8 @@ describe('settlement faults', () => {
   });
 
   /**
-   * bcoin's listtransactions can fail right after a replacement entered its wallet (-32603, seen under
-   * load; see the bump test above): the run is deferred, and the next completes its intent, bumping nothing.
+   * A transient node error right after a replacement entered the wallet (see the bump test above): the
+   * run is deferred, and the next completes its intent, bumping nothing.
    */
   async function completedAfter(run: SettleSummary, domain: string): Promise<void> {
     if (run.deferred === undefined) return;
