@@ -196,6 +196,8 @@ export function parse<O extends Options>(spec: CommandSpec<O>, argv: readonly st
     );
   }
   if (positionals.length < p.min) throw new UsageError(`missing argument: usage: ${spec.name} ${spec.usage}`);
+  // `keygen ''` (an unset shell variable) names no place: refused, like an empty option value
+  if (positionals.includes('')) throw new UsageError(`an argument is empty: usage: ${spec.name} ${spec.usage}`);
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(spec.options)) {
     const r = raw[name];

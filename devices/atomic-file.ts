@@ -14,6 +14,8 @@ import { dirname, resolve } from 'node:path';
  * it fails at once with the first level's error (ENOENT there).
  */
 export async function makeDirs(dir: string, mode?: number): Promise<void> {
+  // '' resolves to the working directory: an unset shell variable, not a place to write keys
+  if (dir === '') throw Object.assign(new Error('no folder given'), { code: 'ENOENT' });
   const missing: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
     const st = await stat(d).catch((e: NodeJS.ErrnoException) => {
@@ -28,8 +30,9 @@ export async function makeDirs(dir: string, mode?: number): Promise<void> {
     if (dirname(d) === d) break;
   }
   for (const d of missing) {
-    await mkdir(d, { mode }).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e; // made meanwhile by another writer
+    await mkdir(d, { mode }).catch(async (e: NodeJS.ErrnoException) => {
+      // made meanwhile by another writer: fine if it is a folder (not a file, not a dangling link)
+      if (e.code !== 'EEXIST' || !(await stat(d).then((st) => st.isDirectory(), () => false))) throw e;
     });
   }
 }

@@ -118,8 +118,8 @@ export interface ConsumerDeviceOptions {
    * head fell behind, e.g. an acceptance reply was lost — the device adopts the
    * chain head the refusal carries, if the obligation it names verifies with the
    * device's own key, and tries once more. Only when the refusal carries none
-   * (an older hub) does it ask this base URL of its own hub's API
-   * (GET /domains/{domain}/devices/{device}/head), with the same check.
+   * (an older hub), or one it does not adopt, does it ask this base URL of its own
+   * hub's API (GET /domains/{domain}/devices/{device}/head), with the same check.
    */
   backendApi?: string;
   /** dueBy = issuedAt + payWindowMs (default DEFAULT_PAY_WINDOW_MS). */

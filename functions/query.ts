@@ -7,8 +7,10 @@
  * domains with their figures, paged), GET /health, GET /chain (admin: the
  * node's address and permissions, the chain's parameters; service/chain.ts).
  *
- * Every route about a domain answers 404 (F07_UNKNOWN_DOMAIN) for a domain
- * with no valid record here or on the ledger: no invented newcomer figures.
+ * The public reads about a domain (reputation, obligations, a device's head, the
+ * reputation's verification) answer 404 F07_UNKNOWN_DOMAIN for a domain with no
+ * valid record here or on the ledger: no invented newcomer figures. GET
+ * /domains/{domain} answers 404 F09_NOT_FOUND when it has no record.
  */
 import { DescribeServicesCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { logger, tracer } from './shared/observability.ts';

@@ -207,18 +207,64 @@ function fullRbf(mempool: BcoinMempool, onReplaced: (evicted: BcoinTx[]) => Prom
   };
 }
 
+/** Rounds of signing a replacement at the fee its last signed size needs (sizeReplacementFee). */
+const BUMP_SIGNING_ROUNDS = 5;
+
+/** The replacement's change would be spent or dust at that fee. */
+class ChangeTooSmall extends Error {}
+
+/**
+ * The fee (sats) of a replacement of a transaction that paid `fee`: at least 1 sat/vB
+ * more (what fullRbf asks), with `rate` at least that rate, without it the original fee
+ * again; with `maxRate`, never more than that rate. All three are per vbyte of the
+ * SIGNED replacement, whose size is known only once signed (a DER signature's length
+ * varies): `sign(total)` signs it at that fee and answers its vsize, and it is signed
+ * again at the fee that size needs until the two agree. When they do not within
+ * BUMP_SIGNING_ROUNDS (the rate and the cap leave one fee per size, and two sizes take
+ * turns), the highest fee that met every bound at its own size stands, the cap before the
+ * rate: signed last. `over`: even 1 sat/vB more is over the cap; `unsettled`: no fee met
+ * the bounds. `vsize`: the original's, the first guess.
+ */
+export async function sizeReplacementFee(
+  o: { fee: number; rate?: number; maxRate?: number; vsize: number },
+  sign: (total: number) => Promise<number>,
+): Promise<{ total: number } | { over: true } | { unsettled: true }> {
+  const ceiling = (vsize: number) => (o.maxRate === undefined ? Infinity : Math.floor(o.maxRate * vsize));
+  const feeFor = (vsize: number): number | undefined => {
+    const total = Math.min(o.rate === undefined ? o.fee + Math.max(o.fee, vsize) : Math.max(o.fee + vsize, Math.ceil(o.rate * vsize)), ceiling(vsize));
+    return total - o.fee < vsize ? undefined : total;
+  };
+  /** `total` signed at `vsize` is within every bound: 1 sat/vB more, the cap, and the rate unless the cap binds at that size. */
+  const meets = (total: number, vsize: number) => {
+    const top = ceiling(vsize);
+    const least = o.rate === undefined ? o.fee + vsize : Math.max(o.fee + vsize, Math.ceil(o.rate * vsize));
+    return total - o.fee >= vsize && total <= top && (total >= least || least >= top);
+  };
+  let total = feeFor(o.vsize);
+  if (total === undefined) return { over: true };
+  let best: { total: number; vsize: number } | undefined;
+  for (let round = 0; round < BUMP_SIGNING_ROUNDS && total !== undefined; round++) {
+    const vsize = await sign(total);
+    const want = feeFor(vsize);
+    if (want === total) return { total };
+    if (meets(total, vsize) && total > (best?.total ?? 0)) best = { total, vsize };
+    total = want;
+  }
+  if (!best) return total === undefined ? { over: true } : { unsettled: true };
+  // signed again at that fee: the same signature (deterministic nonces), the same size
+  return (await sign(best.total)) === best.vsize ? { total: best.total } : { unsettled: true };
+}
+
 /**
  * POST /wallet/:id/bump {txid} on the wallet server: what Core's psbtbumpfee
  * (+ walletprocesspsbt) does, for bcoin, which has no fee bumping and whose
  * wallet will not sign inputs it counts as spent. The replacement spends the
  * same inputs (their coins from the wallet's spent view) and pays the same
  * outputs, except the change (the output to this wallet) which pays the extra
- * fee: with `rate` (sat/vB), enough that the replacement pays at least that
- * rate; without, the original fee again; at least 1 sat/vB more either way
- * (what fullRbf asks); with `maxRate`, never more than that rate (409 when 1 sat/vB
- * more is already over it). A signature may come out a byte longer or shorter, so
- * the fee is sized on the largest size the replacement can have for `rate`, and on
- * the smallest for `maxRate`. Signed, not broadcast; answers its hex and fee (sats).
+ * fee, sized by sizeReplacementFee for the signed replacement (`rate`, `maxRate`:
+ * sat/vB). 409 when 1 sat/vB more is over `maxRate` or the change cannot pay it;
+ * 503 when no fee meets the bounds at its own signed size. Signed, not broadcast;
+ * answers its hex and fee (sats).
  */
 function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
   http.post('/wallet/:id/bump', async (req, res) => {
@@ -234,12 +280,6 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
     if (wtx.height !== -1) return res.json(409, { error: { message: `transaction ${txid} is confirmed` } });
     const view = await wallet.getSpentView(wtx.tx);
     const fee = wtx.tx.getFee(view);
-    /** The fee (sats) a replacement of signed size `vsize` pays: at least 1 sat/vB more, at least `rate`, at most `maxRate`. */
-    const feeFor = (vsize: number): { total: number } | { over: true } => {
-      let total = rate === undefined ? fee + Math.max(fee, vsize) : Math.max(fee + vsize, Math.ceil(rate * vsize));
-      if (maxRate !== undefined) total = Math.min(total, Math.floor(maxRate * vsize));
-      return total - fee < vsize ? { over: true } : { total };
-    };
     const mtx = bcoin.MTX.fromTX(wtx.tx);
     mtx.view = view;
     let change: BcoinOutput | undefined;
@@ -248,37 +288,28 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
       if (address && (await wallet.hasAddress(address))) change = out;
     }
     if (!change) return res.json(409, { error: { message: `transaction ${txid} has no change output to pay a higher fee from` } });
+    const paysChange = change;
     const changeBefore = change.value;
-    const overCap = () => res.json(409, { error: { message: `a replacement of ${txid} paying 1 sat/vB more is over ${String(maxRate)} sat/vB` } });
-    // The same inputs and outputs, so about the original's size; but a signature's length varies
-    // (a DER integer's leading byte), so the fee is checked against the signed replacement's own
-    // size, and it is signed again at the fee that size needs (a new signature, maybe of another
-    // length). When the rate and the cap leave a single fee per size, two sizes can take turns:
-    // then the cap wins (the highest fee signed that is within it at its own size).
-    let sized = feeFor(wtx.tx.getVirtualSize());
-    let withinCap: { hex: string; total: number } | undefined;
-    for (let round = 0; round < 5; round++) {
-      if ('over' in sized) {
-        if (withinCap) break;
-        return overCap();
-      }
-      change.value = changeBefore - (sized.total - fee);
-      if (change.value <= 0 || change.isDust()) return res.json(409, { error: { message: `the change of ${txid} cannot pay a higher fee` } });
+    const signAt = async (total: number): Promise<number> => {
+      paysChange.value = changeBefore - (total - fee);
+      if (paysChange.value <= 0 || paysChange.isDust()) throw new ChangeTooSmall();
       for (const input of mtx.inputs) {
         input.script = new bcoin.Script();
         input.witness = new bcoin.Witness();
       }
       await wallet.sign(mtx);
-      const vsize = mtx.getVirtualSize();
-      const want = feeFor(vsize);
-      const hex = mtx.toRaw().toString('hex');
-      if (!('over' in want) && want.total === sized.total) return res.json(200, { hex, fee: sized.total });
-      const ceiling = maxRate === undefined ? Infinity : Math.floor(maxRate * vsize);
-      if (sized.total - fee >= vsize && sized.total <= ceiling && sized.total > (withinCap?.total ?? 0)) withinCap = { hex, total: sized.total };
-      sized = want;
+      return mtx.getVirtualSize();
+    };
+    let sized: Awaited<ReturnType<typeof sizeReplacementFee>>;
+    try {
+      sized = await sizeReplacementFee({ fee, vsize: wtx.tx.getVirtualSize(), ...(rate === undefined ? {} : { rate }), ...(maxRate === undefined ? {} : { maxRate }) }, signAt);
+    } catch (e) {
+      if (e instanceof ChangeTooSmall) return res.json(409, { error: { message: `the change of ${txid} cannot pay a higher fee` } });
+      throw e;
     }
-    if (withinCap) return res.json(200, { hex: withinCap.hex, fee: withinCap.total });
-    res.json(503, { error: { message: `could not size a replacement of ${txid}: its signed size kept changing` } });
+    if ('over' in sized) return res.json(409, { error: { message: `a replacement of ${txid} paying 1 sat/vB more is over ${String(maxRate)} sat/vB` } });
+    if ('unsettled' in sized) return res.json(503, { error: { message: `could not size a replacement of ${txid}: its signed size kept changing` } });
+    res.json(200, { hex: mtx.toRaw().toString('hex'), fee: sized.total });
   });
 }
 

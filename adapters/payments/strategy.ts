@@ -122,6 +122,9 @@ const RPC_WALLET_NOT_FOUND = -18;
 const RPC_WALLET_ALREADY_LOADED = -35;
 /** JSON-RPC's internal error: bcoin's answer when one of its own assertions fails. */
 const RPC_INTERNAL_ERROR = -32603;
+/** Reads of bcoin's wallet history when it answers a torn read (RPC_INTERNAL_ERROR), and the pause between. */
+const HISTORY_READS = 3;
+const HISTORY_RETRY_MS = 20;
 
 /** Bitcoin Core's answer when a wallet does not exist or is not loaded (e.g. after a node restart). */
 const walletNotLoaded = (err: RpcRejection): boolean =>
@@ -355,24 +358,27 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
   const wallet = async <T>(method: string, ...params: unknown[]): Promise<T> =>
     (await walletMany([{ method, params }]))[0] as T;
 
+  /** The wallet's whole history (listtransactions), read again when bcoin answers a torn read. */
+  const history = async (): Promise<HistoryEntry[]> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await wallet<HistoryEntry[]>('listtransactions', '', 1_000_000, 0);
+      } catch (err) {
+        // bcoin reads the history, then each entry's spent coins, without the wallet's lock: a
+        // replacement reaching the wallet in between removes the original, and bcoin's own
+        // assertion fails (-32603 "null == true", wallet/rpc.js). A moment later it reads whole.
+        const torn = isRejection(err) && err.rpcCode === RPC_INTERNAL_ERROR && err.method === 'listtransactions';
+        if (!torn || attempt >= HISTORY_READS) throw err;
+        await sleep(HISTORY_RETRY_MS);
+      }
+    }
+  };
   /**
    * The wallet's history entry for `txid`. listtransactions rather than
    * gettransaction: bcoin's gettransaction fails on any transaction with a
    * send part (it reads a `details.fee` field that does not exist).
    */
-  const historyEntry = async (txid: string): Promise<HistoryEntry | undefined> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await wallet<HistoryEntry[]>('listtransactions', '', 1_000_000, 0)).find((e) => e.txid === txid);
-      } catch (err) {
-        // bcoin reads the history, then each entry's spent coins, without the wallet's lock: a
-        // replacement reaching the wallet in between removes the original, and bcoin's own
-        // assertion fails (-32603 "null == true", wallet/rpc.js). A moment later it reads whole.
-        if (!isRejection(err) || err.rpcCode !== RPC_INTERNAL_ERROR || attempt >= 3) throw err;
-        await sleep(20);
-      }
-    }
-  };
+  const historyEntry = async (txid: string): Promise<HistoryEntry | undefined> => (await history()).find((e) => e.txid === txid);
 
   return {
     kind: 'bcoin',
@@ -456,7 +462,8 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       }, settleMs);
       if (!accepted) throw new UnavailableError('bcoin did not accept the transaction into its mempool', { txid });
       // Let our wallet index it too, so getTransaction right after broadcast sees it. Best effort:
-      // the node took it, so a wallet that refuses to list its history just now fails nothing.
+      // the node took it, so whatever the wallet refuses just now (a torn read, even a wallet not
+      // loaded) only ends the wait; the next call to the wallet reports a lasting fault.
       const listed = async (): Promise<boolean> => {
         try {
           return (await historyEntry(txid)) !== undefined;
@@ -494,9 +501,8 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
           if (!isRejection(err)) throw err; // unknown block (e.g. a fresh regtest chain): start over
         }
       }
-      const history = await wallet<HistoryEntry[]>('listtransactions', '', 1_000_000, 0);
       const heights = new Map<string, number>();
-      for (const entry of history) {
+      for (const entry of await history()) {
         // 'receive': none of the inputs is ours, the only case where someone else pays us
         // (and the only one bcoin's gettransaction can show).
         if (entry.category !== 'receive') continue;

@@ -1,10 +1,10 @@
 /** `npm run device:keygen -- <dir>` as the user runs it: the folder and its missing parents made, the two files, never an overwrite. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from './support.ts';
+import { ROOT, run } from './support.ts';
 
 describe('npm run device:keygen', () => {
   let dir: string;
@@ -35,9 +35,18 @@ describe('npm run device:keygen', () => {
     assert.equal(under.stderr.trim().split('\n').length, 1);
   });
 
-  it('refuses a folder it cannot make, under /proc too, at once (node\'s recursive mkdir never returns there)', { timeout: 20_000 }, async () => {
-    const proc = await run('devices/keygen.ts', ['/proc/oc-nope/thing']);
+  it('refuses a folder it cannot make, under /proc too, at once (node\'s recursive mkdir never returns there)', { skip: process.platform !== 'linux' && 'needs /proc (Linux)' }, async () => {
+    const proc = await run('devices/keygen.ts', ['/proc/oc-nope/thing'], { timeoutMs: 15_000 });
+    assert.equal(proc.signal, null, 'ended by itself, not killed');
     assert.equal(proc.code, 2);
     assert.match(proc.stderr, /\/proc\/oc-nope\/thing: cannot create it \(ENOENT\)\n$/);
+  });
+
+  it("refuses an empty folder argument (an unset shell variable), writing nothing where it runs", async () => {
+    const empty = await run('devices/keygen.ts', ['']);
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /^npm run device:keygen: an argument is empty: usage: npm run device:keygen -- <dir>/);
+    assert.equal(empty.stderr.trim().split('\n').length, 1);
+    await assert.rejects(access(join(ROOT, 'device.key.json')), 'no key in the working directory');
   });
 });
