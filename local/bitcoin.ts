@@ -230,15 +230,16 @@ export async function sizeReplacementFee(
   sign: (total: number) => Promise<number>,
 ): Promise<{ total: number } | { over: true } | { unsettled: true }> {
   const ceiling = (vsize: number) => (o.maxRate === undefined ? Infinity : Math.floor(o.maxRate * vsize));
+  /** The least a replacement of signed size `vsize` may pay: 1 sat/vB more, and the rate. */
+  const floor = (vsize: number) => (o.rate === undefined ? o.fee + vsize : Math.max(o.fee + vsize, Math.ceil(o.rate * vsize)));
   const feeFor = (vsize: number): number | undefined => {
-    const total = Math.min(o.rate === undefined ? o.fee + Math.max(o.fee, vsize) : Math.max(o.fee + vsize, Math.ceil(o.rate * vsize)), ceiling(vsize));
+    const total = Math.min(o.rate === undefined ? o.fee + Math.max(o.fee, vsize) : floor(vsize), ceiling(vsize));
     return total - o.fee < vsize ? undefined : total;
   };
   /** `total` signed at `vsize` is within every bound: 1 sat/vB more, the cap, and the rate unless the cap binds at that size. */
   const meets = (total: number, vsize: number) => {
     const top = ceiling(vsize);
-    const least = o.rate === undefined ? o.fee + vsize : Math.max(o.fee + vsize, Math.ceil(o.rate * vsize));
-    return total - o.fee >= vsize && total <= top && (total >= least || least >= top);
+    return total - o.fee >= vsize && total <= top && (total >= floor(vsize) || floor(vsize) >= top);
   };
   let total = feeFor(o.vsize);
   if (total === undefined) return { over: true };
@@ -307,7 +308,8 @@ function addBumpRoute(bcoin: Bcoin, http: BcoinWalletHttp): void {
       if (e instanceof ChangeTooSmall) return res.json(409, { error: { message: `the change of ${txid} cannot pay a higher fee` } });
       throw e;
     }
-    if ('over' in sized) return res.json(409, { error: { message: `a replacement of ${txid} paying 1 sat/vB more is over ${String(maxRate)} sat/vB` } });
+    // typed as bcoin types its errors (`error.type`): the adapter maps it to F18_FEE_CAP
+    if ('over' in sized) return res.json(409, { error: { type: 'FeeCapError', message: `a replacement of ${txid} paying 1 sat/vB more is over ${String(maxRate)} sat/vB` } });
     if ('unsettled' in sized) return res.json(503, { error: { message: `could not size a replacement of ${txid}: its signed size kept changing` } });
     res.json(200, { hex: mtx.toRaw().toString('hex'), fee: sized.total });
   });

@@ -346,7 +346,7 @@ export function bcoinStrategy(opts: StrategyOptions): Strategy {
       throw new RpcRejection(path, RPC_INVALID_ADDRESS_OR_KEY, answer.errorMessage);
     }
     // the stand-in's bump (local/bitcoin.ts) when even 1 sat/vB more is over its maxRate: the fee cap
-    if (answer.status === 409 && path.endsWith('/bump') && /sat\/vB more is over/.test(answer.errorMessage)) throw new FeeCapError(answer.errorMessage, { path });
+    if (answer.status === 409 && answer.errorType === 'FeeCapError') throw new FeeCapError(answer.errorMessage, { path });
     if (answer.status >= 400) throw new UnavailableError(`bcoin wallet ${method} ${path}: ${answer.status} ${answer.errorMessage}`);
     return answer;
   };

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BitcoinPayments, checkReplacement, InsufficientFundsError } from '../../adapters/payments/bitcoin.ts';
 import { parseTx } from '../../adapters/payments/rawtx.ts';
+import { restCall } from '../../adapters/payments/rest.ts';
 import { RpcCaller } from '../../adapters/payments/rpc.ts';
 import { FeeCapError, MalformedError, UnavailableError } from '../../core/errors.ts';
 import { bcoinPaymentsOptions, startRegtest, type RegtestNode } from '../../local/bitcoin.ts';
@@ -204,6 +205,9 @@ describe('BitcoinPayments on bcoin regtest', () => {
     const capped = await bumpAt(policy(5, 6.5)); // held to the cap, still 1 sat/vB (the relay fee) over what it pays
     assert.ok(capped <= 6.5 && capped >= 6.5 * 0.98, `${capped} sat/vB, wanted at most 6.5`);
     await assert.rejects(bumpAt(policy(5, 5.5)), (err) => err instanceof FeeCapError && /at least 6(\.\d+)? sat\/vB, over the fee cap of 5.5 sat\/vB/.test(err.message));
+    // the stand-in's own refusal, typed as bcoin types its errors (what the adapter maps to F18)
+    const refused = await restCall(node.walletRpc, 'POST', '/wallet/bumper2/bump', { txid: original.txid, rate: 30, maxRate: 5.5 });
+    assert.deepEqual([refused.status, refused.errorType], [409, 'FeeCapError'], refused.errorMessage);
     // a transaction this wallet does not know (another wallet's payment): a clear error, no bump
     const foreign = await scb.prepareSendMany({ [await spb.newAddress()]: 10_000 });
     await assert.rejects(payer.prepareReplacement(foreign.hex), (err) => err instanceof UnavailableError && /no fee for the transaction to replace/.test(err.message));
